@@ -1,0 +1,191 @@
+//! Destinations. Each integration is one file holding its connection config
+//! (and, from the gateway issue on, its runtime adapter); [`ConnectionConfig`]
+//! is the closed enum, tagged by `type:`, that ties them together.
+
+use crate::config::diagnostic::{Issue, Path};
+use crate::config::env::{EnvField, EnvFields};
+use crate::config::model::DeliveryOverride;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Declares a connection config struct: the fields given plus the
+/// `base_url` override (unless `no_base_url`) and the per-connection
+/// `delivery` override every connection has, and its [`EnvFields`].
+macro_rules! connection_config {
+    (no_base_url $(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// Delivery settings for this connection (concurrency, rate limit,
+            /// timeout, retries); unset fields inherit the workspace's `delivery:`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub delivery: Option<$crate::config::model::DeliveryOverride>,
+        }
+        impl $crate::config::env::EnvFields for $name {
+            fn env_fields<'a>(
+                &'a self,
+                at: &$crate::config::diagnostic::Path,
+                out: &mut Vec<$crate::config::env::EnvField<'a>>,
+            ) {
+                $( self.$field.env_fields(&at.key(stringify!($field)), out); )*
+            }
+        }
+    };
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        connection_config! { no_base_url $(#[$meta])* pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// API base URL, for regional hosts, proxies and local fakes in tests.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub base_url: Option<$crate::config::env::EnvString>,
+        } }
+    };
+}
+
+pub mod activecampaign;
+pub mod aweber;
+pub mod customer_io;
+pub mod discord;
+pub mod hubspot;
+pub mod intercom;
+pub mod log;
+pub mod mailchimp;
+pub mod mailerlite;
+pub mod resend;
+pub mod salesforce;
+pub mod sendgrid;
+pub mod slack;
+pub mod webhook;
+pub mod zoom;
+
+/// A destination, tagged by `type`. Adding an integration means one new file,
+/// one variant here and one entry in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConnectionConfig {
+    /// ActiveCampaign: lists, tags and contact sync.
+    Activecampaign(activecampaign::ActiveCampaignConfig),
+    /// AWeber: list subscriptions (OAuth 2).
+    Aweber(aweber::AweberConfig),
+    /// Customer.io: tracked events and manual segments.
+    CustomerIo(customer_io::CustomerIoConfig),
+    /// Discord: messages through a channel webhook or a bot.
+    Discord(discord::DiscordConfig),
+    /// HubSpot: lists and contact properties.
+    Hubspot(hubspot::HubspotConfig),
+    /// Intercom: contact tags.
+    Intercom(intercom::IntercomConfig),
+    /// Mailchimp: audience membership.
+    Mailchimp(mailchimp::MailchimpConfig),
+    /// MailerLite: subscriber groups.
+    Mailerlite(mailerlite::MailerliteConfig),
+    /// Resend: segments and template emails.
+    Resend(resend::ResendConfig),
+    /// Salesforce: campaign members and record fields (OAuth 2).
+    Salesforce(salesforce::SalesforceConfig),
+    /// SendGrid: marketing lists and email.
+    Sendgrid(sendgrid::SendgridConfig),
+    /// Slack: messages through an incoming webhook or a bot.
+    Slack(slack::SlackConfig),
+    /// Any HTTPS endpoint, signed per the Standard Webhooks spec.
+    Webhook(webhook::WebhookConfig),
+    /// Zoom: meeting and webinar registrants (server-to-server OAuth).
+    Zoom(zoom::ZoomConfig),
+    /// Prints each delivery to stdout: runs with no credentials at all.
+    Log(log::LogConfig),
+}
+
+/// Calls `$body` with the inner config of whichever variant `$self` is.
+macro_rules! each_variant {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            ConnectionConfig::Activecampaign($c) => $body,
+            ConnectionConfig::Aweber($c) => $body,
+            ConnectionConfig::CustomerIo($c) => $body,
+            ConnectionConfig::Discord($c) => $body,
+            ConnectionConfig::Hubspot($c) => $body,
+            ConnectionConfig::Intercom($c) => $body,
+            ConnectionConfig::Mailchimp($c) => $body,
+            ConnectionConfig::Mailerlite($c) => $body,
+            ConnectionConfig::Resend($c) => $body,
+            ConnectionConfig::Salesforce($c) => $body,
+            ConnectionConfig::Sendgrid($c) => $body,
+            ConnectionConfig::Slack($c) => $body,
+            ConnectionConfig::Webhook($c) => $body,
+            ConnectionConfig::Zoom($c) => $body,
+            ConnectionConfig::Log($c) => $body,
+        }
+    };
+}
+
+impl ConnectionConfig {
+    /// The `type:` value, which is also the integration's catalog key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectionConfig::Activecampaign(_) => "activecampaign",
+            ConnectionConfig::Aweber(_) => "aweber",
+            ConnectionConfig::CustomerIo(_) => "customer_io",
+            ConnectionConfig::Discord(_) => "discord",
+            ConnectionConfig::Hubspot(_) => "hubspot",
+            ConnectionConfig::Intercom(_) => "intercom",
+            ConnectionConfig::Mailchimp(_) => "mailchimp",
+            ConnectionConfig::Mailerlite(_) => "mailerlite",
+            ConnectionConfig::Resend(_) => "resend",
+            ConnectionConfig::Salesforce(_) => "salesforce",
+            ConnectionConfig::Sendgrid(_) => "sendgrid",
+            ConnectionConfig::Slack(_) => "slack",
+            ConnectionConfig::Webhook(_) => "webhook",
+            ConnectionConfig::Zoom(_) => "zoom",
+            ConnectionConfig::Log(_) => "log",
+        }
+    }
+
+    /// This connection's own delivery settings, if any.
+    pub fn delivery(&self) -> Option<&DeliveryOverride> {
+        each_variant!(self, c => c.delivery.as_ref())
+    }
+
+    /// True for chat integrations configured with a bot token (which need a
+    /// channel `id` in each rule) rather than a webhook URL.
+    pub fn bot_mode(&self) -> bool {
+        match self {
+            ConnectionConfig::Discord(c) => c.bot_token.is_some(),
+            ConnectionConfig::Slack(c) => c.bot_token.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Credential combinations the schema cannot express (one of two modes, all-or-nothing groups).
+    pub fn check_credentials(&self, at: &Path) -> Vec<Issue> {
+        match self {
+            ConnectionConfig::Discord(c) => c.check(at),
+            ConnectionConfig::Slack(c) => c.check(at),
+            ConnectionConfig::Hubspot(c) => c.check(at),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl EnvFields for ConnectionConfig {
+    fn env_fields<'a>(&'a self, at: &Path, out: &mut Vec<EnvField<'a>>) {
+        each_variant!(self, c => c.env_fields(at, out))
+    }
+}
+
+/// "exactly one of `a` or `b`" for the two-mode chat integrations.
+fn exactly_one(at: &Path, a: (&str, bool), b: (&str, bool)) -> Vec<Issue> {
+    use crate::config::diagnostic::Code;
+    let message = match (a.1, b.1) {
+        (true, false) | (false, true) => return Vec::new(),
+        (true, true) => {
+            format!("both `{}` and `{}` are set: expected exactly one of them", a.0, b.0)
+        }
+        (false, false) => format!("no credentials: expected exactly one of `{}` or `{}`", a.0, b.0),
+    };
+    vec![Issue::error(Code::InvalidCredentials, at.clone(), message)]
+}

@@ -1,0 +1,134 @@
+//! `meshes validate`: human, GitHub Actions and JSON output.
+
+use crate::config::{self, CheckOptions, Diagnostic, Report, Severity};
+use clap::ValueEnum;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Arguments of `meshes validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config files, or directories of them (default: meshes.yaml).
+    #[arg(value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Also fail when a referenced environment variable is unset.
+    #[arg(long)]
+    check_env: bool,
+    /// Print how long each phase took (to stderr).
+    #[arg(long)]
+    timings: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// `file:line:col: error[code]: path: message`.
+    Human,
+    /// GitHub Actions `::error file=…,line=…,col=…::` annotations.
+    Github,
+    /// One JSON document with every diagnostic.
+    Json,
+}
+
+/// Runs the check; `Err` only for usage and I/O problems (exit 2).
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let start = Instant::now();
+    let paths =
+        if args.paths.is_empty() { vec![PathBuf::from("meshes.yaml")] } else { args.paths.clone() };
+    let loaded = config::read_paths(&paths)?;
+    let report = config::check_sources(&loaded.sources, CheckOptions { check_env: args.check_env });
+    let failed = report.errors() > 0 || (args.deny_warnings && report.warnings() > 0);
+    match args.format {
+        Format::Human => human(&report, &loaded, failed),
+        Format::Github => report.diagnostics.iter().for_each(|d| println!("{}", github(d))),
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&json_report(&report, &loaded, failed))?)
+        }
+    }
+    if args.timings {
+        timings(&report, start);
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn human(report: &Report, loaded: &config::Loaded, failed: bool) {
+    for d in &report.diagnostics {
+        println!("{d}");
+    }
+    for name in &loaded.skipped {
+        eprintln!("note: skipped {name}: not a meshes config (no top-level `version:`)");
+    }
+    let files = loaded.sources.len();
+    let (errors, warnings) = (report.errors(), report.warnings());
+    if failed {
+        eprintln!("invalid: {errors} error(s), {warnings} warning(s) in {files} file(s)");
+        return;
+    }
+    for (name, c) in &report.configs {
+        eprintln!(
+            "ok: {name}: workspace `{}`: {} connection(s), {} rule(s), {} automation(s), {} sequence(s)",
+            c.workspace.name,
+            c.connections.len(),
+            c.rules.len(),
+            c.automations.len(),
+            c.sequences.len()
+        );
+    }
+    if warnings > 0 {
+        eprintln!("valid with {warnings} warning(s)");
+    }
+}
+
+/// A GitHub Actions workflow command; `%`, CR, LF, `:` and `,` escaped as the runner expects.
+fn github(d: &Diagnostic) -> String {
+    let level = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let prop = |s: &str| escape(s).replace(':', "%3A").replace(',', "%2C");
+    format!(
+        "::{level} file={},line={},col={},title={}::{}: {}",
+        prop(&d.file),
+        d.line,
+        d.column,
+        prop(&format!("meshes {level}[{}]", d.code)),
+        escape(&d.path),
+        escape(&d.message)
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn json_report(report: &Report, loaded: &config::Loaded, failed: bool) -> serde_json::Value {
+    json!({
+        "valid": !failed,
+        "errors": report.errors(),
+        "warnings": report.warnings(),
+        "files": loaded.sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "skipped": loaded.skipped,
+        "diagnostics": report.diagnostics,
+    })
+}
+
+fn timings(report: &Report, start: Instant) {
+    let t = report.timings;
+    let rules: usize = report.configs.iter().map(|(_, c)| c.rules.len()).sum();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    eprintln!(
+        "timings: parse {:.1} ms, schema {:.1} ms, semantic {:.1} ms, total {:.1} ms ({} rule(s))",
+        ms(t.parse),
+        ms(t.schema),
+        ms(t.semantic),
+        ms(start.elapsed()),
+        rules
+    );
+}

@@ -1,0 +1,230 @@
+//! Configuration: parse → validate → build.
+//!
+//! 1. **Parse** ([`load`], serde-saphyr): YAML text into a JSON value; a
+//!    [`spans::SpanIndex`] remembers where every node is.
+//! 2. **Validate**: the value against the generated JSON Schema ([`schema`]),
+//!    then the semantic checks ([`validate`]) on every part that decoded.
+//!    All problems are collected, then placed at `file:line:col`.
+//! 3. **Build**: a file with no errors becomes a [`ConfigFile`] that the
+//!    gateway turns into runtime objects.
+
+pub mod automation;
+pub mod condition;
+pub mod diagnostic;
+pub mod duration;
+pub mod env;
+pub mod load;
+mod loops;
+pub mod model;
+pub mod schema;
+pub mod spans;
+pub mod validate;
+
+pub use diagnostic::{Code, Diagnostic, Issue, Path, Severity};
+pub use load::{LoadError, Loaded, Source, read_paths};
+pub use model::{ConfigFile, DeliveryOverride, DeliverySettings, Rule};
+
+use serde_json::Value;
+use spans::SpanIndex;
+use std::time::{Duration as StdDuration, Instant};
+
+/// Options of a check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Fail when a referenced environment variable is unset.
+    pub check_env: bool,
+}
+
+/// Time spent in each phase, summed over files (`--timings`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// YAML parsing and span indexing.
+    pub parse: StdDuration,
+    /// JSON Schema validation.
+    pub schema: StdDuration,
+    /// Semantic checks.
+    pub semantic: StdDuration,
+}
+
+/// The outcome of checking a set of files.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every diagnostic, by file, line and column.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The files that had no errors, built.
+    pub configs: Vec<(String, ConfigFile)>,
+    /// Phase timings.
+    pub timings: Timings,
+}
+
+impl Report {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
+struct Checked {
+    spans: SpanIndex,
+    issues: Vec<Issue>,
+    parts: validate::Parts,
+    value: Option<Value>,
+}
+
+/// Checks every source and the constraints between them (unique workspace
+/// ids and publishable keys).
+pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
+    let mut report = Report::default();
+    let checked: Vec<Checked> =
+        sources.iter().map(|s| check_one(s, opts, &mut report.timings)).collect();
+    let mut placed: Vec<Vec<Issue>> = checked.iter().map(|c| c.issues.clone()).collect();
+    cross_file(&checked, &mut placed);
+    for ((source, c), issues) in sources.iter().zip(checked).zip(placed) {
+        let before = report.diagnostics.len();
+        for issue in issues {
+            let pos = c.spans.locate(&issue.path, issue.anchor);
+            report.diagnostics.push(Diagnostic {
+                file: source.name.clone(),
+                line: pos.line,
+                column: pos.column,
+                severity: issue.severity,
+                code: issue.code,
+                path: issue.path.to_string(),
+                message: issue.message,
+            });
+        }
+        let mine = &mut report.diagnostics[before..];
+        mine.sort_by_key(|d| (d.line, d.column, d.severity));
+        let has_errors = mine.iter().any(|d| d.severity == Severity::Error);
+        if let (false, Some(value)) = (has_errors, c.value) {
+            build(source, value, &mut report);
+        }
+    }
+    report
+}
+
+fn build(source: &Source, value: Value, report: &mut Report) {
+    match serde_json::from_value::<ConfigFile>(value) {
+        Ok(config) => report.configs.push((source.name.clone(), config)),
+        // The schema accepted what the types reject: a bug, but never a silent pass.
+        Err(e) => report.diagnostics.push(Diagnostic {
+            file: source.name.clone(),
+            line: 1,
+            column: 1,
+            severity: Severity::Error,
+            code: Code::InvalidValue,
+            path: "(root)".into(),
+            message: format!(
+                "the config passed the schema but does not decode ({e}); please report this"
+            ),
+        }),
+    }
+}
+
+fn check_one(source: &Source, opts: CheckOptions, timings: &mut Timings) -> Checked {
+    let t = Instant::now();
+    let parsed = parse_yaml(&source.text);
+    let spans = SpanIndex::build(&source.text);
+    timings.parse += t.elapsed();
+    let mut issues: Vec<Issue> = spans
+        .duplicates
+        .iter()
+        .map(|d| {
+            let message = format!(
+                "duplicate key: `{}` is already defined at line {}",
+                last_key(&d.path),
+                d.first.line
+            );
+            Issue::error(Code::DuplicateKey, d.path.clone(), message).at_key()
+        })
+        .collect();
+    let value = match parsed {
+        Ok(v) => v,
+        Err((issue, line, column)) => {
+            let mut spans = SpanIndex::default();
+            spans.pin_root(line, column);
+            issues.push(issue);
+            return Checked { spans, issues, parts: validate::Parts::default(), value: None };
+        }
+    };
+    let t = Instant::now();
+    issues.extend(schema::check(&value));
+    timings.schema += t.elapsed();
+    let t = Instant::now();
+    let parts = validate::Parts::decode(&value);
+    let checks = validate::Checks { check_env: opts.check_env, lookup: &env::process_env };
+    issues.extend(validate::check(&parts, &checks));
+    timings.semantic += t.elapsed();
+    Checked { spans, issues, parts, value: Some(value) }
+}
+
+fn last_key(path: &Path) -> String {
+    match path.0.last() {
+        Some(diagnostic::Seg::Key(k)) => k.clone(),
+        _ => path.to_string(),
+    }
+}
+
+/// Parses YAML with serde-saphyr; a syntax error comes back with its position.
+fn parse_yaml(text: &str) -> Result<Value, (Issue, usize, usize)> {
+    let options =
+        serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
+        let (line, column) =
+            e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+        let message = syntax_message(&e.to_string());
+        (Issue::error(Code::YamlSyntax, Path::root(), message), line, column)
+    })
+}
+
+/// serde-saphyr prints `error: line L column C: <message>` and a snippet;
+/// the diagnostic already carries the position, so keep the message.
+fn syntax_message(full: &str) -> String {
+    let first = full.lines().next().unwrap_or(full);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match first.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+        None => first,
+    };
+    format!("invalid YAML: {message}")
+}
+
+/// Workspace ids and publishable keys must be unique across all files.
+fn cross_file(checked: &[Checked], issues: &mut [Vec<Issue>]) {
+    let key_of = |ws: &model::Workspace| {
+        env::resolve(&ws.publishable_key.0, env::process_env)
+            .unwrap_or_else(|_| ws.publishable_key.0.clone())
+    };
+    let mut ids: Vec<(String, usize)> = Vec::new();
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for (i, c) in checked.iter().enumerate() {
+        let Some(ws) = &c.parts.workspace else { continue };
+        let at = Path::root().key("workspace");
+        if let Some((_, first)) = ids.iter().find(|(id, _)| *id == ws.id) {
+            let message = format!(
+                "duplicate workspace id `{}`: also used by file #{}; expected a unique id per workspace",
+                ws.id,
+                first + 1
+            );
+            issues[i].push(Issue::error(Code::DuplicateId, at.key("id"), message));
+        }
+        ids.push((ws.id.clone(), i));
+        let key = key_of(ws);
+        if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
+            let message = format!(
+                "publishable key already used by the workspace in file #{}; each workspace needs its own",
+                first + 1
+            );
+            issues[i].push(Issue::error(
+                Code::DuplicatePublishableKey,
+                at.key("publishable_key"),
+                message,
+            ));
+        }
+        keys.push((key, i));
+    }
+}

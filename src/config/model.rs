@@ -1,0 +1,347 @@
+//! The raw config file: serde + schemars types, one per YAML section.
+//!
+//! These types are what `meshes.yaml` parses into and what `meshes schema`
+//! prints. They hold no cross-references: `validate` checks those and turns a
+//! [`ConfigFile`] into a checked config.
+
+use super::automation::{Automation, Sequence};
+use super::duration::Duration;
+use super::env::{EnvString, Secret};
+use crate::adapters::ConnectionConfig;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A meshes config file: one workspace, its connections, rules, automations
+/// and sequences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "meshes configuration")]
+pub struct ConfigFile {
+    /// Config format version. Only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// The workspace this file configures. One file is one workspace; pass
+    /// several files (or a directory) to serve several.
+    pub workspace: Workspace,
+    /// Server-side credentials: each signs short-lived HS256 JWTs the way the
+    /// Meshes SDKs do. Required to read events or retry deliveries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_keys: Vec<MachineKey>,
+    /// Destinations by name. Rules, automations and sequences refer to them
+    /// by that name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Routing: an event of type `event` is delivered to `connection` with `metadata.action`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// Contact automations: a trigger, an optional condition and actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub automations: Vec<Automation>,
+    /// Sequences by name: ordered deliveries and waits that contacts are enrolled in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequences: BTreeMap<String, Sequence>,
+    /// Retry schedule, timeouts, concurrency and retention for every connection.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub delivery: DeliverySettings,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// The workspace: the tenant that events belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workspace {
+    /// Workspace id (a UUID), as in the hosted product's API.
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub id: String,
+    /// Human-readable name, shown in logs and the API.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Public key for browsers and mobile apps (`X-Meshes-Publishable-Key`):
+    /// it can only send events. Must be unique across workspaces.
+    pub publishable_key: EnvString,
+}
+
+/// A machine key: the access key is the JWT `kid`, the secret signs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineKey {
+    /// Public identifier of the key (the JWT `kid`, and `iss = urn:meshes:m2m:<access_key>`).
+    pub access_key: EnvString,
+    /// HMAC secret that signs the JWTs. Keep it in the environment: `${MESHES_SECRET_KEY}`.
+    pub secret: Secret,
+    /// What this key is for (shown in logs, never used for auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A rule: deliver events of one type to one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable identifier, unique in the workspace; the API uses it to retry
+    /// and inspect deliveries, so keep it when editing the rule.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"))]
+    pub id: String,
+    /// Event type that triggers the rule, matched exactly (e.g. `user.signup`).
+    #[schemars(length(min = 1, max = 200))]
+    pub event: String,
+    /// Name of the connection in `connections` that receives the delivery.
+    pub connection: String,
+    /// What to do at the destination: `action` plus the ids and values it needs.
+    pub metadata: Metadata,
+    /// Only events with this `resource` match (default: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Only events with this `resource_id` match (default: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// CEL condition over `event`, `payload`, `resource` and `resource_id`;
+    /// the rule matches only when it is true (e.g. `payload.amount > 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Set to `false` to keep the rule in the file without matching anything.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    /// Free text for the people reading the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// Rule metadata, in the hosted product's shape so rules can be copied
+/// between the two. Which fields an action needs is in the integration
+/// catalog (`meshes validate` checks them; `GET /api/v1/integrations` lists them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// The action the connection's integration performs.
+    #[schemars(extend("enum" = crate::catalog::all_action_names()))]
+    pub action: String,
+    /// Target id: list, tag, group, segment, template, campaign, property,
+    /// meeting, webinar or channel, depending on the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Scalar>,
+    /// Value to set (`update_property`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Scalar>,
+    /// Email subject (or override of the template's subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Sender address (or override of the template's sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Email body (`send_email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Message template for chat actions, with `{{payload.field}}` placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Message title (Discord embeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Event name sent to the destination instead of the meshes event type (`track_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_name_override: Option<String>,
+}
+
+/// A YAML scalar used as an id or value: `8` and `"8"` mean the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A string.
+    String(String),
+    /// An integer, kept as written.
+    Integer(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The value as the string sent to providers.
+    pub fn to_text(&self) -> String {
+        match self {
+            Scalar::String(s) => s.clone(),
+            Scalar::Integer(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// Delivery settings shared by every connection; each connection may
+/// override them under its own `delivery:` key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// When failed deliveries are attempted again.
+    pub retry: RetryPolicy,
+    /// Time allowed for one attempt, connect to last byte.
+    pub timeout: Duration,
+    /// Attempts in flight at once, per connection.
+    #[schemars(range(min = 1, max = 1024))]
+    pub concurrency: u32,
+    /// Pause a connection after this many consecutive failed attempts
+    /// (without spending the deliveries' attempts), then probe it.
+    pub circuit_breaker: CircuitBreaker,
+    /// How long events, payloads and attempts are kept before background pruning.
+    pub retention: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_millis(30_000),
+            concurrency: 8,
+            circuit_breaker: CircuitBreaker::default(),
+            retention: Duration::from_millis(30 * 86_400_000),
+        }
+    }
+}
+
+/// The retry schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryPolicy {
+    /// Delay before each attempt: the first entry is the first attempt's
+    /// delay, so the length is the maximum number of attempts.
+    #[schemars(length(min = 1, max = 50))]
+    pub schedule: Vec<Duration>,
+    /// Random spread applied to each delay, as a fraction (0.2 = ±20 %).
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub jitter: f64,
+    /// Attempt outcomes that are retried; any other failure is terminal.
+    pub retry_on: Vec<Outcome>,
+    /// Upper bound for a destination's `Retry-After` request.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        let schedule = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+            .map(|s| Duration::from_millis(s * 1_000))
+            .to_vec();
+        Self {
+            schedule,
+            jitter: 0.2,
+            retry_on: vec![
+                Outcome::RejectedServerError,
+                Outcome::RateLimited,
+                Outcome::Timeout,
+                Outcome::NetworkError,
+                Outcome::InternalError,
+            ],
+            max_retry_after: Duration::from_millis(3_600_000),
+        }
+    }
+}
+
+/// The circuit breaker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreaker {
+    /// Consecutive failed attempts that open the breaker.
+    #[schemars(range(min = 1))]
+    pub failure_threshold: u32,
+    /// How long the connection stays paused before a probe attempt.
+    pub cooldown: Duration,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self { failure_threshold: 20, cooldown: Duration::from_millis(30_000) }
+    }
+}
+
+/// The outcome of one delivery attempt (as shown in the attempts API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The destination accepted it.
+    Delivered,
+    /// A 4xx answer other than 408/429.
+    RejectedClientError,
+    /// A 5xx answer.
+    RejectedServerError,
+    /// 429 or a provider's own throttle signal.
+    RateLimited,
+    /// 401/403 or a failed token refresh.
+    AuthFailed,
+    /// No answer within the timeout.
+    Timeout,
+    /// Connection refused, reset, DNS or TLS failure.
+    NetworkError,
+    /// The payload could not be mapped to the provider's fields.
+    MappingError,
+    /// A bug or unexpected state in meshes itself.
+    InternalError,
+}
+
+/// A connection's own delivery settings; each unset field inherits the
+/// workspace's `delivery:` value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryOverride {
+    /// Attempts in flight at once for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub concurrency: Option<u32>,
+    /// Most requests this connection may send in a window (the provider's API limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Time allowed for one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Retry settings for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryOverride>,
+    /// Circuit breaker for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+/// Retry settings that replace the workspace's, field by field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverride {
+    /// Delay before each attempt (its length is the maximum number of attempts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 50))]
+    pub schedule: Option<Vec<Duration>>,
+    /// Random spread applied to each delay (0.2 = ±20 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub jitter: Option<f64>,
+    /// Attempt outcomes that are retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<Outcome>>,
+    /// Upper bound for a destination's `Retry-After` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_after: Option<Duration>,
+}
+
+/// A request budget: at most `requests` per `per`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed in each window.
+    #[schemars(range(min = 1))]
+    pub requests: u32,
+    /// The window, e.g. `1s` or `1m`.
+    pub per: Duration,
+}

@@ -1,0 +1,369 @@
+//! Semantic checks: what the schema cannot see (references between
+//! sections, catalog rules, CEL, `${…}`), run on every part that decoded so
+//! that one bad rule does not hide the errors of the others.
+
+use super::automation::{
+    Automation, AutomationAction, Notify, Sequence, Step, Trigger, TriggerFilter,
+};
+use super::condition;
+use super::diagnostic::{Code, Issue, Path, expected_one_of};
+use super::env::{self, EnvFields};
+use super::model::{MachineKey, Metadata, Rule, Workspace};
+use crate::adapters::ConnectionConfig;
+use crate::catalog::{self, Requirement};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The parts of a document that decoded; names are kept even when their
+/// body did not, so references to them are not reported twice.
+#[derive(Debug, Default)]
+pub struct Parts {
+    /// The workspace, when it decoded.
+    pub workspace: Option<Workspace>,
+    /// Machine keys that decoded, with their index.
+    pub machine_keys: Vec<(usize, MachineKey)>,
+    /// Every connection name, with its config when it decoded.
+    pub connections: Vec<(String, Option<ConnectionConfig>)>,
+    /// Rules that decoded, with their index.
+    pub rules: Vec<(usize, Rule)>,
+    /// Automations that decoded, with their index.
+    pub automations: Vec<(usize, Automation)>,
+    /// Every sequence name, with its body when it decoded.
+    pub sequences: Vec<(String, Option<Sequence>)>,
+}
+
+fn item<T: DeserializeOwned>(v: &Value) -> Option<T> {
+    T::deserialize(v).ok()
+}
+
+impl Parts {
+    /// Decodes each section item by item.
+    pub fn decode(doc: &Value) -> Self {
+        let list =
+            |k: &str| doc[k].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate();
+        let map = |k: &str| doc[k].as_object().into_iter().flatten();
+        Parts {
+            workspace: item(&doc["workspace"]),
+            machine_keys: list("machine_keys").filter_map(|(i, v)| Some((i, item(v)?))).collect(),
+            connections: map("connections").map(|(k, v)| (k.clone(), item(v))).collect(),
+            rules: list("rules").filter_map(|(i, v)| Some((i, item(v)?))).collect(),
+            automations: list("automations").filter_map(|(i, v)| Some((i, item(v)?))).collect(),
+            sequences: map("sequences").map(|(k, v)| (k.clone(), item(v))).collect(),
+        }
+    }
+
+    fn connection(&self, name: &str) -> Option<Option<&ConnectionConfig>> {
+        self.connections.iter().find(|(n, _)| n == name).map(|(_, c)| c.as_ref())
+    }
+
+    fn has_sequence(&self, name: &str) -> bool {
+        self.sequences.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// Options of the semantic pass.
+pub struct Checks<'a> {
+    /// Report unset environment variables (`--check-env`).
+    pub check_env: bool,
+    /// Where variables are read from.
+    pub lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl std::fmt::Debug for Checks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checks").field("check_env", &self.check_env).finish_non_exhaustive()
+    }
+}
+
+/// Runs every semantic check on one document's parts.
+pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
+    let mut out = Vec::new();
+    check_env_fields(parts, opts, &mut out);
+    check_ids(parts, &mut out);
+    let mut used: HashMap<&str, bool> =
+        parts.connections.iter().map(|(n, _)| (n.as_str(), false)).collect();
+    for (name, conn) in &parts.connections {
+        if let Some(conn) = conn {
+            out.extend(conn.check_credentials(&Path::root().key("connections").key(name.clone())));
+        }
+    }
+    for (i, rule) in &parts.rules {
+        let at = Path::root().key("rules").index(*i);
+        check_target(parts, &rule.connection, &rule.metadata, &at, &mut out);
+        used.insert(&rule.connection, true);
+        if let Some(when) = &rule.when {
+            check_cel(when, condition::RULE_VARIABLES, at.key("when"), &mut out);
+        }
+    }
+    for (i, automation) in &parts.automations {
+        check_automation(
+            parts,
+            automation,
+            &Path::root().key("automations").index(*i),
+            &mut used,
+            &mut out,
+        );
+    }
+    for (name, seq) in &parts.sequences {
+        let Some(seq) = seq else { continue };
+        check_sequence(
+            parts,
+            seq,
+            &Path::root().key("sequences").key(name.clone()),
+            &mut used,
+            &mut out,
+        );
+    }
+    unused(parts, &used, &mut out);
+    super::loops::check(parts, &mut out);
+    out
+}
+
+fn check_env_fields(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
+    let mut fields = Vec::new();
+    let root = Path::root();
+    if let Some(ws) = &parts.workspace {
+        ws.publishable_key.env_fields(&root.key("workspace").key("publishable_key"), &mut fields);
+    }
+    for (i, key) in &parts.machine_keys {
+        let at = root.key("machine_keys").index(*i);
+        key.access_key.env_fields(&at.key("access_key"), &mut fields);
+        key.secret.env_fields(&at.key("secret"), &mut fields);
+    }
+    for (name, conn) in &parts.connections {
+        conn.env_fields(&root.key("connections").key(name.clone()), &mut fields);
+    }
+    for f in fields {
+        if let Err(e) = env::parse(f.template) {
+            out.push(Issue::error(
+                Code::InvalidEnvRef,
+                f.path,
+                format!("{} (column {} of the value)", e.message, e.offset + 1),
+            ));
+            continue;
+        }
+        if f.secret && env::Secret::new(f.template).is_literal() {
+            out.push(Issue::warning(
+                Code::LiteralSecret,
+                f.path.clone(),
+                "credential written in the file: expected a reference such as `${API_KEY}` so the value comes from the environment, not git",
+            ));
+        }
+        if opts.check_env {
+            for var in env::variables(f.template) {
+                if (opts.lookup)(var).is_none_or(|v| v.is_empty()) {
+                    out.push(Issue::error(
+                        Code::UnsetEnv,
+                        f.path.clone(),
+                        format!("environment variable `{var}` is not set (and has no `:-default`)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_ids(parts: &Parts, out: &mut Vec<Issue>) {
+    let rules = parts.rules.iter().map(|(i, r)| (*i, r.id.as_str()));
+    duplicates("rules", "id", "rule id", rules, out);
+    let autos = parts.automations.iter().map(|(i, a)| (*i, a.id.as_str()));
+    duplicates("automations", "id", "automation id", autos, out);
+    let keys = parts.machine_keys.iter().map(|(i, k)| (*i, k.access_key.0.as_str()));
+    duplicates("machine_keys", "access_key", "access key", keys, out);
+}
+
+fn duplicates<'a>(
+    section: &str,
+    field: &str,
+    what: &str,
+    items: impl Iterator<Item = (usize, &'a str)>,
+    out: &mut Vec<Issue>,
+) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, id) in items {
+        match seen.get(id) {
+            Some(first) => out.push(Issue::error(
+                Code::DuplicateId,
+                Path::root().key(section).index(i).key(field),
+                format!("duplicate {what} `{id}`: already used by {section}[{first}]; expected unique values"),
+            )),
+            None => {
+                seen.insert(id, i);
+            }
+        }
+    }
+}
+
+/// Checks a connection reference plus action and metadata (rules, notify, sequence steps).
+fn check_target(parts: &Parts, connection: &str, meta: &Metadata, at: &Path, out: &mut Vec<Issue>) {
+    let conn = match parts.connection(connection) {
+        Some(Some(conn)) => conn,
+        Some(None) => return, // its own errors are reported where it is defined
+        None => {
+            let names = parts.connections.iter().map(|(n, _)| n.as_str());
+            let message = format!(
+                "unknown connection `{connection}`, {}",
+                expected_one_of(connection, names)
+            );
+            return out.push(Issue::error(Code::UnknownConnection, at.key("connection"), message));
+        }
+    };
+    let Some(integration) = catalog::integration(conn.kind()) else { return };
+    let meta_at = at.key("metadata");
+    let Some(action) = integration.action(&meta.action) else {
+        let message = format!(
+            "connection `{connection}` ({}) has no action `{}`, {}",
+            conn.kind(),
+            meta.action,
+            expected_one_of(&meta.action, integration.action_names())
+        );
+        return out.push(Issue::error(Code::UnknownAction, meta_at.key("action"), message));
+    };
+    let present = metadata_fields(meta);
+    for field in action.metadata {
+        let needed = match field.requirement {
+            Requirement::Required => true,
+            Requirement::RequiredInBotMode => conn.bot_mode(),
+            Requirement::Optional => false,
+        };
+        if needed && !present.contains(&field.name) {
+            let message = format!(
+                "action `{}` needs `metadata.{}` ({})",
+                action.name, field.name, field.description
+            );
+            out.push(Issue::error(Code::MissingMetadata, meta_at.clone(), message));
+        }
+    }
+    for name in present {
+        if !action.metadata.iter().any(|f| f.name == name) {
+            let message = format!(
+                "action `{}` does not use `{name}`; it reads: {}",
+                action.name,
+                read_list(action)
+            );
+            out.push(Issue::warning(Code::UnusedMetadata, meta_at.key(name), message).at_key());
+        }
+    }
+}
+
+fn read_list(action: &catalog::Action) -> String {
+    if action.metadata.is_empty() {
+        return "nothing besides `action`".to_string();
+    }
+    action.metadata.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+}
+
+fn metadata_fields(m: &Metadata) -> Vec<&'static str> {
+    let set = [
+        ("id", m.id.is_some()),
+        ("value", m.value.is_some()),
+        ("subject", m.subject.is_some()),
+        ("from", m.from.is_some()),
+        ("body", m.body.is_some()),
+        ("template", m.template.is_some()),
+        ("title", m.title.is_some()),
+        ("event_name_override", m.event_name_override.is_some()),
+    ];
+    set.into_iter().filter(|(_, s)| *s).map(|(n, _)| n).collect()
+}
+
+fn check_cel(source: &str, vars: &[&str], at: Path, out: &mut Vec<Issue>) {
+    if let Err(message) = condition::compile(source, vars) {
+        out.push(Issue::error(Code::InvalidCel, at, message));
+    }
+}
+
+fn check_automation<'a>(
+    parts: &'a Parts,
+    a: &'a Automation,
+    at: &Path,
+    used: &mut HashMap<&'a str, bool>,
+    out: &mut Vec<Issue>,
+) {
+    if let Some(when) = &a.when {
+        check_cel(when, condition::AUTOMATION_VARIABLES, at.key("when"), out);
+    }
+    if let Trigger::Filtered(TriggerFilter::SequenceEnrolled(name)) = &a.trigger {
+        check_sequence_ref(parts, name, at.key("trigger").key("sequence_enrolled"), out);
+    }
+    for (j, action) in a.actions.iter().enumerate() {
+        let here = at.key("actions").index(j);
+        match action {
+            AutomationAction::Enroll(s) => check_sequence_ref(parts, s, here.key("enroll"), out),
+            AutomationAction::Unenroll(s) => {
+                check_sequence_ref(parts, s, here.key("unenroll"), out)
+            }
+            AutomationAction::Notify(n) => check_notify(parts, n, &here.key("notify"), used, out),
+            _ => {}
+        }
+    }
+}
+
+fn check_notify<'a>(
+    parts: &'a Parts,
+    n: &'a Notify,
+    at: &Path,
+    used: &mut HashMap<&'a str, bool>,
+    out: &mut Vec<Issue>,
+) {
+    check_target(parts, &n.connection, &n.metadata, at, out);
+    used.insert(&n.connection, true);
+}
+
+fn check_sequence_ref(parts: &Parts, name: &str, at: Path, out: &mut Vec<Issue>) {
+    if !parts.has_sequence(name) {
+        let names = parts.sequences.iter().map(|(n, _)| n.as_str());
+        let message = format!("unknown sequence `{name}`, {}", expected_one_of(name, names));
+        out.push(Issue::error(Code::UnknownSequence, at, message));
+    }
+}
+
+fn check_sequence<'a>(
+    parts: &'a Parts,
+    seq: &'a Sequence,
+    at: &Path,
+    used: &mut HashMap<&'a str, bool>,
+    out: &mut Vec<Issue>,
+) {
+    if let Some(exit) = &seq.exit_when {
+        check_cel(exit, condition::SEQUENCE_VARIABLES, at.key("exit_when"), out);
+    }
+    for (j, step) in seq.steps.iter().enumerate() {
+        if let Step::Deliver(n) = step {
+            check_notify(parts, n, &at.key("steps").index(j), used, out);
+        }
+    }
+}
+
+fn unused(parts: &Parts, used: &HashMap<&str, bool>, out: &mut Vec<Issue>) {
+    for (name, _) in &parts.connections {
+        if used.get(name.as_str()) == Some(&false) {
+            out.push(
+                Issue::warning(
+                    Code::UnusedConnection,
+                    Path::root().key("connections").key(name.clone()),
+                    format!("connection `{name}` is not used by any rule, automation or sequence"),
+                )
+                .at_key(),
+            );
+        }
+    }
+    for (name, _) in &parts.sequences {
+        let enrolled = parts.automations.iter().any(|(_, a)| {
+            a.actions.iter().any(|x| matches!(x, AutomationAction::Enroll(s) if s == name))
+        });
+        if !enrolled {
+            out.push(
+                Issue::warning(
+                    Code::UnusedSequence,
+                    Path::root().key("sequences").key(name.clone()),
+                    format!(
+                        "sequence `{name}` is never entered: no automation has `enroll: {name}`"
+                    ),
+                )
+                .at_key(),
+            );
+        }
+    }
+}

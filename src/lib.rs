@@ -1,0 +1,30 @@
+//! # meshes
+//!
+//! A self-hosted, GitOps event gateway: teams commit a `meshes.yaml` of
+//! connections, rules and automations; `meshes validate` checks it in CI and
+//! `meshes serve` delivers events to webhooks and SaaS tools with durable,
+//! observable retries.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the `meshes` command line (`validate`, `schema`); the only
+//!   place that uses `anyhow` and decides exit codes.
+//! - [`config`]: parse → validate → build for `meshes.yaml`.
+//!   - [`config::model`], [`config::automation`]: the serde/schemars types of
+//!     the file, every field documented (the docs become the schema).
+//!   - [`config::env`], [`config::duration`]: `${VAR}` strings, secrets that
+//!     never print, `5m`-style durations.
+//!   - [`config::load`]: files and directories; [`config::spans`]: line and
+//!     column of every YAML node.
+//!   - [`config::schema`]: the generated JSON Schema and readable schema errors.
+//!   - [`config::validate`], [`config::condition`]: semantic checks (references,
+//!     catalog, CEL, env) collected all at once.
+//! - [`adapters`]: one file per integration; [`adapters::ConnectionConfig`] is
+//!   the closed enum tagged by `type:`.
+//! - [`catalog`]: every integration's actions and the metadata each needs:
+//!   the one source for the schema, `validate` and the integrations API.
+
+pub mod adapters;
+pub mod catalog;
+pub mod cli;
+pub mod config;
