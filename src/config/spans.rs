@@ -184,9 +184,9 @@ mod tests {
     fn locates_keys_values_and_flow_nodes() {
         let idx = SpanIndex::build(DOC);
         let rule1 = Path::root().key("rules").index(1);
-        assert_eq!(idx.locate(&rule1.key("id"), Anchor::Value), at(5, 11));
-        assert_eq!(idx.locate(&rule1.key("id"), Anchor::Key), at(5, 7));
-        assert_eq!(idx.locate(&rule1.key("metadata").key("id"), Anchor::Value), at(6, 35));
+        assert_eq!(idx.locate(&rule1.key("id"), Anchor::Value), at(5, 9));
+        assert_eq!(idx.locate(&rule1.key("id"), Anchor::Key), at(5, 5));
+        assert_eq!(idx.locate(&rule1.key("metadata").key("id"), Anchor::Value), at(6, 33));
         assert_eq!(idx.locate(&Path::root().key("rules").index(0), Anchor::Value), at(3, 5));
     }
 
