@@ -88,91 +88,78 @@ pub enum Severity {
     Warning,
 }
 
-/// Every diagnostic code `validate` can report. The kebab-case name is the
-/// stable identifier printed in `error[code]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Code {
-    /// The file could not be read.
-    Io,
-    /// The YAML is malformed (bad indent, unclosed quote, tab, …).
-    YamlSyntax,
-    /// A mapping key appears twice.
-    DuplicateKey,
-    /// A field the schema does not define.
-    UnknownField,
-    /// A required field is absent.
-    MissingField,
-    /// A value of the wrong type.
-    InvalidType,
-    /// A value outside the allowed set or range.
-    InvalidValue,
-    /// An unknown connection `type`.
-    UnknownConnectionType,
-    /// A duration that does not parse.
-    InvalidDuration,
-    /// A rule, automation or step names a connection that does not exist.
-    UnknownConnection,
-    /// The connection's integration does not offer the action.
-    UnknownAction,
-    /// The action needs metadata the rule does not give.
-    MissingMetadata,
-    /// Metadata the action does not use.
-    UnusedMetadata,
-    /// Two items share an id.
-    DuplicateId,
-    /// A CEL condition that does not compile or uses unknown variables.
-    InvalidCel,
-    /// A malformed `${…}` reference.
-    InvalidEnvRef,
-    /// A referenced environment variable is unset (`--check-env`).
-    UnsetEnv,
-    /// An automation names a sequence that does not exist.
-    UnknownSequence,
-    /// Two workspaces share a publishable key.
-    DuplicatePublishableKey,
-    /// A connection's credentials are incomplete or contradictory.
-    InvalidCredentials,
-    /// A credential written in the file instead of `${VAR}`.
-    LiteralSecret,
-    /// A connection nothing uses.
-    UnusedConnection,
-    /// A sequence no automation enrolls contacts in.
-    UnusedSequence,
-    /// Automations that trigger each other in a loop.
-    AutomationLoop,
+/// Declares [`Code`] with its printed names and the list of all codes.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Every diagnostic code `validate` can report. The kebab-case name is
+        /// the stable identifier printed in `error[code]`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The printed name, e.g. `unknown-connection`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    /// The printed name, e.g. `unknown-connection`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::Io => "io",
-            Code::YamlSyntax => "yaml-syntax",
-            Code::DuplicateKey => "duplicate-key",
-            Code::UnknownField => "unknown-field",
-            Code::MissingField => "missing-field",
-            Code::InvalidType => "invalid-type",
-            Code::InvalidValue => "invalid-value",
-            Code::UnknownConnectionType => "unknown-connection-type",
-            Code::InvalidDuration => "invalid-duration",
-            Code::UnknownConnection => "unknown-connection",
-            Code::UnknownAction => "unknown-action",
-            Code::MissingMetadata => "missing-metadata",
-            Code::UnusedMetadata => "unused-metadata",
-            Code::DuplicateId => "duplicate-id",
-            Code::InvalidCel => "invalid-cel",
-            Code::InvalidEnvRef => "invalid-env-ref",
-            Code::UnsetEnv => "unset-env",
-            Code::UnknownSequence => "unknown-sequence",
-            Code::DuplicatePublishableKey => "duplicate-publishable-key",
-            Code::InvalidCredentials => "invalid-credentials",
-            Code::LiteralSecret => "literal-secret",
-            Code::UnusedConnection => "unused-connection",
-            Code::UnusedSequence => "unused-sequence",
-            Code::AutomationLoop => "automation-loop",
-        }
-    }
+codes! {
+    /// The YAML is malformed (bad indent, unclosed quote, tab, …).
+    YamlSyntax => "yaml-syntax",
+    /// A mapping key appears twice.
+    DuplicateKey => "duplicate-key",
+    /// A field the schema does not define.
+    UnknownField => "unknown-field",
+    /// A required field is absent.
+    MissingField => "missing-field",
+    /// A value of the wrong type.
+    InvalidType => "invalid-type",
+    /// A value outside the allowed set or range.
+    InvalidValue => "invalid-value",
+    /// An unknown connection `type`.
+    UnknownConnectionType => "unknown-connection-type",
+    /// A duration that does not parse.
+    InvalidDuration => "invalid-duration",
+    /// A rule, automation or step names a connection that does not exist.
+    UnknownConnection => "unknown-connection",
+    /// The connection's integration does not offer the action.
+    UnknownAction => "unknown-action",
+    /// The action needs metadata the rule does not give.
+    MissingMetadata => "missing-metadata",
+    /// Metadata the action does not use.
+    UnusedMetadata => "unused-metadata",
+    /// Two items share an id.
+    DuplicateId => "duplicate-id",
+    /// A CEL condition that does not compile or uses unknown variables.
+    InvalidCel => "invalid-cel",
+    /// A malformed `${…}` reference.
+    InvalidEnvRef => "invalid-env-ref",
+    /// A referenced environment variable is unset (`--check-env`).
+    UnsetEnv => "unset-env",
+    /// An automation names a sequence that does not exist.
+    UnknownSequence => "unknown-sequence",
+    /// Two workspaces share a publishable key.
+    DuplicatePublishableKey => "duplicate-publishable-key",
+    /// A connection's credentials are incomplete or contradictory.
+    InvalidCredentials => "invalid-credentials",
+    /// A credential written in the file instead of `${VAR}`.
+    LiteralSecret => "literal-secret",
+    /// A connection nothing uses.
+    UnusedConnection => "unused-connection",
+    /// A sequence no automation enrolls contacts in.
+    UnusedSequence => "unused-sequence",
+    /// Automations that trigger each other in a loop.
+    AutomationLoop => "automation-loop",
 }
 
 impl fmt::Display for Code {
@@ -203,6 +190,9 @@ pub struct Issue {
     pub anchor: Anchor,
     /// What is wrong, the value found and what was expected.
     pub message: String,
+    /// An exact 1-based line and column, when the path alone is ambiguous
+    /// (the second of two identical keys).
+    pub pinned: Option<(usize, usize)>,
 }
 
 impl Issue {
@@ -214,6 +204,7 @@ impl Issue {
             path,
             anchor: Anchor::Value,
             message: message.into(),
+            pinned: None,
         }
     }
     /// A warning at the value of `path`.

@@ -82,15 +82,19 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
     let checked: Vec<Checked> =
         sources.iter().map(|s| check_one(s, opts, &mut report.timings)).collect();
     let mut placed: Vec<Vec<Issue>> = checked.iter().map(|c| c.issues.clone()).collect();
-    cross_file(&checked, &mut placed);
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    cross_file(&names, &checked, &mut placed);
     for ((source, c), issues) in sources.iter().zip(checked).zip(placed) {
         let before = report.diagnostics.len();
         for issue in issues {
-            let pos = c.spans.locate(&issue.path, issue.anchor);
+            let (line, column) = issue.pinned.unwrap_or_else(|| {
+                let pos = c.spans.locate(&issue.path, issue.anchor);
+                (pos.line, pos.column)
+            });
             report.diagnostics.push(Diagnostic {
                 file: source.name.clone(),
-                line: pos.line,
-                column: pos.column,
+                line,
+                column,
                 severity: issue.severity,
                 code: issue.code,
                 path: issue.path.to_string(),
@@ -139,7 +143,10 @@ fn check_one(source: &Source, opts: CheckOptions, timings: &mut Timings) -> Chec
                 last_key(&d.path),
                 d.first.line
             );
-            Issue::error(Code::DuplicateKey, d.path.clone(), message).at_key()
+            Issue {
+                pinned: Some((d.at.line, d.at.column)),
+                ..Issue::error(Code::DuplicateKey, d.path.clone(), message).at_key()
+            }
         })
         .collect();
     let value = match parsed {
@@ -193,38 +200,42 @@ fn syntax_message(full: &str) -> String {
     format!("invalid YAML: {message}")
 }
 
-/// Workspace ids and publishable keys must be unique across all files.
-fn cross_file(checked: &[Checked], issues: &mut [Vec<Issue>]) {
-    let key_of = |ws: &model::Workspace| {
-        env::resolve(&ws.publishable_key.0, env::process_env)
-            .unwrap_or_else(|_| ws.publishable_key.0.clone())
-    };
-    let mut ids: Vec<(String, usize)> = Vec::new();
-    let mut keys: Vec<(String, usize)> = Vec::new();
+/// Workspace ids, publishable keys and machine access keys identify a
+/// workspace at run time, so each must be unique across all files.
+fn cross_file(names: &[&str], checked: &[Checked], issues: &mut [Vec<Issue>]) {
+    let mut seen: Vec<(Code, String, usize)> = Vec::new();
     for (i, c) in checked.iter().enumerate() {
-        let Some(ws) = &c.parts.workspace else { continue };
-        let at = Path::root().key("workspace");
-        if let Some((_, first)) = ids.iter().find(|(id, _)| *id == ws.id) {
-            let message = format!(
-                "duplicate workspace id `{}`: also used by file #{}; expected a unique id per workspace",
-                ws.id,
-                first + 1
-            );
-            issues[i].push(Issue::error(Code::DuplicateId, at.key("id"), message));
-        }
-        ids.push((ws.id.clone(), i));
-        let key = key_of(ws);
-        if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
-            let message = format!(
-                "publishable key already used by the workspace in file #{}; each workspace needs its own",
-                first + 1
-            );
-            issues[i].push(Issue::error(
+        let parts = &c.parts;
+        let mut claims: Vec<(Code, Path, String)> = Vec::new();
+        if let Some(ws) = &parts.workspace {
+            let at = Path::root().key("workspace");
+            claims.push((Code::DuplicateId, at.key("id"), ws.id.clone()));
+            claims.push((
                 Code::DuplicatePublishableKey,
                 at.key("publishable_key"),
-                message,
+                effective(&ws.publishable_key),
             ));
         }
-        keys.push((key, i));
+        for (j, key) in &parts.machine_keys {
+            let at = Path::root().key("machine_keys").index(*j).key("access_key");
+            claims.push((Code::DuplicateId, at, effective(&key.access_key)));
+        }
+        for (code, path, value) in claims {
+            let clash = seen.iter().find(|(c, v, f)| *c == code && *v == value && *f != i);
+            if let Some((_, _, first)) = clash {
+                let what = last_key(&path).replace('_', " ");
+                let message = format!(
+                    "{what} `{value}` is already used by the workspace in {}; expected a value unique across workspaces",
+                    names[*first]
+                );
+                issues[i].push(Issue::error(code, path, message));
+            }
+            seen.push((code, value, i));
+        }
     }
+}
+
+/// The value an env string has now, or its template when a variable is unset.
+fn effective(s: &env::EnvString) -> String {
+    env::resolve(&s.0, env::process_env).unwrap_or_else(|_| s.0.clone())
 }

@@ -111,12 +111,15 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Issue>) {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             Issue::error(Code::MissingField, path, format!("missing required field `{name}`"))
+                .at_key()
         }
         ValidationErrorKind::Type { kind } => Issue::error(
             Code::InvalidType,
             path,
             format!("expected {}, found {}", type_names(kind), describe(instance)),
         ),
+        // The semantic check reports it with the connection's own actions.
+        ValidationErrorKind::Enum { .. } if is_metadata_action(&path) => return,
         ValidationErrorKind::Enum { options } => enum_issue(path, instance, options),
         ValidationErrorKind::Constant { expected_value } => Issue::error(
             Code::InvalidValue,
@@ -130,6 +133,11 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Issue>) {
         _ => Issue::error(Code::InvalidValue, path, bound_message(error)),
     };
     out.push(issue);
+}
+
+fn is_metadata_action(path: &Path) -> bool {
+    use super::diagnostic::Seg;
+    matches!(path.0.as_slice(), [.., Seg::Key(m), Seg::Key(a)] if m == "metadata" && a == "action")
 }
 
 fn allowed_properties(keyword: &Location) -> Vec<String> {

@@ -13,7 +13,7 @@ use crate::adapters::ConnectionConfig;
 use crate::catalog::{self, Requirement};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The parts of a document that decoded; names are kept even when their
 /// body did not, so references to them are not reported twice.
@@ -31,6 +31,30 @@ pub struct Parts {
     pub automations: Vec<(usize, Automation)>,
     /// Every sequence name, with its body when it decoded.
     pub sequences: Vec<(String, Option<Sequence>)>,
+    /// Connection names referenced anywhere, read from the raw document so
+    /// that a rule with an unrelated error still counts as a use.
+    pub used_connections: HashSet<String>,
+    /// Sequence names some `enroll` action names, read the same way.
+    pub enrolled: HashSet<String>,
+}
+
+/// Every string value under a key named `key`, at any depth.
+fn referenced(v: &Value, key: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(s)) = o.get(key) {
+                    out.insert(s.clone());
+                }
+                stack.extend(o.values());
+            }
+            Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn item<T: DeserializeOwned>(v: &Value) -> Option<T> {
@@ -50,6 +74,8 @@ impl Parts {
             rules: list("rules").filter_map(|(i, v)| Some((i, item(v)?))).collect(),
             automations: list("automations").filter_map(|(i, v)| Some((i, item(v)?))).collect(),
             sequences: map("sequences").map(|(k, v)| (k.clone(), item(v))).collect(),
+            used_connections: referenced(doc, "connection"),
+            enrolled: referenced(&doc["automations"], "enroll"),
         }
     }
 
@@ -81,8 +107,6 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     let mut out = Vec::new();
     check_env_fields(parts, opts, &mut out);
     check_ids(parts, &mut out);
-    let mut used: HashMap<&str, bool> =
-        parts.connections.iter().map(|(n, _)| (n.as_str(), false)).collect();
     for (name, conn) in &parts.connections {
         if let Some(conn) = conn {
             out.extend(conn.check_credentials(&Path::root().key("connections").key(name.clone())));
@@ -91,31 +115,18 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     for (i, rule) in &parts.rules {
         let at = Path::root().key("rules").index(*i);
         check_target(parts, &rule.connection, &rule.metadata, &at, &mut out);
-        used.insert(&rule.connection, true);
         if let Some(when) = &rule.when {
             check_cel(when, condition::RULE_VARIABLES, at.key("when"), &mut out);
         }
     }
     for (i, automation) in &parts.automations {
-        check_automation(
-            parts,
-            automation,
-            &Path::root().key("automations").index(*i),
-            &mut used,
-            &mut out,
-        );
+        check_automation(parts, automation, &Path::root().key("automations").index(*i), &mut out);
     }
     for (name, seq) in &parts.sequences {
         let Some(seq) = seq else { continue };
-        check_sequence(
-            parts,
-            seq,
-            &Path::root().key("sequences").key(name.clone()),
-            &mut used,
-            &mut out,
-        );
+        check_sequence(parts, seq, &Path::root().key("sequences").key(name.clone()), &mut out);
     }
-    unused(parts, &used, &mut out);
+    unused(parts, &mut out);
     super::loops::check(parts, &mut out);
     out
 }
@@ -197,20 +208,32 @@ fn duplicates<'a>(
 
 /// Checks a connection reference plus action and metadata (rules, notify, sequence steps).
 fn check_target(parts: &Parts, connection: &str, meta: &Metadata, at: &Path, out: &mut Vec<Issue>) {
+    let meta_at = at.key("metadata");
     let conn = match parts.connection(connection) {
         Some(Some(conn)) => conn,
-        Some(None) => return, // its own errors are reported where it is defined
-        None => {
-            let names = parts.connections.iter().map(|(n, _)| n.as_str());
-            let message = format!(
-                "unknown connection `{connection}`, {}",
-                expected_one_of(connection, names)
-            );
-            return out.push(Issue::error(Code::UnknownConnection, at.key("connection"), message));
+        found => {
+            if found.is_none() {
+                let names = parts.connections.iter().map(|(n, _)| n.as_str());
+                let message = format!(
+                    "unknown connection `{connection}`, {}",
+                    expected_one_of(connection, names)
+                );
+                out.push(Issue::error(Code::UnknownConnection, at.key("connection"), message));
+            }
+            // Without a usable connection, the action can still be checked against every integration.
+            let all = catalog::all_action_names();
+            if !all.contains(&meta.action.as_str()) {
+                let message = format!(
+                    "unknown action `{}`, {}",
+                    meta.action,
+                    expected_one_of(&meta.action, all)
+                );
+                out.push(Issue::error(Code::UnknownAction, meta_at.key("action"), message));
+            }
+            return;
         }
     };
     let Some(integration) = catalog::integration(conn.kind()) else { return };
-    let meta_at = at.key("metadata");
     let Some(action) = integration.action(&meta.action) else {
         let message = format!(
             "connection `{connection}` ({}) has no action `{}`, {}",
@@ -220,19 +243,31 @@ fn check_target(parts: &Parts, connection: &str, meta: &Metadata, at: &Path, out
         );
         return out.push(Issue::error(Code::UnknownAction, meta_at.key("action"), message));
     };
+    check_metadata(action, conn.bot_mode(), meta, &meta_at, out);
+}
+
+fn check_metadata(
+    action: &catalog::Action,
+    bot_mode: bool,
+    meta: &Metadata,
+    at: &Path,
+    out: &mut Vec<Issue>,
+) {
     let present = metadata_fields(meta);
     for field in action.metadata {
         let needed = match field.requirement {
             Requirement::Required => true,
-            Requirement::RequiredInBotMode => conn.bot_mode(),
+            Requirement::RequiredInBotMode => bot_mode,
             Requirement::Optional => false,
         };
         if needed && !present.contains(&field.name) {
             let message = format!(
-                "action `{}` needs `metadata.{}` ({})",
-                action.name, field.name, field.description
+                "action `{}` needs `metadata.{}`: {}",
+                action.name,
+                field.name,
+                field.description.to_lowercase()
             );
-            out.push(Issue::error(Code::MissingMetadata, meta_at.clone(), message));
+            out.push(Issue::error(Code::MissingMetadata, at.clone(), message));
         }
     }
     for name in present {
@@ -242,7 +277,7 @@ fn check_target(parts: &Parts, connection: &str, meta: &Metadata, at: &Path, out
                 action.name,
                 read_list(action)
             );
-            out.push(Issue::warning(Code::UnusedMetadata, meta_at.key(name), message).at_key());
+            out.push(Issue::warning(Code::UnusedMetadata, at.key(name), message).at_key());
         }
     }
 }
@@ -274,13 +309,7 @@ fn check_cel(source: &str, vars: &[&str], at: Path, out: &mut Vec<Issue>) {
     }
 }
 
-fn check_automation<'a>(
-    parts: &'a Parts,
-    a: &'a Automation,
-    at: &Path,
-    used: &mut HashMap<&'a str, bool>,
-    out: &mut Vec<Issue>,
-) {
+fn check_automation<'a>(parts: &'a Parts, a: &'a Automation, at: &Path, out: &mut Vec<Issue>) {
     if let Some(when) = &a.when {
         check_cel(when, condition::AUTOMATION_VARIABLES, at.key("when"), out);
     }
@@ -294,21 +323,14 @@ fn check_automation<'a>(
             AutomationAction::Unenroll(s) => {
                 check_sequence_ref(parts, s, here.key("unenroll"), out)
             }
-            AutomationAction::Notify(n) => check_notify(parts, n, &here.key("notify"), used, out),
+            AutomationAction::Notify(n) => check_notify(parts, n, &here.key("notify"), out),
             _ => {}
         }
     }
 }
 
-fn check_notify<'a>(
-    parts: &'a Parts,
-    n: &'a Notify,
-    at: &Path,
-    used: &mut HashMap<&'a str, bool>,
-    out: &mut Vec<Issue>,
-) {
+fn check_notify<'a>(parts: &'a Parts, n: &'a Notify, at: &Path, out: &mut Vec<Issue>) {
     check_target(parts, &n.connection, &n.metadata, at, out);
-    used.insert(&n.connection, true);
 }
 
 fn check_sequence_ref(parts: &Parts, name: &str, at: Path, out: &mut Vec<Issue>) {
@@ -319,26 +341,20 @@ fn check_sequence_ref(parts: &Parts, name: &str, at: Path, out: &mut Vec<Issue>)
     }
 }
 
-fn check_sequence<'a>(
-    parts: &'a Parts,
-    seq: &'a Sequence,
-    at: &Path,
-    used: &mut HashMap<&'a str, bool>,
-    out: &mut Vec<Issue>,
-) {
+fn check_sequence<'a>(parts: &'a Parts, seq: &'a Sequence, at: &Path, out: &mut Vec<Issue>) {
     if let Some(exit) = &seq.exit_when {
         check_cel(exit, condition::SEQUENCE_VARIABLES, at.key("exit_when"), out);
     }
     for (j, step) in seq.steps.iter().enumerate() {
         if let Step::Deliver(n) = step {
-            check_notify(parts, n, &at.key("steps").index(j), used, out);
+            check_notify(parts, n, &at.key("steps").index(j), out);
         }
     }
 }
 
-fn unused(parts: &Parts, used: &HashMap<&str, bool>, out: &mut Vec<Issue>) {
+fn unused(parts: &Parts, out: &mut Vec<Issue>) {
     for (name, _) in &parts.connections {
-        if used.get(name.as_str()) == Some(&false) {
+        if !parts.used_connections.contains(name) {
             out.push(
                 Issue::warning(
                     Code::UnusedConnection,
@@ -350,10 +366,7 @@ fn unused(parts: &Parts, used: &HashMap<&str, bool>, out: &mut Vec<Issue>) {
         }
     }
     for (name, _) in &parts.sequences {
-        let enrolled = parts.automations.iter().any(|(_, a)| {
-            a.actions.iter().any(|x| matches!(x, AutomationAction::Enroll(s) if s == name))
-        });
-        if !enrolled {
+        if !parts.enrolled.contains(name) {
             out.push(
                 Issue::warning(
                     Code::UnusedSequence,
