@@ -30,6 +30,23 @@ pub struct Automation {
     pub description: Option<String>,
 }
 
+/// schemars documents `{ key: value }` variants on the branch; editors show
+/// the key's own description on hover, so copy it there.
+fn describe_keys(schema: &mut schemars::Schema) {
+    let Some(branches) = schema.get_mut("oneOf").and_then(|b| b.as_array_mut()) else { return };
+    for branch in branches {
+        let Some(text) = branch.get("description").cloned() else { continue };
+        let Some(props) = branch.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+            continue;
+        };
+        if let [(_, prop)] = props.iter_mut().collect::<Vec<_>>().as_mut_slice()
+            && let Some(obj) = prop.as_object_mut()
+        {
+            obj.entry("description").or_insert(text);
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -72,6 +89,7 @@ pub enum TriggerKind {
 /// A trigger narrowed to one name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(transform = describe_keys)]
 pub enum TriggerFilter {
     /// An update that changed one of these fields (`plan`, `custom_fields.plan`, `tags`).
     ContactUpdated(Vec<String>),
@@ -90,6 +108,7 @@ pub enum TriggerFilter {
 /// One automation action, written as a single-key map (`{ add_tag: vip }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(transform = describe_keys)]
 pub enum AutomationAction {
     /// Add a tag to the contact (fires `tag_added`).
     AddTag(String),

@@ -1,0 +1,184 @@
+//! The `meshes` binary: exit codes, output formats and flags.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::Path;
+
+const FIXTURES: &str = "tests/fixtures/invalid";
+
+fn meshes() -> Command {
+    let mut cmd = Command::cargo_bin("meshes").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn valid_config_exits_zero_and_says_what_it_found() {
+    meshes()
+        .args(["validate", "meshes.yaml"])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(predicate::str::contains("ok: meshes.yaml: workspace `local`"));
+}
+
+#[test]
+fn no_argument_means_meshes_yaml() {
+    meshes().arg("validate").assert().code(0).stderr(predicate::str::contains("ok: meshes.yaml"));
+}
+
+#[test]
+fn invalid_config_exits_one_with_located_errors() {
+    meshes()
+        .args(["validate", &format!("{FIXTURES}/unknown-connection.yaml")])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "tests/fixtures/invalid/unknown-connection.yaml:9:47: error[unknown-connection]: rules[0].connection: unknown connection `newsleter`",
+        ))
+        .stderr(predicate::str::contains("invalid: 1 error(s), 0 warning(s) in 1 file(s)"));
+}
+
+#[test]
+fn missing_file_and_bad_usage_exit_two() {
+    meshes()
+        .args(["validate", "does/not/exist.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read does/not/exist.yaml"));
+    meshes().args(["validate", "--format", "xml", "meshes.yaml"]).assert().code(2);
+    meshes().arg("frobnicate").assert().code(2);
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let file = format!("{FIXTURES}/warnings.yaml");
+    meshes()
+        .args(["validate", &file])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("warning[literal-secret]"))
+        .stderr(predicate::str::contains("valid with 4 warning(s)"));
+    meshes().args(["validate", "--deny-warnings", &file]).assert().code(1);
+}
+
+#[test]
+fn check_env_fails_on_unset_variables_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("tests/fixtures/invalid/unset-env.check-env.yaml").unwrap();
+    let file = write(dir.path(), "env.yaml", &text);
+    meshes().current_dir(dir.path()).args(["validate", &file]).assert().code(0);
+    meshes()
+        .args(["validate", "--check-env", &file])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[unset-env]"));
+    meshes()
+        .args(["validate", "--check-env", &file])
+        .env("MESHES_FIXTURE_UNSET_TOKEN", "pat-na1-from-env")
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn github_format_prints_escaped_annotations() {
+    meshes()
+        .args(["validate", "--format", "github", &format!("{FIXTURES}/unknown-action.yaml")])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error file=tests/fixtures/invalid/unknown-action.yaml,line=9,col=72,title=meshes error[unknown-action]::rules[0].metadata.action: connection `crm` (hubspot) has no action `add_tag`",
+        ));
+    meshes()
+        .args(["validate", "--format", "github", &format!("{FIXTURES}/warnings.yaml")])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("::warning file=")
+                .and(predicate::str::contains("::error").not()),
+        );
+}
+
+#[test]
+fn json_format_is_machine_readable() {
+    let out = meshes()
+        .args(["validate", "--format", "json", &format!("{FIXTURES}/missing-metadata.yaml")])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["errors"], 4);
+    let first = &json["diagnostics"][0];
+    assert_eq!(first["code"], "missing-metadata");
+    assert_eq!(first["severity"], "error");
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(11), Some(62)));
+    assert_eq!(first["path"], "rules[0].metadata");
+}
+
+#[test]
+fn directories_validate_every_config_and_skip_other_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("meshes.yaml", dir.path().join("a.yaml")).unwrap();
+    write(dir.path(), "workflow.yml", "on: push\njobs: {}\n");
+    meshes().args(["validate", dir.path().to_str().unwrap()]).assert().code(0).stderr(
+        predicate::str::contains("note: skipped").and(predicate::str::contains("workflow.yml")),
+    );
+    let empty = tempfile::tempdir().unwrap();
+    meshes()
+        .args(["validate", empty.path().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no meshes config found"));
+}
+
+#[test]
+fn timings_report_each_phase() {
+    meshes()
+        .args(["validate", "--timings", "meshes.yaml"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::is_match(r"timings: parse [0-9.]+ ms, schema [0-9.]+ ms, semantic [0-9.]+ ms, total [0-9.]+ ms \(2 rule\(s\)\)").unwrap());
+}
+
+#[test]
+fn secrets_never_appear_in_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("meshes.yaml").unwrap().replace(
+        "connection: stdout\n    metadata: { action: log }\n  - id: paid-log",
+        "connection: nowhere\n    metadata: { action: log }\n  - id: paid-log",
+    );
+    let file = write(dir.path(), "m.yaml", &text);
+    for format in ["human", "github", "json"] {
+        let out = meshes()
+            .args(["validate", "--check-env", "--format", format, &file])
+            .env("MESHES_SECRET_KEY", "super-secret-value-123")
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains("unknown connection `nowhere`"), "{all}");
+        assert!(!all.contains("super-secret-value-123"), "secret leaked in {format}: {all}");
+    }
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let committed = std::fs::read_to_string("schema/meshes.schema.json").unwrap();
+    meshes().arg("schema").assert().code(0).stdout(committed);
+}

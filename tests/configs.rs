@@ -1,0 +1,175 @@
+//! Every config shipped in the repo is valid, and mutating one is caught at
+//! the right line and column.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use meshes::config::{self, CheckOptions, Code, Report, Source};
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check_text(name: &str, text: &str) -> Report {
+    let source = Source { name: name.to_string(), text: text.to_string() };
+    config::check_sources(&[source], CheckOptions::default())
+}
+
+fn lines(report: &Report) -> Vec<String> {
+    report.diagnostics.iter().map(ToString::to_string).collect()
+}
+
+/// meshes.yaml and every config in examples/ (those with a top-level `version:`).
+fn shipped_configs() -> Vec<PathBuf> {
+    let mut files = vec![root().join("meshes.yaml")];
+    let loaded = config::read_paths(&[root().join("examples")]).unwrap();
+    files.extend(loaded.sources.iter().map(|s| PathBuf::from(&s.name)));
+    files
+}
+
+#[test]
+fn every_shipped_config_is_valid_without_warnings() {
+    for file in shipped_configs() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let report = check_text(&file.display().to_string(), &text);
+        assert!(
+            report.diagnostics.is_empty(),
+            "{}:\n{}",
+            file.display(),
+            lines(&report).join("\n")
+        );
+        assert_eq!(report.configs.len(), 1);
+        assert!(
+            text.starts_with("# yaml-language-server: $schema="),
+            "{} lacks the schema modeline",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn examples_validate_together() {
+    let loaded = config::read_paths(&[root().join("examples")]).unwrap();
+    assert!(
+        loaded.sources.len() >= 15,
+        "expected one example per integration, found {}",
+        loaded.sources.len()
+    );
+    let report = config::check_sources(&loaded.sources, CheckOptions::default());
+    assert!(report.diagnostics.is_empty(), "{}", lines(&report).join("\n"));
+}
+
+#[test]
+fn kubernetes_configmap_embeds_a_valid_config() {
+    let manifest =
+        std::fs::read_to_string(root().join("examples/kubernetes-sidecar.yaml")).unwrap();
+    let start = manifest.find("meshes.yaml: |").expect("ConfigMap key meshes.yaml");
+    let body: Vec<&str> = manifest[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    let text: String = body.iter().map(|l| l.get(4..).unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let report = check_text("configmap/meshes.yaml", &text);
+    assert!(report.errors() == 0, "{}", lines(&report).join("\n"));
+}
+
+#[test]
+fn webhook_example_keeps_its_contract() {
+    let text = std::fs::read_to_string(root().join("examples/webhook.yaml")).unwrap();
+    let report = check_text("webhook.yaml", &text);
+    let (_, cfg) = &report.configs[0];
+    assert_eq!(cfg.workspace.publishable_key.0, "${MESHES_PUBLISHABLE_KEY}");
+    assert_eq!(cfg.machine_keys.len(), 1);
+    assert_eq!(cfg.machine_keys[0].access_key.0, "${MESHES_ACCESS_KEY}");
+    assert_eq!(cfg.machine_keys[0].secret.template(), "${MESHES_SECRET_KEY}");
+    let rule = cfg.rules.iter().find(|r| r.id == "signup-webhook").unwrap();
+    assert_eq!(rule.event, "user.signup");
+    let Some(meshes::adapters::ConnectionConfig::Webhook(hook)) =
+        cfg.connections.get(&rule.connection)
+    else {
+        panic!("signup-webhook must route to a webhook connection");
+    };
+    assert_eq!(hook.url.0, "${WEBHOOK_URL}");
+    let secret = serde_json::to_value(&hook.signing_secret).unwrap();
+    assert_eq!(secret, "${WEBHOOK_SECRET}");
+}
+
+/// The first line index and column (1-based) where `needle` occurs after `from_line`.
+fn find(text: &str, needle: &str, from_line: usize) -> Option<(usize, usize)> {
+    text.lines().enumerate().skip(from_line).find_map(|(i, l)| l.find(needle).map(|c| (i, c + 1)))
+}
+
+fn replace_line(text: &str, index: usize, new: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[index] = new;
+    lines.join("\n") + "\n"
+}
+
+fn assert_reported(report: &Report, code: Code, line: usize, column: Option<usize>, file: &Path) {
+    let hit = report
+        .diagnostics
+        .iter()
+        .any(|d| d.code == code && d.line == line && column.is_none_or(|c| c == d.column));
+    assert!(
+        hit,
+        "{}: expected {code} at {line}:{column:?}, got:\n{}",
+        file.display(),
+        lines(report).join("\n")
+    );
+}
+
+#[test]
+fn mutations_are_reported_at_the_mutated_node() {
+    for file in shipped_configs() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.display().to_string();
+        let rules_at = find(&text, "\nrules:", 0)
+            .map_or(0, |_| text.lines().position(|l| l == "rules:").unwrap());
+
+        // A rule pointing at a connection that does not exist.
+        let (i, col) = find(&text, "connection: ", rules_at).unwrap();
+        let line = text.lines().nth(i).unwrap();
+        let at = col + "connection: ".len();
+        let mutated = replace_line(
+            &text,
+            i,
+            &format!("{}no-such-connection{}", &line[..at - 1], rest_after_word(&line[at - 1..])),
+        );
+        assert_reported(
+            &check_text(&name, &mutated),
+            Code::UnknownConnection,
+            i + 1,
+            Some(at),
+            &file,
+        );
+
+        // An unknown field in the workspace.
+        let ws = text.lines().position(|l| l == "workspace:").unwrap();
+        let mutated = replace_line(&text, ws, "workspace:\n  colour: blue");
+        assert_reported(&check_text(&name, &mutated), Code::UnknownField, ws + 2, Some(3), &file);
+
+        // An action the connection's integration does not offer.
+        let (i, col) = find(&text, "action: ", rules_at).unwrap();
+        let line = text.lines().nth(i).unwrap();
+        let at = col + "action: ".len();
+        let mutated = replace_line(
+            &text,
+            i,
+            &format!("{}launch_rocket{}", &line[..at - 1], rest_after_word(&line[at - 1..])),
+        );
+        assert_reported(&check_text(&name, &mutated), Code::UnknownAction, i + 1, Some(at), &file);
+
+        // A broken indent.
+        let (i, _) = find(&text, "  name: ", ws).unwrap();
+        let line = text.lines().nth(i).unwrap();
+        let mutated = replace_line(&text, i, &line[1..]);
+        assert_reported(&check_text(&name, &mutated), Code::YamlSyntax, i + 1, None, &file);
+    }
+}
+
+/// What follows the word at the start of `s` (`", id: 1 }"` after `add_tag, id: 1 }`).
+fn rest_after_word(s: &str) -> &str {
+    let end = s.find(|c: char| c == ',' || c == '}' || c.is_whitespace()).unwrap_or(s.len());
+    &s[end..]
+}
