@@ -25,6 +25,9 @@
 //!   the one source for the schema, `validate` and the integrations API.
 
 pub mod adapters;
+pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod server;

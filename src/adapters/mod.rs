@@ -47,6 +47,8 @@ macro_rules! connection_config {
     };
 }
 
+pub mod adapter;
+
 pub mod activecampaign;
 pub mod aweber;
 pub mod customer_io;

@@ -19,6 +19,7 @@ pub mod model;
 pub mod schema;
 pub mod spans;
 pub mod validate;
+pub mod watch;
 
 pub use diagnostic::{Code, Diagnostic, Issue, Path, Severity};
 pub use load::{LoadError, Loaded, Source, read_paths};

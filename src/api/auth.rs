@@ -1,0 +1,1 @@
+//! Authentication: publishable keys, machine JWTs, per-key rate limits.

@@ -1,0 +1,1 @@
+//! The one place API errors become HTTP responses.

@@ -1,0 +1,65 @@
+//! Wall-clock milliseconds that follow tokio's clock.
+//!
+//! Due times are stored as Unix milliseconds, but tests drive retries with
+//! tokio's paused clock. Reading "now" as a wall-clock origin plus tokio's
+//! elapsed time keeps both views consistent: in production the two advance
+//! together, in a paused test time moves only when the test advances it.
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+struct Origin {
+    wall_ms: u64,
+    instant: tokio::time::Instant,
+}
+
+static ORIGIN: OnceLock<Origin> = OnceLock::new();
+
+/// Milliseconds since the Unix epoch, advancing with tokio's clock.
+pub fn now_ms() -> u64 {
+    let origin = ORIGIN.get_or_init(|| Origin {
+        wall_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        instant: tokio::time::Instant::now(),
+    });
+    origin.wall_ms + origin.instant.elapsed().as_millis() as u64
+}
+
+/// `2026-11-23T13:45:00.123Z` for a Unix-millisecond timestamp.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_435_200_123), "2026-11-23T12:00:00.123Z");
+    }
+}

@@ -1,0 +1,1 @@
+//! Config hot reload: directory watch (debounced) and SIGHUP.

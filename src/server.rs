@@ -1,0 +1,1 @@
+//! The HTTP accept loop: header-read timeouts and graceful shutdown.
