@@ -191,3 +191,35 @@ fn exactly_one(at: &Path, a: (&str, bool), b: (&str, bool)) -> Vec<Issue> {
     };
     vec![Issue::error(Code::InvalidCredentials, at.clone(), message)]
 }
+
+/// Why a connection's runtime adapter could not be built from its config.
+/// Never carries a secret's value: only field names and reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A `${VAR}` could not be resolved.
+    #[error("connection field `{field}`: {source}")]
+    Env {
+        /// The config field, e.g. `signing_secret[1]`.
+        field: String,
+        /// What went wrong.
+        source: crate::config::env::ResolveError,
+    },
+    /// A resolved value is unusable (bad URL, secret not `whsec_` base64, …).
+    #[error("connection field `{field}`: {message}")]
+    Invalid {
+        /// The config field.
+        field: String,
+        /// What is wrong and what was expected (no secret values).
+        message: String,
+    },
+}
+
+/// Looks up environment variables when building adapters (the process
+/// environment in production, a map in tests).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Resolves a `${…}` template for `field`, mapping failures to [`BuildError`].
+pub fn resolve_field(field: &str, template: &str, lookup: Lookup<'_>) -> Result<String, BuildError> {
+    crate::config::env::resolve(template, lookup)
+        .map_err(|source| BuildError::Env { field: field.to_string(), source })
+}
