@@ -31,3 +31,4 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod server;
+pub mod store;

@@ -1,0 +1,301 @@
+//! The durable outbox: events, payloads, deliveries, attempts and the
+//! due-time index, in one embedded redb file.
+//!
+//! Every write goes through one writer thread ([`writer`]) that batches
+//! concurrent requests into one transaction and one fsync (group commit).
+//! Reads use their own snapshots and never block it.
+
+pub mod records;
+mod tables;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use records::{AttemptRecord, EventRecord, EventView, RuleEventRecord, Status};
+pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use std::path::Path;
+use std::sync::Arc;
+use tables::*;
+
+/// Why the store could not do something. Every variant maps to 503: the
+/// request was not acknowledged and may be retried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open the store at {path}: {message}")]
+    Open {
+        /// The data directory.
+        path: String,
+        /// The underlying error.
+        message: String,
+    },
+    /// A read or write failed (disk full, I/O error, corruption).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The writer thread has stopped (shutdown or a fatal error).
+    #[error("store writer stopped")]
+    Closed,
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// Parses an event id (UUID string) into its table key.
+pub fn event_key(id: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(id).ok().map(|u| u.as_u128())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Unavailable(format!("corrupt record: {e}")))
+}
+
+/// A due delivery: the due-index key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DueKey {
+    /// `<workspace>/<connection>`.
+    pub conn_key: String,
+    /// Unix ms.
+    pub due: u64,
+    /// Event key.
+    pub event: u128,
+    /// Rule id.
+    pub rule: String,
+}
+
+/// Filters of `GET /events`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Event type.
+    pub event: Option<String>,
+    /// Derived status.
+    pub status: Option<Status>,
+    /// Resource.
+    pub resource: Option<String>,
+    /// Resource id.
+    pub resource_id: Option<String>,
+}
+
+/// One page of events, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The events.
+    pub records: Vec<EventView>,
+    /// Pass back as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Most events a list request examines before it returns a partial page
+/// with a cursor, so a rare filter cannot scan the whole store in one request.
+const LIST_SCAN_BUDGET: usize = 5_000;
+
+/// The store: cheap to clone, shared by the API and the delivery engine.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: writer::Handle,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Store {
+    /// Opens (or creates) `meshes.redb` in `dir` and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let db = Database::create(dir.join("meshes.redb")).map_err(|e| err(e.to_string()))?;
+        let db = Arc::new(db);
+        tables::create_all(&db).map_err(|e| err(e.to_string()))?;
+        let (writer, thread) = writer::spawn(db.clone()).map_err(|e| err(e.to_string()))?;
+        Ok(Store { db, writer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    }
+
+    /// Waits for the writer to finish what it has queued and releases the
+    /// file. Call it last, once every other clone of the store and of its
+    /// writer handle has been dropped (otherwise the writer keeps waiting).
+    pub async fn close(self) {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        drop(self);
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// The writer, for ingest and state changes.
+    pub fn writer(&self) -> &writer::Handle {
+        &self.writer
+    }
+
+    /// An event with its rule events.
+    pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(EVENTS)?;
+        let Some(raw) = events.get(id)? else { return Ok(None) };
+        let event: EventRecord = decode(raw.value())?;
+        let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
+        Ok(Some(EventView { event, rule_events }))
+    }
+
+    /// The raw JSON payload of an event.
+    pub fn payload(&self, id: u128) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PAYLOADS)?;
+        Ok(table.get(id)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The attempts of one rule event, oldest first.
+    pub fn attempts(&self, event: u128, rule: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ATTEMPTS)?;
+        let mut out = Vec::new();
+        for row in table.range((event, rule, 0u32)..=(event, rule, u32::MAX))? {
+            out.push(decode(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A page of a workspace's events, newest first, filtered.
+    pub fn list(
+        &self,
+        workspace: &str,
+        filter: &ListFilter,
+        cursor: Option<u128>,
+        limit: usize,
+        in_flight: &dyn Fn(u128, &str) -> bool,
+    ) -> Result<Page, StoreError> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(BY_WORKSPACE)?;
+        let events = txn.open_table(EVENTS)?;
+        let rules = txn.open_table(RULE_EVENTS)?;
+        let upper = cursor.unwrap_or(u128::MAX);
+        let mut records = Vec::new();
+        for (scanned, row) in index.range((workspace, 0u128)..(workspace, upper))?.rev().enumerate()
+        {
+            let id = row?.0.value().1;
+            if records.len() == limit || scanned == LIST_SCAN_BUDGET {
+                return Ok(Page { next_cursor: Some(cursor_after(&records, limit, id)), records });
+            }
+            let Some(raw) = events.get(id)? else { continue };
+            let view = EventView {
+                event: decode(raw.value())?,
+                rule_events: read_rule_events(&rules, id)?,
+            };
+            if matches_filter(&view, filter, &|r| in_flight(id, r)) {
+                records.push(view);
+            }
+        }
+        Ok(Page { records, next_cursor: None })
+    }
+
+    /// Due deliveries of one connection (due ≤ `now`), oldest first, skipping `skip`.
+    pub fn due(
+        &self,
+        conn_key: &str,
+        now: u64,
+        limit: usize,
+        skip: &dyn Fn(u128, &str) -> bool,
+    ) -> Result<Vec<DueKey>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DUE)?;
+        let mut out = Vec::new();
+        for row in
+            table.range((conn_key, 0u64, 0u128, "")..=(conn_key, now, u128::MAX, "\u{10FFFF}"))?
+        {
+            let (key, _) = row?;
+            let (c, due, event, rule) = key.value();
+            if !skip(event, rule) {
+                out.push(DueKey { conn_key: c.to_string(), due, event, rule: rule.to_string() });
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the next delivery of a connection is due, if any.
+    pub fn next_due(&self, conn_key: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DUE)?;
+        let mut range = table
+            .range((conn_key, 0u64, 0u128, "")..=(conn_key, u64::MAX, u128::MAX, "\u{10FFFF}"))?;
+        Ok(range.next().transpose()?.map(|(k, _)| k.value().1))
+    }
+
+    /// Every connection partition that has due entries, and how many (a
+    /// full scan: for orphan cleanup and metrics, not the hot path).
+    pub fn due_partitions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DUE)?;
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for row in table.iter()? {
+            let (key, _) = row?;
+            let conn = key.value().0;
+            match out.last_mut() {
+                Some((c, n)) if c == conn => *n += 1,
+                _ => out.push((conn.to_string(), 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` due entries of one partition (any due time), for orphan cleanup.
+    pub fn partition_entries(
+        &self,
+        conn_key: &str,
+        limit: usize,
+    ) -> Result<Vec<DueKey>, StoreError> {
+        self.due(conn_key, u64::MAX, limit, &|_, _| false)
+    }
+
+    /// Number of pending deliveries (due entries).
+    pub fn due_len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(DUE)?.len()?)
+    }
+}
+
+/// The cursor is an exclusive upper bound: a full page continues below its
+/// last record; a page cut short by the scan budget continues at the first
+/// event it did not examine.
+fn cursor_after(records: &[EventView], limit: usize, unexamined: u128) -> String {
+    match records.last() {
+        Some(last) if records.len() == limit => last.event.id.clone(),
+        _ => uuid::Uuid::from_u128(unexamined.saturating_add(1)).to_string(),
+    }
+}
+
+fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> bool) -> bool {
+    let e = &view.event;
+    f.event.as_ref().is_none_or(|x| *x == e.event)
+        && f.resource.as_ref().is_none_or(|x| *x == e.resource)
+        && f.resource_id.as_ref().is_none_or(|x| Some(x) == e.resource_id.as_ref())
+        && f.status.is_none_or(|s| view.status(in_flight) == s)
+}
+
+fn read_rule_events(
+    table: &impl ReadableTable<(u128, &'static str), &'static [u8]>,
+    id: u128,
+) -> Result<Vec<RuleEventRecord>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((id, "")..=(id, "\u{10FFFF}"))? {
+        out.push(decode(row?.1.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,295 @@
+//! The single writer: group commit for everything that changes the store.
+//!
+//! Requests queue on a channel; the writer thread takes whatever has queued
+//! (up to [`MAX_BATCH`]), applies it in one redb transaction and commits once
+//! (`Durability::Immediate`: fsync'd when `commit` returns). Only then does
+//! each caller get its answer, so a `201` always means "on disk". Under load
+//! many requests share one fsync; alone, a request pays one.
+
+use super::records::{AttemptRecord, EventRecord};
+use super::tables::*;
+use super::{DueKey, StoreError};
+use redb::{Database, Table, WriteTransaction};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most requests applied in one transaction.
+pub const MAX_BATCH: usize = 1024;
+/// How long an `Idempotency-Key` protects against repeats.
+pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 3_600_000;
+
+/// An event to accept, with one delivery per matched rule.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The record (id already assigned).
+    pub record: EventRecord,
+    /// The raw JSON payload.
+    pub payload: Vec<u8>,
+    /// `Idempotency-Key` header, if sent.
+    pub idempotency_key: Option<String>,
+    /// The deliveries.
+    pub rules: Vec<NewRuleEvent>,
+}
+
+/// One delivery to create.
+#[derive(Debug, Clone)]
+pub struct NewRuleEvent {
+    /// Rule id.
+    pub rule_id: String,
+    /// Connection name.
+    pub connection: String,
+    /// Action.
+    pub action: String,
+    /// `<workspace>/<connection>`.
+    pub conn_key: String,
+    /// Stable delivery id.
+    pub delivery_id: String,
+    /// First attempt due (Unix ms).
+    pub due: u64,
+}
+
+/// The answer for one accepted event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    /// The stored event (the original one for an idempotent repeat).
+    pub event: EventRecord,
+    /// True when an earlier event with the same `Idempotency-Key` was returned.
+    pub duplicate: bool,
+}
+
+/// What happens after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Try again at this time (Unix ms).
+    Retry {
+        /// Due time.
+        at: u64,
+    },
+    /// Delivered.
+    Completed,
+    /// Terminal failure.
+    Failed,
+    /// The rule or connection left the config.
+    Canceled {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The result of an attempt to record.
+#[derive(Debug, Clone)]
+pub struct AttemptDone {
+    /// The due entry that was dispatched.
+    pub key: DueKey,
+    /// What happened (`None` when the delivery was canceled before an attempt was made).
+    pub attempt: Option<AttemptRecord>,
+    /// What to do next.
+    pub next: Next,
+}
+
+/// Result of a manual retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Scheduled now.
+    Scheduled,
+    /// No such event or rule event.
+    NotFound,
+}
+
+enum Op {
+    Ingest(Vec<NewEvent>, u64, oneshot::Sender<Result<Vec<Ingested>, StoreError>>),
+    Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
+    Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
+    Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
+    CancelKeys(Vec<DueKey>, String, u64, oneshot::Sender<Result<usize, StoreError>>),
+    Prune(u64, u64, usize, oneshot::Sender<Result<usize, StoreError>>),
+}
+
+/// Sends requests to the writer thread.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Op>,
+}
+
+async fn call<T>(
+    tx: &mpsc::Sender<Op>,
+    make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+) -> Result<T, StoreError> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
+impl Handle {
+    /// Stores events and their deliveries; returns once fsync'd.
+    pub async fn ingest(
+        &self,
+        events: Vec<NewEvent>,
+        now: u64,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        call(&self.tx, |r| Op::Ingest(events, now, r)).await
+    }
+    /// Records an attempt and the delivery's next state.
+    pub async fn attempt(&self, done: AttemptDone) -> Result<(), StoreError> {
+        call(&self.tx, |r| Op::Attempt(done, r)).await
+    }
+    /// Schedules a rule event again now, with a fresh attempt budget.
+    pub async fn retry(
+        &self,
+        event: u128,
+        rule: &str,
+        now: u64,
+    ) -> Result<RetryOutcome, StoreError> {
+        call(&self.tx, |r| Op::Retry(event, rule.to_string(), now, r)).await
+    }
+    /// Cancels an event's (or one rule's) unfinished deliveries; `None` when not found.
+    pub async fn cancel(
+        &self,
+        event: u128,
+        rule: Option<&str>,
+        reason: &str,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        call(&self.tx, |r| Op::Cancel(event, rule.map(str::to_string), reason.to_string(), now, r))
+            .await
+    }
+    /// Cancels the deliveries behind these due entries (orphans after a reload).
+    pub async fn cancel_keys(
+        &self,
+        keys: Vec<DueKey>,
+        reason: &str,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        call(&self.tx, |r| Op::CancelKeys(keys, reason.to_string(), now, r)).await
+    }
+    /// Deletes up to `limit` finished events created before `before`, and up
+    /// to `limit` idempotency keys older than 24 h at `now`; returns how many
+    /// rows of either kind went (0 means there is nothing left to prune).
+    pub async fn prune(&self, before: u64, now: u64, limit: usize) -> Result<usize, StoreError> {
+        call(&self.tx, |r| Op::Prune(before, now, limit, r)).await
+    }
+}
+
+/// Starts the writer thread.
+pub fn spawn(db: Arc<Database>) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+    let thread = std::thread::Builder::new()
+        .name("meshes-store-writer".into())
+        .spawn(move || run(&db, rx))?;
+    Ok((Handle { tx }, thread))
+}
+
+fn run(db: &Database, mut rx: mpsc::Receiver<Op>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        apply_batch(db, batch);
+    }
+}
+
+/// One answer per op, sent only after the commit.
+enum Answer {
+    Ingest(Vec<Ingested>),
+    Unit,
+    Retry(RetryOutcome),
+    Cancel(Option<usize>),
+    Count(usize),
+}
+
+fn apply_batch(db: &Database, batch: Vec<Op>) {
+    let result = (|| -> Result<Vec<Answer>, StoreError> {
+        let txn = db.begin_write()?;
+        let answers = {
+            let mut t = Tables::open(&txn)?;
+            batch.iter().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?
+        };
+        txn.commit()?;
+        Ok(answers)
+    })();
+    match result {
+        Ok(answers) => batch.into_iter().zip(answers).for_each(|(op, a)| reply(op, Ok(a))),
+        Err(e) => {
+            tracing::error!(error = %e, ops = batch.len(), "store write failed; nothing in this batch was acknowledged");
+            batch.into_iter().for_each(|op| reply(op, Err(e.clone())));
+        }
+    }
+}
+
+fn reply(op: Op, answer: Result<Answer, StoreError>) {
+    // A caller that went away (client disconnect) just doesn't hear the answer;
+    // what was committed stays committed.
+    match (op, answer) {
+        (Op::Ingest(.., r), a) => {
+            drop(r.send(a.map(|a| if let Answer::Ingest(v) = a { v } else { Vec::new() })))
+        }
+        (Op::Attempt(_, r), a) => drop(r.send(a.map(|_| ()))),
+        (Op::Retry(.., r), a) => drop(
+            r.send(a.map(|a| if let Answer::Retry(o) = a { o } else { RetryOutcome::NotFound })),
+        ),
+        (Op::Cancel(.., r), a) => {
+            drop(r.send(a.map(|a| if let Answer::Cancel(n) = a { n } else { None })))
+        }
+        (Op::CancelKeys(.., r), a) | (Op::Prune(.., r), a) => {
+            drop(r.send(a.map(|a| if let Answer::Count(n) = a { n } else { 0 })))
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+struct Tables<'t> {
+    events: Table<'t, u128, &'static [u8]>,
+    payloads: Table<'t, u128, &'static [u8]>,
+    rule_events: Table<'t, (u128, &'static str), &'static [u8]>,
+    attempts: Table<'t, (u128, &'static str, u32), &'static [u8]>,
+    due: Table<'t, (&'static str, u64, u128, &'static str), ()>,
+    by_workspace: Table<'t, (&'static str, u128), ()>,
+    idempotency: Table<'t, (&'static str, &'static str), (u128, u64)>,
+    idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            events: txn.open_table(EVENTS)?,
+            payloads: txn.open_table(PAYLOADS)?,
+            rule_events: txn.open_table(RULE_EVENTS)?,
+            attempts: txn.open_table(ATTEMPTS)?,
+            due: txn.open_table(DUE)?,
+            by_workspace: txn.open_table(BY_WORKSPACE)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+            idempotency_by_time: txn.open_table(IDEMPOTENCY_BY_TIME)?,
+        })
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<Answer, StoreError> {
+        Ok(match op {
+            Op::Ingest(events, now, _) => Answer::Ingest(
+                events.iter().map(|e| self.ingest(e, *now)).collect::<Result<_, _>>()?,
+            ),
+            Op::Attempt(done, _) => {
+                self.attempt(done)?;
+                Answer::Unit
+            }
+            Op::Retry(event, rule, now, _) => Answer::Retry(self.retry(*event, rule, *now)?),
+            Op::Cancel(event, rule, reason, now, _) => {
+                Answer::Cancel(self.cancel(*event, rule.as_deref(), reason, *now)?)
+            }
+            Op::CancelKeys(keys, reason, now, _) => {
+                Answer::Count(self.cancel_keys(keys, reason, *now)?)
+            }
+            Op::Prune(before, now, limit, _) => {
+                Answer::Count(self.prune(*before, *limit)? + self.prune_idempotency(*now, *limit)?)
+            }
+        })
+    }
+}
+
+mod apply;

@@ -1,0 +1,280 @@
+//! How each writer request changes the tables (inside the batch's transaction).
+
+use super::{
+    AttemptDone, IDEMPOTENCY_TTL_MS, Ingested, NewEvent, Next, RetryOutcome, Tables, encode,
+};
+use crate::store::records::{EventRecord, RuleEventRecord, Status};
+use crate::store::{DueKey, StoreError, decode, event_key};
+use redb::ReadableTable;
+
+impl Tables<'_> {
+    pub(super) fn ingest(&mut self, e: &NewEvent, now: u64) -> Result<Ingested, StoreError> {
+        let ws = e.record.workspace.as_str();
+        if let Some(key) = &e.idempotency_key {
+            if let Some(original) = self.idempotent_original(ws, key, now)? {
+                return Ok(Ingested { event: original, duplicate: true });
+            }
+        }
+        let id = event_key(&e.record.id)
+            .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
+        self.events.insert(id, encode(&e.record).as_slice())?;
+        self.payloads.insert(id, e.payload.as_slice())?;
+        self.by_workspace.insert((ws, id), ())?;
+        for r in &e.rules {
+            let record = RuleEventRecord {
+                rule_id: r.rule_id.clone(),
+                connection: r.connection.clone(),
+                action: r.action.clone(),
+                conn_key: r.conn_key.clone(),
+                status: Status::Pending,
+                attempts: 0,
+                budget_start: 0,
+                next_attempt_at: Some(r.due),
+                last_outcome: None,
+                last_http_status: None,
+                last_error: None,
+                delivery_id: r.delivery_id.clone(),
+                created_at: e.record.created_at,
+                started_at: None,
+                completed_at: None,
+            };
+            self.rule_events.insert((id, r.rule_id.as_str()), encode(&record).as_slice())?;
+            self.due.insert((r.conn_key.as_str(), r.due, id, r.rule_id.as_str()), ())?;
+        }
+        if let Some(key) = &e.idempotency_key {
+            self.idempotency.insert((ws, key.as_str()), (id, now))?;
+            self.idempotency_by_time.insert((now, ws, key.as_str()), ())?;
+        }
+        Ok(Ingested { event: e.record.clone(), duplicate: false })
+    }
+
+    /// The event an unexpired key already created (it may be in this same batch).
+    fn idempotent_original(
+        &self,
+        ws: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let Some(found) = self.idempotency.get((ws, key))? else { return Ok(None) };
+        let (id, at) = found.value();
+        if now.saturating_sub(at) >= IDEMPOTENCY_TTL_MS {
+            return Ok(None);
+        }
+        match self.events.get(id)? {
+            Some(raw) => Ok(Some(decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn rule_event(&self, event: u128, rule: &str) -> Result<Option<RuleEventRecord>, StoreError> {
+        match self.rule_events.get((event, rule))? {
+            Some(raw) => Ok(Some(decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&mut self, event: u128, rec: &RuleEventRecord) -> Result<(), StoreError> {
+        self.rule_events.insert((event, rec.rule_id.as_str()), encode(rec).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes the due entry a record points at, if it has one.
+    fn unschedule(&mut self, event: u128, rec: &mut RuleEventRecord) -> Result<(), StoreError> {
+        if let Some(at) = rec.next_attempt_at.take() {
+            self.due.remove((rec.conn_key.as_str(), at, event, rec.rule_id.as_str()))?;
+        }
+        Ok(())
+    }
+
+    fn schedule(
+        &mut self,
+        event: u128,
+        rec: &mut RuleEventRecord,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        self.due.insert((rec.conn_key.as_str(), at, event, rec.rule_id.as_str()), ())?;
+        rec.next_attempt_at = Some(at);
+        Ok(())
+    }
+
+    pub(super) fn attempt(&mut self, done: &AttemptDone) -> Result<(), StoreError> {
+        let k = &done.key;
+        self.due.remove((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
+        let Some(mut rec) = self.rule_event(k.event, &k.rule)? else { return Ok(()) };
+        if let Some(a) = &done.attempt {
+            self.attempts.insert((k.event, k.rule.as_str(), a.attempt), encode(a).as_slice())?;
+            rec.attempts = rec.attempts.max(a.attempt);
+            rec.started_at.get_or_insert(a.started_at);
+            rec.last_outcome = Some(a.outcome);
+            rec.last_http_status = a.http_status;
+            rec.last_error = a.error.clone();
+        }
+        // The entry just consumed is the one the record pointed at, unless the
+        // delivery was canceled or re-scheduled meanwhile: then leave it be.
+        if rec.status.is_terminal()
+            || rec.next_attempt_at != Some(k.due)
+            || rec.conn_key != k.conn_key
+        {
+            return self.put(k.event, &rec);
+        }
+        rec.next_attempt_at = None;
+        let now = done.attempt.as_ref().map_or(0, |a| a.started_at + a.duration_ms);
+        match &done.next {
+            Next::Retry { at } => {
+                rec.status = Status::Retrying;
+                self.schedule(k.event, &mut rec, *at)?;
+            }
+            Next::Completed => finish(&mut rec, Status::Completed, now, None),
+            Next::Failed => finish(&mut rec, Status::Failed, now, None),
+            Next::Canceled { reason } => {
+                finish(&mut rec, Status::Canceled, now, Some(reason.clone()))
+            }
+        }
+        self.put(k.event, &rec)
+    }
+
+    pub(super) fn retry(
+        &mut self,
+        event: u128,
+        rule: &str,
+        now: u64,
+    ) -> Result<RetryOutcome, StoreError> {
+        let Some(mut rec) = self.rule_event(event, rule)? else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        self.unschedule(event, &mut rec)?;
+        rec.status = Status::Pending;
+        rec.budget_start = rec.attempts;
+        rec.completed_at = None;
+        self.schedule(event, &mut rec, now)?;
+        self.put(event, &rec)?;
+        Ok(RetryOutcome::Scheduled)
+    }
+
+    pub(super) fn cancel(
+        &mut self,
+        event: u128,
+        rule: Option<&str>,
+        reason: &str,
+        now: u64,
+    ) -> Result<Option<usize>, StoreError> {
+        if self.events.get(event)?.is_none() {
+            return Ok(None);
+        }
+        let records: Vec<RuleEventRecord> = match rule {
+            Some(r) => match self.rule_event(event, r)? {
+                Some(rec) => vec![rec],
+                None => return Ok(None),
+            },
+            None => {
+                let rows = self.rule_events.range((event, "")..=(event, "\u{10FFFF}"))?;
+                rows.map(|row| decode(row?.1.value())).collect::<Result<_, StoreError>>()?
+            }
+        };
+        let mut canceled = 0;
+        for mut rec in records.into_iter().filter(|r| !r.status.is_terminal()) {
+            self.unschedule(event, &mut rec)?;
+            finish(&mut rec, Status::Canceled, now, Some(reason.to_string()));
+            self.put(event, &rec)?;
+            canceled += 1;
+        }
+        Ok(Some(canceled))
+    }
+
+    pub(super) fn cancel_keys(
+        &mut self,
+        keys: &[DueKey],
+        reason: &str,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        let mut canceled = 0;
+        for k in keys {
+            self.due.remove((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
+            let Some(mut rec) = self.rule_event(k.event, &k.rule)? else { continue };
+            if rec.status.is_terminal() || rec.next_attempt_at != Some(k.due) {
+                continue; // a stale index entry: removing it was all there was to do
+            }
+            rec.next_attempt_at = None;
+            finish(&mut rec, Status::Canceled, now, Some(reason.to_string()));
+            self.put(k.event, &rec)?;
+            canceled += 1;
+        }
+        Ok(canceled)
+    }
+
+    /// Deletes finished events created before `before`; events with
+    /// unfinished deliveries are kept whatever their age.
+    pub(super) fn prune(&mut self, before: u64, limit: usize) -> Result<usize, StoreError> {
+        let bound = u128::from(before) << 80; // UUID v7: the top 48 bits are the Unix ms
+        let mut ids = Vec::new();
+        for row in self.events.range(..bound)? {
+            let (k, v) = row?;
+            ids.push((k.value(), decode::<EventRecord>(v.value())?.workspace));
+            if ids.len() == limit {
+                break;
+            }
+        }
+        let mut pruned = 0;
+        for (id, ws) in ids {
+            let rows: Vec<RuleEventRecord> = self
+                .rule_events
+                .range((id, "")..=(id, "\u{10FFFF}"))?
+                .map(|row| decode(row?.1.value()))
+                .collect::<Result<_, StoreError>>()?;
+            if rows.iter().any(|r| !r.status.is_terminal()) {
+                continue;
+            }
+            for r in &rows {
+                self.rule_events.remove((id, r.rule_id.as_str()))?;
+                self.attempts.retain_in(
+                    (id, r.rule_id.as_str(), 0)..=(id, r.rule_id.as_str(), u32::MAX),
+                    |_, _| false,
+                )?;
+            }
+            self.events.remove(id)?;
+            self.payloads.remove(id)?;
+            self.by_workspace.remove((ws.as_str(), id))?;
+            pruned += 1;
+        }
+        Ok(pruned)
+    }
+
+    /// Forgets idempotency keys older than the TTL (a key re-used after it
+    /// was overwritten points elsewhere now: leave that mapping alone).
+    pub(super) fn prune_idempotency(
+        &mut self,
+        now: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let cutoff = now.saturating_sub(IDEMPOTENCY_TTL_MS);
+        let mut expired: Vec<(u64, String, String)> = Vec::new();
+        for row in self.idempotency_by_time.range((0u64, "", "")..(cutoff, "", ""))? {
+            let (k, _) = row?;
+            let (t, ws, key) = k.value();
+            expired.push((t, ws.to_string(), key.to_string()));
+            if expired.len() == limit {
+                break;
+            }
+        }
+        for (t, ws, key) in &expired {
+            self.idempotency_by_time.remove((*t, ws.as_str(), key.as_str()))?;
+            let current = self.idempotency.get((ws.as_str(), key.as_str()))?.map(|v| v.value().1);
+            if current == Some(*t) {
+                self.idempotency.remove((ws.as_str(), key.as_str()))?;
+            }
+        }
+        Ok(expired.len())
+    }
+}
+
+fn finish(rec: &mut RuleEventRecord, status: Status, now: u64, reason: Option<String>) {
+    rec.status = status;
+    rec.next_attempt_at = None;
+    rec.completed_at = Some(now);
+    if status == Status::Completed {
+        rec.last_error = None;
+    }
+    if reason.is_some() {
+        rec.last_error = reason;
+    }
+}
