@@ -98,7 +98,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// secrets resolved) and shared by all attempts on that connection.
 pub trait Adapter: Send + Sync + std::fmt::Debug {
     /// Performs one attempt. `timeout` bounds the whole attempt.
-    fn deliver<'a>(&'a self, delivery: &'a Delivery, timeout: Duration) -> BoxFuture<'a, AttemptReport>;
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport>;
 }
 
 /// Maps an HTTP status to the engine's default classification (design.md):
@@ -107,9 +111,19 @@ pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -
     let message = || format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
     match status {
         200..=299 => AttemptResult::Delivered,
-        429 => AttemptResult::Retry { code: Outcome::RateLimited, after: retry_after, message: message() },
-        408 => AttemptResult::Retry { code: Outcome::Timeout, after: retry_after, message: message() },
-        500..=599 => AttemptResult::Retry { code: Outcome::RejectedServerError, after: retry_after, message: message() },
+        429 => AttemptResult::Retry {
+            code: Outcome::RateLimited,
+            after: retry_after,
+            message: message(),
+        },
+        408 => {
+            AttemptResult::Retry { code: Outcome::Timeout, after: retry_after, message: message() }
+        }
+        500..=599 => AttemptResult::Retry {
+            code: Outcome::RejectedServerError,
+            after: retry_after,
+            message: message(),
+        },
         401 | 403 => AttemptResult::Permanent { code: Outcome::AuthFailed, message: message() },
         _ => AttemptResult::Permanent { code: Outcome::RejectedClientError, message: message() },
     }

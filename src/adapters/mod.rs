@@ -219,7 +219,11 @@ pub enum BuildError {
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Resolves a `${…}` template for `field`, mapping failures to [`BuildError`].
-pub fn resolve_field(field: &str, template: &str, lookup: Lookup<'_>) -> Result<String, BuildError> {
+pub fn resolve_field(
+    field: &str,
+    template: &str,
+    lookup: Lookup<'_>,
+) -> Result<String, BuildError> {
     crate::config::env::resolve(template, lookup)
         .map_err(|source| BuildError::Env { field: field.to_string(), source })
 }
