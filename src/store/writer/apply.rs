@@ -10,10 +10,10 @@ use redb::ReadableTable;
 impl Tables<'_> {
     pub(super) fn ingest(&mut self, e: &NewEvent, now: u64) -> Result<Ingested, StoreError> {
         let ws = e.record.workspace.as_str();
-        if let Some(key) = &e.idempotency_key {
-            if let Some(original) = self.idempotent_original(ws, key, now)? {
-                return Ok(Ingested { event: original, duplicate: true });
-            }
+        if let Some(key) = &e.idempotency_key
+            && let Some(original) = self.idempotent_original(ws, key, now)?
+        {
+            return Ok(Ingested { event: original, duplicate: true });
         }
         let id = event_key(&e.record.id)
             .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
