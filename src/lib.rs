@@ -30,5 +30,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod gateway;
 pub mod server;
 pub mod store;

@@ -85,10 +85,33 @@ impl AttemptReport {
 /// Most bytes of a response body kept in the attempt log.
 pub const EXCERPT_LIMIT: usize = 4096;
 
-/// Cuts a response body to [`EXCERPT_LIMIT`] bytes on a character boundary.
+/// Cuts a response body to at most [`EXCERPT_LIMIT`] bytes of text.
+///
+/// A character split by the cut is dropped rather than shown as U+FFFD, and
+/// the lossy text is cut again on a character boundary, since each invalid
+/// byte becomes a 3-byte replacement character.
 pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_LIMIT)]);
-    text.trim_end_matches('\u{FFFD}').to_string()
+    let cut = &body[..body.len().min(EXCERPT_LIMIT)];
+    let cut = &cut[..cut.len() - split_char_tail(cut)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if text.len() > EXCERPT_LIMIT {
+        let end = (0..=EXCERPT_LIMIT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
+    text
+}
+
+/// Length of an incomplete UTF-8 sequence at the end of `bytes` (0 if none).
+fn split_char_tail(bytes: &[u8]) -> usize {
+    // The last byte that is not a continuation byte starts the final character.
+    let tail = bytes.len().saturating_sub(4);
+    let Some(start) = (tail..bytes.len()).rev().find(|&i| bytes[i] & 0xC0 != 0x80) else {
+        return 0;
+    };
+    match std::str::from_utf8(&bytes[start..]) {
+        Err(e) if e.error_len().is_none() => bytes.len() - start,
+        _ => 0,
+    }
 }
 
 /// A boxed future, so adapters are object-safe.
@@ -129,9 +152,58 @@ pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -
     }
 }
 
-/// Parses `Retry-After` (delta seconds or an HTTP date is not supported: seconds only, as the
-/// providers we target send).
+/// Parses `Retry-After`: delta seconds (fractions accepted, as some APIs send
+/// them) or an HTTP-date, as the delay from now (zero once it has passed).
+/// Negative, non-finite or unrepresentable values count as absent.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    if let Ok(seconds) = value.parse::<f64>() {
+        // `try_from` because a server sending `1e300` must not panic the worker.
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    // The engine's clock, so the delay agrees with the due times it schedules.
+    let now = std::time::UNIX_EPOCH + Duration::from_millis(crate::clock::now_ms());
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn after(value: &str) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        retry_after(&headers)
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(after(" 1.5 "), Some(Duration::from_millis(1500)));
+        for junk in ["-1", "NaN", "inf", "1e300", "soon"] {
+            assert_eq!(after(junk), None, "{junk}");
+        }
+        let now = std::time::UNIX_EPOCH + Duration::from_millis(crate::clock::now_ms());
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(120));
+        let d = after(&date).unwrap();
+        assert!(d > Duration::from_secs(115) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn excerpt_is_bounded_and_valid() {
+        assert_eq!(excerpt(b"short"), "short");
+        assert_eq!(excerpt(&vec![b'x'; 10_000]).len(), EXCERPT_LIMIT);
+        // "é" (2 bytes) split by the limit is dropped, not replaced.
+        let mut body = vec![b'x'; EXCERPT_LIMIT - 1];
+        body.extend_from_slice("é".as_bytes());
+        assert_eq!(excerpt(&body), "x".repeat(EXCERPT_LIMIT - 1));
+        // Invalid bytes widen to U+FFFD but the text still fits the limit.
+        let garbage = excerpt(&[0xFF; 10_000]);
+        assert!(garbage.len() <= EXCERPT_LIMIT && garbage.starts_with('\u{FFFD}'));
+        assert_eq!(excerpt("ok \u{FFFD}".as_bytes()), "ok \u{FFFD}");
+    }
 }

@@ -51,6 +51,7 @@ pub mod adapter;
 
 pub mod activecampaign;
 pub mod aweber;
+mod build;
 pub mod customer_io;
 pub mod discord;
 pub mod hubspot;
@@ -62,6 +63,7 @@ pub mod resend;
 pub mod salesforce;
 pub mod sendgrid;
 pub mod slack;
+mod unavailable;
 pub mod webhook;
 pub mod zoom;
 

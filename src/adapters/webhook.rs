@@ -126,3 +126,13 @@ impl EnvFields for WebhookAuth {
 }
 
 crate::no_env_fields!(Method, PayloadFormat);
+
+// The runtime lives in its own file so this one stays the config contract
+// (its types are part of the committed JSON Schema).
+#[path = "webhook_runtime.rs"]
+mod runtime;
+pub use runtime::{WebhookAdapter, sign};
+
+#[cfg(test)]
+#[path = "webhook_tests.rs"]
+mod tests;

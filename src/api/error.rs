@@ -1,1 +1,254 @@
-//! The one place API errors become HTTP responses.
+//! The one place API errors become HTTP responses:
+//! `{message, error: {name, message, data: [{param, msg}]}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// A problem with one input field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, e.g. `event` or `[2].payload`.
+    pub param: String,
+    /// What is wrong and what was expected.
+    pub msg: String,
+}
+
+/// Every error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the input is invalid.
+    #[error("{message}")]
+    BadRequest {
+        /// Summary.
+        message: String,
+        /// Per-field problems.
+        data: Vec<FieldError>,
+    },
+    /// 401: missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: valid credentials, wrong route for them.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 425: an attempt is in flight or imminent.
+    #[error("{message}")]
+    TooEarly {
+        /// Why.
+        message: String,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// 429.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// 503: the store cannot take writes; nothing was acknowledged.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 about one field: message `"<param>: <msg>"`.
+    pub fn field(param: &str, msg: &str) -> Self {
+        ApiError::BadRequest {
+            message: format!("{param}: {msg}"),
+            data: vec![FieldError { param: param.to_string(), msg: msg.to_string() }],
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "ValidationError"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "AuthenticationError"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "PermissionError"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError"),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError")
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaTypeError")
+            }
+            ApiError::TooEarly { .. } => (StatusCode::TOO_EARLY, "TooEarlyError"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RateLimitError"),
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+
+    /// Server-side problems are logged here so no handler can forget to.
+    fn log(&self) {
+        match self {
+            ApiError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(detail = %detail, "request refused: store unavailable");
+            }
+            _ => {}
+        }
+    }
+
+    /// Seconds for `Retry-After`, for the errors a client should retry.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooEarly { retry_after_secs, .. }
+            | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, name) = self.parts();
+        self.log();
+        // `to_string` of `Internal` is the fixed "internal error": the detail
+        // was logged above and never reaches the client.
+        let message = self.to_string();
+        let data = match &self {
+            ApiError::BadRequest { data, .. } => data.as_slice(),
+            _ => &[],
+        };
+        let body = json!({ "message": message, "error": { "name": name, "message": message, "data": data } });
+        let mut resp = (status, Json(body)).into_response();
+        let h = resp.headers_mut();
+        if let Some(secs) = self.retry_after() {
+            // `Retry-After: 0` invites an immediate retry storm; one second is the floor.
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// JSON 404 for unknown routes, naming the path that was asked for.
+pub async fn not_found_fallback(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for `{}`", uri.path()))
+}
+
+/// JSON 405 for a known route and an unsupported method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this route does not support that method".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    async fn render(e: ApiError) -> (StatusCode, serde_json::Value, HeaderMap) {
+        let (parts, b) = e.into_response().into_parts();
+        let bytes = axum::body::to_bytes(b, 1 << 20).await.unwrap();
+        (parts.status, serde_json::from_slice(&bytes).unwrap(), parts.headers)
+    }
+
+    #[tokio::test]
+    async fn every_variant_has_its_status_and_name() {
+        let cases = [
+            (ApiError::field("x", "y"), 400, "ValidationError"),
+            (ApiError::Unauthorized("u".into()), 401, "AuthenticationError"),
+            (ApiError::Forbidden("f".into()), 403, "PermissionError"),
+            (ApiError::NotFound("n".into()), 404, "NotFoundError"),
+            (ApiError::MethodNotAllowed("m".into()), 405, "MethodNotAllowedError"),
+            (ApiError::Conflict("c".into()), 409, "ConflictError"),
+            (ApiError::PayloadTooLarge { limit: 10 }, 413, "PayloadTooLargeError"),
+            (ApiError::UnsupportedMediaType("t".into()), 415, "UnsupportedMediaTypeError"),
+            (ApiError::TooEarly { message: "e".into(), retry_after_secs: 3 }, 425, "TooEarlyError"),
+            (ApiError::RateLimited { retry_after_secs: 2 }, 429, "RateLimitError"),
+            (ApiError::Unavailable("s".into()), 503, "ServiceUnavailableError"),
+            (ApiError::Internal("i".into()), 500, "InternalError"),
+        ];
+        for (e, status, name) in cases {
+            let (s, json, headers) = render(e).await;
+            assert_eq!((s.as_u16(), json["error"]["name"].as_str()), (status, Some(name)));
+            assert_eq!(json["message"], json["error"]["message"], "{name}");
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn field_errors_fill_message_and_data() {
+        let (status, json, _) = render(ApiError::field("event", "is required")).await;
+        assert_eq!(status, 400);
+        assert_eq!(json["message"], "event: is required");
+        assert_eq!(json["error"]["data"], json!([{"param": "event", "msg": "is required"}]));
+        let (_, json, _) = render(ApiError::Conflict("taken".into())).await;
+        assert_eq!(json["error"]["data"], json!([]));
+        let (_, json, _) = render(ApiError::PayloadTooLarge { limit: 1024 }).await;
+        assert_eq!(json["message"], "request body is larger than 1024 bytes");
+    }
+
+    #[tokio::test]
+    async fn retry_after_and_www_authenticate_headers() {
+        let (_, _, h) = render(ApiError::RateLimited { retry_after_secs: 0 }).await;
+        assert_eq!(h[header::RETRY_AFTER], "1");
+        let (_, _, h) = render(ApiError::RateLimited { retry_after_secs: 7 }).await;
+        assert_eq!(h[header::RETRY_AFTER], "7");
+        let early = ApiError::TooEarly { message: "attempt in flight".into(), retry_after_secs: 4 };
+        let (_, json, h) = render(early).await;
+        assert_eq!(
+            (h[header::RETRY_AFTER].to_str().unwrap(), &json["message"]),
+            ("4", &json!("attempt in flight"))
+        );
+        let (_, _, h) = render(ApiError::Unavailable("disk full".into())).await;
+        assert_eq!(h[header::RETRY_AFTER], "1");
+        let (_, _, h) = render(ApiError::Unauthorized("no".into())).await;
+        assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+        let (_, _, h) = render(ApiError::Forbidden("no".into())).await;
+        assert!(h.get(header::WWW_AUTHENTICATE).is_none() && h.get(header::RETRY_AFTER).is_none());
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_detail() {
+        let (status, json, _) = render(ApiError::Internal("secret path /etc/x".into())).await;
+        assert_eq!(status, 500);
+        assert_eq!(json["message"], "internal error");
+        assert!(!json.to_string().contains("/etc/x"));
+    }
+
+    #[tokio::test]
+    async fn fallbacks_answer_json() {
+        let (status, json, _) =
+            render(not_found_fallback(Uri::from_static("/api/v1/nope?x=1")).await).await;
+        assert_eq!(status, 404);
+        assert_eq!(json["message"], "no route for `/api/v1/nope`");
+        let (status, json, _) = render(method_not_allowed().await).await;
+        assert_eq!(
+            (status.as_u16(), json["error"]["name"].as_str()),
+            (405, Some("MethodNotAllowedError"))
+        );
+    }
+}

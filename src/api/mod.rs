@@ -1,4 +1,131 @@
 //! HTTP API under `/api/v1` (wire-compatible with Meshes) and the ops routes.
 
 pub mod auth;
+pub mod body;
 pub mod error;
+pub mod events;
+pub mod ingest;
+pub mod ops;
+pub mod render;
+pub mod resources;
+
+use crate::delivery::engine::Shared;
+use crate::gateway::reload::ReloadStatus;
+use auth::{Principal, RateLimits};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, Method};
+use axum::routing::{MethodRouter, get, post};
+use bytes::Bytes;
+use error::ApiError;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
+
+/// Largest single-event body.
+pub const MAX_BODY: usize = 1 << 20;
+/// Largest bulk body.
+pub const MAX_BULK_BODY: usize = 8 << 20;
+/// Deepest JSON nesting accepted.
+pub const MAX_DEPTH: usize = 32;
+
+/// What every handler reads.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Store, config and delivery state.
+    pub shared: Arc<Shared>,
+    /// Per-credential rate limits.
+    pub limits: Arc<RateLimits>,
+    /// Last reload result.
+    pub reload: Arc<ReloadStatus>,
+    /// Prometheus exposition, when a recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Authenticates and rate-limits a request.
+pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let rt = st.shared.runtime.load_full();
+    let p = rt.keys.authenticate(headers, crate::clock::now_ms() / 1000)?;
+    st.limits.check(&p.rate_key())?;
+    Ok(p)
+}
+
+/// Like [`principal`], but read and retry routes need a machine key.
+pub fn machine(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let p = principal(st, headers)?;
+    p.require_machine()?;
+    Ok(p)
+}
+
+/// The body as JSON: size (`limit`), content type, UTF-8 and depth checked.
+pub fn body_json(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
+    let bytes = body.map_err(|r| body::from_rejection(r, limit))?;
+    body::parse_json(headers, &bytes, MAX_DEPTH)
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-meshes-publishable-key"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    let ingest = Router::new()
+        .route("/events", ingest_route(post(events::create).get(events::list), MAX_BODY, &cors))
+        .route("/events/bulk", ingest_route(post(events::bulk), MAX_BULK_BODY, &cors));
+    let managed = || {
+        post(resources::managed_in_git)
+            .put(resources::managed_in_git)
+            .patch(resources::managed_in_git)
+            .delete(resources::managed_in_git)
+    };
+    let api = Router::new()
+        .merge(ingest)
+        .route("/events/{id}", get(events::get))
+        .route("/events/{id}/payload", get(events::payload))
+        .route("/events/{id}/cancel", post(events::cancel))
+        .route("/events/{id}/rules/{rule_id}/retry", post(events::retry))
+        .route("/events/{id}/rules/{rule_id}/cancel", post(events::cancel_rule))
+        .route("/events/{id}/rules/{rule_id}/attempts", get(events::attempts))
+        .route("/integrations", get(resources::integrations))
+        .route("/connections", get(resources::connections).merge(managed()))
+        .route("/connections/{id}", get(resources::connection).merge(managed()))
+        .route("/rules", get(resources::rules).merge(managed()))
+        .route("/rules/{id}", get(resources::rule).merge(managed()))
+        .route("/workspaces/{id}", get(resources::workspace_get));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}
+
+/// An ingest route: body limit, oversize draining and CORS. The explicit
+/// OPTIONS handler keeps preflights away from the router's 405 fallback; the
+/// CORS layer answers them before it runs.
+fn ingest_route(
+    route: MethodRouter<AppState>,
+    limit: usize,
+    cors: &CorsLayer,
+) -> MethodRouter<AppState> {
+    route
+        .options(|| async { axum::http::StatusCode::NO_CONTENT })
+        .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
+        .layer::<_, Infallible>(axum::middleware::from_fn(move |req, next| {
+            body::reject_oversize(limit, req, next)
+        }))
+        .layer(cors.clone())
+}

@@ -1,6 +1,7 @@
 //! The `meshes` command line. Exit codes: 0 success, 1 invalid config,
 //! 2 usage or I/O error.
 
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,17 @@ enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema (draft 2020-12) of `meshes.yaml`.
     Schema,
+    /// Run the gateway: accept events over HTTP and deliver them.
+    Serve(serve::Args),
+    /// Print a machine JWT (60 s) for curl, signed like the Meshes SDKs do.
+    Token {
+        /// Access key (the JWT `kid`).
+        #[arg(long, env = "MESHES_ACCESS_KEY")]
+        access_key: String,
+        /// The key's secret.
+        #[arg(long, env = "MESHES_SECRET_KEY", hide_env_values = true)]
+        secret: String,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -27,6 +39,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Token { access_key, secret } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            println!("{}", crate::api::auth::mint_jwt(&access_key, secret.as_bytes(), now, 60));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             print!("{}", crate::config::schema::schema_text());
             Ok(ExitCode::SUCCESS)

@@ -126,11 +126,11 @@ impl Store {
         Ok(Store { db, writer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
     }
 
-    /// Waits for the writer to finish what it has queued and releases the
-    /// file. Call it last, once every other clone of the store and of its
-    /// writer handle has been dropped (otherwise the writer keeps waiting).
+    /// Waits for the writer to commit what it has queued, then stops it.
+    /// The file is released once the last clone of the store is dropped.
     pub async fn close(self) {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        self.writer.shutdown().await;
         drop(self);
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

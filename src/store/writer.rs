@@ -103,6 +103,8 @@ enum Op {
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
     CancelKeys(Vec<DueKey>, String, u64, oneshot::Sender<Result<usize, StoreError>>),
     Prune(u64, u64, usize, oneshot::Sender<Result<usize, StoreError>>),
+    /// Finish what is queued before it, then stop (later requests get `Closed`).
+    Shutdown,
 }
 
 /// Sends requests to the writer thread.
@@ -168,6 +170,11 @@ impl Handle {
     pub async fn prune(&self, before: u64, now: u64, limit: usize) -> Result<usize, StoreError> {
         call(&self.tx, |r| Op::Prune(before, now, limit, r)).await
     }
+    /// Asks the writer to stop once everything queued so far is committed.
+    /// Other handles may still exist; their later requests fail with `Closed`.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Op::Shutdown).await;
+    }
 }
 
 /// Starts the writer thread.
@@ -188,7 +195,17 @@ fn run(db: &Database, mut rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        apply_batch(db, batch);
+        let stop = batch.iter().position(|op| matches!(op, Op::Shutdown));
+        if let Some(at) = stop {
+            batch.truncate(at);
+        }
+        if !batch.is_empty() {
+            apply_batch(db, batch);
+        }
+        if stop.is_some() {
+            // Dropping the receiver answers anything still queued with `Closed`.
+            return;
+        }
     }
 }
 
@@ -237,6 +254,7 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
         (Op::CancelKeys(.., r), a) | (Op::Prune(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Count(n) = a { n } else { 0 })))
         }
+        (Op::Shutdown, _) => {}
     }
 }
 
@@ -288,6 +306,7 @@ impl<'t> Tables<'t> {
             Op::Prune(before, now, limit, _) => {
                 Answer::Count(self.prune(*before, *limit)? + self.prune_idempotency(*now, *limit)?)
             }
+            Op::Shutdown => Answer::Unit,
         })
     }
 }

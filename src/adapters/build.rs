@@ -1,0 +1,22 @@
+//! The one `build()` match: config → runtime adapter.
+
+use super::*;
+
+impl ConnectionConfig {
+    /// Builds the runtime adapter: the one place a config type becomes
+    /// behaviour. Secrets are resolved here, at load time, never at parse time.
+    pub fn build(
+        &self,
+        lookup: Lookup<'_>,
+        client: &reqwest::Client,
+    ) -> Result<std::sync::Arc<dyn adapter::Adapter>, BuildError> {
+        use std::sync::Arc;
+        Ok(match self {
+            ConnectionConfig::Webhook(c) => {
+                Arc::new(webhook::WebhookAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Log(c) => Arc::new(log::LogAdapter::new(c)),
+            other => Arc::new(unavailable::Unavailable { kind: other.kind() }),
+        })
+    }
+}

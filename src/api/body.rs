@@ -1,0 +1,246 @@
+//! Request bodies, strictly: size, content type, UTF-8 and nesting depth are
+//! each checked and reported on their own before serde_json sees the bytes.
+
+use super::error::{ApiError, FieldError};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+/// The only media type the API reads.
+const JSON: &str = "application/json";
+/// How much of an unexpected `Content-Type` is echoed back.
+const MAX_ECHO: usize = 64;
+
+/// Parses a JSON body: `Content-Type` (415), UTF-8, nesting depth and
+/// syntax (400), in that order, each with a message that says where.
+pub fn parse_json(headers: &HeaderMap, body: &[u8], max_depth: usize) -> Result<Value, ApiError> {
+    check_content_type(headers)?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        invalid(format!("is not valid UTF-8 (first invalid byte at offset {})", e.valid_up_to()))
+    })?;
+    // serde_json stops at 128 levels on its own; this bound is lower,
+    // configurable, and checked without building anything.
+    if exceeds_depth(text.as_bytes(), max_depth) {
+        return Err(invalid(format!("nests deeper than {max_depth} levels")));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        let what = e.to_string();
+        // serde_json appends " at line L column C"; say it once, in our words.
+        let what = what.split(" at line ").next().unwrap_or(&what);
+        invalid(format!("is not valid JSON at line {} column {}: {what}", e.line(), e.column()))
+    })
+}
+
+/// Most of an oversized body read (and discarded) before the 413 is sent.
+const DRAIN_CAP: u64 = 32 << 20;
+/// Longest time spent discarding it.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers 413 to a request whose `Content-Length` is over `limit`, after
+/// reading and discarding the body (up to [`DRAIN_CAP`] bytes and
+/// [`DRAIN_TIME`]). Answering while the client is still sending and then
+/// closing makes the kernel reset the connection, and most clients report
+/// the reset instead of the 413; draining lets them read the answer.
+pub async fn reject_oversize(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(len) = declared.filter(|&n| n > limit as u64) else {
+        return next.run(req).await;
+    };
+    if len <= DRAIN_CAP {
+        let mut body = req.into_body();
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    }
+    let mut response = body_limit_error(limit).into_response();
+    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
+}
+
+/// 413 for a body over `limit` bytes.
+pub fn body_limit_error(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge { limit }
+}
+
+/// Maps axum's body rejection: the size limit (axum's `DefaultBodyLimit` or
+/// tower-http's `RequestBodyLimit`) tripping is 413, anything else is 400.
+pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return body_limit_error(limit);
+    }
+    invalid(format!("could not be read: {}", rejection.body_text()))
+}
+
+/// A 400 about the body as a whole: message `"body <msg>"`, param `body`.
+fn invalid(msg: String) -> ApiError {
+    ApiError::BadRequest {
+        message: format!("body {msg}"),
+        data: vec![FieldError { param: "body".into(), msg }],
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let found = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    // Parameters such as `; charset=utf-8` are allowed; the type is case-insensitive.
+    let essence = found.map(|v| v.split(|&b| b == b';').next().unwrap_or_default().trim_ascii());
+    if essence.is_some_and(|m| m.eq_ignore_ascii_case(JSON.as_bytes())) {
+        return Ok(());
+    }
+    let found = match found {
+        None => "no Content-Type".to_string(),
+        Some(v) => {
+            let shown = String::from_utf8_lossy(&v[..v.len().min(MAX_ECHO)]).into_owned();
+            let cut = if v.len() > MAX_ECHO { "…" } else { "" };
+            format!("Content-Type `{shown}{cut}`")
+        }
+    };
+    Err(ApiError::UnsupportedMediaType(format!("expected Content-Type {JSON}, found {found}")))
+}
+
+/// Whether arrays and objects nest deeper than `max`. Brackets inside
+/// strings do not count; unbalanced input is left for serde_json to report.
+fn exceeds_depth(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, Bytes};
+    use axum::extract::DefaultBodyLimit;
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    fn parse(body: &[u8], max_depth: usize) -> Result<Value, ApiError> {
+        parse_json(&headers("application/json"), body, max_depth)
+    }
+
+    fn bad_request(r: Result<Value, ApiError>) -> (String, Vec<FieldError>) {
+        match r {
+            Err(ApiError::BadRequest { message, data }) => (message, data),
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    fn nested(open: &str, close: &str, levels: usize) -> String {
+        format!("{}{}", open.repeat(levels), close.repeat(levels))
+    }
+
+    #[test]
+    fn accepts_json_with_parameters_in_any_case() {
+        let v = parse_json(&headers("Application/JSON ; charset=UTF-8"), br#"{"a":[1]}"#, 32);
+        assert_eq!(v.unwrap(), serde_json::json!({"a": [1]}));
+    }
+
+    #[test]
+    fn wrong_or_missing_content_type_is_415_naming_both() {
+        let e = parse_json(&headers("text/plain"), b"{}", 32).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::UnsupportedMediaType(m) if m == "expected Content-Type application/json, found Content-Type `text/plain`"),
+            "{e:?}"
+        );
+        let e = parse_json(&HeaderMap::new(), b"{}", 32).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::UnsupportedMediaType(m) if m.ends_with("found no Content-Type"))
+        );
+        let e = parse_json(&headers("application/json-patch+json"), b"{}", 32).unwrap_err();
+        assert!(matches!(e, ApiError::UnsupportedMediaType(_)));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_offset() {
+        let (message, data) = bad_request(parse(b"{\"a\": \"\xc3\x28\"}", 32));
+        assert_eq!(message, "body is not valid UTF-8 (first invalid byte at offset 7)");
+        assert_eq!(data[0].param, "body");
+    }
+
+    #[test]
+    fn depth_at_the_limit_passes_and_one_more_fails() {
+        assert!(parse(nested("[", "]", 32).as_bytes(), 32).is_ok());
+        let objects = format!("{}1{}", r#"{"k":"#.repeat(32), "}".repeat(32));
+        assert!(parse(objects.as_bytes(), 32).is_ok());
+        let (message, _) = bad_request(parse(nested("[", "]", 33).as_bytes(), 32));
+        assert_eq!(message, "body nests deeper than 32 levels");
+        let mixed = format!("{}[]{}", r#"{"k":"#.repeat(32), "}".repeat(32));
+        assert!(bad_request(parse(mixed.as_bytes(), 32)).0.contains("deeper than 32"));
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        // An escaped quote must not end the string: the `[[[` after it is still text.
+        let body = format!(r#"{{"a": "{}\" [[[", "b": "\\"}}"#, "[{".repeat(100));
+        assert_eq!(parse(body.as_bytes(), 1).unwrap()["b"], "\\");
+        // After a string closes, brackets count again.
+        assert!(bad_request(parse(br#"["[", [[]]]"#, 2)).0.contains("deeper than 2"));
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let (message, _) = bad_request(parse(b"{\n  \"a\": }", 32));
+        assert_eq!(message, "body is not valid JSON at line 2 column 8: expected value");
+        let (message, _) = bad_request(parse(b"", 32));
+        assert!(message.contains("line 1 column 0"), "{message}");
+    }
+
+    async fn status_through_router(body: Body) -> (StatusCode, String) {
+        let handler = |b: Result<Bytes, BytesRejection>| async move {
+            b.map(|_| "ok").map_err(|r| from_rejection(r, 4)).into_response()
+        };
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(handler))
+            .layer(DefaultBodyLimit::max(4));
+        let resp = app.oneshot(axum::http::Request::post("/").body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn body_limit_rejections_are_413_and_others_400() {
+        let (status, text) = status_through_router(Body::from("12345")).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(text.contains("larger than 4 bytes"), "{text}");
+        let failing = futures::stream::iter([Err::<Bytes, _>(std::io::Error::other("reset"))]);
+        let (status, text) = status_through_router(Body::from_stream(failing)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("body could not be read"), "{text}");
+        assert_eq!(status_through_router(Body::from("1234")).await.0, StatusCode::OK);
+    }
+}

@@ -1,0 +1,357 @@
+//! `/api/v1/events`: ingest, list, detail, payload, retry, cancel, attempts.
+
+use super::error::{ApiError, FieldError};
+use super::ingest::{idempotency_key, new_event, parse_event};
+use super::{AppState, body_json, machine, principal, render};
+use crate::clock;
+use crate::store::{self, ListFilter, NewEvent, RetryOutcome, Status};
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Most events in one bulk request.
+pub const MAX_BULK: usize = 100;
+/// A retry due this soon is "already in flight" for the 425 check.
+const RETRY_GUARD_MS: u64 = 5_000;
+
+/// `POST /events`.
+pub async fn create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let p = principal(&st, &headers)?;
+    let value = body_json(&headers, body, super::MAX_BODY)?;
+    let rt = st.shared.runtime.load_full();
+    let ws = rt
+        .workspace(p.workspace())
+        .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
+    let input = parse_event(&value, &ws.id).map_err(bad_request)?;
+    let now = clock::now_ms();
+    let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(&headers)?);
+    let mut out = ingest(&st, vec![ev], now).await?;
+    let done = out.remove(0);
+    let mut resp =
+        (StatusCode::CREATED, Json(json!({ "event": render::event(&done.event) }))).into_response();
+    if done.duplicate {
+        resp.headers_mut()
+            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
+pub async fn bulk(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let p = principal(&st, &headers)?;
+    let value = body_json(&headers, body, super::MAX_BULK_BODY)?;
+    let Value::Array(items) = value else {
+        return Err(ApiError::field("body", "expected a JSON array of 1 to 100 events"));
+    };
+    if items.is_empty() || items.len() > MAX_BULK {
+        return Err(ApiError::field(
+            "body",
+            &format!("expected 1 to {MAX_BULK} events, found {}", items.len()),
+        ));
+    }
+    let rt = st.shared.runtime.load_full();
+    let ws = rt
+        .workspace(p.workspace())
+        .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
+    let key = idempotency_key(&headers)?;
+    let now = clock::now_ms();
+    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
+    let mut batch: Vec<NewEvent> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        slots.push(parse_event(item, &ws.id).map(|input| {
+            batch.push(new_event(
+                ws,
+                input,
+                &created_by(&p),
+                now,
+                key.as_ref().map(|k| format!("{k}#{i}")),
+            ));
+            batch.len() - 1
+        }));
+    }
+    let stored = if batch.is_empty() { Vec::new() } else { ingest(&st, batch, now).await? };
+    let records: Vec<Value> = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| match slot {
+            Ok(j) => json!({ "event": render::event(&stored[j].event) }),
+            Err(errs) => item_error(i, &errs),
+        })
+        .collect();
+    let errors = records.iter().filter(|r| r.get("error").is_some()).count();
+    let status = match errors {
+        0 => StatusCode::CREATED,
+        n if n == records.len() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    Ok((
+        status,
+        Json(json!({ "count": records.len() - errors, "error_count": errors, "records": records })),
+    )
+        .into_response())
+}
+
+fn item_error(i: usize, errs: &[FieldError]) -> Value {
+    let data: Vec<Value> =
+        errs.iter().map(|e| json!({"param": format!("[{i}].{}", e.param), "msg": e.msg})).collect();
+    let message =
+        errs.iter().map(|e| format!("[{i}].{}: {}", e.param, e.msg)).collect::<Vec<_>>().join("; ");
+    json!({ "message": message, "error": { "name": "ValidationError", "message": message, "data": data } })
+}
+
+fn bad_request(errs: Vec<FieldError>) -> ApiError {
+    let message =
+        errs.iter().map(|e| format!("{}: {}", e.param, e.msg)).collect::<Vec<_>>().join("; ");
+    ApiError::BadRequest { message, data: errs }
+}
+
+fn created_by(p: &super::auth::Principal) -> String {
+    match p {
+        super::auth::Principal::Publishable { .. } => "publishable_key".to_string(),
+        super::auth::Principal::Machine { access_key, .. } => access_key.clone(),
+    }
+}
+
+async fn ingest(
+    st: &AppState,
+    batch: Vec<NewEvent>,
+    now: u64,
+) -> Result<Vec<store::Ingested>, ApiError> {
+    let n = batch.len() as u64;
+    let t0 = tokio::time::Instant::now();
+    let out = st
+        .shared
+        .store
+        .writer()
+        .ingest(batch, now)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    metrics::histogram!("meshes_ingest_duration_seconds").record(t0.elapsed().as_secs_f64());
+    metrics::counter!("meshes_events_ingested_total").increment(n);
+    st.shared.wake.notify_one();
+    Ok(out)
+}
+
+/// Query of `GET /events`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    event: Option<String>,
+    status: Option<String>,
+    resource: Option<String>,
+    resource_id: Option<String>,
+}
+
+/// `GET /events`.
+pub async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
+            ApiError::field("limit", &format!("expected an integer from 1 to 200, found `{s}`"))
+        })?,
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(store::event_key(c).ok_or_else(|| {
+            ApiError::field("cursor", "expected the `next_cursor` of a previous page")
+        })?),
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::field("status", &format!("expected one of: pending, processing, retrying, completed, failed, canceled; found `{s}`")))?),
+    };
+    let filter =
+        ListFilter { event: q.event, status, resource: q.resource, resource_id: q.resource_id };
+    let in_flight = |e: u128, r: &str| st.shared.in_flight.contains(e, r);
+    let page = st
+        .shared
+        .store
+        .list(p.workspace(), &filter, cursor, limit, &in_flight)
+        .map_err(unavailable)?;
+    let records: Vec<Value> = page
+        .records
+        .iter()
+        .map(|v| {
+            let id = store::event_key(&v.event.id).unwrap_or_default();
+            render::event_detail(v, &|r| in_flight(id, r))
+        })
+        .collect();
+    Ok(Json(
+        json!({ "count": records.len(), "limit": limit, "next_cursor": page.next_cursor, "records": records }),
+    ))
+}
+
+fn unavailable(e: store::StoreError) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+/// The event, if it exists in the caller's workspace (404 otherwise, so ids
+/// of other workspaces are indistinguishable from unknown ones).
+fn find(st: &AppState, ws: &str, id: &str) -> Result<(u128, store::EventView), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no event `{id}` in this workspace"));
+    let key = store::event_key(id).ok_or_else(not_found)?;
+    let view = st.shared.store.event(key).map_err(unavailable)?.ok_or_else(not_found)?;
+    if view.event.workspace != ws {
+        return Err(not_found());
+    }
+    Ok((key, view))
+}
+
+/// `GET /events/{id}`.
+pub async fn get(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let (key, view) = find(&st, p.workspace(), &id)?;
+    Ok(Json(
+        json!({ "event": render::event_detail(&view, &|r| st.shared.in_flight.contains(key, r)) }),
+    ))
+}
+
+/// `GET /events/{id}/payload`.
+pub async fn payload(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let (key, _) = find(&st, p.workspace(), &id)?;
+    let raw = st.shared.store.payload(key).map_err(unavailable)?.unwrap_or_default();
+    let payload: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Ok(Json(json!({ "payload": payload })))
+}
+
+/// `POST /events/{id}/rules/{rule_id}/retry`.
+pub async fn retry(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((id, rule)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let p = machine(&st, &headers)?;
+    let (key, view) = find(&st, p.workspace(), &id)?;
+    let rec = view.rule_events.iter().find(|r| r.rule_id == rule).ok_or_else(|| {
+        ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`"))
+    })?;
+    let now = clock::now_ms();
+    let soon =
+        !rec.status.is_terminal() && rec.next_attempt_at.is_some_and(|t| t <= now + RETRY_GUARD_MS);
+    if st.shared.in_flight.contains(key, &rule) || soon {
+        return Err(ApiError::TooEarly {
+            message: format!(
+                "rule `{rule}` has an attempt in flight or due within 5 s; retry after it finishes"
+            ),
+            retry_after_secs: 5,
+        });
+    }
+    match st.shared.store.writer().retry(key, &rule, now).await.map_err(unavailable)? {
+        RetryOutcome::NotFound => {
+            Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")))
+        }
+        RetryOutcome::Scheduled => {
+            st.shared.wake.notify_one();
+            let (key, view) = find(&st, p.workspace(), &id)?;
+            let rec = view
+                .rule_events
+                .iter()
+                .find(|r| r.rule_id == rule)
+                .map(|r| render::rule_event(r, st.shared.in_flight.contains(key, &rule)));
+            Ok((StatusCode::ACCEPTED, Json(json!({ "rule_event": rec }))).into_response())
+        }
+    }
+}
+
+/// `POST /events/{id}/cancel`.
+pub async fn cancel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    cancel_inner(&st, &headers, &id, None).await
+}
+
+/// `POST /events/{id}/rules/{rule_id}/cancel`.
+pub async fn cancel_rule(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((id, rule)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    cancel_inner(&st, &headers, &id, Some(&rule)).await
+}
+
+async fn cancel_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    rule: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(st, headers)?;
+    let (key, _) = find(st, p.workspace(), id)?;
+    let reason = format!("canceled through the API by {}", created_by(&p));
+    let n = st
+        .shared
+        .store
+        .writer()
+        .cancel(key, rule, &reason, clock::now_ms())
+        .await
+        .map_err(unavailable)?;
+    let n = n.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "event `{id}` has no delivery for rule `{}`",
+            rule.unwrap_or_default()
+        ))
+    })?;
+    let (key, view) = find(st, p.workspace(), id)?;
+    Ok(Json(
+        json!({ "canceled": n, "event": render::event_detail(&view, &|r| st.shared.in_flight.contains(key, r)) }),
+    ))
+}
+
+/// `GET /events/{id}/rules/{rule_id}/attempts`.
+pub async fn attempts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((id, rule)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let (key, view) = find(&st, p.workspace(), &id)?;
+    if !view.rule_events.iter().any(|r| r.rule_id == rule) {
+        return Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")));
+    }
+    let list = st.shared.store.attempts(key, &rule).map_err(unavailable)?;
+    let records: Vec<Value> = list
+        .iter()
+        .map(|a| {
+            json!({
+                "attempt": a.attempt,
+                "started_at": clock::rfc3339(a.started_at),
+                "duration_ms": a.duration_ms,
+                "outcome": a.outcome,
+                "http_status": a.http_status,
+                "response_excerpt": a.response_excerpt,
+                "error": a.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "count": records.len(), "records": records })))
+}

@@ -1,0 +1,161 @@
+//! Read-only views of what `meshes.yaml` configures: integrations,
+//! connections (never secrets), rules and workspaces. Writes answer 405:
+//! these resources are managed in git.
+
+use super::error::ApiError;
+use super::{AppState, machine};
+use crate::adapters::ConnectionConfig;
+use crate::catalog;
+use crate::config::diagnostic::{Path as CfgPath, Seg};
+use crate::config::env::{self, EnvFields};
+use crate::gateway::runtime::WorkspaceRt;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn workspace(st: &AppState, headers: &HeaderMap) -> Result<Arc<WorkspaceRt>, ApiError> {
+    let p = machine(st, headers)?;
+    let rt = st.shared.runtime.load_full();
+    rt.workspace(p.workspace())
+        .cloned()
+        .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))
+}
+
+/// `GET /integrations`: the catalog, with each integration's config fields.
+pub async fn integrations(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    machine(&st, &headers)?;
+    let records: Vec<Value> = catalog::INTEGRATIONS
+        .iter()
+        .map(|i| json!({ "type": i.kind, "name": i.name, "auth": i.auth, "fields": catalog::auth_fields(i.kind), "actions": i.actions }))
+        .collect();
+    Ok(Json(json!({ "count": records.len(), "records": records })))
+}
+
+/// A connection as JSON, every credential replaced: a `${VAR}` reference is
+/// shown as written (it names a variable, not a value); anything else is redacted.
+pub fn connection_json(name: &str, c: &ConnectionConfig) -> Value {
+    let mut value = serde_json::to_value(c).unwrap_or(Value::Null);
+    let mut fields = Vec::new();
+    c.env_fields(&CfgPath::root(), &mut fields);
+    for f in fields.iter().filter(|f| f.secret) {
+        let shown = if env::Secret::new(f.template).is_literal() {
+            "[redacted]".to_string()
+        } else {
+            f.template.to_string()
+        };
+        if let Some(slot) = pointer_mut(&mut value, &f.path) {
+            *slot = Value::String(shown);
+        }
+    }
+    json!({ "id": name, "name": name, "type": c.kind(), "settings": value })
+}
+
+fn pointer_mut<'a>(v: &'a mut Value, path: &CfgPath) -> Option<&'a mut Value> {
+    path.0.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get_mut(k.as_str()),
+        Seg::Index(i) => v.get_mut(*i),
+    })
+}
+
+/// `GET /connections`.
+pub async fn connections(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&st, &headers)?;
+    let records: Vec<Value> =
+        ws.config.connections.iter().map(|(n, c)| connection_json(n, c)).collect();
+    Ok(Json(json!({ "count": records.len(), "records": records })))
+}
+
+/// `GET /connections/{id}`.
+pub async fn connection(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&st, &headers)?;
+    let c = ws
+        .config
+        .connections
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}` in this workspace")))?;
+    Ok(Json(json!({ "connection": connection_json(&id, c) })))
+}
+
+fn rule_json(r: &crate::config::model::Rule) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("enabled".into(), Value::Bool(r.enabled));
+    }
+    v
+}
+
+/// `GET /rules`.
+pub async fn rules(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&st, &headers)?;
+    let records: Vec<Value> = ws.rules.all().iter().map(|r| rule_json(&r.rule)).collect();
+    Ok(Json(json!({ "count": records.len(), "records": records })))
+}
+
+/// `GET /rules/{id}`.
+pub async fn rule(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&st, &headers)?;
+    let r = ws
+        .rules
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no rule `{id}` in this workspace")))?;
+    Ok(Json(json!({ "rule": rule_json(&r.rule) })))
+}
+
+/// `GET /workspaces/{id}`: only the caller's own.
+pub async fn workspace_get(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&st, &headers)?;
+    if ws.id != id {
+        return Err(ApiError::NotFound(format!("no workspace `{id}` for this key")));
+    }
+    Ok(Json(json!({ "workspace": {
+        "id": ws.id, "name": ws.name,
+        "connections": ws.config.connections.len(), "rules": ws.config.rules.len(),
+        "automations": ws.config.automations.len(), "sequences": ws.config.sequences.len(),
+    } })))
+}
+
+/// Any write to a config-owned resource.
+pub async fn managed_in_git() -> ApiError {
+    ApiError::MethodNotAllowed(
+        "connections and rules are managed in meshes.yaml: change the file (the gateway reloads it) instead of calling the API".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_json_never_shows_literal_secrets() {
+        let yaml = r#"{"type": "webhook", "url": "https://example.com/h", "signing_secret": ["${NEW}", "whsec_bGl0ZXJhbA=="], "auth": {"type": "bearer", "token": "tok_literal_123"}}"#;
+        let c: ConnectionConfig = serde_json::from_str(yaml).unwrap();
+        let text = connection_json("hooks", &c).to_string();
+        assert!(!text.contains("whsec_bGl0ZXJhbA=="), "{text}");
+        assert!(!text.contains("tok_literal_123"), "{text}");
+        assert!(text.contains("${NEW}"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+}

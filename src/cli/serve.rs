@@ -1,0 +1,118 @@
+//! `meshes serve`: run the gateway until SIGTERM/SIGINT.
+
+use crate::gateway::{GatewayOptions, start};
+use clap::ValueEnum;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `meshes serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config files or directories (repeat, or comma-separate in MESHES_CONFIG).
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "PATH",
+        env = "MESHES_CONFIG",
+        value_delimiter = ',',
+        default_value = "meshes.yaml"
+    )]
+    config: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "MESHES_LISTEN", default_value = "127.0.0.1:8700")]
+    listen: String,
+    /// Where the embedded store lives.
+    #[arg(long, env = "MESHES_DATA_DIR", default_value = "./.meshes")]
+    data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, env = "MESHES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Seconds given to running attempts and requests at shutdown.
+    #[arg(long, env = "MESHES_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    shutdown_timeout: u64,
+    /// Requests per second allowed per credential (burst: twice that).
+    #[arg(long, env = "MESHES_RATE_LIMIT", default_value_t = 1000)]
+    rate_limit: u32,
+    /// Do not watch the config for changes (SIGHUP still reloads).
+    #[arg(long)]
+    no_watch: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Runs the gateway.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    init_tracing(args.log_format);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("meshes").build()?;
+    runtime.block_on(serve(args))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MESHES_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let mut opts = GatewayOptions::new(args.config.clone(), args.data_dir.clone());
+    opts.watch = !args.no_watch;
+    opts.drain = Duration::from_secs(args.shutdown_timeout);
+    opts.server.drain_timeout = opts.drain;
+    opts.rate_limit = args.rate_limit;
+    opts.metrics = Some(metrics);
+    let shutdown = CancellationToken::new();
+    let gateway = match start(opts, listener, shutdown.clone()).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    eprintln!("meshes listening on http://{} (data in {})", gateway.addr, args.data_dir.display());
+    wait_for_signal().await;
+    tracing::info!(
+        "shutting down: no new requests; running attempts get {} s",
+        args.shutdown_timeout
+    );
+    gateway.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

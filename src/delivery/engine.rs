@@ -1,0 +1,218 @@
+//! The scheduler: for each connection with free capacity, read what is due
+//! from its partition of the due index, dispatch it, sleep until the next
+//! due time or a wake-up. Reads are bounded by free capacity, so memory does
+//! not grow with the backlog.
+
+use super::lane::Lane;
+use super::worker;
+use crate::clock;
+use crate::gateway::runtime::{ConnectionRt, Runtime};
+use crate::store::{DueKey, Store, StoreError};
+use arc_swap::ArcSwap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest the scheduler sleeps without a reason (a safety net: due times
+/// and wake-ups normally end the sleep first).
+const IDLE: Duration = Duration::from_secs(5);
+
+/// Deliveries with an attempt running right now.
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashSet<(u128, String)>>);
+
+impl InFlight {
+    /// True while an attempt of this delivery runs.
+    pub fn contains(&self, event: u128, rule: &str) -> bool {
+        self.0.lock().is_ok_and(|s| s.contains(&(event, rule.to_string())))
+    }
+    fn insert(&self, event: u128, rule: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert((event, rule.to_string()));
+        }
+    }
+    pub(super) fn remove(&self, event: u128, rule: &str) {
+        if let Ok(mut s) = self.0.lock() {
+            s.remove(&(event, rule.to_string()));
+        }
+    }
+    /// How many attempts run now.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |s| s.len())
+    }
+    /// True when none runs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the API and the workers share with the scheduler.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store.
+    pub store: Store,
+    /// The config in force.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// Attempts running now.
+    pub in_flight: InFlight,
+    /// Wakes the scheduler (new events, manual retries, finished attempts, reloads).
+    pub wake: Notify,
+}
+
+/// The scheduler task's state.
+#[derive(Debug)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    lanes: HashMap<String, Arc<Lane>>,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// An engine over `store`, reading the config from `runtime`.
+    pub fn new(store: Store, runtime: Arc<ArcSwap<Runtime>>) -> Self {
+        let shared = Arc::new(Shared {
+            store,
+            runtime,
+            in_flight: InFlight::default(),
+            wake: Notify::new(),
+        });
+        Engine { shared, lanes: HashMap::new(), tasks: TaskTracker::new() }
+    }
+
+    /// The handle the API uses.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Runs until `shutdown`; then stops dispatching and gives running
+    /// attempts up to `drain` to finish and be recorded. What has not been
+    /// attempted stays pending on disk for the next start.
+    pub async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
+        loop {
+            let wake_at = match self.tick() {
+                Ok(at) => at,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery scheduler cannot read the store; retrying in 1 s");
+                    clock::now_ms() + 1_000
+                }
+            };
+            let sleep = Duration::from_millis(wake_at.saturating_sub(clock::now_ms()));
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.shared.wake.notified() => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.tasks.close();
+        if tokio::time::timeout(drain, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                running = self.shared.in_flight.len(),
+                "shutdown: attempts still running after the drain timeout stay pending"
+            );
+        }
+    }
+
+    /// One pass over every connection; returns when to look again (Unix ms).
+    fn tick(&mut self) -> Result<u64, StoreError> {
+        let rt = self.shared.runtime.load_full();
+        let now = clock::now_ms();
+        let mut wake_at = now + IDLE.as_millis() as u64;
+        let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
+        self.lanes.retain(|k, _| live.contains(k.as_str()));
+        for conn in rt.connections() {
+            let lane = self.lane(conn);
+            if let Some(t) = lane.reopens_at().filter(|t| *t > now) {
+                wake_at = wake_at.min(t);
+                continue;
+            }
+            let cap = lane.capacity(now);
+            if cap == 0 {
+                continue;
+            }
+            let in_flight = &self.shared.in_flight;
+            let due = self
+                .shared
+                .store
+                .due(&conn.conn_key, now, cap, &|e, r| in_flight.contains(e, r))?;
+            let short = due.len() < cap;
+            for key in due {
+                self.dispatch(key, &lane);
+            }
+            let next = if short { self.shared.store.next_due(&conn.conn_key)? } else { None };
+            if let Some(t) = next.filter(|t| *t > now) {
+                wake_at = wake_at.min(t);
+            }
+        }
+        Ok(wake_at)
+    }
+
+    fn lane(&mut self, conn: &ConnectionRt) -> Arc<Lane> {
+        let lane = self
+            .lanes
+            .entry(conn.conn_key.clone())
+            .or_insert_with(|| Arc::new(Lane::new(conn.lane.clone())));
+        if lane.settings != conn.lane {
+            *lane = Arc::new(Lane::new(conn.lane.clone()));
+        }
+        lane.clone()
+    }
+
+    fn dispatch(&self, key: DueKey, lane: &Arc<Lane>) {
+        let Ok(permit) = lane.permits.clone().try_acquire_owned() else { return };
+        self.shared.in_flight.insert(key.event, &key.rule);
+        let shared = self.shared.clone();
+        let lane = lane.clone();
+        self.tasks.spawn(async move { worker::run(shared, lane, key, permit).await });
+    }
+}
+
+/// Cancels what can no longer be delivered after a reload: deliveries of
+/// removed connections, removed or disabled rules and removed workspaces.
+/// Runs in chunks so the writer keeps serving ingest in between.
+pub async fn cancel_orphans(shared: &Shared, rt: &Runtime) -> Result<usize, StoreError> {
+    let mut canceled = 0;
+    for (conn_key, _) in shared.store.due_partitions()? {
+        loop {
+            let entries = shared.store.partition_entries(&conn_key, 1_000)?;
+            let orphans: Vec<(DueKey, String)> =
+                entries.into_iter().filter_map(|k| orphan_reason(rt, &k).map(|r| (k, r))).collect();
+            if orphans.is_empty() {
+                break;
+            }
+            for (reason, keys) in group_by_reason(orphans) {
+                canceled +=
+                    shared.store.writer().cancel_keys(keys, &reason, clock::now_ms()).await?;
+            }
+        }
+    }
+    Ok(canceled)
+}
+
+fn group_by_reason(items: Vec<(DueKey, String)>) -> HashMap<String, Vec<DueKey>> {
+    let mut out: HashMap<String, Vec<DueKey>> = HashMap::new();
+    for (k, r) in items {
+        out.entry(r).or_default().push(k);
+    }
+    out
+}
+
+/// Why a due delivery can no longer go anywhere, if it can't.
+pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
+    let (ws_id, conn) = key.conn_key.split_once('/')?;
+    let Some(ws) = rt.workspace(ws_id) else {
+        return Some(format!("workspace `{ws_id}` was removed from the config"));
+    };
+    match ws.rules.get(&key.rule) {
+        None => Some(format!("rule `{}` was removed from the config", key.rule)),
+        Some(r) if !r.rule.enabled => {
+            Some(format!("rule `{}` was disabled in the config", key.rule))
+        }
+        Some(_) if !ws.connections.contains_key(conn) => {
+            Some(format!("connection `{conn}` was removed from the config"))
+        }
+        Some(_) => None,
+    }
+}

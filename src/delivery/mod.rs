@@ -1,0 +1,6 @@
+//! Delivery: the scheduler over the due index, per-connection lanes and attempts.
+
+pub mod engine;
+pub mod lane;
+pub mod retry;
+mod worker;

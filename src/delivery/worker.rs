@@ -1,0 +1,133 @@
+//! One attempt: read the delivery, pace it, call the adapter, decide what
+//! comes next and record it.
+
+use super::engine::{Shared, orphan_reason};
+use super::lane::Lane;
+use super::retry;
+use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
+use crate::clock;
+use crate::config::model::Outcome;
+use crate::gateway::runtime::{ConnectionRt, Runtime};
+use crate::store::{AttemptDone, AttemptRecord, DueKey, EventView, Next, StoreError};
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Runs one attempt and records it; always releases the delivery.
+pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, permit: OwnedSemaphorePermit) {
+    if let Some(done) = attempt(&shared, &lane, &key).await {
+        // If recording fails the due entry stays, and the delivery is simply
+        // attempted again later: at-least-once, never lost.
+        if let Err(e) = shared.store.writer().attempt(done).await {
+            tracing::error!(error = %e, rule = %key.rule, "could not record an attempt; it will be retried");
+        }
+    }
+    shared.in_flight.remove(key.event, &key.rule);
+    drop(permit);
+    shared.wake.notify_one();
+}
+
+async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDone> {
+    let rt = shared.runtime.load_full();
+    if let Some(reason) = orphan_reason(&rt, key) {
+        return Some(AttemptDone {
+            key: key.clone(),
+            attempt: None,
+            next: Next::Canceled { reason },
+        });
+    }
+    let (conn, view, payload) = load(shared, &rt, key)?;
+    let rec = view.rule_events.iter().find(|r| r.rule_id == key.rule)?;
+    let rule = rt.workspace(&view.event.workspace)?.rules.get(&key.rule)?;
+    if let Some(limiter) = &lane.limiter {
+        limiter.until_ready().await;
+    }
+    let delivery = Delivery {
+        delivery_id: rec.delivery_id.clone(),
+        attempt: rec.attempts + 1,
+        event_id: view.event.id.clone(),
+        event: view.event.event.clone(),
+        resource: view.event.resource.clone(),
+        resource_id: view.event.resource_id.clone(),
+        workspace: view.event.workspace.clone(),
+        created_at_ms: view.event.created_at,
+        rule_id: key.rule.clone(),
+        metadata: rule.rule.metadata.clone(),
+        payload,
+    };
+    let started = clock::now_ms();
+    let t0 = tokio::time::Instant::now();
+    let report = conn.adapter.deliver(&delivery, conn.timeout).await;
+    let duration = t0.elapsed();
+    let now = clock::now_ms();
+    let next = retry::next_step(
+        &report.result,
+        &conn.retry,
+        delivery.attempt - rec.budget_start,
+        now,
+        rand::random(),
+    );
+    lane.record(healthy(&report.result), now);
+    observe(&conn, &report, duration);
+    let attempt = record(&delivery, &report, started, duration);
+    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+}
+
+/// The connection the rule routes to now, the event and its payload.
+fn load(
+    shared: &Shared,
+    rt: &Runtime,
+    key: &DueKey,
+) -> Option<(Arc<ConnectionRt>, EventView, serde_json::Value)> {
+    let warn = |what: &str, e: StoreError| {
+        tracing::warn!(error = %e, rule = %key.rule, "cannot read {what}; the attempt waits");
+    };
+    let view = shared.store.event(key.event).map_err(|e| warn("the event", e)).ok()??;
+    let payload = shared.store.payload(key.event).map_err(|e| warn("the payload", e)).ok()??;
+    let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+    let ws = rt.workspace(&view.event.workspace)?;
+    let conn = ws.connections.get(&ws.rules.get(&key.rule)?.rule.connection)?.clone();
+    Some((conn, view, payload))
+}
+
+/// Whether an attempt says the destination is healthy (for the circuit
+/// breaker): a per-request rejection is healthy, an outage is not.
+fn healthy(result: &AttemptResult) -> bool {
+    match result {
+        AttemptResult::Delivered => true,
+        AttemptResult::Retry { .. } => false,
+        AttemptResult::Permanent { code, .. } => *code != Outcome::AuthFailed,
+    }
+}
+
+fn record(
+    d: &Delivery,
+    report: &AttemptReport,
+    started: u64,
+    duration: std::time::Duration,
+) -> AttemptRecord {
+    let error = match &report.result {
+        AttemptResult::Delivered => None,
+        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => {
+            Some(message.clone())
+        }
+    };
+    AttemptRecord {
+        attempt: d.attempt,
+        started_at: started,
+        duration_ms: duration.as_millis() as u64,
+        outcome: report.outcome(),
+        http_status: report.http_status,
+        response_excerpt: report.response_excerpt.clone(),
+        error,
+    }
+}
+
+fn observe(conn: &ConnectionRt, report: &AttemptReport, duration: std::time::Duration) {
+    let outcome = serde_json::to_value(report.outcome())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    metrics::counter!("meshes_deliveries_total", "connection" => conn.conn_key.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("meshes_delivery_duration_seconds", "connection" => conn.conn_key.clone())
+        .record(duration.as_secs_f64());
+}

@@ -1,0 +1,9 @@
+//! The running gateway: the config in force, rule matching, reloads, and
+//! [`start`], which wires store, delivery engine, API and watcher together.
+
+pub mod reload;
+pub mod rules;
+pub mod runtime;
+mod start;
+
+pub use start::{Gateway, GatewayError, GatewayOptions, start};

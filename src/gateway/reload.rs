@@ -1,0 +1,141 @@
+//! Loading the config at start and on every change: read, validate fully,
+//! build, then swap atomically. A bad config is rejected, logged with its
+//! `file:line:col` errors, counted, shown on `/readyz`, and the old one keeps
+//! serving.
+
+use super::runtime::{self, Runtime, content_hash};
+use crate::clock;
+use crate::config::{self, CheckOptions, Severity};
+use crate::delivery::engine::{Shared, cancel_orphans};
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The last rejected reload, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct ReloadStatus {
+    last_error: Mutex<Option<(u64, Vec<String>)>>,
+}
+
+impl ReloadStatus {
+    /// When the last reload was rejected and why (cleared by a good one).
+    pub fn last_error(&self) -> Option<(u64, Vec<String>)> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+    fn set(&self, value: Option<(u64, Vec<String>)>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = value;
+        }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The files are byte-for-byte what is in force.
+    Unchanged,
+    /// A new config is in force.
+    Applied {
+        /// Its version.
+        version: u64,
+    },
+    /// The files are invalid; the old config keeps serving.
+    Rejected {
+        /// `file:line:col: error[code]: …` lines, or build errors.
+        errors: Vec<String>,
+    },
+}
+
+/// Reads, checks and builds the config at `paths` (`version` for the result).
+pub fn load(
+    paths: &[PathBuf],
+    version: u64,
+    client: &reqwest::Client,
+    current_hash: Option<&str>,
+) -> Result<Option<Runtime>, Vec<String>> {
+    let loaded = config::read_paths(paths).map_err(|e| vec![e.to_string()])?;
+    let hash = content_hash(&loaded.sources);
+    if current_hash == Some(hash.as_str()) {
+        return Ok(None);
+    }
+    // Unset variables are reported by the build step, which knows which
+    // ones are fatal (credentials of connections) and which are not.
+    let report = config::check_sources(&loaded.sources, CheckOptions { check_env: false });
+    for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
+        tracing::warn!(diagnostic = %d, "config warning");
+    }
+    if report.errors() > 0 {
+        return Err(report
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect());
+    }
+    runtime::build(
+        &report.configs,
+        version,
+        hash,
+        clock::now_ms(),
+        &config::env::process_env,
+        client,
+    )
+    .map(Some)
+}
+
+/// Re-reads the config and swaps it in if it is valid and different.
+pub async fn reload(
+    paths: &[PathBuf],
+    shared: &Arc<Shared>,
+    status: &ReloadStatus,
+    client: &reqwest::Client,
+) -> Reloaded {
+    let current = shared.runtime.load_full();
+    let result = load(paths, current.version + 1, client, Some(&current.hash));
+    let outcome = match result {
+        Ok(None) => Reloaded::Unchanged,
+        Ok(Some(rt)) => {
+            let version = rt.version;
+            apply(&shared.runtime, rt);
+            status.set(None);
+            let shared = shared.clone();
+            tokio::spawn(async move { cleanup(&shared).await });
+            Reloaded::Applied { version }
+        }
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(error = %e, "config reload rejected; the previous config keeps serving");
+            }
+            status.set(Some((clock::now_ms(), errors.clone())));
+            Reloaded::Rejected { errors }
+        }
+    };
+    let result = match &outcome {
+        Reloaded::Unchanged => "unchanged",
+        Reloaded::Applied { .. } => "applied",
+        Reloaded::Rejected { .. } => "rejected",
+    };
+    metrics::counter!("meshes_config_reloads_total", "result" => result).increment(1);
+    shared.wake.notify_one();
+    outcome
+}
+
+fn apply(slot: &ArcSwap<Runtime>, rt: Runtime) {
+    tracing::info!(version = rt.version, hash = %rt.hash, workspaces = rt.workspaces.len(), "config applied");
+    slot.store(Arc::new(rt));
+}
+
+/// Cancels deliveries the config in force can no longer make.
+pub async fn cleanup(shared: &Shared) {
+    let rt = shared.runtime.load_full();
+    match cancel_orphans(shared, &rt).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            canceled = n,
+            "canceled deliveries of rules or connections no longer in the config"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not cancel orphaned deliveries; will try after the next reload")
+        }
+    }
+}

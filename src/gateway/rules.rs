@@ -1,0 +1,167 @@
+//! Rule matching: O(1) by event type, then the optional filters and CEL.
+
+use crate::config::condition;
+use crate::config::model::Rule;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A rule with its compiled condition.
+#[derive(Debug)]
+pub struct RuleRt {
+    /// The rule as configured.
+    pub rule: Rule,
+    /// The compiled `when`, if any.
+    pub condition: Option<cel::Program>,
+}
+
+/// A workspace's rules, indexed by event type and id.
+#[derive(Debug, Default)]
+pub struct RuleIndex {
+    by_event: HashMap<String, Vec<Arc<RuleRt>>>,
+    by_id: HashMap<String, Arc<RuleRt>>,
+    ordered: Vec<Arc<RuleRt>>,
+}
+
+/// What a rule's `when` sees.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFacts<'a> {
+    /// Event type.
+    pub event: &'a str,
+    /// Resource.
+    pub resource: &'a str,
+    /// Resource id.
+    pub resource_id: Option<&'a str>,
+    /// Payload object.
+    pub payload: &'a Value,
+}
+
+impl RuleIndex {
+    /// Compiles every rule's condition; a validated config always compiles.
+    pub fn build(rules: &[Rule]) -> Result<Self, String> {
+        let mut index = RuleIndex::default();
+        for rule in rules {
+            let condition = match &rule.when {
+                Some(src) => Some(
+                    condition::compile(src, condition::RULE_VARIABLES)
+                        .map_err(|e| format!("rule `{}`: {e}", rule.id))?,
+                ),
+                None => None,
+            };
+            let rt = Arc::new(RuleRt { rule: rule.clone(), condition });
+            index.by_id.insert(rule.id.clone(), rt.clone());
+            index.ordered.push(rt.clone());
+            if rule.enabled {
+                index.by_event.entry(rule.event.clone()).or_default().push(rt);
+            }
+        }
+        Ok(index)
+    }
+
+    /// A rule by id (enabled or not).
+    pub fn get(&self, id: &str) -> Option<&Arc<RuleRt>> {
+        self.by_id.get(id)
+    }
+
+    /// Every rule in file order.
+    pub fn all(&self) -> &[Arc<RuleRt>] {
+        &self.ordered
+    }
+
+    /// The enabled rules that match an event. A condition that fails to
+    /// evaluate (a missing field, a type error) counts as false and is logged:
+    /// the event is still accepted, it just does not go there.
+    pub fn matching(&self, facts: &EventFacts<'_>) -> Vec<Arc<RuleRt>> {
+        let Some(candidates) = self.by_event.get(facts.event) else { return Vec::new() };
+        let mut context: Option<cel::Context<'_, '_>> = None;
+        candidates
+            .iter()
+            .filter(|r| r.rule.resource.as_deref().is_none_or(|x| x == facts.resource))
+            .filter(|r| {
+                r.rule.resource_id.is_none() || r.rule.resource_id.as_deref() == facts.resource_id
+            })
+            .filter(|r| match &r.condition {
+                None => true,
+                Some(program) => {
+                    let ctx = context.get_or_insert_with(|| cel_context(facts));
+                    evaluate(program, ctx, &r.rule.id)
+                }
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn cel_context(f: &EventFacts<'_>) -> cel::Context<'static, 'static> {
+    let mut ctx = cel::Context::default();
+    ctx.add_variable_from_value("event", f.event.to_string());
+    ctx.add_variable_from_value("resource", f.resource.to_string());
+    let rid = f.resource_id.map_or(cel::Value::Null, |r| cel::Value::from(r.to_string()));
+    ctx.add_variable_from_value("resource_id", rid);
+    let payload = cel::to_value(f.payload).unwrap_or(cel::Value::Null);
+    ctx.add_variable_from_value("payload", payload);
+    ctx
+}
+
+fn evaluate(program: &cel::Program, ctx: &cel::Context<'_, '_>, rule: &str) -> bool {
+    match program.execute(ctx) {
+        Ok(cel::Value::Bool(b)) => b,
+        Ok(other) => {
+            tracing::warn!(rule, result = ?other, "rule condition did not return a boolean; treated as false");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(rule, error = %e, "rule condition failed to evaluate; treated as false");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::Metadata;
+
+    fn rule(id: &str, event: &str, when: Option<&str>) -> Rule {
+        let metadata: Metadata =
+            serde_json::from_value(serde_json::json!({"action": "log"})).unwrap();
+        Rule {
+            id: id.into(),
+            event: event.into(),
+            connection: "c".into(),
+            metadata,
+            resource: None,
+            resource_id: None,
+            when: when.map(str::to_string),
+            enabled: true,
+            description: None,
+        }
+    }
+
+    fn ids(index: &RuleIndex, event: &str, payload: Value) -> Vec<String> {
+        let facts = EventFacts { event, resource: "global", resource_id: None, payload: &payload };
+        index.matching(&facts).iter().map(|r| r.rule.id.clone()).collect()
+    }
+
+    #[test]
+    fn matches_by_type_filters_and_condition() {
+        let mut off = rule("off", "a", None);
+        off.enabled = false;
+        let mut scoped = rule("scoped", "a", None);
+        scoped.resource = Some("invoice".into());
+        let rules = vec![
+            rule("any", "a", None),
+            rule("big", "a", Some("payload.amount > 10")),
+            off,
+            scoped,
+            rule("other", "b", None),
+        ];
+        let index = RuleIndex::build(&rules).unwrap();
+        assert_eq!(ids(&index, "a", serde_json::json!({"amount": 50})), vec!["any", "big"]);
+        assert_eq!(ids(&index, "a", serde_json::json!({"amount": 5})), vec!["any"]);
+        // A missing field makes the condition fail: false, not an error.
+        assert_eq!(ids(&index, "a", serde_json::json!({})), vec!["any"]);
+        assert!(ids(&index, "zzz", serde_json::json!({})).is_empty());
+        assert!(index.get("off").is_some());
+    }
+}

@@ -1,0 +1,218 @@
+//! The config in force: workspaces with resolved secrets, built adapters,
+//! rule indexes and credentials. Built from validated files, then swapped in
+//! atomically (`ArcSwap`); requests and attempts read whichever is current.
+
+use super::rules::RuleIndex;
+use crate::adapters::adapter::Adapter;
+use crate::adapters::{BuildError, ConnectionConfig, Lookup};
+use crate::api::auth::{KeyRing, MachineCredential};
+use crate::config::model::{ConfigFile, DeliverySettings, RetryPolicy};
+use crate::config::{Source, env};
+use crate::delivery::lane::LaneSettings;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A connection ready to deliver.
+#[derive(Debug)]
+pub struct ConnectionRt {
+    /// Name in the config.
+    pub name: String,
+    /// `<workspace>/<name>`: its due-index partition and lane.
+    pub conn_key: String,
+    /// The config as written (templates, not secrets) for the API.
+    pub config: ConnectionConfig,
+    /// The adapter (secrets resolved inside).
+    pub adapter: Arc<dyn Adapter>,
+    /// Concurrency, rate limit, breaker.
+    pub lane: LaneSettings,
+    /// Attempt timeout.
+    pub timeout: Duration,
+    /// Retry schedule.
+    pub retry: RetryPolicy,
+}
+
+/// A workspace in force.
+#[derive(Debug)]
+pub struct WorkspaceRt {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// Connections by name.
+    pub connections: HashMap<String, Arc<ConnectionRt>>,
+    /// Rules.
+    pub rules: RuleIndex,
+    /// The parsed file (for the read-only config API).
+    pub config: ConfigFile,
+}
+
+/// Everything a request or attempt needs from the config.
+#[derive(Debug)]
+pub struct Runtime {
+    /// Increments with each successful load.
+    pub version: u64,
+    /// SHA-256 of the files' contents.
+    pub hash: String,
+    /// When it was loaded (Unix ms).
+    pub loaded_at: u64,
+    /// Workspaces by id.
+    pub workspaces: HashMap<String, Arc<WorkspaceRt>>,
+    /// Credentials.
+    pub keys: KeyRing,
+}
+
+impl Runtime {
+    /// A workspace by id.
+    pub fn workspace(&self, id: &str) -> Option<&Arc<WorkspaceRt>> {
+        self.workspaces.get(id)
+    }
+    /// Every connection of every workspace.
+    pub fn connections(&self) -> impl Iterator<Item = &Arc<ConnectionRt>> {
+        self.workspaces.values().flat_map(|w| w.connections.values())
+    }
+}
+
+/// Hashes the sources (the `/readyz` config hash).
+pub fn content_hash(sources: &[Source]) -> String {
+    let mut h = Sha256::new();
+    for s in sources {
+        h.update(s.name.as_bytes());
+        h.update([0]);
+        h.update(s.text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Builds a runtime from validated configs; every problem is collected
+/// (unset variables, unusable values), none includes a secret.
+pub fn build(
+    configs: &[(String, ConfigFile)],
+    version: u64,
+    hash: String,
+    loaded_at: u64,
+    lookup: Lookup<'_>,
+    client: &reqwest::Client,
+) -> Result<Runtime, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut workspaces = HashMap::new();
+    let mut publishable = Vec::new();
+    let mut machine = Vec::new();
+    for (file, cfg) in configs {
+        let ws = &cfg.workspace;
+        let mut resolve = |field: &str, template: &str| match env::resolve(template, lookup) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.push(format!("{file}: {field}: {e}"));
+                None
+            }
+        };
+        if let Some(key) = resolve("workspace.publishable_key", &ws.publishable_key.0) {
+            publishable.push((key, ws.id.clone()));
+        }
+        for (i, k) in cfg.machine_keys.iter().enumerate() {
+            // A key whose secret is not set is disabled, not fatal: it fails
+            // closed (nobody can sign with it) and ingest keeps working.
+            let access = env::resolve(&k.access_key.0, lookup);
+            let secret = env::resolve(k.secret.template(), lookup);
+            match (access, secret) {
+                (Ok(access_key), Ok(secret)) if !secret.is_empty() => {
+                    machine.push(MachineCredential {
+                        access_key,
+                        secret: secret.into_bytes(),
+                        workspace: ws.id.clone(),
+                    });
+                }
+                (_, Err(e)) | (Err(e), _) => {
+                    tracing::warn!(file = %file, key = i, error = %e, "machine key disabled: its variables are not set");
+                }
+                _ => {
+                    tracing::warn!(file = %file, key = i, "machine key disabled: its secret is empty")
+                }
+            }
+        }
+        match build_workspace(file, cfg, lookup, client) {
+            Ok(w) => {
+                workspaces.insert(ws.id.clone(), Arc::new(w));
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Runtime { version, hash, loaded_at, workspaces, keys: KeyRing::new(publishable, machine) })
+}
+
+fn build_workspace(
+    file: &str,
+    cfg: &ConfigFile,
+    lookup: Lookup<'_>,
+    client: &reqwest::Client,
+) -> Result<WorkspaceRt, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut connections = HashMap::new();
+    for (name, conn) in &cfg.connections {
+        match conn.build(lookup, client) {
+            Ok(adapter) => {
+                let rt = connection_rt(&cfg.workspace.id, name, conn, adapter, &cfg.delivery);
+                connections.insert(name.clone(), Arc::new(rt));
+            }
+            Err(e) => errors.push(describe(file, name, &e)),
+        }
+    }
+    let rules = RuleIndex::build(&cfg.rules).map_err(|e| vec![format!("{file}: {e}")]);
+    match (rules, errors.is_empty()) {
+        (Ok(rules), true) => Ok(WorkspaceRt {
+            id: cfg.workspace.id.clone(),
+            name: cfg.workspace.name.clone(),
+            file: file.to_string(),
+            connections,
+            rules,
+            config: cfg.clone(),
+        }),
+        (Ok(_), false) => Err(errors),
+        (Err(mut e), _) => {
+            errors.append(&mut e);
+            Err(errors)
+        }
+    }
+}
+
+fn describe(file: &str, name: &str, e: &BuildError) -> String {
+    format!("{file}: connections.{name}: {e}")
+}
+
+fn connection_rt(
+    ws: &str,
+    name: &str,
+    conn: &ConnectionConfig,
+    adapter: Arc<dyn Adapter>,
+    d: &DeliverySettings,
+) -> ConnectionRt {
+    let o = conn.delivery().cloned().unwrap_or_default();
+    let r = o.retry.unwrap_or_default();
+    let retry = RetryPolicy {
+        schedule: r.schedule.unwrap_or_else(|| d.retry.schedule.clone()),
+        jitter: r.jitter.unwrap_or(d.retry.jitter),
+        retry_on: r.retry_on.unwrap_or_else(|| d.retry.retry_on.clone()),
+        max_retry_after: r.max_retry_after.unwrap_or(d.retry.max_retry_after),
+    };
+    ConnectionRt {
+        name: name.to_string(),
+        conn_key: format!("{ws}/{name}"),
+        config: conn.clone(),
+        adapter,
+        lane: LaneSettings {
+            concurrency: o.concurrency.unwrap_or(d.concurrency),
+            rate_limit: o.rate_limit,
+            breaker: o.circuit_breaker.unwrap_or_else(|| d.circuit_breaker.clone()),
+        },
+        timeout: o.timeout.unwrap_or(d.timeout).get(),
+        retry,
+    }
+}

@@ -1,0 +1,217 @@
+//! The composition root: everything `meshes serve` runs, startable from
+//! tests on `127.0.0.1:0` with a temporary data directory.
+
+use super::reload::{self, ReloadStatus};
+use crate::api::auth::RateLimits;
+use crate::api::{AppState, router};
+use crate::clock;
+use crate::config::duration::Duration as CfgDuration;
+use crate::config::watch::{ConfigWatcher, Trigger, forward_sighup};
+use crate::delivery::engine::{Engine, Shared};
+use crate::server::{ServerOptions, serve};
+use crate::store::{Store, StoreError};
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Config files or directories.
+    pub config: Vec<PathBuf>,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Watch the config for changes (and SIGHUP).
+    pub watch: bool,
+    /// Quiet time before a change is reloaded.
+    pub debounce: Duration,
+    /// Time given to running attempts and requests at shutdown.
+    pub drain: Duration,
+    /// Requests per second per credential (burst is twice that).
+    pub rate_limit: u32,
+    /// The Prometheus handle (installed once per process by the CLI).
+    pub metrics: Option<PrometheusHandle>,
+    /// Accept-loop settings.
+    pub server: ServerOptions,
+}
+
+impl GatewayOptions {
+    /// Defaults for the given config and data directory.
+    pub fn new(config: Vec<PathBuf>, data_dir: PathBuf) -> Self {
+        GatewayOptions {
+            config,
+            data_dir,
+            watch: true,
+            debounce: Duration::from_millis(250),
+            drain: Duration::from_secs(30),
+            rate_limit: 1_000,
+            metrics: None,
+            server: ServerOptions::default(),
+        }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The config is invalid (each line a diagnostic or build error).
+    #[error("invalid config:\n{}", .0.join("\n"))]
+    Config(Vec<String>),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener or watcher failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Cancel to shut down.
+    pub shutdown: CancellationToken,
+    /// Store, config and delivery state (tests inspect it).
+    pub shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Waits until the gateway has shut down and its store is closed.
+    pub async fn join(self) {
+        // Our handle on the store must go before the store can be released.
+        let Gateway { task, shared, .. } = self;
+        drop(shared);
+        let _ = task.await;
+    }
+    /// Shuts down and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.join().await;
+    }
+}
+
+/// Loads the config, opens the store and serves on `listener` until `shutdown`.
+pub async fn start(
+    opts: GatewayOptions,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<Gateway, GatewayError> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
+        // A redirect would resend the signed body (and its credentials) to a
+        // host the config never named; a 3xx is reported as the outcome instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| GatewayError::Io(e.to_string()))?;
+    let rt = reload::load(&opts.config, 1, &client, None)
+        .map_err(GatewayError::Config)?
+        .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
+    let retention = retention_of(&rt);
+    let store = Store::open(&opts.data_dir)?;
+    let runtime = Arc::new(ArcSwap::from_pointee(rt));
+    let engine = Engine::new(store.clone(), runtime);
+    let shared = engine.shared();
+    let status = Arc::new(ReloadStatus::default());
+    let addr = listener.local_addr().map_err(|e| GatewayError::Io(e.to_string()))?;
+    let state = AppState {
+        shared: shared.clone(),
+        limits: Arc::new(RateLimits::new(opts.rate_limit, opts.rate_limit.saturating_mul(2))),
+        reload: status.clone(),
+        metrics: opts.metrics.clone(),
+    };
+    let watcher = if opts.watch {
+        Some(watch(&opts, shared.clone(), status, client.clone(), shutdown.clone())?)
+    } else {
+        None
+    };
+    let engine_task = tokio::spawn(engine.run(shutdown.clone(), opts.drain));
+    let cleanup = tokio::spawn({
+        let shared = shared.clone();
+        async move { reload::cleanup(&shared).await }
+    });
+    let pruner = tokio::spawn(prune_loop(shared.clone(), retention, shutdown.clone()));
+    let server = serve(listener, router(state), shutdown.clone(), opts.server.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+        let _ = engine_task.await;
+        pruner.abort();
+        cleanup.abort();
+        if let Some((watcher, task)) = watcher {
+            drop(watcher);
+            let _ = task.await;
+        }
+        let _ = pruner.await;
+        let _ = cleanup.await;
+        store.close().await;
+    });
+    tracing::info!(%addr, "meshes is serving");
+    Ok(Gateway { addr, shutdown, shared, task })
+}
+
+fn retention_of(rt: &crate::gateway::runtime::Runtime) -> Duration {
+    rt.workspaces
+        .values()
+        .map(|w| w.config.delivery.retention.get())
+        .max()
+        .unwrap_or(CfgDuration::from_millis(30 * 86_400_000).get())
+}
+
+fn watch(
+    opts: &GatewayOptions,
+    shared: Arc<Shared>,
+    status: Arc<ReloadStatus>,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+) -> Result<(ConfigWatcher, JoinHandle<()>), GatewayError> {
+    let (watcher, mut rx) = ConfigWatcher::start(&opts.config, opts.debounce)
+        .map_err(|e| GatewayError::Io(e.to_string()))?;
+    if let Err(e) = forward_sighup(watcher.sender()) {
+        tracing::warn!(error = %e, "SIGHUP will not reload the config");
+    }
+    let paths = opts.config.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let trigger = tokio::select! {
+                t = rx.recv() => t,
+                () = shutdown.cancelled() => None,
+            };
+            let Some(trigger) = trigger else { break };
+            let why = if trigger == Trigger::Signal { "SIGHUP" } else { "file change" };
+            let outcome = reload::reload(&paths, &shared, &status, &client).await;
+            tracing::info!(trigger = why, ?outcome, "config reload");
+        }
+    });
+    Ok((watcher, task))
+}
+
+/// Deletes finished events past the retention window, a chunk at a time.
+async fn prune_loop(shared: Arc<Shared>, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        loop {
+            let now = clock::now_ms();
+            let before = now.saturating_sub(retention.as_millis() as u64);
+            match shared.store.writer().prune(before, now, 1_000).await {
+                Ok(0) => break,
+                Ok(n) => tracing::debug!(pruned = n, "retention"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention pruning failed; will try again");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

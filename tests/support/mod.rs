@@ -1,0 +1,244 @@
+//! A gateway and a webhook receiver on loopback, for black-box tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use meshes::api::auth::mint_jwt;
+use meshes::gateway::{Gateway, GatewayOptions, start};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
+pub const PK: &str = "mesh_pub_test_key_0001";
+pub const AK: &str = "mk_test_0001";
+pub const SECRET: &str = "test-machine-secret-0001";
+pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: tokio::time::Instant,
+}
+
+/// What the receiver answers, in order; then `default`.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    RetryAfter(u16, u64),
+    Hang,
+}
+
+#[derive(Debug, Default)]
+struct ReceiverState {
+    seen: Mutex<Vec<Seen>>,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Option<Reply>>,
+    notify: Notify,
+}
+
+/// A webhook receiver on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+}
+
+async fn receive(
+    State(st): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    st.seen.lock().unwrap().push(Seen { headers, body, at: tokio::time::Instant::now() });
+    st.notify.notify_waiters();
+    let reply = st
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .or_else(|| st.default.lock().unwrap().clone())
+        .unwrap_or(Reply::Status(200));
+    match reply {
+        Reply::Status(s) => (StatusCode::from_u16(s).unwrap(), "ok").into_response(),
+        Reply::RetryAfter(s, secs) => {
+            (StatusCode::from_u16(s).unwrap(), [("retry-after", secs.to_string())], "slow down")
+                .into_response()
+        }
+        Reply::Hang => {
+            std::future::pending::<()>().await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let state = Arc::new(ReceiverState::default());
+        let app =
+            Router::new().route("/hook", axum::routing::any(receive)).with_state(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, state }
+    }
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+    pub fn set_default(&self, reply: Reply) {
+        *self.state.default.lock().unwrap() = Some(reply);
+    }
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+    /// Waits (at most 10 s) until `n` requests arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Seen> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.state.notify.notified();
+            let seen = self.seen();
+            if seen.len() >= n {
+                return seen;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("receiver got {} request(s), expected {n}", self.seen().len());
+            }
+        }
+    }
+}
+
+/// A running gateway with its config file and data directory.
+pub struct TestGateway {
+    pub gateway: Option<Gateway>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub fn config_path(dir: &Path) -> PathBuf {
+    dir.join("conf").join("meshes.yaml")
+}
+
+/// A config with one workspace, a webhook connection per `(name, url)` and one rule per connection.
+pub fn webhook_config(hooks: &[(&str, &str)], schedule: &str) -> String {
+    let mut s = format!(
+        "version: 1\nworkspace:\n  id: {WS}\n  name: test\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: {SECRET}\nconnections:\n"
+    );
+    for (name, url) in hooks {
+        s.push_str(&format!("  {name}:\n    type: webhook\n    url: {url}\n    signing_secret: {WHSEC}\n    delivery: {{ timeout: 2s }}\n"));
+    }
+    s.push_str("rules:\n");
+    for (name, _) in hooks {
+        s.push_str(&format!("  - id: {name}-rule\n    event: user.{name}\n    connection: {name}\n    metadata: {{ action: send_webhook }}\n"));
+    }
+    s.push_str(&format!("delivery:\n  retry: {{ schedule: {schedule}, jitter: 0 }}\n"));
+    s
+}
+
+impl TestGateway {
+    pub async fn start(config: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+        std::fs::write(config_path(dir.path()), config).unwrap();
+        let mut tg =
+            TestGateway { gateway: None, base: String::new(), dir, http: reqwest::Client::new() };
+        tg.boot().await;
+        tg
+    }
+
+    /// (Re)starts on the same data directory.
+    pub async fn boot(&mut self) {
+        let mut opts =
+            GatewayOptions::new(vec![config_path(self.dir.path())], self.dir.path().join("data"));
+        opts.debounce = Duration::from_millis(50);
+        opts.drain = Duration::from_secs(2);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
+        self.base = format!("http://{}", gw.addr);
+        self.gateway = Some(gw);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(gw) = self.gateway.take() {
+            gw.stop().await;
+        }
+    }
+
+    pub fn jwt(&self) -> String {
+        mint_jwt(AK, SECRET.as_bytes(), now_secs(), 60)
+    }
+
+    pub async fn post_event(&self, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/events", self.base))
+            .header("x-meshes-publishable-key", PK)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.jwt())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.jwt())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the event (at most 10 s) until its status is `want`.
+    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = self.get(&format!("/api/v1/events/{id}")).await;
+            if body["event"]["status"] == want {
+                return body["event"].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "event {id} never reached `{want}`: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn write_config(&self, text: &str) {
+        let path = config_path(self.dir.path());
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, path).unwrap();
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
