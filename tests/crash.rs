@@ -8,37 +8,9 @@ mod support;
 
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
-
-/// Starts `meshes serve` and returns it with its base URL (read from stderr).
-fn spawn(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("meshes"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch"])
-        .arg("--config")
-        .arg(config_path(dir))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("MESHES_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("meshes listening on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(20)).expect("meshes did not start");
-    (child, base)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_event() {
@@ -53,7 +25,8 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
         ),
     )
     .unwrap();
-    let (mut child, base) = spawn(dir.path());
+    let mut server = Server::spawn(dir.path(), &[]);
+    let base = server.base.clone();
     let acked: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
@@ -79,43 +52,23 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
         }));
     }
     // Kill once a good number of events were acknowledged (bounded wait).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while acked.lock().unwrap().len() < 150 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "load never reached 150 acknowledged events"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    eventually("150 acknowledged events", Duration::from_secs(20), || {
+        std::future::ready((acked.lock().unwrap().len() >= 150).then_some(()))
+    })
+    .await;
+    server.kill();
     for t in tasks {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    let (mut child, _base) = spawn(dir.path());
+    let mut server = Server::spawn(dir.path(), &[]);
     // Every acknowledged event arrives (at least once), and nothing arrives that was never sent.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let delivered = loop {
-        let seen: HashSet<u64> = rx
-            .seen()
-            .iter()
-            .map(|s| {
-                serde_json::from_slice::<Value>(&s.body).unwrap()["payload"]["seq"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        if acked.is_subset(&seen) {
-            break seen;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} acknowledged event(s) never delivered",
-            acked.difference(&seen).count()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let delivered =
+        eventually("every acknowledged event delivered", Duration::from_secs(30), || {
+            let seen: HashSet<u64> = rx.seen().iter().map(seq_of).collect();
+            std::future::ready(acked.is_subset(&seen).then_some(seen))
+        })
+        .await;
     assert!(
         delivered.iter().all(|s| s % 1_000 < 100 && s / 1_000 < 8),
         "a delivery that was never sent"
@@ -123,14 +76,15 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
     // Duplicates (an attempt in flight at the kill) keep their delivery id.
     let mut ids_by_seq: std::collections::HashMap<u64, HashSet<String>> = Default::default();
     for s in rx.seen() {
-        let seq =
-            serde_json::from_slice::<Value>(&s.body).unwrap()["payload"]["seq"].as_u64().unwrap();
         ids_by_seq
-            .entry(seq)
+            .entry(seq_of(&s))
             .or_default()
             .insert(s.headers["webhook-id"].to_str().unwrap().to_string());
     }
     assert!(ids_by_seq.values().all(|ids| ids.len() == 1), "a redelivery changed its webhook-id");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill();
+}
+
+fn seq_of(s: &Seen) -> u64 {
+    serde_json::from_slice::<Value>(&s.body).unwrap()["payload"]["seq"].as_u64().unwrap()
 }

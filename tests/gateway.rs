@@ -9,12 +9,17 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use std::time::Duration;
 use support::*;
 
 fn verify_signature(seen: &Seen) -> bool {
+    signed_with(seen, WHSEC)
+}
+
+fn signed_with(seen: &Seen, secret: &str) -> bool {
     let h = |n: &str| seen.headers.get(n).unwrap().to_str().unwrap().to_string();
     let key = base64::engine::general_purpose::STANDARD
-        .decode(WHSEC.trim_start_matches("whsec_"))
+        .decode(secret.trim_start_matches("whsec_"))
         .unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
@@ -326,15 +331,11 @@ async fn reload_applies_good_configs_and_rejects_bad_ones() {
     let (_, ready) = gw.get("/readyz").await;
     assert_eq!(ready["config"]["version"], 1);
     gw.write_config("version: 1\nworkspace: [this is not valid\n");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let ready = loop {
+    let ready = eventually("the bad config reported", Duration::from_secs(10), || async {
         let (_, r) = gw.get("/readyz").await;
-        if !r["last_reload_error"].is_null() {
-            break r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "bad config was never reported: {r}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        (!r["last_reload_error"].is_null()).then_some(r)
+    })
+    .await;
     assert_eq!(ready["config"]["version"], 1, "the old config keeps serving");
     assert!(
         ready["last_reload_error"]["errors"][0].as_str().unwrap().contains("meshes.yaml:"),
@@ -346,18 +347,48 @@ async fn reload_applies_good_configs_and_rejects_bad_ones() {
     // A good change (a second rule) applies and clears the error.
     let two = cfg.replace("rules:\n", "rules:\n  - id: second\n    event: user.other\n    connection: signup\n    metadata: { action: send_webhook }\n");
     gw.write_config(&two);
-    loop {
+    let r = eventually("the good config applied", Duration::from_secs(10), || async {
         let (_, r) = gw.get("/readyz").await;
-        if r["config"]["version"] == 2 {
-            assert!(r["last_reload_error"].is_null());
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline + std::time::Duration::from_secs(5),
-            "good config never applied: {r}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (r["config"]["version"] == 2).then_some(r)
+    })
+    .await;
+    assert!(r["last_reload_error"].is_null(), "{r}");
     gw.post_event(json!({"event": "user.other", "payload": {"n": 2}})).await;
     rx.wait_for(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_cancels_removed_rules_and_rotates_credentials() {
+    let (rx_a, rx_b) = (Receiver::start().await, Receiver::start().await);
+    rx_a.set_default(Reply::Status(503));
+    rx_b.set_default(Reply::Status(503));
+    let cfg = webhook_config(
+        &[("a", &rx_a.url), ("b", &rx_b.url)],
+        "[0s, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms]",
+    );
+    let gw = TestGateway::start(&cfg).await;
+    let (_, a) = gw.post_event(json!({"event": "user.a", "payload": {"n": 1}})).await;
+    let (_, b) = gw.post_event(json!({"event": "user.b", "payload": {"n": 2}})).await;
+    let (a, b) = (a["event"]["id"].as_str().unwrap(), b["event"]["id"].as_str().unwrap());
+    gw.wait_status(a, "retrying").await;
+    gw.wait_status(b, "retrying").await;
+    assert!(rx_a.seen().iter().all(verify_signature));
+    // Drop rule b; give connection a a new signing secret; a recovers.
+    const NEW: &str = "whsec_YW5vdGhlci1zZWNyZXQtZm9yLXRlc3Rz";
+    let start = cfg.find("  - id: b-rule").unwrap();
+    let end = start + cfg[start..].find("delivery:\n  retry").unwrap();
+    let next = format!("{}{}", &cfg[..start], &cfg[end..]).replacen(WHSEC, NEW, 1);
+    gw.write_config(&next);
+    eventually("the new config", Duration::from_secs(10), || async {
+        (gw.get("/readyz").await.1["config"]["version"] == 2).then_some(())
+    })
+    .await;
+    rx_a.set_default(Reply::Status(200));
+    let b_view = gw.wait_status(b, "canceled").await;
+    let rule = &b_view["rule_events"][0];
+    assert!(rule["last_error"].as_str().unwrap().contains("b-rule"), "{b_view}");
+    gw.wait_status(a, "completed").await;
+    let last = rx_a.seen().last().cloned().unwrap();
+    assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");
+    assert!(!signed_with(&last, WHSEC));
 }

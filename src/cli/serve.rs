@@ -67,7 +67,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let metrics = crate::api::ops::prometheus_builder().install_recorder()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -85,7 +85,14 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    eprintln!("meshes listening on http://{} (data in {})", gateway.addr, args.data_dir.display());
+    if args.log_format == LogFormat::Text {
+        // For people and scripts; JSON logs carry the address in `meshes is serving`.
+        eprintln!(
+            "meshes listening on http://{} (data in {})",
+            gateway.addr,
+            args.data_dir.display()
+        );
+    }
     wait_for_signal().await;
     tracing::info!(
         "shutting down: no new requests; running attempts get {} s",

@@ -292,6 +292,23 @@ pub enum Outcome {
     InternalError,
 }
 
+impl Outcome {
+    /// The wire name (as serialized), without allocating.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::RejectedClientError => "rejected_client_error",
+            Outcome::RejectedServerError => "rejected_server_error",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::AuthFailed => "auth_failed",
+            Outcome::Timeout => "timeout",
+            Outcome::NetworkError => "network_error",
+            Outcome::MappingError => "mapping_error",
+            Outcome::InternalError => "internal_error",
+        }
+    }
+}
+
 /// A connection's own delivery settings; each unset field inherits the
 /// workspace's `delivery:` value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

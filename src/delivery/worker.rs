@@ -67,7 +67,7 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         rand::random(),
     );
     lane.record(healthy(&report.result), now);
-    observe(&conn, &report, duration);
+    observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
 }
@@ -122,12 +122,19 @@ fn record(
     }
 }
 
-fn observe(conn: &ConnectionRt, report: &AttemptReport, duration: std::time::Duration) {
-    let outcome = serde_json::to_value(report.outcome())
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    metrics::counter!("meshes_deliveries_total", "connection" => conn.conn_key.clone(), "outcome" => outcome).increment(1);
+fn observe(
+    conn: &ConnectionRt,
+    report: &AttemptReport,
+    duration: std::time::Duration,
+    age_ms: u64,
+) {
+    let outcome = report.outcome();
+    metrics::counter!("meshes_deliveries_total", "connection" => conn.conn_key.clone(), "outcome" => outcome.as_str()).increment(1);
     metrics::histogram!("meshes_delivery_duration_seconds", "connection" => conn.conn_key.clone())
         .record(duration.as_secs_f64());
+    if outcome == Outcome::Delivered {
+        // Ingest to delivery, retries included: what the user of the event waits.
+        metrics::histogram!("meshes_event_to_delivery_seconds", "connection" => conn.conn_key.clone())
+            .record(age_ms as f64 / 1000.0);
+    }
 }

@@ -93,6 +93,17 @@ pub struct ListFilter {
     pub resource_id: Option<String>,
 }
 
+/// Pending deliveries of one connection, by whether they are due yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// `<workspace>/<connection>`.
+    pub conn_key: String,
+    /// Due now: waiting for a concurrency slot or the rate limit.
+    pub due: u64,
+    /// Scheduled later: retries waiting out their backoff.
+    pub later: u64,
+}
+
 /// One page of events, newest first.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -250,6 +261,26 @@ impl Store {
             match out.last_mut() {
                 Some((c, n)) if c == conn => *n += 1,
                 _ => out.push((conn.to_string(), 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per connection: deliveries due by `now` (waiting for a slot) and
+    /// deliveries scheduled later (retry backlog, or paused by the breaker).
+    /// A full scan of the due index: for metrics scrapes, not the hot path.
+    pub fn queue_depths(&self, now: u64) -> Result<Vec<QueueDepth>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DUE)?;
+        let mut out: Vec<QueueDepth> = Vec::new();
+        for row in table.iter()? {
+            let (key, _) = row?;
+            let (conn, due, ..) = key.value();
+            if out.last().is_none_or(|q| q.conn_key != conn) {
+                out.push(QueueDepth { conn_key: conn.to_string(), due: 0, later: 0 });
+            }
+            if let Some(q) = out.last_mut() {
+                if due <= now { q.due += 1 } else { q.later += 1 }
             }
         }
         Ok(out)

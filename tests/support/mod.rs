@@ -123,6 +123,8 @@ pub struct TestGateway {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Installed as the gateway's Prometheus handle on every boot.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -147,11 +149,24 @@ pub fn webhook_config(hooks: &[(&str, &str)], schedule: &str) -> String {
 
 impl TestGateway {
     pub async fn start(config: &str) -> TestGateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), config, None).await
+    }
+
+    /// Starts in `dir`, reporting to `metrics` when given.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> TestGateway {
         std::fs::create_dir_all(dir.path().join("conf")).unwrap();
         std::fs::write(config_path(dir.path()), config).unwrap();
-        let mut tg =
-            TestGateway { gateway: None, base: String::new(), dir, http: reqwest::Client::new() };
+        let mut tg = TestGateway {
+            gateway: None,
+            base: String::new(),
+            dir,
+            http: reqwest::Client::new(),
+            metrics,
+        };
         tg.boot().await;
         tg
     }
@@ -162,6 +177,7 @@ impl TestGateway {
             GatewayOptions::new(vec![config_path(self.dir.path())], self.dir.path().join("data"));
         opts.debounce = Duration::from_millis(50);
         opts.drain = Duration::from_secs(2);
+        opts.metrics = self.metrics.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
         self.base = format!("http://{}", gw.addr);
@@ -192,21 +208,18 @@ impl TestGateway {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(self.jwt())
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        self.machine(reqwest::Method::GET, path).await
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
+        self.machine(reqwest::Method::POST, path).await
+    }
+
+    /// A request with a fresh machine JWT; the status and the JSON body (or null).
+    async fn machine(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         let resp = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(self.jwt())
             .send()
             .await
@@ -217,18 +230,12 @@ impl TestGateway {
 
     /// Polls the event (at most 10 s) until its status is `want`.
     pub async fn wait_status(&self, id: &str, want: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, body) = self.get(&format!("/api/v1/events/{id}")).await;
-            if body["event"]["status"] == want {
-                return body["event"].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "event {id} never reached `{want}`: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let path = format!("/api/v1/events/{id}");
+        eventually(&format!("event {id} reaching `{want}`"), Duration::from_secs(10), || async {
+            let (_, body) = self.get(&path).await;
+            (body["event"]["status"] == want).then(|| body["event"].clone())
+        })
+        .await
     }
 
     pub fn write_config(&self, text: &str) {
@@ -241,4 +248,80 @@ impl TestGateway {
 
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test with
+/// `what` after `limit`. Waiting on an observable condition, never on time.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The real `meshes serve` binary on a free loopback port.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    /// Every stderr line so far.
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts it on `dir`'s config and data directory and waits for the
+    /// address it reports (the text banner or the JSON `meshes is serving` line).
+    pub fn spawn(dir: &Path, extra: &[&str]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("meshes"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-watch"])
+            .arg("--config")
+            .arg(config_path(dir))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(extra)
+            .env("MESHES_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
+                }
+                seen.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("meshes did not start");
+        Server { child, base: format!("http://{addr}"), lines }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn listening_addr(line: &str) -> Option<String> {
+    if let Some(rest) = line.strip_prefix("meshes listening on http://") {
+        return rest.split_whitespace().next().map(str::to_string);
+    }
+    let v: Value = serde_json::from_str(line).ok()?;
+    (v["message"] == "meshes is serving").then(|| v["addr"].as_str().map(str::to_string))?
 }

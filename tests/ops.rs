@@ -1,0 +1,118 @@
+//! Operations: Prometheus metrics, JSON logs and graceful shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_ingest_deliveries_queues_and_reloads() {
+    // This test binary owns the process-wide recorder.
+    let handle = meshes::api::ops::prometheus_builder().install_recorder().unwrap();
+    let (ok, down) = (Receiver::start().await, Receiver::start().await);
+    down.set_default(Reply::Status(503));
+    let cfg = webhook_config(&[("ok", &ok.url), ("down", &down.url)], "[0s, 1h]");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = TestGateway::start_in(dir, &cfg, Some(handle)).await;
+    for event in ["user.ok", "user.ok", "user.down"] {
+        assert_eq!(gw.post_event(json!({"event": event, "payload": {"n": 1}})).await.0, 201);
+    }
+    ok.wait_for(2).await;
+    down.wait_for(1).await;
+    gw.write_config("version: 1\nworkspace: [broken\n");
+    let text = eventually("the metrics to show it all", Duration::from_secs(10), || async {
+        let text = gw.http.get(format!("{}/metrics", gw.base)).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        let done = text.contains(r#"meshes_config_reloads_total{result="rejected"} 1"#)
+            && text.contains("meshes_retry_backlog{connection=\"");
+        done.then_some(text)
+    })
+    .await;
+    let conn = |name: &str| format!("connection=\"{WS}/{name}\"");
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}:\n{text}"))
+    };
+    assert!(line("meshes_events_ingested_total").ends_with(" 3"));
+    assert!(
+        line(&format!("meshes_deliveries_total{{{},outcome=\"delivered\"}}", conn("ok")))
+            .ends_with(" 2")
+    );
+    assert!(
+        line(&format!(
+            "meshes_deliveries_total{{{},outcome=\"rejected_server_error\"}}",
+            conn("down")
+        ))
+        .ends_with(" 1")
+    );
+    // The failed delivery waits an hour: retry backlog, not due queue.
+    assert!(line(&format!("meshes_retry_backlog{{{}}}", conn("down"))).ends_with(" 1"));
+    assert!(line(&format!("meshes_queue_depth{{{}}}", conn("down"))).ends_with(" 0"));
+    assert!(line(&format!("meshes_retry_backlog{{{}}}", conn("ok"))).ends_with(" 0"));
+    assert!(line("meshes_pending_deliveries").ends_with(" 1"));
+    // Latencies are real histograms with buckets.
+    for h in [
+        "meshes_ingest_duration_seconds",
+        "meshes_delivery_duration_seconds",
+        "meshes_event_to_delivery_seconds",
+    ] {
+        assert!(text.contains(&format!("{h}_bucket{{")), "{h} has no buckets:\n{text}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_exits_and_leaves_the_rest_pending() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+    std::fs::write(config_path(dir.path()), webhook_config(&[("hook", &rx.url)], "[0s, 100ms]"))
+        .unwrap();
+    let mut server =
+        Server::spawn(dir.path(), &["--log-format", "json", "--shutdown-timeout", "1"]);
+    let http = reqwest::Client::new();
+    let sent = http
+        .post(format!("{}/api/v1/events", server.base))
+        .header("x-meshes-publishable-key", PK)
+        .json(&json!({"event": "user.hook", "payload": {"email": "ada@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201);
+    let id = sent.json::<Value>().await.unwrap()["event"]["id"].as_str().unwrap().to_string();
+    rx.wait_for(1).await; // the attempt is in flight and hangs
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = eventually("exit after SIGTERM", Duration::from_secs(15), || {
+        std::future::ready(server.child.try_wait().unwrap())
+    })
+    .await;
+    assert!(status.success(), "exit status {status:?}");
+    // Every log line is one JSON object with a level and a message.
+    let lines = server.lines.lock().unwrap().clone();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l.contains("shutting down")), "{lines:?}");
+    // The interrupted delivery is still on disk and goes out after a restart.
+    rx.set_default(Reply::Status(200));
+    let mut server = Server::spawn(dir.path(), &[]);
+    let seen = rx.wait_for(2).await;
+    let ids: std::collections::HashSet<_> =
+        seen.iter().map(|s| s.headers["webhook-id"].to_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 1, "the redelivery keeps its delivery id");
+    let body: Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(body["uuid"], id.as_str());
+    assert_eq!(body["payload"]["email"], "ada@example.com");
+    server.kill();
+}
