@@ -15,8 +15,9 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
     let (ok, down) = (Receiver::start().await, Receiver::start().await);
     down.set_default(Reply::Status(503));
     let cfg = webhook_config(&[("ok", &ok.url), ("down", &down.url)], "[0s, 1h]");
-    let dir = tempfile::tempdir().unwrap();
-    let mut gw = TestGateway::start_in(dir, &cfg, Some(handle)).await;
+    let mut gw = TestGateway::prepare(&cfg);
+    gw.metrics = Some(handle);
+    gw.boot().await;
     for event in ["user.ok", "user.ok", "user.down"] {
         assert_eq!(gw.post_event(json!({"event": event, "payload": {"n": 1}})).await.0, 201);
     }

@@ -17,7 +17,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// version and hash, and the last reload error (the old config keeps serving).
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let rt = st.shared.runtime.load_full();
-    let store = st.shared.store.due_len();
+    let store = match st.shared.store.writable().await {
+        Ok(()) => st.shared.store.due_len(),
+        Err(e) => Err(e),
+    };
     let last = st.reload.last_error();
     let body = json!({
         "status": if store.is_ok() { "ready" } else { "unavailable" },

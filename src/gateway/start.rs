@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayOptions {
     /// Config files or directories.
     pub config: Vec<PathBuf>,
@@ -39,6 +39,19 @@ pub struct GatewayOptions {
     pub metrics: Option<PrometheusHandle>,
     /// Accept-loop settings.
     pub server: ServerOptions,
+    /// How the store file is opened (tests inject disk faults here).
+    pub store_opener: Option<crate::store::db::Opener>,
+}
+
+impl std::fmt::Debug for GatewayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayOptions")
+            .field("config", &self.config)
+            .field("data_dir", &self.data_dir)
+            .field("watch", &self.watch)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GatewayOptions {
@@ -53,6 +66,7 @@ impl GatewayOptions {
             rate_limit: 1_000,
             metrics: None,
             server: ServerOptions::default(),
+            store_opener: None,
         }
     }
 }
@@ -115,7 +129,8 @@ pub async fn start(
         .map_err(GatewayError::Config)?
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
     let retention = retention_of(&rt);
-    let store = Store::open(&opts.data_dir)?;
+    let opener = opts.store_opener.clone().unwrap_or_else(crate::store::db::file_opener);
+    let store = Store::open_with(&opts.data_dir, opener)?;
     let runtime = Arc::new(ArcSwap::from_pointee(rt));
     let engine = Engine::new(store.clone(), runtime);
     let shared = engine.shared();

@@ -5,17 +5,22 @@
 //! concurrent requests into one transaction and one fsync (group commit).
 //! Reads use their own snapshots and never block it.
 
+pub mod db;
+pub mod fault;
 pub mod records;
 mod tables;
 pub mod writer;
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
 
 pub use records::{AttemptRecord, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use db::{DbSlot, Opener};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::path::Path;
 use std::sync::Arc;
 use tables::*;
@@ -120,7 +125,7 @@ const LIST_SCAN_BUDGET: usize = 5_000;
 /// The store: cheap to clone, shared by the API and the delivery engine.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: DbSlot,
     writer: writer::Handle,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -128,11 +133,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `meshes.redb` in `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with(dir, db::file_opener())
+    }
+
+    /// Like [`Store::open`], with the file opened by `opener` (fault tests).
+    pub fn open_with(dir: &Path, opener: Opener) -> Result<Store, StoreError> {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let db = Database::create(dir.join("meshes.redb")).map_err(|e| err(e.to_string()))?;
-        let db = Arc::new(db);
-        tables::create_all(&db).map_err(|e| err(e.to_string()))?;
+        let db = DbSlot::open(dir.join("meshes.redb"), opener).map_err(|e| err(e.to_string()))?;
+        tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
         let (writer, thread) = writer::spawn(db.clone()).map_err(|e| err(e.to_string()))?;
         Ok(Store { db, writer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
     }
@@ -148,6 +157,15 @@ impl Store {
         }
     }
 
+    /// Whether writes work: after a failed commit, an empty commit is tried
+    /// (reopening the file if due) before answering.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        if self.db.writable() {
+            return Ok(());
+        }
+        self.writer.probe().await
+    }
+
     /// The writer, for ingest and state changes.
     pub fn writer(&self) -> &writer::Handle {
         &self.writer
@@ -155,7 +173,7 @@ impl Store {
 
     /// An event with its rule events.
     pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let events = txn.open_table(EVENTS)?;
         let Some(raw) = events.get(id)? else { return Ok(None) };
         let event: EventRecord = decode(raw.value())?;
@@ -165,14 +183,14 @@ impl Store {
 
     /// The raw JSON payload of an event.
     pub fn payload(&self, id: u128) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(PAYLOADS)?;
         Ok(table.get(id)?.map(|v| v.value().to_vec()))
     }
 
     /// The attempts of one rule event, oldest first.
     pub fn attempts(&self, event: u128, rule: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(ATTEMPTS)?;
         let mut out = Vec::new();
         for row in table.range((event, rule, 0u32)..=(event, rule, u32::MAX))? {
@@ -190,7 +208,7 @@ impl Store {
         limit: usize,
         in_flight: &dyn Fn(u128, &str) -> bool,
     ) -> Result<Page, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let index = txn.open_table(BY_WORKSPACE)?;
         let events = txn.open_table(EVENTS)?;
         let rules = txn.open_table(RULE_EVENTS)?;
@@ -222,7 +240,7 @@ impl Store {
         limit: usize,
         skip: &dyn Fn(u128, &str) -> bool,
     ) -> Result<Vec<DueKey>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
         let mut out = Vec::new();
         for row in
@@ -242,7 +260,7 @@ impl Store {
 
     /// When the next delivery of a connection is due, if any.
     pub fn next_due(&self, conn_key: &str) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
         let mut range = table
             .range((conn_key, 0u64, 0u128, "")..=(conn_key, u64::MAX, u128::MAX, "\u{10FFFF}"))?;
@@ -252,7 +270,7 @@ impl Store {
     /// Every connection partition that has due entries, and how many (a
     /// full scan: for orphan cleanup and metrics, not the hot path).
     pub fn due_partitions(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
         let mut out: Vec<(String, u64)> = Vec::new();
         for row in table.iter()? {
@@ -270,7 +288,7 @@ impl Store {
     /// deliveries scheduled later (retry backlog, or paused by the breaker).
     /// A full scan of the due index: for metrics scrapes, not the hot path.
     pub fn queue_depths(&self, now: u64) -> Result<Vec<QueueDepth>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
         let mut out: Vec<QueueDepth> = Vec::new();
         for row in table.iter()? {
@@ -297,7 +315,7 @@ impl Store {
 
     /// Number of pending deliveries (due entries).
     pub fn due_len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db.get()?.begin_read()?;
         Ok(txn.open_table(DUE)?.len()?)
     }
 }

@@ -6,11 +6,11 @@
 //! each caller get its answer, so a `201` always means "on disk". Under load
 //! many requests share one fsync; alone, a request pays one.
 
+use super::db::DbSlot;
 use super::records::{AttemptRecord, EventRecord};
 use super::tables::*;
 use super::{DueKey, StoreError};
 use redb::{Database, Table, WriteTransaction};
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests applied in one transaction.
@@ -105,6 +105,8 @@ enum Op {
     Prune(u64, u64, usize, oneshot::Sender<Result<usize, StoreError>>),
     /// Finish what is queued before it, then stop (later requests get `Closed`).
     Shutdown,
+    /// An empty commit: can the store write (again)?
+    Probe(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// Sends requests to the writer thread.
@@ -170,6 +172,11 @@ impl Handle {
     pub async fn prune(&self, before: u64, now: u64, limit: usize) -> Result<usize, StoreError> {
         call(&self.tx, |r| Op::Prune(before, now, limit, r)).await
     }
+    /// Commits an empty transaction: `Ok` when the store can write. After a
+    /// write failure this is what reopens the file when nothing else writes.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        call(&self.tx, Op::Probe).await
+    }
     /// Asks the writer to stop once everything queued so far is committed.
     /// Other handles may still exist; their later requests fail with `Closed`.
     pub async fn shutdown(&self) {
@@ -178,7 +185,7 @@ impl Handle {
 }
 
 /// Starts the writer thread.
-pub fn spawn(db: Arc<Database>) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
+pub fn spawn(db: DbSlot) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
     let thread = std::thread::Builder::new()
         .name("meshes-store-writer".into())
@@ -186,7 +193,7 @@ pub fn spawn(db: Arc<Database>) -> std::io::Result<(Handle, std::thread::JoinHan
     Ok((Handle { tx }, thread))
 }
 
-fn run(db: &Database, mut rx: mpsc::Receiver<Op>) {
+fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -200,7 +207,16 @@ fn run(db: &Database, mut rx: mpsc::Receiver<Op>) {
             batch.truncate(at);
         }
         if !batch.is_empty() {
-            apply_batch(db, batch);
+            match db.get() {
+                Ok(handle) => {
+                    if apply_batch(&handle, batch) {
+                        db.committed();
+                    } else {
+                        db.failed(handle);
+                    }
+                }
+                Err(e) => batch.into_iter().for_each(|op| reply(op, Err(e.clone()))),
+            }
         }
         if stop.is_some() {
             // Dropping the receiver answers anything still queued with `Closed`.
@@ -218,7 +234,8 @@ enum Answer {
     Count(usize),
 }
 
-fn apply_batch(db: &Database, batch: Vec<Op>) {
+/// Applies and commits a batch; `false` when the store failed under it.
+fn apply_batch(db: &Database, batch: Vec<Op>) -> bool {
     let result = (|| -> Result<Vec<Answer>, StoreError> {
         let txn = db.begin_write()?;
         let answers = {
@@ -229,10 +246,14 @@ fn apply_batch(db: &Database, batch: Vec<Op>) {
         Ok(answers)
     })();
     match result {
-        Ok(answers) => batch.into_iter().zip(answers).for_each(|(op, a)| reply(op, Ok(a))),
+        Ok(answers) => {
+            batch.into_iter().zip(answers).for_each(|(op, a)| reply(op, Ok(a)));
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, ops = batch.len(), "store write failed; nothing in this batch was acknowledged");
             batch.into_iter().for_each(|op| reply(op, Err(e.clone())));
+            false
         }
     }
 }
@@ -244,7 +265,7 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
         (Op::Ingest(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Ingest(v) = a { v } else { Vec::new() })))
         }
-        (Op::Attempt(_, r), a) => drop(r.send(a.map(|_| ()))),
+        (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|_| ()))),
         (Op::Retry(.., r), a) => drop(
             r.send(a.map(|a| if let Answer::Retry(o) = a { o } else { RetryOutcome::NotFound })),
         ),
@@ -306,7 +327,7 @@ impl<'t> Tables<'t> {
             Op::Prune(before, now, limit, _) => {
                 Answer::Count(self.prune(*before, *limit)? + self.prune_idempotency(*now, *limit)?)
             }
-            Op::Shutdown => Answer::Unit,
+            Op::Shutdown | Op::Probe(_) => Answer::Unit,
         })
     }
 }

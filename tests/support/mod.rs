@@ -125,6 +125,8 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     /// Installed as the gateway's Prometheus handle on every boot.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// How the store file is opened on every boot (disk-fault tests).
+    pub store_opener: Option<meshes::store::db::Opener>,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -149,26 +151,24 @@ pub fn webhook_config(hooks: &[(&str, &str)], schedule: &str) -> String {
 
 impl TestGateway {
     pub async fn start(config: &str) -> TestGateway {
-        Self::start_in(tempfile::tempdir().unwrap(), config, None).await
+        let mut tg = Self::prepare(config);
+        tg.boot().await;
+        tg
     }
 
-    /// Starts in `dir`, reporting to `metrics` when given.
-    pub async fn start_in(
-        dir: tempfile::TempDir,
-        config: &str,
-        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    ) -> TestGateway {
+    /// Writes the config in a new temp dir without starting: set fields, then `boot`.
+    pub fn prepare(config: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("conf")).unwrap();
         std::fs::write(config_path(dir.path()), config).unwrap();
-        let mut tg = TestGateway {
+        TestGateway {
             gateway: None,
             base: String::new(),
             dir,
             http: reqwest::Client::new(),
-            metrics,
-        };
-        tg.boot().await;
-        tg
+            metrics: None,
+            store_opener: None,
+        }
     }
 
     /// (Re)starts on the same data directory.
@@ -178,6 +178,7 @@ impl TestGateway {
         opts.debounce = Duration::from_millis(50);
         opts.drain = Duration::from_secs(2);
         opts.metrics = self.metrics.clone();
+        opts.store_opener = self.store_opener.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
         self.base = format!("http://{}", gw.addr);

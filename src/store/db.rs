@@ -1,0 +1,121 @@
+//! The database handle, and reopening it after a write failure.
+//!
+//! redb poisons a `Database` after any I/O error (every later call answers
+//! `PreviousIo`) until it is closed and opened again. A full disk must not
+//! take the gateway down for good, so the handle lives in a slot the writer
+//! can empty and refill: while it is empty, reads and writes answer
+//! "unavailable" (503, nothing acknowledged); once space returns, the writer
+//! reopens the file (redb repairs it if needed) and service resumes.
+
+use super::StoreError;
+use arc_swap::ArcSwapOption;
+use redb::Database;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a database file is opened: [`Database::create`] in production, a
+/// fault-injecting backend in tests.
+pub type Opener = Arc<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// The default opener: the file on disk.
+pub fn file_opener() -> Opener {
+    Arc::new(|path: &Path| Database::create(path))
+}
+
+/// Shortest time between two reopen attempts while the disk is failing.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
+/// Longest wait for readers to let go of the old handle before reopening.
+const READERS_GRACE: Duration = Duration::from_secs(2);
+
+/// The shared slot: readers load it, the writer empties it after a failed
+/// commit, and whoever next needs it (reader or writer) reopens the file,
+/// at most every [`REOPEN_EVERY`].
+#[derive(Clone)]
+pub struct DbSlot {
+    slot: Arc<ArcSwapOption<Database>>,
+    /// False from a failed commit until the next one succeeds.
+    writable: Arc<AtomicBool>,
+    last_reopen: Arc<Mutex<Option<Instant>>>,
+    path: PathBuf,
+    opener: Opener,
+}
+
+impl std::fmt::Debug for DbSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSlot").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl DbSlot {
+    /// Opens the file at `path` with `opener`.
+    pub fn open(path: PathBuf, opener: Opener) -> Result<DbSlot, redb::DatabaseError> {
+        let db = opener(&path)?;
+        Ok(DbSlot {
+            slot: Arc::new(ArcSwapOption::from_pointee(db)),
+            writable: Arc::new(AtomicBool::new(true)),
+            last_reopen: Arc::default(),
+            path,
+            opener,
+        })
+    }
+
+    /// The current handle (reopening the file if it was closed after a
+    /// failure), or `Unavailable` while it cannot be opened.
+    pub fn get(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(db) = self.slot.load_full() {
+            return Ok(db);
+        }
+        self.reopen_if_due();
+        self.slot.load_full().ok_or_else(|| {
+            StoreError::Unavailable(
+                "the store is recovering from a write failure (disk full or I/O error)".into(),
+            )
+        })
+    }
+
+    /// Closes a handle poisoned by a failed write (waiting briefly for
+    /// readers to let go of it, so the file lock is released).
+    pub fn failed(&self, db: Arc<Database>) {
+        drop(db);
+        self.writable.store(false, Ordering::SeqCst);
+        let Some(old) = self.slot.swap(None) else { return };
+        if let Ok(mut last) = self.last_reopen.lock() {
+            *last = Some(Instant::now());
+        }
+        let deadline = Instant::now() + READERS_GRACE;
+        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(old);
+    }
+
+    /// Records a successful commit.
+    pub fn committed(&self) {
+        self.writable.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the last commit succeeded.
+    pub fn writable(&self) -> bool {
+        self.writable.load(Ordering::SeqCst)
+    }
+
+    fn reopen_if_due(&self) {
+        // One caller reopens; the others answer "unavailable" meanwhile.
+        let Ok(mut last) = self.last_reopen.try_lock() else { return };
+        if self.slot.load().is_some() || last.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match (self.opener)(&self.path) {
+            Ok(db) => {
+                self.slot.store(Some(Arc::new(db)));
+                tracing::warn!(path = %self.path.display(), "store reopened; accepting writes again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.path.display(), "store still cannot be opened; requests get 503");
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A failing disk: ingest answers 503 and acknowledges nothing; the gateway
+//! serves again, with nothing acknowledged lost, once writes succeed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use meshes::store::fault::DiskFull;
+use serde_json::json;
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_answers_503_then_recovers() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503)); // keep deliveries pending: they must survive too
+    let disk = DiskFull::default();
+    let mut gw = TestGateway::prepare(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"));
+    gw.store_opener = Some(disk.opener());
+    gw.boot().await;
+    let (code, before) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
+    assert_eq!(code, 201);
+
+    disk.set(true);
+    for n in 0..5 {
+        let (code, body) = gw.post_event(json!({"event": "user.hook", "payload": {"n": n}})).await;
+        assert_eq!(code, 503, "{body}");
+        assert_eq!(body["error"]["name"], "ServiceUnavailableError", "{body}");
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains("store"), "the message says why: {msg}");
+    }
+    let (code, _) = gw.get("/readyz").await;
+    assert_eq!(code, 503, "readiness reflects the failing store");
+
+    disk.set(false);
+    // Readiness itself probes the store, so a pod taken out of service
+    // because of the disk comes back without needing traffic.
+    eventually("readiness to recover", Duration::from_secs(10), || async {
+        (gw.get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    let (code, after) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 99}})).await;
+    assert_eq!(code, 201, "{after}");
+    // Exactly the two acknowledged events exist.
+    let (_, list) = gw.get("/api/v1/events?limit=200").await;
+    let ids: Vec<&str> =
+        list["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    for ev in [&before, &after] {
+        assert!(ids.contains(&ev["event"]["id"].as_str().unwrap()));
+    }
+    gw.stop().await;
+}
