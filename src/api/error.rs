@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// A problem with one input field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FieldError {
     /// The field, e.g. `event` or `[2].payload`.
     pub param: String,
