@@ -70,6 +70,20 @@ impl Op {
         self.responses.push((status, response));
         self
     }
+    /// Links from the `status` response to the operations (by id) its
+    /// fields feed, with their parameter expressions.
+    fn links(mut self, status: u16, to: &[(&str, Value)]) -> Op {
+        let links: Map<String, Value> = to
+            .iter()
+            .map(|(id, params)| {
+                ((*id).to_string(), json!({ "operationId": id, "parameters": params }))
+            })
+            .collect();
+        if let Some((_, r)) = self.responses.iter_mut().find(|(s, _)| *s == status) {
+            r["links"] = Value::Object(links);
+        }
+        self
+    }
     fn errors(mut self, codes: &'static [u16]) -> Op {
         self.errors = codes;
         self
@@ -110,7 +124,7 @@ impl Gen {
 /// Statuses any authenticated route can answer: 400 (both credential
 /// headers sent), 401, 403, 429.
 const AUTHED: &[u16] = &[400, 401, 403, 429];
-const INGEST: &[u16] = &[400, 401, 403, 413, 415, 429, 503];
+const INGEST: &[u16] = &[400, 401, 403, 408, 413, 415, 429, 503];
 const BY_ID: &[u16] = &[400, 401, 403, 404, 429, 503];
 const RETRY: &[u16] = &[400, 401, 403, 404, 425, 429, 503];
 const RESOURCE: &[u16] = &[400, 401, 403, 404, 429];
@@ -149,6 +163,21 @@ fn preflight(path: &'static str, id: &'static str) -> Op {
         .raw(204, json!({ "description": "No CORS request headers were sent" }))
 }
 
+fn created_links() -> Vec<(&'static str, Value)> {
+    let id = json!({ "id": "$response.body#/event/id" });
+    vec![
+        ("getEvent", id.clone()),
+        ("getEventPayload", id.clone()),
+        ("cancelEvent", id),
+        ("getWorkspace", json!({ "id": "$response.body#/event/workspace" })),
+    ]
+}
+
+fn rule_event_links() -> Vec<(&'static str, Value)> {
+    let ids = json!({ "id": "$response.body#/event/id", "rule_id": "$response.body#/event/rule_events/0/rule_id" });
+    vec![("retryRuleEvent", ids.clone()), ("cancelRuleEvent", ids.clone()), ("listAttempts", ids)]
+}
+
 fn ingest_ops(g: &mut Gen) -> Vec<Op> {
     let created = json!({ "description": "Accepted and stored; deliveries are queued",
         "headers": { "Idempotent-Replayed": { "description": "`true` when this answers a replayed `Idempotency-Key`", "schema": { "type": "string", "const": "true" } } },
@@ -160,6 +189,7 @@ fn ingest_ops(g: &mut Gen) -> Vec<Op> {
             .param(idempotency_key())
             .body(g.input::<s::NewEventBody>())
             .raw(201, created)
+            .links(201, &created_links())
             .errors(INGEST),
         preflight("/api/v1/events", "preflightEvents"),
         Op::new("post", "/api/v1/events/bulk", "createEvents", "Send 1 to 100 events at once")
@@ -173,7 +203,7 @@ fn ingest_ops(g: &mut Gen) -> Vec<Op> {
                 "The body is invalid (an error) or every event was refused (a bulk result)",
                 bulk_400,
             )
-            .errors(&[401, 403, 413, 415, 429, 503]),
+            .errors(&[401, 403, 408, 413, 415, 429, 503]),
         preflight("/api/v1/events/bulk", "preflightEventsBulk"),
     ]
 }
@@ -201,6 +231,7 @@ fn event_ops(g: &mut Gen) -> Vec<Op> {
         Op::new("get", "/api/v1/events/{id}", "getEvent", "An event with its deliveries")
             .param(event_id())
             .ok(200, "The event", g.out::<s::EventFound>())
+            .links(200, &rule_event_links())
             .errors(BY_ID),
         Op::new("get", "/api/v1/events/{id}/payload", "getEventPayload", "The payload of an event")
             .param(event_id())
@@ -250,15 +281,17 @@ fn event_ops(g: &mut Gen) -> Vec<Op> {
 
 /// GET plus the writes that answer 405 (the resource lives in `meshes.yaml`).
 fn managed(path: &'static str, id: &'static str, get: Op) -> Vec<Op> {
+    let params = get.params.clone();
     let mut ops = vec![get];
     for (method, verb) in
         [("post", "create"), ("put", "replace"), ("patch", "update"), ("delete", "delete")]
     {
-        ops.push(
+        let mut op =
             Op::new(method, path, &format!("{verb}{id}"), "Not supported: managed in meshes.yaml")
                 .auth(Auth::Open)
-                .errors(MANAGED),
-        );
+                .errors(MANAGED);
+        op.params.clone_from(&params);
+        ops.push(op);
     }
     ops
 }
@@ -331,6 +364,7 @@ fn error_response(code: u16) -> Value {
         }
         404 => "No such resource in the caller's workspace",
         405 => "Not supported: connections and rules are managed in meshes.yaml",
+        408 => "The body was not complete within the body read timeout (30 s by default)",
         409 => "Conflict",
         413 => "The body is larger than the route's limit (1 MiB for one event, 8 MiB for bulk)",
         415 => "The body is not `application/json`",
@@ -394,7 +428,7 @@ pub fn document() -> Value {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method] = render(op);
     }
-    let codes = [400, 401, 403, 404, 405, 413, 415, 425, 429, 503];
+    let codes = [400, 401, 403, 404, 405, 408, 413, 415, 425, 429, 503];
     let responses: Map<String, Value> =
         codes.iter().map(|c| (format!("Error{c}"), error_response(*c))).collect();
     json!({

@@ -125,6 +125,8 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     /// Installed as the gateway's Prometheus handle on every boot.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Accept-loop settings (timeouts, connection cap) used on every boot.
+    pub server: meshes::server::ServerOptions,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -166,7 +168,17 @@ impl TestGateway {
             dir,
             http: reqwest::Client::new(),
             metrics,
+            server: meshes::server::ServerOptions::default(),
         };
+        tg.boot().await;
+        tg
+    }
+
+    /// Starts with these accept-loop settings (e.g. short read timeouts).
+    pub async fn start_with(config: &str, server: meshes::server::ServerOptions) -> TestGateway {
+        let mut tg = Self::start(config).await;
+        tg.stop().await;
+        tg.server = server;
         tg.boot().await;
         tg
     }
@@ -178,6 +190,7 @@ impl TestGateway {
         opts.debounce = Duration::from_millis(50);
         opts.drain = Duration::from_secs(2);
         opts.metrics = self.metrics.clone();
+        opts.server.clone_from(&self.server);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
         self.base = format!("http://{}", gw.addr);

@@ -27,14 +27,19 @@ pub struct Timestamp(String);
 #[schemars(extend("format" = "uuid"))]
 pub struct Uuid(String);
 
+/// A name: 1–200 characters, not only whitespace, no control characters.
+const NAME: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
 /// One event to ingest.
 #[derive(serde::Deserialize, JsonSchema)]
+#[schemars(example = example_event())]
 pub struct NewEventBody {
-    /// Event type, e.g. `user.signup` (1–200 characters, no control characters).
-    #[schemars(length(min = 1, max = 200))]
+    /// Event type, e.g. `user.signup` (1–200 characters, not blank, no
+    /// control characters).
+    #[schemars(length(min = 1, max = 200), regex(pattern = NAME))]
     pub event: String,
-    /// What the event is about (1–200 characters); defaults to `global`.
-    #[schemars(length(min = 1, max = 200))]
+    /// What the event is about (like `event`); defaults to `global`.
+    #[schemars(length(min = 1, max = 200), regex(pattern = NAME))]
     pub resource: Option<String>,
     /// Id of the resource: a string (1–200 characters) or a number.
     pub resource_id: Option<ResourceId>,
@@ -42,8 +47,12 @@ pub struct NewEventBody {
     pub workspace: Option<String>,
     /// Event data: an object with at least one field whose value is not
     /// null, `""`, `[]` or `{}`.
-    #[schemars(extend("minProperties" = 1))]
+    #[schemars(extend("minProperties" = 1, "not" = { "additionalProperties": { "enum": [null, "", [], {}] } }))]
     pub payload: Map<String, Value>,
+}
+
+fn example_event() -> Value {
+    serde_json::json!({ "event": "user.signup", "resource": "user", "resource_id": "42", "payload": { "email": "ada@example.com" } })
 }
 
 /// A resource id as sent.
@@ -51,7 +60,7 @@ pub struct NewEventBody {
 #[serde(untagged)]
 pub enum ResourceId {
     /// Kept as written.
-    Text(#[schemars(length(min = 1, max = 200))] String),
+    Text(#[schemars(length(min = 1, max = 200), regex(pattern = NAME))] String),
     /// Stored as its decimal text.
     Number(f64),
 }
@@ -438,6 +447,8 @@ pub enum ErrorName {
     NotFoundError,
     /// 405.
     MethodNotAllowedError,
+    /// 408.
+    RequestTimeoutError,
     /// 409.
     ConflictError,
     /// 413.
