@@ -1,7 +1,6 @@
 //! `/api/v1/events`: ingest, list, detail, payload, retry, cancel, attempts.
 
-use super::error::{ApiError, FieldError};
-use super::error::{ApiPath, ApiQuery};
+use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
 use super::{AppState, body_json, machine, principal, render};
 use crate::clock;
