@@ -6,6 +6,7 @@
 //! all read it. Auth fields are read from the connection types' own schema
 //! ([`auth_fields`]), so they cannot drift from what the config accepts.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// One integration (`type:` value of a connection).
@@ -23,7 +24,7 @@ pub struct Integration {
 }
 
 /// One action (`metadata.action`).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Action {
     /// The `metadata.action` value.
     pub name: &'static str,
@@ -37,7 +38,7 @@ pub struct Action {
 }
 
 /// A metadata field an action reads.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct Field {
     /// Field name inside `metadata`.
     pub name: &'static str,
@@ -48,7 +49,7 @@ pub struct Field {
 }
 
 /// When a metadata field must be present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
     /// Always.
@@ -389,7 +390,7 @@ pub const METADATA_FIELDS: &[&str] =
 
 /// One credential or setting of an integration's connection, read from the
 /// connection type's JSON Schema.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct AuthField {
     /// Field name in the connection config.
     pub name: String,

@@ -6,11 +6,16 @@
 //! each watched by a [`GracefulShutdown`].
 
 use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,6 +40,10 @@ pub struct ServerOptions {
     /// no effect unless `header_read_timeout` is raised too. Zero turns
     /// keep-alive off.
     pub keep_alive_idle: Duration,
+    /// A client must finish sending a request's body within this time after
+    /// its headers, or the read fails (408): a stalled or trickled body
+    /// (slow POST) cannot hold a connection and a handler forever.
+    pub body_read_timeout: Duration,
     /// Most connections served at once; further ones wait in the listen
     /// backlog until a slot frees up.
     pub max_connections: usize,
@@ -48,6 +57,7 @@ impl Default for ServerOptions {
         ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_idle: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(30),
         }
@@ -66,6 +76,7 @@ pub async fn serve(
     opts: ServerOptions,
 ) -> std::io::Result<()> {
     let builder = http1_builder(&opts);
+    let app = with_body_deadline(app, opts.body_read_timeout);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     // Cancelled only when draining times out: drops the stragglers so no
@@ -94,6 +105,59 @@ pub async fn serve(
     drop(listener);
     drain(graceful, &tasks, &hard_stop, opts.drain_timeout).await;
     Ok(())
+}
+
+/// Every request body must be complete `limit` after the headers.
+fn with_body_deadline(app: Router, limit: Duration) -> Router {
+    app.layer(tower::util::MapRequestLayer::new(move |req: axum::extract::Request| {
+        req.map(|body| axum::body::Body::new(DeadlineBody::new(body, limit)))
+    }))
+}
+
+/// The body was not complete within `body_read_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("was not received within {0:?} (body read timeout)")]
+pub struct BodyTimeout(pub Duration);
+
+/// A body that fails with [`BodyTimeout`] once its deadline passes. The
+/// deadline is total, not per frame, so a trickle does not extend it.
+struct DeadlineBody {
+    body: axum::body::Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl DeadlineBody {
+    fn new(body: axum::body::Body, limit: Duration) -> Self {
+        DeadlineBody { body, deadline: Box::pin(tokio::time::sleep(limit)), limit }
+    }
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// One HTTP/1.1 builder shared by every connection.

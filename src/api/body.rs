@@ -76,6 +76,13 @@ pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_limit_error(limit);
     }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = source {
+        if let Some(timeout) = e.downcast_ref::<crate::server::BodyTimeout>() {
+            return ApiError::RequestTimeout(format!("body {timeout}"));
+        }
+        source = e.source();
+    }
     invalid(format!("could not be read: {}", rejection.body_text()))
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 /// A problem with one input field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FieldError {
     /// The field, e.g. `event` or `[2].payload`.
     pub param: String,
@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -92,6 +95,7 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedError")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutError"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError")
             }
@@ -164,6 +168,57 @@ pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed("this route does not support that method".into())
 }
 
+/// `Path` whose rejection (e.g. a segment that is not UTF-8 once
+/// percent-decoded) is a JSON 400 naming `path`, not axum's plain text.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|r| ApiError::field("path", &format!("could not be read: {}", r.body_text())))
+    }
+}
+
+/// `Query` whose rejection (e.g. a repeated parameter) is a JSON 400
+/// naming `query`, not axum's plain text.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|r| {
+                let text = r.body_text();
+                let what =
+                    text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+                ApiError::field("query", &format!("could not be read: {what}"))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +239,7 @@ mod tests {
             (ApiError::NotFound("n".into()), 404, "NotFoundError"),
             (ApiError::MethodNotAllowed("m".into()), 405, "MethodNotAllowedError"),
             (ApiError::Conflict("c".into()), 409, "ConflictError"),
+            (ApiError::RequestTimeout("slow".into()), 408, "RequestTimeoutError"),
             (ApiError::PayloadTooLarge { limit: 10 }, 413, "PayloadTooLargeError"),
             (ApiError::UnsupportedMediaType("t".into()), 415, "UnsupportedMediaTypeError"),
             (ApiError::TooEarly { message: "e".into(), retry_after_secs: 3 }, 425, "TooEarlyError"),

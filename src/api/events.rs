@@ -1,13 +1,13 @@
 //! `/api/v1/events`: ingest, list, detail, payload, retry, cancel, attempts.
 
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
 use super::{AppState, body_json, machine, principal, render};
 use crate::clock;
 use crate::store::{self, ListFilter, NewEvent, RetryOutcome, Status};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -160,7 +160,7 @@ pub struct ListQuery {
 pub async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let limit = match q.limit.as_deref() {
@@ -220,7 +220,7 @@ fn find(st: &AppState, ws: &str, id: &str) -> Result<(u128, store::EventView), A
 pub async fn get(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, view) = find(&st, p.workspace(), &id)?;
@@ -233,7 +233,7 @@ pub async fn get(
 pub async fn payload(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, _) = find(&st, p.workspace(), &id)?;
@@ -246,7 +246,7 @@ pub async fn payload(
 pub async fn retry(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path((id, rule)): Path<(String, String)>,
+    ApiPath((id, rule)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, view) = find(&st, p.workspace(), &id)?;
@@ -285,7 +285,7 @@ pub async fn retry(
 pub async fn cancel(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     cancel_inner(&st, &headers, &id, None).await
 }
@@ -294,7 +294,7 @@ pub async fn cancel(
 pub async fn cancel_rule(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path((id, rule)): Path<(String, String)>,
+    ApiPath((id, rule)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     cancel_inner(&st, &headers, &id, Some(&rule)).await
 }
@@ -331,7 +331,7 @@ async fn cancel_inner(
 pub async fn attempts(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path((id, rule)): Path<(String, String)>,
+    ApiPath((id, rule)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, view) = find(&st, p.workspace(), &id)?;

@@ -5,6 +5,7 @@ pub mod body;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod openapi;
 pub mod ops;
 pub mod render;
 pub mod resources;

@@ -3,6 +3,7 @@
 //! these resources are managed in git.
 
 use super::error::ApiError;
+use super::error::ApiPath;
 use super::{AppState, machine};
 use crate::adapters::ConnectionConfig;
 use crate::catalog;
@@ -10,7 +11,7 @@ use crate::config::diagnostic::{Path as CfgPath, Seg};
 use crate::config::env::{self, EnvFields};
 use crate::gateway::runtime::WorkspaceRt;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub async fn connections(
 pub async fn connection(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&st, &headers)?;
     let c = ws
@@ -110,7 +111,7 @@ pub async fn rules(
 pub async fn rule(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&st, &headers)?;
     let r = ws
@@ -124,7 +125,7 @@ pub async fn rule(
 pub async fn workspace_get(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&st, &headers)?;
     if ws.id != id {

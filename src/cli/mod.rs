@@ -1,6 +1,7 @@
 //! The `meshes` command line. Exit codes: 0 success, 1 invalid config,
 //! 2 usage or I/O error.
 
+mod openapi;
 mod serve;
 mod validate;
 
@@ -21,6 +22,8 @@ enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema (draft 2020-12) of `meshes.yaml`.
     Schema,
+    /// Print the OpenAPI 3.1 document of the HTTP API.
+    Openapi,
     /// Run the gateway: accept events over HTTP and deliver them.
     Serve(serve::Args),
     /// Print a machine JWT (60 s) for curl, signed like the Meshes SDKs do.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
             println!("{}", crate::api::auth::mint_jwt(&access_key, secret.as_bytes(), now, 60));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Openapi => Ok(openapi::run()),
         Command::Schema => {
             print!("{}", crate::config::schema::schema_text());
             Ok(ExitCode::SUCCESS)

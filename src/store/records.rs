@@ -4,7 +4,7 @@ use crate::config::model::Outcome;
 use serde::{Deserialize, Serialize};
 
 /// Delivery status of a rule event (and, derived, of an event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Waiting for its first attempt.

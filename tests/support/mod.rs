@@ -127,6 +127,8 @@ pub struct TestGateway {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// How the store file is opened on every boot (disk-fault tests).
     pub store_opener: Option<meshes::store::db::Opener>,
+    /// Accept-loop settings (timeouts, connection cap) used on every boot.
+    pub server: meshes::server::ServerOptions,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -168,7 +170,16 @@ impl TestGateway {
             http: reqwest::Client::new(),
             metrics: None,
             store_opener: None,
+            server: meshes::server::ServerOptions::default(),
         }
+    }
+
+    /// Starts with these accept-loop settings (e.g. short read timeouts).
+    pub async fn start_with(config: &str, server: meshes::server::ServerOptions) -> TestGateway {
+        let mut tg = Self::prepare(config);
+        tg.server = server;
+        tg.boot().await;
+        tg
     }
 
     /// (Re)starts on the same data directory.
@@ -179,6 +190,7 @@ impl TestGateway {
         opts.drain = Duration::from_secs(2);
         opts.metrics = self.metrics.clone();
         opts.store_opener = self.store_opener.clone();
+        opts.server.clone_from(&self.server);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
         self.base = format!("http://{}", gw.addr);

@@ -1,0 +1,173 @@
+//! The JSON bodies of the resource routes (integrations, connections,
+//! rules, workspaces) and of `/healthz` and `/readyz`, for the OpenAPI
+//! document; see [`super::schemas`] for how they are kept exact.
+
+// Fields are read by schemars only, through the derives.
+#![allow(dead_code)]
+
+use super::schemas::Timestamp;
+use crate::catalog::{Action, AuthField};
+use crate::config::model::Rule;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// An integration of the catalog.
+#[derive(Serialize, JsonSchema)]
+pub struct Integration {
+    /// The connection `type:` value.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// How it authenticates, in words.
+    pub auth: String,
+    /// Its connection settings.
+    pub fields: Vec<AuthField>,
+    /// What rules can ask it to do.
+    pub actions: Vec<Action>,
+}
+
+/// A connection of `meshes.yaml`, credentials never shown.
+#[derive(Serialize, JsonSchema)]
+pub struct Connection {
+    /// Its name (the key under `connections:`).
+    pub id: String,
+    /// Same as `id`.
+    pub name: String,
+    /// Integration type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The settings as configured (see `ConnectionConfig` in
+    /// `meshes.schema.json`); each credential is replaced by its `${VAR}`
+    /// reference, or by `[redacted]` when it was written literally.
+    pub settings: Map<String, Value>,
+}
+
+/// `{connection}`.
+#[derive(Serialize, JsonSchema)]
+pub struct ConnectionFound {
+    /// The connection.
+    pub connection: Connection,
+}
+
+/// `{rule}`: as configured, with `enabled` always present.
+#[derive(Serialize, JsonSchema)]
+pub struct RuleFound {
+    /// The rule.
+    pub rule: Rule,
+}
+
+/// `{workspace}`.
+#[derive(Serialize, JsonSchema)]
+pub struct WorkspaceFound {
+    /// The caller's workspace.
+    pub workspace: Workspace,
+}
+
+/// A workspace and what it configures.
+#[derive(Serialize, JsonSchema)]
+pub struct Workspace {
+    /// Workspace id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Connections configured.
+    pub connections: u64,
+    /// Rules configured.
+    pub rules: u64,
+    /// Automations configured.
+    pub automations: u64,
+    /// Sequences configured.
+    pub sequences: u64,
+}
+
+/// Liveness.
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: OkStatus,
+}
+
+/// `ok`.
+#[derive(Serialize, JsonSchema)]
+pub enum OkStatus {
+    /// The only value.
+    #[serde(rename = "ok")]
+    Ok,
+}
+
+/// Readiness.
+#[derive(Serialize, JsonSchema)]
+pub struct Ready {
+    /// `ready`, or `unavailable` when the store does not answer (503).
+    pub status: Readiness,
+    /// The config in force.
+    pub config: ConfigInfo,
+    /// The last reload that failed (the previous config kept serving), if any.
+    pub last_reload_error: Option<ReloadError>,
+    /// The store.
+    pub store: StoreHealth,
+    /// Attempts running now.
+    pub in_flight: u64,
+}
+
+/// Readiness state.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Serving.
+    Ready,
+    /// The store does not answer.
+    Unavailable,
+}
+
+/// The config in force.
+#[derive(Serialize, JsonSchema)]
+pub struct ConfigInfo {
+    /// Increments on every successful reload.
+    pub version: u64,
+    /// Hash of the config files.
+    pub hash: String,
+    /// When it was loaded.
+    pub loaded_at: Timestamp,
+    /// Workspaces configured.
+    pub workspaces: u64,
+}
+
+/// A failed reload.
+#[derive(Serialize, JsonSchema)]
+pub struct ReloadError {
+    /// When.
+    pub at: Timestamp,
+    /// What was wrong, one line each.
+    pub errors: Vec<String>,
+}
+
+/// The store's state.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StoreHealth {
+    /// It answers.
+    Ok {
+        /// Always `ok`.
+        status: OkStatus,
+        /// Deliveries waiting.
+        pending_deliveries: u64,
+    },
+    /// It does not.
+    Error {
+        /// Always `error`.
+        status: StoreFailed,
+        /// Why.
+        error: String,
+    },
+}
+
+/// `error`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailed {
+    /// The only value.
+    Error,
+}
