@@ -1,5 +1,6 @@
-//! The generated `meshes.yaml` files. Credentials are fixed literals: the
-//! benchmarks only ever talk to loopback.
+//! The generated `meshes.yaml` files. Credentials are fixed (the benchmarks
+//! only ever talk to loopback); secrets are written as `${VAR:-default}` so
+//! the configs are warning-free, like a real one.
 
 use super::{Result, io};
 use std::fmt::Write as _;
@@ -53,12 +54,12 @@ pub type RuleSpec = (String, String, String, Option<String>);
 /// A complete config: workspace, keys, `hooks`, `rules`, and a retry `schedule`.
 pub fn gateway(hooks: &[Hook], rules: &[RuleSpec], schedule: &str) -> String {
     let mut s = format!(
-        "version: 1\nworkspace:\n  id: {WS}\n  name: bench\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: {SECRET}\nconnections:\n"
+        "version: 1\nworkspace:\n  id: {WS}\n  name: bench\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: ${{MESHES_BENCH_SECRET:-{SECRET}}}\nconnections:\n"
     );
     for h in hooks {
         let _ = write!(
             s,
-            "  {}:\n    type: webhook\n    url: {}\n    signing_secret: {WHSEC}\n    delivery:\n      timeout: 5s\n      concurrency: {}\n",
+            "  {}:\n    type: webhook\n    url: {}\n    signing_secret: ${{MESHES_BENCH_WHSEC:-{WHSEC}}}\n    delivery:\n      timeout: 5s\n      concurrency: {}\n",
             h.name, h.url, h.concurrency
         );
         if let Some((threshold, cooldown)) = h.breaker {

@@ -101,8 +101,15 @@ impl Machine {
             .unwrap_or_else(|| "unknown".into());
         let memory = read("/proc/meminfo")
             .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| "unknown".into());
+            .find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map_or_else(|| "unknown".into(), |kb| format!("{:.1} GB", kb * 1024.0 / 1e9));
         let profile = if cfg!(debug_assertions) {
             "DEBUG build: figures are not meaningful"
         } else {

@@ -77,7 +77,7 @@ struct Common {
     #[arg(long, default_value_t = 64)]
     lane_concurrency: u32,
     /// Where scratch configs and data dirs go: put it on the disk you
-    /// measure (not a tmpfs). Default: the current directory.
+    /// measure (not a tmpfs). Default: ./target if it exists, else `.`.
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Keep the scratch directory (logs: meshes.log, receiver.log).
@@ -113,7 +113,11 @@ impl Common {
     }
     fn backlog(&self) -> backlog::BacklogOpts {
         let default = if self.quick { 20_000 } else { 1_000_000 };
-        backlog::BacklogOpts { events: self.events.unwrap_or(default), ingest_concurrency: 4 }
+        backlog::BacklogOpts {
+            events: self.events.unwrap_or(default),
+            ingest_concurrency: 4,
+            lane_concurrency: self.lane_concurrency,
+        }
     }
     fn config(&self) -> config::ConfigOpts {
         config::ConfigOpts {
@@ -122,12 +126,18 @@ impl Common {
             match_time: Duration::from_millis(if self.quick { 300 } else { 2_000 }),
         }
     }
-    fn work_dir(&self) -> anyhow::Result<WorkDir> {
-        let parent = match &self.work_dir {
+    fn parent_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.work_dir {
             Some(d) => d.clone(),
-            None => std::env::current_dir()?,
-        };
-        Ok(WorkDir::create(&parent, self.keep)?)
+            None => {
+                let cwd = std::env::current_dir()?;
+                let target = cwd.join("target");
+                if target.is_dir() { target } else { cwd }
+            }
+        })
+    }
+    fn work_dir(&self) -> anyhow::Result<WorkDir> {
+        Ok(WorkDir::create(&self.parent_dir()?, self.keep)?)
     }
 }
 
@@ -197,7 +207,7 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
         Command::Backlog(c) => (c, backlog::run(&c.work_dir()?, &c.backlog()).await?),
         Command::Config(c) => (c, config::run(&c.work_dir()?, &c.config()).await?),
     };
-    let dir = common.work_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = common.parent_dir()?;
     print!("{}", markdown(&Machine::detect(&dir), &command_line(), &rows));
     Ok(ExitCode::SUCCESS)
 }
