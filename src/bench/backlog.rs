@@ -14,6 +14,7 @@ use super::load::{self, LoadSpec};
 use super::process::{self, Proc, get_json, mb, rss, status_bytes};
 use super::report::{Row, ratio, thousands};
 use super::{BenchError, Result, WorkDir, configs, progress};
+use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -29,88 +30,112 @@ pub struct BacklogOpts {
     pub lane_concurrency: u32,
 }
 
+/// What the scenario measured.
+#[derive(Debug, Default)]
+struct Figures {
+    ceiling_idle: u64,
+    idle: u64,
+    start_empty: Duration,
+    tenth: (u64, u64),
+    full: (u64, u64),
+    ingest_rate: f64,
+    peak_ingest: u64,
+    start_backlog: Duration,
+    rss_start: u64,
+    drained: u64,
+    took: Duration,
+    peak_drain: u64,
+}
+
 /// Runs the scenario and returns its rows.
 pub async fn run(work: &WorkDir, o: &BacklogOpts) -> Result<Vec<Row>> {
-    let ceiling_idle = ceiling_idle_rss(work).await?;
+    let mut f = Figures { ceiling_idle: ceiling_idle_rss(work).await?, ..Figures::default() };
     let port = process::free_port()?;
     let hooks = [configs::Hook::parked("later", port, o.lane_concurrency)];
     let rules = [configs::rule("backlog", "bench.backlog", "later")];
-    let config =
-        configs::write(&work.path, "backlog.yaml", &configs::gateway(&hooks, &rules, "[0s, 1h]"))?;
+    let text = configs::gateway(&hooks, &rules, "[0s, 1h]");
+    let config = configs::write(&work.path, "backlog.yaml", &text)?;
     let data = work.fresh("backlog-data")?;
     let log = work.path.join("meshes.log");
     let client = process::control_client()?;
-    let (server, start_empty) = process::start_meshes(&config, &data, &log).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss(server.pid())?;
-    progress(&format!("Backlog: idle RSS {} (pid {})", mb(idle), server.pid()));
-    let tenth = (o.events / 10).max(ingest_size());
-    let (_, _) = ingest(&server, tenth, o.ingest_concurrency).await?;
-    let (rss_tenth, pending_tenth) = settle(&server, &client).await?;
-    let (rate, _) = ingest(&server, o.events.saturating_sub(tenth), o.ingest_concurrency).await?;
-    let (rss_full, pending_full) = settle(&server, &client).await?;
-    let peak_ingest = status_bytes(server.pid(), "VmHWM")?;
-    progress(&format!(
-        "  {pending_tenth} pending: {}; {pending_full} pending: {}",
-        mb(rss_tenth),
-        mb(rss_full)
-    ));
-    server.stop(Duration::from_secs(60)).await?;
+    build_backlog(&mut f, o, &config, &data, &log, &client).await?;
     let receiver = process::start_helper("receiver", port, &work.path.join("receiver.log")).await?;
     let (server, start_backlog) = process::start_meshes(&config, &data, &log).await?;
-    let rss_start = rss(server.pid())?;
-    progress(&format!(
-        "  restarted with backlog in {start_backlog:.2?}; draining into the receiver"
-    ));
-    let (drained, took) = drain(&server, &client, o.lane_concurrency).await?;
-    let peak_drain = status_bytes(server.pid(), "VmHWM")?;
+    f.start_backlog = start_backlog;
+    f.rss_start = rss(server.pid())?;
+    progress(&format!("  restarted with the backlog in {start_backlog:.2?}; draining"));
+    (f.drained, f.took) = drain(&server, &client, o.lane_concurrency).await?;
+    f.peak_drain = status_bytes(server.pid(), "VmHWM")?;
     server.stop(Duration::from_secs(60)).await?;
     receiver.stop(Duration::from_secs(10)).await?;
-    let drain_rate = drained as f64 / took.as_secs_f64();
-    progress(&format!("  drained {drained} in {took:.2?}"));
+    progress(&format!("  drained {} in {:.2?}", f.drained, f.took));
+    Ok(rows(&f))
+}
+
+/// First life of the server: idle RSS, then N/10 and N pending deliveries.
+async fn build_backlog(
+    f: &mut Figures,
+    o: &BacklogOpts,
+    config: &Path,
+    data: &Path,
+    log: &Path,
+    client: &reqwest::Client,
+) -> Result<()> {
+    let (server, start_empty) = process::start_meshes(config, data, log).await?;
+    f.start_empty = start_empty;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.idle = rss(server.pid())?;
+    progress(&format!("Backlog: idle RSS {} (pid {})", mb(f.idle), server.pid()));
+    let tenth = (o.events / 10).max(ingest_size());
+    ingest(&server, tenth, o.ingest_concurrency).await?;
+    f.tenth = settle(&server, client).await?;
+    f.ingest_rate = ingest(&server, o.events.saturating_sub(tenth), o.ingest_concurrency).await?;
+    f.full = settle(&server, client).await?;
+    f.peak_ingest = status_bytes(server.pid(), "VmHWM")?;
+    progress(&format!(
+        "  {} pending: {}; {} pending: {}",
+        f.tenth.1,
+        mb(f.tenth.0),
+        f.full.1,
+        mb(f.full.0)
+    ));
+    server.stop(Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+fn rows(f: &Figures) -> Vec<Row> {
     let b = "Backlog & memory";
-    let n = thousands(pending_full as f64);
-    Ok(vec![
-        Row::info(b, "RSS idle (empty store)", mb(idle))
-            .target("< 15 MB", idle < 15_000_000)
-            .ceiling(mb(ceiling_idle), ratio(idle as f64, ceiling_idle as f64)),
-        Row::info(b, "RSS peak while ingesting (VmHWM)", mb(peak_ingest)),
-        Row::info(
-            b,
-            &format!("RSS with {} pending", thousands(pending_tenth as f64)),
-            mb(rss_tenth),
-        ),
-        Row::info(b, &format!("RSS with {n} pending"), mb(rss_full))
-            .target("flat: ≤ 1.25× the N/10 figure", rss_full as f64 <= 1.25 * rss_tenth as f64)
-            .ceiling("—".into(), None),
+    let n = thousands(f.full.1 as f64);
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    let drain_rate = f.drained as f64 / f.took.as_secs_f64();
+    vec![
+        Row::info(b, "RSS idle (empty store)", mb(f.idle))
+            .target("< 15 MB", f.idle < 15_000_000)
+            .ceiling(mb(f.ceiling_idle), ratio(f.idle as f64, f.ceiling_idle as f64)),
+        Row::info(b, "RSS peak while ingesting (VmHWM)", mb(f.peak_ingest)),
+        Row::info(b, &format!("RSS with {} pending", thousands(f.tenth.1 as f64)), mb(f.tenth.0)),
+        Row::info(b, &format!("RSS with {n} pending"), mb(f.full.0))
+            .target("flat: ≤ 1.25× the N/10 figure", f.full.0 as f64 <= 1.25 * f.tenth.0 as f64),
         Row::info(
             b,
             "bulk ingest while building the backlog",
-            format!("{} events/s", thousands(rate)),
+            format!("{} events/s", thousands(f.ingest_rate)),
         ),
-        Row::info(
-            b,
-            "startup to ready, empty store",
-            format!("{:.0} ms", start_empty.as_secs_f64() * 1000.0),
-        ),
-        Row::info(
-            b,
-            &format!("startup to ready with {n} pending"),
-            format!("{:.0} ms", start_backlog.as_secs_f64() * 1000.0),
-        ),
-        Row::info(b, "RSS right after that startup", mb(rss_start)),
+        Row::info(b, "startup to ready, empty store", ms(f.start_empty)),
+        Row::info(b, &format!("startup to ready with {n} pending"), ms(f.start_backlog)),
+        Row::info(b, "RSS right after that startup", mb(f.rss_start)),
         Row::info(
             b,
             "drain rate (receiver back, restart)",
             format!(
                 "{} deliveries/s ({} in {:.1} s)",
                 thousands(drain_rate),
-                thousands(drained as f64),
-                took.as_secs_f64()
+                thousands(f.drained as f64),
+                f.took.as_secs_f64()
             ),
         ),
-        Row::info(b, "RSS peak while draining (VmHWM)", mb(peak_drain)),
-    ])
+        Row::info(b, "RSS peak while draining (VmHWM)", mb(f.peak_drain)),
+    ]
 }
 
 fn ingest_size() -> u64 {
@@ -118,10 +143,10 @@ fn ingest_size() -> u64 {
 }
 
 /// Ingests `events` (rounded up to whole bulk requests); returns events/s.
-async fn ingest(server: &Proc, events: u64, concurrency: usize) -> Result<(f64, u64)> {
+async fn ingest(server: &Proc, events: u64, concurrency: usize) -> Result<f64> {
     let requests = events.div_ceil(ingest_size());
     if requests == 0 {
-        return Ok((0.0, 0));
+        return Ok(0.0);
     }
     let spec = LoadSpec {
         addr: server.addr,
@@ -141,7 +166,7 @@ async fn ingest(server: &Proc, events: u64, concurrency: usize) -> Result<(f64, 
     if r.error_count() > 0 {
         progress(&format!("  ingest errors: {}", r.errors_text()));
     }
-    Ok((r.events_per_sec(), r.events()))
+    Ok(r.events_per_sec())
 }
 
 async fn pending(client: &reqwest::Client, server: &Proc) -> Result<u64> {

@@ -110,3 +110,30 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
     std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::config::{CheckOptions, Source, check_sources};
+
+    fn check(text: String) -> crate::config::Report {
+        check_sources(&[Source { name: "bench.yaml".into(), text }], CheckOptions::default())
+    }
+
+    #[test]
+    fn generated_configs_are_valid_and_warning_free() {
+        let hooks = [Hook::new("r", "http://127.0.0.1:9/hook", 64), Hook::parked("p", 9, 8)];
+        let rules = [rule("a", "bench.a", "r"), rule("b", "bench.b", "p")];
+        for text in [gateway(&hooks, &rules, "[0s, 1h]"), many_rules(50)] {
+            let report = check(text);
+            let shown: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+            assert!(shown.is_empty(), "{shown:#?}");
+            assert_eq!(report.configs.len(), 1);
+        }
+        let report = check(many_rules(50));
+        let rules = &report.configs[0].1.rules;
+        assert_eq!(rules.len(), 50);
+        assert_eq!(rules.iter().filter(|r| r.when.is_some()).count(), 25);
+    }
+}

@@ -108,6 +108,20 @@ impl SlotStats {
     fn error(&mut self, kind: String) {
         *self.errors.entry(kind).or_default() += 1;
     }
+
+    /// Counts an answer; its latency only when it completed in the window.
+    fn outcome(&mut self, ok: &[u16], status: u16, sent_at: Instant, window: (Instant, Instant)) {
+        if !ok.contains(&status) {
+            self.error(format!("status {status}"));
+            return;
+        }
+        let done = Instant::now();
+        self.ok_total += 1;
+        if done >= window.0 && done < window.1 {
+            self.ok += 1;
+            self.latency.record((done - sent_at).as_micros() as u64);
+        }
+    }
 }
 
 /// Runs `spec`; the warm-up starts at `t0` (callers sample `/proc` at
@@ -176,16 +190,7 @@ async fn slot(spec: Arc<LoadSpec>, i: usize, t0: Instant, sent: Arc<AtomicU64>) 
         let sent_at = Instant::now();
         match exchange(&mut sender, req).await {
             Ok(status) => {
-                let done = Instant::now();
-                if spec.ok_statuses.contains(&status) {
-                    stats.ok_total += 1;
-                    if done >= start && done < end {
-                        stats.ok += 1;
-                        stats.latency.record((done - sent_at).as_micros() as u64);
-                    }
-                } else {
-                    stats.error(format!("status {status}"));
-                }
+                stats.outcome(&spec.ok_statuses, status, sent_at, (start, end));
                 conn = Some(sender);
             }
             Err(e) => stats.error(e),
@@ -294,4 +299,52 @@ fn single_event(event: &str, i: usize) -> serde_json::Value {
 pub fn publishable_header(key: &str) -> Vec<(HeaderName, HeaderValue)> {
     let v = HeaderValue::from_str(key).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     vec![(HeaderName::from_static("x-meshes-publishable-key"), v)]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn spec(addr: SocketAddr, bodies: Vec<Bytes>, max: u64) -> LoadSpec {
+        LoadSpec {
+            addr,
+            host: addr.to_string(),
+            path: "/api/v1/events".into(),
+            headers: publishable_header("k"),
+            bodies,
+            concurrency: 4,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(30),
+            events_per_request: 1,
+            ok_statuses: vec![201],
+            rate: None,
+            max_requests: Some(max),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_successes_and_failures_separately() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(crate::bench::servers::ceiling(listener));
+        let ok = run(spec(addr, event_bodies("e", 8), 40), Instant::now()).await;
+        assert_eq!((ok.ok, ok.error_count()), (40, 0), "{}", ok.errors_text());
+        assert_eq!(ok.latency.count(), 40);
+        // The ceiling answers 400 to a body that is not JSON: never a success.
+        let bad = run(spec(addr, vec![Bytes::from_static(b"not json")], 10), Instant::now()).await;
+        assert_eq!(bad.ok, 0);
+        assert_eq!(bad.errors.get("status 400"), Some(&10));
+        server.abort();
+    }
+
+    #[test]
+    fn bulk_bodies_are_arrays_of_valid_events() {
+        let b = bulk_bodies("e", 100, 2);
+        let v: serde_json::Value = serde_json::from_slice(&b[1]).unwrap();
+        let items = v.as_array().unwrap();
+        assert_eq!(items.len(), 100);
+        assert_eq!(items[0]["event"], "e");
+        assert_eq!(items[0]["resource_id"], "u_100");
+    }
 }

@@ -262,6 +262,25 @@ async fn terminated() {
 }
 
 async fn load_cmd(a: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(a).await?;
+    crate::bench::progress(&format!(
+        "load: {} at c={} for {:?} (+{:?} warm-up)",
+        a.url, a.concurrency, a.duration, a.warmup
+    ));
+    let r = load::run(spec, tokio::time::Instant::now()).await;
+    let b = format!("load {}", a.url);
+    let rows = vec![
+        Row::info(&b, "requests/s", thousands(r.ok as f64 / r.window.as_secs_f64())),
+        Row::info(&b, "events/s", thousands(r.events_per_sec())),
+        Row::info(&b, "latency p50 / p99 / p999", r.latency.summary_ms()),
+        Row::info(&b, "latency max", format!("{:.2} ms", r.latency.max() as f64 / 1000.0)),
+        Row::info(&b, "failed requests", r.errors_text()),
+    ];
+    print!("{}", markdown(&Machine::detect(std::path::Path::new(".")), &command_line(), &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load_spec(a: &LoadArgs) -> anyhow::Result<load::LoadSpec> {
     let uri: hyper::Uri = a.url.parse().with_context(|| format!("not a URL: {}", a.url))?;
     if uri.scheme_str() != Some("http") {
         bail!("only http:// URLs are supported (plain HTTP/1.1)");
@@ -281,7 +300,7 @@ async fn load_cmd(a: &LoadArgs) -> anyhow::Result<ExitCode> {
             h.split_once(':').with_context(|| format!("expected `Name: value`, found `{h}`"))?;
         headers.push((HeaderName::try_from(k.trim())?, HeaderValue::try_from(v.trim())?));
     }
-    let spec = load::LoadSpec {
+    Ok(load::LoadSpec {
         addr,
         host: uri.authority().map_or_else(|| host.to_string(), ToString::to_string),
         path: uri.path_and_query().map_or_else(|| "/".into(), ToString::to_string),
@@ -294,20 +313,5 @@ async fn load_cmd(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         ok_statuses: a.ok.clone(),
         rate: a.rate,
         max_requests: None,
-    };
-    crate::bench::progress(&format!(
-        "load: {} at c={} for {:?} (+{:?} warm-up)",
-        a.url, a.concurrency, a.duration, a.warmup
-    ));
-    let r = load::run(spec, tokio::time::Instant::now()).await;
-    let b = format!("load {}", a.url);
-    let rows = vec![
-        Row::info(&b, "requests/s", thousands(r.ok as f64 / r.window.as_secs_f64())),
-        Row::info(&b, "events/s", thousands(r.events_per_sec())),
-        Row::info(&b, "latency p50 / p99 / p999", r.latency.summary_ms()),
-        Row::info(&b, "latency max", format!("{:.2} ms", r.latency.max() as f64 / 1000.0)),
-        Row::info(&b, "failed requests", r.errors_text()),
-    ];
-    print!("{}", markdown(&Machine::detect(std::path::Path::new(".")), &command_line(), &rows));
-    Ok(ExitCode::SUCCESS)
+    })
 }
