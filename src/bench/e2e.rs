@@ -246,6 +246,6 @@ async fn latency(
             "ingest→delivery p50 / p99 / p999 at {} events/s",
             thousands(result.events_per_sec())
         ),
-        latency_text(&stats),
+        format!("{} (duplicates: {})", latency_text(&stats), stats["duplicates"]),
     ))
 }
