@@ -21,11 +21,14 @@
 //!     catalog, CEL, env) collected all at once.
 //! - [`adapters`]: one file per integration; [`adapters::ConnectionConfig`] is
 //!   the closed enum tagged by `type:`.
+//! - [`bench`]: `meshes bench …`, reproducible benchmarks run as separate
+//!   processes against a ceiling server on the same machine (BENCHMARKS.md).
 //! - [`catalog`]: every integration's actions and the metadata each needs:
 //!   the one source for the schema, `validate` and the integrations API.
 
 pub mod adapters;
 pub mod api;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

@@ -1,6 +1,7 @@
 //! The `meshes` command line. Exit codes: 0 success, 1 invalid config,
 //! 2 usage or I/O error.
 
+mod bench;
 mod openapi;
 mod serve;
 mod validate;
@@ -26,6 +27,8 @@ enum Command {
     Openapi,
     /// Run the gateway: accept events over HTTP and deliver them.
     Serve(serve::Args),
+    /// Reproducible benchmarks (see BENCHMARKS.md); never part of `cargo test`.
+    Bench(bench::Args),
     /// Print a machine JWT (60 s) for curl, signed like the Meshes SDKs do.
     Token {
         /// Access key (the JWT `kid`).
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Token { access_key, secret } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

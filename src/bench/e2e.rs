@@ -1,0 +1,251 @@
+//! End to end: ingest → webhook delivery to the receiver process, with every
+//! status update persisted.
+//!
+//! Two phases against one `meshes serve`: (1) throughput: bulk ingest as
+//! fast as it goes while the receiver counts deliveries per second in the
+//! window, then wait until `/readyz` shows no pending delivery (every
+//! completion persisted); (2) latency: single events paced at half the
+//! measured delivery rate (or `--rate`), so the percentiles describe a
+//! system that keeps up rather than a queue that grows. The receiver takes
+//! `time_created` (the gateway's ingest time, ms) from each wrapped body.
+
+use super::ingest::{BULK, measure};
+use super::load::{self, LoadSpec};
+use super::process::{self, Proc, get_json};
+use super::report::{Row, ratio, thousands};
+use super::{BenchError, Result, Timing, WorkDir, configs, progress};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct E2eOpts {
+    /// Warm-up and window of each phase.
+    pub timing: Timing,
+    /// Attempts in flight at once on the receiver's connection.
+    pub lane_concurrency: u32,
+    /// Bulk ingest connections in the throughput phase.
+    pub ingest_concurrency: usize,
+    /// Events/s of the latency phase (default: half the measured rate).
+    pub rate: Option<f64>,
+    /// Also measure the receiver alone (the ceiling).
+    pub ceiling: bool,
+}
+
+/// Runs both phases and returns their rows.
+pub async fn run(work: &WorkDir, o: &E2eOpts) -> Result<Vec<Row>> {
+    let port = process::free_port()?;
+    let receiver = process::start_helper("receiver", port, &work.path.join("receiver.log")).await?;
+    let client = process::control_client()?;
+    let ceiling =
+        if o.ceiling { Some(receiver_ceiling(&receiver, &client, o).await?) } else { None };
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let hooks = [configs::Hook::new("receiver", &url, o.lane_concurrency)];
+    let rules = [configs::rule("e2e", "bench.e2e", "receiver")];
+    let text = configs::gateway(&hooks, &rules, "[0s, 1s, 5s, 30s]");
+    let config = configs::write(&work.path, "e2e.yaml", &text)?;
+    let data = work.fresh("e2e-data")?;
+    let (server, _) = process::start_meshes(&config, &data, &work.path.join("meshes.log")).await?;
+    let mut rows = throughput(&server, &receiver, &client, o, ceiling).await?;
+    let delivered = rows.first().and_then(|r| r.value.replace(',', "").parse::<f64>().ok());
+    let rate = o.rate.unwrap_or_else(|| (delivered.unwrap_or(1_000.0) * 0.5).max(100.0));
+    rows.push(latency(&server, &receiver, &client, o.timing, rate).await?);
+    server.stop(Duration::from_secs(30)).await?;
+    receiver.stop(Duration::from_secs(10)).await?;
+    Ok(rows)
+}
+
+/// The receiver's own throughput at the lane's concurrency.
+async fn receiver_ceiling(receiver: &Proc, client: &reqwest::Client, o: &E2eOpts) -> Result<f64> {
+    progress(&format!("E2E: receiver ceiling (pid {})", receiver.pid()));
+    let now = crate::clock::now_ms();
+    let bodies: Vec<Bytes> = (0..1024)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7().to_string();
+            Bytes::from(json!({"uuid": id, "event": "bench.e2e", "resource": "user", "resource_id": format!("u_{i}"),
+                "payload": {"email": format!("user{i}@example.com"), "plan": "pro"}, "time_created": now, "time_sent": now}).to_string())
+        })
+        .collect();
+    let spec = LoadSpec {
+        addr: receiver.addr,
+        host: receiver.addr.to_string(),
+        path: "/hook".into(),
+        headers: Vec::new(),
+        bodies,
+        concurrency: o.lane_concurrency as usize,
+        warmup: o.timing.warmup,
+        duration: o.timing.duration,
+        events_per_request: 1,
+        ok_statuses: vec![200],
+        rate: None,
+        max_requests: None,
+    };
+    let m = measure(spec, receiver.pid()).await?;
+    client
+        .post(format!("{}/reset", receiver.base))
+        .send()
+        .await
+        .map_err(super::http("reset the receiver"))?;
+    progress(&format!("  {} deliveries/s", thousands(m.load.events_per_sec())));
+    Ok(m.load.events_per_sec())
+}
+
+async fn received(client: &reqwest::Client, receiver: &Proc) -> Result<Value> {
+    get_json(client, &format!("{}/stats", receiver.base)).await
+}
+
+async fn pending(client: &reqwest::Client, server: &Proc) -> Result<u64> {
+    let v = get_json(client, &format!("{}/readyz", server.base)).await?;
+    Ok(v["store"]["pending_deliveries"].as_u64().unwrap_or(u64::MAX))
+}
+
+/// Polls `/readyz` until no delivery is pending; returns how long it took.
+pub async fn wait_drained(
+    client: &reqwest::Client,
+    server: &Proc,
+    limit: Duration,
+) -> Result<Duration> {
+    let t0 = Instant::now();
+    while pending(client, server).await? > 0 {
+        if t0.elapsed() > limit {
+            return Err(BenchError::Failed(format!("deliveries still pending after {limit:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(t0.elapsed())
+}
+
+fn ingest_spec(server: &Proc, bulk: bool, concurrency: usize, timing: Timing) -> LoadSpec {
+    let (path, bodies, per) = if bulk {
+        ("/api/v1/events/bulk", load::bulk_bodies("bench.e2e", BULK, 64), BULK as u64)
+    } else {
+        ("/api/v1/events", load::event_bodies("bench.e2e", 1024), 1)
+    };
+    LoadSpec {
+        addr: server.addr,
+        host: server.addr.to_string(),
+        path: path.into(),
+        headers: load::publishable_header(configs::PK),
+        bodies,
+        concurrency,
+        warmup: timing.warmup,
+        duration: timing.duration,
+        events_per_request: per,
+        ok_statuses: vec![201, 207],
+        rate: None,
+        max_requests: None,
+    }
+}
+
+async fn throughput(
+    server: &Proc,
+    receiver: &Proc,
+    client: &reqwest::Client,
+    o: &E2eOpts,
+    ceiling: Option<f64>,
+) -> Result<Vec<Row>> {
+    progress(&format!(
+        "E2E throughput: bulk ingest c={} → meshes (pid {}) → receiver",
+        o.ingest_concurrency,
+        server.pid()
+    ));
+    let t = o.timing;
+    let (c2, r2) = (client.clone(), receiver.base.clone());
+    let t0 = Instant::now();
+    let counter = tokio::spawn(async move {
+        let count = |v: Value| v["received"].as_u64().unwrap_or(0);
+        tokio::time::sleep_until(t0 + t.warmup).await;
+        let a = get_json(&c2, &format!("{r2}/stats")).await.map(count);
+        tokio::time::sleep_until(t0 + t.warmup + t.duration).await;
+        let b = get_json(&c2, &format!("{r2}/stats")).await.map(count);
+        (a, b)
+    });
+    let m = measure(ingest_spec(server, true, o.ingest_concurrency, t), server.pid()).await?;
+    let (a, b) = counter.await.map_err(|e| BenchError::Failed(format!("receiver sampler: {e}")))?;
+    let delivered = (b? - a?) as f64 / t.duration.as_secs_f64();
+    let backlog = pending(client, server).await?;
+    let drain = wait_drained(client, server, Duration::from_secs(600)).await?;
+    let stats = received(client, receiver).await?;
+    progress(&format!(
+        "  delivered {} events/s; backlog {backlog} drained in {drain:.1?}",
+        thousands(delivered)
+    ));
+    let ingested = m.load.ok_total * BULK as u64;
+    Ok(throughput_rows(delivered, ceiling, &m, (backlog, drain), &stats, ingested))
+}
+
+fn throughput_rows(
+    delivered: f64,
+    ceiling: Option<f64>,
+    m: &super::ingest::Measured,
+    (backlog, drain): (u64, Duration),
+    stats: &Value,
+    ingested: u64,
+) -> Vec<Row> {
+    let b = "E2E (bulk ingest → webhook)";
+    let ceiling_text =
+        ceiling.map_or("—".into(), |c| format!("{} (receiver alone)", thousands(c)));
+    vec![
+        Row::info(b, "delivered events/s (sustained, window)", thousands(delivered))
+            .target("≥ 10,000", delivered >= 10_000.0)
+            .ceiling(ceiling_text, ceiling.and_then(|c| ratio(delivered, c))),
+        Row::info(b, "ingested events/s in the same window", thousands(m.load.events_per_sec())),
+        Row::info(b, "server CPU-s per 1,000 events ingested", format!("{:.4}", m.cpu_per_1k())),
+        Row::info(
+            b,
+            "pending at end of ingest → all persisted",
+            format!(
+                "{} deliveries, {:.2} s ({}/s with ingest stopped)",
+                thousands(backlog as f64),
+                drain.as_secs_f64(),
+                thousands(backlog as f64 / drain.as_secs_f64().max(1e-3))
+            ),
+        ),
+        Row::info(
+            b,
+            "received unique / ingested (duplicates)",
+            format!("{} / {ingested} ({})", stats["unique"], stats["duplicates"]),
+        )
+        .target("all delivered", stats["unique"].as_u64() == Some(ingested)),
+        Row::info(b, "ingest→delivery p50 / p99 / p999 at saturation", latency_text(stats)),
+    ]
+}
+
+fn latency_text(stats: &Value) -> String {
+    let l = &stats["latency_ms"];
+    let f = |k: &str| l[k].as_f64().unwrap_or(f64::NAN);
+    format!("{:.1} / {:.1} / {:.1} ms", f("p50"), f("p99"), f("p999"))
+}
+
+async fn latency(
+    server: &Proc,
+    receiver: &Proc,
+    client: &reqwest::Client,
+    timing: Timing,
+    rate: f64,
+) -> Result<Row> {
+    progress(&format!("E2E latency: single events paced at {} events/s", thousands(rate)));
+    client
+        .post(format!("{}/reset", receiver.base))
+        .send()
+        .await
+        .map_err(super::http("reset the receiver"))?;
+    let mut spec = ingest_spec(server, false, 16, timing);
+    spec.warmup = Duration::ZERO;
+    spec.duration = timing.warmup + timing.duration;
+    spec.rate = Some(rate);
+    let result = load::run(spec, Instant::now()).await;
+    wait_drained(client, server, Duration::from_secs(600)).await?;
+    let stats = received(client, receiver).await?;
+    progress(&format!("  {} (errors: {})", latency_text(&stats), result.errors_text()));
+    Ok(Row::info(
+        "E2E (paced single events)",
+        &format!(
+            "ingest→delivery p50 / p99 / p999 at {} events/s",
+            thousands(result.events_per_sec())
+        ),
+        format!("{} (duplicates: {})", latency_text(&stats), stats["duplicates"]),
+    ))
+}

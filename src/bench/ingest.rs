@@ -1,0 +1,197 @@
+//! Ingest: single-event POSTs at several concurrencies and bulk POSTs of
+//! 100 events, against the ceiling server and against `meshes serve`.
+//!
+//! Every event matches one rule whose webhook is parked (nothing listens;
+//! the breaker opens after the first failure), so each ingest writes what a
+//! real one writes (event, payload, delivery, due index) while delivery
+//! costs nothing. Each case gets a fresh process and an empty store.
+
+use super::load::{self, LoadResult, LoadSpec};
+use super::process::{self, clock_ticks, cpu_seconds};
+use super::report::{Row, ratio, thousands};
+use super::{Result, Timing, WorkDir, configs, progress};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokio::time::Instant;
+
+/// Events per bulk request (the API's maximum).
+pub const BULK: usize = 100;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct IngestOpts {
+    /// Concurrencies of the single-event runs (none: skip them).
+    pub concurrency: Vec<usize>,
+    /// Concurrency of the bulk run (0: skip it).
+    pub bulk_concurrency: usize,
+    /// Warm-up and window.
+    pub timing: Timing,
+    /// Also measure the ceiling server (for the ratios).
+    pub ceiling: bool,
+}
+
+/// A load run with the server's CPU over the same window.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// What the load generator saw.
+    pub load: LoadResult,
+    /// CPU seconds the server used in the window.
+    pub server_cpu: f64,
+    /// CPU seconds the load generator (this process) used in the window.
+    pub client_cpu: f64,
+}
+
+impl Measured {
+    /// Server CPU seconds per 1,000 successful events.
+    pub fn cpu_per_1k(&self) -> f64 {
+        let events = self.load.events();
+        if events == 0 { f64::NAN } else { self.server_cpu * 1000.0 / events as f64 }
+    }
+}
+
+/// Runs `spec` while sampling `pid`'s CPU at the window's edges.
+pub async fn measure(spec: LoadSpec, pid: u32) -> Result<Measured> {
+    let ticks = clock_ticks();
+    let me = std::process::id();
+    let t0 = Instant::now();
+    let (warmup, window) = (spec.warmup, spec.duration);
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(t0 + warmup).await;
+        let a = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks));
+        tokio::time::sleep_until(t0 + warmup + window).await;
+        let b = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks));
+        (a, b)
+    });
+    let load = load::run(spec, t0).await;
+    let ((s0, c0), (s1, c1)) =
+        sampler.await.map_err(|e| super::BenchError::Failed(format!("cpu sampler: {e}")))?;
+    Ok(Measured { load, server_cpu: s1? - s0?, client_cpu: c1? - c0? })
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    label: String,
+    bulk: bool,
+    concurrency: usize,
+}
+
+fn cases(o: &IngestOpts) -> Vec<Case> {
+    let mut v: Vec<Case> = o
+        .concurrency
+        .iter()
+        .map(|&c| Case { label: format!("Ingest single c={c}"), bulk: false, concurrency: c })
+        .collect();
+    if o.bulk_concurrency > 0 {
+        let c = o.bulk_concurrency;
+        v.push(Case { label: format!("Ingest bulk×{BULK} c={c}"), bulk: true, concurrency: c });
+    }
+    v
+}
+
+fn spec(case: &Case, addr: SocketAddr, timing: Timing) -> LoadSpec {
+    let (path, bodies, per) = if case.bulk {
+        ("/api/v1/events/bulk", load::bulk_bodies("bench.ingest", BULK, 64), BULK as u64)
+    } else {
+        ("/api/v1/events", load::event_bodies("bench.ingest", 1024), 1)
+    };
+    LoadSpec {
+        addr,
+        host: addr.to_string(),
+        path: path.into(),
+        headers: load::publishable_header(configs::PK),
+        bodies,
+        concurrency: case.concurrency,
+        warmup: timing.warmup,
+        duration: timing.duration,
+        events_per_request: per,
+        ok_statuses: vec![201, 207],
+        rate: None,
+        max_requests: None,
+    }
+}
+
+/// Runs the ingest benchmarks and returns their rows.
+pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
+    let cases = cases(o);
+    let ceiling =
+        if o.ceiling { ceiling_runs(work, &cases, o.timing).await? } else { HashMap::new() };
+    let port = process::free_port()?;
+    let hook = configs::Hook::parked("parked", port, 8);
+    let rules = [configs::rule("ingest", "bench.ingest", "parked")];
+    let config =
+        configs::write(&work.path, "ingest.yaml", &configs::gateway(&[hook], &rules, "[0s, 1h]"))?;
+    let mut rows = Vec::new();
+    for case in &cases {
+        let data = work.fresh("ingest-data")?;
+        let (server, _) =
+            process::start_meshes(&config, &data, &work.path.join("meshes.log")).await?;
+        progress(&format!("{}: meshes (pid {})", case.label, server.pid()));
+        let m = measure(spec(case, server.addr, o.timing), server.pid()).await?;
+        server.stop(std::time::Duration::from_secs(30)).await?;
+        progress(&format!(
+            "  {} events/s, {}",
+            thousands(m.load.events_per_sec()),
+            m.load.latency.summary_ms()
+        ));
+        rows.extend(case_rows(case, &m, ceiling.get(&case.label)));
+    }
+    Ok(rows)
+}
+
+async fn ceiling_runs(
+    work: &WorkDir,
+    cases: &[Case],
+    timing: Timing,
+) -> Result<HashMap<String, Measured>> {
+    let port = process::free_port()?;
+    let server =
+        process::start_helper("ceiling-server", port, &work.path.join("ceiling.log")).await?;
+    let mut out = HashMap::new();
+    for case in cases {
+        progress(&format!("{}: ceiling server (pid {})", case.label, server.pid()));
+        let m = measure(spec(case, server.addr, timing), server.pid()).await?;
+        progress(&format!(
+            "  {} events/s, {}",
+            thousands(m.load.events_per_sec()),
+            m.load.latency.summary_ms()
+        ));
+        out.insert(case.label.clone(), m);
+    }
+    server.stop(std::time::Duration::from_secs(10)).await?;
+    Ok(out)
+}
+
+fn case_rows(case: &Case, m: &Measured, ceiling: Option<&Measured>) -> Vec<Row> {
+    let b = case.label.as_str();
+    let eps = m.load.events_per_sec();
+    let ceil_eps = ceiling.map(|c| c.load.events_per_sec());
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+    let mut throughput = Row::info(b, "events/s", thousands(eps))
+        .ceiling(shown(ceil_eps.map(thousands)), ceil_eps.and_then(|c| ratio(eps, c)));
+    throughput = if case.bulk {
+        throughput.target("≥ 150,000", eps >= 150_000.0)
+    } else if let Some(c) = ceil_eps {
+        throughput.target("≥ 0.6× ceiling", eps >= 0.6 * c)
+    } else {
+        throughput
+    };
+    let p99_ms = m.load.latency.quantile(0.99) as f64 / 1000.0;
+    let mut latency = Row::info(b, "latency p50 / p99 / p999", m.load.latency.summary_ms())
+        .ceiling(shown(ceiling.map(|c| c.load.latency.summary_ms())), None);
+    if !case.bulk && case.concurrency == 64 {
+        latency = latency.target("p99 < 10 ms", p99_ms < 10.0);
+    }
+    let cpu = m.cpu_per_1k();
+    let cpu_row = Row::info(
+        b,
+        "server CPU-s per 1,000 events",
+        format!("{cpu:.4} (load generator: {:.2} CPU-s in window)", m.client_cpu),
+    )
+    .ceiling(
+        shown(ceiling.map(|c| format!("{:.4}", c.cpu_per_1k()))),
+        ceiling.and_then(|c| ratio(cpu, c.cpu_per_1k())),
+    );
+    let errors = Row::info(b, "failed requests (not 201/207)", m.load.errors_text())
+        .target("none", m.load.error_count() == 0);
+    vec![throughput, latency, cpu_row, errors]
+}
