@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod faults;
+#[allow(unused_imports)]
 pub use faults::*;
 
 pub const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
