@@ -151,7 +151,10 @@ impl Server {
                 seen.lock().unwrap().push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("meshes did not start");
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("meshes did not start:\n{}", lines.lock().unwrap().join("\n"));
+        };
         Server { child, base: format!("http://{addr}"), lines }
     }
 
