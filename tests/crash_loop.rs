@@ -45,7 +45,13 @@ async fn repeated_sigkill_under_load_loses_no_acknowledged_event() {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 let client_rng = Rng::new(rng.next_u64());
-                tokio::spawn(client(server.base.clone(), client_rng, ledger.clone(), next_seq.clone(), c))
+                tokio::spawn(client(
+                    server.base.clone(),
+                    client_rng,
+                    ledger.clone(),
+                    next_seq.clone(),
+                    c,
+                ))
             })
             .collect();
         // Let some load through, then kill at a random point of it.
@@ -74,13 +80,22 @@ async fn repeated_sigkill_under_load_loses_no_acknowledged_event() {
     let delivery_ids = check_completed(&server.base, &ledger).await;
     // The `webhook-id` receivers deduplicate on is the delivery id the API shows.
     for (seq, event_id) in &ledger.acked {
-        assert_eq!(webhook_ids[seq], delivery_ids[event_id], "seq {seq}: webhook-id != delivery_id");
+        assert_eq!(
+            webhook_ids[seq], delivery_ids[event_id],
+            "seq {seq}: webhook-id != delivery_id"
+        );
     }
     server.kill();
 }
 
 /// Posts single events and bulks of 2–5 until the gateway goes away.
-async fn client(base: String, mut rng: Rng, ledger: Arc<Mutex<Ledger>>, seqs: Arc<AtomicU64>, c: u64) {
+async fn client(
+    base: String,
+    mut rng: Rng,
+    ledger: Arc<Mutex<Ledger>>,
+    seqs: Arc<AtomicU64>,
+    c: u64,
+) {
     let http = reqwest::Client::new();
     loop {
         let n = if rng.range(0, 3) == 0 { rng.range(2, 6) } else { 1 };
@@ -159,7 +174,8 @@ async fn check_completed(base: &str, ledger: &Ledger) -> HashMap<String, String>
         loop {
             let url = format!("{base}/api/v1/events?limit=200&status=completed&cursor={cursor}");
             let jwt = mint_jwt(AK, SECRET.as_bytes(), now_secs(), 60);
-            let page: Value = http.get(url).bearer_auth(jwt).send().await.ok()?.json().await.ok()?;
+            let page: Value =
+                http.get(url).bearer_auth(jwt).send().await.ok()?.json().await.ok()?;
             for r in page["records"].as_array()? {
                 let delivery = r["rule_events"][0]["delivery_id"].as_str()?.to_string();
                 completed.insert(r["id"].as_str()?.to_string(), delivery);

@@ -42,7 +42,8 @@ async fn one_connection_down_leaves_the_other_untouched_and_loses_nothing() {
     let a = Switchable::start().await;
     let b = Receiver::start().await;
     let gw = Arc::new(TestGateway::start(&config(&a.rx.url, &b.url)).await);
-    let sent: Arc<Mutex<Sent>> = Arc::new(Mutex::new(Sent { phase: "baseline", ..Sent::default() }));
+    let sent: Arc<Mutex<Sent>> =
+        Arc::new(Mutex::new(Sent { phase: "baseline", ..Sent::default() }));
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(load(gw.clone(), sent.clone(), stop.clone()));
     let phase = |name: &'static str| sent.lock().unwrap().phase = name;
@@ -105,14 +106,19 @@ async fn one_connection_down_leaves_the_other_untouched_and_loses_nothing() {
 }
 
 /// Posts an A and a B event every 40 ms until `stop` (load, not synchronisation).
-async fn load(gw: Arc<TestGateway>, sent: Arc<Mutex<Sent>>, stop: tokio_util::sync::CancellationToken) {
+async fn load(
+    gw: Arc<TestGateway>,
+    sent: Arc<Mutex<Sent>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut seq = 0u64;
     while !stop.is_cancelled() {
         for conn in ["a", "b"] {
             seq += 1;
             let t0 = Instant::now();
-            let (status, body) =
-                gw.post_event(json!({"event": format!("user.{conn}"), "payload": {"seq": seq}})).await;
+            let (status, body) = gw
+                .post_event(json!({"event": format!("user.{conn}"), "payload": {"seq": seq}}))
+                .await;
             assert_eq!(status, 201, "{body}");
             let id = body["event"]["id"].as_str().unwrap().to_string();
             let mut s = sent.lock().unwrap();

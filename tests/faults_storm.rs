@@ -40,11 +40,23 @@ fn invalid(base: &str, kind: u64, marker: u64) -> (String, String) {
             (format!("{pad}version: 1\nworkspace: [broken\n"), format!("meshes.yaml:{line}:"))
         }
         1 => (
-            base.replace("connection: vary\n    when", &format!("connection: nope-{marker}\n    when")),
+            base.replace(
+                "connection: vary\n    when",
+                &format!("connection: nope-{marker}\n    when"),
+            ),
             format!("nope-{marker}"),
         ),
-        2 => (base.replace("payload.tag ==", &format!("payload.tag >>> {marker} ==")), format!(">>> {marker}")),
-        _ => (base.replace("    event: user.signup\n    connection: keep", &format!("    event: user.signup\n    bogus_{marker}: 1\n    connection: keep")), format!("bogus_{marker}")),
+        2 => (
+            base.replace("payload.tag ==", &format!("payload.tag >>> {marker} ==")),
+            format!(">>> {marker}"),
+        ),
+        _ => (
+            base.replace(
+                "    event: user.signup\n    connection: keep",
+                &format!("    event: user.signup\n    bogus_{marker}: 1\n    connection: keep"),
+            ),
+            format!("bogus_{marker}"),
+        ),
     }
 }
 
@@ -54,9 +66,8 @@ async fn reload_storm_under_load_loses_nothing_and_keeps_the_last_good_config() 
     let mut rng = Rng::from_env("faults_storm");
     let (keep, vary) = (Receiver::start().await, Receiver::start().await);
     let first = valid(&keep.url, &vary.url, 0, 0, 0);
-    let gw = Arc::new(
-        TestGateway::start_with(&first, |o| o.debounce = Duration::from_millis(10)).await,
-    );
+    let gw =
+        Arc::new(TestGateway::start_with(&first, |o| o.debounce = Duration::from_millis(10)).await);
     let path = config_path(gw.dir.path());
     let acked: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -109,14 +120,23 @@ async fn reload_storm_under_load_loses_nothing_and_keeps_the_last_good_config() 
         acked.lock().unwrap().len()
     );
     check_behaviour(&gw, &vary).await;
-    check_all_completed(&gw, &keep, &acked.lock().unwrap()).await;
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    check_all_completed(&gw, &keep, &acked).await;
 }
 
 /// Posts `user.signup` events (n = 0, 1, 2, …) until `stop`.
-async fn load(gw: Arc<TestGateway>, acked: Arc<Mutex<Vec<(u64, String)>>>, stop: tokio_util::sync::CancellationToken) {
+async fn load(
+    gw: Arc<TestGateway>,
+    acked: Arc<Mutex<Vec<(u64, String)>>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut n = 0u64;
     while !stop.is_cancelled() {
-        let (status, body) = gw.post_event(json!({"event": "user.signup", "payload": {"n": n, "tag": format!("t{}", n % 7)}})).await;
+        let (status, body) = gw
+            .post_event(
+                json!({"event": "user.signup", "payload": {"n": n, "tag": format!("t{}", n % 7)}}),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         acked.lock().unwrap().push((n, body["event"]["id"].as_str().unwrap().to_string()));
         n += 1;
@@ -137,13 +157,20 @@ async fn wait_applied(gw: &TestGateway, hash: &str) -> String {
 /// must be one of `candidates` (a valid write of the same burst may or may
 /// not have been applied before it). Returns the hash serving.
 async fn wait_rejected(gw: &TestGateway, says: &str, candidates: &[String]) -> String {
-    let r = eventually(&format!("a reload error mentioning {says}"), Duration::from_secs(10), || async {
-        let r = gw.readyz().await;
-        r["last_reload_error"]["errors"].to_string().contains(says).then_some(r)
-    })
+    let r = eventually(
+        &format!("a reload error mentioning {says}"),
+        Duration::from_secs(10),
+        || async {
+            let r = gw.readyz().await;
+            r["last_reload_error"]["errors"].to_string().contains(says).then_some(r)
+        },
+    )
     .await;
     let hash = r["config"]["hash"].as_str().unwrap().to_string();
-    assert!(candidates.contains(&hash), "after a rejected write, {hash} serves: not a config written before it");
+    assert!(
+        candidates.contains(&hash),
+        "after a rejected write, {hash} serves: not a config written before it"
+    );
     hash
 }
 
@@ -160,7 +187,11 @@ async fn check_behaviour(gw: &TestGateway, vary: &Receiver) {
         assert_eq!(detail["total_rules"], rules, "n = {n} under the last good config: {detail}");
     }
     let seen: Vec<u64> = vary.seen().iter().map(seq_of).collect();
-    assert!(seen.contains(&1_000_002) && !seen.contains(&1_000_004), "vary got {:?}", &seen[seen.len().saturating_sub(5)..]);
+    assert!(
+        seen.contains(&1_000_002) && !seen.contains(&1_000_004),
+        "vary got {:?}",
+        &seen[seen.len().saturating_sub(5)..]
+    );
     assert_eq!(gw.get("/api/v1/rules/extra-0").await.0, 200);
     assert_eq!(gw.get("/api/v1/rules/extra-1").await.0, 404);
 }
@@ -177,7 +208,8 @@ async fn check_all_completed(gw: &TestGateway, keep: &Receiver, acked: &[(u64, S
     eventually("every acknowledged event completed", Duration::from_secs(30), || async {
         let (mut done, mut cursor) = (HashSet::new(), String::new());
         loop {
-            let (_, page) = gw.get(&format!("/api/v1/events?limit=200&status=completed&cursor={cursor}")).await;
+            let (_, page) =
+                gw.get(&format!("/api/v1/events?limit=200&status=completed&cursor={cursor}")).await;
             for r in page["records"].as_array()? {
                 done.insert(r["id"].as_str()?.to_string());
             }
@@ -227,7 +259,8 @@ async fn sighup_reloads_without_the_watcher() {
     let http = reqwest::Client::new();
     let hash = config_hash(&path, &next);
     eventually("SIGHUP to apply the new config", Duration::from_secs(10), || async {
-        let r: Value = http.get(format!("{}/readyz", server.base)).send().await.ok()?.json().await.ok()?;
+        let r: Value =
+            http.get(format!("{}/readyz", server.base)).send().await.ok()?.json().await.ok()?;
         (r["config"]["hash"] == hash.as_str()).then_some(())
     })
     .await;

@@ -134,7 +134,11 @@ async fn bad_jwts_are_refused_with_a_clear_401() {
         ("HS512", token(&with("alg", json!("HS512")), &claims(now, now + 30), s), "HS512"),
         ("RS256", token(&with("alg", json!("RS256")), &claims(now, now + 30), s), "RS256"),
         ("missing kid", token(&no_kid, &claims(now, now + 30), s), "`kid`"),
-        ("unknown kid", token(&with("kid", json!("mk_nope")), &claims(now, now + 30), s), "unknown access key"),
+        (
+            "unknown kid",
+            token(&with("kid", json!("mk_nope")), &claims(now, now + 30), s),
+            "unknown access key",
+        ),
         ("long-lived", token(&header(), &claims(now, now + 3_600), s), "lifetime"),
         ("wrong secret", token(&header(), &claims(now, now + 30), b"not-the-secret"), "signature"),
         ("garbage", "garbage".into(), "malformed"),
@@ -151,7 +155,9 @@ async fn bad_jwts_are_refused_with_a_clear_401() {
         assert!(msg.contains(says), "{what}: message {msg:?} does not mention {says:?}");
         assert!(!body.to_string().contains(SECRET), "{what}: the secret is in the answer");
     }
-    for (what, value) in [("no scheme", gw.jwt()), ("basic", format!("Basic {}", STANDARD.encode("a:b")))] {
+    for (what, value) in
+        [("no scheme", gw.jwt()), ("basic", format!("Basic {}", STANDARD.encode("a:b")))]
+    {
         let resp = gw.http.get(&url).header("authorization", value).send().await.unwrap();
         assert_eq!(resp.status(), 401, "{what}");
     }
@@ -164,12 +170,19 @@ async fn bad_jwts_are_refused_with_a_clear_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "bug: src/api/auth.rs:278 check_times ignores `nbf`"]
 async fn a_jwt_not_valid_yet_is_refused() {
-    let gw = TestGateway::start(&webhook_config(&[("signup", "http://127.0.0.1:9/hook")], "[0s]")).await;
+    let gw =
+        TestGateway::start(&webhook_config(&[("signup", "http://127.0.0.1:9/hook")], "[0s]")).await;
     let now = now_secs();
     let mut c = claims(now, now + 30);
     c["nbf"] = json!(now + 3_600);
     let url = format!("{}/api/v1/events", gw.base);
-    let resp = gw.http.get(&url).bearer_auth(token(&header(), &c, SECRET.as_bytes())).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(&url)
+        .bearer_auth(token(&header(), &c, SECRET.as_bytes()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401, "a token with `nbf` an hour ahead was accepted");
     let body: Value = resp.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("nbf"), "{body}");
@@ -263,11 +276,15 @@ const LEAKS: &[(&str, &str)] = &[
     ("T_BEARER_TOKEN", "bearer-Tk5Jm9Rw"),
     ("T_HEADER_VALUE", "header-Vl2Bs6Yc"),
     ("T_CUSTOM_HEADER", "custom-Hd4Nq8Zt"),
+    ("T_URL_PASSWORD", "urlpw-Gf6Ts1Lk"),
+    ("T_URL_TOKEN", "urltok-Wb9Ce4Ra"),
     // Malformed (not `whsec_`): errors about it must not echo it.
     ("T_BAD_SIGNING", "not-a-whsec-Mx3Kd7Pw"),
 ];
 
-fn leak_config(rx: &[&Receiver; 3], extra_rule: bool) -> String {
+/// Three receivers (basic, bearer and header auth) and a `userinfo`
+/// connection whose URL carries a password and a token, on a closed port.
+fn leak_config(rx: &[&Receiver; 3], closed: &str, extra_rule: bool) -> String {
     let hook = |name: &str, url: &str, auth: &str| {
         format!(
             "  {name}:\n    type: webhook\n    url: {url}\n    signing_secret: ${{T_SIGNING_SECRET}}\n    auth: {auth}\n    headers: {{ X-Custom: '${{T_CUSTOM_HEADER}}' }}\n    delivery: {{ timeout: 2s }}\n"
@@ -276,12 +293,24 @@ fn leak_config(rx: &[&Receiver; 3], extra_rule: bool) -> String {
     let mut s = format!(
         "version: 1\nworkspace:\n  id: {WS}\n  name: test\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: ${{T_MACHINE_SECRET}}\nconnections:\n"
     );
-    s += &hook("basic", &rx[0].url, "{ type: basic, username: ops, password: '${T_BASIC_PASSWORD}' }");
+    s += &hook(
+        "basic",
+        &rx[0].url,
+        "{ type: basic, username: ops, password: '${T_BASIC_PASSWORD}' }",
+    );
     s += &hook("bearer", &rx[1].url, "{ type: bearer, token: '${T_BEARER_TOKEN}' }");
-    s += &hook("header", &rx[2].url, "{ type: header, name: X-Api-Key, value: '${T_HEADER_VALUE}' }");
+    s += &hook(
+        "header",
+        &rx[2].url,
+        "{ type: header, name: X-Api-Key, value: '${T_HEADER_VALUE}' }",
+    );
+    let userinfo = format!("http://ops:${{T_URL_PASSWORD}}@{closed}/hook?token=${{T_URL_TOKEN}}");
+    s += &hook("userinfo", &userinfo, "{ type: bearer, token: '${T_BEARER_TOKEN}' }");
     s += "rules:\n";
-    for name in ["basic", "bearer", "header"] {
-        s += &format!("  - id: {name}-rule\n    event: user.signup\n    connection: {name}\n    metadata: {{ action: send_webhook }}\n");
+    for name in ["basic", "bearer", "header", "userinfo"] {
+        s += &format!(
+            "  - id: {name}-rule\n    event: user.signup\n    connection: {name}\n    metadata: {{ action: send_webhook }}\n"
+        );
     }
     if extra_rule {
         s += "  - id: extra-rule\n    event: user.extra\n    connection: header\n    metadata: { action: send_webhook }\n";
@@ -310,10 +339,13 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     // Failing deliveries: their bodies are recorded as excerpts (they hold no secret).
     rx[0].set_default(Reply::Status(401));
     rx[1].set_default(Reply::Status(500));
+    // A port nobody listens on: connection refused.
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("conf")).unwrap();
     let path = config_path(dir.path());
-    std::fs::write(&path, leak_config(&rx, false)).unwrap();
+    std::fs::write(&path, leak_config(&rx, &closed, false)).unwrap();
     let mut env: Vec<(&str, &str)> = LEAKS.to_vec();
     env.push(("MESHES_LOG", "debug"));
     let server = Server::spawn_with(dir.path(), &path, &["--log-format", "json"], &env, true);
@@ -329,12 +361,12 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     t.call(post("/api/v1/events").header("idempotency-key", "k1").json(&ev(3))).await;
     t.call(post("/api/v1/events").body("{not json")).await;
     // Wait until every connection was tried: basic fails for good, bearer retries.
-    for rule in ["basic-rule", "bearer-rule", "header-rule"] {
+    for rule in ["basic-rule", "bearer-rule", "header-rule", "userinfo-rule"] {
         let url = format!("{base}/api/v1/events/{id}/rules/{rule}/attempts");
         eventually(&format!("an attempt of {rule}"), Duration::from_secs(10), || async {
             let (_, body) = Transcript::default().call(http.get(&url).bearer_auth(jwt())).await;
-            (body["count"].as_u64() > Some(1) || (body["count"] == 1 && rule != "bearer-rule"))
-                .then_some(())
+            let retried = ["bearer-rule", "userinfo-rule"].contains(&rule);
+            (body["count"].as_u64() > Some(1) || (body["count"] == 1 && !retried)).then_some(())
         })
         .await;
     }
@@ -344,6 +376,8 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
         (reqwest::Method::GET, "/api/v1/connections/header".to_string()),
         (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/bearer-rule/attempts")),
         (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/basic-rule/attempts")),
+        (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/userinfo-rule/attempts")),
+        (reqwest::Method::GET, "/api/v1/connections/userinfo".to_string()),
         (reqwest::Method::POST, format!("/api/v1/events/{id}/rules/basic-rule/retry")),
         (reqwest::Method::PUT, "/api/v1/connections/basic".to_string()),
         (reqwest::Method::GET, "/api/v1/nope".to_string()),
@@ -358,24 +392,30 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     let ready = |want: &'static str| {
         let (http, base) = (http.clone(), base.clone());
         async move {
-            let r: Value = http.get(format!("{base}/readyz")).send().await.ok()?.json().await.ok()?;
+            let r: Value =
+                http.get(format!("{base}/readyz")).send().await.ok()?.json().await.ok()?;
             let text = r.to_string();
             text.contains(want).then_some(text)
         }
     };
-    std::fs::write(&path, leak_config(&rx, true)).unwrap();
+    std::fs::write(&path, leak_config(&rx, &closed, true)).unwrap();
     eventually("the good reload", Duration::from_secs(10), || ready("\"version\":2")).await;
-    let bad_secret = leak_config(&rx, true).replace("${T_SIGNING_SECRET}", "${T_BAD_SIGNING}");
+    let bad_secret =
+        leak_config(&rx, &closed, true).replace("${T_SIGNING_SECRET}", "${T_BAD_SIGNING}");
     std::fs::write(&path, &bad_secret).unwrap();
-    let r1 = eventually("the malformed secret rejected", Duration::from_secs(10), || ready("signing_secret")).await;
+    let r1 = eventually("the malformed secret rejected", Duration::from_secs(10), || {
+        ready("signing_secret")
+    })
+    .await;
     std::fs::write(&path, format!("{bad_secret}\n  broken: [\n")).unwrap();
     let r2 = eventually("the YAML error", Duration::from_secs(10), || async {
         ready("last_reload_error").await.filter(|r| *r != r1)
     })
     .await;
-    let unset = leak_config(&rx, true).replace("${T_BEARER_TOKEN}", "${T_UNSET_TOKEN}");
+    let unset = leak_config(&rx, &closed, true).replace("${T_BEARER_TOKEN}", "${T_UNSET_TOKEN}");
     std::fs::write(&path, unset).unwrap();
-    let r3 = eventually("the unset variable", Duration::from_secs(10), || ready("T_UNSET_TOKEN")).await;
+    let r3 =
+        eventually("the unset variable", Duration::from_secs(10), || ready("T_UNSET_TOKEN")).await;
     t.0.extend([r1, r2, r3]);
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("meshes_deliveries_total"), "{metrics}");
@@ -389,7 +429,10 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     check_no_secret(&t.0, "response or metrics");
     // The receivers did get the credentials: the secrets were really in use.
     let seen = |i: usize, h: &str| rx[i].seen()[0].headers[h].to_str().unwrap().to_string();
-    assert_eq!(seen(0, "authorization"), format!("Basic {}", STANDARD.encode("ops:basic-Pw7Hn3Qx")));
+    assert_eq!(
+        seen(0, "authorization"),
+        format!("Basic {}", STANDARD.encode("ops:basic-Pw7Hn3Qx"))
+    );
     assert_eq!(seen(1, "authorization"), "Bearer bearer-Tk5Jm9Rw");
     assert_eq!(seen(2, "x-api-key"), "header-Vl2Bs6Yc");
     assert_eq!(seen(2, "x-custom"), "custom-Hd4Nq8Zt");

@@ -84,8 +84,7 @@ impl TestGateway {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("conf")).unwrap();
         std::fs::write(config_path(dir.path()), config).unwrap();
-        let mut opts =
-            GatewayOptions::new(vec![config_path(dir.path())], dir.path().join("data"));
+        let mut opts = GatewayOptions::new(vec![config_path(dir.path())], dir.path().join("data"));
         opts.debounce = Duration::from_millis(50);
         opts.drain = Duration::from_secs(2);
         tune(&mut opts);
