@@ -129,15 +129,22 @@ async fn load(
     }
 }
 
-/// Waits until some A delivery's last attempt ended with `outcome`.
+/// Waits until some A delivery's last attempt ended with `outcome` (every page of A events).
 async fn wait_outcome(gw: &TestGateway, outcome: &str) {
     eventually(&format!("an A attempt ending `{outcome}`"), Duration::from_secs(15), || async {
-        let (_, page) = gw.get("/api/v1/events?event=user.a&limit=200").await;
-        page["records"]
-            .as_array()?
-            .iter()
-            .any(|r| r["rule_events"][0]["last_outcome"] == outcome)
-            .then_some(())
+        let mut cursor = String::new();
+        loop {
+            let (_, page) =
+                gw.get(&format!("/api/v1/events?event=user.a&limit=200&cursor={cursor}")).await;
+            let records = page["records"].as_array()?;
+            if records.iter().any(|r| r["rule_events"][0]["last_outcome"] == outcome) {
+                return Some(());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = c.to_string(),
+                _ => return None,
+            }
+        }
     })
     .await;
 }
