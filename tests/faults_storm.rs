@@ -73,36 +73,18 @@ async fn reload_storm_under_load_loses_nothing_and_keeps_the_last_good_config() 
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(load(gw.clone(), acked.clone(), stop.clone()));
 
-    let mut serving = config_hash(&path, &first);
-    let (mut writes, mut marker, mut rejected) = (0u64, 0u64, 0u64);
+    let mut storm = Storm {
+        gw: &gw,
+        urls: (keep.url.clone(), vary.url.clone()),
+        serving: config_hash(&path, &first),
+        writes: 0,
+        marker: 0,
+        rejected: 0,
+    };
     for _ in 0..rounds {
-        // A burst of 1–3 writes, a few ms apart: some coalesce in the watcher.
-        let mut candidates = vec![serving.clone()];
-        let mut last: Option<String> = None; // what the last invalid write must say
-        let mut base = String::new();
-        for _ in 0..rng.range(1, 4) {
-            marker += 1;
-            base = valid(&keep.url, &vary.url, rng.range(0, 7), rng.range(0, 4), marker);
-            if rng.range(0, 100) < 40 {
-                let (text, says) = invalid(&base, rng.next_u64(), marker);
-                gw.write_config(&text);
-                last = Some(says);
-            } else {
-                gw.write_config(&base);
-                candidates.push(config_hash(&path, &base));
-                last = None;
-            }
-            writes += 1;
-            tokio::time::sleep(Duration::from_millis(rng.range(0, 25))).await;
-        }
-        serving = match last {
-            None => wait_applied(&gw, &config_hash(&path, &base)).await,
-            Some(says) => {
-                rejected += 1;
-                wait_rejected(&gw, &says, &candidates).await
-            }
-        };
+        storm.round(&mut rng).await;
     }
+    let Storm { writes, mut marker, rejected, .. } = storm;
     // The last write: a valid config, then an invalid edit of it.
     marker += 1;
     let last_good = valid(&keep.url, &vary.url, 3, 1, marker);
@@ -122,6 +104,51 @@ async fn reload_storm_under_load_loses_nothing_and_keeps_the_last_good_config() 
     check_behaviour(&gw, &vary).await;
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     check_all_completed(&gw, &keep, &acked).await;
+}
+
+/// The writer side of the storm.
+struct Storm<'a> {
+    gw: &'a TestGateway,
+    /// The `keep` and `vary` receivers' URLs.
+    urls: (String, String),
+    /// The hash of the config in force.
+    serving: String,
+    writes: u64,
+    marker: u64,
+    rejected: u64,
+}
+
+impl Storm<'_> {
+    /// A burst of 1–3 writes, a few ms apart (some coalesce in the watcher),
+    /// then a wait until the gateway reflects the burst's last write.
+    async fn round(&mut self, rng: &mut Rng) {
+        let path = config_path(self.gw.dir.path());
+        let mut candidates = vec![self.serving.clone()];
+        let mut last: Option<String> = None; // what the last invalid write must say
+        let mut base = String::new();
+        for _ in 0..rng.range(1, 4) {
+            self.marker += 1;
+            base = valid(&self.urls.0, &self.urls.1, rng.range(0, 7), rng.range(0, 4), self.marker);
+            if rng.range(0, 100) < 40 {
+                let (text, says) = invalid(&base, rng.next_u64(), self.marker);
+                self.gw.write_config(&text);
+                last = Some(says);
+            } else {
+                self.gw.write_config(&base);
+                candidates.push(config_hash(&path, &base));
+                last = None;
+            }
+            self.writes += 1;
+            tokio::time::sleep(Duration::from_millis(rng.range(0, 25))).await;
+        }
+        self.serving = match last {
+            None => wait_applied(self.gw, &config_hash(&path, &base)).await,
+            Some(says) => {
+                self.rejected += 1;
+                wait_rejected(self.gw, &says, &candidates).await
+            }
+        };
+    }
 }
 
 /// Posts `user.signup` events (n = 0, 1, 2, …) until `stop`.

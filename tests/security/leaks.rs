@@ -89,79 +89,18 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     std::fs::write(&path, leak_config(&rx, &closed, false)).unwrap();
     let mut env: Vec<(&str, &str)> = LEAKS.to_vec();
     env.push(("MESHES_LOG", "debug"));
-    let server = Server::spawn_with(dir.path(), &path, &["--log-format", "json"], &env, true);
-    let (base, http) = (server.base.clone(), reqwest::Client::new());
-    let jwt = || meshes::api::auth::mint_jwt(AK, LEAKS[0].1.as_bytes(), now_secs(), 60);
+    let mut server = Server::spawn_with(dir.path(), &path, &["--log-format", "json"], &env, true);
+    let api = Api { http: reqwest::Client::new(), base: server.base.clone() };
     let mut t = Transcript::default();
-    let ev = |n: u64| json!({"event": "user.signup", "payload": {"n": n}});
-    let post = |p: &str| http.post(format!("{base}{p}")).header("x-meshes-publishable-key", PK);
-    let (_, created) = t.call(post("/api/v1/events").json(&ev(1))).await;
-    let id = created["event"]["id"].as_str().unwrap().to_string();
-    t.call(post("/api/v1/events/bulk").json(&json!([ev(2), {"event": ""}]))).await;
-    t.call(post("/api/v1/events").header("idempotency-key", "k1").json(&ev(3))).await;
-    t.call(post("/api/v1/events").header("idempotency-key", "k1").json(&ev(3))).await;
-    t.call(post("/api/v1/events").body("{not json")).await;
-    // Wait until every connection was tried: basic fails for good, bearer retries.
-    for rule in ["basic-rule", "bearer-rule", "header-rule", "userinfo-rule"] {
-        let url = format!("{base}/api/v1/events/{id}/rules/{rule}/attempts");
-        eventually(&format!("an attempt of {rule}"), Duration::from_secs(10), || async {
-            let (_, body) = Transcript::default().call(http.get(&url).bearer_auth(jwt())).await;
-            let retried = ["bearer-rule", "userinfo-rule"].contains(&rule);
-            (body["count"].as_u64() > Some(1) || (body["count"] == 1 && !retried)).then_some(())
-        })
-        .await;
-    }
-    for (method, path) in machine_routes(&id).into_iter().chain([
-        (reqwest::Method::GET, "/api/v1/connections/basic".to_string()),
-        (reqwest::Method::GET, "/api/v1/connections/bearer".to_string()),
-        (reqwest::Method::GET, "/api/v1/connections/header".to_string()),
-        (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/bearer-rule/attempts")),
-        (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/basic-rule/attempts")),
-        (reqwest::Method::GET, format!("/api/v1/events/{id}/rules/userinfo-rule/attempts")),
-        (reqwest::Method::GET, "/api/v1/connections/userinfo".to_string()),
-        (reqwest::Method::POST, format!("/api/v1/events/{id}/rules/basic-rule/retry")),
-        (reqwest::Method::PUT, "/api/v1/connections/basic".to_string()),
-        (reqwest::Method::GET, "/api/v1/nope".to_string()),
-    ]) {
-        t.call(http.request(method, format!("{base}{path}")).bearer_auth(jwt())).await;
-    }
-    for bad in ["garbage", &format!("{}x", jwt())] {
-        t.call(http.get(format!("{base}/api/v1/events")).bearer_auth(bad)).await;
-    }
-    t.call(http.get(format!("{base}/healthz"))).await;
-    // Reloads: a good one, a malformed secret, a YAML error, an unknown variable.
-    let ready = |want: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let r: Value =
-                http.get(format!("{base}/readyz")).send().await.ok()?.json().await.ok()?;
-            let text = r.to_string();
-            text.contains(want).then_some(text)
-        }
-    };
-    std::fs::write(&path, leak_config(&rx, &closed, true)).unwrap();
-    eventually("the good reload", Duration::from_secs(10), || ready("\"version\":2")).await;
-    let bad_secret =
-        leak_config(&rx, &closed, true).replace("${T_SIGNING_SECRET}", "${T_BAD_SIGNING}");
-    std::fs::write(&path, &bad_secret).unwrap();
-    let r1 = eventually("the malformed secret rejected", Duration::from_secs(10), || {
-        ready("signing_secret")
+    exercise_api(&api, &mut t).await;
+    let reload = |text: String| std::fs::write(&path, text).unwrap();
+    exercise_reloads(&api, &mut t, |extra, var| {
+        reload(leak_config(&rx, &closed, extra).replace("${T_SIGNING_SECRET}", var));
     })
     .await;
-    std::fs::write(&path, format!("{bad_secret}\n  broken: [\n")).unwrap();
-    let r2 = eventually("the YAML error", Duration::from_secs(10), || async {
-        ready("last_reload_error").await.filter(|r| *r != r1)
-    })
-    .await;
-    let unset = leak_config(&rx, &closed, true).replace("${T_BEARER_TOKEN}", "${T_UNSET_TOKEN}");
-    std::fs::write(&path, unset).unwrap();
-    let r3 =
-        eventually("the unset variable", Duration::from_secs(10), || ready("T_UNSET_TOKEN")).await;
-    t.0.extend([r1, r2, r3]);
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("meshes_deliveries_total"), "{metrics}");
     t.0.push(metrics);
-    let mut server = server;
     server.kill();
     let logs = server.lines.lock().unwrap().clone();
     assert!(logs.iter().any(|l| l.contains("DEBUG")), "not a debug log");
@@ -170,13 +109,91 @@ async fn no_secret_appears_in_logs_metrics_or_responses() {
     check_no_secret(&t.0, "response or metrics");
     // The receivers did get the credentials: the secrets were really in use.
     let seen = |i: usize, h: &str| rx[i].seen()[0].headers[h].to_str().unwrap().to_string();
-    assert_eq!(
-        seen(0, "authorization"),
-        format!("Basic {}", STANDARD.encode("ops:basic-Pw7Hn3Qx"))
-    );
+    let basic = format!("Basic {}", STANDARD.encode("ops:basic-Pw7Hn3Qx"));
+    assert_eq!(seen(0, "authorization"), basic);
     assert_eq!(seen(1, "authorization"), "Bearer bearer-Tk5Jm9Rw");
     assert_eq!(seen(2, "x-api-key"), "header-Vl2Bs6Yc");
     assert_eq!(seen(2, "x-custom"), "custom-Hd4Nq8Zt");
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+    fn jwt(&self) -> String {
+        meshes::api::auth::mint_jwt(AK, LEAKS[0].1.as_bytes(), now_secs(), 60)
+    }
+    /// `/readyz` as text once it contains `want`.
+    async fn ready(&self, want: &str) -> Option<String> {
+        let r: Value = self.http.get(self.url("/readyz")).send().await.ok()?.json().await.ok()?;
+        let text = r.to_string();
+        text.contains(want).then_some(text)
+    }
+}
+
+/// Ingest (good and bad), failing deliveries, then every route.
+async fn exercise_api(api: &Api, t: &mut Transcript) {
+    let ev = |n: u64| json!({"event": "user.signup", "payload": {"n": n}});
+    let post = |p: &str| api.http.post(api.url(p)).header("x-meshes-publishable-key", PK);
+    let (_, created) = t.call(post("/api/v1/events").json(&ev(1))).await;
+    let id = created["event"]["id"].as_str().unwrap().to_string();
+    t.call(post("/api/v1/events/bulk").json(&json!([ev(2), {"event": ""}]))).await;
+    t.call(post("/api/v1/events").header("idempotency-key", "k1").json(&ev(3))).await;
+    t.call(post("/api/v1/events").header("idempotency-key", "k1").json(&ev(3))).await;
+    t.call(post("/api/v1/events").body("{not json")).await;
+    // Wait until every connection was tried: basic fails for good, bearer and userinfo retry.
+    for rule in ["basic-rule", "bearer-rule", "header-rule", "userinfo-rule"] {
+        let url = api.url(&format!("/api/v1/events/{id}/rules/{rule}/attempts"));
+        eventually(&format!("an attempt of {rule}"), Duration::from_secs(10), || async {
+            let req = api.http.get(&url).bearer_auth(api.jwt());
+            let (_, body) = Transcript::default().call(req).await;
+            let retried = ["bearer-rule", "userinfo-rule"].contains(&rule);
+            (body["count"].as_u64() > Some(1) || (body["count"] == 1 && !retried)).then_some(())
+        })
+        .await;
+    }
+    let get = |p: String| (reqwest::Method::GET, p);
+    let mut routes = vec![
+        get(format!("/api/v1/events/{id}/rules/bearer-rule/attempts")),
+        get(format!("/api/v1/events/{id}/rules/basic-rule/attempts")),
+        get(format!("/api/v1/events/{id}/rules/userinfo-rule/attempts")),
+        (reqwest::Method::POST, format!("/api/v1/events/{id}/rules/basic-rule/retry")),
+        (reqwest::Method::PUT, "/api/v1/connections/basic".to_string()),
+        get("/api/v1/nope".to_string()),
+    ];
+    for c in ["basic", "bearer", "header", "userinfo"] {
+        routes.push(get(format!("/api/v1/connections/{c}")));
+    }
+    // The generic routes last: they include the cancels.
+    routes.extend(machine_routes(&id));
+    for (method, path) in routes {
+        t.call(api.http.request(method, api.url(&path)).bearer_auth(api.jwt())).await;
+    }
+    for bad in ["garbage".to_string(), format!("{}x", api.jwt())] {
+        t.call(api.http.get(api.url("/api/v1/events")).bearer_auth(bad)).await;
+    }
+    t.call(api.http.get(api.url("/healthz"))).await;
+}
+
+/// Reloads: a good one, a malformed signing secret, a YAML error, an unset
+/// variable. `write(extra_rule, signing secret reference)` writes a config.
+async fn exercise_reloads(api: &Api, t: &mut Transcript, write: impl Fn(bool, &str)) {
+    let wait = |what: &'static str, want: &'static str| {
+        eventually(what, Duration::from_secs(10), move || api.ready(want))
+    };
+    write(true, "${T_SIGNING_SECRET}");
+    t.0.push(wait("the good reload", "\"version\":2").await);
+    write(true, "${T_BAD_SIGNING}");
+    t.0.push(wait("the malformed secret rejected", "signing_secret").await);
+    write(true, "${T_SIGNING_SECRET}\n  broken: [");
+    t.0.push(wait("the YAML error", "yaml-syntax").await);
+    write(true, "${T_UNSET_SECRET}");
+    t.0.push(wait("the unset variable", "T_UNSET_SECRET").await);
 }
 
 /// Fails naming the secret and the first text holding it (as is, or base64).
