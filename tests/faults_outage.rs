@@ -54,32 +54,7 @@ async fn one_connection_down_leaves_the_other_untouched_and_loses_nothing() {
         std::future::ready((count(&b) >= 20 && count(&a.rx) >= 5).then_some(()))
     })
     .await;
-    let outage = Instant::now();
-    for (name, outcome) in [
-        ("refused", "network_error"),
-        ("hanging", "timeout"),
-        ("500", "rejected_server_error"),
-        ("429", "rate_limited"),
-    ] {
-        phase(name);
-        match name {
-            "refused" => a.stop(),
-            "hanging" => {
-                a.rx.set_default(Reply::Hang);
-                a.resume().await;
-            }
-            "500" => a.rx.set_default(Reply::Status(500)),
-            _ => a.rx.set_default(Reply::RetryAfter(429, 1)),
-        }
-        // Each phase lasts until A has seen it and B has had some traffic in it.
-        let n = count(&b);
-        wait_outcome(&gw, outcome).await;
-        eventually(&format!("B traffic while A is {name}"), Duration::from_secs(10), || {
-            std::future::ready((count(&b) >= n + 10).then_some(()))
-        })
-        .await;
-    }
-    let outage_ms = outage.elapsed().as_millis() as u64;
+    let outage_ms = outage(&a, &b, &gw, &sent).await;
     phase("recovered");
     a.rx.set_default(Reply::Status(200));
     let n = count(&b);
@@ -91,8 +66,14 @@ async fn one_connection_down_leaves_the_other_untouched_and_loses_nothing() {
     load.await.unwrap();
     let sent = std::mem::take(&mut *sent.lock().unwrap());
 
-    // Every event of both connections arrives.
-    for (rx, conn) in [(&a.rx, "a"), (&b, "b")] {
+    check_all_delivered(&a.rx, &b, &sent).await;
+    check_b_latency(&b, &sent);
+    check_attempts_bounded(&gw, &sent, outage_ms).await;
+}
+
+/// Every event of both connections arrives.
+async fn check_all_delivered(a: &Receiver, b: &Receiver, sent: &Sent) {
+    for (rx, conn) in [(a, "a"), (b, "b")] {
         let want: HashSet<u64> =
             sent.events.iter().filter(|(_, v)| v.1 == conn).map(|(s, _)| *s).collect();
         eventually(&format!("every {conn} event delivered"), Duration::from_secs(20), || {
@@ -101,8 +82,37 @@ async fn one_connection_down_leaves_the_other_untouched_and_loses_nothing() {
         })
         .await;
     }
-    check_b_latency(&b, &sent);
-    check_attempts_bounded(&gw, &sent, outage_ms).await;
+}
+
+/// Takes A through its failure phases; returns how long the outage lasted (ms).
+async fn outage(a: &Switchable, b: &Receiver, gw: &TestGateway, sent: &Mutex<Sent>) -> u64 {
+    let count = |rx: &Receiver| rx.seen().len();
+    let outage = Instant::now();
+    for (name, outcome) in [
+        ("refused", "network_error"),
+        ("hanging", "timeout"),
+        ("500", "rejected_server_error"),
+        ("429", "rate_limited"),
+    ] {
+        sent.lock().unwrap().phase = name;
+        match name {
+            "refused" => a.stop(),
+            "hanging" => {
+                a.rx.set_default(Reply::Hang);
+                a.resume().await;
+            }
+            "500" => a.rx.set_default(Reply::Status(500)),
+            _ => a.rx.set_default(Reply::RetryAfter(429, 1)),
+        }
+        // Each phase lasts until A has seen it and B has had some traffic in it.
+        let n = count(b);
+        wait_outcome(gw, outcome).await;
+        eventually(&format!("B traffic while A is {name}"), Duration::from_secs(10), || {
+            std::future::ready((count(b) >= n + 10).then_some(()))
+        })
+        .await;
+    }
+    outage.elapsed().as_millis() as u64
 }
 
 /// Posts an A and a B event every 40 ms until `stop` (load, not synchronisation).
