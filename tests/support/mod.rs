@@ -18,6 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+mod faults;
+#[allow(unused_imports)]
+pub use faults::*;
+
 pub const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
 pub const PK: &str = "mesh_pub_test_key_0001";
 pub const AK: &str = "mk_test_0001";
