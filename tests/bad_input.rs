@@ -359,7 +359,7 @@ async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn slowloris_headers_are_dropped_after_the_header_timeout() {
-    let gw = TestGateway::start_with(&config(), short_timeouts()).await;
+    let gw = TestGateway::start_with(&config(), |o| o.server = short_timeouts()).await;
     let addr = gw.base.trim_start_matches("http://").to_string();
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.write_all(b"POST /api/v1/events HT").await.unwrap();
@@ -387,7 +387,7 @@ async fn slowloris_headers_are_dropped_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_stalled_body_gets_a_408_naming_the_timeout() {
-    let gw = TestGateway::start_with(&config(), short_timeouts()).await;
+    let gw = TestGateway::start_with(&config(), |o| o.server = short_timeouts()).await;
     let addr = gw.base.trim_start_matches("http://").to_string();
     for path in [EVENTS, BULK] {
         let mut s = TcpStream::connect(&addr).await.unwrap();
@@ -407,7 +407,7 @@ async fn a_stalled_body_gets_a_408_naming_the_timeout() {
 
 #[tokio::test]
 async fn a_trickled_body_does_not_extend_the_deadline() {
-    let gw = TestGateway::start_with(&config(), short_timeouts()).await;
+    let gw = TestGateway::start_with(&config(), |o| o.server = short_timeouts()).await;
     let addr = gw.base.trim_start_matches("http://").to_string();
     let s = TcpStream::connect(&addr).await.unwrap();
     let (mut rd, mut wr) = s.into_split();

@@ -206,7 +206,7 @@ async fn one_workspace_cannot_see_another() {
         .replace(PK, PK_B)
         .replace(AK, AK_B)
         .replace(SECRET, SECRET_B);
-    let gw = TestGateway::start_with(&a, |opts| {
+    let gw = TestGateway::start_with(&a, move |opts| {
         // Two files in one directory: two workspaces.
         let conf = opts.config[0].parent().unwrap().to_path_buf();
         std::fs::write(conf.join("b.yaml"), &b).unwrap();

@@ -15,9 +15,11 @@ async fn full_disk_answers_503_then_recovers() {
     let rx = Receiver::start().await;
     rx.set_default(Reply::Status(503)); // keep deliveries pending: they must survive too
     let disk = DiskFull::default();
-    let mut gw = TestGateway::prepare(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"));
-    gw.store_opener = Some(disk.opener());
-    gw.boot().await;
+    let opener = disk.opener();
+    let gw = TestGateway::start_with(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"), move |o| {
+        o.store_opener = Some(opener.clone());
+    })
+    .await;
     let (code, before) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
     assert_eq!(code, 201);
 
@@ -49,5 +51,6 @@ async fn full_disk_answers_503_then_recovers() {
     for ev in [&before, &after] {
         assert!(ids.contains(&ev["event"]["id"].as_str().unwrap()));
     }
+    let mut gw = gw;
     gw.stop().await;
 }

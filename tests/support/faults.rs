@@ -79,26 +79,6 @@ impl Drop for Switchable {
 }
 
 impl TestGateway {
-    /// Like [`TestGateway::start`], with the options adjusted by `tune` (e.g. a shorter debounce).
-    pub async fn start_with(config: &str, tune: impl Fn(&mut GatewayOptions)) -> TestGateway {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("conf")).unwrap();
-        std::fs::write(config_path(dir.path()), config).unwrap();
-        let mut opts = GatewayOptions::new(vec![config_path(dir.path())], dir.path().join("data"));
-        opts.debounce = Duration::from_millis(50);
-        opts.drain = Duration::from_secs(2);
-        tune(&mut opts);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
-        TestGateway {
-            base: format!("http://{}", gw.addr),
-            gateway: Some(gw),
-            dir,
-            http: reqwest::Client::new(),
-            metrics: None,
-        }
-    }
-
     /// `/readyz` as JSON.
     pub async fn readyz(&self) -> Value {
         let resp = self.http.get(format!("{}/readyz", self.base)).send().await.unwrap();

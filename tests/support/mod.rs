@@ -121,6 +121,9 @@ impl Receiver {
     }
 }
 
+/// Adjusts the gateway's options before each boot.
+pub type Tune = Arc<dyn Fn(&mut GatewayOptions) + Send + Sync>;
+
 /// A running gateway with its config file and data directory.
 pub struct TestGateway {
     pub gateway: Option<Gateway>,
@@ -129,10 +132,8 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     /// Installed as the gateway's Prometheus handle on every boot.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// How the store file is opened on every boot (disk-fault tests).
-    pub store_opener: Option<meshes::store::db::Opener>,
-    /// Accept-loop settings (timeouts, connection cap) used on every boot.
-    pub server: meshes::server::ServerOptions,
+    /// Applied to the options on every boot (timeouts, disk faults, …).
+    pub tune: Option<Tune>,
 }
 
 pub fn config_path(dir: &Path) -> PathBuf {
@@ -173,15 +174,17 @@ impl TestGateway {
             dir,
             http: reqwest::Client::new(),
             metrics: None,
-            store_opener: None,
-            server: meshes::server::ServerOptions::default(),
+            tune: None,
         }
     }
 
-    /// Starts with these accept-loop settings (e.g. short read timeouts).
-    pub async fn start_with(config: &str, server: meshes::server::ServerOptions) -> TestGateway {
+    /// Like [`TestGateway::start`], with the options adjusted by `tune` on every boot.
+    pub async fn start_with(
+        config: &str,
+        tune: impl Fn(&mut GatewayOptions) + Send + Sync + 'static,
+    ) -> TestGateway {
         let mut tg = Self::prepare(config);
-        tg.server = server;
+        tg.tune = Some(Arc::new(tune));
         tg.boot().await;
         tg
     }
@@ -193,8 +196,9 @@ impl TestGateway {
         opts.debounce = Duration::from_millis(50);
         opts.drain = Duration::from_secs(2);
         opts.metrics = self.metrics.clone();
-        opts.store_opener = self.store_opener.clone();
-        opts.server.clone_from(&self.server);
+        if let Some(tune) = &self.tune {
+            tune(&mut opts);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gw = start(opts, listener, CancellationToken::new()).await.unwrap();
         self.base = format!("http://{}", gw.addr);
