@@ -257,7 +257,6 @@ fn seq_of(s: &Seen) -> u64 {
 /// Reverting a rejected edit (the file is again byte-for-byte the config in
 /// force) must clear `last_reload_error`: `/readyz` describes the last write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/gateway/reload.rs:96 `Ok(None) => Reloaded::Unchanged` keeps the stale last_reload_error"]
 async fn reverting_a_rejected_edit_clears_the_reload_error() {
     let keep = Receiver::start().await;
     let good = valid(&keep.url, &keep.url, 1, 0, 1);
@@ -272,7 +271,6 @@ async fn reverting_a_rejected_edit_clears_the_reload_error() {
 
 /// `meshes serve --no-watch` documents that SIGHUP still reloads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: with --no-watch no SIGHUP handler is installed (src/gateway/start.rs:130,178), so SIGHUP kills the process"]
 async fn sighup_reloads_without_the_watcher() {
     let keep = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();

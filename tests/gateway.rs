@@ -392,3 +392,19 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");
     assert!(!signed_with(&last, WHSEC));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_first_entry_delays_the_first_attempt() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start(&webhook_config(&[("signup", &rx.url)], "[1h, 1h]")).await;
+    let (code, body) = gw.post_event(json!({"event": "user.signup", "payload": {"n": 1}})).await;
+    assert_eq!(code, 201);
+    let id = body["event"]["id"].as_str().unwrap();
+    let (_, detail) = gw.get(&format!("/api/v1/events/{id}")).await;
+    let rule = &detail["event"]["rule_events"][0];
+    assert_eq!(rule["status"], "pending", "{detail}");
+    assert_eq!(rule["attempts"], 0);
+    let at = |v: &Value| meshes::clock::parse_rfc3339(v.as_str().unwrap()).unwrap();
+    let delay = at(&rule["next_attempt_at"]) - at(&rule["created_at"]);
+    assert_eq!(delay, 3_600_000, "{detail}");
+}

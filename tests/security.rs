@@ -171,7 +171,6 @@ async fn bad_jwts_are_refused_with_a_clear_401() {
 
 /// RFC 7519 §4.1.5: a token must not be accepted before its `nbf`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/api/auth.rs:278 check_times ignores `nbf`"]
 async fn a_jwt_not_valid_yet_is_refused() {
     let gw =
         TestGateway::start(&webhook_config(&[("signup", "http://127.0.0.1:9/hook")], "[0s]")).await;

@@ -133,6 +133,7 @@ struct Claims {
     aud: Option<Value>,
     iat: Option<Value>,
     exp: Option<Value>,
+    nbf: Option<Value>,
 }
 
 fn unauthorized(msg: impl Into<String>) -> ApiError {
@@ -287,6 +288,10 @@ fn check_times(c: &Claims, now: u64) -> Result<(), ApiError> {
     }
     if exp < iat {
         return Err(unauthorized("JWT `exp` is before `iat`"));
+    }
+    // `nbf` is optional, but when present it is honoured (RFC 7519 §4.1.5).
+    if c.nbf.is_some() && seconds(c.nbf.as_ref(), "nbf")? > now.saturating_add(SKEW_SECS) {
+        return Err(unauthorized("JWT is not valid yet (`nbf` is in the future)"));
     }
     let lifetime = exp - iat;
     if lifetime > MAX_LIFETIME_SECS {

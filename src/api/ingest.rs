@@ -168,7 +168,8 @@ pub fn new_event(
                 action: r.rule.metadata.action.clone(),
                 conn_key: conn.conn_key.clone(),
                 delivery_id: uuid::Uuid::now_v7().to_string(),
-                due: now,
+                // The schedule's first entry delays the first attempt.
+                due: now + first_delay_ms(&conn.retry),
             })
         })
         .collect();
@@ -200,4 +201,9 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
         ));
     }
     Ok(Some(s.to_string()))
+}
+
+/// The first attempt's delay: `schedule[0]` (0 when the schedule is empty).
+fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
+    policy.schedule.first().map_or(0, |d| d.get().as_millis() as u64)
 }

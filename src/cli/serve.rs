@@ -35,6 +35,9 @@ pub struct Args {
     /// Requests per second allowed per credential (burst: twice that).
     #[arg(long, env = "MESHES_RATE_LIMIT", default_value_t = 1000)]
     rate_limit: u32,
+    /// Store page cache in MiB (memory use is flat beyond it, whatever the backlog).
+    #[arg(long, env = "MESHES_STORE_CACHE_MB", default_value_t = 32)]
+    store_cache_mb: usize,
     /// Do not watch the config for changes (SIGHUP still reloads).
     #[arg(long)]
     no_watch: bool,
@@ -77,6 +80,8 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     opts.server.drain_timeout = opts.drain;
     opts.rate_limit = args.rate_limit;
     opts.metrics = Some(metrics);
+    opts.store_opener =
+        Some(crate::store::db::file_opener_with_cache(args.store_cache_mb.saturating_mul(1 << 20)));
     let shutdown = CancellationToken::new();
     let gateway = match start(opts, listener, shutdown.clone()).await {
         Ok(g) => g,

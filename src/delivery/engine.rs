@@ -20,28 +20,36 @@ use tokio_util::task::TaskTracker;
 /// and wake-ups normally end the sleep first).
 const IDLE: Duration = Duration::from_secs(5);
 
-/// Deliveries with an attempt running right now.
+/// Deliveries with an attempt running right now, by event then rule (the
+/// scheduler asks for every due entry it scans, so lookups don't allocate).
 #[derive(Debug, Default)]
-pub struct InFlight(Mutex<HashSet<(u128, String)>>);
+pub struct InFlight(Mutex<HashMap<u128, Vec<String>>>);
 
 impl InFlight {
     /// True while an attempt of this delivery runs.
     pub fn contains(&self, event: u128, rule: &str) -> bool {
-        self.0.lock().is_ok_and(|s| s.contains(&(event, rule.to_string())))
+        self.0
+            .lock()
+            .is_ok_and(|m| m.get(&event).is_some_and(|rules| rules.iter().any(|r| r == rule)))
     }
     fn insert(&self, event: u128, rule: &str) {
-        if let Ok(mut s) = self.0.lock() {
-            s.insert((event, rule.to_string()));
+        if let Ok(mut m) = self.0.lock() {
+            m.entry(event).or_default().push(rule.to_string());
         }
     }
     pub(super) fn remove(&self, event: u128, rule: &str) {
-        if let Ok(mut s) = self.0.lock() {
-            s.remove(&(event, rule.to_string()));
+        if let Ok(mut m) = self.0.lock()
+            && let Some(rules) = m.get_mut(&event)
+        {
+            rules.retain(|r| r != rule);
+            if rules.is_empty() {
+                m.remove(&event);
+            }
         }
     }
     /// How many attempts run now.
     pub fn len(&self) -> usize {
-        self.0.lock().map_or(0, |s| s.len())
+        self.0.lock().map_or(0, |m| m.values().map(Vec::len).sum())
     }
     /// True when none runs.
     pub fn is_empty(&self) -> bool {

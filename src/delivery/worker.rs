@@ -37,6 +37,13 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     }
     let (conn, view, payload) = load(shared, &rt, key)?;
     let rec = view.rule_events.iter().find(|r| r.rule_id == key.rule)?;
+    // The scheduler's snapshot may predate the commit of this delivery's
+    // previous attempt (it saw the due entry, then found it no longer in
+    // flight). This read is newer than that commit, so it decides: a
+    // delivery already finished or rescheduled is not sent again.
+    if rec.status.is_terminal() || rec.next_attempt_at != Some(key.due) {
+        return None;
+    }
     let rule = rt.workspace(&view.event.workspace)?.rules.get(&key.rule)?;
     if let Some(limiter) = &lane.limiter {
         limiter.until_ready().await;

@@ -91,9 +91,20 @@ pub async fn reload(
     client: &reqwest::Client,
 ) -> Reloaded {
     let current = shared.runtime.load_full();
-    let result = load(paths, current.version + 1, client, Some(&current.hash));
+    // Parsing and building a large config takes a while (0.4–1 s for 10,000
+    // rules): keep it off the async workers that serve requests.
+    let (paths, client, hash) = (paths.to_vec(), client.clone(), current.hash.clone());
+    let version = current.version + 1;
+    let result = tokio::task::spawn_blocking(move || load(&paths, version, &client, Some(&hash)))
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));
     let outcome = match result {
-        Ok(None) => Reloaded::Unchanged,
+        Ok(None) => {
+            // The files match the config in force again (a reverted bad
+            // edit): whatever was wrong with the rejected version is gone.
+            status.set(None);
+            Reloaded::Unchanged
+        }
         Ok(Some(rt)) => {
             let version = rt.version;
             apply(&shared.runtime, rt);

@@ -92,15 +92,43 @@ impl RuleIndex {
     }
 }
 
+/// The standard library, built once: `Context::default()` registers every
+/// CEL function, which cost ~25 µs per event when done per evaluation.
+static ROOT: std::sync::LazyLock<cel::Context<'static, 'static>> =
+    std::sync::LazyLock::new(cel::Context::default);
+
 fn cel_context(f: &EventFacts<'_>) -> cel::Context<'static, 'static> {
-    let mut ctx = cel::Context::default();
+    let mut ctx = ROOT.new_inner_scope();
     ctx.add_variable_from_value("event", f.event.to_string());
     ctx.add_variable_from_value("resource", f.resource.to_string());
     let rid = f.resource_id.map_or(cel::Value::Null, |r| cel::Value::from(r.to_string()));
     ctx.add_variable_from_value("resource_id", rid);
-    let payload = cel::to_value(f.payload).unwrap_or(cel::Value::Null);
-    ctx.add_variable_from_value("payload", payload);
+    ctx.add_variable_from_value("payload", json_to_cel(f.payload));
     ctx
+}
+
+/// JSON to CEL with integers as `int` (`uint` only above `i64::MAX`), so
+/// `payload.n % 7 == 3` works as written; serde's mapping makes every
+/// non-negative integer a `uint`, which has no overloads with `int` literals.
+pub fn json_to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::from(s.clone()),
+        Value::Array(items) => {
+            cel::Value::List(std::sync::Arc::new(items.iter().map(json_to_cel).collect()))
+        }
+        Value::Object(map) => {
+            let map: std::collections::HashMap<String, cel::Value> =
+                map.iter().map(|(k, v)| (k.clone(), json_to_cel(v))).collect();
+            cel::Value::Map(map.into())
+        }
+    }
 }
 
 fn evaluate(program: &cel::Program, ctx: &cel::Context<'_, '_>, rule: &str) -> bool {
@@ -159,6 +187,12 @@ mod tests {
         let index = RuleIndex::build(&rules).unwrap();
         assert_eq!(ids(&index, "a", serde_json::json!({"amount": 50})), vec!["any", "big"]);
         assert_eq!(ids(&index, "a", serde_json::json!({"amount": 5})), vec!["any"]);
+        // Integers are CEL `int`s: arithmetic with literals works.
+        let index2 =
+            RuleIndex::build(&[rule("mod", "a", Some("payload.n % 7 == 3 && payload.n > 2"))])
+                .unwrap();
+        assert_eq!(ids(&index2, "a", serde_json::json!({"n": 10})), vec!["mod"]);
+        assert!(ids(&index2, "a", serde_json::json!({"n": 11})).is_empty());
         // A missing field makes the condition fail: false, not an error.
         assert_eq!(ids(&index, "a", serde_json::json!({})), vec!["any"]);
         assert!(ids(&index, "zzz", serde_json::json!({})).is_empty());

@@ -142,11 +142,8 @@ pub async fn start(
         reload: status.clone(),
         metrics: opts.metrics.clone(),
     };
-    let watcher = if opts.watch {
-        Some(watch(&opts, shared.clone(), status, client.clone(), shutdown.clone())?)
-    } else {
-        None
-    };
+    let (watcher, reloader) =
+        watch(&opts, shared.clone(), status, client.clone(), shutdown.clone())?;
     let engine_task = tokio::spawn(engine.run(shutdown.clone(), opts.drain));
     let cleanup = tokio::spawn({
         let shared = shared.clone();
@@ -161,10 +158,8 @@ pub async fn start(
         let _ = engine_task.await;
         pruner.abort();
         cleanup.abort();
-        if let Some((watcher, task)) = watcher {
-            drop(watcher);
-            let _ = task.await;
-        }
+        drop(watcher);
+        let _ = reloader.await;
         let _ = pruner.await;
         let _ = cleanup.await;
         store.close().await;
@@ -187,10 +182,18 @@ fn watch(
     status: Arc<ReloadStatus>,
     client: reqwest::Client,
     shutdown: CancellationToken,
-) -> Result<(ConfigWatcher, JoinHandle<()>), GatewayError> {
-    let (watcher, mut rx) = ConfigWatcher::start(&opts.config, opts.debounce)
-        .map_err(|e| GatewayError::Io(e.to_string()))?;
-    if let Err(e) = forward_sighup(watcher.sender()) {
+) -> Result<(Option<ConfigWatcher>, JoinHandle<()>), GatewayError> {
+    // SIGHUP reloads with or without the file watcher.
+    let (watcher, mut rx, tx) = if opts.watch {
+        let (watcher, rx) = ConfigWatcher::start(&opts.config, opts.debounce)
+            .map_err(|e| GatewayError::Io(e.to_string()))?;
+        let tx = watcher.sender();
+        (Some(watcher), rx, tx)
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (None, rx, tx)
+    };
+    if let Err(e) = forward_sighup(tx) {
         tracing::warn!(error = %e, "SIGHUP will not reload the config");
     }
     let paths = opts.config.clone();

@@ -19,9 +19,18 @@ use std::time::{Duration, Instant};
 /// fault-injecting backend in tests.
 pub type Opener = Arc<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
-/// The default opener: the file on disk.
+/// Default page cache. redb's own default (1 GiB) lets memory grow with the
+/// backlog; the hot set here (due-index heads, recent events) is small.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
+/// The default opener: the file on disk with the default cache.
 pub fn file_opener() -> Opener {
-    Arc::new(|path: &Path| Database::create(path))
+    file_opener_with_cache(DEFAULT_CACHE_BYTES)
+}
+
+/// The file on disk with a page cache of `bytes`.
+pub fn file_opener_with_cache(bytes: usize) -> Opener {
+    Arc::new(move |path: &Path| redb::Builder::new().set_cache_size(bytes).create(path))
 }
 
 /// Shortest time between two reopen attempts while the disk is failing.

@@ -35,7 +35,9 @@ impl DiskFull {
                 .truncate(false)
                 .open(path)?;
             let inner = FileBackend::new(file)?;
-            redb::Builder::new().create_with_backend(Faulty { inner, switch: switch.clone() })
+            redb::Builder::new()
+                .set_cache_size(super::db::DEFAULT_CACHE_BYTES)
+                .create_with_backend(Faulty { inner, switch: switch.clone() })
         })
     }
 }
