@@ -31,7 +31,7 @@ pub async fn create(
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    let input = parse_event(&value, &ws.id).map_err(bad_request)?;
+    let input = parse_event(value, &ws.id).map_err(bad_request)?;
     let now = clock::now_ms();
     let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(&headers)?);
     let mut out = ingest(&st, vec![ev], now).await?;
@@ -70,7 +70,7 @@ pub async fn bulk(
     let now = clock::now_ms();
     let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewEvent> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         slots.push(parse_event(item, &ws.id).map(|input| {
             batch.push(new_event(
                 ws,

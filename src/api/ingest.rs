@@ -25,17 +25,24 @@ pub struct EventInput {
 }
 
 /// Checks one event object; every problem is reported, each naming its field.
-pub fn parse_event(v: &Value, workspace: &str) -> Result<EventInput, Vec<FieldError>> {
-    let Some(obj) = v.as_object() else {
-        return Err(vec![err("body", format!("expected a JSON object, found {}", kind(v)))]);
+/// Takes the value so the payload moves into the event instead of being copied.
+pub fn parse_event(v: Value, workspace: &str) -> Result<EventInput, Vec<FieldError>> {
+    let mut obj = match v {
+        Value::Object(obj) => obj,
+        other => {
+            return Err(vec![err(
+                "body",
+                format!("expected a JSON object, found {}", kind(&other)),
+            )]);
+        }
     };
     let mut errors = Vec::new();
-    let event = name(obj, "event", true, &mut errors);
+    let event = name(&obj, "event", true, &mut errors);
     let resource =
-        name(obj, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
+        name(&obj, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
     let resource_id = match obj.get("resource_id") {
         Some(Value::Number(n)) => Some(n.to_string()),
-        _ => name(obj, "resource_id", false, &mut errors),
+        _ => name(&obj, "resource_id", false, &mut errors),
     };
     match obj.get("workspace") {
         None | Some(Value::Null) => {}
@@ -45,15 +52,15 @@ pub fn parse_event(v: &Value, workspace: &str) -> Result<EventInput, Vec<FieldEr
             format!("expected `{workspace}` (the workspace of your key), found {}", short(other)),
         )),
     }
-    let payload = match obj.get("payload") {
-        Some(Value::Object(p)) if p.values().any(non_empty) => Some(p.clone()),
+    let payload = match obj.remove("payload") {
+        Some(Value::Object(p)) if p.values().any(non_empty) => Some(p),
         Some(Value::Object(_)) => {
             errors
                 .push(err("payload", "expected at least one field with a non-empty value".into()));
             None
         }
         Some(other) => {
-            errors.push(err("payload", format!("expected an object, found {}", kind(other))));
+            errors.push(err("payload", format!("expected an object, found {}", kind(&other))));
             None
         }
         None => {

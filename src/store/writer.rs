@@ -48,6 +48,27 @@ pub struct NewRuleEvent {
     pub due: u64,
 }
 
+/// A [`NewEvent`] with its records already encoded.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub(super) event: NewEvent,
+    pub(super) record: Vec<u8>,
+    /// One encoded pending rule event per `event.rules` entry.
+    pub(super) rule_events: Vec<Vec<u8>>,
+}
+
+impl Prepared {
+    fn new(event: NewEvent) -> Self {
+        let record = encode(&event.record);
+        let rule_events = event
+            .rules
+            .iter()
+            .map(|r| encode(&apply::pending(r, event.record.created_at)))
+            .collect();
+        Prepared { event, record, rule_events }
+    }
+}
+
 /// The answer for one accepted event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ingested {
@@ -97,7 +118,7 @@ pub enum RetryOutcome {
 }
 
 enum Op {
-    Ingest(Vec<NewEvent>, u64, oneshot::Sender<Result<Vec<Ingested>, StoreError>>),
+    Ingest(Vec<Prepared>, u64, oneshot::Sender<Result<Vec<Ingested>, StoreError>>),
     Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
@@ -131,7 +152,10 @@ impl Handle {
         events: Vec<NewEvent>,
         now: u64,
     ) -> Result<Vec<Ingested>, StoreError> {
-        call(&self.tx, |r| Op::Ingest(events, now, r)).await
+        // Encoding happens here, on the caller's task, so the one writer
+        // thread spends its time on the B-trees and the fsync only.
+        let prepared = events.into_iter().map(Prepared::new).collect();
+        call(&self.tx, |r| Op::Ingest(prepared, now, r)).await
     }
     /// Records an attempt and the delivery's next state.
     pub async fn attempt(&self, done: AttemptDone) -> Result<(), StoreError> {

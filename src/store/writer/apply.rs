@@ -1,14 +1,37 @@
 //! How each writer request changes the tables (inside the batch's transaction).
 
 use super::{
-    AttemptDone, IDEMPOTENCY_TTL_MS, Ingested, NewEvent, Next, RetryOutcome, Tables, encode,
+    AttemptDone, IDEMPOTENCY_TTL_MS, Ingested, NewRuleEvent, Next, Prepared, RetryOutcome, Tables,
+    encode,
 };
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
+/// The stored form of a new delivery.
+pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventRecord {
+    RuleEventRecord {
+        rule_id: r.rule_id.clone(),
+        connection: r.connection.clone(),
+        action: r.action.clone(),
+        conn_key: r.conn_key.clone(),
+        status: Status::Pending,
+        attempts: 0,
+        budget_start: 0,
+        next_attempt_at: Some(r.due),
+        last_outcome: None,
+        last_http_status: None,
+        last_error: None,
+        delivery_id: r.delivery_id.clone(),
+        created_at,
+        started_at: None,
+        completed_at: None,
+    }
+}
+
 impl Tables<'_> {
-    pub(super) fn ingest(&mut self, e: &NewEvent, now: u64) -> Result<Ingested, StoreError> {
+    pub(super) fn ingest(&mut self, p: &Prepared, now: u64) -> Result<Ingested, StoreError> {
+        let e = &p.event;
         let ws = e.record.workspace.as_str();
         if let Some(key) = &e.idempotency_key
             && let Some(original) = self.idempotent_original(ws, key, now)?
@@ -17,28 +40,11 @@ impl Tables<'_> {
         }
         let id = event_key(&e.record.id)
             .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
-        self.events.insert(id, encode(&e.record).as_slice())?;
+        self.events.insert(id, p.record.as_slice())?;
         self.payloads.insert(id, e.payload.as_slice())?;
         self.by_workspace.insert((ws, id), ())?;
-        for r in &e.rules {
-            let record = RuleEventRecord {
-                rule_id: r.rule_id.clone(),
-                connection: r.connection.clone(),
-                action: r.action.clone(),
-                conn_key: r.conn_key.clone(),
-                status: Status::Pending,
-                attempts: 0,
-                budget_start: 0,
-                next_attempt_at: Some(r.due),
-                last_outcome: None,
-                last_http_status: None,
-                last_error: None,
-                delivery_id: r.delivery_id.clone(),
-                created_at: e.record.created_at,
-                started_at: None,
-                completed_at: None,
-            };
-            self.rule_events.insert((id, r.rule_id.as_str()), encode(&record).as_slice())?;
+        for (r, encoded) in e.rules.iter().zip(&p.rule_events) {
+            self.rule_events.insert((id, r.rule_id.as_str()), encoded.as_slice())?;
             self.due.insert((r.conn_key.as_str(), r.due, id, r.rule_id.as_str()), ())?;
         }
         if let Some(key) = &e.idempotency_key {
