@@ -218,17 +218,19 @@ pub fn spawn(db: DbSlot) -> std::io::Result<(Handle, std::thread::JoinHandle<()>
 }
 
 fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
+    let mut batcher = batch::Batcher::default();
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        drain(&mut rx, &mut batch);
+        let mut batch = batcher.collect(&mut rx, first);
         let stop = batch.iter().position(|op| matches!(op, Op::Shutdown));
         if let Some(at) = stop {
             batch.truncate(at);
         }
         if !batch.is_empty() {
+            let (len, started) = (batch.len(), std::time::Instant::now());
             match db.get() {
                 Ok(handle) => {
                     if apply_batch(&handle, batch) {
+                        batcher.committed(len, started.elapsed());
                         db.committed();
                     } else {
                         db.failed(handle);
@@ -240,16 +242,6 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
         if stop.is_some() {
             // Dropping the receiver answers anything still queued with `Closed`.
             return;
-        }
-    }
-}
-
-/// Takes whatever is queued, up to [`MAX_BATCH`].
-fn drain(rx: &mut mpsc::Receiver<Op>, batch: &mut Vec<Op>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(op) => batch.push(op),
-            Err(_) => break,
         }
     }
 }
@@ -369,3 +361,4 @@ impl<'t> Tables<'t> {
 }
 
 mod apply;
+mod batch;
