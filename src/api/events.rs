@@ -36,13 +36,19 @@ pub async fn create(
     let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(&headers)?);
     let mut out = ingest(&st, vec![ev], now).await?;
     let done = out.remove(0);
-    let mut resp =
-        (StatusCode::CREATED, Json(json!({ "event": render::event(&done.event) }))).into_response();
+    let mut resp = (StatusCode::CREATED, Json(Created { event: render::event_out(&done.event) }))
+        .into_response();
     if done.duplicate {
         resp.headers_mut()
             .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// `{"event": …}`, the answer to an ingest.
+#[derive(serde::Serialize)]
+struct Created<'a> {
+    event: render::EventOut<'a>,
 }
 
 /// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
@@ -87,7 +93,8 @@ pub async fn bulk(
         .into_iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Ok(j) => json!({ "event": render::event(&stored[j].event) }),
+            Ok(j) => serde_json::to_value(Created { event: render::event_out(&stored[j].event) })
+                .unwrap_or(Value::Null),
             Err(errs) => item_error(i, &errs),
         })
         .collect();

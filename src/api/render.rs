@@ -4,18 +4,38 @@ use crate::clock::rfc3339;
 use crate::store::{EventRecord, EventView, RuleEventRecord, Status};
 use serde_json::{Value, json};
 
-/// `{id, type: "event", event, workspace, resource, resource_id, created_by, created_at}`.
+/// `{id, type: "event", event, workspace, resource, resource_id, created_by, created_at}`,
+/// serialized straight from the record: the ingest path builds no `Value` tree.
+#[derive(Debug, serde::Serialize)]
+pub struct EventOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'a str,
+    workspace: &'a str,
+    resource: &'a str,
+    resource_id: Option<&'a str>,
+    created_by: &'a str,
+    created_at: String,
+}
+
+/// The wire form of an event record.
+pub fn event_out(e: &EventRecord) -> EventOut<'_> {
+    EventOut {
+        id: &e.id,
+        kind: "event",
+        event: &e.event,
+        workspace: &e.workspace,
+        resource: &e.resource,
+        resource_id: e.resource_id.as_deref(),
+        created_by: &e.created_by,
+        created_at: rfc3339(e.created_at),
+    }
+}
+
+/// [`EventOut`] as a `Value`, for responses that add fields to it.
 pub fn event(e: &EventRecord) -> Value {
-    json!({
-        "id": e.id,
-        "type": "event",
-        "event": e.event,
-        "workspace": e.workspace,
-        "resource": e.resource,
-        "resource_id": e.resource_id,
-        "created_by": e.created_by,
-        "created_at": rfc3339(e.created_at),
-    })
+    serde_json::to_value(event_out(e)).unwrap_or(Value::Null)
 }
 
 /// The event plus status, counts and its rule events.
