@@ -48,6 +48,11 @@ macro_rules! connection_config {
 }
 
 pub mod adapter;
+pub mod contact;
+pub mod http;
+pub mod limits;
+pub mod oauth;
+pub mod template;
 
 pub mod activecampaign;
 pub mod aweber;
