@@ -16,6 +16,18 @@ impl ConnectionConfig {
                 Arc::new(webhook::WebhookAdapter::build(c, lookup, client.clone())?)
             }
             ConnectionConfig::Log(c) => Arc::new(log::LogAdapter::new(c)),
+            ConnectionConfig::Slack(c) => {
+                Arc::new(slack::SlackAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Discord(c) => {
+                Arc::new(discord::DiscordAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Resend(c) => {
+                Arc::new(resend::ResendAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Mailchimp(c) => {
+                Arc::new(mailchimp::MailchimpAdapter::build(c, lookup, client.clone())?)
+            }
             other => Arc::new(unavailable::Unavailable { kind: other.kind() }),
         })
     }

@@ -479,6 +479,13 @@ pub fn deadline(timeout: Duration) -> Instant {
     now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
+/// The report of a provider flow written with `?` on `Result<_, AttemptReport>`.
+pub fn settle(flow: Result<AttemptReport, AttemptReport>) -> AttemptReport {
+    match flow {
+        Ok(report) | Err(report) => report,
+    }
+}
+
 /// A permanent failure with no HTTP answer (bad payload, missing metadata).
 pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
     let result = AttemptResult::Permanent { code, message: message.into() };

@@ -1,0 +1,14 @@
+//! Provider adapters against local fake providers (wiremock): every request
+//! is matched exactly (method, path, query, headers, JSON body) and anything
+//! else fails the test; bodies are also checked against the providers' own
+//! OpenAPI specs where we have them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fake;
+mod spec;
+
+mod discord;
+mod mailchimp;
+mod resend;
+mod slack;
