@@ -52,6 +52,7 @@ pub mod contact;
 pub mod http;
 pub mod limits;
 pub mod oauth;
+pub mod reply;
 pub mod template;
 
 pub mod activecampaign;
