@@ -25,6 +25,12 @@ impl ConnectionConfig {
             ConnectionConfig::Resend(c) => {
                 Arc::new(resend::ResendAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Mailerlite(c) => {
+                Arc::new(mailerlite::MailerliteAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Sendgrid(c) => {
+                Arc::new(sendgrid::SendgridAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::Mailchimp(c) => {
                 Arc::new(mailchimp::MailchimpAdapter::build(c, lookup, client.clone())?)
             }

@@ -120,6 +120,12 @@ impl Api {
         Ok(self)
     }
 
+    /// Adds a fixed, non-secret header (`Accept`, API version pins).
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.headers.insert(name, HeaderValue::from_static(value));
+        self
+    }
+
     /// `Authorization: Bearer <token>`.
     pub fn bearer(self, token: &str) -> Result<Self, BuildError> {
         self.redacting(token).with_secret_header(AUTHORIZATION, &format!("Bearer {token}"))

@@ -10,5 +10,7 @@ mod spec;
 
 mod discord;
 mod mailchimp;
+mod mailerlite;
 mod resend;
+mod sendgrid;
 mod slack;

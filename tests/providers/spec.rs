@@ -26,7 +26,12 @@ pub fn check(spec: &Value, method: &str, path: &str, body: &Value) {
 /// Why `body` is invalid for `method path` (empty when valid).
 pub fn violations(spec: &Value, method: &str, path: &str, body: &Value) -> Vec<String> {
     let op = &spec["paths"][path][method];
-    let schema = op["requestBody"]["content"]["application/json"]["schema"].clone();
+    // The request body itself may be a reference (`#/components/requestBodies/…`).
+    let mut body_spec = &op["requestBody"];
+    if let Some(pointer) = body_spec["$ref"].as_str() {
+        body_spec = spec.pointer(pointer.trim_start_matches('#')).unwrap();
+    }
+    let schema = body_spec["content"]["application/json"]["schema"].clone();
     assert!(schema.is_object(), "no JSON request body for {method} {path} in the spec");
     // The operation's schema as the root, with the document's components
     // beside it so `#/components/...` references resolve.
