@@ -5,8 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod fake;
 mod spec;
+
+mod end_to_end;
 
 mod discord;
 mod mailchimp;
