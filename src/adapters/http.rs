@@ -108,7 +108,10 @@ impl Api {
     pub fn secret_url(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
         let path = base.path().to_string();
         let query = base.query().unwrap_or_default().to_string();
-        Ok(Self::at(base, client)?.redacting(&path).redacting(&query))
+        // The token is the last segment (Discord `/webhooks/<id>/<token>`,
+        // Slack `/services/T…/B…/<token>`): redacted on its own too.
+        let token = base.path_segments().and_then(Iterator::last).unwrap_or_default().to_string();
+        Ok(Self::at(base, client)?.redacting(&path).redacting(&query).redacting(&token))
     }
 
     /// Adds a fixed header whose value is a credential (marked sensitive, redacted).

@@ -102,7 +102,7 @@ async fn throttling_uses_the_header_else_the_body() {
 async fn a_deleted_webhook_is_permanent_and_the_token_never_shows() {
     let fake = Fake::start().await;
     let body = json!({"content": TEXT, "allowed_mentions": {"parse": []}, "username": "meshes"});
-    let gone = json!({"message": "Unknown Webhook", "code": 10015});
+    let gone = json!({"message": "Unknown Webhook (token hooktoken-secret)", "code": 10015});
     fake.expect(execute(body), ResponseTemplate::new(404).set_body_json(gone)).await;
     let r = deliver(&webhook(&fake), &message(json!({}))).await;
     assert_permanent(&r, Outcome::RejectedClientError, "10015: Unknown Webhook");
