@@ -20,6 +20,7 @@ use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -40,7 +41,7 @@ const MIN_SECRET: usize = 6;
 pub struct Api {
     base: reqwest::Url,
     headers: HeaderMap,
-    secrets: Vec<String>,
+    secrets: Arc<[String]>,
     client: reqwest::Client,
 }
 
@@ -100,7 +101,7 @@ impl Api {
     pub fn at(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
-        Ok(Api { base, headers, secrets: Vec::new(), client })
+        Ok(Api { base, headers, secrets: Arc::from([]), client })
     }
 
     /// An API whose URL is itself the credential (Slack and Discord
@@ -146,7 +147,9 @@ impl Api {
     /// Adds a value to scrub from every message and excerpt.
     pub fn redacting(mut self, secret: &str) -> Self {
         if secret.len() >= MIN_SECRET {
-            self.secrets.push(secret.to_string());
+            let mut all = self.secrets.to_vec();
+            all.push(secret.to_string());
+            self.secrets = all.into();
         }
         self
     }
@@ -168,13 +171,7 @@ impl Api {
 
     /// Replaces every credential in `text` with `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "[redacted]");
-            }
-        }
-        out
+        redact(&self.secrets, text)
     }
 }
 
@@ -299,10 +296,11 @@ async fn read(api: &Api, mut response: reqwest::Response, deadline: Instant) -> 
             _ => break,
         }
     }
-    // Redacted before parsing, so no message built from the JSON can echo a credential.
-    let json = serde_json::from_str(&api.redact(&String::from_utf8_lossy(&buf))).ok();
+    // The JSON stays raw (a rotated refresh token must be read as sent);
+    // messages built from it are redacted by `Reply::message`.
+    let json = serde_json::from_slice(&buf).ok();
     let text = api.redact(&excerpt(&buf[..buf.len().min(EXCERPT_LIMIT)]));
-    Reply { status, headers, json, excerpt: text }
+    Reply { status, headers, json, excerpt: text, secrets: api.secrets.clone() }
 }
 
 /// A failure with no HTTP answer.
@@ -347,6 +345,17 @@ fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> Attempt
     no_answer(idempotent, code, &with("the request failed"))
 }
 
+/// Replaces every one of `secrets` in `text` with `[redacted]`.
+pub fn redact(secrets: &[String], text: &str) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
 /// A deadline `timeout` from now (about a year for absurd timeouts).
 pub fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
@@ -368,11 +377,8 @@ pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
 
 /// The rule's `metadata.id` as text, or a permanent `mapping_error`.
 pub fn metadata_id(d: &super::adapter::Delivery) -> Result<String, AttemptReport> {
-    use crate::config::model::Scalar;
-    match &d.metadata.id {
-        Some(Scalar::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Scalar::Integer(i)) => Ok(i.to_string()),
-        Some(Scalar::Float(f)) => Ok(f.to_string()),
+    match d.metadata.id.as_ref().map(crate::config::model::Scalar::to_text) {
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => Err(permanent(
             Outcome::MappingError,
             format!("the rule's `metadata.id` is required for `{}`", d.metadata.action),

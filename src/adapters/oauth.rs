@@ -9,7 +9,7 @@
 //! its 5xx, 429 and network failures are retried like any call.
 
 use super::adapter::{AttemptReport, AttemptResult};
-use super::http::{Api, Reply};
+use super::http::{Api, Call, Reply};
 use crate::config::model::Outcome;
 use serde_json::Value;
 use std::future::Future;
@@ -206,7 +206,7 @@ fn parse(reply: &Reply) -> Result<Token, AttemptReport> {
             AttemptResult::Retry { .. } | AttemptResult::Delivered => reply.default_report(),
             AttemptResult::Permanent { .. } => {
                 let why = match (reply.str_at("/error"), reply.str_at("/error_description")) {
-                    (Some(e), Some(d)) => format!("{e}: {d}"),
+                    (Some(e), Some(d)) => reply.redact(&format!("{e}: {d}")),
                     _ => reply.message(),
                 };
                 refused(why)
@@ -225,6 +225,31 @@ fn parse(reply: &Reply) -> Result<Token, AttemptReport> {
         .map_or(DEFAULT_LIFETIME, Duration::from_secs);
     let refresh_at = Instant::now() + lifetime.saturating_sub(EARLY);
     Ok(Token { access_token, refresh_at, response: reply.json.clone().unwrap_or(Value::Null) })
+}
+
+/// A connection's bearer credentials: a fixed token already set on its
+/// [`Api`] (private apps, API keys) or an OAuth [`TokenCache`].
+#[derive(Debug)]
+pub enum Bearer {
+    /// The `Api` carries `Authorization` itself.
+    Fixed,
+    /// Each call gets the cached access token; a 401 refreshes once.
+    OAuth(TokenCache),
+}
+
+impl Bearer {
+    /// Sends the call `make` builds, with the right `Authorization`.
+    pub async fn send<'a, F>(&self, deadline: Instant, make: F) -> Result<Reply, AttemptReport>
+    where
+        F: Fn() -> Call<'a>,
+    {
+        match self {
+            Bearer::Fixed => make().send(deadline).await,
+            Bearer::OAuth(cache) => {
+                cache.authorized(deadline, |t| make().bearer(&t.access_token).send(deadline)).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]

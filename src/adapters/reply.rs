@@ -18,6 +18,8 @@ pub struct Reply {
     pub json: Option<Value>,
     /// The first [`EXCERPT_LIMIT`] bytes of the body, credentials redacted.
     pub excerpt: String,
+    /// The connection's credentials, scrubbed from every message.
+    pub(super) secrets: std::sync::Arc<[String]>,
 }
 
 impl Reply {
@@ -35,6 +37,12 @@ impl Reply {
         }
     }
 
+    /// `text` with the connection's credentials scrubbed (for messages
+    /// built from [`Reply::json`], which is kept raw).
+    pub fn redact(&self, text: &str) -> String {
+        super::http::redact(&self.secrets, text)
+    }
+
     /// The provider's wait hint: `Retry-After`, else a reset header.
     pub fn retry_hint(&self) -> Option<Duration> {
         retry_hint(&self.headers)
@@ -48,7 +56,7 @@ impl Reply {
         if text.is_empty() {
             format!("HTTP {}", self.status)
         } else {
-            format!("HTTP {}: {text}", self.status)
+            format!("HTTP {}: {}", self.status, self.redact(&text))
         }
     }
 

@@ -135,7 +135,7 @@ fn bot_result(reply: &Reply, attempt: u32) -> AttemptReport {
         return reply.report(AttemptResult::Delivered);
     }
     let error = reply.str_at("/error").unwrap_or_else(|| "no `ok` in the response".into());
-    let message = format!("Slack error: {error}");
+    let message = reply.redact(&format!("Slack error: {error}"));
     let result = match error.as_str() {
         "ratelimited" | "rate_limited" => {
             AttemptResult::Retry { code: Outcome::RateLimited, after: reply.retry_hint(), message }

@@ -21,8 +21,10 @@ pub struct Expect {
     pub headers: Vec<(String, String)>,
     /// Headers that must be absent.
     pub absent: Vec<String>,
-    /// The exact JSON body; `None` requires an empty body.
+    /// The exact JSON body; `None` (and no `form`) requires an empty body.
     pub body: Option<Value>,
+    /// The exact form-encoded body.
+    pub form: Option<String>,
 }
 
 impl Expect {
@@ -34,6 +36,7 @@ impl Expect {
             headers: vec![],
             absent: vec![],
             body: None,
+            form: None,
         }
     }
     pub fn query(mut self, k: &str, v: &str) -> Self {
@@ -50,6 +53,10 @@ impl Expect {
         self.absent.push(k.into());
         self
     }
+    pub fn form(mut self, body: &str) -> Self {
+        self.form = Some(body.into());
+        self.header("content-type", "application/x-www-form-urlencoded")
+    }
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
         self.header("content-type", "application/json")
@@ -64,9 +71,10 @@ impl Match for Expect {
         query.sort();
         want.sort();
         let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body_ok = match &self.body {
-            None => r.body.is_empty(),
-            Some(b) => serde_json::from_slice::<Value>(&r.body).is_ok_and(|got| &got == b),
+        let body_ok = match (&self.body, &self.form) {
+            (Some(b), _) => serde_json::from_slice::<Value>(&r.body).is_ok_and(|got| &got == b),
+            (None, Some(f)) => r.body == f.as_bytes(),
+            (None, None) => r.body.is_empty(),
         };
         r.method.as_str() == self.method
             && r.url.path() == self.path

@@ -14,6 +14,7 @@ mod spec;
 mod end_to_end;
 
 mod discord;
+mod hubspot;
 mod mailchimp;
 mod mailerlite;
 mod resend;
