@@ -94,7 +94,7 @@ impl HubspotAdapter {
             ClientAuth::Body,
             grant,
         );
-        Ok(HubspotAdapter { api, auth: Bearer::OAuth(cache) })
+        Ok(HubspotAdapter { api, auth: Bearer::OAuth(Box::new(cache)) })
     }
 
     async fn attempt(

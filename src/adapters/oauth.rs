@@ -234,7 +234,7 @@ pub enum Bearer {
     /// The `Api` carries `Authorization` itself.
     Fixed,
     /// Each call gets the cached access token; a 401 refreshes once.
-    OAuth(TokenCache),
+    OAuth(Box<TokenCache>),
 }
 
 impl Bearer {
