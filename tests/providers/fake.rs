@@ -201,3 +201,11 @@ pub fn assert_no_secret(r: &AttemptReport, secret: &str) {
     let text = format!("{:?}", r);
     assert!(!text.contains(secret), "the report leaks a credential: {text}");
 }
+
+/// The harness itself: a request nobody expected fails the test.
+#[tokio::test]
+#[should_panic(expected = "Verifications failed")]
+async fn the_fake_fails_on_unexpected_requests() {
+    let fake = Fake::start().await;
+    reqwest::get(format!("{}/surprise", fake.uri())).await.unwrap();
+}
