@@ -119,7 +119,15 @@ impl TokenCache {
     /// A token valid for at least [`EARLY`], refreshing if needed. Callers
     /// waiting on one refresh share its result.
     pub async fn token(&self, deadline: Instant) -> Result<Arc<Token>, AttemptReport> {
-        let mut state = self.state.lock().await;
+        // Waiting behind another attempt's refresh still honours this attempt's deadline.
+        let Ok(mut state) = tokio::time::timeout_at(deadline, self.state.lock()).await else {
+            let result = AttemptResult::Retry {
+                code: Outcome::Timeout,
+                after: None,
+                message: "timed out waiting for the OAuth token refresh".into(),
+            };
+            return Err(AttemptReport { result, http_status: None, response_excerpt: None });
+        };
         if let Some(t) = &state.token
             && Instant::now() < t.refresh_at
         {

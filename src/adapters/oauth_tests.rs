@@ -136,3 +136,24 @@ async fn a_401_refreshes_once_and_retries_the_call() {
     assert_eq!(reply.status, 401);
     assert!(matches!(reply.classify(), AttemptResult::Permanent { code: Outcome::AuthFailed, .. }));
 }
+
+#[tokio::test]
+async fn waiting_behind_a_slow_refresh_honours_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(token_reply("slow", 3600).set_delay(Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    let c = Arc::new(cache(&server, ClientAuth::Body, refresh("rtok-one")));
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.token(deadline(Duration::from_secs(20))).await.map(|_| ()) }
+    });
+    // Poll until the first refresh holds the lock, then wait behind it.
+    while c.state.try_lock().is_ok() {
+        tokio::task::yield_now().await;
+    }
+    let err = c.token(deadline(Duration::from_millis(200))).await.unwrap_err();
+    assert!(matches!(err.result, AttemptResult::Retry { code: Outcome::Timeout, .. }), "{err:?}");
+    first.abort();
+}
