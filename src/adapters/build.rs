@@ -28,6 +28,9 @@ impl ConnectionConfig {
             ConnectionConfig::Hubspot(c) => {
                 Arc::new(hubspot::HubspotAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Intercom(c) => {
+                Arc::new(intercom::IntercomAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::Mailerlite(c) => {
                 Arc::new(mailerlite::MailerliteAdapter::build(c, lookup, client.clone())?)
             }

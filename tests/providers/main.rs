@@ -15,6 +15,7 @@ mod end_to_end;
 
 mod discord;
 mod hubspot;
+mod intercom;
 mod mailchimp;
 mod mailerlite;
 mod resend;
