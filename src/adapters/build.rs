@@ -25,6 +25,9 @@ impl ConnectionConfig {
             ConnectionConfig::Resend(c) => {
                 Arc::new(resend::ResendAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Activecampaign(c) => {
+                Arc::new(activecampaign::ActiveCampaignAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::Hubspot(c) => {
                 Arc::new(hubspot::HubspotAdapter::build(c, lookup, client.clone())?)
             }

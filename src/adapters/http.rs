@@ -369,6 +369,11 @@ pub fn settle(flow: Result<AttemptReport, AttemptReport>) -> AttemptReport {
     }
 }
 
+/// Delivered without a final call (the desired state already holds).
+pub fn delivered() -> AttemptReport {
+    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
+}
+
 /// A permanent failure with no HTTP answer (bad payload, missing metadata).
 pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
     let result = AttemptResult::Permanent { code, message: message.into() };

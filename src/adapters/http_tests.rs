@@ -111,6 +111,11 @@ fn error_messages_from_common_shapes() {
         (json!({"errors": [{"field": null, "message": "too many requests"}]}), "too many requests"),
         (json!({"ok": false, "error": "channel_not_found"}), "channel_not_found"),
         (
+            json!({"errors": [{"title": "Email address is not valid.", "detail": ""}]}),
+            "Email address is not valid.",
+        ),
+        (json!({"message": "", "errors": [{"title": "T", "detail": "D"}]}), "T: D"),
+        (
             json!({"code": 50006, "message": "Cannot send an empty message"}),
             "50006: Cannot send an empty message",
         ),

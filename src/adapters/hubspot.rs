@@ -3,7 +3,7 @@
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
 use super::http::{
-    Api, Reply, deadline, invalid, metadata_id, plain, secret, settle, unknown_action,
+    Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, settle, unknown_action,
 };
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup};
@@ -192,10 +192,6 @@ enum Found {
     Existing(String),
     Created(String),
     Absent,
-}
-
-fn delivered() -> AttemptReport {
-    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
 }
 
 /// `metadata.value` as HubSpot's string property value (empty clears it).

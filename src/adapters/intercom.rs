@@ -2,7 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
-use super::http::{Api, Reply, deadline, metadata_id, secret, settle, unknown_action};
+use super::http::{Api, Reply, deadline, delivered, metadata_id, secret, settle, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::Secret;
 use reqwest::Method;
@@ -153,10 +153,6 @@ impl IntercomAdapter {
             _ => Err(made.default_report()),
         }
     }
-}
-
-fn delivered() -> AttemptReport {
-    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
 }
 
 /// The id in `A contact matching those details already exists with id=<id>`.

@@ -103,18 +103,20 @@ impl Reply {
 /// `detail`/`title` (problem+json), `error` (string or `{message}`),
 /// `errors[0].message|detail|title`. `name`/`code` prefix it when present.
 pub fn error_message(json: &Value) -> Option<String> {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    // Empty strings count as absent (`"detail": ""` must not hide a title).
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string)
+    };
+    let titled = |o: &Value| match (s(o.get("title")), s(o.get("detail"))) {
+        (Some(t), Some(d)) => Some(format!("{t}: {d}")),
+        (t, d) => t.or(d),
+    };
     let first = json.get("errors").and_then(|e| e.get(0));
     let nested = json.get("error").filter(|e| e.is_object());
     let text = s(json.get("message"))
         .or_else(|| s(nested.and_then(|e| e.get("message"))))
-        .or_else(|| match (s(json.get("title")), s(json.get("detail"))) {
-            (Some(t), Some(d)) => Some(format!("{t}: {d}")),
-            (t, d) => t.or(d),
-        })
-        .or_else(|| {
-            first.and_then(|f| s(f.get("message")).or(s(f.get("detail"))).or(s(f.get("title"))))
-        })
+        .or_else(|| titled(json))
+        .or_else(|| first.and_then(|f| s(f.get("message")).or_else(|| titled(f))))
         .or_else(|| s(json.get("error")))?;
     let label = |v: Option<&Value>| match v? {
         Value::String(s) => Some(s.clone()),

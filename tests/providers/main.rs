@@ -13,6 +13,7 @@ mod spec;
 
 mod end_to_end;
 
+mod activecampaign;
 mod discord;
 mod hubspot;
 mod intercom;
