@@ -37,6 +37,9 @@ impl ConnectionConfig {
             ConnectionConfig::Intercom(c) => {
                 Arc::new(intercom::IntercomAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Zoom(c) => {
+                Arc::new(zoom::ZoomAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::Mailerlite(c) => {
                 Arc::new(mailerlite::MailerliteAdapter::build(c, lookup, client.clone())?)
             }

@@ -23,3 +23,4 @@ mod mailerlite;
 mod resend;
 mod sendgrid;
 mod slack;
+mod zoom;
