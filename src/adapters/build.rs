@@ -28,6 +28,9 @@ impl ConnectionConfig {
             ConnectionConfig::Activecampaign(c) => {
                 Arc::new(activecampaign::ActiveCampaignAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Aweber(c) => {
+                Arc::new(aweber::AweberAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::CustomerIo(c) => {
                 Arc::new(customer_io::CustomerIoAdapter::build(c, lookup, client.clone())?)
             }

@@ -14,6 +14,7 @@ mod spec;
 mod end_to_end;
 
 mod activecampaign;
+mod aweber;
 mod customer_io;
 mod discord;
 mod hubspot;
