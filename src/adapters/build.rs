@@ -40,6 +40,9 @@ impl ConnectionConfig {
             ConnectionConfig::Intercom(c) => {
                 Arc::new(intercom::IntercomAdapter::build(c, lookup, client.clone())?)
             }
+            ConnectionConfig::Salesforce(c) => {
+                Arc::new(salesforce::SalesforceAdapter::build(c, lookup, client.clone())?)
+            }
             ConnectionConfig::Zoom(c) => {
                 Arc::new(zoom::ZoomAdapter::build(c, lookup, client.clone())?)
             }
@@ -52,7 +55,6 @@ impl ConnectionConfig {
             ConnectionConfig::Mailchimp(c) => {
                 Arc::new(mailchimp::MailchimpAdapter::build(c, lookup, client.clone())?)
             }
-            other => Arc::new(unavailable::Unavailable { kind: other.kind() }),
         })
     }
 }

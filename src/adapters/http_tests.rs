@@ -116,6 +116,10 @@ fn error_messages_from_common_shapes() {
         ),
         (json!({"message": "", "errors": [{"title": "T", "detail": "D"}]}), "T: D"),
         (
+            json!([{"message": "Already a campaign member.", "errorCode": "DUPLICATE_VALUE"}]),
+            "DUPLICATE_VALUE: Already a campaign member.",
+        ),
+        (
             json!({"code": 50006, "message": "Cannot send an empty message"}),
             "50006: Cannot send an empty message",
         ),

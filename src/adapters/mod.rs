@@ -79,7 +79,6 @@ pub mod resend;
 pub mod salesforce;
 pub mod sendgrid;
 pub mod slack;
-mod unavailable;
 pub mod webhook;
 pub mod zoom;
 

@@ -103,6 +103,10 @@ impl Reply {
 /// `detail`/`title` (problem+json), `error` (string or `{message}`),
 /// `errors[0].message|detail|title`. `name`/`code` prefix it when present.
 pub fn error_message(json: &Value) -> Option<String> {
+    // Salesforce answers with an array of errors: the first one speaks.
+    if let Some(first) = json.as_array().and_then(|a| a.first()) {
+        return error_message(first);
+    }
     // Empty strings count as absent (`"detail": ""` must not hide a title).
     let s = |v: Option<&Value>| {
         v.and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string)
@@ -123,7 +127,9 @@ pub fn error_message(json: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     };
-    let name = label(json.get("name")).or_else(|| label(json.get("code")));
+    let name = label(json.get("name"))
+        .or_else(|| label(json.get("code")))
+        .or_else(|| label(json.get("errorCode")));
     Some(match name {
         Some(n) if !text.contains(&n) => format!("{n}: {text}"),
         _ => text,

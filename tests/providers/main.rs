@@ -22,6 +22,7 @@ mod intercom;
 mod mailchimp;
 mod mailerlite;
 mod resend;
+mod salesforce;
 mod sendgrid;
 mod slack;
 mod zoom;
