@@ -16,7 +16,45 @@ impl ConnectionConfig {
                 Arc::new(webhook::WebhookAdapter::build(c, lookup, client.clone())?)
             }
             ConnectionConfig::Log(c) => Arc::new(log::LogAdapter::new(c)),
-            other => Arc::new(unavailable::Unavailable { kind: other.kind() }),
+            ConnectionConfig::Slack(c) => {
+                Arc::new(slack::SlackAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Discord(c) => {
+                Arc::new(discord::DiscordAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Resend(c) => {
+                Arc::new(resend::ResendAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Activecampaign(c) => {
+                Arc::new(activecampaign::ActiveCampaignAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Aweber(c) => {
+                Arc::new(aweber::AweberAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::CustomerIo(c) => {
+                Arc::new(customer_io::CustomerIoAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Hubspot(c) => {
+                Arc::new(hubspot::HubspotAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Intercom(c) => {
+                Arc::new(intercom::IntercomAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Salesforce(c) => {
+                Arc::new(salesforce::SalesforceAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Zoom(c) => {
+                Arc::new(zoom::ZoomAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Mailerlite(c) => {
+                Arc::new(mailerlite::MailerliteAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Sendgrid(c) => {
+                Arc::new(sendgrid::SendgridAdapter::build(c, lookup, client.clone())?)
+            }
+            ConnectionConfig::Mailchimp(c) => {
+                Arc::new(mailchimp::MailchimpAdapter::build(c, lookup, client.clone())?)
+            }
         })
     }
 }

@@ -1,7 +1,19 @@
 //! HubSpot (CRM v3): list memberships and contact properties.
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{
+    Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, settle, unknown_action,
+};
+use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
+use super::{BuildError, Lookup};
 use crate::config::diagnostic::{Code, Issue, Path};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::{Outcome, Scalar};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
 
 connection_config! {
     /// A HubSpot portal, through a private app's access token or an OAuth app's refresh token.
@@ -39,5 +51,189 @@ impl HubspotConfig {
             }
         };
         vec![Issue::error(Code::InvalidCredentials, at.clone(), message)]
+    }
+}
+
+/// Runtime of [`HubspotConfig`].
+#[derive(Debug)]
+pub struct HubspotAdapter {
+    api: Api,
+    auth: Bearer,
+}
+
+impl HubspotAdapter {
+    /// Resolves the private-app token, or sets up the OAuth refresh flow
+    /// (`POST /oauth/v3/token` on the same host).
+    pub fn build(
+        cfg: &HubspotConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let api = Api::new(cfg.base_url.as_ref(), "https://api.hubapi.com", lookup, client)?;
+        if let Some(token) = &cfg.access_token {
+            let token = secret("access_token", token, lookup)?;
+            return Ok(HubspotAdapter { api: api.bearer(&token)?, auth: Bearer::Fixed });
+        }
+        let (Some(id), Some(client_secret), Some(refresh)) =
+            (&cfg.client_id, &cfg.client_secret, &cfg.refresh_token)
+        else {
+            return Err(invalid(
+                "access_token",
+                "set `access_token` or `client_id` + `client_secret` + `refresh_token`",
+            ));
+        };
+        let client_id = plain("client_id", Some(id), lookup)?.unwrap_or_default();
+        let grant =
+            Grant::RefreshToken { refresh_token: secret("refresh_token", refresh, lookup)? };
+        let client_secret = secret("client_secret", client_secret, lookup)?;
+        let cache = TokenCache::new(
+            api.clone(),
+            &["oauth", "v3", "token"],
+            client_id,
+            client_secret,
+            ClientAuth::Body,
+            grant,
+        );
+        Ok(HubspotAdapter { api, auth: Bearer::OAuth(Box::new(cache)) })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let contact = Contact::from_payload(&d.payload);
+        let (list_op, extra) = match d.metadata.action.as_str() {
+            "add_to_list" => ("add", None),
+            "remove_from_list" => ("remove", None),
+            "update_property" => ("", Some((metadata_id(d)?, scalar(d.metadata.value.as_ref())))),
+            other => return Err(unknown_action("hubspot", other)),
+        };
+        // Removing someone HubSpot does not know is already done.
+        let create = list_op != "remove";
+        let id = match self.contact_id(&contact, create, extra.as_ref(), deadline).await? {
+            Found::Existing(id) => id,
+            Found::Created(_) if extra.is_some() => return Ok(delivered()),
+            Found::Created(id) => id,
+            Found::Absent => return Ok(delivered()),
+        };
+        let reply = match extra {
+            Some((name, value)) => {
+                let body = json!({"properties": {name: value}});
+                self.auth
+                    .send(deadline, || {
+                        self.api
+                            .call(Method::PATCH, &["crm", "v3", "objects", "contacts", &id])
+                            .json(&body)
+                    })
+                    .await?
+            }
+            None => {
+                let list = metadata_id(d)?;
+                let path = ["crm", "v3", "lists", list.as_str(), "memberships", list_op];
+                let body = json!([id]);
+                self.auth.send(deadline, || self.api.call(Method::PUT, &path).json(&body)).await?
+            }
+        };
+        Ok(classify(&reply))
+    }
+
+    /// Finds the contact by email; creates it (with `extra` set) when asked.
+    async fn contact_id(
+        &self,
+        c: &Contact,
+        create: bool,
+        extra: Option<&(String, String)>,
+        deadline: Instant,
+    ) -> Result<Found, AttemptReport> {
+        let email = c.email_key()?;
+        let path = ["crm", "v3", "objects", "contacts", email.as_str()];
+        let get = || {
+            self.api
+                .call(Method::GET, &path)
+                .query("idProperty", "email")
+                .query("properties", "email")
+        };
+        let found = self.auth.send(deadline, get).await?;
+        match (found.status, found.str_at("/id")) {
+            (200, Some(id)) => return Ok(Found::Existing(id)),
+            (404, _) if !create => return Ok(Found::Absent),
+            (404, _) => {}
+            _ => return Err(classify(&found)),
+        }
+        let mut properties = c.fields(&[
+            ("firstname", &c.first_name),
+            ("lastname", &c.last_name),
+            ("phone", &c.phone),
+        ]);
+        properties.insert("email".into(), json!(email));
+        if let Some((name, value)) = extra {
+            properties.insert(name.clone(), json!(value));
+        }
+        let body = json!({"properties": properties, "associations": []});
+        let made = self
+            .auth
+            .send(deadline, || {
+                self.api.call(Method::POST, &["crm", "v3", "objects", "contacts"]).json(&body)
+            })
+            .await?;
+        match (made.status, made.str_at("/id")) {
+            (200..=299, Some(id)) => Ok(Found::Created(id)),
+            // Created meanwhile (or the lookup index lagged): the message names the id.
+            (409, _) => existing_id(&made).map(Found::Existing).ok_or_else(|| classify(&made)),
+            _ => Err(classify(&made)),
+        }
+    }
+}
+
+/// The outcome of find-or-create.
+enum Found {
+    Existing(String),
+    Created(String),
+    Absent,
+}
+
+/// `metadata.value` as HubSpot's string property value (empty clears it).
+fn scalar(v: Option<&Scalar>) -> String {
+    v.map(Scalar::to_text).unwrap_or_default()
+}
+
+/// The id in a 409 `Contact already exists. Existing ID: 12345`.
+fn existing_id(reply: &Reply) -> Option<String> {
+    let message = reply.str_at("/message")?;
+    let digits: String = message
+        .split("Existing ID:")
+        .nth(1)?
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then_some(digits)
+}
+
+/// A 429's `policyName`: the ten-second window clears in 10 s; the daily
+/// quota not before the portal's midnight, so it waits an hour at a time.
+fn classify(reply: &Reply) -> AttemptReport {
+    if reply.status != 429 || reply.retry_hint().is_some() {
+        return reply.default_report();
+    }
+    let policy = reply.str_at("/policyName").unwrap_or_default();
+    let after =
+        if policy.contains("DAILY") { Duration::from_secs(3600) } else { Duration::from_secs(10) };
+    reply.report(AttemptResult::Retry {
+        code: Outcome::RateLimited,
+        after: Some(after),
+        message: reply.message(),
+    })
+}
+
+impl Adapter for HubspotAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
 }

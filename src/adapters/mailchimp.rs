@@ -1,6 +1,15 @@
 //! Mailchimp (Marketing API 3.0): audience membership.
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{
+    Api, Reply, deadline, invalid, metadata_id, plain, secret, settle, unknown_action,
+};
+use super::{BuildError, Lookup};
 use crate::config::env::{EnvString, Secret};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
 
 connection_config! {
     /// A Mailchimp account.
@@ -10,5 +19,130 @@ connection_config! {
         /// Data center (`us6`); taken from the key's suffix when omitted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub data_center: Option<EnvString>,
+    }
+}
+
+/// Runtime of [`MailchimpConfig`].
+#[derive(Debug)]
+pub struct MailchimpAdapter {
+    api: Api,
+}
+
+impl MailchimpAdapter {
+    /// Resolves the key and the data center (`https://<dc>.api.mailchimp.com/3.0`).
+    pub fn build(
+        cfg: &MailchimpConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let key = secret("api_key", &cfg.api_key, lookup)?;
+        let default = match cfg.base_url {
+            // The data center only matters for the default host.
+            Some(_) => String::new(),
+            None => format!("https://{}.api.mailchimp.com/3.0", data_center(cfg, &key, lookup)?),
+        };
+        let api =
+            Api::new(cfg.base_url.as_ref(), &default, lookup, client)?.basic("meshes", &key)?;
+        Ok(MailchimpAdapter { api })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let contact = Contact::from_payload(&d.payload);
+        let action = d.metadata.action.as_str();
+        if !matches!(action, "add_to_list" | "remove_from_list") {
+            return Err(unknown_action("mailchimp", action));
+        }
+        let list = metadata_id(d)?;
+        let email = contact.email_key()?;
+        let hash = subscriber_hash(&email);
+        let member = ["lists", list.as_str(), "members", hash.as_str()];
+        if action == "remove_from_list" {
+            // Archive: history is kept and the person can be re-added later.
+            let reply = self.api.call(Method::DELETE, &member).send(deadline).await?;
+            return Ok(if reply.status == 404 {
+                reply.report(AttemptResult::Delivered)
+            } else {
+                classify(&reply)
+            });
+        }
+        // PUT on the hash is an upsert: safe to retry, and an existing
+        // member's status (e.g. unsubscribed) is left alone.
+        let mut body =
+            json!({"email_address": contact.require_email()?, "status_if_new": "subscribed"});
+        let merge = contact.fields(&[
+            ("FNAME", &contact.first_name),
+            ("LNAME", &contact.last_name),
+            ("PHONE", &contact.phone),
+        ]);
+        if !merge.is_empty() {
+            body["merge_fields"] = Value::Object(merge);
+        }
+        let reply = self
+            .api
+            .call(Method::PUT, &member)
+            .query("skip_merge_validation", "true")
+            .json(&body)
+            .send(deadline)
+            .await?;
+        Ok(classify(&reply))
+    }
+}
+
+/// `data_center`, else the key's `-us6` suffix; only `[a-z0-9]` (it becomes a host name).
+fn data_center(cfg: &MailchimpConfig, key: &str, lookup: Lookup<'_>) -> Result<String, BuildError> {
+    let (field, dc) = match plain("data_center", cfg.data_center.as_ref(), lookup)? {
+        Some(dc) => ("data_center", dc),
+        None => ("api_key", key.rsplit_once('-').map(|(_, dc)| dc.to_string()).unwrap_or_default()),
+    };
+    if dc.is_empty() || !dc.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Err(invalid(
+            field,
+            "no data center: expected a key ending in `-<dc>` (e.g. `…-us6`) or `data_center: us6`",
+        ));
+    }
+    Ok(dc)
+}
+
+/// Mailchimp's member id: MD5 of the lower-cased email, in hex.
+pub fn subscriber_hash(email: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(email.to_lowercase().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Mailchimp throttles with a bare 403 (no problem+json body) at high
+/// volume; a 403 with a body is a permissions or plan problem.
+fn classify(reply: &Reply) -> AttemptReport {
+    if reply.status == 403 && reply.excerpt.trim().is_empty() {
+        return reply.throttled("Mailchimp throttled the request (403 without a body)");
+    }
+    reply.default_report()
+}
+
+impl Adapter for MailchimpAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriber_hash_is_md5_of_the_lower_cased_email() {
+        // md5("urist.mcvankab@freddiesjokes.com"), Mailchimp's documented example.
+        assert_eq!(
+            subscriber_hash("Urist.McVankab@freddiesjokes.com"),
+            "62eeb292278cc15f5817cb78f7790b08"
+        );
     }
 }

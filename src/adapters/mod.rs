@@ -1,6 +1,16 @@
 //! Destinations. Each integration is one file holding its connection config
 //! (and, from the gateway issue on, its runtime adapter); [`ConnectionConfig`]
 //! is the closed enum, tagged by `type:`, that ties them together.
+//!
+//! Adding a provider's runtime: in its file, a `<Provider>Adapter` with a
+//! `build(cfg, lookup, client)` that resolves secrets ([`http::secret`]) and
+//! makes an [`http::Api`] (base URL override, auth header; or an
+//! [`oauth::TokenCache`] behind [`oauth::Bearer`]); `deliver` reads people
+//! through [`contact::Contact`] (where field mapping will slot in), renders
+//! text with [`template`], sends with [`http::Call`] and classifies the
+//! [`reply::Reply`] (its default plus the provider's own cases). Then one
+//! arm in `build.rs`, its limits in [`limits`], and fake-provider tests in
+//! `tests/providers/<provider>.rs`.
 
 use crate::config::diagnostic::{Issue, Path};
 use crate::config::env::{EnvField, EnvFields};
@@ -48,6 +58,12 @@ macro_rules! connection_config {
 }
 
 pub mod adapter;
+pub mod contact;
+pub mod http;
+pub mod limits;
+pub mod oauth;
+pub mod reply;
+pub mod template;
 
 pub mod activecampaign;
 pub mod aweber;
@@ -63,7 +79,6 @@ pub mod resend;
 pub mod salesforce;
 pub mod sendgrid;
 pub mod slack;
-mod unavailable;
 pub mod webhook;
 pub mod zoom;
 

@@ -1,6 +1,15 @@
 //! Resend: contact segments and template emails.
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{Api, Reply, deadline, metadata_id, plain, secret, settle, unknown_action};
+use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
 
 connection_config! {
     /// A Resend account. Segment actions need a full-access key.
@@ -10,5 +19,168 @@ connection_config! {
         /// Default sender (`Acme <hello@acme.dev>`) when a rule gives no `from`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub from: Option<EnvString>,
+    }
+}
+
+/// Runtime of [`ResendConfig`].
+#[derive(Debug)]
+pub struct ResendAdapter {
+    api: Api,
+    from: Option<String>,
+}
+
+impl ResendAdapter {
+    /// Resolves the key and default sender.
+    pub fn build(
+        cfg: &ResendConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let key = secret("api_key", &cfg.api_key, lookup)?;
+        let api = Api::new(cfg.base_url.as_ref(), "https://api.resend.com", lookup, client)?
+            .bearer(&key)?;
+        Ok(ResendAdapter { api, from: plain("from", cfg.from.as_ref(), lookup)? })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let contact = Contact::from_payload(&d.payload);
+        match d.metadata.action.as_str() {
+            "add_to_segment" => self.add_to_segment(&contact, &metadata_id(d)?, deadline).await,
+            "remove_from_segment" => {
+                let email = contact.email_key()?;
+                let segment = metadata_id(d)?;
+                let reply = self
+                    .api
+                    .call(Method::DELETE, &["contacts", &email, "segments", &segment])
+                    .send(deadline)
+                    .await?;
+                // Not in the segment (or no such contact): already the desired state.
+                Ok(if reply.status == 404 {
+                    reply.report(AttemptResult::Delivered)
+                } else {
+                    classify(&reply)
+                })
+            }
+            "send_email_template" => self.send_template(d, &contact, deadline).await,
+            other => Err(unknown_action("resend", other)),
+        }
+    }
+
+    /// Adds by email; a contact Resend does not know yet is created with
+    /// the segment in one call.
+    async fn add_to_segment(
+        &self,
+        c: &Contact,
+        segment: &str,
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let email = c.email_key()?;
+        let add = || {
+            self.api.call(Method::POST, &["contacts", &email, "segments", segment]).send(deadline)
+        };
+        let reply = add().await?;
+        if reply.status != 404 {
+            return Ok(classify(&reply));
+        }
+        let mut body = json!({"email": email, "segments": [segment]});
+        for (key, value) in [("first_name", &c.first_name), ("last_name", &c.last_name)] {
+            if let Some(v) = value {
+                body[key] = json!(v);
+            }
+        }
+        if !c.custom.is_empty() {
+            body["properties"] = Value::Object(c.custom.clone());
+        }
+        let created = self.api.call(Method::POST, &["contacts"]).json(&body).send(deadline).await?;
+        // Created meanwhile by another attempt: the add-by-email now works.
+        if created.status == 409 {
+            return Ok(classify(&add().await?));
+        }
+        Ok(classify(&created))
+    }
+
+    /// `POST /emails` with the delivery id as `Idempotency-Key`: a retry
+    /// after a timeout returns the first email instead of sending again.
+    async fn send_template(
+        &self,
+        d: &Delivery,
+        c: &Contact,
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let to = c.require_email()?;
+        let ctx = template::context(d);
+        let mut body = json!({
+            "to": [to],
+            "template": {"id": metadata_id(d)?, "variables": variables(c)},
+        });
+        // Absent both here and in the connection, the template's own sender is used.
+        if let Some(from) = d
+            .metadata
+            .from
+            .as_ref()
+            .map(|f| template::render(f, &ctx))
+            .or_else(|| self.from.clone())
+        {
+            body["from"] = json!(from);
+        }
+        if let Some(subject) = &d.metadata.subject {
+            body["subject"] = json!(template::render(subject, &ctx));
+        }
+        let reply = self
+            .api
+            .call(Method::POST, &["emails"])
+            .header("idempotency-key", &d.delivery_id)
+            .json(&body)
+            .send(deadline)
+            .await?;
+        Ok(classify(&reply))
+    }
+}
+
+/// Template variables from the contact: `EMAIL`, `FIRST_NAME`, `LAST_NAME`,
+/// `NAME`, `PHONE` when present, then the mapped custom fields.
+fn variables(c: &Contact) -> Value {
+    Value::Object(c.fields(&[
+        ("EMAIL", &c.email),
+        ("FIRST_NAME", &c.first_name),
+        ("LAST_NAME", &c.last_name),
+        ("NAME", &c.name),
+        ("PHONE", &c.phone),
+    ]))
+}
+
+/// Resend's error `name` decides where the status alone is ambiguous.
+fn classify(reply: &Reply) -> AttemptReport {
+    let name = reply.str_at("/name").unwrap_or_default();
+    let message = reply.message();
+    let result = match (reply.status, name.as_str()) {
+        // Another attempt with the same key is still running.
+        (409, "concurrent_idempotent_requests") => {
+            AttemptResult::Retry { code: Outcome::RateLimited, after: reply.retry_hint(), message }
+        }
+        (429, "monthly_quota_exceeded") => {
+            AttemptResult::Permanent { code: Outcome::RateLimited, message }
+        }
+        // 403 also means "domain not verified", which is not a credential problem.
+        (403, "validation_error") | (451, _) => {
+            AttemptResult::Permanent { code: Outcome::RejectedClientError, message }
+        }
+        _ => return reply.default_report(),
+    };
+    reply.report(result)
+}
+
+impl Adapter for ResendAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
 }

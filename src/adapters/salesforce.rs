@@ -1,6 +1,19 @@
 //! Salesforce (REST API, OAuth 2 refresh-token flow): campaign members and fields.
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{
+    Api, Reply, deadline, delivered, metadata_id, parse_url, plain, secret, settle, unknown_action,
+};
+use super::oauth::{ClientAuth, Grant, Token, TokenCache};
+use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 connection_config! {
     /// A Salesforce org, reached through a connected app's refresh token.
@@ -22,5 +35,288 @@ connection_config! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(regex(pattern = r"^[0-9]+\.[0-9]$"))]
         pub api_version: Option<String>,
+    }
+}
+
+/// REST API version used when the connection does not pin one.
+const DEFAULT_VERSION: &str = "62.0";
+
+/// Runtime of [`SalesforceConfig`].
+#[derive(Debug)]
+pub struct SalesforceAdapter {
+    tokens: TokenCache,
+    /// `base_url`, else `instance_url`; else the token's `instance_url`.
+    host: Option<reqwest::Url>,
+    version: String,
+    client: reqwest::Client,
+}
+
+/// A person record found or created: `Contact` or `Lead`, and its id.
+struct Person {
+    kind: &'static str,
+    id: String,
+}
+
+impl SalesforceAdapter {
+    /// Sets up the refresh flow on `login_url` (default `https://login.salesforce.com`).
+    pub fn build(
+        cfg: &SalesforceConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let login = plain("login_url", cfg.login_url.as_ref(), lookup)?
+            .unwrap_or_else(|| "https://login.salesforce.com".into());
+        let token_api = Api::at(parse_url("login_url", &login)?, client.clone())?;
+        let client_id = resolve_field("client_id", &cfg.client_id.0, lookup)?.trim().to_string();
+        let grant = Grant::RefreshToken {
+            refresh_token: secret("refresh_token", &cfg.refresh_token, lookup)?,
+        };
+        let client_secret = secret("client_secret", &cfg.client_secret, lookup)?;
+        let tokens = TokenCache::new(
+            token_api,
+            &["services", "oauth2", "token"],
+            client_id,
+            client_secret,
+            ClientAuth::Body,
+            grant,
+        );
+        let host = match (
+            plain("base_url", cfg.base_url.as_ref(), lookup)?,
+            plain("instance_url", cfg.instance_url.as_ref(), lookup)?,
+        ) {
+            (Some(url), _) => Some(parse_url("base_url", &url)?),
+            (None, Some(url)) => Some(parse_url("instance_url", &url)?),
+            (None, None) => None,
+        };
+        let version = cfg.api_version.clone().unwrap_or_else(|| DEFAULT_VERSION.into());
+        Ok(SalesforceAdapter { tokens, host, version, client })
+    }
+
+    /// One REST call under `/services/data/vNN.0/`, with the cached token
+    /// (refreshed once on 401) on the org's host.
+    async fn send(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: Option<&str>,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Reply, AttemptReport> {
+        self.tokens
+            .authorized(deadline, |token| {
+                let api = self.api(&token);
+                let method = method.clone();
+                async move {
+                    let api = api?;
+                    let version = format!("v{}", self.version);
+                    let mut segments = vec!["services", "data", version.as_str()];
+                    segments.extend_from_slice(path);
+                    let mut call = api.call(method, &segments).bearer(&token.access_token);
+                    if let Some(q) = query {
+                        call = call.query("q", q);
+                    }
+                    if let Some(b) = body {
+                        call = call.json(b);
+                    }
+                    call.send(deadline).await
+                }
+            })
+            .await
+    }
+
+    fn api(&self, token: &Arc<Token>) -> Result<Api, AttemptReport> {
+        let host = match &self.host {
+            Some(h) => h.clone(),
+            None => token
+                .response
+                .get("instance_url")
+                .and_then(Value::as_str)
+                .and_then(|u| parse_url("instance_url", u).ok())
+                .ok_or_else(|| {
+                    super::http::permanent(
+                        Outcome::AuthFailed,
+                        "the token response has no usable `instance_url`; set `instance_url`",
+                    )
+                })?,
+        };
+        Api::at(host, self.client.clone())
+            .map_err(|e| super::http::permanent(Outcome::InternalError, e.to_string()))
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let c = Contact::from_payload(&d.payload);
+        let target = metadata_id(d)?;
+        match d.metadata.action.as_str() {
+            "add_to_campaign" => {
+                let p = match self.find(&c, deadline).await? {
+                    Some(p) => p,
+                    None => self.create_lead(&c, d, None, deadline).await?,
+                };
+                let body = json!({"CampaignId": target, format!("{}Id", p.kind): p.id});
+                let reply = self
+                    .send(
+                        Method::POST,
+                        &["sobjects", "CampaignMember"],
+                        None,
+                        Some(&body),
+                        deadline,
+                    )
+                    .await?;
+                if error_code(&reply).as_deref() == Some("DUPLICATE_VALUE") {
+                    return Ok(reply.report(AttemptResult::Delivered));
+                }
+                Ok(classify(&reply))
+            }
+            "remove_from_campaign" => {
+                let Some(p) = self.find(&c, deadline).await? else { return Ok(delivered()) };
+                let q = format!(
+                    "SELECT Id FROM CampaignMember WHERE CampaignId = '{}' AND (ContactId = '{id}' OR LeadId = '{id}') LIMIT 1",
+                    soql(&target),
+                    id = soql(&p.id)
+                );
+                let found = self.send(Method::GET, &["query"], Some(&q), None, deadline).await?;
+                let Some(member) = found.str_at("/records/0/Id") else {
+                    return Ok(if found.ok() {
+                        found.report(AttemptResult::Delivered)
+                    } else {
+                        classify(&found)
+                    });
+                };
+                let reply = self
+                    .send(
+                        Method::DELETE,
+                        &["sobjects", "CampaignMember", &member],
+                        None,
+                        None,
+                        deadline,
+                    )
+                    .await?;
+                Ok(if reply.status == 404 {
+                    reply.report(AttemptResult::Delivered)
+                } else {
+                    classify(&reply)
+                })
+            }
+            "update_property" => {
+                let value = d
+                    .metadata
+                    .value
+                    .as_ref()
+                    .map(crate::config::model::Scalar::to_text)
+                    .unwrap_or_default();
+                let Some(p) = self.find(&c, deadline).await? else {
+                    self.create_lead(&c, d, Some((&target, &value)), deadline).await?;
+                    return Ok(delivered());
+                };
+                let body = json!({target: value});
+                let reply = self
+                    .send(Method::PATCH, &["sobjects", p.kind, &p.id], None, Some(&body), deadline)
+                    .await?;
+                Ok(classify(&reply))
+            }
+            other => Err(unknown_action("salesforce", other)),
+        }
+    }
+
+    /// The Contact with this email, else an unconverted Lead.
+    async fn find(&self, c: &Contact, deadline: Instant) -> Result<Option<Person>, AttemptReport> {
+        let email = soql(&c.email_key()?);
+        for (kind, extra) in [("Contact", ""), ("Lead", " AND IsConverted = false")] {
+            let q = format!("SELECT Id FROM {kind} WHERE Email = '{email}'{extra} LIMIT 1");
+            let reply = self.send(Method::GET, &["query"], Some(&q), None, deadline).await?;
+            if !reply.ok() {
+                return Err(classify(&reply));
+            }
+            if let Some(id) = reply.str_at("/records/0/Id") {
+                return Ok(Some(Person { kind, id }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates a Lead. A retry after a timeout finds it first (`find` runs
+    /// on every attempt), so a lost answer never makes a duplicate.
+    async fn create_lead(
+        &self,
+        c: &Contact,
+        d: &Delivery,
+        field: Option<(&str, &str)>,
+        deadline: Instant,
+    ) -> Result<Person, AttemptReport> {
+        let placeholder = Some("[not provided]".to_string());
+        let company = d
+            .payload
+            .get("company")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| placeholder.clone());
+        let mut body: Map<String, Value> = c.fields(&[
+            ("FirstName", &c.first_name),
+            ("LastName", if c.last_name.is_some() { &c.last_name } else { &placeholder }),
+            ("Company", &company),
+            ("Email", &c.email),
+            ("Phone", &c.phone),
+        ]);
+        if let Some((name, value)) = field {
+            body.insert(name.to_string(), json!(value));
+        }
+        let reply = self
+            .send(Method::POST, &["sobjects", "Lead"], None, Some(&Value::Object(body)), deadline)
+            .await?;
+        match reply.str_at("/id") {
+            Some(id) if reply.ok() => Ok(Person { kind: "Lead", id }),
+            _ => Err(classify(&reply)),
+        }
+    }
+}
+
+/// A SOQL string literal's content: backslashes and quotes escaped.
+fn soql(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+/// The first error's `errorCode` (Salesforce errors are an array).
+fn error_code(reply: &Reply) -> Option<String> {
+    reply.str_at("/0/errorCode")
+}
+
+/// The org's daily API limit (403 `REQUEST_LIMIT_EXCEEDED`) and row-lock
+/// contention are retried; everything else follows the default.
+fn classify(reply: &Reply) -> AttemptReport {
+    match error_code(reply).as_deref() {
+        Some("REQUEST_LIMIT_EXCEEDED") => reply.report(AttemptResult::Retry {
+            code: Outcome::RateLimited,
+            after: Some(Duration::from_secs(3600)),
+            message: reply.message(),
+        }),
+        Some("UNABLE_TO_LOCK_ROW") => reply.report(AttemptResult::Retry {
+            code: Outcome::RejectedServerError,
+            after: None,
+            message: reply.message(),
+        }),
+        _ => reply.default_report(),
+    }
+}
+
+impl Adapter for SalesforceAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn soql_literals_escape_quotes_and_backslashes() {
+        assert_eq!(super::soql(r"o'hara\x@example.com"), r"o\'hara\\x@example.com");
     }
 }

@@ -1,8 +1,16 @@
 //! SendGrid (v3): marketing lists and email.
 
+use super::adapter::{Adapter, AttemptReport, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{Api, deadline, metadata_id, permanent, plain, secret, settle, unknown_action};
+use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
+use reqwest::Method;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Duration;
 
 connection_config! {
     /// A SendGrid account.
@@ -36,3 +44,139 @@ impl Region {
 }
 
 crate::no_env_fields!(Region);
+
+/// Runtime of [`SendgridConfig`].
+#[derive(Debug)]
+pub struct SendgridAdapter {
+    api: Api,
+    from: Option<String>,
+}
+
+impl SendgridAdapter {
+    /// Resolves the key, region and default sender.
+    pub fn build(
+        cfg: &SendgridConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let key = secret("api_key", &cfg.api_key, lookup)?;
+        let default = match cfg.region {
+            Region::Global => "https://api.sendgrid.com",
+            Region::Eu => "https://api.eu.sendgrid.com",
+        };
+        let api = Api::new(cfg.base_url.as_ref(), default, lookup, client)?.bearer(&key)?;
+        Ok(SendgridAdapter { api, from: plain("from", cfg.from.as_ref(), lookup)? })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let c = Contact::from_payload(&d.payload);
+        let (path, body, idempotent): (&[&str], Value, bool) = match d.metadata.action.as_str() {
+            "add_to_list" => {
+                // Phone is left out: SendGrid's `phone_number_id` is an
+                // identifier (it would merge contacts), not the phone column.
+                let mut contact = Value::Object(
+                    c.fields(&[("first_name", &c.first_name), ("last_name", &c.last_name)]),
+                );
+                contact["email"] = json!(c.require_email()?);
+                let body = json!({"list_ids": [metadata_id(d)?], "contacts": [contact]});
+                (&["v3", "marketing", "contacts"], body, true)
+            }
+            "send_email_template" => (&["v3", "mail", "send"], self.template_mail(d, &c)?, false),
+            "send_email" => (&["v3", "mail", "send"], self.plain_mail(d, &c)?, false),
+            other => return Err(unknown_action("sendgrid", other)),
+        };
+        let call =
+            self.api.call(if idempotent { Method::PUT } else { Method::POST }, path).json(&body);
+        // Mail send has no idempotency key: a timeout must not send twice.
+        let call = if idempotent { call } else { call.not_idempotent() };
+        // A 429's `X-RateLimit-Reset` (a Unix time) is read by the default hint parsing.
+        Ok(call.send(deadline).await?.default_report())
+    }
+
+    /// A dynamic template with the contact fields as its data.
+    fn template_mail(&self, d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
+        let mut p = personalization(d, c)?;
+        p["dynamic_template_data"] = Value::Object(c.fields(&[
+            ("email", &c.email),
+            ("first_name", &c.first_name),
+            ("last_name", &c.last_name),
+            ("name", &c.name),
+            ("phone", &c.phone),
+        ]));
+        if let Some(subject) = &d.metadata.subject {
+            p["subject"] = json!(template::render(subject, &template::context(d)));
+        }
+        Ok(json!({
+            "from": self.sender(d)?,
+            "template_id": metadata_id(d)?,
+            "personalizations": [p],
+        }))
+    }
+
+    /// A plain-text email from the rule's subject and body templates.
+    fn plain_mail(&self, d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
+        let ctx = template::context(d);
+        let required = |v: &Option<String>, field: &str| {
+            v.as_ref().map(|t| template::render(t, &ctx)).ok_or_else(|| {
+                permanent(Outcome::MappingError, format!("`send_email` needs `metadata.{field}`"))
+            })
+        };
+        Ok(json!({
+            "from": self.sender(d)?,
+            "subject": required(&d.metadata.subject, "subject")?,
+            "content": [{"type": "text/plain", "value": required(&d.metadata.body, "body")?}],
+            "personalizations": [personalization(d, c)?],
+        }))
+    }
+
+    /// The rule's `from`, else the connection's, as `{email, name}`.
+    fn sender(&self, d: &Delivery) -> Result<Value, AttemptReport> {
+        let from = d
+            .metadata
+            .from
+            .as_ref()
+            .map(|f| template::render(f, &template::context(d)))
+            .or_else(|| self.from.clone());
+        let from = from.ok_or_else(|| {
+            permanent(Outcome::MappingError, "no sender: set `from` on the rule or the connection")
+        })?;
+        Ok(address(&from))
+    }
+}
+
+/// The one recipient, named when the payload has a name. The delivery id
+/// rides along in `custom_args` (the per-personalization object: the spec
+/// types the top-level one as a string) to correlate SendGrid's activity.
+fn personalization(d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
+    let mut to = json!({"email": c.require_email()?});
+    if let Some(name) = &c.name {
+        to["name"] = json!(name);
+    }
+    Ok(json!({"to": [to], "custom_args": {"meshes_delivery_id": d.delivery_id}}))
+}
+
+/// `Acme <hello@acme.dev>` → `{"email": "hello@acme.dev", "name": "Acme"}`.
+fn address(text: &str) -> Value {
+    match text.trim().strip_suffix('>').and_then(|t| t.rsplit_once('<')) {
+        Some((name, email)) if !name.trim().is_empty() => {
+            json!({"email": email.trim(), "name": name.trim()})
+        }
+        Some((_, email)) => json!({"email": email.trim()}),
+        None => json!({"email": text.trim()}),
+    }
+}
+
+impl Adapter for SendgridAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+}

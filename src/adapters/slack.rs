@@ -1,7 +1,16 @@
 //! Slack: messages through an incoming webhook or a bot token (`chat.postMessage`).
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::http::{
+    Api, Reply, deadline, invalid, metadata_id, parse_url, secret, settle, unknown_action,
+};
+use super::{BuildError, Lookup, template};
 use crate::config::diagnostic::{Issue, Path};
 use crate::config::env::Secret;
+use crate::config::model::Outcome;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
 
 connection_config! {
     /// A Slack incoming webhook, or a bot that posts to channels named in each rule.
@@ -22,5 +31,132 @@ impl SlackConfig {
             ("webhook_url", self.webhook_url.is_some()),
             ("bot_token", self.bot_token.is_some()),
         )
+    }
+}
+
+/// Posts rule messages to Slack (runtime of [`SlackConfig`]).
+#[derive(Debug)]
+pub struct SlackAdapter {
+    mode: Mode,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// The whole URL is the credential.
+    Webhook(Api),
+    /// `chat.postMessage` on `base_url` (default `https://slack.com/api`).
+    Bot(Api),
+}
+
+/// `chat.postMessage` errors that mean the token itself is bad.
+const AUTH_ERRORS: [&str; 6] = [
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+];
+
+impl SlackAdapter {
+    /// Resolves the webhook URL or bot token.
+    pub fn build(
+        cfg: &SlackConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let mode = match (&cfg.webhook_url, &cfg.bot_token) {
+            (Some(url), _) => {
+                let url = parse_url("webhook_url", &secret("webhook_url", url, lookup)?)?;
+                Mode::Webhook(Api::secret_url(url, client)?)
+            }
+            (None, Some(token)) => {
+                let token = secret("bot_token", token, lookup)?;
+                let api = Api::new(cfg.base_url.as_ref(), "https://slack.com/api", lookup, client)?;
+                Mode::Bot(api.bearer(&token)?)
+            }
+            (None, None) => return Err(invalid("webhook_url", "set `webhook_url` or `bot_token`")),
+        };
+        Ok(SlackAdapter { mode })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        if d.metadata.action != "send_message" {
+            return Err(unknown_action("slack", &d.metadata.action));
+        }
+        let text = message_text(d);
+        let deadline = deadline(timeout);
+        match &self.mode {
+            Mode::Webhook(api) => {
+                let reply = api
+                    .call(Method::POST, &[])
+                    .json(&json!({"text": text}))
+                    .not_idempotent()
+                    .send(deadline)
+                    .await?;
+                Ok(reply.default_report())
+            }
+            Mode::Bot(api) => {
+                let body = json!({"channel": metadata_id(d)?, "text": text, "unfurl_links": false});
+                let reply = api
+                    .call(Method::POST, &["chat.postMessage"])
+                    .json_as(&body, "application/json; charset=utf-8")
+                    .not_idempotent()
+                    .send(deadline)
+                    .await?;
+                Ok(bot_result(&reply, d.attempt))
+            }
+        }
+    }
+}
+
+/// The rule's template rendered, or the event type when there is none.
+fn message_text(d: &Delivery) -> String {
+    match &d.metadata.template {
+        Some(t) => template::render(t, &template::context(d)),
+        None => format!("{} ({})", d.event, d.event_id),
+    }
+}
+
+/// `chat.postMessage` answers 200 with `ok:false` for errors: the `error`
+/// code decides. `internal_error`/`fatal_error` may have posted anyway, so
+/// they are retried once at most.
+fn bot_result(reply: &Reply, attempt: u32) -> AttemptReport {
+    if !reply.ok() {
+        return reply.default_report();
+    }
+    if reply.json.as_ref().and_then(|j| j.get("ok")).and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
+        return reply.report(AttemptResult::Delivered);
+    }
+    let error = reply.str_at("/error").unwrap_or_else(|| "no `ok` in the response".into());
+    let message = reply.redact(&format!("Slack error: {error}"));
+    let result = match error.as_str() {
+        "ratelimited" | "rate_limited" => {
+            AttemptResult::Retry { code: Outcome::RateLimited, after: reply.retry_hint(), message }
+        }
+        "internal_error" | "fatal_error" | "service_unavailable" if attempt < 2 => {
+            AttemptResult::Retry { code: Outcome::RejectedServerError, after: None, message }
+        }
+        e if AUTH_ERRORS.contains(&e) => {
+            AttemptResult::Permanent { code: Outcome::AuthFailed, message }
+        }
+        _ => AttemptResult::Permanent { code: Outcome::RejectedClientError, message },
+    };
+    reply.report(result)
+}
+
+impl Adapter for SlackAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
 }

@@ -1,6 +1,15 @@
 //! Zoom (API v2, server-to-server OAuth): meeting and webinar registrants.
 
+use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::contact::Contact;
+use super::http::{Api, Reply, deadline, metadata_id, permanent, secret, settle, unknown_action};
+use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
+use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
 
 connection_config! {
     /// A Zoom account, through a server-to-server OAuth app.
@@ -11,5 +20,103 @@ connection_config! {
         pub client_id: EnvString,
         /// Client secret of the server-to-server app.
         pub client_secret: Secret,
+    }
+}
+
+/// Runtime of [`ZoomConfig`].
+#[derive(Debug)]
+pub struct ZoomAdapter {
+    api: Api,
+    auth: Bearer,
+}
+
+impl ZoomAdapter {
+    /// Sets up the server-to-server token flow. Tokens come from
+    /// `https://zoom.us/oauth/token`, or from the `base_url` host when the
+    /// API is overridden (proxies, local fakes).
+    pub fn build(
+        cfg: &ZoomConfig,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let api =
+            Api::new(cfg.base_url.as_ref(), "https://api.zoom.us/v2", lookup, client.clone())?;
+        let token_host = if cfg.base_url.is_some() {
+            let mut origin = api.base().clone();
+            origin.set_path("");
+            origin.set_query(None);
+            Api::at(origin, client)?
+        } else {
+            Api::new(None, "https://zoom.us", lookup, client)?
+        };
+        let grant = Grant::AccountCredentials {
+            account_id: resolve_field("account_id", &cfg.account_id.0, lookup)?.trim().to_string(),
+        };
+        let client_id = resolve_field("client_id", &cfg.client_id.0, lookup)?.trim().to_string();
+        let client_secret = secret("client_secret", &cfg.client_secret, lookup)?;
+        let cache = TokenCache::new(
+            token_host,
+            &["oauth", "token"],
+            client_id,
+            client_secret,
+            ClientAuth::Basic,
+            grant,
+        );
+        Ok(ZoomAdapter { api, auth: Bearer::OAuth(Box::new(cache)) })
+    }
+
+    async fn attempt(
+        &self,
+        d: &Delivery,
+        timeout: Duration,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let deadline = deadline(timeout);
+        let c = Contact::from_payload(&d.payload);
+        let (kind, meeting) = match d.metadata.action.as_str() {
+            "add_meeting_registrant" => ("meetings", true),
+            "add_webinar_registrant" => ("webinars", false),
+            other => return Err(unknown_action("zoom", other)),
+        };
+        let first = c.first_name.clone().ok_or_else(|| {
+            permanent(
+                Outcome::MappingError,
+                "Zoom requires a first name: the payload has no `first_name` or `name`",
+            )
+        })?;
+        let mut body = Value::Object(c.fields(&[("last_name", &c.last_name), ("phone", &c.phone)]));
+        body["email"] = json!(c.require_email()?);
+        body["first_name"] = json!(first);
+        if meeting {
+            body["auto_approve"] = json!(true);
+        }
+        let id = metadata_id(d)?;
+        let path = [kind, id.as_str(), "registrants"];
+        // Registering an email twice returns the existing registrant: safe to retry.
+        let reply =
+            self.auth.send(deadline, || self.api.call(Method::POST, &path).json(&body)).await?;
+        Ok(classify(&reply))
+    }
+}
+
+/// Zoom's per-registrant limit (3 registrations of one email a day) lifts
+/// at 00:00 UTC; other 429s follow the default.
+fn classify(reply: &Reply) -> AttemptReport {
+    let message = reply.message();
+    if reply.status == 429 && message.contains("daily rate limit") {
+        let day = 86_400_000;
+        let until_midnight = day - crate::clock::now_ms() % day;
+        let after = Some(Duration::from_millis(until_midnight));
+        return reply.report(AttemptResult::Retry { code: Outcome::RateLimited, after, message });
+    }
+    reply.default_report()
+}
+
+impl Adapter for ZoomAdapter {
+    fn deliver<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        timeout: Duration,
+    ) -> BoxFuture<'a, AttemptReport> {
+        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
 }

@@ -196,6 +196,8 @@ fn connection_rt(
 ) -> ConnectionRt {
     let o = conn.delivery().cloned().unwrap_or_default();
     let r = o.retry.unwrap_or_default();
+    // Provider defaults (Resend 2/s, Mailchimp 10 at once) unless the connection overrides them.
+    let (concurrency, rate_limit) = conn.effective_limits(d.concurrency);
     let retry = RetryPolicy {
         schedule: r.schedule.unwrap_or_else(|| d.retry.schedule.clone()),
         jitter: r.jitter.unwrap_or(d.retry.jitter),
@@ -208,8 +210,8 @@ fn connection_rt(
         config: conn.clone(),
         adapter,
         lane: LaneSettings {
-            concurrency: o.concurrency.unwrap_or(d.concurrency),
-            rate_limit: o.rate_limit,
+            concurrency,
+            rate_limit,
             breaker: o.circuit_breaker.unwrap_or_else(|| d.circuit_breaker.clone()),
         },
         timeout: o.timeout.unwrap_or(d.timeout).get(),

@@ -1,0 +1,402 @@
+//! The HTTP helper every provider adapter calls through.
+//!
+//! One [`Api`] per connection (base URL, auth headers, the shared client and
+//! the credentials to redact), one [`Call`] per request. A call either comes
+//! back as a [`Reply`] the provider inspects (ids, `ok:false`, titles) or as
+//! a finished [`AttemptReport`] (timeout, network error), so provider flows
+//! chain steps with `?` on `Result<_, AttemptReport>`.
+//!
+//! Classification starts from [`Reply::classify`] (providers.md section 0);
+//! providers override the cases they know (throttling 403s, "already a
+//! member") before falling back to it.
+
+pub use super::reply::{Reply, error_message, retry_hint};
+
+use super::adapter::{AttemptReport, AttemptResult, EXCERPT_LIMIT, excerpt};
+use super::{BuildError, Lookup, resolve_field};
+use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Sent on every provider request.
+const AGENT: &str = concat!("meshes/", env!("CARGO_PKG_VERSION"));
+
+/// Most bytes of a provider response read (ids and error messages live in
+/// the first kilobytes; the rest is never needed).
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// Shortest credential redacted from messages (shorter ones would scrub
+/// ordinary words; real credentials are far longer).
+const MIN_SECRET: usize = 6;
+
+/// One provider connection's HTTP side: base URL, fixed headers (auth) and
+/// the secrets that must never appear in a message or excerpt.
+#[derive(Clone)]
+pub struct Api {
+    base: reqwest::Url,
+    headers: HeaderMap,
+    secrets: Arc<[String]>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The host only: a webhook-style base URL is itself a credential.
+        f.debug_struct("Api").field("host", &self.base.host_str()).finish_non_exhaustive()
+    }
+}
+
+/// A resolved secret field; kept out of `Debug` by its holders.
+pub fn secret(field: &str, s: &Secret, lookup: Lookup<'_>) -> Result<String, BuildError> {
+    let value = resolve_field(field, s.template(), lookup)?.trim().to_string();
+    if value.is_empty() {
+        return Err(invalid(field, "the value is empty"));
+    }
+    Ok(value)
+}
+
+/// A resolved optional plain field (`${VAR}` allowed).
+pub fn plain(
+    field: &str,
+    s: Option<&EnvString>,
+    lookup: Lookup<'_>,
+) -> Result<Option<String>, BuildError> {
+    s.map(|s| resolve_field(field, &s.0, lookup).map(|v| v.trim().to_string())).transpose()
+}
+
+/// A [`BuildError::Invalid`] for `field`.
+pub fn invalid(field: &str, message: impl Into<String>) -> BuildError {
+    BuildError::Invalid { field: field.to_string(), message: message.into() }
+}
+
+/// Parses an absolute http(s) URL with a host; errors never echo the value.
+pub fn parse_url(field: &str, raw: &str) -> Result<reqwest::Url, BuildError> {
+    let url =
+        reqwest::Url::parse(raw.trim()).map_err(|e| invalid(field, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(field, "expected an http:// or https:// URL with a host"));
+    }
+    Ok(url)
+}
+
+impl Api {
+    /// An API rooted at `base_url` (the connection's override) or `default`.
+    pub fn new(
+        base_url: Option<&EnvString>,
+        default: &str,
+        lookup: Lookup<'_>,
+        client: reqwest::Client,
+    ) -> Result<Self, BuildError> {
+        let raw = plain("base_url", base_url, lookup)?.unwrap_or_else(|| default.to_string());
+        Self::at(parse_url("base_url", &raw)?, client)
+    }
+
+    /// An API rooted at an already checked URL.
+    pub fn at(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
+        Ok(Api { base, headers, secrets: Arc::from([]), client })
+    }
+
+    /// An API whose URL is itself the credential (Slack and Discord
+    /// webhooks): its path and query are redacted from every message.
+    pub fn secret_url(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
+        let path = base.path().to_string();
+        let query = base.query().unwrap_or_default().to_string();
+        // The token is the last segment (Discord `/webhooks/<id>/<token>`,
+        // Slack `/services/T…/B…/<token>`): redacted on its own too.
+        let token = base.path_segments().and_then(Iterator::last).unwrap_or_default().to_string();
+        Ok(Self::at(base, client)?.redacting(&path).redacting(&query).redacting(&token))
+    }
+
+    /// Adds a fixed header whose value is a credential (marked sensitive, redacted).
+    pub fn with_secret_header(mut self, name: HeaderName, value: &str) -> Result<Self, BuildError> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| invalid(name.as_str(), "not a valid HTTP header value"))?;
+        v.set_sensitive(true);
+        self.headers.insert(name, v);
+        Ok(self)
+    }
+
+    /// Adds a fixed, non-secret header (`Accept`, API version pins).
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.headers.insert(name, HeaderValue::from_static(value));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Result<Self, BuildError> {
+        self.redacting(token).with_secret_header(AUTHORIZATION, &format!("Bearer {token}"))
+    }
+
+    /// `Authorization: Basic base64(user:password)`.
+    pub fn basic(self, user: &str, password: &str) -> Result<Self, BuildError> {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let header = format!("Basic {encoded}");
+        self.redacting(password).redacting(&encoded).with_secret_header(AUTHORIZATION, &header)
+    }
+
+    /// Adds a value to scrub from every message and excerpt.
+    pub fn redacting(mut self, secret: &str) -> Self {
+        if secret.len() >= MIN_SECRET {
+            let mut all = self.secrets.to_vec();
+            all.push(secret.to_string());
+            self.secrets = all.into();
+        }
+        self
+    }
+
+    /// The base URL (for building absolute URLs elsewhere).
+    pub fn base(&self) -> &reqwest::Url {
+        &self.base
+    }
+
+    /// A request to the base URL plus `segments`, each percent-encoded (an
+    /// email or id can never change the path's shape).
+    pub fn call(&self, method: reqwest::Method, segments: &[&str]) -> Call<'_> {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        Call { api: self, method, url, headers: HeaderMap::new(), body: None, idempotent: true }
+    }
+
+    /// Replaces every credential in `text` with `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        redact(&self.secrets, text)
+    }
+}
+
+/// One request being built.
+#[derive(Debug)]
+pub struct Call<'a> {
+    api: &'a Api,
+    method: reqwest::Method,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Option<Body>,
+    idempotent: bool,
+}
+
+/// A request body.
+#[derive(Debug)]
+enum Body {
+    Json(Vec<u8>),
+    Form(Vec<(String, String)>),
+}
+
+impl Call<'_> {
+    /// Appends a query parameter.
+    #[must_use]
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.url.query_pairs_mut().append_pair(key, value);
+        self
+    }
+
+    /// Adds a header (ignored if the value cannot be a header, e.g. a newline in an id).
+    #[must_use]
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(HeaderName::from_static(name), v);
+        }
+        self
+    }
+
+    /// A per-call `Authorization: Bearer` (OAuth access tokens).
+    #[must_use]
+    pub fn bearer(mut self, token: &str) -> Self {
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            v.set_sensitive(true);
+            self.headers.insert(AUTHORIZATION, v);
+        }
+        self
+    }
+
+    /// A JSON body (`Content-Type: application/json`).
+    #[must_use]
+    pub fn json(self, body: &Value) -> Self {
+        self.json_as(body, "application/json")
+    }
+
+    /// A JSON body with a specific content type (Slack wants a charset).
+    #[must_use]
+    pub fn json_as(mut self, body: &Value, content_type: &'static str) -> Self {
+        self.headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.body = serde_json::to_vec(body).ok().map(Body::Json);
+        self
+    }
+
+    /// A form body (OAuth token requests), with optional HTTP Basic client auth.
+    #[must_use]
+    pub fn form(mut self, fields: &[(&str, &str)], basic: Option<(&String, &String)>) -> Self {
+        use base64::Engine as _;
+        let pairs = fields.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        self.body = Some(Body::Form(pairs));
+        if let Some((user, password)) = basic {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Basic {encoded}")) {
+                v.set_sensitive(true);
+                self.headers.insert(AUTHORIZATION, v);
+            }
+        }
+        self
+    }
+
+    /// Marks the call as not safe to repeat (a message or email without an
+    /// idempotency key): when the request may have reached the provider but
+    /// no answer came back, the attempt fails permanently instead of
+    /// retrying, so a timeout never turns into a second message.
+    #[must_use]
+    pub fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
+
+    /// Sends, reading the answer before `deadline`.
+    pub async fn send(self, deadline: Instant) -> Result<Reply, AttemptReport> {
+        let mut request =
+            self.api.client.request(self.method, self.url).headers(self.api.headers.clone());
+        request = request.headers(self.headers);
+        match self.body {
+            Some(Body::Json(bytes)) => request = request.body(bytes),
+            Some(Body::Form(pairs)) => request = request.form(&pairs),
+            None => {}
+        }
+        let idempotent = self.idempotent;
+        match tokio::time::timeout_at(deadline, request.send()).await {
+            Err(_) => {
+                Err(no_answer(idempotent, Outcome::Timeout, "no response within the timeout"))
+            }
+            Ok(Err(e)) => Err(transport_failure(self.api, &e, idempotent)),
+            Ok(Ok(response)) => Ok(read(self.api, response, deadline).await),
+        }
+    }
+}
+
+/// Reads at most [`BODY_LIMIT`] bytes before the deadline.
+async fn read(api: &Api, mut response: reqwest::Response, deadline: Instant) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut buf = Vec::new();
+    while buf.len() < BODY_LIMIT {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let take = chunk.len().min(BODY_LIMIT - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            _ => break,
+        }
+    }
+    // The JSON stays raw (a rotated refresh token must be read as sent);
+    // messages built from it are redacted by `Reply::message`.
+    let json = serde_json::from_slice(&buf).ok();
+    let text = api.redact(&excerpt(&buf[..buf.len().min(EXCERPT_LIMIT)]));
+    Reply { status, headers, json, excerpt: text, secrets: api.secrets.clone() }
+}
+
+/// A failure with no HTTP answer.
+fn no_answer(idempotent: bool, code: Outcome, what: &str) -> AttemptReport {
+    let result = if idempotent {
+        AttemptResult::Retry { code, after: None, message: what.to_string() }
+    } else {
+        AttemptResult::Permanent {
+            code,
+            message: format!(
+                "{what}; the provider may have acted on it and this action has no idempotency \
+                 key, so it is not retried automatically (check, then retry it by hand)"
+            ),
+        }
+    };
+    AttemptReport { result, http_status: None, response_excerpt: None }
+}
+
+/// Classifies a failure before any response. reqwest's `Display` names the
+/// URL (which may be a credential), so the message is built from the causes
+/// and redacted.
+fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> AttemptReport {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let detail = api.redact(&causes.join(": "));
+    let with =
+        |what: &str| if detail.is_empty() { what.to_string() } else { format!("{what}: {detail}") };
+    if e.is_builder() {
+        let message = with("the request could not be built");
+        let result = AttemptResult::Permanent { code: Outcome::InternalError, message };
+        return AttemptReport { result, http_status: None, response_excerpt: None };
+    }
+    if e.is_connect() {
+        // Nothing was sent: always safe to retry.
+        return no_answer(true, Outcome::NetworkError, &with("could not connect"));
+    }
+    let code = if e.is_timeout() { Outcome::Timeout } else { Outcome::NetworkError };
+    no_answer(idempotent, code, &with("the request failed"))
+}
+
+/// Replaces every one of `secrets` in `text` with `[redacted]`.
+pub fn redact(secrets: &[String], text: &str) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
+/// A deadline `timeout` from now (about a year for absurd timeouts).
+pub fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+}
+
+/// The report of a provider flow written with `?` on `Result<_, AttemptReport>`.
+pub fn settle(flow: Result<AttemptReport, AttemptReport>) -> AttemptReport {
+    match flow {
+        Ok(report) | Err(report) => report,
+    }
+}
+
+/// Delivered without a final call (the desired state already holds).
+pub fn delivered() -> AttemptReport {
+    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
+}
+
+/// A permanent failure with no HTTP answer (bad payload, missing metadata).
+pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
+    let result = AttemptResult::Permanent { code, message: message.into() };
+    AttemptReport { result, http_status: None, response_excerpt: None }
+}
+
+/// The rule's `metadata.id` as text, or a permanent `mapping_error`.
+pub fn metadata_id(d: &super::adapter::Delivery) -> Result<String, AttemptReport> {
+    match d.metadata.id.as_ref().map(crate::config::model::Scalar::to_text) {
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => Err(permanent(
+            Outcome::MappingError,
+            format!("the rule's `metadata.id` is required for `{}`", d.metadata.action),
+        )),
+    }
+}
+
+/// A permanent failure for an action this integration does not have
+/// (validation prevents it; a hand-edited store could still carry one).
+pub fn unknown_action(kind: &str, action: &str) -> AttemptReport {
+    permanent(Outcome::MappingError, format!("`{kind}` has no action `{action}`"))
+}
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -1,0 +1,159 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::adapters::http::{deadline, parse_url};
+use serde_json::json;
+use wiremock::matchers::{body_string, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn cache(server: &MockServer, auth: ClientAuth, grant: Grant) -> TokenCache {
+    let api = Api::at(parse_url("u", &server.uri()).unwrap(), reqwest::Client::new()).unwrap();
+    TokenCache::new(api, &["oauth", "token"], "cid".into(), "csecret".into(), auth, grant)
+}
+
+fn refresh(token: &str) -> Grant {
+    Grant::RefreshToken { refresh_token: token.into() }
+}
+
+fn soon() -> Instant {
+    deadline(Duration::from_secs(5))
+}
+
+fn token_reply(access: &str, expires_in: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": access, "expires_in": expires_in, "refresh_token": "rtok-two",
+        "instance_url": "https://acme.my.salesforce.com"
+    }))
+}
+
+#[tokio::test]
+async fn refreshes_once_then_caches_and_keeps_the_rotated_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_string(
+            "grant_type=refresh_token&refresh_token=rtok-one&client_id=cid&client_secret=csecret",
+        ))
+        .respond_with(token_reply("at-1", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    let first = c.token(soon()).await.unwrap();
+    let again = c.token(soon()).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(first.access_token, "at-1");
+    assert_eq!(first.response["instance_url"], "https://acme.my.salesforce.com");
+    assert!(
+        matches!(&c.state.lock().await.grant, Grant::RefreshToken { refresh_token } if refresh_token == "rtok-two")
+    );
+}
+
+#[tokio::test]
+async fn a_token_near_expiry_is_refreshed_before_use() {
+    let server = MockServer::start().await;
+    // 30 s left is inside the early-refresh margin: every use refreshes.
+    Mock::given(method("POST"))
+        .respond_with(token_reply("short", 30))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    c.token(soon()).await.unwrap();
+    c.token(soon()).await.unwrap();
+}
+
+#[tokio::test]
+async fn zoom_account_credentials_use_basic_auth() {
+    let server = MockServer::start().await;
+    // base64("cid:csecret")
+    Mock::given(method("POST"))
+        .and(header("authorization", "Basic Y2lkOmNzZWNyZXQ="))
+        .and(body_string("grant_type=account_credentials&account_id=acc-1"))
+        .respond_with(token_reply("zoom-at", 3600))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let grant = Grant::AccountCredentials { account_id: "acc-1".into() };
+    let c = cache(&server, ClientAuth::Basic, grant);
+    assert_eq!(c.token(soon()).await.unwrap().access_token, "zoom-at");
+}
+
+#[tokio::test]
+async fn a_refused_refresh_is_a_permanent_auth_failure_without_secrets() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_grant", "error_description": "expired rtok-one for csecret"
+        })))
+        .mount(&server)
+        .await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    let err = c.token(soon()).await.unwrap_err();
+    let AttemptResult::Permanent { code, message } = err.result else { panic!() };
+    assert_eq!(code, Outcome::AuthFailed);
+    assert_eq!(
+        message,
+        "the OAuth token refresh failed: invalid_grant: expired [redacted] for [redacted]"
+    );
+    assert!(!err.response_excerpt.unwrap().contains("csecret"));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    let err = c.token(soon()).await.unwrap_err();
+    assert!(matches!(err.result, AttemptResult::Retry { code: Outcome::RejectedServerError, .. }));
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_retries_the_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(token_reply("at", 3600))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/thing"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    let api = Api::at(parse_url("u", &server.uri()).unwrap(), reqwest::Client::new()).unwrap();
+    let reply = c
+        .authorized(soon(), |t| {
+            let call = api.call(reqwest::Method::GET, &["thing"]).bearer(&t.access_token);
+            call.send(soon())
+        })
+        .await
+        .unwrap();
+    // Still 401 after one refresh: the provider's answer stands (auth_failed).
+    assert_eq!(reply.status, 401);
+    assert!(matches!(reply.classify(), AttemptResult::Permanent { code: Outcome::AuthFailed, .. }));
+}
+
+#[tokio::test]
+async fn waiting_behind_a_slow_refresh_honours_the_deadline() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(token_reply("slow", 3600).set_delay(Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    let c = Arc::new(cache(&server, ClientAuth::Body, refresh("rtok-one")));
+    let first = tokio::spawn({
+        let c = c.clone();
+        async move { c.token(deadline(Duration::from_secs(20))).await.map(|_| ()) }
+    });
+    // Poll until the first refresh holds the lock, then wait behind it.
+    while c.state.try_lock().is_ok() {
+        tokio::task::yield_now().await;
+    }
+    let err = c.token(deadline(Duration::from_millis(200))).await.unwrap_err();
+    assert!(matches!(err.result, AttemptResult::Retry { code: Outcome::Timeout, .. }), "{err:?}");
+    first.abort();
+}

@@ -1,0 +1,156 @@
+//! Mailchimp: PUT upsert on the subscriber hash, DELETE to archive.
+
+use crate::fake::*;
+use crate::spec;
+use meshes::adapters::adapter::Adapter;
+use meshes::config::model::Outcome;
+use serde_json::json;
+use std::sync::Arc;
+use wiremock::ResponseTemplate;
+
+// md5("ada@example.com")
+const HASH: &str = "3e3417d7ef77d5932a6734b916515ed5";
+const BASIC: &str = "Basic bWVzaGVzOmtleXNlY3JldC11czY="; // meshes:keysecret-us6
+
+fn member_path() -> String {
+    format!("/3.0/lists/8f2c1e9a4b/members/{HASH}")
+}
+
+fn mailchimp(fake: &Fake) -> Arc<dyn Adapter> {
+    let yaml = format!("type: mailchimp\napi_key: ${{MC_KEY}}\nbase_url: {}/3.0\n", fake.uri());
+    adapter(&yaml, &[("MC_KEY", "keysecret-us6")])
+}
+
+fn action(name: &str) -> meshes::adapters::adapter::Delivery {
+    delivery(json!({"action": name, "id": "8f2c1e9a4b"}), person())
+}
+
+fn upsert() -> Expect {
+    Expect::new("PUT", &member_path())
+        .query("skip_merge_validation", "true")
+        .header("authorization", BASIC)
+        .json(json!({
+            "email_address": "Ada@Example.com",
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Ada", "LNAME": "Lovelace", "PHONE": "+441234"}
+        }))
+}
+
+#[tokio::test]
+async fn add_to_list_upserts_on_the_lower_cased_email_hash() {
+    let fake = Fake::start().await;
+    fake.expect(
+        upsert(),
+        ResponseTemplate::new(200).set_body_json(json!({"id": HASH, "status": "subscribed"})),
+    )
+    .await;
+    assert_delivered(&deliver(&mailchimp(&fake), &action("add_to_list")).await);
+    let sent = fake.bodies(&member_path()).await;
+    spec::check(
+        &spec::load("mailchimp.lists-members.EXTRACT.json"),
+        "put",
+        "/3.0/lists/{list_id}/members/{subscriber_hash}",
+        &sent[0],
+    );
+}
+
+#[tokio::test]
+async fn remove_from_list_archives_and_absent_members_count_as_removed() {
+    let fake = Fake::start().await;
+    let delete = Expect::new("DELETE", &member_path()).header("authorization", BASIC);
+    fake.expect(delete.clone(), ResponseTemplate::new(204)).await;
+    assert_delivered(&deliver(&mailchimp(&fake), &action("remove_from_list")).await);
+
+    let fake = Fake::start().await;
+    let missing = json!({"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": "Resource Not Found", "status": 404, "detail": "The requested resource could not be found."});
+    fake.expect(delete, ResponseTemplate::new(404).set_body_json(missing)).await;
+    assert_delivered(&deliver(&mailchimp(&fake), &action("remove_from_list")).await);
+}
+
+#[tokio::test]
+async fn compliance_state_is_permanent_with_mailchimps_title() {
+    let fake = Fake::start().await;
+    let problem = json!({"title": "Member In Compliance State", "status": 400, "detail": "ada@example.com is already a list member in compliance state due to unsubscribe, bounce, or compliance review."});
+    fake.expect(
+        upsert(),
+        ResponseTemplate::new(400)
+            .insert_header("content-type", "application/problem+json")
+            .set_body_json(problem),
+    )
+    .await;
+    let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
+    assert_permanent(&r, Outcome::RejectedClientError, "Member In Compliance State");
+}
+
+#[tokio::test]
+async fn an_empty_403_is_a_throttle_but_a_403_with_a_body_is_not() {
+    let fake = Fake::start().await;
+    fake.expect(upsert(), ResponseTemplate::new(403)).await;
+    assert_retry(
+        &deliver(&mailchimp(&fake), &action("add_to_list")).await,
+        Outcome::RateLimited,
+        None,
+    );
+
+    let fake = Fake::start().await;
+    let forbidden = json!({"title": "Forbidden", "status": 403, "detail": "You don't have permission to access this resource."});
+    fake.expect(upsert(), ResponseTemplate::new(403).set_body_json(forbidden)).await;
+    let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
+    assert_permanent(&r, Outcome::AuthFailed, "Forbidden");
+}
+
+#[tokio::test]
+async fn throttling_and_outages_are_retried() {
+    let fake = Fake::start().await;
+    fake.expect(
+        upsert(),
+        ResponseTemplate::new(429).set_body_json(json!({"title": "Too Many Requests"})),
+    )
+    .await;
+    assert_retry(
+        &deliver(&mailchimp(&fake), &action("add_to_list")).await,
+        Outcome::RateLimited,
+        None,
+    );
+    let fake = Fake::start().await;
+    fake.expect(upsert(), ResponseTemplate::new(503)).await;
+    assert_retry(
+        &deliver(&mailchimp(&fake), &action("add_to_list")).await,
+        Outcome::RejectedServerError,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn bad_keys_are_auth_failures_without_the_key() {
+    let fake = Fake::start().await;
+    let invalid = json!({"title": "API Key Invalid", "status": 401, "detail": "Your API key may be invalid: keysecret-us6"});
+    fake.expect(upsert(), ResponseTemplate::new(401).set_body_json(invalid)).await;
+    let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
+    assert_permanent(&r, Outcome::AuthFailed, "API Key Invalid");
+    assert_no_secret(&r, "keysecret-us6");
+}
+
+#[tokio::test]
+async fn no_email_is_a_mapping_error_and_sends_nothing() {
+    let fake = Fake::start().await;
+    let d = delivery(json!({"action": "add_to_list", "id": "8f2c1e9a4b"}), json!({"name": "Ada"}));
+    assert_permanent(&deliver(&mailchimp(&fake), &d).await, Outcome::MappingError, "email");
+}
+
+#[test]
+fn the_data_center_comes_from_the_key_or_the_config() {
+    assert!(try_adapter("type: mailchimp\napi_key: ${K}\n", &[("K", "abc-us19")]).is_ok());
+    assert!(
+        try_adapter("type: mailchimp\napi_key: ${K}\ndata_center: eu1\n", &[("K", "abc")]).is_ok()
+    );
+    let err =
+        try_adapter("type: mailchimp\napi_key: ${K}\n", &[("K", "nodatacenter")]).unwrap_err();
+    assert!(
+        err.contains("api_key") && err.contains("data center") && !err.contains("nodatacenter"),
+        "{err}"
+    );
+    let err =
+        try_adapter("type: mailchimp\napi_key: ${K}\n", &[("K", "abc-evil.com/x")]).unwrap_err();
+    assert!(err.contains("data center"), "{err}");
+}

@@ -1,0 +1,221 @@
+//! Resend: segments (find-or-create by email) and template emails.
+
+use crate::fake::*;
+use crate::spec;
+use meshes::adapters::adapter::Adapter;
+use meshes::config::model::Outcome;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::ResponseTemplate;
+
+const KEY: &str = "re_live_secret_key";
+const AUTH: &str = "Bearer re_live_secret_key";
+const SEGMENT: &str = "78261eea-8f8b-4381-83c6-79fa7120f1cf";
+
+fn resend(fake: &Fake, extra: &str) -> Arc<dyn Adapter> {
+    let yaml =
+        format!("type: resend\napi_key: ${{RESEND_API_KEY}}\nbase_url: {}\n{extra}", fake.uri());
+    adapter(&yaml, &[("RESEND_API_KEY", KEY)])
+}
+
+fn seg_path() -> String {
+    format!("/contacts/ada@example.com/segments/{SEGMENT}")
+}
+
+fn error(status: u16, name: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"statusCode": status, "name": name, "message": message}))
+}
+
+fn segment_action(name: &str) -> meshes::adapters::adapter::Delivery {
+    delivery(json!({"action": name, "id": SEGMENT}), person())
+}
+
+#[tokio::test]
+async fn add_to_segment_adds_a_known_contact_in_one_call() {
+    let fake = Fake::start().await;
+    let ok = json!({"object": "contact_segment", "contact_id": "c1", "segment_id": SEGMENT});
+    fake.expect(
+        Expect::new("POST", &seg_path()).header("authorization", AUTH),
+        ResponseTemplate::new(200).set_body_json(ok),
+    )
+    .await;
+    assert_delivered(&deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await);
+}
+
+#[tokio::test]
+async fn add_to_segment_creates_an_unknown_contact_with_the_segment() {
+    let fake = Fake::start().await;
+    fake.expect(Expect::new("POST", &seg_path()), error(404, "not_found", "Contact not found"))
+        .await;
+    let create = Expect::new("POST", "/contacts").header("authorization", AUTH).json(json!({
+        "email": "ada@example.com", "segments": [SEGMENT], "first_name": "Ada", "last_name": "Lovelace"
+    }));
+    fake.expect(
+        create,
+        ResponseTemplate::new(201).set_body_json(json!({"object": "contact", "id": "c1"})),
+    )
+    .await;
+    assert_delivered(&deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await);
+    spec::check(
+        &spec::load("resend.yaml"),
+        "post",
+        "/contacts",
+        &fake.bodies("/contacts").await[0],
+    );
+}
+
+#[tokio::test]
+async fn remove_from_segment_treats_not_a_member_as_done() {
+    for (status, reply) in [
+        (200, json!({"object": "contact_segment"})),
+        (404, json!({"name": "not_found", "message": "Contact not found"})),
+    ] {
+        let fake = Fake::start().await;
+        let delete = Expect::new("DELETE", &seg_path()).header("authorization", AUTH);
+        fake.expect(delete, ResponseTemplate::new(status).set_body_json(reply)).await;
+        assert_delivered(
+            &deliver(&resend(&fake, ""), &segment_action("remove_from_segment")).await,
+        );
+    }
+}
+
+fn email_rule(meta: Value) -> meshes::adapters::adapter::Delivery {
+    let mut m = json!({"action": "send_email_template", "id": "welcome-email"});
+    m.as_object_mut().unwrap().extend(meta.as_object().unwrap().clone());
+    delivery(m, person())
+}
+
+fn send(body: Value) -> Expect {
+    Expect::new("POST", "/emails")
+        .header("authorization", AUTH)
+        .header("idempotency-key", "dlv_0193a1b2c3d4e5f6")
+        .json(body)
+}
+
+fn variables() -> Value {
+    json!({"EMAIL": "Ada@Example.com", "FIRST_NAME": "Ada", "LAST_NAME": "Lovelace", "NAME": "Ada Lovelace", "PHONE": "+441234"})
+}
+
+#[tokio::test]
+async fn send_email_template_overrides_subject_and_sender_with_an_idempotency_key() {
+    let fake = Fake::start().await;
+    let body = json!({
+        "to": ["Ada@Example.com"],
+        "template": {"id": "welcome-email", "variables": variables()},
+        "from": "Acme Billing <billing@acme.dev>",
+        "subject": "Welcome, Ada"
+    });
+    fake.expect(send(body), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"}))).await;
+    let d = email_rule(
+        json!({"subject": "Welcome, {{payload.first_name}}", "from": "Acme Billing <billing@acme.dev>"}),
+    );
+    assert_delivered(&deliver(&resend(&fake, "from: Acme <hello@acme.dev>\n"), &d).await);
+    spec::check(&spec::load("resend.yaml"), "post", "/emails", &fake.bodies("/emails").await[0]);
+}
+
+#[tokio::test]
+async fn the_connection_sender_is_the_default() {
+    let fake = Fake::start().await;
+    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}, "from": "Acme <hello@acme.dev>"});
+    fake.expect(send(body), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"}))).await;
+    assert_delivered(
+        &deliver(&resend(&fake, "from: Acme <hello@acme.dev>\n"), &email_rule(json!({}))).await,
+    );
+}
+
+#[tokio::test]
+async fn an_email_timeout_is_retried_because_the_key_deduplicates() {
+    let fake = Fake::start().await;
+    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!({"id": "em_1"}))
+        .set_delay(Duration::from_secs(10));
+    fake.expect(send(body), slow).await;
+    let r = resend(&fake, "").deliver(&email_rule(json!({})), Duration::from_millis(300)).await;
+    assert_retry(&r, Outcome::Timeout, None);
+}
+
+#[tokio::test]
+async fn idempotency_conflicts_retry_only_while_in_flight() {
+    let body = || json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
+    let fake = Fake::start().await;
+    fake.expect(send(body()), error(409, "concurrent_idempotent_requests", "still in progress"))
+        .await;
+    assert_retry(
+        &deliver(&resend(&fake, ""), &email_rule(json!({}))).await,
+        Outcome::RateLimited,
+        None,
+    );
+
+    let fake = Fake::start().await;
+    fake.expect(send(body()), error(409, "invalid_idempotent_request", "same key, different body"))
+        .await;
+    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
+    assert_permanent(&r, Outcome::RejectedClientError, "invalid_idempotent_request");
+}
+
+#[tokio::test]
+async fn rate_limits_use_retry_after_or_the_reset_header() {
+    let fake = Fake::start().await;
+    let limited =
+        error(429, "rate_limit_exceeded", "Too many requests").insert_header("retry-after", "2");
+    fake.expect(Expect::new("POST", &seg_path()), limited).await;
+    assert_retry(
+        &deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await,
+        Outcome::RateLimited,
+        Some(Duration::from_secs(2)),
+    );
+
+    let fake = Fake::start().await;
+    let limited = error(429, "rate_limit_exceeded", "Too many requests")
+        .insert_header("ratelimit-reset", "1");
+    fake.expect(Expect::new("POST", &seg_path()), limited).await;
+    assert_retry(
+        &deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await,
+        Outcome::RateLimited,
+        Some(Duration::from_secs(1)),
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_are_permanent_with_resends_message() {
+    let fake = Fake::start().await;
+    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}, "from": "nobody"});
+    fake.expect(send(body), error(422, "invalid_from_address", "Invalid `from` field.")).await;
+    let r = deliver(&resend(&fake, ""), &email_rule(json!({"from": "nobody"}))).await;
+    assert_permanent(
+        &r,
+        Outcome::RejectedClientError,
+        "invalid_from_address: Invalid `from` field.",
+    );
+
+    let fake = Fake::start().await;
+    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
+    fake.expect(send(body), error(403, "validation_error", "The acme.dev domain is not verified."))
+        .await;
+    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
+    assert_permanent(&r, Outcome::RejectedClientError, "domain is not verified");
+}
+
+#[tokio::test]
+async fn restricted_keys_are_auth_failures_without_the_key() {
+    let fake = Fake::start().await;
+    let refused = error(
+        401,
+        "restricted_api_key",
+        "This API key is restricted to only send emails: re_live_secret_key",
+    );
+    fake.expect(Expect::new("POST", &seg_path()), refused).await;
+    let r = deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await;
+    assert_permanent(&r, Outcome::AuthFailed, "restricted_api_key");
+    assert_no_secret(&r, KEY);
+}
+
+#[test]
+fn the_spec_check_rejects_bad_bodies() {
+    let spec = spec::load("resend.yaml");
+    assert!(!spec::violations(&spec, "post", "/emails", &json!({"to": ["a@b.co"]})).is_empty());
+    assert!(!spec::violations(&spec, "post", "/contacts", &json!({"segments": "x"})).is_empty());
+}

@@ -1,0 +1,182 @@
+//! SendGrid: list upsert, dynamic template and plain email.
+
+use crate::fake::*;
+use crate::spec;
+use meshes::adapters::adapter::Adapter;
+use meshes::config::model::Outcome;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::ResponseTemplate;
+
+const KEY: &str = "SG.secret-key-value";
+const AUTH: &str = "Bearer SG.secret-key-value";
+const LIST: &str = "ca7a3796-e8a8-4029-9ccb-df8937940562";
+
+fn sendgrid(fake: &Fake, extra: &str) -> Arc<dyn Adapter> {
+    let yaml = format!("type: sendgrid\napi_key: ${{SG_KEY}}\nbase_url: {}\n{extra}", fake.uri());
+    adapter(&yaml, &[("SG_KEY", KEY)])
+}
+
+fn rule(meta: Value) -> meshes::adapters::adapter::Delivery {
+    delivery(meta, person())
+}
+
+fn upsert() -> Expect {
+    Expect::new("PUT", "/v3/marketing/contacts").header("authorization", AUTH).json(json!({
+        "list_ids": [LIST],
+        "contacts": [{"first_name": "Ada", "last_name": "Lovelace", "email": "Ada@Example.com"}]
+    }))
+}
+
+fn accepted() -> ResponseTemplate {
+    ResponseTemplate::new(202)
+        .set_body_json(json!({"job_id": "2387e363-4104-4225-8960-4a5758492351"}))
+}
+
+#[tokio::test]
+async fn add_to_list_upserts_the_contact() {
+    let fake = Fake::start().await;
+    fake.expect(upsert(), accepted()).await;
+    assert_delivered(
+        &deliver(&sendgrid(&fake, ""), &rule(json!({"action": "add_to_list", "id": LIST}))).await,
+    );
+    let spec = spec::load("tsg_mc_contacts_v3.yaml");
+    spec::check(
+        &spec,
+        "put",
+        "/v3/marketing/contacts",
+        &fake.bodies("/v3/marketing/contacts").await[0],
+    );
+}
+
+fn mail(body: Value) -> Expect {
+    Expect::new("POST", "/v3/mail/send").header("authorization", AUTH).json(body)
+}
+
+fn to() -> Value {
+    json!([{"email": "Ada@Example.com", "name": "Ada Lovelace"}])
+}
+
+#[tokio::test]
+async fn send_email_template_sends_the_dynamic_template() {
+    let fake = Fake::start().await;
+    let body = json!({
+        "from": {"email": "billing@acme.dev", "name": "Acme Billing"},
+        "template_id": "d-13b8f94fbcae4ec6b75270d6cb59f932",
+        "personalizations": [{
+            "to": to(),
+            "custom_args": {"meshes_delivery_id": "dlv_0193a1b2c3d4e5f6"},
+            "dynamic_template_data": {"email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace", "name": "Ada Lovelace", "phone": "+441234"},
+            "subject": "Hi Ada"
+        }]
+    });
+    fake.expect(mail(body), ResponseTemplate::new(202)).await;
+    let d = rule(
+        json!({"action": "send_email_template", "id": "d-13b8f94fbcae4ec6b75270d6cb59f932",
+                        "from": "Acme Billing <billing@acme.dev>", "subject": "Hi {{payload.first_name}}"}),
+    );
+    assert_delivered(&deliver(&sendgrid(&fake, ""), &d).await);
+    spec::check(
+        &spec::load("tsg_mail_v3.yaml"),
+        "post",
+        "/v3/mail/send",
+        &fake.bodies("/v3/mail/send").await[0],
+    );
+}
+
+#[tokio::test]
+async fn send_email_renders_subject_and_body_with_the_default_sender() {
+    let fake = Fake::start().await;
+    let body = json!({
+        "from": {"email": "hello@acme.dev"},
+        "subject": "Welcome Ada",
+        "content": [{"type": "text/plain", "value": "Hi Ada, your plan: "}],
+        "personalizations": [{"to": to(), "custom_args": {"meshes_delivery_id": "dlv_0193a1b2c3d4e5f6"}}]
+    });
+    fake.expect(mail(body), ResponseTemplate::new(202)).await;
+    let d = rule(json!({"action": "send_email", "subject": "Welcome {{payload.first_name}}",
+                        "body": "Hi {{payload.first_name}}, your plan: {{payload.plan}}"}));
+    assert_delivered(&deliver(&sendgrid(&fake, "from: hello@acme.dev\n"), &d).await);
+    spec::check(
+        &spec::load("tsg_mail_v3.yaml"),
+        "post",
+        "/v3/mail/send",
+        &fake.bodies("/v3/mail/send").await[0],
+    );
+}
+
+#[tokio::test]
+async fn no_sender_is_a_mapping_error_and_sends_nothing() {
+    let fake = Fake::start().await;
+    let d = rule(json!({"action": "send_email_template", "id": "d-1"}));
+    assert_permanent(&deliver(&sendgrid(&fake, ""), &d).await, Outcome::MappingError, "no sender");
+}
+
+#[tokio::test]
+async fn a_mail_timeout_is_not_retried() {
+    let fake = Fake::start().await;
+    let body = json!({
+        "from": {"email": "hello@acme.dev"}, "subject": "s", "content": [{"type": "text/plain", "value": "b"}],
+        "personalizations": [{"to": to(), "custom_args": {"meshes_delivery_id": "dlv_0193a1b2c3d4e5f6"}}]
+    });
+    fake.expect(mail(body), ResponseTemplate::new(202).set_delay(Duration::from_secs(10))).await;
+    let d = rule(
+        json!({"action": "send_email", "subject": "s", "body": "b", "from": "hello@acme.dev"}),
+    );
+    let r = sendgrid(&fake, "").deliver(&d, Duration::from_millis(300)).await;
+    assert_permanent(&r, Outcome::Timeout, "not retried automatically");
+}
+
+#[tokio::test]
+async fn throttling_waits_until_the_reset_time() {
+    let fake = Fake::start().await;
+    let reset =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30;
+    let limited = ResponseTemplate::new(429)
+        .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+        .set_body_json(json!({"errors": [{"field": null, "message": "too many requests"}]}));
+    fake.expect(upsert(), limited).await;
+    let r =
+        deliver(&sendgrid(&fake, ""), &rule(json!({"action": "add_to_list", "id": LIST}))).await;
+    let meshes::adapters::adapter::AttemptResult::Retry { code, after: Some(after), message } =
+        r.result
+    else {
+        panic!("{r:?}")
+    };
+    assert_eq!(code, Outcome::RateLimited);
+    assert!(after > Duration::from_secs(25) && after <= Duration::from_secs(30), "{after:?}");
+    assert!(message.contains("too many requests"), "{message}");
+}
+
+#[tokio::test]
+async fn errors_are_classified_with_sendgrids_message() {
+    let fake = Fake::start().await;
+    let bad = json!({"errors": [{"field": "list_ids[0]", "message": "invalid list id"}]});
+    fake.expect(upsert(), ResponseTemplate::new(400).set_body_json(bad)).await;
+    let r =
+        deliver(&sendgrid(&fake, ""), &rule(json!({"action": "add_to_list", "id": LIST}))).await;
+    assert_permanent(&r, Outcome::RejectedClientError, "invalid list id");
+
+    let fake = Fake::start().await;
+    let refused = json!({"errors": [{"field": null, "message": "The provided authorization grant is invalid, expired, or revoked"}]});
+    fake.expect(upsert(), ResponseTemplate::new(401).set_body_json(refused)).await;
+    let r =
+        deliver(&sendgrid(&fake, ""), &rule(json!({"action": "add_to_list", "id": LIST}))).await;
+    assert_permanent(&r, Outcome::AuthFailed, "authorization grant is invalid");
+    assert_no_secret(&r, KEY);
+}
+
+#[test]
+fn the_eu_region_builds() {
+    assert!(try_adapter("type: sendgrid\napi_key: ${K}\nregion: eu\n", &[("K", "SG.x")]).is_ok());
+}
+
+#[test]
+fn the_spec_check_rejects_bad_bodies() {
+    let spec = spec::load("tsg_mail_v3.yaml");
+    assert!(
+        !spec::violations(&spec, "post", "/v3/mail/send", &json!({"from": {"email": "a@b.co"}}))
+            .is_empty()
+    );
+}
