@@ -303,33 +303,7 @@ impl Server {
     /// Starts it on `dir`'s config and data directory and waits for the
     /// address it reports (the text banner or the JSON `meshes is serving` line).
     pub fn spawn(dir: &Path, extra: &[&str]) -> Server {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("meshes"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-watch"])
-            .arg("--config")
-            .arg(config_path(dir))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(extra)
-            .env("MESHES_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let seen = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening_addr(&line) {
-                    let _ = tx.send(addr);
-                }
-                seen.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("meshes did not start");
-        Server { child, base: format!("http://{addr}"), lines }
+        Self::spawn_with(dir, &config_path(dir), extra, &[], false)
     }
 
     /// SIGKILL, no chance to clean up.
@@ -339,7 +313,7 @@ impl Server {
     }
 }
 
-fn listening_addr(line: &str) -> Option<String> {
+pub(crate) fn listening_addr(line: &str) -> Option<String> {
     if let Some(rest) = line.strip_prefix("meshes listening on http://") {
         return rest.split_whitespace().next().map(str::to_string);
     }
