@@ -13,6 +13,8 @@ pub struct RuleRt {
     pub rule: Rule,
     /// The compiled `when`, if any.
     pub condition: Option<cel::Program>,
+    /// Set once a type error in `when` has been logged at warn level.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 /// A workspace's rules, indexed by event type and id.
@@ -48,7 +50,7 @@ impl RuleIndex {
                 ),
                 None => None,
             };
-            let rt = Arc::new(RuleRt { rule: rule.clone(), condition });
+            let rt = Arc::new(RuleRt { rule: rule.clone(), condition, warned: Default::default() });
             index.by_id.insert(rule.id.clone(), rt.clone());
             index.ordered.push(rt.clone());
             if rule.enabled {
@@ -84,7 +86,7 @@ impl RuleIndex {
                 None => true,
                 Some(program) => {
                     let ctx = context.get_or_insert_with(|| cel_context(facts));
-                    evaluate(program, ctx, &r.rule.id)
+                    evaluate(program, ctx, r)
                 }
             })
             .cloned()
@@ -131,18 +133,28 @@ pub fn json_to_cel(v: &Value) -> cel::Value {
     }
 }
 
-fn evaluate(program: &cel::Program, ctx: &cel::Context<'_, '_>, rule: &str) -> bool {
-    match program.execute(ctx) {
-        Ok(cel::Value::Bool(b)) => b,
-        Ok(other) => {
-            tracing::warn!(rule, result = ?other, "rule condition did not return a boolean; treated as false");
-            false
+/// Runs a rule's condition; anything but `true` is false. A missing field is
+/// expected (events differ) and only logged at debug level; anything else
+/// (a type mismatch, a non-boolean result) is a bug in the rule: counted in
+/// `meshes_rule_condition_errors_total` and logged at warn level once per
+/// rule and config load, so a hot rule cannot flood the log.
+fn evaluate(program: &cel::Program, ctx: &cel::Context<'_, '_>, r: &RuleRt) -> bool {
+    let rule = r.rule.id.as_str();
+    let problem = match program.execute(ctx) {
+        Ok(cel::Value::Bool(b)) => return b,
+        Err(cel::ExecutionError::NoSuchKey(key)) => {
+            tracing::debug!(rule, %key, "rule condition reads a missing field; treated as false");
+            return false;
         }
-        Err(e) => {
-            tracing::debug!(rule, error = %e, "rule condition failed to evaluate; treated as false");
-            false
-        }
+        Ok(other) => format!("returned {other:?}, not a boolean"),
+        Err(e) => e.to_string(),
+    };
+    metrics::counter!("meshes_rule_condition_errors_total", "rule" => rule.to_string())
+        .increment(1);
+    if !r.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(rule, error = %problem, "rule condition failed; treated as false (logged once per rule; see meshes_rule_condition_errors_total)");
     }
+    false
 }
 
 #[cfg(test)]
