@@ -264,6 +264,8 @@ async fn every_api_error_matches_the_error_schema() {
         ApiError::UnsupportedMediaType("t".into()),
         ApiError::TooEarly { message: "e".into(), retry_after_secs: 1 },
         ApiError::RateLimited { retry_after_secs: 1 },
+        ApiError::NotImplemented("x".into()),
+        ApiError::BadGateway("g".into()),
         ApiError::Unavailable("s".into()),
         ApiError::Internal("i".into()),
     ];
