@@ -92,3 +92,39 @@ async fn errors_are_clear_and_never_leak_the_key() {
     assert_eq!(hits(&server, "/down/3.0/lists").await, 2);
     gw.stop().await;
 }
+
+/// `meshes actions`: the same listing from the command line, the key read
+/// from the environment, as a table or JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_a_table_or_json_with_env_secrets() {
+    let server = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("meshes.yaml");
+    let text = config(&server.uri()).replacen(MC_KEY, "${MC_API_KEY}", 1);
+    std::fs::write(&file, text).unwrap();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("meshes")
+                .unwrap()
+                .args(args)
+                .env("MC_API_KEY", MC_KEY)
+                .env_remove("MESHES_CONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let path = file.display().to_string();
+    let table =
+        run(vec!["actions".into(), "mc".into(), "--config".into(), path.clone()]).await.unwrap();
+    assert_eq!(table.status.code(), Some(0), "{}", String::from_utf8_lossy(&table.stderr));
+    assert_eq!(String::from_utf8_lossy(&table.stdout), "KIND  ID  NAME\nlist  a1  Newsletter\n");
+    let args = vec!["actions", "mc", "--config", &path, "--format", "json"];
+    let json = run(args.into_iter().map(String::from).collect()).await.unwrap();
+    let body: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!((body["type"].as_str(), body["count"].as_u64()), (Some("mailchimp"), Some(1)));
+    let broken =
+        run(vec!["actions".into(), "broken".into(), "--config".into(), path]).await.unwrap();
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(2), "{err}");
+    assert!(err.contains("HTTP 500") && !err.contains(MC_KEY), "{err}");
+}
