@@ -71,14 +71,16 @@ pub fn unsupported() -> DiscoverError {
 
 /// Sends a discovery call and requires a 2xx JSON answer.
 pub async fn fetch(call: Call<'_>, until: Instant) -> Result<Value, DiscoverError> {
-    let reply = call.send(until).await.map_err(|report| {
-        DiscoverError::Provider(match report.result {
-            super::adapter::AttemptResult::Retry { message, .. }
-            | super::adapter::AttemptResult::Permanent { message, .. } => message,
-            super::adapter::AttemptResult::Delivered => "no answer".into(),
-        })
-    })?;
-    json_of(reply)
+    json_of(call.send(until).await.map_err(failed)?)
+}
+
+/// A call that got no usable answer (timeout, network, token refresh).
+pub fn failed(report: super::adapter::AttemptReport) -> DiscoverError {
+    use super::adapter::AttemptResult;
+    DiscoverError::Provider(match report.result {
+        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => message,
+        AttemptResult::Delivered => "no answer".into(),
+    })
 }
 
 /// The reply's JSON, or the provider's (redacted) error message.
