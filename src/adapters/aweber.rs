@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
 use super::discover::{
     Discovered, MAX_PAGES, discovery_deadline, failed, json_of, options, too_many_pages,
 };
@@ -200,7 +201,10 @@ impl AweberAdapter {
         let mut query: Vec<(String, String)> = Vec::new();
         for _ in 0..MAX_PAGES {
             let call = || {
-                let mut c = self.api.call(Method::GET, &["accounts", &account, "lists"]);
+                let mut c = self
+                    .api
+                    .call(Method::GET, &["accounts", &account, "lists"])
+                    .read_limit(PAGE_LIMIT);
                 for (k, v) in &query {
                     c = c.query(k, v);
                 }

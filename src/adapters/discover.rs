@@ -16,6 +16,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Bounds one whole discovery (all pages).
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most bytes read of one listing page (a page is the data itself, so the
+/// delivery path's smaller read limit would cut big accounts' pages).
+pub const PAGE_LIMIT: usize = 16 << 20;
+
 /// Most pages fetched per listing: a provider that never stops paging
 /// (a cursor that repeats) cannot loop forever.
 pub const MAX_PAGES: usize = 200;
@@ -71,7 +75,7 @@ pub fn unsupported() -> DiscoverError {
 
 /// Sends a discovery call and requires a 2xx JSON answer.
 pub async fn fetch(call: Call<'_>, until: Instant) -> Result<Value, DiscoverError> {
-    json_of(call.send(until).await.map_err(failed)?)
+    json_of(call.read_limit(PAGE_LIMIT).send(until).await.map_err(failed)?)
 }
 
 /// A call that got no usable answer (timeout, network, token refresh).
@@ -90,8 +94,9 @@ pub fn json_of(reply: Reply) -> Result<Value, DiscoverError> {
     }
     reply.json.ok_or_else(|| {
         DiscoverError::Provider(format!(
-            "the provider answered HTTP {} without a JSON body",
-            reply.status
+            "the provider answered HTTP {} without a JSON body (or one over {} MiB)",
+            reply.status,
+            PAGE_LIMIT >> 20
         ))
     })
 }

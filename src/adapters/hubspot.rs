@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
 use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, json_of, text, too_many_pages,
 };
@@ -261,8 +262,12 @@ impl HubspotAdapter {
         for _ in 0..MAX_PAGES {
             let body = json!({"query": "", "count": 500, "offset": offset,
                 "processingTypes": ["MANUAL", "SNAPSHOT"]});
-            let call =
-                || self.api.call(Method::POST, &["crm", "v3", "lists", "search"]).json(&body);
+            let call = || {
+                self.api
+                    .call(Method::POST, &["crm", "v3", "lists", "search"])
+                    .json(&body)
+                    .read_limit(PAGE_LIMIT)
+            };
             let v = json_of(self.auth.send(until, call).await.map_err(failed)?)?;
             let lists = v.get("lists").and_then(serde_json::Value::as_array);
             // Only contact lists (object type 0-1) hold people.
@@ -283,7 +288,11 @@ impl HubspotAdapter {
     }
 
     async fn properties(&self, until: Instant) -> Discovered {
-        let call = || self.api.call(Method::GET, &["crm", "v3", "properties", "contacts"]);
+        let call = || {
+            self.api
+                .call(Method::GET, &["crm", "v3", "properties", "contacts"])
+                .read_limit(PAGE_LIMIT)
+        };
         let v = json_of(self.auth.send(until, call).await.map_err(failed)?)?;
         let all = v.get("results").and_then(serde_json::Value::as_array);
         let writable = |p: &&serde_json::Value| {

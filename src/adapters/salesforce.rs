@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
 use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, items, json_of, text,
     too_many_pages,
@@ -116,6 +117,10 @@ impl SalesforceAdapter {
                     let mut segments = vec!["services", "data", version.as_str()];
                     segments.extend_from_slice(path);
                     let mut call = api.call(method, &segments).bearer(&token.access_token);
+                    if path.first() == Some(&"query") {
+                        // Query pages hold up to 2,000 records.
+                        call = call.read_limit(PAGE_LIMIT);
+                    }
                     if let Some(q) = query {
                         call = call.query("q", q);
                     }

@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
 use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, items, json_of, text,
     too_many_pages,
@@ -143,8 +144,11 @@ impl ZoomAdapter {
         let mut token = String::new();
         for _ in 0..MAX_PAGES {
             let call = || {
-                let mut c =
-                    self.api.call(Method::GET, &["users", "me", what]).query("page_size", "300");
+                let mut c = self
+                    .api
+                    .call(Method::GET, &["users", "me", what])
+                    .query("page_size", "300")
+                    .read_limit(PAGE_LIMIT);
                 if what == "meetings" {
                     c = c.query("type", "upcoming");
                 }

@@ -186,3 +186,16 @@ async fn discover_failure_carries_the_providers_message_without_the_key() {
     assert!(err.contains("API Key Invalid") || err.contains("may be invalid"), "{err}");
     assert!(!err.contains("keysecret"), "{err}");
 }
+
+#[tokio::test]
+async fn discover_reads_pages_larger_than_the_delivery_read_limit() {
+    let fake = Fake::start().await;
+    // ~600 KiB: over the 256 KiB kept from delivery answers.
+    let lists: Vec<_> = (0..1000)
+        .map(|i| json!({"id": format!("id{i}"), "name": format!("{i} {}", "x".repeat(600))}))
+        .collect();
+    let page = json!({"lists": lists, "total_items": 1000});
+    fake.expect(lists_page("0"), ResponseTemplate::new(200).set_body_json(page)).await;
+    let got = discover(&mailchimp(&fake)).await.unwrap();
+    assert_eq!((got.len(), got[999].1.as_str()), (1000, "id999"));
+}
