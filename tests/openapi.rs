@@ -54,7 +54,7 @@ fn every_router_route_is_documented_and_nothing_else() {
     let doc = document();
     let paths = doc["paths"].as_object().unwrap();
     let routes = router_routes();
-    assert_eq!(routes.len(), 17, "parsed {routes:?}");
+    assert_eq!(routes.len(), 18, "parsed {routes:?}");
     for (path, methods) in &routes {
         assert!(!methods.is_empty(), "no methods parsed for {path}");
         for m in methods {
@@ -220,6 +220,8 @@ async fn live_responses_match_the_document() {
         ("get", "/api/v1/connections", "/api/v1/connections".to_string(), 200),
         ("get", "/api/v1/connections/{id}", "/api/v1/connections/hook".to_string(), 200),
         ("delete", "/api/v1/connections/{id}", "/api/v1/connections/hook".to_string(), 405),
+        ("get", "/api/v1/connections/{id}/actions", "/api/v1/connections/hook/actions".into(), 501),
+        ("get", "/api/v1/connections/{id}/actions", "/api/v1/connections/x/actions".into(), 404),
         ("get", "/api/v1/rules", "/api/v1/rules".to_string(), 200),
         ("get", "/api/v1/rules/{id}", "/api/v1/rules/hook-rule".to_string(), 200),
         ("post", "/api/v1/rules", "/api/v1/rules".to_string(), 405),
@@ -241,7 +243,7 @@ async fn live_responses_match_the_document() {
         .await
         .unwrap();
     check("get", "/api/v1/rules", (resp.status().as_u16(), resp.json().await.unwrap()));
-    assert_eq!(seen, 30);
+    assert_eq!(seen, 32);
     let resp = gw.http.get(format!("{}/metrics", gw.base)).send().await.unwrap();
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
 }
@@ -264,6 +266,8 @@ async fn every_api_error_matches_the_error_schema() {
         ApiError::UnsupportedMediaType("t".into()),
         ApiError::TooEarly { message: "e".into(), retry_after_secs: 1 },
         ApiError::RateLimited { retry_after_secs: 1 },
+        ApiError::NotImplemented("x".into()),
+        ApiError::BadGateway("g".into()),
         ApiError::Unavailable("s".into()),
         ApiError::Internal("i".into()),
     ];

@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{
     Api, Reply, deadline, delivered, metadata_id, parse_url, secret, settle, unknown_action,
 };
@@ -173,5 +174,38 @@ impl Adapter for ActiveCampaignAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.options())
+    }
+}
+
+impl ActiveCampaignAdapter {
+    /// Lists and tags, 100 per page (offset paging up to `meta.total`).
+    async fn options(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = self.every("lists", "list", "name", until).await?;
+        out.extend(self.every("tags", "tag", "tag", until).await?);
+        Ok(out)
+    }
+
+    async fn every(&self, path: &str, kind: &str, name: &str, until: Instant) -> Discovered {
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let offset = out.len().to_string();
+            let call =
+                self.api.call(Method::GET, &[path]).query("limit", "100").query("offset", &offset);
+            let v = fetch(call, until).await?;
+            let got = options(&v, &format!("/{path}"), kind, "id", name);
+            // `meta.total` is a string in ActiveCampaign's answers.
+            let total = super::discover::text(&v, "/meta/total").parse::<usize>().unwrap_or(0);
+            let done = got.is_empty();
+            out.extend(got);
+            if done || out.len() >= total {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages(&format!("ActiveCampaign {path}")))
     }
 }

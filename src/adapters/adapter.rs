@@ -126,6 +126,12 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
         delivery: &'a Delivery,
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport>;
+
+    /// Lists what the account offers for rules (lists, tags, templates, …),
+    /// through every page. Integrations with nothing to list keep this default.
+    fn discover(&self) -> BoxFuture<'_, super::discover::Discovered> {
+        Box::pin(async { Err(super::discover::unsupported()) })
+    }
 }
 
 /// Maps an HTTP status to the engine's default classification (design.md):

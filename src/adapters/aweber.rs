@@ -2,6 +2,10 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
+use super::discover::{
+    Discovered, MAX_PAGES, discovery_deadline, failed, json_of, options, too_many_pages,
+};
 use super::http::{Api, Reply, deadline, metadata_id, plain, secret, settle, unknown_action};
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup, resolve_field};
@@ -179,5 +183,41 @@ impl Adapter for AweberAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.lists())
+    }
+}
+
+impl AweberAdapter {
+    /// The account's lists, following `next_collection_link`. Only the
+    /// link's query (`ws.start`, `ws.size`) is reused, on our own base URL:
+    /// the token is never sent to a host the config did not name.
+    async fn lists(&self) -> Discovered {
+        let until = discovery_deadline();
+        let account = self.account_id(until).await.map_err(failed)?;
+        let mut out = Vec::new();
+        let mut query: Vec<(String, String)> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let call = || {
+                let mut c = self
+                    .api
+                    .call(Method::GET, &["accounts", &account, "lists"])
+                    .read_limit(PAGE_LIMIT);
+                for (k, v) in &query {
+                    c = c.query(k, v);
+                }
+                c
+            };
+            let v = json_of(self.auth.send(until, call).await.map_err(failed)?)?;
+            out.extend(options(&v, "/entries", "list", "id", "name"));
+            let next = v.get("next_collection_link").and_then(Value::as_str);
+            match next.and_then(|n| reqwest::Url::parse(n).ok()) {
+                Some(url) => query = url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect(),
+                None => return Ok(out),
+            }
+        }
+        Err(too_many_pages("AWeber lists"))
     }
 }

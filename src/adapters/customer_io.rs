@@ -2,6 +2,9 @@
 
 use super::adapter::{Adapter, AttemptReport, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{
+    ActionOption, DiscoverError, Discovered, discovery_deadline, fetch, items, text,
+};
 use super::http::{Api, deadline, metadata_id, permanent, secret, settle, unknown_action};
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
@@ -52,6 +55,9 @@ crate::no_env_fields!(Region);
 #[derive(Debug)]
 pub struct CustomerIoAdapter {
     api: Api,
+    /// The App API (segment listing), or why it is unavailable: an unset
+    /// `app_api_key` must not stop deliveries, which never need it.
+    app: Result<Api, String>,
 }
 
 /// How the person is addressed: the payload's `id` when it has one (the
@@ -74,9 +80,21 @@ impl CustomerIoAdapter {
             Region::Us => "https://track.customer.io",
             Region::Eu => "https://track-eu.customer.io",
         };
-        let api =
-            Api::new(cfg.base_url.as_ref(), default, lookup, client)?.basic(site.trim(), &key)?;
-        Ok(CustomerIoAdapter { api })
+        let api = Api::new(cfg.base_url.as_ref(), default, lookup, client.clone())?
+            .basic(site.trim(), &key)?;
+        let app = app_api(cfg, lookup, client).map_err(|e| e.to_string());
+        Ok(CustomerIoAdapter { api, app })
+    }
+
+    /// Manual segments (App API `GET /v1/segments`, not paginated).
+    async fn segments(&self) -> Discovered {
+        let app = self.app.as_ref().map_err(|why| DiscoverError::Unsupported(why.clone()))?;
+        let v = fetch(app.call(Method::GET, &["v1", "segments"]), discovery_deadline()).await?;
+        Ok(items(&v, "/segments")
+            .iter()
+            .filter(|s| text(s, "type") == "manual")
+            .map(|s| ActionOption::new("segment", text(s, "id"), text(s, "name")))
+            .collect())
     }
 
     async fn attempt(
@@ -181,6 +199,31 @@ impl Adapter for CustomerIoAdapter {
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.segments())
+    }
+}
+
+/// The App API (Bearer `app_api_key`): `base_url` when set (proxies, fakes),
+/// else the region's `api.customer.io` host.
+fn app_api(
+    cfg: &CustomerIoConfig,
+    lookup: Lookup<'_>,
+    client: reqwest::Client,
+) -> Result<Api, BuildError> {
+    let Some(app_key) = &cfg.app_api_key else {
+        return Err(super::http::invalid(
+            "app_api_key",
+            "not set: listing segments needs a Customer.io App API key",
+        ));
+    };
+    let key = secret("app_api_key", app_key, lookup)?;
+    let default = match cfg.region {
+        Region::Us => "https://api.customer.io",
+        Region::Eu => "https://api-eu.customer.io",
+    };
+    Api::new(cfg.base_url.as_ref(), default, lookup, client)?.bearer(&key)
 }
 
 #[cfg(test)]

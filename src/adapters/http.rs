@@ -166,7 +166,15 @@ impl Api {
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        Call { api: self, method, url, headers: HeaderMap::new(), body: None, idempotent: true }
+        Call {
+            api: self,
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent: true,
+            limit: BODY_LIMIT,
+        }
     }
 
     /// Replaces every credential in `text` with `[redacted]`.
@@ -184,6 +192,7 @@ pub struct Call<'a> {
     headers: HeaderMap,
     body: Option<Body>,
     idempotent: bool,
+    limit: usize,
 }
 
 /// A request body.
@@ -261,6 +270,14 @@ impl Call<'_> {
         self
     }
 
+    /// Reads up to `limit` bytes of the answer instead of [`BODY_LIMIT`]
+    /// (discovery listings, whose pages are the data itself).
+    #[must_use]
+    pub fn read_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// Sends, reading the answer before `deadline`.
     pub async fn send(self, deadline: Instant) -> Result<Reply, AttemptReport> {
         let mut request =
@@ -271,26 +288,31 @@ impl Call<'_> {
             Some(Body::Form(pairs)) => request = request.form(&pairs),
             None => {}
         }
-        let idempotent = self.idempotent;
+        let (idempotent, limit) = (self.idempotent, self.limit);
         match tokio::time::timeout_at(deadline, request.send()).await {
             Err(_) => {
                 Err(no_answer(idempotent, Outcome::Timeout, "no response within the timeout"))
             }
             Ok(Err(e)) => Err(transport_failure(self.api, &e, idempotent)),
-            Ok(Ok(response)) => Ok(read(self.api, response, deadline).await),
+            Ok(Ok(response)) => Ok(read(self.api, response, deadline, limit).await),
         }
     }
 }
 
-/// Reads at most [`BODY_LIMIT`] bytes before the deadline.
-async fn read(api: &Api, mut response: reqwest::Response, deadline: Instant) -> Reply {
+/// Reads at most `limit` bytes before the deadline.
+async fn read(
+    api: &Api,
+    mut response: reqwest::Response,
+    deadline: Instant,
+    limit: usize,
+) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut buf = Vec::new();
-    while buf.len() < BODY_LIMIT {
+    while buf.len() < limit {
         match tokio::time::timeout_at(deadline, response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
-                let take = chunk.len().min(BODY_LIMIT - buf.len());
+                let take = chunk.len().min(limit - buf.len());
                 buf.extend_from_slice(&chunk[..take]);
             }
             _ => break,

@@ -2,6 +2,10 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
+use super::discover::{
+    ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, json_of, text, too_many_pages,
+};
 use super::http::{
     Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, settle, unknown_action,
 };
@@ -235,5 +239,76 @@ impl Adapter for HubspotAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.options())
+    }
+}
+
+impl HubspotAdapter {
+    /// Contact lists (search, 500 per page by `offset` while `hasMore`)
+    /// and writable contact properties with their options.
+    async fn options(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = self.lists(until).await?;
+        out.extend(self.properties(until).await?);
+        Ok(out)
+    }
+
+    async fn lists(&self, until: Instant) -> Discovered {
+        let mut out = Vec::new();
+        let mut offset = 0_u64;
+        for _ in 0..MAX_PAGES {
+            let body = json!({"query": "", "count": 500, "offset": offset,
+                "processingTypes": ["MANUAL", "SNAPSHOT"]});
+            let call = || {
+                self.api
+                    .call(Method::POST, &["crm", "v3", "lists", "search"])
+                    .json(&body)
+                    .read_limit(PAGE_LIMIT)
+            };
+            let v = json_of(self.auth.send(until, call).await.map_err(failed)?)?;
+            let lists = v.get("lists").and_then(serde_json::Value::as_array);
+            // Only contact lists (object type 0-1) hold people.
+            out.extend(
+                lists.into_iter().flatten().filter(|l| text(l, "objectTypeId") == "0-1").map(|l| {
+                    ActionOption::new("list", text(l, "listId"), text(l, "name"))
+                        .with_extra(json!({"processingType": text(l, "processingType")}))
+                }),
+            );
+            let more = v.get("hasMore").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let next = v.get("offset").and_then(serde_json::Value::as_u64).unwrap_or(offset);
+            if !more || next == offset {
+                return Ok(out);
+            }
+            offset = next;
+        }
+        Err(too_many_pages("HubSpot lists"))
+    }
+
+    async fn properties(&self, until: Instant) -> Discovered {
+        let call = || {
+            self.api
+                .call(Method::GET, &["crm", "v3", "properties", "contacts"])
+                .read_limit(PAGE_LIMIT)
+        };
+        let v = json_of(self.auth.send(until, call).await.map_err(failed)?)?;
+        let all = v.get("results").and_then(serde_json::Value::as_array);
+        let writable = |p: &&serde_json::Value| {
+            let flag =
+                |ptr: &str| p.pointer(ptr).and_then(serde_json::Value::as_bool).unwrap_or(false);
+            !flag("/modificationMetadata/readOnlyValue") && !flag("/calculated") && !flag("/hidden")
+        };
+        Ok(all
+            .into_iter()
+            .flatten()
+            .filter(writable)
+            .map(|p| {
+                let extra = json!({"type": text(p, "type"), "fieldType": text(p, "fieldType"),
+                    "options": p.get("options").cloned().unwrap_or_else(|| json!([]))});
+                ActionOption::new("property", text(p, "name"), text(p, "label")).with_extra(extra)
+            })
+            .collect())
     }
 }

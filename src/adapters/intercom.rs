@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{Discovered, discovery_deadline, fetch, options};
 use super::http::{Api, Reply, deadline, delivered, metadata_id, secret, settle, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::Secret;
@@ -170,5 +171,17 @@ impl Adapter for IntercomAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.tags())
+    }
+}
+
+impl IntercomAdapter {
+    /// Tags (`GET /tags` is one unpaginated list).
+    async fn tags(&self) -> Discovered {
+        let v = fetch(self.api.call(Method::GET, &["tags"]), discovery_deadline()).await?;
+        Ok(options(&v, "/data", "tag", "id", "name"))
     }
 }

@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{
     Api, Reply, deadline, invalid, metadata_id, plain, secret, settle, unknown_action,
 };
@@ -130,6 +131,36 @@ impl Adapter for MailchimpAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.audiences())
+    }
+}
+
+impl MailchimpAdapter {
+    /// Audiences, 1000 per page (offset paging until `total_items`).
+    async fn audiences(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let offset = out.len().to_string();
+            let call = self
+                .api
+                .call(Method::GET, &["lists"])
+                .query("count", "1000")
+                .query("offset", &offset)
+                .query("fields", "lists.id,lists.name,total_items");
+            let v = fetch(call, until).await?;
+            let got = options(&v, "/lists", "list", "id", "name");
+            let total = v.get("total_items").and_then(Value::as_u64).unwrap_or(0);
+            let done = got.is_empty();
+            out.extend(got);
+            if done || out.len() as u64 >= total {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages("Mailchimp audiences"))
     }
 }
 

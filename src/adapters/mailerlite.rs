@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, deadline, metadata_id, secret, settle, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::Secret;
@@ -117,5 +118,33 @@ impl Adapter for MailerliteAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.groups())
+    }
+}
+
+impl MailerliteAdapter {
+    /// Groups, 100 per page (`page=N` up to `meta.last_page`).
+    async fn groups(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let call = self
+                .api
+                .call(Method::GET, &["groups"])
+                .query("limit", "100")
+                .query("page", &page.to_string());
+            let v = fetch(call, until).await?;
+            let got = options(&v, "/data", "group", "id", "name");
+            let last = v.pointer("/meta/last_page").and_then(Value::as_u64).unwrap_or(0);
+            let done = got.is_empty() || page as u64 >= last;
+            out.extend(got);
+            if done {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages("MailerLite groups"))
     }
 }

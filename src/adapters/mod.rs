@@ -59,6 +59,7 @@ macro_rules! connection_config {
 
 pub mod adapter;
 pub mod contact;
+pub mod discover;
 pub mod http;
 pub mod limits;
 pub mod oauth;

@@ -2,6 +2,9 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{
+    Discovered, MAX_PAGES, discovery_deadline, fetch, items, text, too_many_pages,
+};
 use super::http::{Api, Reply, deadline, metadata_id, plain, secret, settle, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
@@ -182,5 +185,61 @@ impl Adapter for ResendAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.options())
+    }
+}
+
+impl ResendAdapter {
+    /// Segments and published templates.
+    async fn options(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = Vec::new();
+        for (path, kind) in [("segments", "segment"), ("templates", "template")] {
+            for item in self.every(path, until).await? {
+                // Only published templates can be sent.
+                if kind == "template" && text(&item, "status") != "published" {
+                    continue;
+                }
+                let option = super::discover::ActionOption::new(
+                    kind,
+                    text(&item, "id"),
+                    text(&item, "name"),
+                );
+                let alias = text(&item, "alias");
+                out.push(if alias.is_empty() {
+                    option
+                } else {
+                    option.with_extra(json!({"alias": alias}))
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every item of a cursor listing (`after=<last id>` while `has_more`).
+    async fn every(
+        &self,
+        path: &str,
+        until: Instant,
+    ) -> Result<Vec<Value>, super::discover::DiscoverError> {
+        let mut all: Vec<Value> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let mut call = self.api.call(Method::GET, &[path]).query("limit", "100");
+            let last = all.last().map(|v| text(v, "id")).unwrap_or_default();
+            if !last.is_empty() {
+                call = call.query("after", &last);
+            }
+            let v = fetch(call, until).await?;
+            let page = items(&v, "/data");
+            let more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+            all.extend(page.iter().cloned());
+            if !more || page.is_empty() {
+                return Ok(all);
+            }
+        }
+        Err(too_many_pages(&format!("Resend {path}")))
     }
 }

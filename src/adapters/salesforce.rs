@@ -2,6 +2,11 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
+use super::discover::{
+    ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, items, json_of, text,
+    too_many_pages,
+};
 use super::http::{
     Api, Reply, deadline, delivered, metadata_id, parse_url, plain, secret, settle, unknown_action,
 };
@@ -112,6 +117,10 @@ impl SalesforceAdapter {
                     let mut segments = vec!["services", "data", version.as_str()];
                     segments.extend_from_slice(path);
                     let mut call = api.call(method, &segments).bearer(&token.access_token);
+                    if path.first() == Some(&"query") {
+                        // Query pages hold up to 2,000 records.
+                        call = call.read_limit(PAGE_LIMIT);
+                    }
                     if let Some(q) = query {
                         call = call.query("q", q);
                     }
@@ -310,6 +319,38 @@ impl Adapter for SalesforceAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.campaigns())
+    }
+}
+
+/// Active campaigns, for `add_to_campaign`.
+const CAMPAIGNS_Q: &str =
+    "SELECT Id, Name, Status FROM Campaign WHERE IsActive = true ORDER BY Name";
+
+impl SalesforceAdapter {
+    /// Active campaigns, following `nextRecordsUrl` (its query locator, on
+    /// the org host) while `done` is false.
+    async fn campaigns(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut reply = self.send(Method::GET, &["query"], Some(CAMPAIGNS_Q), None, until).await;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let v = json_of(reply.map_err(failed)?)?;
+            out.extend(items(&v, "/records").iter().map(|r| {
+                ActionOption::new("campaign", text(r, "Id"), text(r, "Name"))
+                    .with_extra(json!({"status": r.get("Status").cloned().unwrap_or(Value::Null)}))
+            }));
+            let next = text(&v, "nextRecordsUrl");
+            let locator = next.rsplit('/').next().unwrap_or_default();
+            if v.get("done").and_then(Value::as_bool) != Some(false) || locator.is_empty() {
+                return Ok(out);
+            }
+            reply = self.send(Method::GET, &["query", locator], None, None, until).await;
+        }
+        Err(too_many_pages("Salesforce campaigns"))
     }
 }
 

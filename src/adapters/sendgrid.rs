@@ -2,6 +2,7 @@
 
 use super::adapter::{Adapter, AttemptReport, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, deadline, metadata_id, permanent, plain, secret, settle, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
@@ -179,4 +180,56 @@ impl Adapter for SendgridAdapter {
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
     }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.options())
+    }
+}
+
+impl SendgridAdapter {
+    /// Marketing lists and dynamic templates.
+    async fn options(&self) -> Discovered {
+        let until = discovery_deadline();
+        let lists = ["v3", "marketing", "lists"];
+        let mut out = self.every(&lists, &[("page_size", "1000")], "list", until).await?;
+        // `page_size` is required and `generations` defaults to legacy.
+        let templates = [("generations", "dynamic"), ("page_size", "200")];
+        out.extend(self.every(&["v3", "templates"], &templates, "template", until).await?);
+        Ok(out)
+    }
+
+    /// Every page of a listing: the `page_token` of `_metadata.next`.
+    async fn every(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        kind: &str,
+        until: tokio::time::Instant,
+    ) -> Discovered {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut call = self.api.call(Method::GET, path);
+            for (k, v) in query {
+                call = call.query(k, v);
+            }
+            if let Some(t) = &token {
+                call = call.query("page_token", t);
+            }
+            let v = fetch(call, until).await?;
+            out.extend(options(&v, "/result", kind, "id", "name"));
+            token = next_token(&v);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages(&format!("SendGrid {kind}s")))
+    }
+}
+
+/// The `page_token` of `_metadata.next` (a URL), if there is a next page.
+fn next_token(v: &Value) -> Option<String> {
+    let next = reqwest::Url::parse(v.pointer("/_metadata/next")?.as_str()?).ok()?;
+    let token = next.query_pairs().find(|(k, _)| k == "page_token")?.1.into_owned();
+    (!token.is_empty()).then_some(token)
 }

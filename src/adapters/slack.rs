@@ -1,6 +1,10 @@
 //! Slack: messages through an incoming webhook or a bot token (`chat.postMessage`).
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::discover::{
+    ActionOption, DiscoverError, Discovered, MAX_PAGES, discovery_deadline, fetch, items, text,
+    too_many_pages,
+};
 use super::http::{
     Api, Reply, deadline, invalid, metadata_id, parse_url, secret, settle, unknown_action,
 };
@@ -158,5 +162,53 @@ impl Adapter for SlackAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.channels())
+    }
+}
+
+impl SlackAdapter {
+    /// Channels the bot can see (`conversations.list`, cursor paging);
+    /// a webhook posts to its one fixed channel, so there is nothing to pick.
+    async fn channels(&self) -> Discovered {
+        let Mode::Bot(api) = &self.mode else {
+            return Err(DiscoverError::Unsupported(
+                "a Slack incoming webhook posts to one fixed channel; channels are listed with a `bot_token`".into(),
+            ));
+        };
+        let until = discovery_deadline();
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_PAGES {
+            let mut call = api
+                .call(Method::GET, &["conversations.list"])
+                .query("types", "public_channel,private_channel")
+                .query("exclude_archived", "true")
+                .query("limit", "200");
+            if !cursor.is_empty() {
+                call = call.query("cursor", &cursor);
+            }
+            let v = fetch(call, until).await?;
+            // Slack answers errors with HTTP 200 and `ok: false`.
+            if v.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+                let error = text(&v, "error");
+                return Err(DiscoverError::Provider(format!(
+                    "Slack refused: {}",
+                    api.redact(&error)
+                )));
+            }
+            out.extend(items(&v, "/channels").iter().map(|c| {
+                let private = c.get("is_private").cloned().unwrap_or(serde_json::Value::Null);
+                ActionOption::new("channel", text(c, "id"), text(c, "name"))
+                    .with_extra(json!({"is_private": private}))
+            }));
+            cursor = text(&v, "/response_metadata/next_cursor");
+            if cursor.is_empty() {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages("Slack channels"))
     }
 }

@@ -2,6 +2,11 @@
 
 use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
 use super::contact::Contact;
+use super::discover::PAGE_LIMIT;
+use super::discover::{
+    ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, items, json_of, text,
+    too_many_pages,
+};
 use super::http::{Api, Reply, deadline, metadata_id, permanent, secret, settle, unknown_action};
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup, resolve_field};
@@ -118,5 +123,56 @@ impl Adapter for ZoomAdapter {
         timeout: Duration,
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
+    }
+
+    fn discover(&self) -> BoxFuture<'_, Discovered> {
+        Box::pin(self.events())
+    }
+}
+
+impl ZoomAdapter {
+    /// The account owner's upcoming meetings and webinars (`next_page_token` paging).
+    async fn events(&self) -> Discovered {
+        let until = discovery_deadline();
+        let mut out = self.every("meetings", "meeting", until).await?;
+        out.extend(self.every("webinars", "webinar", until).await?);
+        Ok(out)
+    }
+
+    async fn every(&self, what: &str, kind: &str, until: tokio::time::Instant) -> Discovered {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        for _ in 0..MAX_PAGES {
+            let call = || {
+                let mut c = self
+                    .api
+                    .call(Method::GET, &["users", "me", what])
+                    .query("page_size", "300")
+                    .read_limit(PAGE_LIMIT);
+                if what == "meetings" {
+                    c = c.query("type", "upcoming");
+                }
+                if !token.is_empty() {
+                    c = c.query("next_page_token", &token);
+                }
+                c
+            };
+            let reply = self.auth.send(until, call).await.map_err(failed)?;
+            // Accounts without the webinar add-on answer 400 ("Webinar plan is missing").
+            if what == "webinars" && reply.status == 400 {
+                return Ok(out);
+            }
+            let v = json_of(reply)?;
+            out.extend(items(&v, &format!("/{what}")).iter().map(|m| {
+                ActionOption::new(kind, text(m, "id"), text(m, "topic")).with_extra(
+                    json!({"start_time": m.get("start_time").cloned().unwrap_or(Value::Null)}),
+                )
+            }));
+            token = text(&v, "next_page_token");
+            if token.is_empty() {
+                return Ok(out);
+            }
+        }
+        Err(too_many_pages(&format!("Zoom {what}")))
     }
 }

@@ -68,6 +68,12 @@ pub enum ApiError {
         /// When to try again.
         retry_after_secs: u64,
     },
+    /// 501: the connection's integration has nothing to list.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 502: a provider failed; the message is the provider's, credentials redacted.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: the store cannot take writes; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
@@ -104,6 +110,8 @@ impl ApiError {
             }
             ApiError::TooEarly { .. } => (StatusCode::TOO_EARLY, "TooEarlyError"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RateLimitError"),
+            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplementedError"),
+            ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "BadGatewayError"),
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")
             }
@@ -244,6 +252,8 @@ mod tests {
             (ApiError::UnsupportedMediaType("t".into()), 415, "UnsupportedMediaTypeError"),
             (ApiError::TooEarly { message: "e".into(), retry_after_secs: 3 }, 425, "TooEarlyError"),
             (ApiError::RateLimited { retry_after_secs: 2 }, 429, "RateLimitError"),
+            (ApiError::NotImplemented("x".into()), 501, "NotImplementedError"),
+            (ApiError::BadGateway("g".into()), 502, "BadGatewayError"),
             (ApiError::Unavailable("s".into()), 503, "ServiceUnavailableError"),
             (ApiError::Internal("i".into()), 500, "InternalError"),
         ];

@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations", get(resources::integrations))
         .route("/connections", get(resources::connections).merge(managed()))
         .route("/connections/{id}", get(resources::connection).merge(managed()))
+        .route("/connections/{id}/actions", get(resources::actions))
         .route("/rules", get(resources::rules).merge(managed()))
         .route("/rules/{id}", get(resources::rule).merge(managed()))
         .route("/workspaces/{id}", get(resources::workspace_get));

@@ -139,6 +139,8 @@ fn error_response(code: u16) -> Value {
         415 => "The body is not `application/json`",
         425 => "An attempt is in flight or due within seconds; retry after it",
         429 => "Rate limit of the credential exceeded",
+        501 => "The connection's integration has no account data to list",
+        502 => "The provider failed; `message` carries its answer (credentials never included)",
         503 => "The store cannot take writes; nothing was acknowledged",
         _ => "Error",
     };
@@ -197,7 +199,7 @@ pub fn document() -> Value {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method] = render(op);
     }
-    let codes = [400, 401, 403, 404, 405, 408, 413, 415, 425, 429, 503];
+    let codes = [400, 401, 403, 404, 405, 408, 413, 415, 425, 429, 501, 502, 503];
     let responses: Map<String, Value> =
         codes.iter().map(|c| (format!("Error{c}"), error_response(*c))).collect();
     json!({

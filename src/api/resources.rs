@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::error::ApiPath;
 use super::{AppState, machine};
 use crate::adapters::ConnectionConfig;
+use crate::adapters::discover::{self, DiscoverError};
 use crate::catalog;
 use crate::config::diagnostic::{Path as CfgPath, Seg};
 use crate::config::env::{self, EnvFields};
@@ -87,6 +88,39 @@ pub async fn connection(
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}` in this workspace")))?;
     Ok(Json(json!({ "connection": connection_json(&id, c) })))
+}
+
+/// `GET /connections/{id}/actions`: the account's live lists, tags,
+/// templates, … (every page), cached per connection for a few minutes.
+pub async fn actions(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let rt = st.shared.runtime.load_full();
+    let ws = rt
+        .workspace(p.workspace())
+        .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
+    let conn = ws
+        .connections
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}` in this workspace")))?;
+    let kind = conn.config.kind();
+    let now = tokio::time::Instant::now();
+    let found =
+        conn.actions.get_or_fetch(now, discover::DEFAULT_TTL, conn.adapter.discover()).await;
+    let records = found.map_err(|e| match e {
+        DiscoverError::Unsupported(m) => {
+            ApiError::NotImplemented(format!("connection `{id}` (type `{kind}`): {m}"))
+        }
+        DiscoverError::Provider(m) => {
+            ApiError::BadGateway(format!("connection `{id}` (type `{kind}`): {m}"))
+        }
+    })?;
+    Ok(Json(json!({
+        "connection": id, "type": kind, "count": records.len(), "records": *records,
+    })))
 }
 
 fn rule_json(r: &crate::config::model::Rule) -> Value {

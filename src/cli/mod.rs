@@ -1,6 +1,7 @@
 //! The `meshes` command line. Exit codes: 0 success, 1 invalid config,
 //! 2 usage or I/O error.
 
+mod actions;
 mod bench;
 mod openapi;
 mod serve;
@@ -29,6 +30,8 @@ enum Command {
     Serve(serve::Args),
     /// Reproducible benchmarks (see BENCHMARKS.md); never part of `cargo test`.
     Bench(bench::Args),
+    /// List a connection's live action data (lists, tags, templates, …) for rules.
+    Actions(actions::Args),
     /// Print a machine JWT (60 s) for curl, signed like the Meshes SDKs do.
     Token {
         /// Access key (the JWT `kid`).
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Actions(args) => actions::run(&args),
         Command::Token { access_key, secret } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

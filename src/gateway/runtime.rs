@@ -31,6 +31,9 @@ pub struct ConnectionRt {
     pub timeout: Duration,
     /// Retry schedule.
     pub retry: RetryPolicy,
+    /// Live action data (`GET /connections/{id}/actions`), kept for a TTL;
+    /// a reload builds a new connection, so changed credentials refetch.
+    pub actions: crate::adapters::discover::Cache,
 }
 
 /// A workspace in force.
@@ -216,5 +219,6 @@ fn connection_rt(
         },
         timeout: o.timeout.unwrap_or(d.timeout).get(),
         retry,
+        actions: crate::adapters::discover::Cache::default(),
     }
 }

@@ -153,3 +153,32 @@ async fn a_bad_key_is_an_auth_failure_without_the_key() {
     assert_permanent(&r, Outcome::AuthFailed, "No Result found");
     assert_no_secret(&r, KEY);
 }
+
+fn page(path: &str, offset: &str) -> Expect {
+    api(Expect::new("GET", path)).query("limit", "100").query("offset", offset)
+}
+
+fn reply(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+#[tokio::test]
+async fn discover_pages_lists_and_tags_by_offset() {
+    let fake = Fake::start().await;
+    let l1 = json!({"lists": [{"id": "1", "name": "Main"}, {"id": "2", "name": "Beta"}], "meta": {"total": "3"}});
+    let l2 = json!({"lists": [{"id": "3", "name": "VIP"}], "meta": {"total": "3"}});
+    fake.expect(page("/api/3/lists", "0"), reply(l1)).await;
+    fake.expect(page("/api/3/lists", "2"), reply(l2)).await;
+    let tags = json!({"tags": [{"id": "7", "tag": "customer", "tagType": "contact"}], "meta": {"total": "1"}});
+    fake.expect(page("/api/3/tags", "0"), reply(tags)).await;
+    let got = discover(&ac(&fake)).await.unwrap();
+    assert_eq!(
+        got,
+        crate::fake::rows(&[
+            ("list", "1", "Main"),
+            ("list", "2", "Beta"),
+            ("list", "3", "VIP"),
+            ("tag", "7", "customer")
+        ])
+    );
+}

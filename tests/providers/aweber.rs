@@ -144,3 +144,20 @@ async fn a_revoked_refresh_token_is_a_permanent_auth_failure() {
     assert_no_secret(&r, "aw-refresh-token");
     assert_no_secret(&r, "aw-client-secret");
 }
+
+#[tokio::test]
+async fn discover_follows_next_collection_links_on_the_configured_host() {
+    let fake = Fake::start().await;
+    fake.expect(token_call(), token()).await;
+    let lists = "/1.0/accounts/1756/lists";
+    // The next link names another host: only its query is reused.
+    let p1 = json!({"entries": [{"id": 111, "name": "Newsletter"}], "total_size": 2,
+        "next_collection_link": "https://api.aweber.com/1.0/accounts/1756/lists?ws.start=1&ws.size=1"});
+    let p2 = json!({"entries": [{"id": 222, "name": "Customers"}], "total_size": 2});
+    fake.expect(bearer(Expect::new("GET", lists)), ResponseTemplate::new(200).set_body_json(p1))
+        .await;
+    let second = bearer(Expect::new("GET", lists)).query("ws.start", "1").query("ws.size", "1");
+    fake.expect(second, ResponseTemplate::new(200).set_body_json(p2)).await;
+    let got = discover(&aweber(&fake, true)).await.unwrap();
+    assert_eq!(got, rows(&[("list", "111", "Newsletter"), ("list", "222", "Customers")]));
+}

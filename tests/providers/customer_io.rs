@@ -145,3 +145,33 @@ async fn no_identifier_is_a_mapping_error() {
             .await;
     assert_permanent(&r, Outcome::MappingError, "neither `id` nor `email`");
 }
+
+#[tokio::test]
+async fn discover_lists_manual_segments_with_the_app_api_key() {
+    let fake = Fake::start().await;
+    let yaml = format!(
+        "type: customer_io\nsite_id: site-42\napi_key: ${{CIO_KEY}}\napp_api_key: ${{CIO_APP}}\nbase_url: {}\n",
+        fake.uri()
+    );
+    let with_app = adapter(&yaml, &[("CIO_KEY", "cio-secret-key"), ("CIO_APP", "cio-app-key-1")]);
+    let body = json!({"segments": [
+        {"id": 7, "name": "Beta testers", "type": "manual", "state": "finished"},
+        {"id": 8, "name": "Active", "type": "dynamic", "state": "finished"}]});
+    let get = Expect::new("GET", "/v1/segments").header("authorization", "Bearer cio-app-key-1");
+    fake.expect(get, ResponseTemplate::new(200).set_body_json(body)).await;
+    assert_eq!(discover(&with_app).await.unwrap(), rows(&[("segment", "7", "Beta testers")]));
+}
+
+#[tokio::test]
+async fn discover_without_an_app_key_is_unsupported_and_deliveries_still_build() {
+    let fake = Fake::start().await;
+    let err = discover(&cio(&fake)).await.unwrap_err();
+    assert!(err.contains("app_api_key"), "{err}");
+    // An unset App API variable does not stop the connection from building.
+    let yaml = format!(
+        "type: customer_io\nsite_id: site-42\napi_key: ${{CIO_KEY}}\napp_api_key: ${{CIO_APP}}\nbase_url: {}\n",
+        fake.uri()
+    );
+    let unset = adapter(&yaml, &[("CIO_KEY", "cio-secret-key")]);
+    assert!(discover(&unset).await.unwrap_err().contains("CIO_APP"));
+}

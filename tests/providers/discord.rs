@@ -163,3 +163,12 @@ fn the_spec_check_rejects_bad_bodies() {
     let spec = spec::load("discord.EXTRACT.json");
     assert!(!spec::violations(&spec, "post", EXECUTE, &json!({"content": 5})).is_empty());
 }
+
+#[tokio::test]
+async fn discover_has_nothing_to_list_and_sends_nothing() {
+    let fake = Fake::start().await;
+    for a in [webhook(&fake), bot(&fake)] {
+        let err = discover(&a).await.unwrap_err();
+        assert!(err.contains("no account data to list"), "{err}");
+    }
+}

@@ -209,3 +209,16 @@ async fn the_fake_fails_on_unexpected_requests() {
     let fake = Fake::start().await;
     reqwest::get(format!("{}/surprise", fake.uri())).await.unwrap();
 }
+
+/// Discovers through `a`: `(kind, id, name)` of every option, or the error text.
+pub async fn discover(a: &Arc<dyn Adapter>) -> Result<Vec<(String, String, String)>, String> {
+    a.discover()
+        .await
+        .map(|all| all.into_iter().map(|o| (o.kind, o.id, o.name)).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// `(kind, id, name)` rows for assertions.
+pub fn rows(all: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    all.iter().map(|(k, i, n)| ((*k).into(), (*i).into(), (*n).into())).collect()
+}

@@ -249,3 +249,38 @@ async fn a_refused_refresh_is_a_permanent_auth_failure() {
     assert_no_secret(&r, "client-secret-value");
     assert_no_secret(&r, "refresh-token-value");
 }
+
+fn search(offset: u64) -> Expect {
+    bearer(Expect::new("POST", "/crm/v3/lists/search"), PAT).json(json!({
+        "query": "", "count": 500, "offset": offset, "processingTypes": ["MANUAL", "SNAPSHOT"]}))
+}
+
+#[tokio::test]
+async fn discover_pages_lists_by_offset_and_offers_writable_properties() {
+    let fake = Fake::start().await;
+    let list = |id: &str, name: &str, object: &str| json!({"listId": id, "name": name, "processingType": "MANUAL", "objectTypeId": object});
+    let p1 = json!({"lists": [list("11", "Signups", "0-1"), list("12", "Deals", "0-3")], "offset": 2, "hasMore": true, "total": 3});
+    let p2 = json!({"lists": [list("13", "Customers", "0-1")], "offset": 3, "hasMore": false, "total": 3});
+    fake.expect(search(0), ResponseTemplate::new(200).set_body_json(p1)).await;
+    fake.expect(search(2), ResponseTemplate::new(200).set_body_json(p2)).await;
+    let props = json!({"results": [
+        {"name": "lifecyclestage", "label": "Lifecycle stage", "type": "enumeration", "fieldType": "radio",
+         "options": [{"label": "Lead", "value": "lead", "displayOrder": 0, "hidden": false}]},
+        {"name": "hs_object_id", "label": "Record ID", "type": "number", "fieldType": "number",
+         "modificationMetadata": {"readOnlyValue": true}}]});
+    let get = bearer(Expect::new("GET", "/crm/v3/properties/contacts"), PAT);
+    fake.expect(get, ResponseTemplate::new(200).set_body_json(props)).await;
+    let adapter = private_app(&fake);
+    let all = adapter.discover().await.unwrap();
+    let got: Vec<_> =
+        all.iter().map(|o| (o.kind.as_str(), o.id.as_str(), o.name.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("list", "11", "Signups"),
+            ("list", "13", "Customers"),
+            ("property", "lifecyclestage", "Lifecycle stage")
+        ]
+    );
+    assert_eq!(all[2].extra["options"][0]["value"], "lead");
+}

@@ -164,3 +164,14 @@ async fn an_invalid_token_is_an_auth_failure_without_the_token() {
     assert_permanent(&r, Outcome::AuthFailed, "Access Token Invalid");
     assert_no_secret(&r, TOKEN);
 }
+
+#[tokio::test]
+async fn discover_lists_tags_in_one_call_as_intercom_does_not_paginate_them() {
+    let fake = Fake::start().await;
+    let body = json!({"type": "list", "data": [
+        {"type": "tag", "id": "17", "name": "VIP"}, {"type": "tag", "id": "18", "name": "Trial"}]});
+    fake.expect(api(Expect::new("GET", "/tags")), ResponseTemplate::new(200).set_body_json(body))
+        .await;
+    let got = discover(&intercom(&fake)).await.unwrap();
+    assert_eq!(got, rows(&[("tag", "17", "VIP"), ("tag", "18", "Trial")]));
+}

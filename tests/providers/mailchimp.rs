@@ -154,3 +154,48 @@ fn the_data_center_comes_from_the_key_or_the_config() {
         try_adapter("type: mailchimp\napi_key: ${K}\n", &[("K", "abc-evil.com/x")]).unwrap_err();
     assert!(err.contains("data center"), "{err}");
 }
+
+fn lists_page(offset: &str) -> Expect {
+    Expect::new("GET", "/3.0/lists")
+        .query("count", "1000")
+        .query("offset", offset)
+        .query("fields", "lists.id,lists.name,total_items")
+        .header("authorization", BASIC)
+}
+
+#[tokio::test]
+async fn discover_lists_every_audience_page() {
+    let fake = Fake::start().await;
+    let first = json!({"lists": [{"id": "a1", "name": "Newsletter"}, {"id": "b2", "name": "Beta"}], "total_items": 3});
+    let second = json!({"lists": [{"id": "c3", "name": "Customers"}], "total_items": 3});
+    fake.expect(lists_page("0"), ResponseTemplate::new(200).set_body_json(first)).await;
+    fake.expect(lists_page("2"), ResponseTemplate::new(200).set_body_json(second)).await;
+    let got = discover(&mailchimp(&fake)).await.unwrap();
+    assert_eq!(
+        got,
+        rows(&[("list", "a1", "Newsletter"), ("list", "b2", "Beta"), ("list", "c3", "Customers")])
+    );
+}
+
+#[tokio::test]
+async fn discover_failure_carries_the_providers_message_without_the_key() {
+    let fake = Fake::start().await;
+    let body = json!({"title": "API Key Invalid", "status": 401, "detail": "Your API key keysecret-us6 may be invalid"});
+    fake.expect(lists_page("0"), ResponseTemplate::new(401).set_body_json(body)).await;
+    let err = discover(&mailchimp(&fake)).await.unwrap_err();
+    assert!(err.contains("API Key Invalid") || err.contains("may be invalid"), "{err}");
+    assert!(!err.contains("keysecret"), "{err}");
+}
+
+#[tokio::test]
+async fn discover_reads_pages_larger_than_the_delivery_read_limit() {
+    let fake = Fake::start().await;
+    // ~600 KiB: over the 256 KiB kept from delivery answers.
+    let lists: Vec<_> = (0..1000)
+        .map(|i| json!({"id": format!("id{i}"), "name": format!("{i} {}", "x".repeat(600))}))
+        .collect();
+    let page = json!({"lists": lists, "total_items": 1000});
+    fake.expect(lists_page("0"), ResponseTemplate::new(200).set_body_json(page)).await;
+    let got = discover(&mailchimp(&fake)).await.unwrap();
+    assert_eq!((got.len(), got[999].1.as_str()), (1000, "id999"));
+}

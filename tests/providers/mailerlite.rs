@@ -129,3 +129,25 @@ async fn an_upsert_timeout_is_retried() {
     let r = mailerlite(&fake).deliver(&action("add_to_group"), Duration::from_millis(300)).await;
     assert_retry(&r, Outcome::Timeout, None);
 }
+
+fn groups_page(page: &str) -> Expect {
+    Expect::new("GET", "/api/groups")
+        .query("limit", "100")
+        .query("page", page)
+        .header("authorization", AUTH)
+}
+
+#[tokio::test]
+async fn discover_walks_every_group_page() {
+    let fake = Fake::start().await;
+    let p1 = json!({"data": [{"id": "111", "name": "Buyers"}, {"id": "222", "name": "Leads"}],
+        "meta": {"current_page": 1, "last_page": 2}});
+    let p2 = json!({"data": [{"id": "333", "name": "VIP"}], "meta": {"current_page": 2, "last_page": 2}});
+    fake.expect(groups_page("1"), ResponseTemplate::new(200).set_body_json(p1)).await;
+    fake.expect(groups_page("2"), ResponseTemplate::new(200).set_body_json(p2)).await;
+    let got = discover(&mailerlite(&fake)).await.unwrap();
+    assert_eq!(
+        got,
+        rows(&[("group", "111", "Buyers"), ("group", "222", "Leads"), ("group", "333", "VIP")])
+    );
+}

@@ -219,3 +219,53 @@ fn the_spec_check_rejects_bad_bodies() {
     assert!(!spec::violations(&spec, "post", "/emails", &json!({"to": ["a@b.co"]})).is_empty());
     assert!(!spec::violations(&spec, "post", "/contacts", &json!({"segments": "x"})).is_empty());
 }
+
+fn listing(path: &str, after: Option<&str>) -> Expect {
+    let e = Expect::new("GET", path).query("limit", "100").header("authorization", AUTH);
+    match after {
+        Some(id) => e.query("after", id),
+        None => e,
+    }
+}
+
+fn ok(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+#[tokio::test]
+async fn discover_pages_segments_and_offers_published_templates() {
+    let fake = Fake::start().await;
+    let seg = |id: &str, name: &str| json!({"id": id, "name": name, "created_at": "2026-01-01"});
+    let page1 = json!({"object": "list", "has_more": true, "data": [seg("s1", "Customers"), seg("s2", "Trial")]});
+    let page2 = json!({"object": "list", "has_more": false, "data": [seg("s3", "Churned")]});
+    fake.expect(listing("/segments", None), ok(page1)).await;
+    fake.expect(listing("/segments", Some("s2")), ok(page2)).await;
+    let t1 = json!({"object": "list", "has_more": true, "data": [
+        {"id": "t1", "name": "Welcome", "alias": "welcome", "status": "published"},
+        {"id": "t2", "name": "Draft", "status": "draft"}]});
+    let t2 = json!({"object": "list", "has_more": false, "data": [
+        {"id": "t3", "name": "Receipt", "status": "published"}]});
+    fake.expect(listing("/templates", None), ok(t1)).await;
+    fake.expect(listing("/templates", Some("t2")), ok(t2)).await;
+    let got = discover(&resend(&fake, "")).await.unwrap();
+    assert_eq!(
+        got,
+        rows(&[
+            ("segment", "s1", "Customers"),
+            ("segment", "s2", "Trial"),
+            ("segment", "s3", "Churned"),
+            ("template", "t1", "Welcome"),
+            ("template", "t3", "Receipt"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn discover_reports_a_restricted_key_without_the_key() {
+    let fake = Fake::start().await;
+    let body = json!({"statusCode": 401, "name": "restricted_api_key", "message": "This API key is restricted to only send emails"});
+    fake.expect(listing("/segments", None), ResponseTemplate::new(401).set_body_json(body)).await;
+    let err = discover(&resend(&fake, "")).await.unwrap_err();
+    assert!(err.contains("restricted to only send emails") && err.contains("401"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
+}

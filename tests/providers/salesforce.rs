@@ -221,3 +221,20 @@ async fn a_refused_refresh_is_a_permanent_auth_failure() {
     assert_permanent(&r, Outcome::AuthFailed, "invalid_grant: expired access/refresh token");
     assert_no_secret(&r, "sf-client-secret");
 }
+
+#[tokio::test]
+async fn discover_follows_next_records_urls_for_active_campaigns() {
+    let (login, org) = fakes().await;
+    token(&login, &org, "sf-at-1", 1).await;
+    let q = "SELECT Id, Name, Status FROM Campaign WHERE IsActive = true ORDER BY Name";
+    let p1 = json!({"totalSize": 2, "done": false, "nextRecordsUrl": format!("{DATA}/query/01gXX-2000"),
+        "records": [{"attributes": {"type": "Campaign"}, "Id": "701A", "Name": "Launch", "Status": "In Progress"}]});
+    let p2 = json!({"totalSize": 2, "done": true,
+        "records": [{"attributes": {"type": "Campaign"}, "Id": "701B", "Name": "Webinar", "Status": "Planned"}]});
+    org.expect(query(q, "sf-at-1"), ResponseTemplate::new(200).set_body_json(p1)).await;
+    let next = Expect::new("GET", &format!("{DATA}/query/01gXX-2000"))
+        .header("authorization", "Bearer sf-at-1");
+    org.expect(next, ResponseTemplate::new(200).set_body_json(p2)).await;
+    let got = discover(&salesforce(&login)).await.unwrap();
+    assert_eq!(got, rows(&[("campaign", "701A", "Launch"), ("campaign", "701B", "Webinar")]));
+}

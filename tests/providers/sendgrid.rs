@@ -180,3 +180,35 @@ fn the_spec_check_rejects_bad_bodies() {
             .is_empty()
     );
 }
+
+fn page(path: &str, query: &[(&str, &str)], token: Option<&str>) -> Expect {
+    let mut e = Expect::new("GET", path).header("authorization", AUTH);
+    for (k, v) in query {
+        e = e.query(k, v);
+    }
+    match token {
+        Some(t) => e.query("page_token", t),
+        None => e,
+    }
+}
+
+#[tokio::test]
+async fn discover_follows_page_tokens_for_lists_and_dynamic_templates() {
+    let fake = Fake::start().await;
+    let lists = "/v3/marketing/lists";
+    let lq = [("page_size", "1000")];
+    let next = format!("{}{lists}?page_size=1000&page_token=tok2", fake.uri());
+    let p1 = json!({"result": [{"id": "l1", "name": "All", "contact_count": 3}], "_metadata": {"next": next}});
+    let p2 = json!({"result": [{"id": "l2", "name": "Paid", "contact_count": 1}], "_metadata": {}});
+    fake.expect(page(lists, &lq, None), ResponseTemplate::new(200).set_body_json(p1)).await;
+    fake.expect(page(lists, &lq, Some("tok2")), ResponseTemplate::new(200).set_body_json(p2)).await;
+    let tq = [("generations", "dynamic"), ("page_size", "200")];
+    let t = json!({"result": [{"id": "d-1", "name": "Welcome", "generation": "dynamic"}], "_metadata": {}});
+    fake.expect(page("/v3/templates", &tq, None), ResponseTemplate::new(200).set_body_json(t))
+        .await;
+    let got = discover(&sendgrid(&fake, "")).await.unwrap();
+    assert_eq!(
+        got,
+        rows(&[("list", "l1", "All"), ("list", "l2", "Paid"), ("template", "d-1", "Welcome")])
+    );
+}

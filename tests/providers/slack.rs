@@ -156,3 +156,39 @@ async fn bad_webhook_urls_fail_the_build_without_echoing_them() {
             .unwrap_err();
     assert!(err.contains("webhook_url") && !err.contains("secretpath"), "{err}");
 }
+
+fn channels(cursor: Option<&str>) -> Expect {
+    let e = Expect::new("GET", "/api/conversations.list")
+        .header("authorization", "Bearer xoxb-secret-token")
+        .query("types", "public_channel,private_channel")
+        .query("exclude_archived", "true")
+        .query("limit", "200");
+    match cursor {
+        Some(c) => e.query("cursor", c),
+        None => e,
+    }
+}
+
+#[tokio::test]
+async fn discover_pages_channels_by_cursor_for_a_bot() {
+    let fake = Fake::start().await;
+    let p1 = json!({"ok": true, "channels": [{"id": "C1", "name": "general", "is_private": false}],
+        "response_metadata": {"next_cursor": "dGVhbTpDMg=="}});
+    let p2 = json!({"ok": true, "channels": [{"id": "C2", "name": "sales", "is_private": true}],
+        "response_metadata": {"next_cursor": ""}});
+    fake.expect(channels(None), ResponseTemplate::new(200).set_body_json(p1)).await;
+    fake.expect(channels(Some("dGVhbTpDMg==")), ResponseTemplate::new(200).set_body_json(p2)).await;
+    let got = discover(&bot(&fake)).await.unwrap();
+    assert_eq!(got, rows(&[("channel", "C1", "general"), ("channel", "C2", "sales")]));
+}
+
+#[tokio::test]
+async fn discover_reports_ok_false_and_needs_a_bot_token() {
+    let fake = Fake::start().await;
+    let refused = json!({"ok": false, "error": "missing_scope"});
+    fake.expect(channels(None), ResponseTemplate::new(200).set_body_json(refused)).await;
+    let err = discover(&bot(&fake)).await.unwrap_err();
+    assert!(err.contains("missing_scope") && !err.contains("xoxb-secret-token"), "{err}");
+    let err = discover(&webhook(&fake)).await.unwrap_err();
+    assert!(err.contains("bot_token") && !err.contains("hooksecret123"), "{err}");
+}

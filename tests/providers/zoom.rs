@@ -135,3 +135,38 @@ async fn no_first_name_is_a_mapping_error() {
         delivery(json!({"action": "add_meeting_registrant", "id": 1}), json!({"email": "a@b.co"}));
     assert_permanent(&deliver(&zoom(&fake), &d).await, Outcome::MappingError, "first name");
 }
+
+fn listing(what: &str, token: Option<&str>) -> Expect {
+    let mut e = Expect::new("GET", &format!("/v2/users/me/{what}"))
+        .header("authorization", "Bearer zoom-token-1")
+        .query("page_size", "300");
+    if what == "meetings" {
+        e = e.query("type", "upcoming");
+    }
+    match token {
+        Some(t) => e.query("next_page_token", t),
+        None => e,
+    }
+}
+
+#[tokio::test]
+async fn discover_pages_meetings_by_token_and_skips_webinars_without_the_plan() {
+    let fake = Fake::start().await;
+    fake.expect(token_call(), token("zoom-token-1")).await;
+    let p1 = json!({"meetings": [{"id": 85_746_065_432_i64, "topic": "Onboarding", "start_time": "2026-12-01T10:00:00Z"}],
+        "next_page_token": "np2", "page_size": 300, "total_records": 2});
+    let p2 = json!({"meetings": [{"id": 85_746_065_433_i64, "topic": "Office hours"}], "next_page_token": ""});
+    fake.expect(listing("meetings", None), ResponseTemplate::new(200).set_body_json(p1)).await;
+    fake.expect(listing("meetings", Some("np2")), ResponseTemplate::new(200).set_body_json(p2))
+        .await;
+    let no_plan = json!({"code": 200, "message": "Webinar plan is missing. You must subscribe to the webinar plan and enable webinar for this user."});
+    fake.expect(listing("webinars", None), ResponseTemplate::new(400).set_body_json(no_plan)).await;
+    let got = discover(&zoom(&fake)).await.unwrap();
+    assert_eq!(
+        got,
+        rows(&[
+            ("meeting", "85746065432", "Onboarding"),
+            ("meeting", "85746065433", "Office hours")
+        ])
+    );
+}

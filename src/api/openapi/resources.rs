@@ -44,6 +44,20 @@ pub struct Connection {
     pub settings: Map<String, Value>,
 }
 
+/// Live action data of one connection.
+#[derive(Serialize, JsonSchema)]
+pub struct ActionsFound {
+    /// The connection's name.
+    pub connection: String,
+    /// Its integration type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// How many options.
+    pub count: usize,
+    /// Every option, all provider pages fetched.
+    pub records: Vec<crate::adapters::discover::ActionOption>,
+}
+
 /// `{connection}`.
 #[derive(Serialize, JsonSchema)]
 pub struct ConnectionFound {

@@ -201,6 +201,17 @@ pub(super) fn resource_ops(g: &mut Gen) -> Vec<Op> {
         .ok(200, "The connection, credentials redacted", g.out::<s::ConnectionFound>())
         .errors(RESOURCE);
     ops.extend(managed("/api/v1/connections/{id}", "Connection", one));
+    ops.push(
+        Op::new(
+            "get",
+            "/api/v1/connections/{id}/actions",
+            "listConnectionActions",
+            "Live action data: the account's lists, tags, templates, … (all pages, cached 5 min)",
+        )
+        .param(path_param("id", "Connection name"))
+        .ok(200, "The options for rules' `metadata.id`", g.out::<s::ActionsFound>())
+        .errors(&[400, 401, 403, 404, 429, 501, 502]),
+    );
     let list = Op::new("get", "/api/v1/rules", "listRules", "Rules of the workspace")
         .ok(200, "The rules", g.out::<s::List<crate::config::model::Rule>>())
         .errors(AUTHED);

@@ -301,6 +301,10 @@ pub enum ErrorName {
     TooEarlyError,
     /// 429.
     RateLimitError,
+    /// 501.
+    NotImplementedError,
+    /// 502.
+    BadGatewayError,
     /// 503.
     ServiceUnavailableError,
     /// 500 (a bug; never expected).

@@ -1,0 +1,203 @@
+//! Live action data: what a connection's account offers (lists, tags,
+//! segments, templates, …) for rules' `metadata.id`, fetched through every
+//! page and cached per connection for a short TTL.
+
+use super::http::{Call, Reply, deadline};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a connection's discovered options are served from memory.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// Bounds one whole discovery (all pages).
+pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most bytes read of one listing page (a page is the data itself, so the
+/// delivery path's smaller read limit would cut big accounts' pages).
+pub const PAGE_LIMIT: usize = 16 << 20;
+
+/// Most pages fetched per listing: a provider that never stops paging
+/// (a cursor that repeats) cannot loop forever.
+pub const MAX_PAGES: usize = 200;
+
+/// One thing a rule can point at.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ActionOption {
+    /// What it is: `list`, `tag`, `group`, `segment`, `template`, `campaign`,
+    /// `property`, `meeting`, `webinar`, `channel`.
+    pub kind: String,
+    /// The id to put in a rule's `metadata.id` (or the property name).
+    pub id: String,
+    /// The human name.
+    pub name: String,
+    /// Provider details (property options, status, counts); `null` when none.
+    pub extra: Value,
+}
+
+impl ActionOption {
+    /// An option without extra details.
+    pub fn new(kind: &str, id: impl Into<String>, name: impl Into<String>) -> Self {
+        ActionOption { kind: kind.into(), id: id.into(), name: name.into(), extra: Value::Null }
+    }
+
+    /// The same option with provider details.
+    #[must_use]
+    pub fn with_extra(mut self, extra: Value) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+/// Why discovery gave no options. Messages never carry a credential.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DiscoverError {
+    /// This integration (or this mode of it) has nothing to list.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The provider failed or answered something unusable.
+    #[error("{0}")]
+    Provider(String),
+}
+
+/// The result of a discovery.
+pub type Discovered = Result<Vec<ActionOption>, DiscoverError>;
+
+/// "not supported": the caller names the connection and its type.
+pub fn unsupported() -> DiscoverError {
+    DiscoverError::Unsupported(
+        "this integration has no account data to list (nothing to choose for `metadata.id`)".into(),
+    )
+}
+
+/// Sends a discovery call and requires a 2xx JSON answer.
+pub async fn fetch(call: Call<'_>, until: Instant) -> Result<Value, DiscoverError> {
+    json_of(call.read_limit(PAGE_LIMIT).send(until).await.map_err(failed)?)
+}
+
+/// A call that got no usable answer (timeout, network, token refresh).
+pub fn failed(report: super::adapter::AttemptReport) -> DiscoverError {
+    use super::adapter::AttemptResult;
+    DiscoverError::Provider(match report.result {
+        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => message,
+        AttemptResult::Delivered => "no answer".into(),
+    })
+}
+
+/// The reply's JSON, or the provider's (redacted) error message.
+pub fn json_of(reply: Reply) -> Result<Value, DiscoverError> {
+    if !reply.ok() {
+        return Err(DiscoverError::Provider(format!("the provider refused: {}", reply.message())));
+    }
+    reply.json.ok_or_else(|| {
+        DiscoverError::Provider(format!(
+            "the provider answered HTTP {} without a JSON body (or one over {} MiB)",
+            reply.status,
+            PAGE_LIMIT >> 20
+        ))
+    })
+}
+
+/// A deadline for one discovery.
+pub fn discovery_deadline() -> Instant {
+    deadline(DISCOVERY_TIMEOUT)
+}
+
+/// Text at `at` (a key, or a JSON pointer when it starts with `/`;
+/// numbers rendered), or empty.
+pub fn text(v: &Value, at: &str) -> String {
+    let found = if at.starts_with('/') { v.pointer(at) } else { v.get(at) };
+    match found {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The array at `pointer` (empty if absent).
+pub fn items<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
+    v.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// Options of `kind` from the array at `pointer`, reading `id` and `name` keys.
+pub fn options(v: &Value, pointer: &str, kind: &str, id: &str, name: &str) -> Vec<ActionOption> {
+    items(v, pointer)
+        .iter()
+        .map(|i| ActionOption::new(kind, text(i, id), text(i, name)))
+        .filter(|o| !o.id.is_empty())
+        .collect()
+}
+
+/// "too many pages" once [`MAX_PAGES`] is reached.
+pub fn too_many_pages(what: &str) -> DiscoverError {
+    DiscoverError::Provider(format!("{what}: more than {MAX_PAGES} pages, stopped"))
+}
+
+/// One connection's discovered options, kept for a TTL.
+#[derive(Debug, Default)]
+pub struct Cache {
+    entry: Mutex<Option<(Instant, Arc<Vec<ActionOption>>)>>,
+}
+
+impl Cache {
+    /// The cached options if fetched less than `ttl` before `now`, else
+    /// the result of `fetch` (cached when it succeeds; failures are not).
+    pub async fn get_or_fetch<F>(
+        &self,
+        now: Instant,
+        ttl: Duration,
+        fetch: F,
+    ) -> Result<Arc<Vec<ActionOption>>, DiscoverError>
+    where
+        F: std::future::Future<Output = Discovered>,
+    {
+        if let Some(hit) = self.fresh(now, ttl) {
+            return Ok(hit);
+        }
+        let options = Arc::new(fetch.await?);
+        if let Ok(mut slot) = self.entry.lock() {
+            *slot = Some((now, options.clone()));
+        }
+        Ok(options)
+    }
+
+    fn fresh(&self, now: Instant, ttl: Duration) -> Option<Arc<Vec<ActionOption>>> {
+        let slot = self.entry.lock().ok()?;
+        let (at, options) = slot.as_ref()?;
+        (now.saturating_duration_since(*at) < ttl).then(|| options.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cache_serves_within_the_ttl_and_refetches_after() {
+        let cache = Cache::default();
+        let ttl = Duration::from_secs(300);
+        let t0 = Instant::now();
+        let one = || async { Ok(vec![ActionOption::new("list", "1", "One")]) };
+        let two = || async { Ok(vec![ActionOption::new("list", "2", "Two")]) };
+        assert_eq!(cache.get_or_fetch(t0, ttl, one()).await.unwrap()[0].id, "1");
+        // Within the TTL the second fetch is never awaited.
+        let later = t0 + Duration::from_secs(299);
+        assert_eq!(cache.get_or_fetch(later, ttl, two()).await.unwrap()[0].id, "1");
+        let expired = t0 + ttl;
+        assert_eq!(cache.get_or_fetch(expired, ttl, two()).await.unwrap()[0].id, "2");
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let cache = Cache::default();
+        let ttl = Duration::from_secs(300);
+        let t0 = Instant::now();
+        let fail = async { Err(DiscoverError::Provider("HTTP 500".into())) };
+        assert!(cache.get_or_fetch(t0, ttl, fail).await.is_err());
+        let ok = async { Ok(vec![ActionOption::new("tag", "t", "T")]) };
+        assert_eq!(cache.get_or_fetch(t0, ttl, ok).await.unwrap().len(), 1);
+    }
+}
