@@ -60,6 +60,11 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         rule_id: key.rule.clone(),
         metadata: rule.rule.metadata.clone(),
         payload,
+        mapping: crate::adapters::mapping::effective(
+            conn.config.mapping(),
+            rule.rule.mapping.as_ref(),
+        ),
+        warnings: crate::adapters::mapping::Warnings::default(),
     };
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
@@ -112,11 +117,15 @@ fn record(
     started: u64,
     duration: std::time::Duration,
 ) -> AttemptRecord {
-    let error = match &report.result {
-        AttemptResult::Delivered => None,
-        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => {
+    let error = match (&report.result, d.warnings.joined()) {
+        (AttemptResult::Delivered, warnings) => warnings,
+        (AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. }, None) => {
             Some(message.clone())
         }
+        (
+            AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. },
+            Some(w),
+        ) => Some(format!("{message} (mapping warnings: {w})")),
     };
     AttemptRecord {
         attempt: d.attempt,
