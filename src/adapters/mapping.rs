@@ -130,3 +130,7 @@ fn set(c: &mut Contact, field: &str, v: Value) {
     };
     *slot = transform::text(&v).or_else(|| Some(v.to_string()));
 }
+
+#[cfg(test)]
+#[path = "mapping_tests.rs"]
+mod tests;
