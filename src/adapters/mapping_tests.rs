@@ -131,7 +131,10 @@ fn string_transforms_handle_unicode_and_scalars() {
     assert_eq!(run(json!([{"substring": [50, 2]}]), json!("short")), Ok(json!("")));
     assert!(run(json!([{"substring": [-1]}]), json!("x")).is_err());
     assert!(run(json!(["trim"]), json!({"a": 1})).is_err());
-    assert_eq!(run(json!(["trim", "lower", {"substring": [0, 4]}]), json!("  PRO PLAN ")), Ok(json!("pro ")));
+    assert_eq!(
+        run(json!(["trim", "lower", {"substring": [0, 4]}]), json!("  PRO PLAN ")),
+        Ok(json!("pro "))
+    );
 }
 
 #[test]
@@ -235,7 +238,8 @@ fn long_values_are_cut_in_messages() {
         json!({"n": {"from": "payload.n", "transforms": ["to_number"], "on_error": "fail_action"}}),
         json!({"n": long}),
     );
-    let AttemptResult::Permanent { message, .. } = Contact::for_delivery(&d).unwrap_err().result else {
+    let AttemptResult::Permanent { message, .. } = Contact::for_delivery(&d).unwrap_err().result
+    else {
         panic!()
     };
     assert!(message.contains('…') && message.chars().count() < 200, "{message}");

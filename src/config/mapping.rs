@@ -35,7 +35,8 @@ pub struct FieldMap {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transforms: Vec<Transform>,
     /// Used as is (not transformed) when the source is missing, `null` or
-    /// ends up an empty string; without it such a field is left out.
+    /// ends up an empty string; without it such a field is left as it was
+    /// (a standard field keeps the payload's value, a custom one is left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// What a value that cannot be transformed does: `skip_field` (default:

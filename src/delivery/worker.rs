@@ -154,3 +154,51 @@ fn observe(
             .record(age_ms as f64 / 1000.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            delivery_id: "dlv_1".into(),
+            attempt: 2,
+            event_id: "e1".into(),
+            event: "user.signup".into(),
+            resource: "global".into(),
+            resource_id: None,
+            workspace: "ws".into(),
+            created_at_ms: 0,
+            rule_id: "r1".into(),
+            metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
+            payload: serde_json::json!({}),
+            mapping: Arc::default(),
+            warnings: crate::adapters::mapping::Warnings::default(),
+        }
+    }
+
+    fn report(result: AttemptResult) -> AttemptReport {
+        AttemptReport { result, http_status: None, response_excerpt: None }
+    }
+
+    #[test]
+    fn mapping_warnings_reach_the_attempt_message() {
+        let d = delivery();
+        let took = std::time::Duration::from_millis(3);
+        assert_eq!(record(&d, &report(AttemptResult::Delivered), 1, took).error, None);
+        d.warnings.push("mapping field `seats`: bad".into());
+        let done = record(&d, &report(AttemptResult::Delivered), 1, took);
+        assert_eq!(
+            (done.outcome, done.error.as_deref()),
+            (Outcome::Delivered, Some("mapping field `seats`: bad"))
+        );
+        let failed =
+            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: "400".into() };
+        let done = record(&d, &report(failed), 1, took);
+        assert_eq!(
+            done.error.as_deref(),
+            Some("400 (mapping warnings: mapping field `seats`: bad)")
+        );
+    }
+}
