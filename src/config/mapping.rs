@@ -108,6 +108,19 @@ impl OnError {
     }
 }
 
+/// Integrations that send no contact, so a mapping would do nothing there.
+const NO_CONTACT: [&str; 4] = ["webhook", "slack", "discord", "log"];
+
+/// An error when `kind` (a connection `type`) does not apply mappings.
+pub fn check_kind(kind: &str, at: &Path, out: &mut Vec<Issue>) {
+    if NO_CONTACT.contains(&kind) {
+        out.push(issue(
+            at.clone(),
+            format!("`{kind}` connections send no contact, so `mapping` would do nothing: expected it only on contact-based integrations (hubspot, mailchimp, …)"),
+        ));
+    }
+}
+
 /// The source roots `from` accepts besides `payload.…`.
 pub const ROOTS: [&str; 3] = ["event", "resource", "resource_id"];
 

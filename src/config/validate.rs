@@ -112,6 +112,7 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
             let at = Path::root().key("connections").key(name.clone());
             out.extend(conn.check_credentials(&at));
             if let Some(m) = conn.mapping() {
+                super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
                 super::mapping::check(m, &at.key("mapping"), &mut out);
             }
         }
@@ -123,6 +124,9 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
             check_cel(when, condition::RULE_VARIABLES, at.key("when"), &mut out);
         }
         if let Some(m) = &rule.mapping {
+            if let Some(Some(conn)) = parts.connection(&rule.connection) {
+                super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
+            }
             super::mapping::check(m, &at.key("mapping"), &mut out);
         }
     }
