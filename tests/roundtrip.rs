@@ -39,6 +39,7 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 format: log::LogFormat::Json,
                 include_payload: false,
                 delivery: None,
+                mapping: None,
             }),
             metadata("log"),
         ),
@@ -54,6 +55,7 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 auth: Some(webhook::WebhookAuth::Bearer { token: Secret::new("${HOOK_TOKEN}") }),
                 headers: BTreeMap::from([("X-Tenant".to_string(), EnvString("acme".into()))]),
                 delivery: None,
+                mapping: None,
             };
             (ConnectionConfig::Webhook(hook), metadata("send_webhook"))
         }
@@ -65,6 +67,11 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 refresh_token: None,
                 base_url: None,
                 delivery: None,
+                mapping: Some(serde_json::from_value(serde_json::json!({
+                    "plan": {"from": "payload.plan", "transforms": ["trim", "upper", {"substring": [0, 4]}], "default": "FREE"},
+                    "company": {"value": "Acme"},
+                    "signup_date": {"from": "payload.created", "transforms": ["to_date"], "on_error": "fail_action"}
+                })).unwrap()),
             };
             (
                 ConnectionConfig::Hubspot(cfg),
@@ -77,6 +84,7 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 data_center: Some(EnvString("us6".into())),
                 base_url: None,
                 delivery: None,
+                mapping: None,
             };
             (ConnectionConfig::Mailchimp(cfg), Metadata { id: Some(id), ..metadata("add_to_list") })
         }
@@ -86,6 +94,7 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 bot_token: Some(Secret::new("${SLACK_BOT_TOKEN}")),
                 base_url: None,
                 delivery: None,
+                mapping: None,
             };
             (
                 ConnectionConfig::Slack(cfg),
@@ -135,7 +144,7 @@ prop_compose! {
         }
         let rules = events.into_iter().enumerate().map(|(i, (event, pick, cond))| {
             let (connection, metadata) = targets[pick % targets.len()].clone();
-            Rule { id: format!("rule-{i}"), event, connection, metadata, resource: None, resource_id: None,
+            Rule { id: format!("rule-{i}"), event, connection, metadata, resource: None, resource_id: None, mapping: None,
                    when: cond.then(|| "payload.amount > 10".into()), enabled: i % 3 != 0, description: None }
         }).collect();
         let steps = waits.into_iter().flat_map(|w| {

@@ -55,7 +55,7 @@ impl ActiveCampaignAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let action = d.metadata.action.as_str();
         // Removing from someone ActiveCampaign does not know is already done.
         let id = match action {

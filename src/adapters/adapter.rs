@@ -36,6 +36,11 @@ pub struct Delivery {
     pub metadata: Metadata,
     /// The event payload (a JSON object).
     pub payload: Value,
+    /// The field mapping in force (connection's, overridden by the rule's);
+    /// contact-based adapters apply it through [`super::contact::Contact::for_delivery`].
+    pub mapping: std::sync::Arc<crate::config::mapping::Mapping>,
+    /// Mapping warnings this attempt collected, for the attempt's message.
+    pub warnings: super::mapping::Warnings,
 }
 
 /// How an attempt ended.

@@ -87,7 +87,7 @@ impl AweberAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let add = match d.metadata.action.as_str() {
             "add_to_list" => true,
             "remove_from_list" => false,

@@ -1,11 +1,11 @@
 //! The standard contact fields every contact-based provider maps.
 //!
 //! Adapters never read the payload for people directly: they take a
-//! [`Contact`] from [`Contact::from_payload`]. The field-mapping step (a
-//! later issue) slots in there, transforming the contact (and filling
-//! [`Contact::custom`]) before any provider sees it.
+//! [`Contact`] from [`Contact::for_delivery`], which reads the standard
+//! fields ([`Contact::from_payload`]) and then applies the field mapping
+//! (replacing standard fields and filling [`Contact::custom`]).
 
-use super::adapter::AttemptReport;
+use super::adapter::{AttemptReport, Delivery};
 use super::http::permanent;
 use crate::config::model::Outcome;
 use serde_json::{Map, Value};
@@ -29,7 +29,7 @@ pub struct Contact {
     /// `ip_address`.
     pub ip_address: Option<String>,
     /// Provider field name → value, added by the mapping step; providers
-    /// merge it into their custom-field object (empty until mapping exists).
+    /// merge it into their custom-field object.
     pub custom: Map<String, Value>,
 }
 
@@ -66,6 +66,17 @@ impl Contact {
             ip_address: text(payload, "ip_address"),
             custom: Map::new(),
         }
+    }
+
+    /// The delivery's contact: the standard payload fields with the field
+    /// mapping applied.
+    ///
+    /// # Errors
+    /// A permanent `mapping_error` when a `fail_action` field cannot be mapped.
+    pub fn for_delivery(d: &Delivery) -> Result<Contact, AttemptReport> {
+        let mut c = Contact::from_payload(&d.payload);
+        super::mapping::apply(d, &mut c)?;
+        Ok(c)
     }
 
     /// The email, or a permanent `mapping_error` naming the field.

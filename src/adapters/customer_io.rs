@@ -103,7 +103,7 @@ impl CustomerIoAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let who = person(&c)?;
         match d.metadata.action.as_str() {
             "track_event" => {

@@ -107,7 +107,7 @@ impl HubspotAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let contact = Contact::from_payload(&d.payload);
+        let contact = Contact::for_delivery(d)?;
         let (list_op, extra) = match d.metadata.action.as_str() {
             "add_to_list" => ("add", None),
             "remove_from_list" => ("remove", None),

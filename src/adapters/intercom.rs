@@ -82,7 +82,7 @@ impl IntercomAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let contact = Contact::from_payload(&d.payload);
+        let contact = Contact::for_delivery(d)?;
         let add = match d.metadata.action.as_str() {
             "add_tag" => true,
             "remove_tag" => false,

@@ -172,13 +172,15 @@ mod tests {
             rule_id: "r1".into(),
             metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
             payload: serde_json::json!({"email": "a@b.c", "note": "two\nlines"}),
+            mapping: Default::default(),
+            warnings: Default::default(),
         }
     }
 
     /// Delivers once with `cfg` and returns what was written.
     async fn print(format: LogFormat, include_payload: bool) -> String {
         let buf = Buf::default();
-        let cfg = LogConfig { format, include_payload, delivery: None };
+        let cfg = LogConfig { format, include_payload, delivery: None, mapping: None };
         let report = LogAdapter::with_writer(&cfg, Arc::new(Mutex::new(buf.clone())))
             .deliver(&delivery(), std::time::Duration::ZERO)
             .await;
@@ -229,7 +231,12 @@ mod tests {
                 Ok(())
             }
         }
-        let cfg = LogConfig { format: LogFormat::Json, include_payload: true, delivery: None };
+        let cfg = LogConfig {
+            format: LogFormat::Json,
+            include_payload: true,
+            delivery: None,
+            mapping: None,
+        };
         let report = LogAdapter::with_writer(&cfg, Arc::new(Mutex::new(Broken)))
             .deliver(&delivery(), std::time::Duration::ZERO)
             .await;

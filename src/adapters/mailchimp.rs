@@ -53,7 +53,7 @@ impl MailchimpAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let contact = Contact::from_payload(&d.payload);
+        let contact = Contact::for_delivery(d)?;
         let action = d.metadata.action.as_str();
         if !matches!(action, "add_to_list" | "remove_from_list") {
             return Err(unknown_action("mailchimp", action));

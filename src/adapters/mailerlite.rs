@@ -48,7 +48,7 @@ impl MailerliteAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let contact = Contact::from_payload(&d.payload);
+        let contact = Contact::for_delivery(d)?;
         match d.metadata.action.as_str() {
             "add_to_group" => self.add(&contact, &metadata_id(d)?, deadline).await,
             "remove_from_group" => self.remove(&contact, &metadata_id(d)?, deadline).await,

@@ -34,6 +34,11 @@ macro_rules! connection_config {
             /// timeout, retries); unset fields inherit the workspace's `delivery:`.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub delivery: Option<$crate::config::model::DeliveryOverride>,
+            /// Field mapping for every rule on this connection (contact-based
+            /// integrations): destination field → source and transforms. A
+            /// rule's own `mapping` overrides it field by field.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub mapping: Option<$crate::config::mapping::Mapping>,
         }
         impl $crate::config::env::EnvFields for $name {
             fn env_fields<'a>(
@@ -62,9 +67,11 @@ pub mod contact;
 pub mod discover;
 pub mod http;
 pub mod limits;
+pub mod mapping;
 pub mod oauth;
 pub mod reply;
 pub mod template;
+mod transform;
 
 pub mod activecampaign;
 pub mod aweber;
@@ -168,6 +175,11 @@ impl ConnectionConfig {
     /// This connection's own delivery settings, if any.
     pub fn delivery(&self) -> Option<&DeliveryOverride> {
         each_variant!(self, c => c.delivery.as_ref())
+    }
+
+    /// This connection's own field mapping, if any.
+    pub fn mapping(&self) -> Option<&crate::config::mapping::Mapping> {
+        each_variant!(self, c => c.mapping.as_ref())
     }
 
     /// True for chat integrations configured with a bot token (which need a

@@ -51,7 +51,7 @@ impl ResendAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let contact = Contact::from_payload(&d.payload);
+        let contact = Contact::for_delivery(d)?;
         match d.metadata.action.as_str() {
             "add_to_segment" => self.add_to_segment(&contact, &metadata_id(d)?, deadline).await,
             "remove_from_segment" => {

@@ -158,7 +158,7 @@ impl SalesforceAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let target = metadata_id(d)?;
         match d.metadata.action.as_str() {
             "add_to_campaign" => {

@@ -75,7 +75,7 @@ impl SendgridAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let (path, body, idempotent): (&[&str], Value, bool) = match d.metadata.action.as_str() {
             "add_to_list" => {
                 // Phone is left out: SendGrid's `phone_number_id` is an

@@ -64,6 +64,7 @@ fn config(url: &str) -> WebhookConfig {
         auth: None,
         headers: Default::default(),
         delivery: None,
+        mapping: None,
     }
 }
 
@@ -91,6 +92,8 @@ fn delivery() -> Delivery {
         rule_id: "r1".into(),
         metadata: serde_json::from_value(serde_json::json!({"action": "send_webhook"})).unwrap(),
         payload: serde_json::json!({"email": "ada@example.com"}),
+        mapping: Default::default(),
+        warnings: Default::default(),
     }
 }
 

@@ -76,7 +76,7 @@ impl ZoomAdapter {
         timeout: Duration,
     ) -> Result<AttemptReport, AttemptReport> {
         let deadline = deadline(timeout);
-        let c = Contact::from_payload(&d.payload);
+        let c = Contact::for_delivery(d)?;
         let (kind, meeting) = match d.metadata.action.as_str() {
             "add_meeting_registrant" => ("meetings", true),
             "add_webinar_registrant" => ("webinars", false),

@@ -32,7 +32,7 @@ pub struct Automation {
 
 /// schemars documents `{ key: value }` variants on the branch; editors show
 /// the key's own description on hover, so copy it there.
-fn describe_keys(schema: &mut schemars::Schema) {
+pub(crate) fn describe_keys(schema: &mut schemars::Schema) {
     let Some(branches) = schema.get_mut("oneOf").and_then(|b| b.as_array_mut()) else { return };
     for branch in branches {
         let Some(text) = branch.get("description").cloned() else { continue };

@@ -160,6 +160,9 @@ codes! {
     UnusedSequence => "unused-sequence",
     /// Automations that trigger each other in a loop.
     AutomationLoop => "automation-loop",
+    /// A field mapping without exactly one source, with a bad `from` path,
+    /// bad `substring` arguments or transforms in an order that cannot work.
+    InvalidMapping => "invalid-mapping",
 }
 
 impl fmt::Display for Code {

@@ -15,6 +15,7 @@ pub mod duration;
 pub mod env;
 pub mod load;
 mod loops;
+pub mod mapping;
 pub mod model;
 pub mod schema;
 pub mod spans;

@@ -105,6 +105,10 @@ pub struct Rule {
     /// the rule matches only when it is true (e.g. `payload.amount > 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// Field mapping for contact-based integrations: destination field →
+    /// source and transforms. Overrides the connection's `mapping` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<super::mapping::Mapping>,
     /// Set to `false` to keep the rule in the file without matching anything.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub enabled: bool,

@@ -255,6 +255,15 @@ fn explain_union(
         let consts: Vec<Value> = branches.iter().map(|b| b["const"].clone()).collect();
         return out.push(enum_issue(path, instance, &Value::Array(consts)));
     }
+    // A word where unit variants and `{ key: args }` variants mix (mapping
+    // transforms): list every name rather than the first branch's.
+    if instance.is_string() && branches.iter().any(|b| b.get("const").is_some()) {
+        let names: Vec<Value> = branches
+            .iter()
+            .filter_map(|b| b.get("const").cloned().or_else(|| only_required(b).map(Value::String)))
+            .collect();
+        return out.push(enum_issue(path, instance, &Value::Array(names)));
+    }
     if single_key_union(&path, instance, &branches, context, out) {
         return;
     }
@@ -284,6 +293,14 @@ fn has_type_tags(branches: &[&Value]) -> bool {
     !branches.is_empty() && branches.iter().all(|b| b["properties"]["type"]["const"].is_string())
 }
 
+/// The one required key of an object branch (`{ substring: … }`), if it has exactly one.
+fn only_required(b: &Value) -> Option<String> {
+    match b["required"].as_array().map(Vec::as_slice) {
+        Some([only]) if b["type"] == "object" => only.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
 /// Externally tagged enums (`{ add_tag: vip }`): the one key names the
 /// branch. Returns false when the union is not of that shape.
 fn single_key_union(
@@ -293,17 +310,14 @@ fn single_key_union(
     context: &[Vec<ValidationError<'static>>],
     out: &mut Vec<Issue>,
 ) -> bool {
-    let key_of = |b: &Value| match b["required"].as_array().map(Vec::as_slice) {
-        Some([only]) if b["type"] == "object" => only.as_str().map(str::to_string),
-        _ => None,
-    };
-    let keys: Vec<String> = branches.iter().filter_map(|b| key_of(b)).collect();
+    let keys: Vec<String> = branches.iter().filter_map(|b| only_required(b)).collect();
     let objects = branches.iter().filter(|b| b["type"] == "object").count();
     let Some(obj) = instance.as_object() else { return false };
     if keys.len() < 2 || keys.len() != objects {
         return false;
     }
-    let chosen = branches.iter().position(|b| key_of(b).is_some_and(|k| obj.contains_key(&k)));
+    let chosen =
+        branches.iter().position(|b| only_required(b).is_some_and(|k| obj.contains_key(&k)));
     if let Some(i) = chosen {
         context.get(i).into_iter().flatten().for_each(|e| explain(e, out));
         return true;

@@ -109,7 +109,12 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     check_ids(parts, &mut out);
     for (name, conn) in &parts.connections {
         if let Some(conn) = conn {
-            out.extend(conn.check_credentials(&Path::root().key("connections").key(name.clone())));
+            let at = Path::root().key("connections").key(name.clone());
+            out.extend(conn.check_credentials(&at));
+            if let Some(m) = conn.mapping() {
+                super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
+                super::mapping::check(m, &at.key("mapping"), &mut out);
+            }
         }
     }
     for (i, rule) in &parts.rules {
@@ -117,6 +122,12 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
         check_target(parts, &rule.connection, &rule.metadata, &at, &mut out);
         if let Some(when) = &rule.when {
             check_cel(when, condition::RULE_VARIABLES, at.key("when"), &mut out);
+        }
+        if let Some(m) = &rule.mapping {
+            if let Some(Some(conn)) = parts.connection(&rule.connection) {
+                super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
+            }
+            super::mapping::check(m, &at.key("mapping"), &mut out);
         }
     }
     for (i, automation) in &parts.automations {

@@ -60,6 +60,11 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         rule_id: key.rule.clone(),
         metadata: rule.rule.metadata.clone(),
         payload,
+        mapping: crate::adapters::mapping::effective(
+            conn.config.mapping(),
+            rule.rule.mapping.as_ref(),
+        ),
+        warnings: crate::adapters::mapping::Warnings::default(),
     };
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
@@ -112,11 +117,15 @@ fn record(
     started: u64,
     duration: std::time::Duration,
 ) -> AttemptRecord {
-    let error = match &report.result {
-        AttemptResult::Delivered => None,
-        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => {
+    let error = match (&report.result, d.warnings.joined()) {
+        (AttemptResult::Delivered, warnings) => warnings,
+        (AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. }, None) => {
             Some(message.clone())
         }
+        (
+            AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. },
+            Some(w),
+        ) => Some(format!("{message} (mapping warnings: {w})")),
     };
     AttemptRecord {
         attempt: d.attempt,
@@ -143,5 +152,53 @@ fn observe(
         // Ingest to delivery, retries included: what the user of the event waits.
         metrics::histogram!("meshes_event_to_delivery_seconds", "connection" => conn.conn_key.clone())
             .record(age_ms as f64 / 1000.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            delivery_id: "dlv_1".into(),
+            attempt: 2,
+            event_id: "e1".into(),
+            event: "user.signup".into(),
+            resource: "global".into(),
+            resource_id: None,
+            workspace: "ws".into(),
+            created_at_ms: 0,
+            rule_id: "r1".into(),
+            metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
+            payload: serde_json::json!({}),
+            mapping: Arc::default(),
+            warnings: crate::adapters::mapping::Warnings::default(),
+        }
+    }
+
+    fn report(result: AttemptResult) -> AttemptReport {
+        AttemptReport { result, http_status: None, response_excerpt: None }
+    }
+
+    #[test]
+    fn mapping_warnings_reach_the_attempt_message() {
+        let d = delivery();
+        let took = std::time::Duration::from_millis(3);
+        assert_eq!(record(&d, &report(AttemptResult::Delivered), 1, took).error, None);
+        d.warnings.push("mapping field `seats`: bad".into());
+        let done = record(&d, &report(AttemptResult::Delivered), 1, took);
+        assert_eq!(
+            (done.outcome, done.error.as_deref()),
+            (Outcome::Delivered, Some("mapping field `seats`: bad"))
+        );
+        let failed =
+            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: "400".into() };
+        let done = record(&d, &report(failed), 1, took);
+        assert_eq!(
+            done.error.as_deref(),
+            Some("400 (mapping warnings: mapping field `seats`: bad)")
+        );
     }
 }

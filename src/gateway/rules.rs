@@ -173,6 +173,7 @@ mod tests {
             resource: None,
             resource_id: None,
             when: when.map(str::to_string),
+            mapping: None,
             enabled: true,
             description: None,
         }

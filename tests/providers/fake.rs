@@ -158,6 +158,8 @@ pub fn delivery(metadata: Value, payload: Value) -> Delivery {
         rule_id: "rule-1".into(),
         metadata: serde_json::from_value(metadata).unwrap(),
         payload,
+        mapping: Default::default(),
+        warnings: Default::default(),
     }
 }
 

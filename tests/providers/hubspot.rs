@@ -284,3 +284,52 @@ async fn discover_pages_lists_by_offset_and_offers_writable_properties() {
     );
     assert_eq!(all[2].extra["options"][0]["value"], "lead");
 }
+
+#[tokio::test]
+async fn mapped_fields_reach_the_created_contact() {
+    // The connection maps two fields; the rule overrides `plan` and adds more.
+    let conn: meshes::adapters::ConnectionConfig = serde_saphyr::from_str(
+        "type: hubspot\naccess_token: ${HS_TOKEN}\nmapping:\n  company: { value: Acme }\n  plan: { value: connection-plan }\n",
+    )
+    .unwrap();
+    let rule_mapping: meshes::config::mapping::Mapping = serde_saphyr::from_str(
+        "first_name: { from: payload.profile.given, transforms: [trim, upper] }\n\
+         plan: { from: payload.plan, transforms: [upper], default: FREE }\n\
+         signup_date: { from: payload.created, transforms: [to_date] }\n\
+         seats: { from: payload.seats, transforms: [to_number], on_error: warn_action }\n",
+    )
+    .unwrap();
+
+    let fake = Fake::start().await;
+    fake.expect(lookup(PAT), not_found()).await;
+    let properties = json!({
+        "firstname": "GRACE", "lastname": "Lovelace", "phone": "+441234",
+        "company": "Acme", "plan": "FREE", "signup_date": "2023-11-14",
+        "email": "ada@example.com"
+    });
+    let body = json!({"properties": properties, "associations": []});
+    fake.expect(
+        bearer(Expect::new("POST", "/crm/v3/objects/contacts").json(body.clone()), PAT),
+        ResponseTemplate::new(201).set_body_json(json!({"id": "777"})),
+    )
+    .await;
+    fake.expect(membership("add", "777", PAT), list_ok()).await;
+
+    let mut payload = person();
+    payload["profile"] = json!({"given": "  grace "});
+    payload["created"] = json!(1_700_000_000);
+    payload["seats"] = json!("a few");
+    let mut d = delivery(json!({"action": "add_to_list", "id": 123}), payload);
+    d.mapping = meshes::adapters::mapping::effective(conn.mapping(), Some(&rule_mapping));
+    assert_delivered(&deliver(&private_app(&fake), &d).await);
+
+    let sent = fake.bodies("/crm/v3/objects/contacts").await;
+    assert_eq!(sent, vec![body]);
+    spec::check(&spec::load("contacts.json"), "post", "/crm/v3/objects/contacts", &sent[0]);
+    assert!(
+        d.warnings
+            .joined()
+            .unwrap()
+            .contains("mapping field `seats`: `payload.seats` is \"a few\"")
+    );
+}
