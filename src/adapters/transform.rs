@@ -199,22 +199,7 @@ fn time_parts(s: &str) -> Option<(String, String)> {
 fn unix(t: i64) -> Option<Stamp> {
     let secs = if t.abs() >= 100_000_000_000 { t.div_euclid(1000) } else { t };
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let ymd = civil_from_days(days);
+    let ymd = crate::clock::civil_from_days(days);
     let time = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
     Some(Stamp { ymd, time: Some((time, "Z".to_string())) })
-}
-
-/// Howard Hinnant's days-to-civil: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // Both are small by construction (1..=31, 1..=12).
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
 }
