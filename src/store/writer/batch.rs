@@ -2,10 +2,11 @@
 //!
 //! Callers that wait for a commit before sending their next request split
 //! into two cohorts: while one waits on the fsync, the other's requests
-//! queue, so each commit carries about half of the concurrent load. A
-//! commit costs an fsync (1–4 ms on the VMs measured), so waiting a fraction
-//! of that for the cohort just answered roughly doubles the batch and the
-//! throughput. The wait is bounded by a quarter of the last commit's time,
+//! queue, so each commit carries about half of the concurrent load (seen
+//! while the machine was loaded; on a quiet one the writer is rarely the
+//! bottleneck and the wait rarely triggers, see BENCHMARKS.md). A commit
+//! costs an fsync (1–4 ms on the VMs measured), so waiting a fraction of it
+//! for the cohort just answered can fill the batch. The wait is bounded by a quarter of the last commit's time,
 //! only happens while the batch is smaller than the previous one, and stops
 //! as soon as a step brings nothing new: a lone caller waits one step.
 
