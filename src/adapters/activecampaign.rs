@@ -1,10 +1,10 @@
 //! ActiveCampaign (API v3): lists, tags and contact sync.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{
-    Api, Reply, deadline, delivered, metadata_id, parse_url, secret, settle, unknown_action,
+    Api, Reply, deadline, delivered, metadata_id, parse_url, secret, unknown_action,
 };
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
@@ -167,19 +167,7 @@ fn row_for(rows: &Reply, tag: &str) -> Option<String> {
     list.iter().find(|r| text(r.get("tag")).as_deref() == Some(tag)).and_then(|r| text(r.get("id")))
 }
 
-impl Adapter for ActiveCampaignAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.options())
-    }
-}
+provider_adapter!(ActiveCampaignAdapter, discover: options);
 
 impl ActiveCampaignAdapter {
     /// Lists and tags, 100 per page (offset paging up to `meta.total`).

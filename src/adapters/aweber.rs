@@ -1,12 +1,12 @@
 //! AWeber (API 1.0, OAuth 2 with refresh tokens): list subscriptions.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
     Discovered, MAX_PAGES, discovery_deadline, failed, json_of, options, too_many_pages,
 };
-use super::http::{Api, Reply, deadline, metadata_id, plain, secret, settle, unknown_action};
+use super::http::{Api, Reply, deadline, metadata_id, plain, secret, unknown_action};
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
@@ -176,19 +176,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     }
 }
 
-impl Adapter for AweberAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.lists())
-    }
-}
+provider_adapter!(AweberAdapter, discover: lists);
 
 impl AweberAdapter {
     /// The account's lists, following `next_collection_link`. Only the

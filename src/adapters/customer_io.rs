@@ -1,11 +1,11 @@
 //! Customer.io (Track API): tracked events and manual segments.
 
-use super::adapter::{Adapter, AttemptReport, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, Delivery};
 use super::contact::Contact;
 use super::discover::{
     ActionOption, DiscoverError, Discovered, discovery_deadline, fetch, items, text,
 };
-use super::http::{Api, deadline, metadata_id, permanent, secret, settle, unknown_action};
+use super::http::{Api, deadline, metadata_id, permanent, secret, unknown_action};
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -191,19 +191,7 @@ pub fn ulid(created_at_ms: u64, delivery_id: &str) -> String {
     (0..26).map(|i| char::from(ALPHABET[((value >> (125 - 5 * i)) & 31) as usize])).collect()
 }
 
-impl Adapter for CustomerIoAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.segments())
-    }
-}
+provider_adapter!(CustomerIoAdapter, discover: segments);
 
 /// The App API (Bearer `app_api_key`): `base_url` when set (proxies, fakes),
 /// else the region's `api.customer.io` host.

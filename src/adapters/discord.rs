@@ -1,9 +1,7 @@
 //! Discord: messages through a channel webhook or a bot token.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
-use super::http::{
-    Api, Reply, deadline, invalid, metadata_id, parse_url, secret, settle, unknown_action,
-};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
+use super::http::{Api, Reply, deadline, invalid, metadata_id, parse_url, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::diagnostic::{Issue, Path};
 use crate::config::env::Secret;
@@ -158,12 +156,4 @@ fn classify(reply: &Reply) -> AttemptReport {
     }
 }
 
-impl Adapter for DiscordAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-}
+provider_adapter!(DiscordAdapter);

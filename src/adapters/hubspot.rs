@@ -1,13 +1,13 @@
 //! HubSpot (CRM v3): list memberships and contact properties.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, json_of, text, too_many_pages,
 };
 use super::http::{
-    Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, settle, unknown_action,
+    Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, unknown_action,
 };
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup};
@@ -232,19 +232,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     })
 }
 
-impl Adapter for HubspotAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.options())
-    }
-}
+provider_adapter!(HubspotAdapter, discover: options);
 
 impl HubspotAdapter {
     /// Contact lists (search, 500 per page by `offset` while `hasMore`)

@@ -1,9 +1,9 @@
 //! Intercom (API 2.14): contact tags.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::{Discovered, discovery_deadline, fetch, options};
-use super::http::{Api, Reply, deadline, delivered, metadata_id, secret, settle, unknown_action};
+use super::http::{Api, Reply, deadline, delivered, metadata_id, secret, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::Secret;
 use reqwest::Method;
@@ -164,19 +164,7 @@ fn conflict_id(reply: &Reply) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-impl Adapter for IntercomAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.tags())
-    }
-}
+provider_adapter!(IntercomAdapter, discover: tags);
 
 impl IntercomAdapter {
     /// Tags (`GET /tags` is one unpaginated list).

@@ -1,11 +1,9 @@
 //! Mailchimp (Marketing API 3.0): audience membership.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
-use super::http::{
-    Api, Reply, deadline, invalid, metadata_id, plain, secret, settle, unknown_action,
-};
+use super::http::{Api, Reply, deadline, invalid, metadata_id, plain, secret, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::{EnvString, Secret};
 use reqwest::Method;
@@ -124,19 +122,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     reply.default_report()
 }
 
-impl Adapter for MailchimpAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.audiences())
-    }
-}
+provider_adapter!(MailchimpAdapter, discover: audiences);
 
 impl MailchimpAdapter {
     /// Audiences, 1000 per page (offset paging until `total_items`).

@@ -1,9 +1,9 @@
 //! MailerLite (connect.mailerlite.com API): subscriber groups.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
-use super::http::{Api, deadline, metadata_id, secret, settle, unknown_action};
+use super::http::{Api, deadline, metadata_id, secret, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::Secret;
 use reqwest::Method;
@@ -111,19 +111,7 @@ impl MailerliteAdapter {
     }
 }
 
-impl Adapter for MailerliteAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.groups())
-    }
-}
+provider_adapter!(MailerliteAdapter, discover: groups);
 
 impl MailerliteAdapter {
     /// Groups, 100 per page (`page=N` up to `meta.last_page`).

@@ -62,6 +62,46 @@ macro_rules! connection_config {
     };
 }
 
+/// The `Adapter` impl every provider shares: `deliver` runs the provider's
+/// `attempt(delivery, timeout)` and settles its `Result` into a report;
+/// `discover` (when given) lists the account's options.
+macro_rules! provider_adapter {
+    ($ty:ty) => {
+        impl $crate::adapters::adapter::Adapter for $ty {
+            fn deliver<'a>(
+                &'a self,
+                delivery: &'a $crate::adapters::adapter::Delivery,
+                timeout: std::time::Duration,
+            ) -> $crate::adapters::adapter::BoxFuture<'a, $crate::adapters::adapter::AttemptReport>
+            {
+                Box::pin(async move {
+                    $crate::adapters::http::settle(self.attempt(delivery, timeout).await)
+                })
+            }
+        }
+    };
+    ($ty:ty, discover: $list:ident) => {
+        impl $crate::adapters::adapter::Adapter for $ty {
+            fn deliver<'a>(
+                &'a self,
+                delivery: &'a $crate::adapters::adapter::Delivery,
+                timeout: std::time::Duration,
+            ) -> $crate::adapters::adapter::BoxFuture<'a, $crate::adapters::adapter::AttemptReport>
+            {
+                Box::pin(async move {
+                    $crate::adapters::http::settle(self.attempt(delivery, timeout).await)
+                })
+            }
+            fn discover(
+                &self,
+            ) -> $crate::adapters::adapter::BoxFuture<'_, $crate::adapters::discover::Discovered>
+            {
+                Box::pin(self.$list())
+            }
+        }
+    };
+}
+
 pub mod adapter;
 pub mod contact;
 pub mod discover;

@@ -1,11 +1,11 @@
 //! Resend: contact segments and template emails.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::{
     Discovered, MAX_PAGES, discovery_deadline, fetch, items, text, too_many_pages,
 };
-use super::http::{Api, Reply, deadline, metadata_id, plain, secret, settle, unknown_action};
+use super::http::{Api, Reply, deadline, metadata_id, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -178,19 +178,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     reply.report(result)
 }
 
-impl Adapter for ResendAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.options())
-    }
-}
+provider_adapter!(ResendAdapter, discover: options);
 
 impl ResendAdapter {
     /// Segments and published templates.

@@ -1,6 +1,6 @@
 //! Salesforce (REST API, OAuth 2 refresh-token flow): campaign members and fields.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
@@ -8,7 +8,7 @@ use super::discover::{
     too_many_pages,
 };
 use super::http::{
-    Api, Reply, deadline, delivered, metadata_id, parse_url, plain, secret, settle, unknown_action,
+    Api, Reply, deadline, delivered, metadata_id, parse_url, plain, secret, unknown_action,
 };
 use super::oauth::{ClientAuth, Grant, Token, TokenCache};
 use super::{BuildError, Lookup, resolve_field};
@@ -312,19 +312,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     }
 }
 
-impl Adapter for SalesforceAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.campaigns())
-    }
-}
+provider_adapter!(SalesforceAdapter, discover: campaigns);
 
 /// Active campaigns, for `add_to_campaign`.
 const CAMPAIGNS_Q: &str =

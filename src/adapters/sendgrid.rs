@@ -1,9 +1,9 @@
 //! SendGrid (v3): marketing lists and email.
 
-use super::adapter::{Adapter, AttemptReport, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, Delivery};
 use super::contact::Contact;
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
-use super::http::{Api, deadline, metadata_id, permanent, plain, secret, settle, unknown_action};
+use super::http::{Api, deadline, metadata_id, permanent, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -172,19 +172,7 @@ fn address(text: &str) -> Value {
     }
 }
 
-impl Adapter for SendgridAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.options())
-    }
-}
+provider_adapter!(SendgridAdapter, discover: options);
 
 impl SendgridAdapter {
     /// Marketing lists and dynamic templates.

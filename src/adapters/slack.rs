@@ -1,13 +1,11 @@
 //! Slack: messages through an incoming webhook or a bot token (`chat.postMessage`).
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::discover::{
     ActionOption, DiscoverError, Discovered, MAX_PAGES, discovery_deadline, fetch, items, text,
     too_many_pages,
 };
-use super::http::{
-    Api, Reply, deadline, invalid, metadata_id, parse_url, secret, settle, unknown_action,
-};
+use super::http::{Api, Reply, deadline, invalid, metadata_id, parse_url, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::diagnostic::{Issue, Path};
 use crate::config::env::Secret;
@@ -155,19 +153,7 @@ fn bot_result(reply: &Reply, attempt: u32) -> AttemptReport {
     reply.report(result)
 }
 
-impl Adapter for SlackAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.channels())
-    }
-}
+provider_adapter!(SlackAdapter, discover: channels);
 
 impl SlackAdapter {
     /// Channels the bot can see (`conversations.list`, cursor paging);

@@ -1,13 +1,13 @@
 //! Zoom (API v2, server-to-server OAuth): meeting and webinar registrants.
 
-use super::adapter::{Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery};
+use super::adapter::{AttemptReport, AttemptResult, Delivery};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, items, json_of, text,
     too_many_pages,
 };
-use super::http::{Api, Reply, deadline, metadata_id, permanent, secret, settle, unknown_action};
+use super::http::{Api, Reply, deadline, metadata_id, permanent, secret, unknown_action};
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
@@ -116,19 +116,7 @@ fn classify(reply: &Reply) -> AttemptReport {
     reply.default_report()
 }
 
-impl Adapter for ZoomAdapter {
-    fn deliver<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        timeout: Duration,
-    ) -> BoxFuture<'a, AttemptReport> {
-        Box::pin(async move { settle(self.attempt(delivery, timeout).await) })
-    }
-
-    fn discover(&self) -> BoxFuture<'_, Discovered> {
-        Box::pin(self.events())
-    }
-}
+provider_adapter!(ZoomAdapter, discover: events);
 
 impl ZoomAdapter {
     /// The account owner's upcoming meetings and webinars (`next_page_token` paging).
