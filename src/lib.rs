@@ -21,6 +21,8 @@
 //!     catalog, CEL, env) collected all at once.
 //! - [`adapters`]: one file per integration; [`adapters::ConnectionConfig`] is
 //!   the closed enum tagged by `type:`.
+//! - [`automations`]: contacts, triggers, CEL conditions, actions and
+//!   durable sequences, run inside the store's writer transaction.
 //! - [`bench`]: `meshes bench …`, reproducible benchmarks run as separate
 //!   processes against a ceiling server on the same machine (BENCHMARKS.md).
 //! - [`catalog`]: every integration's actions and the metadata each needs:
@@ -28,6 +30,7 @@
 
 pub mod adapters;
 pub mod api;
+pub mod automations;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

@@ -167,7 +167,7 @@ prop_compose! {
             version: 1,
             workspace: Workspace { id, name, publishable_key: EnvString("mesh_pub_prop".into()) },
             machine_keys: vec![MachineKey { access_key: EnvString("mk_prop".into()), secret: Secret::new("${MESHES_SECRET_KEY}"), name: None }],
-            connections, rules, automations, sequences, delivery,
+            connections, rules, automations, sequences, delivery, contacts: Default::default(),
         }
     }
 }

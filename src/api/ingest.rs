@@ -194,6 +194,7 @@ pub fn new_event(
         payload: serde_json::to_vec(&payload).unwrap_or_default(),
         idempotency_key: key,
         rules,
+        inbox: ws.automations.wants_events(),
     }
 }
 
@@ -211,6 +212,6 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
 }
 
 /// The first attempt's delay: `schedule[0]` (0 when the schedule is empty).
-fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
+pub fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
     policy.schedule.first().map_or(0, |d| d.get().as_millis() as u64)
 }

@@ -44,6 +44,20 @@ pub struct ConfigFile {
     /// Retry schedule, timeouts, concurrency and retention for every connection.
     #[serde(default, skip_serializing_if = "is_default")]
     pub delivery: DeliverySettings,
+    /// How contacts are kept (the contacts API and automations).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub contacts: ContactSettings,
+}
+
+/// Contact settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactSettings {
+    /// Also upsert a contact from every ingested event whose payload has an
+    /// `email` (standard fields `first_name`, `last_name`, `name`, `phone`
+    /// and `id` as the external id are copied too), so apps that only send
+    /// events still drive automations. Off by default: events stay events.
+    pub upsert_from_events: bool,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -68,6 +68,10 @@ pub struct Shared {
     pub in_flight: InFlight,
     /// Wakes the scheduler (new events, manual retries, finished attempts, reloads).
     pub wake: Notify,
+    /// Wakes the sequence worker (new enrolments).
+    pub sequences_wake: Notify,
+    /// Wakes the automation inbox worker (events for `event` automations).
+    pub inbox_wake: Notify,
 }
 
 /// The scheduler task's state.
@@ -86,6 +90,8 @@ impl Engine {
             runtime,
             in_flight: InFlight::default(),
             wake: Notify::new(),
+            sequences_wake: Notify::new(),
+            inbox_wake: Notify::new(),
         });
         Engine { shared, lanes: HashMap::new(), tasks: TaskTracker::new() }
     }

@@ -96,7 +96,7 @@ impl RuleIndex {
 
 /// The standard library, built once: `Context::default()` registers every
 /// CEL function, which cost ~25 µs per event when done per evaluation.
-static ROOT: std::sync::LazyLock<cel::Context<'static, 'static>> =
+pub(crate) static ROOT: std::sync::LazyLock<cel::Context<'static, 'static>> =
     std::sync::LazyLock::new(cel::Context::default);
 
 fn cel_context(f: &EventFacts<'_>) -> cel::Context<'static, 'static> {

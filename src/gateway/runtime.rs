@@ -49,6 +49,8 @@ pub struct WorkspaceRt {
     pub connections: HashMap<String, Arc<ConnectionRt>>,
     /// Rules.
     pub rules: RuleIndex,
+    /// Automations and sequences.
+    pub automations: crate::automations::AutomationIndex,
     /// The parsed file (for the read-only config API).
     pub config: ConfigFile,
 }
@@ -169,8 +171,12 @@ fn build_workspace(
         }
     }
     let rules = RuleIndex::build(&cfg.rules).map_err(|e| vec![format!("{file}: {e}")]);
+    let automations =
+        crate::automations::AutomationIndex::build(cfg).map_err(|e| vec![format!("{file}: {e}")]);
+    let rules = rules.and_then(|r| automations.map(|a| (r, a)));
     match (rules, errors.is_empty()) {
-        (Ok(rules), true) => Ok(WorkspaceRt {
+        (Ok((rules, automations)), true) => Ok(WorkspaceRt {
+            automations,
             id: cfg.workspace.id.clone(),
             name: cfg.workspace.name.clone(),
             file: file.to_string(),

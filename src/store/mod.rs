@@ -5,6 +5,8 @@
 //! concurrent requests into one transaction and one fsync (group commit).
 //! Reads use their own snapshots and never block it.
 
+pub mod contact_records;
+mod contacts_read;
 pub mod db;
 pub mod fault;
 pub mod records;
@@ -16,8 +18,13 @@ mod fault_tests;
 #[cfg(test)]
 mod tests;
 
+pub use contact_records::{
+    ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
+};
+pub use contacts_read::{ActivityPage, SuppressedPage};
 pub use records::{AttemptRecord, EventRecord, EventView, RuleEventRecord, Status};
-pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
+pub use writer::contacts::email_key;
+pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome, Tables};
 
 use db::{DbSlot, Opener};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};

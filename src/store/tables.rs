@@ -23,6 +23,27 @@ pub const IDEMPOTENCY: TableDefinition<(&str, &str), (u128, u64)> =
 pub const IDEMPOTENCY_BY_TIME: TableDefinition<(u64, &str, &str), ()> =
     TableDefinition::new("idempotency_by_time");
 
+/// Contact id → contact record (JSON).
+pub const CONTACTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contacts");
+/// (workspace, lowercased email) → contact id.
+pub const CONTACT_EMAILS: TableDefinition<(&str, &str), u128> =
+    TableDefinition::new("contact_emails");
+/// (workspace, external id) → contact id.
+pub const CONTACT_EXTERNAL_IDS: TableDefinition<(&str, &str), u128> =
+    TableDefinition::new("contact_external_ids");
+/// (contact id, sequence) → enrolment record (JSON).
+pub const ENROLLMENTS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("enrollments");
+/// (due ms, contact id, sequence): the sequence steps' due-time index.
+pub const SEQUENCE_DUE: TableDefinition<(u64, u128, &str), ()> =
+    TableDefinition::new("sequence_due");
+/// (contact id, activity id) → activity record (JSON), oldest first.
+pub const ACTIVITY: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("activity");
+/// (workspace, unsubscribed at ms, contact id): the suppression list in time order.
+pub const SUPPRESSED: TableDefinition<(&str, u64, u128), ()> = TableDefinition::new("suppressed");
+/// Event id: ingested events that `event` automations (or contact upserts
+/// from events) still have to see; written in the event's own transaction.
+pub const AUTOMATION_INBOX: TableDefinition<u128, ()> = TableDefinition::new("automation_inbox");
+
 /// Creates every table so readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
@@ -34,6 +55,14 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(BY_WORKSPACE)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
+    txn.open_table(CONTACTS)?;
+    txn.open_table(CONTACT_EMAILS)?;
+    txn.open_table(CONTACT_EXTERNAL_IDS)?;
+    txn.open_table(ENROLLMENTS)?;
+    txn.open_table(SEQUENCE_DUE)?;
+    txn.open_table(ACTIVITY)?;
+    txn.open_table(SUPPRESSED)?;
+    txn.open_table(AUTOMATION_INBOX)?;
     txn.commit()?;
     Ok(())
 }

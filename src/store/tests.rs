@@ -21,6 +21,7 @@ pub(super) fn new_event(
         },
         payload: br#"{"email":"a@example.com"}"#.to_vec(),
         idempotency_key: key.map(str::to_string),
+        inbox: false,
         rules: rules
             .iter()
             .map(|(rule, conn)| NewRuleEvent {

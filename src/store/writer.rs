@@ -11,6 +11,7 @@ use super::records::{AttemptRecord, EventRecord};
 use super::tables::*;
 use super::{DueKey, StoreError};
 use redb::{Database, Table, WriteTransaction};
+use std::any::Any;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests applied in one transaction.
@@ -29,6 +30,9 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
     /// The deliveries.
     pub rules: Vec<NewRuleEvent>,
+    /// Whether automations must see it (queued in the automation inbox in
+    /// the same transaction, so a crash cannot skip them).
+    pub inbox: bool,
 }
 
 /// One delivery to create.
@@ -117,7 +121,15 @@ pub enum RetryOutcome {
     NotFound,
 }
 
+/// A unit of work run inside the writer's transaction (automations): it
+/// reads and writes through [`Tables`] and its result is handed back only
+/// after the commit. An `Err` fails the whole batch, so jobs return domain
+/// errors inside `Ok` and only store errors as `Err`.
+type Job =
+    Box<dyn for<'t> FnOnce(&mut Tables<'t>) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
+
 enum Op {
+    Job(Option<Job>, oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>),
     Ingest(Vec<Prepared>, u64, oneshot::Sender<Result<Vec<Ingested>, StoreError>>),
     Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
@@ -196,6 +208,18 @@ impl Handle {
     pub async fn prune(&self, before: u64, now: u64, limit: usize) -> Result<usize, StoreError> {
         call(&self.tx, |r| Op::Prune(before, now, limit, r)).await
     }
+    /// Runs `job` inside the next batch's transaction; its result comes back
+    /// once that transaction is committed (fsync'd).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl for<'t> FnOnce(&mut Tables<'t>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let boxed: Job = Box::new(move |t| job(t).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        let any = call(&self.tx, |r| Op::Job(Some(boxed), r)).await?;
+        any.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Unavailable("writer job returned the wrong type".into()))
+    }
     /// Commits an empty transaction: `Ok` when the store can write. After a
     /// write failure this is what reopens the file when nothing else writes.
     pub async fn probe(&self) -> Result<(), StoreError> {
@@ -253,17 +277,18 @@ enum Answer {
     Retry(RetryOutcome),
     Cancel(Option<usize>),
     Count(usize),
+    Job(Box<dyn Any + Send>),
 }
 
 /// Applies and commits a batch; `false` when the store failed under it.
-fn apply_batch(db: &Database, batch: Vec<Op>) -> bool {
+fn apply_batch(db: &Database, mut batch: Vec<Op>) -> bool {
     let started = std::time::Instant::now();
     let mut applied = started;
     let result = (|| -> Result<Vec<Answer>, StoreError> {
         let txn = db.begin_write()?;
         let answers = {
             let mut t = Tables::open(&txn)?;
-            batch.iter().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?
+            batch.iter_mut().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?
         };
         applied = std::time::Instant::now();
         txn.commit()?;
@@ -290,6 +315,10 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
     // A caller that went away (client disconnect) just doesn't hear the answer;
     // what was committed stays committed.
     match (op, answer) {
+        (Op::Job(_, r), a) => drop(r.send(a.and_then(|a| match a {
+            Answer::Job(v) => Ok(v),
+            _ => Err(StoreError::Unavailable("writer job did not run".into())),
+        }))),
         (Op::Ingest(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Ingest(v) = a { v } else { Vec::new() })))
         }
@@ -311,7 +340,12 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-struct Tables<'t> {
+/// The tables of one write transaction, as the writer's requests and
+/// automation jobs see them.
+pub struct Tables<'t> {
+    txn: &'t WriteTransaction,
+    /// Opened on first use: ingest-only batches never pay for them.
+    contacts: Option<contacts::ContactTables<'t>>,
     events: Table<'t, u128, &'static [u8]>,
     payloads: Table<'t, u128, &'static [u8]>,
     rule_events: Table<'t, (u128, &'static str), &'static [u8]>,
@@ -322,9 +356,17 @@ struct Tables<'t> {
     idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
 }
 
+impl std::fmt::Debug for Tables<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables").finish_non_exhaustive()
+    }
+}
+
 impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
+            txn,
+            contacts: None,
             events: txn.open_table(EVENTS)?,
             payloads: txn.open_table(PAYLOADS)?,
             rule_events: txn.open_table(RULE_EVENTS)?,
@@ -336,8 +378,12 @@ impl<'t> Tables<'t> {
         })
     }
 
-    fn apply(&mut self, op: &Op) -> Result<Answer, StoreError> {
+    fn apply(&mut self, op: &mut Op) -> Result<Answer, StoreError> {
         Ok(match op {
+            Op::Job(job, _) => match job.take() {
+                Some(job) => Answer::Job(job(self)?),
+                None => Answer::Unit,
+            },
             Op::Ingest(events, now, _) => Answer::Ingest(
                 events.iter().map(|e| self.ingest(e, *now)).collect::<Result<_, _>>()?,
             ),
@@ -362,3 +408,4 @@ impl<'t> Tables<'t> {
 
 mod apply;
 mod batch;
+pub(crate) mod contacts;

@@ -47,6 +47,9 @@ impl Tables<'_> {
             self.rule_events.insert((id, r.rule_id.as_str()), encoded.as_slice())?;
             self.due.insert((r.conn_key.as_str(), r.due, id, r.rule_id.as_str()), ())?;
         }
+        if e.inbox {
+            self.inbox_push(id)?;
+        }
         if let Some(key) = &e.idempotency_key {
             self.idempotency.insert((ws, key.as_str()), (id, now))?;
             self.idempotency_by_time.insert((now, ws, key.as_str()), ())?;

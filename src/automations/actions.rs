@@ -1,0 +1,270 @@
+//! What each automation action does to the contact, its enrolments and
+//! the outbox.
+
+use super::compiled::{AUTOMATION_PREFIX, AutomationRt, kind_name};
+use super::contact::{self, Changes};
+use super::engine::{EventFact, Fired, Run, outcome};
+use crate::adapters::template;
+use crate::api::ingest::{EventInput, first_delay_ms, new_event};
+use crate::config::automation::{AutomationAction, SetField, TriggerKind};
+use crate::store::{
+    ActionOutcome, EnrollmentRecord, EnrollmentStatus, EventRecord, NewEvent, NewRuleEvent,
+    StoreError, event_key,
+};
+use serde_json::{Map, Value, json};
+
+/// Actions that send email: skipped for suppressed (unsubscribed, bounced) contacts.
+pub const EMAIL_ACTIONS: [&str; 2] = ["send_email", "send_email_template"];
+
+impl Run<'_, '_> {
+    pub(super) fn act(
+        &mut self,
+        a: &AutomationRt,
+        index: usize,
+        action: &AutomationAction,
+        f: &Fired,
+    ) -> Result<ActionOutcome, StoreError> {
+        let depth = f.depth + 1;
+        match action {
+            AutomationAction::AddTag(tag) => Ok(self.tag(tag, true, depth)),
+            AutomationAction::RemoveTag(tag) => Ok(self.tag(tag, false, depth)),
+            AutomationAction::SetField(s) => Ok(self.set_field(s, depth)),
+            AutomationAction::Enroll(seq) => self.enroll(seq, depth),
+            AutomationAction::Unenroll(seq) => self.unenroll(seq, "unenroll action"),
+            AutomationAction::Notify(n) => {
+                let rule_id = format!("{AUTOMATION_PREFIX}{}:{index}", a.automation.id);
+                let event = f.event.as_ref().map_or_else(
+                    || format!("contact.{}", kind_name(f.firing.kind)),
+                    |e| e.name.clone(),
+                );
+                let props = f.event.as_ref().map(|e| &e.properties);
+                let created_by = format!("automation:{}", a.automation.id);
+                self.deliver(
+                    &event,
+                    props,
+                    &rule_id,
+                    &n.connection,
+                    &n.metadata.action,
+                    &created_by,
+                )
+            }
+            AutomationAction::Emit(e) => self.emit(a, &e.event, &e.payload, f),
+        }
+    }
+
+    fn tag(&mut self, tag: &str, add: bool, depth: u32) -> ActionOutcome {
+        let name = if add { "add_tag" } else { "remove_tag" };
+        let Some(c) = &mut self.contact else { return skipped(name, tag, "no contact") };
+        let mut changes = Changes::new();
+        let changed = if add {
+            contact::add_tag(c, tag, &mut changes)
+        } else {
+            contact::remove_tag(c, tag, &mut changes)
+        };
+        self.fire_changes(changes, depth);
+        outcome(name, Some(tag), if changed { "done" } else { "no_change" })
+    }
+
+    fn set_field(&mut self, s: &SetField, depth: u32) -> ActionOutcome {
+        let Some(c) = &mut self.contact else {
+            return skipped("set_field", &s.field, "no contact");
+        };
+        let ctx = json!({"contact": contact::view(c)});
+        let value = render(&s.value, &ctx);
+        let mut changes = Changes::new();
+        let field = s.field.as_str();
+        if let Some(key) = field.strip_prefix("custom_fields.") {
+            contact::set_custom(c, key, value, &mut changes);
+        } else if matches!(field, "email" | "external_id") {
+            return failed("set_field", field, "identity fields are set through the contacts API");
+        } else if let Some(slot) = contact::standard_mut(c, field) {
+            let new = value.as_str().map(str::to_string);
+            if *slot != new {
+                let from = slot.clone().map_or(Value::Null, Value::String);
+                *slot = new;
+                changes.insert(field.into(), contact::Change { from, to: value });
+            }
+        } else {
+            contact::set_custom(c, field, value, &mut changes);
+        }
+        let changed = !changes.is_empty();
+        self.fire_changes(changes, depth);
+        outcome("set_field", Some(field), if changed { "done" } else { "no_change" })
+    }
+
+    pub(super) fn enroll(&mut self, seq: &str, depth: u32) -> Result<ActionOutcome, StoreError> {
+        let Some(id) = self.contact_key() else { return Ok(skipped("enroll", seq, "no contact")) };
+        if self.ws.automations.sequence(seq).is_none() {
+            return Ok(failed("enroll", seq, "no such sequence in the config"));
+        }
+        let old = self.t.enrollment(id, seq)?;
+        if old.as_ref().is_some_and(|e| e.status == EnrollmentStatus::Active) {
+            let mut o = outcome("enroll", Some(seq), "no_change");
+            o.detail = Some("already enrolled".into());
+            return Ok(o);
+        }
+        let e = EnrollmentRecord {
+            sequence: seq.to_string(),
+            status: EnrollmentStatus::Active,
+            step: 0,
+            due: Some(self.now),
+            enrolled_at: self.now,
+            updated_at: self.now,
+            reason: None,
+        };
+        self.t.put_enrollment(id, &e, old.and_then(|o| o.due))?;
+        self.effects.enrolled += 1;
+        self.fire(Fired::new(TriggerKind::SequenceEnrolled, Some(seq.to_string()), depth));
+        Ok(outcome("enroll", Some(seq), "done"))
+    }
+
+    pub(super) fn unenroll(&mut self, seq: &str, why: &str) -> Result<ActionOutcome, StoreError> {
+        let Some(id) = self.contact_key() else {
+            return Ok(skipped("unenroll", seq, "no contact"));
+        };
+        let Some(old) = self.t.enrollment(id, seq)? else {
+            return Ok(outcome("unenroll", Some(seq), "no_change"));
+        };
+        if old.status != EnrollmentStatus::Active {
+            return Ok(outcome("unenroll", Some(seq), "no_change"));
+        }
+        let e = EnrollmentRecord {
+            status: EnrollmentStatus::Unenrolled,
+            due: None,
+            updated_at: self.now,
+            reason: Some(why.into()),
+            ..old.clone()
+        };
+        self.t.put_enrollment(id, &e, old.due)?;
+        Ok(outcome("unenroll", Some(seq), "done"))
+    }
+
+    /// Creates an event carrying the contact (and the trigger's event
+    /// properties) with one delivery through `connection`.
+    pub(super) fn deliver(
+        &mut self,
+        event: &str,
+        properties: Option<&Value>,
+        rule_id: &str,
+        connection: &str,
+        action: &str,
+        created_by: &str,
+    ) -> Result<ActionOutcome, StoreError> {
+        let Some(c) = &self.contact else { return Ok(skipped("notify", connection, "no contact")) };
+        if c.unsubscribed_at.is_some() && EMAIL_ACTIONS.contains(&action) {
+            let why = format!(
+                "contact is suppressed ({})",
+                c.suppression.as_deref().unwrap_or("unsubscribed")
+            );
+            return Ok(skipped("notify", connection, &why));
+        }
+        let Some(conn) = self.ws.connections.get(connection) else {
+            return Ok(failed("notify", connection, "no such connection in the config"));
+        };
+        let mut payload = contact::payload(c);
+        if let Some(p) = properties {
+            payload.insert("properties".into(), p.clone());
+        }
+        let rule = NewRuleEvent {
+            rule_id: rule_id.to_string(),
+            connection: conn.name.clone(),
+            action: action.to_string(),
+            conn_key: conn.conn_key.clone(),
+            delivery_id: uuid::Uuid::now_v7().to_string(),
+            due: self.now + first_delay_ms(&conn.retry),
+        };
+        let record = EventRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            workspace: self.ws.id.clone(),
+            event: event.to_string(),
+            resource: "contact".into(),
+            resource_id: Some(c.id.clone()),
+            created_by: created_by.to_string(),
+            created_at: self.now,
+        };
+        let new = NewEvent {
+            record,
+            payload: serde_json::to_vec(&payload).unwrap_or_default(),
+            idempotency_key: None,
+            rules: vec![rule],
+            inbox: false,
+        };
+        let stored = self.t.insert_event(new, self.now)?;
+        self.effects.deliveries += 1;
+        let mut o = outcome("notify", Some(connection), "done");
+        o.event_id = Some(stored.event.id);
+        Ok(o)
+    }
+
+    fn emit(
+        &mut self,
+        a: &AutomationRt,
+        event: &str,
+        payload: &std::collections::BTreeMap<String, Value>,
+        f: &Fired,
+    ) -> Result<ActionOutcome, StoreError> {
+        let contact_view = self.contact.as_ref().map_or(Value::Null, contact::view);
+        let props = f.event.as_ref().map_or(Value::Null, |e| e.properties.clone());
+        let ctx = json!({"contact": contact_view, "event": {"properties": props}});
+        let mut body: Map<String, Value> =
+            payload.iter().map(|(k, v)| (k.clone(), render(v, &ctx))).collect();
+        if body.is_empty() {
+            body = self.contact.as_ref().map(contact::payload).unwrap_or_default();
+        }
+        if body.is_empty() {
+            return Ok(skipped("emit", event, "no payload and no contact"));
+        }
+        let input = EventInput {
+            event: event.to_string(),
+            resource: "contact".into(),
+            resource_id: self.contact.as_ref().map(|c| c.id.clone()),
+            payload: body.clone(),
+        };
+        let created_by = format!("automation:{}", a.automation.id);
+        let mut new = new_event(self.ws, input, &created_by, self.now, None);
+        new.inbox = false;
+        let deliveries = new.rules.len();
+        let stored = self.t.insert_event(new, self.now)?;
+        self.effects.deliveries += deliveries;
+        // Emitted events start `event` automations directly, one level deeper.
+        let mut next = Fired::new(TriggerKind::Event, Some(event.to_string()), f.depth + 1);
+        next.event = Some(EventFact {
+            name: event.to_string(),
+            properties: Value::Object(body),
+            id: Some(stored.event.id.clone()),
+        });
+        self.fire(next);
+        let mut o = outcome("emit", Some(event), "done");
+        o.detail = Some(format!("{deliveries} rule(s) matched"));
+        o.event_id = Some(stored.event.id);
+        Ok(o)
+    }
+
+    pub(super) fn contact_key(&self) -> Option<u128> {
+        self.contact.as_ref().and_then(|c| event_key(&c.id))
+    }
+}
+
+/// Expands `{{contact.x}}` templates in strings (recursively in arrays and objects).
+fn render(v: &Value, ctx: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("{{") => Value::String(template::render(s, ctx)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| render(i, ctx)).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), render(v, ctx))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn skipped(action: &str, target: &str, why: &str) -> ActionOutcome {
+    let mut o = outcome(action, Some(target), "skipped");
+    o.detail = Some(why.into());
+    o
+}
+
+fn failed(action: &str, target: &str, why: &str) -> ActionOutcome {
+    let mut o = outcome(action, Some(target), "failed");
+    o.detail = Some(why.into());
+    o
+}

@@ -1,0 +1,196 @@
+//! A workspace's automations and sequences, compiled once per config load:
+//! conditions parsed, automations indexed by trigger kind.
+
+use crate::config::automation::{
+    Automation, AutomationAction, Sequence, Step, Trigger, TriggerFilter, TriggerKind,
+};
+use crate::config::condition;
+use crate::config::model::{ConfigFile, Metadata};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// An automation with its compiled `when`.
+#[derive(Debug)]
+pub struct AutomationRt {
+    /// As configured.
+    pub automation: Automation,
+    /// The compiled `when`, if any.
+    pub condition: Option<cel::Program>,
+    /// Set once a failing condition has been logged at warn level.
+    pub(crate) warned: AtomicBool,
+}
+
+/// A sequence with its compiled `exit_when`.
+#[derive(Debug)]
+pub struct SequenceRt {
+    /// Name.
+    pub name: String,
+    /// As configured.
+    pub sequence: Sequence,
+    /// The compiled `exit_when`, if any.
+    pub exit: Option<cel::Program>,
+    /// Set once a failing condition has been logged at warn level.
+    pub(crate) warned: AtomicBool,
+}
+
+/// What fired: a trigger kind and the name it concerns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    /// The kind.
+    pub kind: TriggerKind,
+    /// The tag, event name, sequence or event type (none for created/updated).
+    pub name: Option<String>,
+    /// For `contact_updated`: the changed field names (`plan`,
+    /// `custom_fields.plan`, `tags`).
+    pub fields: Vec<String>,
+}
+
+/// A workspace's automations and sequences.
+#[derive(Debug, Default)]
+pub struct AutomationIndex {
+    by_kind: HashMap<TriggerKind, Vec<Arc<AutomationRt>>>,
+    by_id: HashMap<String, Arc<AutomationRt>>,
+    sequences: HashMap<String, Arc<SequenceRt>>,
+    upsert_from_events: bool,
+}
+
+/// Prefix of the delivery ids (`rule_id`s) that automations create.
+pub const AUTOMATION_PREFIX: &str = "@automation:";
+/// Prefix of the delivery ids (`rule_id`s) that sequence steps create.
+pub const SEQUENCE_PREFIX: &str = "@sequence:";
+
+impl AutomationIndex {
+    /// Compiles every condition; a validated config always compiles.
+    pub fn build(cfg: &ConfigFile) -> Result<Self, String> {
+        let mut index = AutomationIndex {
+            upsert_from_events: cfg.contacts.upsert_from_events,
+            ..Self::default()
+        };
+        for a in &cfg.automations {
+            let condition = compile(a.when.as_deref(), condition::AUTOMATION_VARIABLES)
+                .map_err(|e| format!("automation `{}`: {e}", a.id))?;
+            let rt = Arc::new(AutomationRt {
+                automation: a.clone(),
+                condition,
+                warned: AtomicBool::new(false),
+            });
+            index.by_id.insert(a.id.clone(), rt.clone());
+            if a.enabled {
+                index.by_kind.entry(kind(&a.trigger)).or_default().push(rt);
+            }
+        }
+        for (name, s) in &cfg.sequences {
+            let exit = compile(s.exit_when.as_deref(), condition::SEQUENCE_VARIABLES)
+                .map_err(|e| format!("sequence `{name}`: {e}"))?;
+            let rt = SequenceRt {
+                name: name.clone(),
+                sequence: s.clone(),
+                exit,
+                warned: AtomicBool::new(false),
+            };
+            index.sequences.insert(name.clone(), Arc::new(rt));
+        }
+        Ok(index)
+    }
+
+    /// Whether ingested events must pass through the automation inbox.
+    pub fn wants_events(&self) -> bool {
+        self.upsert_from_events || self.by_kind.contains_key(&TriggerKind::Event)
+    }
+
+    /// Whether ingested events with an `email` upsert a contact.
+    pub fn upsert_from_events(&self) -> bool {
+        self.upsert_from_events
+    }
+
+    /// The enabled automations a firing starts, in file order.
+    pub fn matching<'a>(&'a self, f: &'a Firing) -> impl Iterator<Item = &'a Arc<AutomationRt>> {
+        self.by_kind
+            .get(&f.kind)
+            .into_iter()
+            .flatten()
+            .filter(move |a| filter_matches(&a.automation.trigger, f))
+    }
+
+    /// A sequence by name.
+    pub fn sequence(&self, name: &str) -> Option<&Arc<SequenceRt>> {
+        self.sequences.get(name)
+    }
+
+    /// The connection and metadata behind an automation or sequence
+    /// delivery id (`@automation:<id>:<action>`, `@sequence:<name>:<step>`);
+    /// `None` once the config no longer has it.
+    pub fn target(&self, rule_id: &str) -> Option<(&str, &Metadata)> {
+        if let Some(rest) = rule_id.strip_prefix(AUTOMATION_PREFIX) {
+            let (id, n) = rest.rsplit_once(':')?;
+            let a = self.by_id.get(id)?;
+            if !a.automation.enabled {
+                return None;
+            }
+            match a.automation.actions.get(n.parse::<usize>().ok()?)? {
+                AutomationAction::Notify(n) => Some((&n.connection, &n.metadata)),
+                _ => None,
+            }
+        } else {
+            let (name, n) = rule_id.strip_prefix(SEQUENCE_PREFIX)?.rsplit_once(':')?;
+            match self.sequences.get(name)?.sequence.steps.get(n.parse::<usize>().ok()?)? {
+                Step::Deliver(d) => Some((&d.connection, &d.metadata)),
+                Step::Wait(_) => None,
+            }
+        }
+    }
+}
+
+fn compile(src: Option<&str>, vars: &[&str]) -> Result<Option<cel::Program>, String> {
+    src.map(|s| condition::compile(s, vars)).transpose()
+}
+
+/// The kind a trigger listens to.
+pub fn kind(t: &Trigger) -> TriggerKind {
+    match t {
+        Trigger::Any(k) => *k,
+        Trigger::Filtered(f) => match f {
+            TriggerFilter::ContactUpdated(_) => TriggerKind::ContactUpdated,
+            TriggerFilter::TagAdded(_) => TriggerKind::TagAdded,
+            TriggerFilter::TagRemoved(_) => TriggerKind::TagRemoved,
+            TriggerFilter::CustomEvent(_) => TriggerKind::CustomEvent,
+            TriggerFilter::SequenceEnrolled(_) => TriggerKind::SequenceEnrolled,
+            TriggerFilter::Event(_) => TriggerKind::Event,
+        },
+    }
+}
+
+/// Whether a trigger's filter accepts a firing of its kind. A field filter
+/// names a custom field either bare (`plan`) or in full (`custom_fields.plan`).
+fn filter_matches(t: &Trigger, f: &Firing) -> bool {
+    let name = f.name.as_deref();
+    match t {
+        Trigger::Any(_) => true,
+        Trigger::Filtered(filter) => match filter {
+            TriggerFilter::ContactUpdated(fields) => fields.iter().any(|want| {
+                f.fields.iter().any(|got| {
+                    got == want || got.strip_prefix("custom_fields.") == Some(want.as_str())
+                })
+            }),
+            TriggerFilter::TagAdded(x)
+            | TriggerFilter::TagRemoved(x)
+            | TriggerFilter::CustomEvent(x)
+            | TriggerFilter::SequenceEnrolled(x)
+            | TriggerFilter::Event(x) => name == Some(x.as_str()),
+        },
+    }
+}
+
+/// The wire name of a trigger kind.
+pub fn kind_name(k: TriggerKind) -> &'static str {
+    match k {
+        TriggerKind::ContactCreated => "contact_created",
+        TriggerKind::ContactUpdated => "contact_updated",
+        TriggerKind::TagAdded => "tag_added",
+        TriggerKind::TagRemoved => "tag_removed",
+        TriggerKind::CustomEvent => "custom_event",
+        TriggerKind::SequenceEnrolled => "sequence_enrolled",
+        TriggerKind::Event => "event",
+    }
+}

@@ -1,0 +1,271 @@
+//! Running automations: a firing (a contact change, a tag, a tracked or
+//! ingested event) starts every automation whose trigger matches; each
+//! condition is evaluated, actions run in order, and actions that change
+//! the contact fire their own triggers — up to [`MAX_DEPTH`] levels deep.
+//!
+//! Everything happens inside one writer transaction ([`Tables`]): the
+//! contact change, the activity log, the enrolments and the deliveries
+//! commit together or not at all, so an acknowledged change is never
+//! half-applied and a crash never skips or repeats an action.
+
+use super::compiled::{AutomationRt, Firing, kind_name};
+use super::contact::{self, Changes};
+use super::context::{Facts, evaluate};
+use crate::config::automation::TriggerKind;
+use crate::gateway::runtime::WorkspaceRt;
+use crate::store::{
+    ActionOutcome, ActivityRecord, ContactRecord, StoreError, Tables, TriggerFact, event_key,
+};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// How many levels of automations triggering automations run before the
+/// chain is cut (and the cut recorded): loops the validator cannot see
+/// statically (conditions, emitted events) still end.
+pub const MAX_DEPTH: u32 = 8;
+
+/// An event as automations see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFact {
+    /// Event type (ingested) or `event_name` (tracked).
+    pub name: String,
+    /// Payload (ingested) or `properties` (tracked).
+    pub properties: Value,
+    /// The stored event's id, for ingested events.
+    pub id: Option<String>,
+}
+
+/// One trigger occurrence waiting to be handled.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    /// What fired.
+    pub firing: Firing,
+    /// For `contact_updated`: what changed.
+    pub changes: Changes,
+    /// For `custom_event` and `event`.
+    pub event: Option<EventFact>,
+    /// 0 for what the API or an event started; +1 per automation in between.
+    pub depth: u32,
+}
+
+impl Fired {
+    /// A firing with nothing attached.
+    pub fn new(kind: TriggerKind, name: Option<String>, depth: u32) -> Self {
+        Fired {
+            firing: Firing { kind, name, fields: Vec::new() },
+            changes: Changes::new(),
+            event: None,
+            depth,
+        }
+    }
+}
+
+/// What a run did, so the caller can wake the workers it fed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// Deliveries created (wake the delivery engine).
+    pub deliveries: usize,
+    /// Enrolments started (wake the sequence worker).
+    pub enrolled: usize,
+}
+
+/// A run over one contact (or none, for an event without a known contact).
+pub struct Run<'r, 't> {
+    pub(super) t: &'r mut Tables<'t>,
+    pub(super) ws: &'r WorkspaceRt,
+    pub(super) now: u64,
+    pub(super) contact: Option<ContactRecord>,
+    /// As stored before this run (`None` for a new contact), to update indexes.
+    original: Option<ContactRecord>,
+    queue: VecDeque<Fired>,
+    pub(super) effects: Effects,
+}
+
+impl std::fmt::Debug for Run<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("now", &self.now)
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, 't> Run<'r, 't> {
+    /// Starts a run; `original` is the contact as stored (None when new).
+    pub fn new(
+        t: &'r mut Tables<'t>,
+        ws: &'r WorkspaceRt,
+        now: u64,
+        contact: Option<ContactRecord>,
+        original: Option<ContactRecord>,
+    ) -> Self {
+        Run { t, ws, now, contact, original, queue: VecDeque::new(), effects: Effects::default() }
+    }
+
+    /// Queues a firing.
+    pub fn fire(&mut self, f: Fired) {
+        self.queue.push_back(f);
+    }
+
+    /// Queues what a contact change fires: `contact_updated` with the
+    /// changes, plus `tag_added`/`tag_removed` per tag.
+    pub fn fire_changes(&mut self, changes: Changes, depth: u32) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(tags) = changes.get("tags") {
+            let set = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str())
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (from, to) = (set(&tags.from), set(&tags.to));
+            for t in to.iter().filter(|t| !from.contains(t)) {
+                self.fire(Fired::new(TriggerKind::TagAdded, Some(t.clone()), depth));
+            }
+            for t in from.iter().filter(|t| !to.contains(t)) {
+                self.fire(Fired::new(TriggerKind::TagRemoved, Some(t.clone()), depth));
+            }
+        }
+        let mut f = Fired::new(TriggerKind::ContactUpdated, None, depth);
+        f.firing.fields = changes.keys().cloned().collect();
+        f.changes = changes;
+        self.fire(f);
+    }
+
+    /// Handles every queued firing (and what they fire), then stores the
+    /// contact. Returns the contact as stored and what the run created.
+    pub fn finish(mut self) -> Result<(Option<ContactRecord>, Effects), StoreError> {
+        while let Some(f) = self.queue.pop_front() {
+            let autos: Vec<Arc<AutomationRt>> =
+                self.ws.automations.matching(&f.firing).cloned().collect();
+            for a in autos {
+                self.run_one(&a, &f)?;
+            }
+        }
+        if let Some(c) = &mut self.contact
+            && self.original.as_ref() != Some(c)
+        {
+            c.updated_at = self.now;
+            self.t.put_contact(c, self.original.as_ref())?;
+        }
+        Ok((self.contact, self.effects))
+    }
+
+    fn run_one(&mut self, a: &AutomationRt, f: &Fired) -> Result<(), StoreError> {
+        let id = a.automation.id.as_str();
+        let mut record = self.activity("automation", f);
+        record.automation = Some(id.to_string());
+        if f.depth >= MAX_DEPTH {
+            metrics::counter!("meshes_automation_loop_limit_total", "automation" => id.to_string())
+                .increment(1);
+            tracing::warn!(
+                automation = id,
+                depth = f.depth,
+                "automation chain cut at the depth limit (a loop?)"
+            );
+            record.kind = "loop_limit".into();
+            record.note = Some(format!(
+                "not run: {} automations deep (limit {MAX_DEPTH}); automations are triggering each other in a loop",
+                f.depth
+            ));
+            return self.log(record);
+        }
+        let pass = match &a.condition {
+            None => true,
+            Some(program) => {
+                let result = self.condition(program, f);
+                if let Err(e) = &result {
+                    condition_failed(a, e);
+                    record.condition_error = Some(e.clone());
+                }
+                let pass = result.unwrap_or(false);
+                record.condition = Some(pass);
+                pass
+            }
+        };
+        if pass {
+            metrics::counter!("meshes_automation_runs_total", "automation" => id.to_string())
+                .increment(1);
+            for (i, action) in a.automation.actions.iter().enumerate() {
+                let outcome = self.act(a, i, action, f)?;
+                record.actions.push(outcome);
+            }
+        }
+        self.log(record)
+    }
+
+    fn condition(&self, program: &cel::Program, f: &Fired) -> Result<bool, String> {
+        let contact = self.contact.as_ref().map_or(Value::Null, contact::view);
+        let changes = contact::changes_view(&f.changes);
+        let event = f.event.as_ref().map_or(
+            Value::Null,
+            |e| json!({"name": e.name, "properties": e.properties, "id": e.id}),
+        );
+        let trigger = json!({"kind": kind_name(f.firing.kind), "name": f.firing.name});
+        evaluate(
+            program,
+            &Facts { contact: &contact, changes: &changes, event: &event, trigger: &trigger },
+        )
+    }
+
+    /// A new activity entry for a firing.
+    pub(super) fn activity(&self, kind: &str, f: &Fired) -> ActivityRecord {
+        ActivityRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: self.now,
+            kind: kind.into(),
+            automation: None,
+            sequence: None,
+            step: None,
+            trigger: Some(TriggerFact {
+                kind: kind_name(f.firing.kind).into(),
+                name: f.firing.name.clone(),
+            }),
+            condition: None,
+            condition_error: None,
+            actions: Vec::new(),
+            depth: f.depth,
+            note: None,
+        }
+    }
+
+    /// Appends to the contact's activity log (runs without a contact are
+    /// only traced: there is no log to put them in).
+    pub(super) fn log(&mut self, record: ActivityRecord) -> Result<(), StoreError> {
+        let Some(id) = self.contact.as_ref().and_then(|c| event_key(&c.id)) else {
+            tracing::debug!(automation = ?record.automation, actions = record.actions.len(), "automation ran without a contact");
+            return Ok(());
+        };
+        self.t.add_activity(id, &record)
+    }
+}
+
+/// Counts a failing condition and logs it once per automation and load.
+fn condition_failed(a: &AutomationRt, error: &str) {
+    let id = a.automation.id.as_str();
+    metrics::counter!("meshes_automation_condition_errors_total", "automation" => id.to_string())
+        .increment(1);
+    if !a.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            automation = id,
+            error,
+            "automation condition failed; treated as false (logged once per automation; see meshes_automation_condition_errors_total)"
+        );
+    }
+}
+
+/// An action outcome.
+pub(super) fn outcome(action: &str, target: Option<&str>, outcome: &str) -> ActionOutcome {
+    ActionOutcome {
+        action: action.into(),
+        target: target.map(str::to_string),
+        outcome: outcome.into(),
+        detail: None,
+        event_id: None,
+    }
+}

@@ -1,0 +1,295 @@
+//! The contact operations behind the contacts API. Each one is a writer
+//! job: the change, the automations it sets off and their activity log
+//! commit together, and the answer comes only after the fsync.
+
+use super::contact::{self, Upsert};
+use super::engine::{Effects, EventFact, Fired, Run};
+use crate::clock;
+use crate::config::automation::TriggerKind;
+use crate::delivery::engine::Shared;
+use crate::gateway::runtime::WorkspaceRt;
+use crate::store::{ContactRecord, StoreError, Tables};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why a contact operation was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ContactError {
+    /// 404: no such contact in this workspace.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the identifiers point at two different contacts.
+    #[error("{0}")]
+    Conflict(String),
+    /// 503.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a request names a contact.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Who {
+    /// Matched first.
+    pub external_id: Option<String>,
+    /// Matched second (case-insensitive).
+    pub email: Option<String>,
+}
+
+impl Who {
+    fn describe(&self) -> String {
+        match (&self.external_id, &self.email) {
+            (Some(x), _) => format!("external_id `{x}`"),
+            (None, Some(e)) => format!("email `{e}`"),
+            (None, None) => "no identifier".into(),
+        }
+    }
+}
+
+/// Runs a contact job on the writer and wakes the workers it fed.
+async fn job<T: Send + 'static>(
+    shared: &Shared,
+    ws: &str,
+    f: impl for<'t> FnOnce(
+        &mut Tables<'t>,
+        &WorkspaceRt,
+        u64,
+    ) -> Result<Result<(T, Effects), ContactError>, StoreError>
+    + Send
+    + 'static,
+) -> Result<T, ContactError> {
+    let rt = shared.runtime.load_full();
+    let ws = rt
+        .workspace(ws)
+        .cloned()
+        .ok_or_else(|| ContactError::NotFound(format!("workspace `{ws}` is not served")))?;
+    let now = clock::now_ms();
+    let (value, effects) = shared.store.writer().run(move |t| f(t, &ws, now)).await??;
+    wake(shared, effects);
+    Ok(value)
+}
+
+/// Wakes the delivery engine and the sequence worker as needed.
+pub fn wake(shared: &Shared, effects: Effects) {
+    if effects.deliveries > 0 {
+        shared.wake.notify_one();
+    }
+    if effects.enrolled > 0 {
+        shared.sequences_wake.notify_one();
+    }
+}
+
+/// Creates or updates a contact (matched by `external_id`, then `email`);
+/// returns it and whether it was created.
+pub async fn upsert(
+    shared: &Shared,
+    ws: &str,
+    who: Who,
+    u: Upsert,
+) -> Result<(ContactRecord, bool), ContactError> {
+    job(shared, ws, move |t, ws, now| upsert_in(t, ws, now, &who, &u, 0)).await
+}
+
+/// Upserts inside a transaction (the API and events with an `email`).
+pub fn upsert_in(
+    t: &mut Tables<'_>,
+    ws: &WorkspaceRt,
+    now: u64,
+    who: &Who,
+    u: &Upsert,
+    depth: u32,
+) -> Result<Result<((ContactRecord, bool), Effects), ContactError>, StoreError> {
+    let found = match find(t, &ws.id, who)? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
+    };
+    let created = found.is_none();
+    let original = found.clone();
+    let mut c = found.unwrap_or_else(|| {
+        ContactRecord::new(uuid::Uuid::now_v7().to_string(), ws.id.clone(), now)
+    });
+    let mut u = u.clone();
+    if let Some(x) = &who.external_id {
+        u.fields.insert("external_id", Value::String(x.clone()));
+    }
+    if let Some(e) = &who.email {
+        u.fields.insert("email", Value::String(e.clone()));
+    }
+    let (changes, _) = contact::apply(&mut c, &u);
+    let mut run = Run::new(t, ws, now, Some(c), original);
+    if created {
+        run.fire(Fired::new(TriggerKind::ContactCreated, None, depth));
+        // A new contact's tags still fire `tag_added`; its fields are not "updates".
+        let tags = changes.get("tags").cloned();
+        if let Some(tags) = tags {
+            run.fire_changes([("tags".to_string(), tags)].into(), depth);
+        }
+    } else {
+        run.fire_changes(changes, depth);
+    }
+    let (stored, effects) = run.finish()?;
+    Ok(stored
+        .map(|c| ((c, created), effects))
+        .ok_or_else(|| ContactError::NotFound("contact".into())))
+}
+
+/// Finds the contact a request names; `Err` when the two identifiers name
+/// two different contacts.
+fn find(
+    t: &mut Tables<'_>,
+    ws: &str,
+    who: &Who,
+) -> Result<Result<Option<ContactRecord>, ContactError>, StoreError> {
+    let by_ext = match &who.external_id {
+        Some(x) => t.contact_by_external_id(ws, x)?,
+        None => None,
+    };
+    let by_email = match &who.email {
+        Some(e) => t.contact_by_email(ws, e)?,
+        None => None,
+    };
+    Ok(match (by_ext, by_email) {
+        (Some(a), Some(b)) if a.id != b.id => Err(ContactError::Conflict(format!(
+            "email `{}` belongs to contact {}, not to the contact with {} ({})",
+            who.email.as_deref().unwrap_or_default(),
+            b.id,
+            who.describe(),
+            a.id
+        ))),
+        (Some(a), _) => Ok(Some(a)),
+        (None, Some(b)) if who.external_id.is_some() && b.external_id.is_some() => {
+            Err(ContactError::Conflict(format!(
+                "email `{}` belongs to contact {} whose external_id is `{}`, not `{}`",
+                who.email.as_deref().unwrap_or_default(),
+                b.id,
+                b.external_id.as_deref().unwrap_or_default(),
+                who.external_id.as_deref().unwrap_or_default()
+            )))
+        }
+        (None, b) => Ok(b),
+    })
+}
+
+/// Loads a contact of this workspace for a change, or `NotFound`.
+fn existing(
+    t: &mut Tables<'_>,
+    ws: &str,
+    id: u128,
+) -> Result<Result<ContactRecord, ContactError>, StoreError> {
+    Ok(match t.contact(id)? {
+        Some(c) if c.workspace == ws => Ok(c),
+        _ => Err(ContactError::NotFound(format!(
+            "no contact `{}` in this workspace",
+            uuid::Uuid::from_u128(id)
+        ))),
+    })
+}
+
+/// Adds tags (add-only); fires `tag_added` for each new one.
+pub async fn add_tags(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+    tags: Vec<String>,
+) -> Result<ContactRecord, ContactError> {
+    edit(shared, ws, id, move |c, changes| {
+        for tag in &tags {
+            contact::add_tag(c, tag, changes);
+        }
+    })
+    .await
+}
+
+/// Removes a tag (no error when it was not there).
+pub async fn remove_tag(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+    tag: String,
+) -> Result<ContactRecord, ContactError> {
+    edit(shared, ws, id, move |c, changes| {
+        contact::remove_tag(c, &tag, changes);
+    })
+    .await
+}
+
+/// Suppresses a contact (`unsubscribed`, `bounced`, `complained`): email
+/// steps and email notifications skip it from now on.
+pub async fn unsubscribe(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+    reason: String,
+) -> Result<ContactRecord, ContactError> {
+    let now = clock::now_ms();
+    edit(shared, ws, id, move |c, changes| {
+        if c.unsubscribed_at.is_none() {
+            c.unsubscribed_at = Some(now);
+            c.suppression = Some(reason.clone());
+            changes.insert(
+                "unsubscribed".into(),
+                contact::Change { from: Value::Bool(false), to: Value::Bool(true) },
+            );
+        }
+    })
+    .await
+}
+
+async fn edit(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+    change: impl FnOnce(&mut ContactRecord, &mut contact::Changes) + Send + 'static,
+) -> Result<ContactRecord, ContactError> {
+    job(shared, ws, move |t, ws, now| {
+        let c = match existing(t, &ws.id, id)? {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut edited = c.clone();
+        let mut changes = contact::Changes::new();
+        change(&mut edited, &mut changes);
+        let mut run = Run::new(t, ws, now, Some(edited), Some(c));
+        run.fire_changes(changes, 0);
+        let (stored, effects) = run.finish()?;
+        Ok(stored.map(|c| (c, effects)).ok_or_else(|| ContactError::NotFound("contact".into())))
+    })
+    .await
+}
+
+/// Records a custom event for a known contact and runs `custom_event`
+/// automations; `NotFound` for an unknown contact.
+pub async fn track(
+    shared: &Shared,
+    ws: &str,
+    who: Who,
+    event_name: String,
+    properties: Value,
+) -> Result<ContactRecord, ContactError> {
+    job(shared, ws, move |t, ws, now| {
+        let c = match find(t, &ws.id, &who)? {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Ok(Err(ContactError::NotFound(format!(
+                    "no contact with {}",
+                    who.describe()
+                ))));
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut run = Run::new(t, ws, now, Some(c.clone()), Some(c));
+        let mut f = Fired::new(TriggerKind::CustomEvent, Some(event_name.clone()), 0);
+        f.event = Some(EventFact { name: event_name, properties, id: None });
+        run.fire(f);
+        let (stored, effects) = run.finish()?;
+        Ok(stored.map(|c| (c, effects)).ok_or_else(|| ContactError::NotFound("contact".into())))
+    })
+    .await
+}
+
+/// A contact by id, if it belongs to the workspace.
+pub fn get(shared: &Shared, ws: &str, id: u128) -> Result<Option<ContactRecord>, StoreError> {
+    Ok(shared.store.contact(id)?.filter(|c| c.workspace == ws))
+}
+
+/// Shared handle type the API keeps.
+pub type SharedRef = Arc<Shared>;
