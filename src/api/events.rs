@@ -138,6 +138,7 @@ async fn ingest(
     now: u64,
 ) -> Result<Vec<store::Ingested>, ApiError> {
     let n = batch.len() as u64;
+    let for_automations = batch.iter().any(|e| e.inbox);
     let t0 = tokio::time::Instant::now();
     let out = st
         .shared
@@ -149,6 +150,9 @@ async fn ingest(
     metrics::histogram!("meshes_ingest_duration_seconds").record(t0.elapsed().as_secs_f64());
     metrics::counter!("meshes_events_ingested_total").increment(n);
     st.shared.wake.notify_one();
+    if for_automations {
+        st.shared.inbox_wake.notify_one();
+    }
     Ok(out)
 }
 

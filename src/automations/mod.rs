@@ -21,5 +21,9 @@ pub mod context;
 pub mod engine;
 pub mod sequences;
 pub mod service;
+pub mod worker;
 
 pub use compiled::AutomationIndex;
+
+#[cfg(test)]
+mod tests;

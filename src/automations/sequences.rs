@@ -13,7 +13,7 @@ use super::contact;
 use super::context::{Facts, evaluate};
 use super::engine::{Effects, Fired, Run};
 use crate::config::automation::{Step, TriggerKind};
-use crate::gateway::runtime::WorkspaceRt;
+use crate::gateway::runtime::Runtime;
 use crate::store::{EnrollmentRecord, EnrollmentStatus, StoreError, Tables};
 use serde_json::Value;
 
@@ -22,7 +22,7 @@ use serde_json::Value;
 /// stale read never runs a step twice.
 pub fn advance(
     t: &mut Tables<'_>,
-    ws: &WorkspaceRt,
+    rt: &Runtime,
     contact_id: u128,
     sequence: &str,
     due: u64,
@@ -34,8 +34,12 @@ pub fn advance(
     }
     let stored = t.contact(contact_id)?;
     let mut e = EnrollmentRecord { updated_at: now, ..old.clone() };
-    let (Some(seq), Some(c)) = (ws.automations.sequence(sequence).cloned(), stored.clone()) else {
-        end(&mut e, EnrollmentStatus::Unenrolled, "the sequence or the contact no longer exists");
+    let ws = stored.as_ref().and_then(|c| rt.workspace(&c.workspace));
+    let seq = ws.and_then(|w| w.automations.sequence(sequence)).cloned();
+    let (Some(ws), Some(seq), Some(c)) = (ws, seq, stored.clone()) else {
+        // Ended, not left due: a due entry nobody can run would come back forever.
+        let why = "the sequence (or its workspace, or the contact) left the config";
+        end(&mut e, EnrollmentStatus::Unenrolled, why);
         t.put_enrollment(contact_id, &e, old.due)?;
         return Ok(Effects::default());
     };

@@ -54,9 +54,9 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ContactSettings {
     /// Also upsert a contact from every ingested event whose payload has an
-    /// `email` (standard fields `first_name`, `last_name`, `name`, `phone`
-    /// and `id` as the external id are copied too), so apps that only send
-    /// events still drive automations. Off by default: events stay events.
+    /// `email` (matched case-insensitively; `first_name`, `last_name`, `name`
+    /// and `phone` are copied too), so apps that only send events still
+    /// drive automations. Off by default: events stay events.
     pub upsert_from_events: bool,
 }
 

@@ -219,11 +219,10 @@ pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
     let Some(ws) = rt.workspace(ws_id) else {
         return Some(format!("workspace `{ws_id}` was removed from the config"));
     };
-    match ws.rules.get(&key.rule) {
-        None => Some(format!("rule `{}` was removed from the config", key.rule)),
-        Some(r) if !r.rule.enabled => {
-            Some(format!("rule `{}` was disabled in the config", key.rule))
-        }
+    let what = if key.rule.starts_with('@') { "automation or sequence step" } else { "rule" };
+    match ws.target(&key.rule) {
+        None => Some(format!("{what} `{}` was removed from the config", key.rule)),
+        Some(t) if !t.enabled => Some(format!("{what} `{}` was disabled in the config", key.rule)),
         Some(_) if !ws.connections.contains_key(conn) => {
             Some(format!("connection `{conn}` was removed from the config"))
         }

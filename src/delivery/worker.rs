@@ -44,7 +44,7 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     if rec.status.is_terminal() || rec.next_attempt_at != Some(key.due) {
         return None;
     }
-    let rule = rt.workspace(&view.event.workspace)?.rules.get(&key.rule)?;
+    let target = rt.workspace(&view.event.workspace)?.target(&key.rule)?;
     if let Some(limiter) = &lane.limiter {
         limiter.until_ready().await;
     }
@@ -58,12 +58,9 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         workspace: view.event.workspace.clone(),
         created_at_ms: view.event.created_at,
         rule_id: key.rule.clone(),
-        metadata: rule.rule.metadata.clone(),
+        metadata: target.metadata.clone(),
         payload,
-        mapping: crate::adapters::mapping::effective(
-            conn.config.mapping(),
-            rule.rule.mapping.as_ref(),
-        ),
+        mapping: crate::adapters::mapping::effective(conn.config.mapping(), target.mapping),
         warnings: crate::adapters::mapping::Warnings::default(),
     };
     let started = clock::now_ms();
@@ -97,7 +94,7 @@ fn load(
     let payload = shared.store.payload(key.event).map_err(|e| warn("the payload", e)).ok()??;
     let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
     let ws = rt.workspace(&view.event.workspace)?;
-    let conn = ws.connections.get(&ws.rules.get(&key.rule)?.rule.connection)?.clone();
+    let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();
     Some((conn, view, payload))
 }
 

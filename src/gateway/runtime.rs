@@ -70,6 +70,37 @@ pub struct Runtime {
     pub keys: KeyRing,
 }
 
+/// Where a delivery goes: a rule's, or an automation's or sequence step's
+/// (their delivery ids start with `@`, which rule ids cannot).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Connection name.
+    pub connection: &'a str,
+    /// Action and metadata.
+    pub metadata: &'a crate::config::model::Metadata,
+    /// The rule's own field mapping (automations use the connection's).
+    pub mapping: Option<&'a crate::config::mapping::Mapping>,
+    /// False for a disabled rule.
+    pub enabled: bool,
+}
+
+impl WorkspaceRt {
+    /// The target of a delivery id, as the config in force has it.
+    pub fn target(&self, rule_id: &str) -> Option<Target<'_>> {
+        if rule_id.starts_with('@') {
+            let (connection, metadata) = self.automations.target(rule_id)?;
+            return Some(Target { connection, metadata, mapping: None, enabled: true });
+        }
+        let r = &self.rules.get(rule_id)?.rule;
+        Some(Target {
+            connection: &r.connection,
+            metadata: &r.metadata,
+            mapping: r.mapping.as_ref(),
+            enabled: r.enabled,
+        })
+    }
+}
+
 impl Runtime {
     /// A workspace by id.
     pub fn workspace(&self, id: &str) -> Option<&Arc<WorkspaceRt>> {

@@ -150,12 +150,19 @@ pub async fn start(
         async move { reload::cleanup(&shared).await }
     });
     let pruner = tokio::spawn(prune_loop(shared.clone(), retention, shutdown.clone()));
+    let sequences =
+        tokio::spawn(crate::automations::worker::sequences(shared.clone(), shutdown.clone()));
+    let inbox = tokio::spawn(crate::automations::worker::inbox(shared.clone(), shutdown.clone()));
     let server = serve(listener, router(state), shutdown.clone(), opts.server.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "server stopped with an error");
         }
         let _ = engine_task.await;
+        // Their writer jobs are either committed or never started: stopping
+        // them between two jobs loses nothing.
+        let _ = sequences.await;
+        let _ = inbox.await;
         pruner.abort();
         cleanup.abort();
         drop(watcher);

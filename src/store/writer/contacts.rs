@@ -161,6 +161,20 @@ impl<'t> Tables<'t> {
         self.ingest(&Prepared::new(event), now)
     }
 
+    /// An event and its parsed payload (for automations reading the inbox).
+    pub fn event_with_payload(
+        &mut self,
+        id: u128,
+    ) -> Result<Option<(crate::store::EventRecord, serde_json::Value)>, StoreError> {
+        let Some(raw) = self.events.get(id)? else { return Ok(None) };
+        let event = decode(raw.value())?;
+        let payload = match self.payloads.get(id)? {
+            Some(p) => serde_json::from_slice(p.value()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Null,
+        };
+        Ok(Some((event, payload)))
+    }
+
     /// Marks an event as seen by automations.
     pub fn inbox_done(&mut self, event: u128) -> Result<(), StoreError> {
         self.c()?.inbox.remove(event)?;

@@ -1,0 +1,162 @@
+//! The two background tasks of automations: sequence steps that come due,
+//! and ingested events that `event` automations (or contact upserts from
+//! events) must see. Both read a durable queue in the store and do their
+//! work in writer jobs, so a crash at any point only delays the work.
+
+use super::contact::Upsert;
+use super::engine::{Effects, EventFact, Fired, Run};
+use super::sequences;
+use super::service::{Who, upsert_in, wake};
+use crate::clock;
+use crate::config::automation::TriggerKind;
+use crate::delivery::engine::Shared;
+use crate::gateway::runtime::Runtime;
+use crate::store::{StoreError, Tables};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Most items one writer job handles.
+const BATCH: usize = 256;
+/// Longest sleep without a wake-up (a safety net; wake-ups end it first).
+const IDLE: Duration = Duration::from_secs(5);
+/// Pause after a store error before trying again.
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// Runs due sequence steps until `shutdown`.
+pub async fn sequences(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let now = clock::now_ms();
+        let sleep = match sequence_tick(&shared, now).await {
+            Ok(true) => continue,
+            Ok(false) => match shared.store.next_sequence_due() {
+                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
+                Ok(None) => IDLE,
+                Err(_) => BACKOFF,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "sequence steps wait for the store");
+                BACKOFF
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = shared.sequences_wake.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Runs one batch of due steps; `true` when there may be more.
+async fn sequence_tick(shared: &Shared, now: u64) -> Result<bool, StoreError> {
+    let due = shared.store.sequence_due(now, BATCH)?;
+    if due.is_empty() {
+        return Ok(false);
+    }
+    let full = due.len() == BATCH;
+    let rt = shared.runtime.load_full();
+    let effects = shared
+        .store
+        .writer()
+        .run(move |t| {
+            let mut total = Effects::default();
+            for (at, contact, seq) in &due {
+                add(&mut total, sequences::advance(t, &rt, *contact, seq, *at, now)?);
+            }
+            Ok(total)
+        })
+        .await?;
+    wake(shared, effects);
+    metrics::counter!("meshes_sequence_steps_total").increment(effects.deliveries as u64);
+    Ok(full)
+}
+
+fn add(total: &mut Effects, e: Effects) {
+    total.deliveries += e.deliveries;
+    total.enrolled += e.enrolled;
+}
+
+/// Feeds ingested events to automations until `shutdown`.
+pub async fn inbox(shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let sleep = match inbox_tick(&shared).await {
+            Ok(true) => continue,
+            Ok(false) => IDLE,
+            Err(e) => {
+                tracing::warn!(error = %e, "event automations wait for the store");
+                BACKOFF
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = shared.inbox_wake.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn inbox_tick(shared: &Shared) -> Result<bool, StoreError> {
+    let ids = shared.store.inbox(BATCH)?;
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    let full = ids.len() == BATCH;
+    let rt = shared.runtime.load_full();
+    let now = clock::now_ms();
+    let effects = shared
+        .store
+        .writer()
+        .run(move |t| {
+            let mut total = Effects::default();
+            for id in ids {
+                t.inbox_done(id)?;
+                add(&mut total, on_event(t, &rt, id, now)?);
+            }
+            Ok(total)
+        })
+        .await?;
+    wake(shared, effects);
+    Ok(full)
+}
+
+/// One ingested event: upsert its contact if configured, then start the
+/// `event` automations with the contact its `email` names (if any).
+fn on_event(t: &mut Tables<'_>, rt: &Runtime, id: u128, now: u64) -> Result<Effects, StoreError> {
+    let Some((event, payload)) = t.event_with_payload(id)? else { return Ok(Effects::default()) };
+    let Some(ws) = rt.workspace(&event.workspace) else { return Ok(Effects::default()) };
+    let email = payload.get("email").and_then(Value::as_str).filter(|e| e.contains('@'));
+    let mut total = Effects::default();
+    if ws.automations.upsert_from_events()
+        && let Some(email) = email
+    {
+        let who = Who { external_id: None, email: Some(email.to_string()) };
+        match upsert_in(t, ws, now, &who, &from_payload(&payload), 0)? {
+            Ok((_, e)) => add(&mut total, e),
+            Err(e) => {
+                tracing::info!(event = %event.id, error = %e, "contact not upserted from event")
+            }
+        }
+    }
+    let contact = match email {
+        Some(e) => t.contact_by_email(&ws.id, e)?,
+        None => None,
+    };
+    let mut run = Run::new(t, ws, now, contact.clone(), contact);
+    let mut f = Fired::new(TriggerKind::Event, Some(event.event.clone()), 0);
+    f.event = Some(EventFact { name: event.event, properties: payload, id: Some(event.id) });
+    run.fire(f);
+    add(&mut total, run.finish()?.1);
+    Ok(total)
+}
+
+/// The standard fields an event payload carries.
+fn from_payload(payload: &Value) -> Upsert {
+    let mut u = Upsert::default();
+    for field in ["first_name", "last_name", "name", "phone"] {
+        if let Some(v) = payload.get(field).filter(|v| v.is_string()) {
+            u.fields.insert(field, v.clone());
+        }
+    }
+    u
+}
