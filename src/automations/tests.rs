@@ -354,3 +354,39 @@ sequences:
         .unwrap();
     assert!(c.has_tag("was-vip"));
 }
+
+/// The worker on tokio's paused clock: the second email waits three days
+/// of (virtual) time, not a moment less.
+#[tokio::test(start_paused = true)]
+async fn sequence_worker_waits_on_the_paused_clock() {
+    let h = harness(WORKED);
+    let runtime = Arc::new(arc_swap::ArcSwap::new(h.rt.clone()));
+    let shared = crate::delivery::engine::Engine::new(h.store.clone(), runtime).shared();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(super::worker::sequences(shared.clone(), stop.clone()));
+    let now = crate::clock::now_ms();
+    // The worked config enrolls from the upgrade automation.
+    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
+    h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
+    shared.sequences_wake.notify_one();
+    let steps = |h: &H| -> Vec<u64> {
+        h.deliveries().into_iter().filter(|d| d.0 == "sequence.welcome-pro").map(|d| d.2).collect()
+    };
+    while steps(&h).is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let first = steps(&h)[0];
+    tokio::time::advance(std::time::Duration::from_millis(3 * DAY - 60_000)).await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(steps(&h).len(), 1, "not before three days");
+    tokio::time::advance(std::time::Duration::from_millis(120_000)).await;
+    while steps(&h).len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let gap = steps(&h)[1] - first;
+    assert!((3 * DAY..3 * DAY + 120_000).contains(&gap), "second step after {gap} ms");
+    stop.cancel();
+    worker.await.unwrap();
+}
