@@ -50,7 +50,7 @@ sequences:
     steps:
       - wait: 1d
       - connection: crm
-        metadata: {{action: add_to_list, id: 12}}
+        metadata: {{action: add_to_list, id: {list}}}
 "#
     )
 }
@@ -100,17 +100,22 @@ struct Run {
 /// Runs `meshes validate --check-remote` on `text` (off the async workers:
 /// the fake answers on this test's runtime).
 async fn validate(text: String) -> Run {
+    validate_with(text, Some(TOKEN)).await
+}
+
+async fn validate_with(text: String, hs_token: Option<&'static str>) -> Run {
     tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("meshes.yaml"), text).unwrap();
-        let out = Command::cargo_bin("meshes")
-            .unwrap()
-            .current_dir(dir.path())
+        let mut cmd = Command::cargo_bin("meshes").unwrap();
+        cmd.current_dir(dir.path())
             .args(["validate", "--check-remote", "meshes.yaml"])
-            .env("HS_TOKEN", TOKEN)
-            .env("SLACK_URL", "https://hooks.slack.com/services/T0/B0/x")
-            .output()
-            .unwrap();
+            .env_remove("HS_TOKEN")
+            .env("SLACK_URL", "https://hooks.slack.com/services/T0/B0/x");
+        if let Some(token) = hs_token {
+            cmd.env("HS_TOKEN", token);
+        }
+        let out = cmd.output().unwrap();
         Run {
             code: out.status.code().unwrap(),
             stdout: String::from_utf8(out.stdout).unwrap(),
@@ -148,9 +153,10 @@ async fn a_missing_list_and_property_option_are_located_errors() {
     assert_eq!(
         run.stdout,
         "meshes.yaml:18:41: error[remote-missing]: rules[0].metadata.id: list `99` does not exist in the account of connection `crm` (hubspot); it has: `12` (Customers), `13` (Trial)\n\
-         meshes.yaml:22:58: error[remote-missing]: rules[1].metadata.value: property `plan` has no option `enterprise` in the account of connection `crm` (hubspot); it has: `free`, `pro`\n"
+         meshes.yaml:22:58: error[remote-missing]: rules[1].metadata.value: property `plan` has no option `enterprise` in the account of connection `crm` (hubspot); it has: `free`, `pro`\n\
+         meshes.yaml:38:45: error[remote-missing]: sequences.onboarding.steps[1].metadata.id: list `99` does not exist in the account of connection `crm` (hubspot); it has: `12` (Customers), `13` (Trial)\n"
     );
-    assert!(run.stderr.contains("invalid: 2 error(s)"), "{}", run.stderr);
+    assert!(run.stderr.contains("invalid: 3 error(s)"), "{}", run.stderr);
     fake.verify().await;
 }
 
@@ -166,4 +172,18 @@ async fn a_refused_listing_names_the_connection_and_never_the_token() {
     );
     assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN), "{}", run.stdout);
     fake.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unset_credential_fails_before_any_request() {
+    let fake = MockServer::start().await;
+    let run = validate_with(config(&fake.uri(), "12", "pro"), None).await;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with("meshes.yaml:9:19: error[unset-env]: connections.crm.access_token:"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("note: --check-remote skipped: the config has errors"));
+    assert!(fake.received_requests().await.unwrap().is_empty());
 }

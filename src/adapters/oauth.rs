@@ -199,13 +199,7 @@ impl TokenCache {
 
     async fn fetch(&self, grant: &mut Grant, deadline: Instant) -> Result<Token, AttemptReport> {
         let segments: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        // Another adapter of the same connection (the previous config's,
-        // still finishing an attempt after a reload) may have rotated it.
-        if let (Some(p), Grant::RefreshToken { refresh_token }) = (&self.persist, &mut *grant)
-            && let Some(saved) = p.slot.current(&p.configured)
-        {
-            *refresh_token = saved;
-        }
+        self.catch_up(grant);
         let mut form: Vec<(&str, &str)> = Vec::new();
         match &*grant {
             Grant::RefreshToken { refresh_token } => {
@@ -230,18 +224,34 @@ impl TokenCache {
             .send(deadline)
             .await?;
         let token = parse(&reply)?;
+        self.keep_rotated(grant, &reply).await;
+        Ok(token)
+    }
+
+    /// Takes the persisted refresh token when another adapter of the same
+    /// connection (the previous config's, finishing an attempt after a
+    /// reload) rotated it.
+    fn catch_up(&self, grant: &mut Grant) {
+        if let (Some(p), Grant::RefreshToken { refresh_token }) = (&self.persist, grant)
+            && let Some(saved) = p.slot.current(&p.configured)
+        {
+            *refresh_token = saved;
+        }
+    }
+
+    /// Keeps a refresh token the provider rotated; persisted before the
+    /// access token is used, since the provider has revoked the old one.
+    async fn keep_rotated(&self, grant: &mut Grant, reply: &Reply) {
         if let (Grant::RefreshToken { refresh_token }, Some(rotated)) =
             (grant, reply.str_at("/refresh_token"))
             && !rotated.is_empty()
             && rotated != *refresh_token
         {
-            // Persisted before the token is used: the old one is revoked now.
             if let Some(p) = &self.persist {
                 p.slot.save(&p.configured, &rotated).await;
             }
             *refresh_token = rotated;
         }
-        Ok(token)
     }
 }
 

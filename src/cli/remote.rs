@@ -42,8 +42,12 @@ pub async fn check(
     for (file, cfg) in configs {
         let text = sources.iter().find(|s| &s.name == file).map_or("", |s| s.text.as_str());
         let spans = std::sync::Arc::new(SpanIndex::build(text));
-        for (name, targets) in targets(cfg) {
+        for (name, mut targets) in targets(cfg) {
             let Some(conn) = cfg.connections.get(name) else { continue };
+            targets.retain(|t| lists_for(conn.kind(), &t.meta.action));
+            if targets.is_empty() {
+                continue;
+            }
             let spans = spans.clone();
             jobs.push(async move {
                 let (issues, notes) = connection(name, conn, &targets, lookup, client).await;
@@ -86,6 +90,12 @@ fn targets(cfg: &ConfigFile) -> BTreeMap<&str, Vec<Target<'_>>> {
         }
     }
     out
+}
+
+/// Whether the action's `metadata.id` is chosen from account data.
+fn lists_for(kind: &str, action: &str) -> bool {
+    let action = catalog::integration(kind).and_then(|i| i.action(action));
+    action.is_some_and(|a| a.data_source.is_some())
 }
 
 fn push<'a>(

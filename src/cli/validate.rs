@@ -50,7 +50,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let loaded = config::read_paths(&paths)?;
     let check_env = args.check_env || args.check_remote;
     let mut report = config::check_sources(&loaded.sources, CheckOptions { check_env });
-    if args.check_remote && report.errors() == 0 {
+    if args.check_remote && report.errors() > 0 {
+        eprintln!("note: --check-remote skipped: the config has errors");
+    } else if args.check_remote {
         let remote = check_remote(&loaded, &report)?;
         report.diagnostics.extend(remote.diagnostics);
         for note in remote.notes {
