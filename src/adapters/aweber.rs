@@ -51,6 +51,7 @@ impl AweberAdapter {
         cfg: &AweberConfig,
         lookup: Lookup<'_>,
         client: reqwest::Client,
+        tokens: Option<super::token_store::TokenSlot>,
     ) -> Result<Self, BuildError> {
         let api =
             Api::new(cfg.base_url.as_ref(), "https://api.aweber.com/1.0", lookup, client.clone())?;
@@ -73,7 +74,8 @@ impl AweberAdapter {
             client_secret,
             ClientAuth::Basic,
             grant,
-        );
+        )
+        .persisting(tokens);
         let account = match plain("account_id", cfg.account_id.as_ref(), lookup)? {
             Some(id) if !id.is_empty() => OnceCell::from(id),
             _ => OnceCell::new(),

@@ -10,6 +10,17 @@ impl ConnectionConfig {
         lookup: Lookup<'_>,
         client: &reqwest::Client,
     ) -> Result<std::sync::Arc<dyn adapter::Adapter>, BuildError> {
+        self.build_with(lookup, client, None)
+    }
+
+    /// [`build`](Self::build), persisting rotated OAuth refresh tokens in
+    /// `tokens` (the gateway's data directory) when given.
+    pub fn build_with(
+        &self,
+        lookup: Lookup<'_>,
+        client: &reqwest::Client,
+        tokens: Option<token_store::TokenSlot>,
+    ) -> Result<std::sync::Arc<dyn adapter::Adapter>, BuildError> {
         use std::sync::Arc;
         Ok(match self {
             ConnectionConfig::Webhook(c) => {
@@ -29,20 +40,23 @@ impl ConnectionConfig {
                 Arc::new(activecampaign::ActiveCampaignAdapter::build(c, lookup, client.clone())?)
             }
             ConnectionConfig::Aweber(c) => {
-                Arc::new(aweber::AweberAdapter::build(c, lookup, client.clone())?)
+                Arc::new(aweber::AweberAdapter::build(c, lookup, client.clone(), tokens.clone())?)
             }
             ConnectionConfig::CustomerIo(c) => {
                 Arc::new(customer_io::CustomerIoAdapter::build(c, lookup, client.clone())?)
             }
             ConnectionConfig::Hubspot(c) => {
-                Arc::new(hubspot::HubspotAdapter::build(c, lookup, client.clone())?)
+                Arc::new(hubspot::HubspotAdapter::build(c, lookup, client.clone(), tokens.clone())?)
             }
             ConnectionConfig::Intercom(c) => {
                 Arc::new(intercom::IntercomAdapter::build(c, lookup, client.clone())?)
             }
-            ConnectionConfig::Salesforce(c) => {
-                Arc::new(salesforce::SalesforceAdapter::build(c, lookup, client.clone())?)
-            }
+            ConnectionConfig::Salesforce(c) => Arc::new(salesforce::SalesforceAdapter::build(
+                c,
+                lookup,
+                client.clone(),
+                tokens.clone(),
+            )?),
             ConnectionConfig::Zoom(c) => {
                 Arc::new(zoom::ZoomAdapter::build(c, lookup, client.clone())?)
             }

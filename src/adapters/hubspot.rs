@@ -72,6 +72,7 @@ impl HubspotAdapter {
         cfg: &HubspotConfig,
         lookup: Lookup<'_>,
         client: reqwest::Client,
+        tokens: Option<super::token_store::TokenSlot>,
     ) -> Result<Self, BuildError> {
         let api = Api::new(cfg.base_url.as_ref(), "https://api.hubapi.com", lookup, client)?;
         if let Some(token) = &cfg.access_token {
@@ -97,7 +98,8 @@ impl HubspotAdapter {
             client_secret,
             ClientAuth::Body,
             grant,
-        );
+        )
+        .persisting(tokens);
         Ok(HubspotAdapter { api, auth: Bearer::OAuth(Box::new(cache)) })
     }
 

@@ -111,6 +111,7 @@ pub mod mapping;
 pub mod oauth;
 pub mod reply;
 pub mod template;
+pub mod token_store;
 mod transform;
 
 pub mod activecampaign;

@@ -4,12 +4,15 @@
 //! One [`TokenCache`] per connection: the token is fetched on first use,
 //! reused until shortly before it expires, and dropped when the provider
 //! answers 401 so [`TokenCache::authorized`] refreshes once and retries.
-//! A rotated refresh token replaces the configured one in memory. The
+//! A rotated refresh token replaces the configured one in memory and, when
+//! the gateway has a data directory, in its [`TokenStore`](super::token_store)
+//! so that a restart keeps using it. The
 //! token endpoint refusing the grant (4xx) is a permanent `auth_failed`;
 //! its 5xx, 429 and network failures are retried like any call.
 
 use super::adapter::{AttemptReport, AttemptResult};
 use super::http::{Api, Call, Reply};
+use super::token_store::{TokenSlot, fingerprint};
 use crate::config::model::Outcome;
 use serde_json::Value;
 use std::future::Future;
@@ -79,6 +82,14 @@ pub struct TokenCache {
     client_secret: String,
     client_auth: ClientAuth,
     state: Mutex<State>,
+    persist: Option<Persist>,
+}
+
+/// Where rotated refresh tokens are persisted, and the fingerprint of the
+/// configured token they descend from.
+struct Persist {
+    slot: TokenSlot,
+    configured: String,
 }
 
 struct State {
@@ -113,7 +124,27 @@ impl TokenCache {
             client_secret,
             client_auth,
             state: Mutex::new(State { grant, token: None }),
+            persist: None,
         }
+    }
+
+    /// Persists rotated refresh tokens in `slot` (no-op without one, or for
+    /// grants without a refresh token), starting from the token persisted
+    /// there if it descends from the configured one.
+    #[must_use]
+    pub fn persisting(mut self, slot: Option<TokenSlot>) -> Self {
+        let (Some(slot), Grant::RefreshToken { refresh_token }) =
+            (slot, &mut self.state.get_mut().grant)
+        else {
+            return self;
+        };
+        let configured = fingerprint(refresh_token);
+        if let Some(saved) = slot.current(&configured) {
+            self.token_api = self.token_api.redacting(&saved);
+            *refresh_token = saved;
+        }
+        self.persist = Some(Persist { slot, configured });
+        self
     }
 
     /// A token valid for at least [`EARLY`], refreshing if needed. Callers
@@ -168,6 +199,7 @@ impl TokenCache {
 
     async fn fetch(&self, grant: &mut Grant, deadline: Instant) -> Result<Token, AttemptReport> {
         let segments: Vec<&str> = self.path.iter().map(String::as_str).collect();
+        self.catch_up(grant);
         let mut form: Vec<(&str, &str)> = Vec::new();
         match &*grant {
             Grant::RefreshToken { refresh_token } => {
@@ -192,12 +224,34 @@ impl TokenCache {
             .send(deadline)
             .await?;
         let token = parse(&reply)?;
+        self.keep_rotated(grant, &reply).await;
+        Ok(token)
+    }
+
+    /// Takes the persisted refresh token when another adapter of the same
+    /// connection (the previous config's, finishing an attempt after a
+    /// reload) rotated it.
+    fn catch_up(&self, grant: &mut Grant) {
+        if let (Some(p), Grant::RefreshToken { refresh_token }) = (&self.persist, grant)
+            && let Some(saved) = p.slot.current(&p.configured)
+        {
+            *refresh_token = saved;
+        }
+    }
+
+    /// Keeps a refresh token the provider rotated; persisted before the
+    /// access token is used, since the provider has revoked the old one.
+    async fn keep_rotated(&self, grant: &mut Grant, reply: &Reply) {
         if let (Grant::RefreshToken { refresh_token }, Some(rotated)) =
             (grant, reply.str_at("/refresh_token"))
+            && !rotated.is_empty()
+            && rotated != *refresh_token
         {
+            if let Some(p) = &self.persist {
+                p.slot.save(&p.configured, &rotated).await;
+            }
             *refresh_token = rotated;
         }
-        Ok(token)
     }
 }
 

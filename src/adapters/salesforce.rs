@@ -68,6 +68,7 @@ impl SalesforceAdapter {
         cfg: &SalesforceConfig,
         lookup: Lookup<'_>,
         client: reqwest::Client,
+        tokens: Option<super::token_store::TokenSlot>,
     ) -> Result<Self, BuildError> {
         let login = plain("login_url", cfg.login_url.as_ref(), lookup)?
             .unwrap_or_else(|| "https://login.salesforce.com".into());
@@ -84,7 +85,8 @@ impl SalesforceAdapter {
             client_secret,
             ClientAuth::Body,
             grant,
-        );
+        )
+        .persisting(tokens);
         let host = match (
             plain("base_url", cfg.base_url.as_ref(), lookup)?,
             plain("instance_url", cfg.instance_url.as_ref(), lookup)?,

@@ -47,7 +47,7 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
         .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let rt = match reload::load(&args.config, 1, &client, None) {
+    let rt = match reload::load(&args.config, 1, &client, None, None) {
         Ok(Some(rt)) => rt,
         Ok(None) => bail!("no config"),
         Err(errors) => {

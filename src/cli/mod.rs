@@ -4,6 +4,7 @@
 mod actions;
 mod bench;
 mod openapi;
+mod remote;
 mod serve;
 mod validate;
 

@@ -22,6 +22,11 @@ pub struct Args {
     /// Also fail when a referenced environment variable is unset.
     #[arg(long)]
     check_env: bool,
+    /// After a clean check, ask each referenced connection's provider for its
+    /// lists, tags, templates, … and fail on a `metadata.id` the account does
+    /// not have (implies `--check-env`; needs the credentials and network).
+    #[arg(long)]
+    check_remote: bool,
     /// Print how long each phase took (to stderr).
     #[arg(long)]
     timings: bool,
@@ -43,7 +48,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let paths =
         if args.paths.is_empty() { vec![PathBuf::from("meshes.yaml")] } else { args.paths.clone() };
     let loaded = config::read_paths(&paths)?;
-    let report = config::check_sources(&loaded.sources, CheckOptions { check_env: args.check_env });
+    let check_env = args.check_env || args.check_remote;
+    let mut report = config::check_sources(&loaded.sources, CheckOptions { check_env });
+    if args.check_remote && report.errors() > 0 {
+        eprintln!("note: --check-remote skipped: the config has errors");
+    } else if args.check_remote {
+        let remote = check_remote(&loaded, &report)?;
+        report.diagnostics.extend(remote.diagnostics);
+        for note in remote.notes {
+            eprintln!("note: {note}");
+        }
+    }
     let failed = report.errors() > 0 || (args.deny_warnings && report.warnings() > 0);
     match args.format {
         Format::Human => human(&report, &loaded, failed),
@@ -56,6 +71,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         timings(&report, start);
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Lists each referenced connection's account (`--check-remote`).
+fn check_remote(loaded: &config::Loaded, report: &Report) -> anyhow::Result<super::remote::Remote> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let lookup = &config::env::process_env;
+    Ok(runtime.block_on(super::remote::check(&loaded.sources, &report.configs, lookup, &client)))
 }
 
 fn human(report: &Report, loaded: &config::Loaded, failed: bool) {

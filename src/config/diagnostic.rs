@@ -163,6 +163,19 @@ codes! {
     /// A field mapping without exactly one source, with a bad `from` path,
     /// bad `substring` arguments or transforms in an order that cannot work.
     InvalidMapping => "invalid-mapping",
+    /// A `metadata.id` (or property `value`) the connection's account does
+    /// not have (`--check-remote`).
+    RemoteMissing => "remote-missing",
+    /// A connection whose account data could not be listed (`--check-remote`).
+    RemoteUnavailable => "remote-unavailable",
+}
+
+impl Code {
+    /// Codes only `--check-remote` reports: they need a live provider, so
+    /// no static fixture can produce them.
+    pub fn is_remote(self) -> bool {
+        matches!(self, Code::RemoteMissing | Code::RemoteUnavailable)
+    }
 }
 
 impl fmt::Display for Code {

@@ -88,21 +88,7 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
     cross_file(&names, &checked, &mut placed);
     for ((source, c), issues) in sources.iter().zip(checked).zip(placed) {
         let before = report.diagnostics.len();
-        for issue in issues {
-            let (line, column) = issue.pinned.unwrap_or_else(|| {
-                let pos = c.spans.locate(&issue.path, issue.anchor);
-                (pos.line, pos.column)
-            });
-            report.diagnostics.push(Diagnostic {
-                file: source.name.clone(),
-                line,
-                column,
-                severity: issue.severity,
-                code: issue.code,
-                path: issue.path.to_string(),
-                message: issue.message,
-            });
-        }
+        report.diagnostics.extend(issues.into_iter().map(|i| place(&source.name, &c.spans, i)));
         let mine = &mut report.diagnostics[before..];
         mine.sort_by_key(|d| (d.line, d.column, d.severity));
         let has_errors = mine.iter().any(|d| d.severity == Severity::Error);
@@ -111,6 +97,23 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
         }
     }
     report
+}
+
+/// Places `issue` at its `file:line:col` in the document `spans` indexes.
+pub fn place(file: &str, spans: &SpanIndex, issue: Issue) -> Diagnostic {
+    let (line, column) = issue.pinned.unwrap_or_else(|| {
+        let pos = spans.locate(&issue.path, issue.anchor);
+        (pos.line, pos.column)
+    });
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        column,
+        severity: issue.severity,
+        code: issue.code,
+        path: issue.path.to_string(),
+        message: issue.message,
+    }
 }
 
 fn build(source: &Source, value: Value, report: &mut Report) {

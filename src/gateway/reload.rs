@@ -4,6 +4,7 @@
 //! serving.
 
 use super::runtime::{self, Runtime, content_hash};
+use crate::adapters::token_store::TokenStore;
 use crate::clock;
 use crate::config::{self, CheckOptions, Severity};
 use crate::delivery::engine::{Shared, cancel_orphans};
@@ -46,12 +47,14 @@ pub enum Reloaded {
     },
 }
 
-/// Reads, checks and builds the config at `paths` (`version` for the result).
+/// Reads, checks and builds the config at `paths` (`version` for the result);
+/// OAuth connections persist rotated refresh tokens in `tokens` when given.
 pub fn load(
     paths: &[PathBuf],
     version: u64,
     client: &reqwest::Client,
     current_hash: Option<&str>,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Option<Runtime>, Vec<String>> {
     let loaded = config::read_paths(paths).map_err(|e| vec![e.to_string()])?;
     let hash = content_hash(&loaded.sources);
@@ -79,6 +82,7 @@ pub fn load(
         clock::now_ms(),
         &config::env::process_env,
         client,
+        tokens,
     )
     .map(Some)
 }
@@ -89,15 +93,19 @@ pub async fn reload(
     shared: &Arc<Shared>,
     status: &ReloadStatus,
     client: &reqwest::Client,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Reloaded {
     let current = shared.runtime.load_full();
     // Parsing and building a large config takes a while (0.4–1 s for 10,000
     // rules): keep it off the async workers that serve requests.
     let (paths, client, hash) = (paths.to_vec(), client.clone(), current.hash.clone());
+    let tokens = tokens.cloned();
     let version = current.version + 1;
-    let result = tokio::task::spawn_blocking(move || load(&paths, version, &client, Some(&hash)))
-        .await
-        .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));
+    let result = tokio::task::spawn_blocking(move || {
+        load(&paths, version, &client, Some(&hash), tokens.as_ref())
+    })
+    .await
+    .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));
     let outcome = match result {
         Ok(None) => {
             // The files match the config in force again (a reverted bad

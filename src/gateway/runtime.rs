@@ -4,6 +4,7 @@
 
 use super::rules::RuleIndex;
 use crate::adapters::adapter::Adapter;
+use crate::adapters::token_store::TokenStore;
 use crate::adapters::{BuildError, ConnectionConfig, Lookup};
 use crate::api::auth::{KeyRing, MachineCredential};
 use crate::config::model::{ConfigFile, DeliverySettings, RetryPolicy};
@@ -133,6 +134,7 @@ pub fn build(
     loaded_at: u64,
     lookup: Lookup<'_>,
     client: &reqwest::Client,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Runtime, Vec<String>> {
     let mut errors = Vec::new();
     let mut workspaces = HashMap::new();
@@ -171,7 +173,7 @@ pub fn build(
                 }
             }
         }
-        match build_workspace(file, cfg, lookup, client) {
+        match build_workspace(file, cfg, lookup, client, tokens) {
             Ok(w) => {
                 workspaces.insert(ws.id.clone(), Arc::new(w));
             }
@@ -189,11 +191,14 @@ fn build_workspace(
     cfg: &ConfigFile,
     lookup: Lookup<'_>,
     client: &reqwest::Client,
+    tokens: Option<&Arc<TokenStore>>,
 ) -> Result<WorkspaceRt, Vec<String>> {
     let mut errors = Vec::new();
     let mut connections = HashMap::new();
     for (name, conn) in &cfg.connections {
-        match conn.build(lookup, client) {
+        // Keyed like the connection's lane: a rename starts from the config's token.
+        let slot = tokens.map(|t| t.slot(format!("{}/{name}", cfg.workspace.id)));
+        match conn.build_with(lookup, client, slot) {
             Ok(adapter) => {
                 let rt = connection_rt(&cfg.workspace.id, name, conn, adapter, &cfg.delivery);
                 connections.insert(name.clone(), Arc::new(rt));

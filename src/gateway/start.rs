@@ -2,6 +2,7 @@
 //! tests on `127.0.0.1:0` with a temporary data directory.
 
 use super::reload::{self, ReloadStatus};
+use crate::adapters::token_store::TokenStore;
 use crate::api::auth::RateLimits;
 use crate::api::{AppState, router};
 use crate::clock;
@@ -125,7 +126,8 @@ pub async fn start(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| GatewayError::Io(e.to_string()))?;
-    let rt = reload::load(&opts.config, 1, &client, None)
+    let tokens = crate::adapters::token_store::TokenStore::open(&opts.data_dir);
+    let rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
     let retention = retention_of(&rt);
@@ -143,7 +145,7 @@ pub async fn start(
         metrics: opts.metrics.clone(),
     };
     let (watcher, reloader) =
-        watch(&opts, shared.clone(), status, client.clone(), shutdown.clone())?;
+        watch(&opts, shared.clone(), status, client.clone(), tokens, shutdown.clone())?;
     let engine_task = tokio::spawn(engine.run(shutdown.clone(), opts.drain));
     let cleanup = tokio::spawn({
         let shared = shared.clone();
@@ -188,6 +190,7 @@ fn watch(
     shared: Arc<Shared>,
     status: Arc<ReloadStatus>,
     client: reqwest::Client,
+    tokens: Arc<TokenStore>,
     shutdown: CancellationToken,
 ) -> Result<(Option<ConfigWatcher>, JoinHandle<()>), GatewayError> {
     // SIGHUP reloads with or without the file watcher.
@@ -212,7 +215,7 @@ fn watch(
             };
             let Some(trigger) = trigger else { break };
             let why = if trigger == Trigger::Signal { "SIGHUP" } else { "file change" };
-            let outcome = reload::reload(&paths, &shared, &status, &client).await;
+            let outcome = reload::reload(&paths, &shared, &status, &client, Some(&tokens)).await;
             tracing::info!(trigger = why, ?outcome, "config reload");
         }
     });

@@ -1,0 +1,141 @@
+//! Rotated OAuth refresh tokens survive a restart (`<data-dir>/oauth-tokens.json`)
+//! unless the operator configured a new token. A fake HubSpot on loopback
+//! rotates the refresh token on every grant; discovery
+//! (`GET /api/v1/connections/crm/actions`) is what needs the access token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::json;
+use support::*;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn config(fake: &str, refresh_token: &str) -> String {
+    let crm = format!(
+        "connections:\n  crm:\n    type: hubspot\n    client_id: cid\n    client_secret: csecret\n    refresh_token: {refresh_token}\n    base_url: {fake}\n"
+    );
+    let rule = "  - id: crm-list\n    event: user.signup\n    connection: crm\n    metadata: {action: add_to_list, id: \"12\"}\n";
+    let base = webhook_config(&[("hook", "http://127.0.0.1:9/h")], "[0s]");
+    base.replace("connections:\n", &crm).replace("rules:\n", &format!("rules:\n{rule}"))
+}
+
+/// HubSpot whose token endpoint trades exactly `from` (once) for `to`.
+async fn rotates(server: &MockServer, from: &str, to: &str, times: u64) {
+    let reply =
+        json!({"access_token": format!("at-{to}"), "refresh_token": to, "expires_in": 1800});
+    Mock::given(method("POST"))
+        .and(path("/oauth/v3/token"))
+        .and(body_string_contains(format!("refresh_token={from}&")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+        .expect(times)
+        .named(format!("refresh with {from}"))
+        .mount(server)
+        .await;
+}
+
+async fn hubspot() -> MockServer {
+    let server = MockServer::start().await;
+    let lists = json!({"lists": [{"listId": "12", "name": "Customers", "objectTypeId": "0-1"}], "hasMore": false});
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/lists/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(lists))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/contacts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Lists the connection's actions: one token refresh on a fresh gateway.
+async fn discover(gw: &TestGateway) {
+    let (status, body) = gw.get("/api/v1/connections/crm/actions").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"][0]["id"], "12", "{body}");
+}
+
+/// The refresh tokens the token endpoint received, in order.
+async fn sent(server: &MockServer) -> Vec<String> {
+    let received = server.received_requests().await.unwrap();
+    received
+        .iter()
+        .filter(|r| r.url.path() == "/oauth/v3/token")
+        .map(|r| {
+            // The test's tokens need no percent-decoding.
+            let form = std::str::from_utf8(&r.body).unwrap();
+            form.split('&').find_map(|kv| kv.strip_prefix("refresh_token=")).unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_refreshes_with_the_rotated_token() {
+    let server = hubspot().await;
+    rotates(&server, "configured-1", "rotated-1", 1).await;
+    rotates(&server, "rotated-1", "rotated-2", 1).await;
+    let mut gw = TestGateway::start(&config(&server.uri(), "configured-1")).await;
+    discover(&gw).await;
+    gw.stop().await;
+
+    let file = gw.dir.path().join("data").join("oauth-tokens.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let entry = &saved["tokens"][format!("{WS}/crm")];
+    assert_eq!(entry["refresh_token"], "rotated-1", "{saved}");
+    // Only a fingerprint of the configured token is kept.
+    assert!(!saved.to_string().contains("configured-1"), "{saved}");
+
+    gw.boot().await;
+    discover(&gw).await;
+    gw.stop().await;
+    // The configured token was revoked by the first rotation: never sent again.
+    assert_eq!(sent(&server).await, ["configured-1", "rotated-1"]);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_new_configured_token_wins_over_the_persisted_one() {
+    let server = hubspot().await;
+    rotates(&server, "configured-1", "rotated-1", 1).await;
+    rotates(&server, "configured-2", "rotated-3", 1).await;
+    rotates(&server, "rotated-1", "never", 0).await;
+    let mut gw = TestGateway::start(&config(&server.uri(), "configured-1")).await;
+    discover(&gw).await;
+    gw.stop().await;
+
+    // The operator puts a freshly authorized token in the config.
+    gw.write_config(&config(&server.uri(), "configured-2"));
+    gw.boot().await;
+    discover(&gw).await;
+    gw.stop().await;
+    assert_eq!(sent(&server).await, ["configured-1", "configured-2"]);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_rotated_token() {
+    let server = hubspot().await;
+    rotates(&server, "configured-1", "rotated-1", 1).await;
+    rotates(&server, "rotated-1", "rotated-2", 1).await;
+    let mut gw = TestGateway::start(&config(&server.uri(), "configured-1")).await;
+    discover(&gw).await;
+    // Any edit rebuilds every adapter (and empties the discovery cache).
+    gw.write_config(&format!("{}# edited\n", config(&server.uri(), "configured-1")));
+    eventually("the edited config is applied", std::time::Duration::from_secs(10), || async {
+        let (status, body) = gw.get("/readyz").await;
+        (status == 200 && body["config"]["version"] == 2).then_some(())
+    })
+    .await;
+    discover(&gw).await;
+    gw.stop().await;
+    assert_eq!(sent(&server).await, ["configured-1", "rotated-1"]);
+    server.verify().await;
+}
