@@ -200,6 +200,14 @@ impl TokenCache {
     async fn fetch(&self, grant: &mut Grant, deadline: Instant) -> Result<Token, AttemptReport> {
         let segments: Vec<&str> = self.path.iter().map(String::as_str).collect();
         self.catch_up(grant);
+        // The redaction list was fixed at build time; a token rotated since
+        // (or read back from the token file) must not leak through an error.
+        let api = match &*grant {
+            Grant::RefreshToken { refresh_token } => {
+                self.token_api.clone().redacting(refresh_token)
+            }
+            Grant::AccountCredentials { .. } => self.token_api.clone(),
+        };
         let mut form: Vec<(&str, &str)> = Vec::new();
         match &*grant {
             Grant::RefreshToken { refresh_token } => {
@@ -217,12 +225,8 @@ impl TokenCache {
             ]),
             ClientAuth::Basic => basic = Some((&self.client_id, &self.client_secret)),
         }
-        let reply = self
-            .token_api
-            .call(reqwest::Method::POST, &segments)
-            .form(&form, basic)
-            .send(deadline)
-            .await?;
+        let reply =
+            api.call(reqwest::Method::POST, &segments).form(&form, basic).send(deadline).await?;
         let token = parse(&reply)?;
         self.keep_rotated(grant, &reply).await;
         Ok(token)

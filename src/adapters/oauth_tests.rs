@@ -157,3 +157,31 @@ async fn waiting_behind_a_slow_refresh_honours_the_deadline() {
     assert!(matches!(err.result, AttemptResult::Retry { code: Outcome::Timeout, .. }), "{err:?}");
     first.abort();
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_redacted_from_later_errors() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string(
+            "grant_type=refresh_token&refresh_token=rtok-one&client_id=cid&client_secret=csecret",
+        ))
+        .respond_with(token_reply("at-1", 30))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The next refresh (30 s left is inside the early-refresh margin) fails
+    // with a body that echoes the rotated token.
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "invalid_grant", "token": "rtok-two"})),
+        )
+        .mount(&server)
+        .await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    c.token(soon()).await.unwrap();
+    let err = c.token(soon()).await.unwrap_err();
+    let text = format!("{:?} {:?}", err.result, err.response_excerpt);
+    assert!(text.contains("invalid_grant"), "{text}");
+    assert!(!text.contains("rtok-two"), "{text}");
+}

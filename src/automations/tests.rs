@@ -35,7 +35,7 @@ pub(super) fn harness(body: &str) -> H {
     assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
     let lookup = |_: &str| Some("secret-value".to_string());
     let client = reqwest::Client::new();
-    let rt = runtime::build(&report.configs, 1, "h".into(), 0, &lookup, &client).unwrap();
+    let rt = runtime::build(&report.configs, 1, "h".into(), 0, &lookup, &client, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     H { _dir: dir, store, rt: Arc::new(rt) }
