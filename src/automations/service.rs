@@ -89,6 +89,9 @@ pub async fn upsert(
     job(shared, ws, move |t, ws, now| upsert_in(t, ws, now, &who, &u, 0)).await
 }
 
+/// A job's answer: a domain refusal inside, a store failure outside.
+pub type JobResult<T> = Result<Result<(T, Effects), ContactError>, StoreError>;
+
 /// Upserts inside a transaction (the API and events with an `email`).
 pub fn upsert_in(
     t: &mut Tables<'_>,
@@ -97,7 +100,7 @@ pub fn upsert_in(
     who: &Who,
     u: &Upsert,
     depth: u32,
-) -> Result<Result<((ContactRecord, bool), Effects), ContactError>, StoreError> {
+) -> JobResult<(ContactRecord, bool)> {
     let found = match find(t, &ws.id, who)? {
         Ok(found) => found,
         Err(e) => return Ok(Err(e)),

@@ -210,8 +210,7 @@ async fn no_double_enrolment_and_exit_when() {
     assert_eq!(enroll[1]["detail"], "already enrolled");
     assert_eq!(h.tick(30).await, 1);
     // Activated during the wait: the contact leaves before the next step.
-    let mut u = Upsert::default();
-    u.tag_names = vec!["activated".into()];
+    let u = Upsert { tag_names: vec!["activated".into()], ..Upsert::default() };
     h.upsert("b@example.com", u, 40).await;
     assert_eq!(h.tick(30 + 3 * DAY).await, 0);
     let e = h.store.enrollments(event_key(&c.id).unwrap()).unwrap();
@@ -278,8 +277,7 @@ automations:
     actions: [ { remove_tag: ping }, { add_tag: ping } ]
 "#,
     );
-    let mut u = Upsert::default();
-    u.tag_names = vec!["ping".into()];
+    let u = Upsert { tag_names: vec!["ping".into()], ..Upsert::default() };
     let c = h.upsert("loop@example.com", u, 0).await;
     let act = h.activity(&c);
     let cut: Vec<&Value> = act.iter().filter(|a| a["kind"] == "loop_limit").collect();
@@ -315,8 +313,7 @@ sequences:
     assert_eq!(c.tags, ["new"]);
     let c = h.upsert("t@example.com", custom(&[("company", json!("Acme"))]), 1).await;
     assert_eq!(c.custom_fields["welcome"], "Hi Ada");
-    let mut u = Upsert::default();
-    u.tag_names = vec!["vip".into()];
+    let u = Upsert { tag_names: vec!["vip".into()], ..Upsert::default() };
     let c = h.upsert("t@example.com", u, 2).await;
     assert_eq!(c.tags, ["dripping", "emitted", "new", "vip"]);
     let emitted: Vec<_> = h.deliveries().into_iter().filter(|d| d.0 == "contact.emitted").collect();
