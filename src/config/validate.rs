@@ -324,12 +324,26 @@ fn check_automation<'a>(parts: &'a Parts, a: &'a Automation, at: &Path, out: &mu
     if let Some(when) = &a.when {
         check_cel(when, condition::AUTOMATION_VARIABLES, at.key("when"), out);
     }
-    if let Trigger::Filtered(TriggerFilter::SequenceEnrolled(name)) = &a.trigger {
-        check_sequence_ref(parts, name, at.key("trigger").key("sequence_enrolled"), out);
+    match &a.trigger {
+        Trigger::Filtered(TriggerFilter::SequenceEnrolled(name)) => {
+            check_sequence_ref(parts, name, at.key("trigger").key("sequence_enrolled"), out);
+        }
+        Trigger::Filtered(TriggerFilter::TagAdded(t)) => {
+            check_tag(t, at.key("trigger").key("tag_added"), out);
+        }
+        Trigger::Filtered(TriggerFilter::TagRemoved(t)) => {
+            check_tag(t, at.key("trigger").key("tag_removed"), out);
+        }
+        _ => {}
     }
     for (j, action) in a.actions.iter().enumerate() {
         let here = at.key("actions").index(j);
         match action {
+            AutomationAction::AddTag(t) => check_tag(t, here.key("add_tag"), out),
+            AutomationAction::RemoveTag(t) => check_tag(t, here.key("remove_tag"), out),
+            AutomationAction::SetField(f) => {
+                check_set_field(&f.field, here.key("set_field").key("field"), out);
+            }
             AutomationAction::Enroll(s) => check_sequence_ref(parts, s, here.key("enroll"), out),
             AutomationAction::Unenroll(s) => {
                 check_sequence_ref(parts, s, here.key("unenroll"), out)
@@ -337,6 +351,43 @@ fn check_automation<'a>(parts: &'a Parts, a: &'a Automation, at: &Path, out: &mu
             AutomationAction::Notify(n) => check_notify(parts, n, &here.key("notify"), out),
             _ => {}
         }
+    }
+}
+
+/// Tags follow the contacts API's rules, so a tag an automation adds is one
+/// the API could have added (and can remove).
+fn check_tag(tag: &str, at: Path, out: &mut Vec<Issue>) {
+    let problem = if tag.trim().is_empty() {
+        Some("must not be empty".to_string())
+    } else if tag.chars().count() > 100 {
+        Some(format!("is {} characters long; expected at most 100", tag.chars().count()))
+    } else if tag.chars().any(char::is_control) || tag.trim() != tag {
+        Some("must not contain control characters or start or end with spaces".to_string())
+    } else {
+        None
+    };
+    if let Some(p) = problem {
+        out.push(Issue::error(Code::InvalidValue, at, format!("tag `{tag}` {p}")));
+    }
+}
+
+/// `email` and `external_id` identify the contact (the API matches on
+/// them); `tags` have their own actions.
+fn check_set_field(field: &str, at: Path, out: &mut Vec<Issue>) {
+    let problem = match field {
+        "email" | "external_id" | "id" => {
+            Some("identifies the contact and is set through the contacts API, not by automations")
+        }
+        "tags" | "custom_fields" => {
+            Some("is not a single field; use add_tag/remove_tag or `custom_fields.<key>`")
+        }
+        f if f.strip_prefix("custom_fields.").is_some_and(str::is_empty) || f.is_empty() => Some(
+            "names no field; expected `first_name`, `last_name`, `name`, `phone` or `custom_fields.<key>`",
+        ),
+        _ => None,
+    };
+    if let Some(p) = problem {
+        out.push(Issue::error(Code::InvalidValue, at, format!("field `{field}` {p}")));
     }
 }
 
