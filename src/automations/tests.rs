@@ -387,3 +387,15 @@ async fn sequence_worker_waits_on_the_paused_clock() {
     stop.cancel();
     worker.await.unwrap();
 }
+
+#[tokio::test]
+async fn retention_prunes_the_activity_log() {
+    let h = harness(WORKED);
+    let c = h.upsert("r@example.com", custom(&[("plan", json!("free"))]), 1_000).await;
+    h.upsert("r@example.com", custom(&[("plan", json!("pro"))]), 2_000).await;
+    assert!(!h.activity(&c).is_empty());
+    // Activity ids are UUID v7 minted on the wall clock: prune everything before tomorrow.
+    let tomorrow = crate::clock::now_ms() + DAY;
+    h.store.writer().prune(tomorrow, tomorrow, 1_000).await.unwrap();
+    assert!(h.activity(&c).is_empty());
+}

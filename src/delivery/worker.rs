@@ -90,8 +90,8 @@ fn load(
     let warn = |what: &str, e: StoreError| {
         tracing::warn!(error = %e, rule = %key.rule, "cannot read {what}; the attempt waits");
     };
-    let view = shared.store.event(key.event).map_err(|e| warn("the event", e)).ok()??;
-    let payload = shared.store.payload(key.event).map_err(|e| warn("the payload", e)).ok()??;
+    let (view, payload) =
+        shared.store.event_with_payload(key.event).map_err(|e| warn("the event", e)).ok()??;
     let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
     let ws = rt.workspace(&view.event.workspace)?;
     let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();

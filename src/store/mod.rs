@@ -188,6 +188,19 @@ impl Store {
         Ok(Some(EventView { event, rule_events }))
     }
 
+    /// An event with its rule events and its raw payload, from one snapshot
+    /// (what an attempt needs: one read transaction instead of two).
+    pub fn event_with_payload(&self, id: u128) -> Result<Option<(EventView, Vec<u8>)>, StoreError> {
+        let txn = self.db.get()?.begin_read()?;
+        let events = txn.open_table(EVENTS)?;
+        let Some(raw) = events.get(id)? else { return Ok(None) };
+        let event: EventRecord = decode(raw.value())?;
+        let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
+        let payloads = txn.open_table(PAYLOADS)?;
+        let payload = payloads.get(id)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        Ok(Some((EventView { event, rule_events }, payload)))
+    }
+
     /// The raw JSON payload of an event.
     pub fn payload(&self, id: u128) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.get()?.begin_read()?;

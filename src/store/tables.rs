@@ -38,6 +38,9 @@ pub const SEQUENCE_DUE: TableDefinition<(u64, u128, &str), ()> =
     TableDefinition::new("sequence_due");
 /// (contact id, activity id) → activity record (JSON), oldest first.
 pub const ACTIVITY: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("activity");
+/// (activity id, contact id): activity in time order (UUID v7), for retention.
+pub const ACTIVITY_BY_TIME: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("activity_by_time");
 /// (workspace, unsubscribed at ms, contact id): the suppression list in time order.
 pub const SUPPRESSED: TableDefinition<(&str, u64, u128), ()> = TableDefinition::new("suppressed");
 /// Event id: ingested events that `event` automations (or contact upserts
@@ -61,6 +64,7 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(ENROLLMENTS)?;
     txn.open_table(SEQUENCE_DUE)?;
     txn.open_table(ACTIVITY)?;
+    txn.open_table(ACTIVITY_BY_TIME)?;
     txn.open_table(SUPPRESSED)?;
     txn.open_table(AUTOMATION_INBOX)?;
     txn.commit()?;

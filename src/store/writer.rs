@@ -398,9 +398,11 @@ impl<'t> Tables<'t> {
             Op::CancelKeys(keys, reason, now, _) => {
                 Answer::Count(self.cancel_keys(keys, reason, *now)?)
             }
-            Op::Prune(before, now, limit, _) => {
-                Answer::Count(self.prune(*before, *limit)? + self.prune_idempotency(*now, *limit)?)
-            }
+            Op::Prune(before, now, limit, _) => Answer::Count(
+                self.prune(*before, *limit)?
+                    + self.prune_idempotency(*now, *limit)?
+                    + self.prune_activity(*before, *limit)?,
+            ),
             Op::Shutdown | Op::Probe(_) => Answer::Unit,
         })
     }

@@ -14,6 +14,7 @@ pub(crate) struct ContactTables<'t> {
     enrollments: Table<'t, (u128, &'static str), &'static [u8]>,
     sequence_due: Table<'t, (u64, u128, &'static str), ()>,
     activity: Table<'t, (u128, u128), &'static [u8]>,
+    activity_by_time: Table<'t, (u128, u128), ()>,
     suppressed: Table<'t, (&'static str, u64, u128), ()>,
     inbox: Table<'t, u128, ()>,
 }
@@ -38,6 +39,7 @@ impl<'t> Tables<'t> {
                 enrollments: t.open_table(ENROLLMENTS)?,
                 sequence_due: t.open_table(SEQUENCE_DUE)?,
                 activity: t.open_table(ACTIVITY)?,
+                activity_by_time: t.open_table(ACTIVITY_BY_TIME)?,
                 suppressed: t.open_table(SUPPRESSED)?,
                 inbox: t.open_table(AUTOMATION_INBOX)?,
             });
@@ -151,8 +153,30 @@ impl<'t> Tables<'t> {
     /// Appends to a contact's activity log.
     pub fn add_activity(&mut self, contact: u128, a: &ActivityRecord) -> Result<(), StoreError> {
         let id = key(&a.id)?;
-        self.c()?.activity.insert((contact, id), encode(a).as_slice())?;
+        let t = self.c()?;
+        t.activity.insert((contact, id), encode(a).as_slice())?;
+        t.activity_by_time.insert((id, contact), ())?;
         Ok(())
+    }
+
+    /// Deletes up to `limit` activity entries recorded before `before` (the
+    /// events' retention applies to the log that explains them).
+    pub(crate) fn prune_activity(
+        &mut self,
+        before: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let bound = u128::from(before) << 80; // UUID v7: the top 48 bits are the Unix ms
+        let t = self.c()?;
+        let mut old = Vec::new();
+        for row in t.activity_by_time.range((0u128, 0u128)..(bound, 0u128))?.take(limit) {
+            old.push(row?.0.value());
+        }
+        for (id, contact) in &old {
+            t.activity_by_time.remove((*id, *contact))?;
+            t.activity.remove((*contact, *id))?;
+        }
+        Ok(old.len())
     }
 
     /// Stores an event with its deliveries, as ingest does (no idempotency
