@@ -31,6 +31,9 @@ pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// One request the receiver saw.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// Path and query (the receiver answers on every path, so it can stand
+    /// in for a provider's API as well as a webhook).
+    pub uri: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: tokio::time::Instant,
@@ -61,10 +64,12 @@ pub struct Receiver {
 
 async fn receive(
     State(st): State<Arc<ReceiverState>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
-    st.seen.lock().unwrap().push(Seen { headers, body, at: tokio::time::Instant::now() });
+    let uri = uri.to_string();
+    st.seen.lock().unwrap().push(Seen { uri, headers, body, at: tokio::time::Instant::now() });
     st.notify.notify_waiters();
     let reply = st
         .script
@@ -90,7 +95,7 @@ impl Receiver {
     pub async fn start() -> Receiver {
         let state = Arc::new(ReceiverState::default());
         let app =
-            Router::new().route("/hook", axum::routing::any(receive)).with_state(state.clone());
+            Router::new().fallback(receive).with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
