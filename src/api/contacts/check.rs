@@ -151,11 +151,14 @@ pub fn suppressed_cursor(q: Option<&str>) -> Result<Option<(u64, u128)>, ApiErro
 }
 
 /// `as_of`: `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC), the present when absent.
+/// A future instant is the present: pages as of a time still to come could
+/// gain entries while they are read.
 pub fn as_of(q: Option<&str>, now: u64) -> Result<u64, ApiError> {
     let Some(s) = q else { return Ok(now) };
-    // A four-digit year keeps the date arithmetic in range.
+    // A four-digit year keeps `parse_rfc3339`'s date arithmetic from overflowing.
     let four_digit_year = s.split('-').next().is_some_and(|y| y.len() == 4);
-    four_digit_year.then(|| crate::clock::parse_rfc3339(s)).flatten().ok_or_else(|| {
+    let parsed = four_digit_year.then(|| crate::clock::parse_rfc3339(s)).flatten();
+    parsed.map(|t| t.min(now)).ok_or_else(|| {
         let shown = found(&Value::String(s.into()));
         ApiError::field(
             "as_of",
@@ -209,7 +212,8 @@ mod tests {
         assert_eq!((limit(None).unwrap(), limit(Some("200")).unwrap()), (50, 200));
         assert!(limit(Some("0")).is_err() && limit(Some("201")).is_err());
         assert_eq!(as_of(None, 7).unwrap(), 7);
-        assert_eq!(as_of(Some("1970-01-01T00:00:01.5Z"), 7).unwrap(), 1500);
+        assert_eq!(as_of(Some("1970-01-01T00:00:01.5Z"), 7000).unwrap(), 1500);
+        assert_eq!(as_of(Some("2999-01-01T00:00:00Z"), 7000).unwrap(), 7000, "the future is now");
         for bad in ["9223372036854775807-01-01T00:00:00Z", "2026-01-01", "2026-13-01T00:00:00Z"] {
             assert!(as_of(Some(bad), 0).is_err(), "{bad}");
         }

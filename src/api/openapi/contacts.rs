@@ -123,7 +123,7 @@ fn audit_ops(g: &mut Gen) -> Vec<Op> {
         )
         .param(query(
             "as_of",
-            "Only contacts suppressed at or before this instant (RFC 3339, UTC, `Z`); default: now. Echoed: pass it again with `cursor`",
+            "Only contacts suppressed at or before this instant (RFC 3339, UTC, `Z`); default and upper bound: now. Echoed: pass it again with `cursor` and pages never shift. A suppression committing during the request may be stamped shortly before a default `as_of` and be left out; for an exact export, use an `as_of` a few seconds in the past",
             json!({ "type": "string", "format": "date-time" }),
         ))
         .param(query("cursor", "`next_cursor` of the previous page", json!({ "type": "string", "pattern": "^[0-9]+:[0-9a-fA-F-]{36}$" })))
