@@ -60,7 +60,10 @@ fn object(v: Value, allowed: &[&str], e: &mut Errors) -> Option<Map<String, Valu
         return None;
     };
     for key in obj.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        e.push(key, format!("is not a known field; expected only: {}", allowed.join(", ")));
+        // Named as sent, but a megabyte-long key is not echoed whole.
+        let param: String = key.chars().take(MAX_KEY).collect();
+        let param = if param.len() < key.len() { format!("{param}…") } else { param };
+        e.push(&param, format!("is not a known field; expected only: {}", allowed.join(", ")));
     }
     Some(obj)
 }
@@ -230,4 +233,47 @@ pub fn unsubscribe(v: Option<Value>) -> Result<String, Vec<FieldError>> {
         }
     };
     e.finish(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(r: Result<impl std::fmt::Debug, Vec<FieldError>>) -> Vec<String> {
+        r.unwrap_err().into_iter().map(|e| e.param).collect()
+    }
+
+    #[test]
+    fn upsert_splits_identifiers_fields_and_nulls() {
+        let u = upsert(json!({"email": "a@b.c", "external_id": null, "name": "Ada",
+            "custom_fields": {"plan": "pro", "old": null}, "tag_names": ["vip"]}))
+        .unwrap();
+        assert_eq!(u.who, Who { external_id: None, email: Some("a@b.c".into()) });
+        assert_eq!(u.upsert.fields.get("external_id"), Some(&Value::Null), "null clears");
+        assert_eq!(u.upsert.fields.get("name"), Some(&json!("Ada")));
+        assert_eq!(u.upsert.custom_fields.get("old"), Some(&Value::Null));
+        assert_eq!(u.upsert.tag_names, ["vip"]);
+        let u = upsert(json!({"external_id": "x", "custom_fields": null, "tag_names": null}));
+        assert!(u.unwrap().upsert.custom_fields.is_empty(), "null is the same as omitted");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_but_not_echoed_whole() {
+        let long = "k".repeat(5000);
+        let p = params(upsert(json!({"external_id": "x", long.clone(): 1})));
+        assert_eq!(p, [format!("{}…", "k".repeat(MAX_KEY))]);
+        assert_eq!(params(add_tags(json!({"tag_names": ["a"], "x": 1}))), ["x"]);
+    }
+
+    #[test]
+    fn track_and_unsubscribe_bodies() {
+        let t = track(json!({"event_name": "e", "external_id": "x"})).unwrap();
+        assert_eq!((t.properties, t.who.external_id.as_deref()), (json!({}), Some("x")));
+        assert_eq!(params(track(json!({"event_name": "e", "email": "nope"}))), ["email"]);
+        assert_eq!(unsubscribe(None).unwrap(), "unsubscribed");
+        assert_eq!(unsubscribe(Some(json!({"reason": null}))).unwrap(), "unsubscribed");
+        assert_eq!(unsubscribe(Some(json!({"reason": "bounced"}))).unwrap(), "bounced");
+        assert_eq!(params(unsubscribe(Some(json!({"reason": "x"})))), ["reason"]);
+    }
 }
