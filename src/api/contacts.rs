@@ -9,8 +9,6 @@ mod check;
 mod input;
 mod output;
 
-pub use input::{MAX_KEY, MAX_KEYS, MAX_PHONE, MAX_TAG, MAX_TAGS, MAX_TEXT, REASONS};
-
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::{AppState, body_json, machine};
 use crate::automations::service;
