@@ -166,6 +166,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Contact operations: 404 unknown contact, 409 identifiers naming two
+/// contacts, 503 the store refused the write (nothing was changed).
+impl From<crate::automations::service::ContactError> for ApiError {
+    fn from(e: crate::automations::service::ContactError) -> Self {
+        use crate::automations::service::ContactError;
+        match e {
+            ContactError::NotFound(m) => ApiError::NotFound(m),
+            ContactError::Conflict(m) => ApiError::Conflict(m),
+            ContactError::Store(e) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 /// JSON 404 for unknown routes, naming the path that was asked for.
 pub async fn not_found_fallback(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for `{}`", uri.path()))

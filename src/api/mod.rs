@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod ingest;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, Method};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use bytes::Bytes;
 use error::ApiError;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -104,7 +105,8 @@ pub fn router(state: AppState) -> Router {
         .route("/connections/{id}/actions", get(resources::actions))
         .route("/rules", get(resources::rules).merge(managed()))
         .route("/rules/{id}", get(resources::rule).merge(managed()))
-        .route("/workspaces/{id}", get(resources::workspace_get));
+        .route("/workspaces/{id}", get(resources::workspace_get))
+        .merge(contact_routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
@@ -113,6 +115,29 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+}
+
+/// The contacts API. Static segments (`upsert`, `unsubscribed`, `track`)
+/// take precedence over `{id}`.
+fn contact_routes() -> Router<AppState> {
+    use contacts::MAX_CONTACT_BODY as LIMIT;
+    Router::new()
+        .route("/contacts", get(contacts::find))
+        .route("/contacts/upsert", body_route(post(contacts::upsert), LIMIT))
+        .route("/contacts/unsubscribed", get(contacts::unsubscribed))
+        .route("/contacts/{id}", get(contacts::get))
+        .route("/contacts/{id}/tags", body_route(post(contacts::add_tags), LIMIT))
+        .route("/contacts/{id}/tags/{name}", delete(contacts::remove_tag))
+        .route("/contacts/{id}/unsubscribe", body_route(post(contacts::unsubscribe), LIMIT))
+        .route("/contacts/{id}/activity", get(contacts::activity))
+        .route("/events/track", body_route(post(contacts::track), LIMIT))
+}
+
+/// A route that reads a JSON body: body limit and oversize draining.
+fn body_route(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppState> {
+    route.layer::<_, Infallible>(DefaultBodyLimit::max(limit)).layer::<_, Infallible>(
+        axum::middleware::from_fn(move |req, next| body::reject_oversize(limit, req, next)),
+    )
 }
 
 /// An ingest route: body limit, oversize draining and CORS. The explicit

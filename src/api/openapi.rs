@@ -3,6 +3,8 @@
 //! types in [`schemas`]; the operations below list, per route, the
 //! credentials it takes and every status it can answer.
 
+mod contact_schemas;
+mod contacts;
 mod resources;
 mod routes;
 mod schemas;
@@ -134,8 +136,10 @@ fn error_response(code: u16) -> Value {
         404 => "No such resource in the caller's workspace",
         405 => "Not supported: connections and rules are managed in meshes.yaml",
         408 => "The body was not complete within the body read timeout (30 s by default)",
-        409 => "Conflict",
-        413 => "The body is larger than the route's limit (1 MiB for one event, 8 MiB for bulk)",
+        409 => "The `external_id` and the `email` given belong to two different contacts",
+        413 => {
+            "The body is larger than the route's limit (8 MiB for bulk events, 1 MiB everywhere else)"
+        }
         415 => "The body is not `application/json`",
         425 => "An attempt is in flight or due within seconds; retry after it",
         429 => "Rate limit of the credential exceeded",
@@ -192,6 +196,7 @@ pub fn document() -> Value {
     let mut ops = routes::ingest_ops(&mut g);
     ops.extend(routes::event_ops(&mut g));
     ops.extend(routes::resource_ops(&mut g));
+    ops.extend(contacts::contact_ops(&mut g));
     ops.extend(routes::ops_routes(&mut g));
     let mut paths = Map::new();
     for op in ops {
@@ -199,7 +204,7 @@ pub fn document() -> Value {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method] = render(op);
     }
-    let codes = [400, 401, 403, 404, 405, 408, 413, 415, 425, 429, 501, 502, 503];
+    let codes = [400, 401, 403, 404, 405, 408, 409, 413, 415, 425, 429, 501, 502, 503];
     let responses: Map<String, Value> =
         codes.iter().map(|c| (format!("Error{c}"), error_response(*c))).collect();
     json!({

@@ -48,6 +48,21 @@ impl Store {
         table.get(id)?.map(|raw| decode(raw.value())).transpose()
     }
 
+    /// A contact by external id in a workspace.
+    pub fn contact_by_external_id(
+        &self,
+        ws: &str,
+        external_id: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        let txn = self.db.get()?.begin_read()?;
+        let index = txn.open_table(CONTACT_EXTERNAL_IDS)?;
+        let Some(id) = index.get((ws, external_id))?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let table = txn.open_table(CONTACTS)?;
+        table.get(id)?.map(|raw| decode(raw.value())).transpose()
+    }
+
     /// A contact's enrolments, by sequence name.
     pub fn enrollments(&self, contact: u128) -> Result<Vec<EnrollmentRecord>, StoreError> {
         let txn = self.db.get()?.begin_read()?;

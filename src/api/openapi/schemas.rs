@@ -29,7 +29,8 @@ pub struct Timestamp(String);
 pub struct Uuid(String);
 
 /// A name: 1–200 characters, not only whitespace, no control characters.
-const NAME: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+pub(super) const NAME: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
 
 /// One event to ingest.
 #[derive(serde::Deserialize, JsonSchema)]

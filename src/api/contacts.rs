@@ -1,0 +1,217 @@
+//! `/api/v1/contacts` and `/api/v1/events/track`: contacts, tags,
+//! suppression and the activity log. Every route takes a machine JWT only.
+//!
+//! Writes go through [`crate::automations::service`]: the change, the
+//! automations it sets off and their activity log commit in one writer
+//! transaction, and the answer comes only after the fsync.
+
+mod check;
+mod input;
+mod output;
+
+use super::error::{ApiError, ApiPath, ApiQuery};
+use super::{AppState, body_json, machine};
+use crate::automations::service;
+use crate::clock;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use check::bad_request;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Largest contact request body.
+pub const MAX_CONTACT_BODY: usize = super::MAX_BODY;
+
+fn unavailable(e: crate::store::StoreError) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no contact `{id}` in this workspace"))
+}
+
+fn contact_json(c: &crate::store::ContactRecord) -> Json<Value> {
+    Json(serde_json::to_value(output::contact(c)).unwrap_or(Value::Null))
+}
+
+/// `POST /contacts/upsert`: 201 when created, 200 when updated.
+pub async fn upsert(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let p = machine(&st, &headers)?;
+    let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
+    let input = input::upsert(value).map_err(bad_request)?;
+    let (c, created) = service::upsert(&st.shared, p.workspace(), input.who, input.upsert).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, contact_json(&c)).into_response())
+}
+
+/// Query of `GET /contacts`.
+#[derive(Debug, Deserialize)]
+pub struct FindQuery {
+    email: Option<String>,
+    external_id: Option<String>,
+}
+
+/// `GET /contacts?email=…` or `?external_id=…`.
+pub async fn find(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<FindQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let ws = p.workspace();
+    let store = &st.shared.store;
+    let (found, what) = match (&q.email, &q.external_id) {
+        (Some(e), None) => (store.contact_by_email(ws, e), format!("email `{e}`")),
+        (None, Some(x)) => (store.contact_by_external_id(ws, x), format!("external_id `{x}`")),
+        _ => {
+            return Err(ApiError::field(
+                "email",
+                "expected exactly one of the query parameters `email`, `external_id`",
+            ));
+        }
+    };
+    let c = found
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::NotFound(format!("no contact with {what} in this workspace")))?;
+    Ok(contact_json(&c))
+}
+
+/// `GET /contacts/{id}`: the contact with its enrolments.
+pub async fn get(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = check::contact_id(&id)?;
+    let c = service::get(&st.shared, p.workspace(), key)
+        .map_err(unavailable)?
+        .ok_or_else(|| not_found(&id))?;
+    let enrollments = st.shared.store.enrollments(key).map_err(unavailable)?;
+    Ok(Json(serde_json::to_value(output::contact_detail(&c, &enrollments)).unwrap_or(Value::Null)))
+}
+
+/// `POST /contacts/{id}/tags`: adds tags (never removes any).
+pub async fn add_tags(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = check::contact_id(&id)?;
+    let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
+    let tags = input::add_tags(value).map_err(bad_request)?;
+    let c = service::add_tags(&st.shared, p.workspace(), key, tags).await?;
+    Ok(contact_json(&c))
+}
+
+/// `DELETE /contacts/{id}/tags/{name}`: 200 whether or not it had the tag.
+pub async fn remove_tag(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath((id, name)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = check::contact_id(&id)?;
+    let tag = input::tag(&Value::String(name)).map_err(|msg| ApiError::field("name", &msg))?;
+    let c = service::remove_tag(&st.shared, p.workspace(), key, tag).await?;
+    Ok(contact_json(&c))
+}
+
+/// `POST /contacts/{id}/unsubscribe`: idempotent; the first reason and time stay.
+pub async fn unsubscribe(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = check::contact_id(&id)?;
+    // The body is optional: an empty one means the default reason.
+    let value = match body {
+        Ok(b) if b.is_empty() => None,
+        other => Some(body_json(&headers, other, MAX_CONTACT_BODY)?),
+    };
+    let reason = input::unsubscribe(value).map_err(bad_request)?;
+    let c = service::unsubscribe(&st.shared, p.workspace(), key, reason).await?;
+    Ok(contact_json(&c))
+}
+
+/// `POST /events/track`: 202; 404 when no contact has the identifiers.
+pub async fn track(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let p = machine(&st, &headers)?;
+    let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
+    let t = input::track(value).map_err(bad_request)?;
+    let name = t.event_name.clone();
+    let c = service::track(&st.shared, p.workspace(), t.who, t.event_name, t.properties).await?;
+    let body = json!({ "contact_id": c.id, "event_name": name, "tracked_at": clock::rfc3339(clock::now_ms()) });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Query of the paged contact routes.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    as_of: Option<String>,
+}
+
+/// `GET /contacts/unsubscribed`: contacts suppressed at or before `as_of`,
+/// oldest first. Pages asked with the same `as_of` never shift.
+pub async fn unsubscribed(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let limit = check::limit(q.limit.as_deref())?;
+    let after = check::suppressed_cursor(q.cursor.as_deref())?;
+    let as_of = check::as_of(q.as_of.as_deref(), clock::now_ms())?;
+    let page =
+        st.shared.store.suppressed(p.workspace(), as_of, after, limit).map_err(unavailable)?;
+    let records: Vec<_> = page.records.iter().map(output::suppressed).collect();
+    Ok(Json(json!({
+        "as_of": clock::rfc3339(as_of),
+        "count": records.len(),
+        "limit": limit,
+        "next_cursor": page.next_cursor,
+        "records": records,
+    })))
+}
+
+/// `GET /contacts/{id}/activity`: automation runs and sequence steps, newest first.
+pub async fn activity(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = check::contact_id(&id)?;
+    let limit = check::limit(q.limit.as_deref())?;
+    let cursor = check::activity_cursor(q.cursor.as_deref())?;
+    service::get(&st.shared, p.workspace(), key)
+        .map_err(unavailable)?
+        .ok_or_else(|| not_found(&id))?;
+    let page = st.shared.store.activity(key, cursor, limit).map_err(unavailable)?;
+    let records: Vec<Value> = page.records.iter().map(output::activity).collect();
+    Ok(Json(json!({
+        "count": records.len(),
+        "limit": limit,
+        "next_cursor": page.next_cursor,
+        "records": records,
+    })))
+}
