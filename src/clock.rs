@@ -50,8 +50,13 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
         return None;
     }
+    // Checked: a year like 99999999999 must be refused, not overflow.
+    if !(0..=999_999).contains(&y) {
+        return None;
+    }
     let days = u64::try_from(days_from_civil(y, m, day)).ok()?;
-    Some(((days * 86_400 + h * 3600 + min * 60 + sec) * 1000) + ms)
+    let secs = days.checked_mul(86_400)?.checked_add(h * 3600 + min * 60 + sec)?;
+    secs.checked_mul(1000)?.checked_add(ms)
 }
 
 /// A proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -88,9 +93,14 @@ mod tests {
             assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms), "{}", rfc3339(ms));
         }
         assert_eq!(parse_rfc3339("2026-11-23T13:45:00Z"), Some(1_795_441_500_000));
-        for bad in
-            ["", "2026-11-23", "2026-13-01T00:00:00Z", "2026-11-23T25:00:00Z", "x-1-1T0:0:0Z"]
-        {
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T25:00:00Z",
+            "x-1-1T0:0:0Z",
+            "99999999999-01-01T00:00:00Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -27,7 +27,8 @@ struct Api {
 impl Api {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let jwt = mint_jwt(ACCESS_KEY, SECRET_KEY.as_bytes(), now_secs(), 60);
-        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(jwt);
+        let mut req =
+            self.http.request(method, format!("{}/api/v1{path}", self.base)).bearer_auth(jwt);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -40,7 +41,8 @@ impl Api {
         v["contact"].clone()
     }
     async fn track(&self, email: &str, event: &str) {
-        let body = json!({"event_name": event, "email": email, "properties": {"feature": "export"}});
+        let body =
+            json!({"event_name": event, "email": email, "properties": {"feature": "export"}});
         let (status, v) = self.call(reqwest::Method::POST, "/events/track", Some(body)).await;
         assert_eq!(status, 202, "{v}");
     }
@@ -73,7 +75,10 @@ fn emails(rx: &Receiver) -> Vec<(String, String)> {
         .map(|s| {
             let b: Value = serde_json::from_slice(&s.body).unwrap();
             let to = b["to"].as_array().and_then(|a| a.first()).or(Some(&b["to"])).unwrap();
-            (b["template"]["id"].as_str().unwrap().to_string(), to.as_str().unwrap_or_default().to_string())
+            (
+                b["template"]["id"].as_str().unwrap().to_string(),
+                to.as_str().unwrap_or_default().to_string(),
+            )
         })
         .collect()
 }
@@ -137,7 +142,9 @@ async fn the_example_recipes_run_as_written() {
     assert_eq!(enrolment(&c, "onboarding").0, "unenrolled");
 
     // churn-win-back: cancelled → churned, welcome-pro stopped, win-back waits 7 days first.
-    let ada = api.upsert(json!({"email": "ada@example.com", "custom_fields": {"plan": "cancelled"}})).await;
+    let ada = api
+        .upsert(json!({"email": "ada@example.com", "custom_fields": {"plan": "cancelled"}}))
+        .await;
     assert_eq!(tags(&ada), ["activated", "churned", "onboarded"]);
     let c = api.contact(&id).await;
     assert_eq!(enrolment(&c, "welcome-pro").0, "unenrolled");
@@ -168,11 +175,18 @@ async fn the_example_recipes_run_as_written() {
     assert_eq!(text["text"], "ada@example.com cancelled (too expensive)");
 
     // Every run is in the activity log, with its condition's result.
-    let (_, activity) = api.call(reqwest::Method::GET, &format!("/contacts/{id}/activity?limit=200"), None).await;
+    let (_, activity) =
+        api.call(reqwest::Method::GET, &format!("/contacts/{id}/activity?limit=200"), None).await;
     let ran = |auto: &str| {
-        activity["records"].as_array().unwrap().iter().any(|a| a["automation"] == auto && a["condition"] != false)
+        activity["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["automation"] == auto && a["condition"] != false)
     };
-    for auto in ["signup-onboarding", "upgrade", "feature-tips", "onboarding-done", "churn-win-back"] {
+    for auto in
+        ["signup-onboarding", "upgrade", "feature-tips", "onboarding-done", "churn-win-back"]
+    {
         assert!(ran(auto), "{auto} is not in the activity log: {activity}");
     }
 
@@ -191,7 +205,8 @@ async fn the_example_recipes_run_as_written() {
     api.upsert(json!({"email": "bob@example.com", "custom_fields": {"plan": "free"}})).await;
     let sent = wait_emails(&rx, 4).await;
     assert_eq!(sent[3], ("onboarding-day-0".into(), "bob@example.com".into()));
-    let ada_sent: Vec<&str> = sent.iter().filter(|e| e.1 == "ada@example.com").map(|e| e.0.as_str()).collect();
+    let ada_sent: Vec<&str> =
+        sent.iter().filter(|e| e.1 == "ada@example.com").map(|e| e.0.as_str()).collect();
     assert_eq!(ada_sent, ["onboarding-day-0", "welcome-pro", "feature-tips"]);
     drop(server);
 }

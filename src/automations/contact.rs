@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 pub const STANDARD_FIELDS: [&str; 6] =
     ["email", "external_id", "first_name", "last_name", "name", "phone"];
 
+/// Most custom fields one contact keeps.
+pub const MAX_CUSTOM_FIELDS: usize = 500;
+
 /// One field's old and new value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {

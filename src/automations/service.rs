@@ -21,6 +21,9 @@ pub enum ContactError {
     /// 409: the identifiers point at two different contacts.
     #[error("{0}")]
     Conflict(String),
+    /// 400: the change would break a limit (`param`, message).
+    #[error("{1}")]
+    Invalid(&'static str, String),
     /// 503.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -118,6 +121,18 @@ pub fn upsert_in(
         u.fields.insert("email", Value::String(e.clone()));
     }
     let (changes, _) = contact::apply(&mut c, &u);
+    // Per request the API caps keys; this caps what many requests add up to,
+    // so one contact's record cannot grow without bound.
+    if c.custom_fields.len() > contact::MAX_CUSTOM_FIELDS {
+        return Ok(Err(ContactError::Invalid(
+            "custom_fields",
+            format!(
+                "the contact would have {} custom fields; at most {} are kept (set unused ones to null)",
+                c.custom_fields.len(),
+                contact::MAX_CUSTOM_FIELDS
+            ),
+        )));
+    }
     let mut run = Run::new(t, ws, now, Some(c), original);
     if created {
         run.fire(Fired::new(TriggerKind::ContactCreated, None, depth));

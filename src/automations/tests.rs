@@ -399,3 +399,35 @@ async fn retention_prunes_the_activity_log() {
     h.store.writer().prune(tomorrow, tomorrow, 1_000).await.unwrap();
     assert!(h.activity(&c).is_empty());
 }
+
+#[tokio::test]
+async fn custom_fields_are_capped_per_contact() {
+    let h = harness(WORKED);
+    let batch = |n: usize| {
+        let pairs: Vec<(String, Value)> =
+            (0..100).map(|i| (format!("k{n}_{i}"), json!(i))).collect();
+        let mut u = Upsert::default();
+        u.custom_fields.extend(pairs);
+        u
+    };
+    for n in 0..5 {
+        h.upsert("cap@example.com", batch(n), n as u64).await;
+    }
+    let (rt, u) = (h.rt.clone(), batch(5));
+    let who = Who { external_id: None, email: Some("cap@example.com".into()) };
+    let refused = h
+        .store
+        .writer()
+        .run(move |t| upsert_in(t, rt.workspace(WS).unwrap(), 9, &who, &u, 0))
+        .await
+        .unwrap();
+    match refused {
+        Err(super::service::ContactError::Invalid(param, msg)) => {
+            assert_eq!(param, "custom_fields");
+            assert!(msg.contains("600 custom fields"), "{msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let stored = h.store.contact_by_email(WS, "cap@example.com").unwrap().unwrap();
+    assert_eq!(stored.custom_fields.len(), 500, "nothing of the refused upsert was kept");
+}

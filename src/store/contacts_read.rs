@@ -107,9 +107,13 @@ impl Store {
         let txn = self.db.get()?.begin_read()?;
         let index = txn.open_table(SUPPRESSED)?;
         let contacts = txn.open_table(CONTACTS)?;
-        let (from_at, from_id) = after.map_or((0, 0), |(at, id)| (at, id.saturating_add(1)));
+        use std::ops::Bound::{Excluded, Included};
+        let start = match after {
+            Some((at, id)) => Excluded((ws, at, id)),
+            None => Included((ws, 0, 0)),
+        };
         let mut records = Vec::new();
-        for row in index.range((ws, from_at, from_id)..=(ws, as_of, u128::MAX))? {
+        for row in index.range::<(&str, u64, u128)>((start, Included((ws, as_of, u128::MAX))))? {
             let (at, id) = {
                 let k = row?.0;
                 let (_, at, id) = k.value();

@@ -94,8 +94,7 @@ async fn receive(
 impl Receiver {
     pub async fn start() -> Receiver {
         let state = Arc::new(ReceiverState::default());
-        let app =
-            Router::new().fallback(receive).with_state(state.clone());
+        let app = Router::new().fallback(receive).with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
