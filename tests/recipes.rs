@@ -74,7 +74,7 @@ fn emails(rx: &Receiver) -> Vec<(String, String)> {
         .filter(|s| s.uri.ends_with("/resend/emails"))
         .map(|s| {
             let b: Value = serde_json::from_slice(&s.body).unwrap();
-            let to = b["to"].as_array().and_then(|a| a.first()).or(Some(&b["to"])).unwrap();
+            let to = b["to"].as_array().and_then(|a| a.first()).unwrap_or(&b["to"]);
             (
                 b["template"]["id"].as_str().unwrap().to_string(),
                 to.as_str().unwrap_or_default().to_string(),
