@@ -77,6 +77,12 @@ async fn external_id_matches_first_and_null_clears() {
     assert_eq!(params(s, &b), ["email"]);
     let (s, b) = api.find("email=a%40b.c&external_id=u1").await;
     assert_eq!(params(s, &b), ["email"], "exactly one of the two");
+    // The detail route takes an email address in place of the id.
+    let (s, b) = api.by_id("New@Example.com").await;
+    assert_eq!((s, b["contact"]["id"].as_str()), (200, Some(id.as_str())));
+    assert_eq!(b["contact"]["enrollments"], json!([]));
+    let (s, b) = api.by_id("nobody@example.com").await;
+    assert_eq!((s, b["error"]["name"].as_str()), (404, Some("NotFoundError")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

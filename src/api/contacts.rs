@@ -84,17 +84,23 @@ pub async fn find(
     Ok(contact_json(&c))
 }
 
-/// `GET /contacts/{id}`: the contact with its enrolments.
+/// `GET /contacts/{id}` (or `/contacts/{email}`): the contact with its enrolments.
 pub async fn get(
     State(st): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = check::contact_id(&id)?;
-    let c = service::get(&st.shared, p.workspace(), key)
-        .map_err(unavailable)?
-        .ok_or_else(|| not_found(&id))?;
+    // By email too: `GET /contacts/ada@example.com` (an `@` is never in a UUID).
+    let c = if id.contains('@') {
+        st.shared.store.contact_by_email(p.workspace(), &id).map_err(unavailable)?.ok_or_else(|| {
+            ApiError::NotFound(format!("no contact with email `{id}` in this workspace"))
+        })?
+    } else {
+        let key = check::contact_id(&id)?;
+        service::get(&st.shared, p.workspace(), key).map_err(unavailable)?.ok_or_else(|| not_found(&id))?
+    };
+    let key = crate::store::event_key(&c.id).ok_or_else(|| not_found(&id))?;
     let enrollments = st.shared.store.enrollments(key).map_err(unavailable)?;
     Ok(Json(serde_json::to_value(output::contact_detail(&c, &enrollments)).unwrap_or(Value::Null)))
 }

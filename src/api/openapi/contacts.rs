@@ -83,7 +83,9 @@ pub(super) fn contact_ops(g: &mut Gen) -> Vec<Op> {
             .ok(200, "The contact", contact.clone())
             .errors(READ_BY_ID),
         Op::new("get", "/api/v1/contacts/{id}", "getContact", "A contact with its enrolments")
-            .param(contact_id())
+            .param(json!({ "name": "id", "in": "path", "required": true,
+                "description": "Contact id (a UUID), or an email address (matched case-insensitively); anything else answers 400",
+                "schema": { "type": "string", "anyOf": [{ "format": "uuid" }, { "format": "email" }] } }))
             .ok(200, "The contact", g.out::<s::ContactDetailFound>())
             .errors(READ_BY_ID),
         Op::new(
