@@ -93,12 +93,14 @@ pub async fn get(
     let p = machine(&st, &headers)?;
     // By email too: `GET /contacts/ada@example.com` (an `@` is never in a UUID).
     let c = if id.contains('@') {
-        st.shared.store.contact_by_email(p.workspace(), &id).map_err(unavailable)?.ok_or_else(|| {
-            ApiError::NotFound(format!("no contact with email `{id}` in this workspace"))
-        })?
+        st.shared.store.contact_by_email(p.workspace(), &id).map_err(unavailable)?.ok_or_else(
+            || ApiError::NotFound(format!("no contact with email `{id}` in this workspace")),
+        )?
     } else {
         let key = check::contact_id(&id)?;
-        service::get(&st.shared, p.workspace(), key).map_err(unavailable)?.ok_or_else(|| not_found(&id))?
+        service::get(&st.shared, p.workspace(), key)
+            .map_err(unavailable)?
+            .ok_or_else(|| not_found(&id))?
     };
     let key = crate::store::event_key(&c.id).ok_or_else(|| not_found(&id))?;
     let enrollments = st.shared.store.enrollments(key).map_err(unavailable)?;

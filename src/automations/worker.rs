@@ -15,6 +15,7 @@ use crate::store::{StoreError, Tables};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Most items one writer job handles.
@@ -26,23 +27,39 @@ const BACKOFF: Duration = Duration::from_millis(500);
 
 /// Runs due sequence steps until `shutdown`.
 pub async fn sequences(shared: Arc<Shared>, shutdown: CancellationToken) {
-    loop {
+    let wake = &shared.sequences_wake;
+    drive("sequence steps", wake, &shutdown, || async {
         let now = clock::now_ms();
-        let sleep = match sequence_tick(&shared, now).await {
-            Ok(true) => continue,
-            Ok(false) => match shared.store.next_sequence_due() {
-                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
-                Ok(None) => IDLE,
-                Err(_) => BACKOFF,
-            },
+        if sequence_tick(&shared, now).await? {
+            return Ok(None);
+        }
+        Ok(Some(match shared.store.next_sequence_due()? {
+            Some(due) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
+            None => IDLE,
+        }))
+    })
+    .await;
+}
+
+/// Calls `tick` until `shutdown`: again at once when it answers `None`
+/// (more work queued), else after its pause, a wake-up or a store error's backoff.
+async fn drive<F, Fut>(what: &str, wake: &Notify, shutdown: &CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Duration>, StoreError>>,
+{
+    loop {
+        let sleep = match tick().await {
+            Ok(None) => continue,
+            Ok(Some(pause)) => pause,
             Err(e) => {
-                tracing::warn!(error = %e, "sequence steps wait for the store");
+                tracing::warn!(error = %e, "{what} wait for the store");
                 BACKOFF
             }
         };
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = shared.sequences_wake.notified() => {}
+            () = wake.notified() => {}
             () = shutdown.cancelled() => return,
         }
     }
@@ -79,21 +96,11 @@ fn add(total: &mut Effects, e: Effects) {
 
 /// Feeds ingested events to automations until `shutdown`.
 pub async fn inbox(shared: Arc<Shared>, shutdown: CancellationToken) {
-    loop {
-        let sleep = match inbox_tick(&shared).await {
-            Ok(true) => continue,
-            Ok(false) => IDLE,
-            Err(e) => {
-                tracing::warn!(error = %e, "event automations wait for the store");
-                BACKOFF
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            () = shared.inbox_wake.notified() => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+    let wake = &shared.inbox_wake;
+    drive("event automations", wake, &shutdown, || async {
+        Ok(if inbox_tick(&shared).await? { None } else { Some(IDLE) })
+    })
+    .await;
 }
 
 async fn inbox_tick(shared: &Shared) -> Result<bool, StoreError> {
