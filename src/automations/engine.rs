@@ -110,7 +110,9 @@ impl<'r, 't> Run<'r, 't> {
 
     /// Queues what a contact change fires: `contact_updated` with the
     /// changes, plus `tag_added`/`tag_removed` per tag.
-    pub fn fire_changes(&mut self, changes: Changes, depth: u32) {
+    pub fn fire_changes(&mut self, mut changes: Changes, depth: u32) {
+        // A tag removed and added back in one step is no change at all.
+        changes.retain(|_, c| c.from != c.to);
         if changes.is_empty() {
             return;
         }
