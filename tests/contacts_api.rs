@@ -83,6 +83,11 @@ async fn external_id_matches_first_and_null_clears() {
     assert_eq!(b["contact"]["enrollments"], json!([]));
     let (s, b) = api.by_id("nobody@example.com").await;
     assert_eq!((s, b["error"]["name"].as_str()), (404, Some("NotFoundError")));
+    // So do the other contact routes.
+    let (s, b) = api.add_tags("new@example.com", json!({"tag_names": ["by-email"]})).await;
+    assert_eq!((s, b["contact"]["id"].as_str()), (200, Some(id.as_str())));
+    let (s, b) = api.activity("NEW@example.com", "").await;
+    assert_eq!(s, 200, "{b}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

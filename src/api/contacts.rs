@@ -84,6 +84,19 @@ pub async fn find(
     Ok(contact_json(&c))
 }
 
+/// The contact a `{id}` path segment names: a contact id, or an email
+/// address (an `@` is never in a UUID), so apps that only know the email
+/// can use every contact route.
+fn contact_key(st: &AppState, ws: &str, id: &str) -> Result<u128, ApiError> {
+    if !id.contains('@') {
+        return check::contact_id(id);
+    }
+    let c = st.shared.store.contact_by_email(ws, id).map_err(unavailable)?.ok_or_else(|| {
+        ApiError::NotFound(format!("no contact with email `{id}` in this workspace"))
+    })?;
+    crate::store::event_key(&c.id).ok_or_else(|| not_found(id))
+}
+
 /// `GET /contacts/{id}` (or `/contacts/{email}`): the contact with its enrolments.
 pub async fn get(
     State(st): State<AppState>,
@@ -91,18 +104,10 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    // By email too: `GET /contacts/ada@example.com` (an `@` is never in a UUID).
-    let c = if id.contains('@') {
-        st.shared.store.contact_by_email(p.workspace(), &id).map_err(unavailable)?.ok_or_else(
-            || ApiError::NotFound(format!("no contact with email `{id}` in this workspace")),
-        )?
-    } else {
-        let key = check::contact_id(&id)?;
-        service::get(&st.shared, p.workspace(), key)
-            .map_err(unavailable)?
-            .ok_or_else(|| not_found(&id))?
-    };
-    let key = crate::store::event_key(&c.id).ok_or_else(|| not_found(&id))?;
+    let key = contact_key(&st, p.workspace(), &id)?;
+    let c = service::get(&st.shared, p.workspace(), key)
+        .map_err(unavailable)?
+        .ok_or_else(|| not_found(&id))?;
     let enrollments = st.shared.store.enrollments(key).map_err(unavailable)?;
     Ok(Json(serde_json::to_value(output::contact_detail(&c, &enrollments)).unwrap_or(Value::Null)))
 }
@@ -115,7 +120,7 @@ pub async fn add_tags(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = check::contact_id(&id)?;
+    let key = contact_key(&st, p.workspace(), &id)?;
     let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
     let tags = input::add_tags(value).map_err(bad_request)?;
     let c = service::add_tags(&st.shared, p.workspace(), key, tags).await?;
@@ -129,7 +134,7 @@ pub async fn remove_tag(
     ApiPath((id, name)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = check::contact_id(&id)?;
+    let key = contact_key(&st, p.workspace(), &id)?;
     let tag = input::tag(&Value::String(name)).map_err(|msg| ApiError::field("name", &msg))?;
     let c = service::remove_tag(&st.shared, p.workspace(), key, tag).await?;
     Ok(contact_json(&c))
@@ -143,7 +148,7 @@ pub async fn unsubscribe(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = check::contact_id(&id)?;
+    let key = contact_key(&st, p.workspace(), &id)?;
     // The body is optional: an empty one means the default reason.
     let value = match body {
         Ok(b) if b.is_empty() => None,
@@ -208,7 +213,7 @@ pub async fn activity(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = check::contact_id(&id)?;
+    let key = contact_key(&st, p.workspace(), &id)?;
     let limit = check::limit(q.limit.as_deref())?;
     let cursor = check::activity_cursor(q.cursor.as_deref())?;
     service::get(&st.shared, p.workspace(), key)

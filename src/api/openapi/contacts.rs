@@ -17,8 +17,8 @@ const READ: &[u16] = &[400, 401, 403, 429, 503];
 
 fn contact_id() -> Value {
     json!({ "name": "id", "in": "path", "required": true,
-        "description": "Contact id (a UUID); anything else answers 400, an id of another workspace 404",
-        "schema": { "type": "string", "format": "uuid" } })
+        "description": "Contact id (a UUID), or the contact's email address (matched case-insensitively); anything else answers 400, a contact of another workspace 404",
+        "schema": { "type": "string", "anyOf": [{ "format": "uuid" }, { "format": "email" }] } })
 }
 
 fn query(name: &str, description: &str, schema: Value) -> Value {
@@ -83,9 +83,7 @@ pub(super) fn contact_ops(g: &mut Gen) -> Vec<Op> {
             .ok(200, "The contact", contact.clone())
             .errors(READ_BY_ID),
         Op::new("get", "/api/v1/contacts/{id}", "getContact", "A contact with its enrolments")
-            .param(json!({ "name": "id", "in": "path", "required": true,
-                "description": "Contact id (a UUID), or an email address (matched case-insensitively); anything else answers 400",
-                "schema": { "type": "string", "anyOf": [{ "format": "uuid" }, { "format": "email" }] } }))
+            .param(contact_id())
             .ok(200, "The contact", g.out::<s::ContactDetailFound>())
             .errors(READ_BY_ID),
         Op::new(
