@@ -6,7 +6,9 @@
 //! window, then wait until `/readyz` shows no pending delivery (every
 //! completion persisted); (2) latency: single events paced at half the
 //! measured delivery rate (or `--rate`), so the percentiles describe a
-//! system that keeps up rather than a queue that grows. The receiver takes
+//! system that keeps up rather than a queue that grows; between them, (3)
+//! sustained: bulk ingest paced at `--sustain` events/s (default 10,000, the
+//! target), checking that deliveries match it with a flat backlog. The receiver takes
 //! `time_created` (the gateway's ingest time, ms) from each wrapped body.
 
 use super::ingest::{BULK, measure};
@@ -30,6 +32,8 @@ pub struct E2eOpts {
     pub ingest_concurrency: usize,
     /// Events/s of the latency phase (default: half the measured rate).
     pub rate: Option<f64>,
+    /// Events/s of the sustained phase (bulk ingest paced at this rate).
+    pub sustain: f64,
     /// Also measure the receiver alone (the ceiling).
     pub ceiling: bool,
 }
@@ -51,6 +55,7 @@ pub async fn run(work: &WorkDir, o: &E2eOpts) -> Result<Vec<Row>> {
     let mut rows = throughput(&server, &receiver, &client, o, ceiling).await?;
     let delivered = rows.first().and_then(|r| r.value.replace(',', "").parse::<f64>().ok());
     let rate = o.rate.unwrap_or_else(|| (delivered.unwrap_or(1_000.0) * 0.5).max(100.0));
+    rows.push(sustained(&server, &receiver, &client, o.timing, o.sustain).await?);
     rows.push(latency(&server, &receiver, &client, o.timing, rate).await?);
     server.stop(Duration::from_secs(30)).await?;
     receiver.stop(Duration::from_secs(10)).await?;
@@ -211,6 +216,54 @@ fn throughput_rows(
         .target("all delivered", stats["unique"].as_u64() == Some(ingested)),
         Row::info(b, "ingest→delivery p50 / p99 / p999 at saturation", latency_text(stats)),
     ]
+}
+
+/// Bulk ingest paced at `rate` events/s: does delivery keep up? The window
+/// counts deliveries and compares the pending backlog at its start and end:
+/// a system that sustains the rate delivers it with a flat backlog.
+async fn sustained(
+    server: &Proc,
+    receiver: &Proc,
+    client: &reqwest::Client,
+    t: Timing,
+    rate: f64,
+) -> Result<Row> {
+    progress(&format!("E2E sustained: bulk ingest paced at {} events/s", thousands(rate)));
+    let mut spec = ingest_spec(server, true, 8, t);
+    spec.rate = Some(rate / BULK as f64);
+    let (c2, r2, s2) = (client.clone(), receiver.base.clone(), server.base.clone());
+    let t0 = Instant::now();
+    let sampler = tokio::spawn(async move {
+        let sample = || async {
+            let received = get_json(&c2, &format!("{r2}/stats")).await?["received"].as_u64();
+            let pending = get_json(&c2, &format!("{s2}/readyz")).await?["store"]["pending_deliveries"].as_u64();
+            Ok::<_, BenchError>((received.unwrap_or(0), pending.unwrap_or(0)))
+        };
+        tokio::time::sleep_until(t0 + t.warmup).await;
+        let a = sample().await;
+        tokio::time::sleep_until(t0 + t.warmup + t.duration).await;
+        (a, sample().await)
+    });
+    let result = load::run(spec, t0).await;
+    let (a, b) = sampler.await.map_err(|e| BenchError::Failed(format!("sampler: {e}")))?;
+    let ((r0, p0), (r1, p1)) = (a?, b?);
+    let delivered = (r1 - r0) as f64 / t.duration.as_secs_f64();
+    let growth = p1 as i64 - p0 as i64;
+    wait_drained(client, server, Duration::from_secs(600)).await?;
+    progress(&format!("  delivered {}/s; backlog {p0} → {p1}", thousands(delivered)));
+    // Keeping up: at least 98 % of the paced rate delivered, and the backlog
+    // grew by less than one second of ingest over the window.
+    let kept_up = delivered >= rate * 0.98 && (growth as f64) < rate;
+    Ok(Row::info(
+        &format!("E2E (bulk ingest paced at {} events/s)", thousands(rate)),
+        "delivered events/s (window); pending deliveries at start → end",
+        format!(
+            "{} ({} ingested/s); {p0} → {p1}",
+            thousands(delivered),
+            thousands(result.events_per_sec())
+        ),
+    )
+    .target("≥ 10,000 with a flat backlog", kept_up && delivered >= 10_000.0 * 0.98))
 }
 
 fn latency_text(stats: &Value) -> String {

@@ -39,6 +39,9 @@ enum Command {
         /// Events/s of the latency phase (default: half the measured delivery rate).
         #[arg(long)]
         rate: Option<f64>,
+        /// Events/s of the sustained phase (bulk ingest paced at this rate).
+        #[arg(long, default_value_t = 10_000.0)]
+        sustain: f64,
     },
     /// RSS idle/loaded/with a backlog, startup with it, drain rate.
     Backlog(Common),
@@ -102,12 +105,13 @@ impl Common {
             ceiling: !self.no_ceiling,
         }
     }
-    fn e2e(&self, rate: Option<f64>) -> e2e::E2eOpts {
+    fn e2e(&self, rate: Option<f64>, sustain: f64) -> e2e::E2eOpts {
         e2e::E2eOpts {
             timing: self.timing(),
             lane_concurrency: self.lane_concurrency,
             ingest_concurrency: 2,
             rate,
+            sustain,
             ceiling: !self.no_ceiling,
         }
     }
@@ -201,8 +205,8 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
             let w = common.work_dir()?;
             (common, ingest::run(&w, &common.ingest(concurrency.clone(), *bulk_concurrency)).await?)
         }
-        Command::E2e { common, rate } => {
-            (common, e2e::run(&common.work_dir()?, &common.e2e(*rate)).await?)
+        Command::E2e { common, rate, sustain } => {
+            (common, e2e::run(&common.work_dir()?, &common.e2e(*rate, *sustain)).await?)
         }
         Command::Backlog(c) => (c, backlog::run(&c.work_dir()?, &c.backlog()).await?),
         Command::Config(c) => (c, config::run(&c.work_dir()?, &c.config()).await?),
@@ -215,7 +219,7 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
 async fn all(c: &Common) -> anyhow::Result<Vec<Row>> {
     let w = c.work_dir()?;
     let mut rows = ingest::run(&w, &c.ingest(vec![64, 256], 16)).await.context("ingest")?;
-    rows.extend(e2e::run(&w, &c.e2e(None)).await.context("end to end")?);
+    rows.extend(e2e::run(&w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
     rows.extend(backlog::run(&w, &c.backlog()).await.context("backlog")?);
     rows.extend(config::run(&w, &c.config()).await.context("config")?);
     Ok(rows)
