@@ -236,7 +236,9 @@ async fn sustained(
     let sampler = tokio::spawn(async move {
         let sample = || async {
             let received = get_json(&c2, &format!("{r2}/stats")).await?["received"].as_u64();
-            let pending = get_json(&c2, &format!("{s2}/readyz")).await?["store"]["pending_deliveries"].as_u64();
+            let pending =
+                get_json(&c2, &format!("{s2}/readyz")).await?["store"]["pending_deliveries"]
+                    .as_u64();
             Ok::<_, BenchError>((received.unwrap_or(0), pending.unwrap_or(0)))
         };
         tokio::time::sleep_until(t0 + t.warmup).await;
