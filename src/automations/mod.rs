@@ -27,3 +27,5 @@ pub use compiled::AutomationIndex;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_clock;

@@ -8,9 +8,8 @@
 
 use super::db::DbSlot;
 use super::records::{AttemptRecord, EventRecord};
-use super::tables::*;
 use super::{DueKey, StoreError};
-use redb::{Database, Table, WriteTransaction};
+use redb::Database;
 use std::any::Any;
 use tokio::sync::{mpsc, oneshot};
 
@@ -340,74 +339,9 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// The tables of one write transaction, as the writer's requests and
-/// automation jobs see them.
-pub struct Tables<'t> {
-    txn: &'t WriteTransaction,
-    /// Opened on first use: ingest-only batches never pay for them.
-    contacts: Option<contacts::ContactTables<'t>>,
-    events: Table<'t, u128, &'static [u8]>,
-    payloads: Table<'t, u128, &'static [u8]>,
-    rule_events: Table<'t, (u128, &'static str), &'static [u8]>,
-    attempts: Table<'t, (u128, &'static str, u32), &'static [u8]>,
-    due: Table<'t, (&'static str, u64, u128, &'static str), ()>,
-    by_workspace: Table<'t, (&'static str, u128), ()>,
-    idempotency: Table<'t, (&'static str, &'static str), (u128, u64)>,
-    idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
-}
-
-impl std::fmt::Debug for Tables<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tables").finish_non_exhaustive()
-    }
-}
-
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
-        Ok(Tables {
-            txn,
-            contacts: None,
-            events: txn.open_table(EVENTS)?,
-            payloads: txn.open_table(PAYLOADS)?,
-            rule_events: txn.open_table(RULE_EVENTS)?,
-            attempts: txn.open_table(ATTEMPTS)?,
-            due: txn.open_table(DUE)?,
-            by_workspace: txn.open_table(BY_WORKSPACE)?,
-            idempotency: txn.open_table(IDEMPOTENCY)?,
-            idempotency_by_time: txn.open_table(IDEMPOTENCY_BY_TIME)?,
-        })
-    }
-
-    fn apply(&mut self, op: &mut Op) -> Result<Answer, StoreError> {
-        Ok(match op {
-            Op::Job(job, _) => match job.take() {
-                Some(job) => Answer::Job(job(self)?),
-                None => Answer::Unit,
-            },
-            Op::Ingest(events, now, _) => Answer::Ingest(
-                events.iter().map(|e| self.ingest(e, *now)).collect::<Result<_, _>>()?,
-            ),
-            Op::Attempt(done, _) => {
-                self.attempt(done)?;
-                Answer::Unit
-            }
-            Op::Retry(event, rule, now, _) => Answer::Retry(self.retry(*event, rule, *now)?),
-            Op::Cancel(event, rule, reason, now, _) => {
-                Answer::Cancel(self.cancel(*event, rule.as_deref(), reason, *now)?)
-            }
-            Op::CancelKeys(keys, reason, now, _) => {
-                Answer::Count(self.cancel_keys(keys, reason, *now)?)
-            }
-            Op::Prune(before, now, limit, _) => Answer::Count(
-                self.prune(*before, *limit)?
-                    + self.prune_idempotency(*now, *limit)?
-                    + self.prune_activity(*before, *limit)?,
-            ),
-            Op::Shutdown | Op::Probe(_) => Answer::Unit,
-        })
-    }
-}
-
 mod apply;
 mod batch;
 pub(crate) mod contacts;
+mod tables;
+
+pub use tables::Tables;
