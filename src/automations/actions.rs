@@ -173,27 +173,39 @@ impl Run<'_, '_> {
             delivery_id: uuid::Uuid::now_v7().to_string(),
             due: self.now + first_delay_ms(&conn.retry),
         };
-        let record = EventRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            workspace: self.ws.id.clone(),
-            event: event.to_string(),
-            resource: "contact".into(),
-            resource_id: Some(c.id.clone()),
-            created_by: created_by.to_string(),
-            created_at: self.now,
-        };
-        let new = NewEvent {
-            record,
-            payload: serde_json::to_vec(&payload).unwrap_or_default(),
-            idempotency_key: None,
-            rules: vec![rule],
-            inbox: false,
-        };
+        let new = self.contact_event(&c.id, event, &payload, rule, created_by);
         let stored = self.t.insert_event(new, self.now)?;
         self.effects.deliveries += 1;
         let mut o = outcome("notify", Some(connection), "done");
         o.event_id = Some(stored.event.id);
         Ok(o)
+    }
+
+    /// An event about contact `id` with one delivery.
+    fn contact_event(
+        &self,
+        id: &str,
+        event: &str,
+        payload: &Map<String, Value>,
+        rule: NewRuleEvent,
+        created_by: &str,
+    ) -> NewEvent {
+        let record = EventRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            workspace: self.ws.id.clone(),
+            event: event.to_string(),
+            resource: "contact".into(),
+            resource_id: Some(id.to_string()),
+            created_by: created_by.to_string(),
+            created_at: self.now,
+        };
+        NewEvent {
+            record,
+            payload: serde_json::to_vec(payload).unwrap_or_default(),
+            idempotency_key: None,
+            rules: vec![rule],
+            inbox: false,
+        }
     }
 
     fn emit(

@@ -113,32 +113,15 @@ pub fn upsert_in(
     let mut c = found.unwrap_or_else(|| {
         ContactRecord::new(uuid::Uuid::now_v7().to_string(), ws.id.clone(), now)
     });
-    let mut u = u.clone();
-    if let Some(x) = &who.external_id {
-        u.fields.insert("external_id", Value::String(x.clone()));
-    }
-    if let Some(e) = &who.email {
-        u.fields.insert("email", Value::String(e.clone()));
-    }
-    let (changes, _) = contact::apply(&mut c, &u);
-    // Per request the API caps keys; this caps what many requests add up to,
-    // so one contact's record cannot grow without bound.
-    if c.custom_fields.len() > contact::MAX_CUSTOM_FIELDS {
-        return Ok(Err(ContactError::Invalid(
-            "custom_fields",
-            format!(
-                "the contact would have {} custom fields; at most {} are kept (set unused ones to null)",
-                c.custom_fields.len(),
-                contact::MAX_CUSTOM_FIELDS
-            ),
-        )));
+    let changes = contact::apply(&mut c, &identified(u, who)).0;
+    if let Some(refused) = over_cap(&c) {
+        return Ok(Err(refused));
     }
     let mut run = Run::new(t, ws, now, Some(c), original);
     if created {
         run.fire(Fired::new(TriggerKind::ContactCreated, None, depth));
         // A new contact's tags still fire `tag_added`; its fields are not "updates".
-        let tags = changes.get("tags").cloned();
-        if let Some(tags) = tags {
+        if let Some(tags) = changes.get("tags").cloned() {
             run.fire_changes([("tags".to_string(), tags)].into(), depth);
         }
     } else {
@@ -148,6 +131,33 @@ pub fn upsert_in(
     Ok(stored
         .map(|c| ((c, created), effects))
         .ok_or_else(|| ContactError::NotFound("contact".into())))
+}
+
+/// The upsert with the request's identifiers as fields to store.
+fn identified(u: &Upsert, who: &Who) -> Upsert {
+    let mut u = u.clone();
+    if let Some(x) = &who.external_id {
+        u.fields.insert("external_id", Value::String(x.clone()));
+    }
+    if let Some(e) = &who.email {
+        u.fields.insert("email", Value::String(e.clone()));
+    }
+    u
+}
+
+/// Per request the API caps keys; this caps what many requests add up to,
+/// so one contact's record cannot grow without bound.
+fn over_cap(c: &ContactRecord) -> Option<ContactError> {
+    (c.custom_fields.len() > contact::MAX_CUSTOM_FIELDS).then(|| {
+        ContactError::Invalid(
+            "custom_fields",
+            format!(
+                "the contact would have {} custom fields; at most {} are kept (set unused ones to null)",
+                c.custom_fields.len(),
+                contact::MAX_CUSTOM_FIELDS
+            ),
+        )
+    })
 }
 
 /// Finds the contact a request names; `Err` when the two identifiers name

@@ -218,6 +218,13 @@ fn throughput_rows(
     ]
 }
 
+/// (deliveries the receiver got, deliveries pending in the gateway).
+async fn counts(client: &reqwest::Client, receiver: &str, server: &str) -> Result<(u64, u64)> {
+    let received = get_json(client, &format!("{receiver}/stats")).await?["received"].as_u64();
+    let ready = get_json(client, &format!("{server}/readyz")).await?;
+    Ok((received.unwrap_or(0), ready["store"]["pending_deliveries"].as_u64().unwrap_or(0)))
+}
+
 /// Bulk ingest paced at `rate` events/s: does delivery keep up? The window
 /// counts deliveries and compares the pending backlog at its start and end:
 /// a system that sustains the rate delivers it with a flat backlog.
@@ -234,13 +241,7 @@ async fn sustained(
     let (c2, r2, s2) = (client.clone(), receiver.base.clone(), server.base.clone());
     let t0 = Instant::now();
     let sampler = tokio::spawn(async move {
-        let sample = || async {
-            let received = get_json(&c2, &format!("{r2}/stats")).await?["received"].as_u64();
-            let pending =
-                get_json(&c2, &format!("{s2}/readyz")).await?["store"]["pending_deliveries"]
-                    .as_u64();
-            Ok::<_, BenchError>((received.unwrap_or(0), pending.unwrap_or(0)))
-        };
+        let sample = || counts(&c2, &r2, &s2);
         tokio::time::sleep_until(t0 + t.warmup).await;
         let a = sample().await;
         tokio::time::sleep_until(t0 + t.warmup + t.duration).await;
