@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `meshes` command line (`validate`, `schema`); the only
-//!   place that uses `anyhow` and decides exit codes.
+//! - [`cli`]: the `meshes` command line (`validate`, `serve`, `actions`,
+//!   `bench`, `schema`, `openapi`, `token`); the only place that uses
+//!   `anyhow` and decides exit codes.
 //! - [`config`]: parse → validate → build for `meshes.yaml`.
 //!   - [`config::model`], [`config::automation`]: the serde/schemars types of
 //!     the file, every field documented (the docs become the schema).
@@ -27,6 +28,16 @@
 //!   processes against a ceiling server on the same machine (BENCHMARKS.md).
 //! - [`catalog`]: every integration's actions and the metadata each needs:
 //!   the one source for the schema, `validate` and the integrations API.
+//! - [`gateway`]: the composition root (`gateway::start` takes a listener and
+//!   a shutdown token), the runtime built from a config, hot reload.
+//! - [`server`]: the hyper-util accept loop (header and body timeouts,
+//!   connection cap, graceful drain); [`api`]: the axum routes, auth, the one
+//!   error-to-HTTP mapping, the generated OpenAPI document.
+//! - [`store`]: the redb outbox (events, deliveries, due-time index, contacts)
+//!   and its single group-commit writer thread.
+//! - [`delivery`]: the scheduler, per-connection lanes (concurrency, rate
+//!   limit, circuit breaker), retries and attempts.
+//! - [`clock`]: wall-clock milliseconds that follow tokio's (pausable) clock.
 
 pub mod adapters;
 pub mod api;
