@@ -237,6 +237,20 @@ async fn unsubscribe_is_idempotent_and_keeps_the_first_reason() {
         let (s, b) = api.unsubscribe(&other, Some(body.clone())).await;
         assert_eq!(params(s, &b).len(), 1, "{body}");
     }
+    // Opting back in lifts the suppression (twice is fine) and leaves the list.
+    for _ in 0..2 {
+        let (s, b) = api.resubscribe(&id).await;
+        assert_eq!(s, 200, "{b}");
+        let c = &b["contact"];
+        assert_eq!(
+            (&c["unsubscribed"], &c["suppression"], &c["unsubscribed_at"]),
+            (&json!(false), &Value::Null, &Value::Null)
+        );
+    }
+    let (_, list) = api.unsubscribed("").await;
+    assert_eq!(ids(&list), vec![other]);
+    let (s, _) = api.resubscribe("0190c2b4-6c1e-7a2b-9c3d-4e5f60718293").await;
+    assert_eq!(s, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

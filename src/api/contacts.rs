@@ -182,6 +182,18 @@ pub struct PageQuery {
     as_of: Option<String>,
 }
 
+/// `POST /contacts/{id}/resubscribe`: lifts a suppression; idempotent.
+pub async fn resubscribe(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = machine(&st, &headers)?;
+    let key = contact_key(&st, p.workspace(), &id)?;
+    let c = service::resubscribe(&st.shared, p.workspace(), key).await?;
+    Ok(contact_json(&c))
+}
+
 /// `GET /contacts/unsubscribed`: contacts suppressed at or before `as_of`,
 /// oldest first. Pages asked with the same `as_of` never shift.
 pub async fn unsubscribed(

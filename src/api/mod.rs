@@ -129,6 +129,7 @@ fn contact_routes() -> Router<AppState> {
         .route("/contacts/{id}/tags", body_route(post(contacts::add_tags), LIMIT))
         .route("/contacts/{id}/tags/{name}", delete(contacts::remove_tag))
         .route("/contacts/{id}/unsubscribe", body_route(post(contacts::unsubscribe), LIMIT))
+        .route("/contacts/{id}/resubscribe", post(contacts::resubscribe))
         .route("/contacts/{id}/activity", get(contacts::activity))
         .route("/events/track", body_route(post(contacts::track), LIMIT))
 }

@@ -262,6 +262,26 @@ pub async fn unsubscribe(
     .await
 }
 
+/// Lifts a suppression (the contact opted back in): email steps and email
+/// notifications reach it again. Fires `contact_updated` with
+/// `changes.unsubscribed` from true to false; a no-op when not suppressed.
+pub async fn resubscribe(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+) -> Result<ContactRecord, ContactError> {
+    edit(shared, ws, id, move |c, changes| {
+        if c.unsubscribed_at.take().is_some() {
+            c.suppression = None;
+            changes.insert(
+                "unsubscribed".into(),
+                contact::Change { from: Value::Bool(true), to: Value::Bool(false) },
+            );
+        }
+    })
+    .await
+}
+
 async fn edit(
     shared: &Shared,
     ws: &str,

@@ -128,6 +128,12 @@ impl Api {
         self.call(Method::POST, "/api/v1/contacts/{id}/unsubscribe", &path, body).await
     }
 
+    /// `POST /contacts/{id}/resubscribe`.
+    pub async fn resubscribe(&self, id: &str) -> (u16, Value) {
+        let path = format!("/api/v1/contacts/{id}/resubscribe");
+        self.call(Method::POST, "/api/v1/contacts/{id}/resubscribe", &path, None).await
+    }
+
     /// `GET /contacts/unsubscribed?{query}`.
     pub async fn unsubscribed(&self, query: &str) -> (u16, Value) {
         let path = format!("/api/v1/contacts/unsubscribed?{query}");

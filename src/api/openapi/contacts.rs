@@ -105,9 +105,18 @@ pub(super) fn contact_ops(g: &mut Gen) -> Vec<Op> {
         .param(contact_id())
         .param(json!({ "name": "name", "in": "path", "required": true, "description": "The tag (1–100 characters)",
             "schema": { "type": "string", "minLength": 1, "maxLength": 100 } }))
-        .ok(200, "The contact", contact)
+        .ok(200, "The contact", contact.clone())
         .errors(READ_BY_ID),
         unsubscribe,
+        Op::new(
+            "post",
+            "/api/v1/contacts/{id}/resubscribe",
+            "resubscribeContact",
+            "Lift a suppression (the contact opted back in); fires `contact_updated` with `changes.unsubscribed` true → false; 200 either way",
+        )
+        .param(contact_id())
+        .ok(200, "The contact", contact)
+        .errors(READ_BY_ID),
     ];
     ops.extend(audit_ops(g));
     ops
