@@ -128,7 +128,8 @@ fn err(param: &str, msg: String) -> FieldError {
     FieldError { param: param.to_string(), msg }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// `a string`, `a number`, … for messages.
+pub fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

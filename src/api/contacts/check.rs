@@ -44,17 +44,7 @@ pub fn bad_request(errs: Vec<FieldError>) -> ApiError {
     ApiError::BadRequest { message, data: errs }
 }
 
-/// `a string`, `a number`, … for messages.
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub use crate::api::ingest::kind;
 
 /// The value as it is echoed in messages: its kind and JSON text, cut at 60 bytes.
 pub fn found(v: &Value) -> String {
