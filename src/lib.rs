@@ -24,7 +24,7 @@
 //!   the closed enum tagged by `type:`.
 //! - [`automations`]: contacts, triggers, CEL conditions, actions and
 //!   durable sequences, run inside the store's writer transaction.
-//! - [`bench`]: `meshes bench …`, reproducible benchmarks run as separate
+//! - [`bench`](mod@bench): `meshes bench …`, reproducible benchmarks run as separate
 //!   processes against a ceiling server on the same machine (BENCHMARKS.md).
 //! - [`catalog`]: every integration's actions and the metadata each needs:
 //!   the one source for the schema, `validate` and the integrations API.

@@ -270,7 +270,7 @@ impl Call<'_> {
         self
     }
 
-    /// Reads up to `limit` bytes of the answer instead of [`BODY_LIMIT`]
+    /// Reads up to `limit` bytes of the answer instead of `BODY_LIMIT`
     /// (discovery listings, whose pages are the data itself).
     #[must_use]
     pub fn read_limit(mut self, limit: usize) -> Self {

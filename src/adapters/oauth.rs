@@ -147,7 +147,7 @@ impl TokenCache {
         self
     }
 
-    /// A token valid for at least [`EARLY`], refreshing if needed. Callers
+    /// A token valid for at least `EARLY`, refreshing if needed. Callers
     /// waiting on one refresh share its result.
     pub async fn token(&self, deadline: Instant) -> Result<Arc<Token>, AttemptReport> {
         // Waiting behind another attempt's refresh still honours this attempt's deadline.

@@ -16,7 +16,7 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// The body as JSON, if it is JSON.
     pub json: Option<Value>,
-    /// The first [`EXCERPT_LIMIT`] bytes of the body, credentials redacted.
+    /// The first `EXCERPT_LIMIT` bytes of the body, credentials redacted.
     pub excerpt: String,
     /// The connection's credentials, scrubbed from every message.
     pub(super) secrets: std::sync::Arc<[String]>,

@@ -37,8 +37,8 @@ const DRAIN_CAP: u64 = 32 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Answers 413 to a request whose `Content-Length` is over `limit`, after
-/// reading and discarding the body (up to [`DRAIN_CAP`] bytes and
-/// [`DRAIN_TIME`]). Answering while the client is still sending and then
+/// reading and discarding the body (up to `DRAIN_CAP` bytes and
+/// `DRAIN_TIME`). Answering while the client is still sending and then
 /// closing makes the kernel reset the connection, and most clients report
 /// the reset instead of the 413; draining lets them read the answer.
 pub async fn reject_oversize(

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the HTTP API (`meshes openapi`,
 //! `schema/openapi.json`). Body schemas are derived with schemars from the
-//! types in [`schemas`]; the operations below list, per route, the
+//! types in `schemas`; the operations below list, per route, the
 //! credentials it takes and every status it can answer.
 
 mod contact_schemas;

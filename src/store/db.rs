@@ -40,7 +40,7 @@ const READERS_GRACE: Duration = Duration::from_secs(2);
 
 /// The shared slot: readers load it, the writer empties it after a failed
 /// commit, and whoever next needs it (reader or writer) reopens the file,
-/// at most every [`REOPEN_EVERY`].
+/// at most every `REOPEN_EVERY`.
 #[derive(Clone)]
 pub struct DbSlot {
     slot: Arc<ArcSwapOption<Database>>,
