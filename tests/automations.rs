@@ -14,12 +14,7 @@ use std::time::Duration;
 use support::*;
 
 fn config(url: &str, body: &str) -> String {
-    format!(
-        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
-         machine_keys: [ {{ access_key: {AK}, secret: {SECRET} }} ]\n\
-         connections:\n  mail: {{ type: webhook, url: {url}, signing_secret: {WHSEC} }}\n\
-         delivery: {{ retry: {{ schedule: [0s, 1s], jitter: 0 }} }}\n{body}"
-    )
+    mail_config(url, "[0s, 1s]", body)
 }
 
 fn body_of(seen: &Seen) -> Value {

@@ -20,20 +20,23 @@ use support::*;
 const CLIENTS: u64 = 4;
 
 fn config(url: &str) -> String {
-    format!(
-        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
-         machine_keys: [ {{ access_key: {AK}, secret: {SECRET} }} ]\n\
-         connections:\n  mail: {{ type: webhook, url: {url}, signing_secret: {WHSEC} }}\n\
-         delivery: {{ retry: {{ schedule: [0s, 100ms, 200ms, 400ms, 1s, 1s, 1s, 1s, 1s, 1s], jitter: 0 }} }}\n\
-         automations:\n  - id: welcome\n    trigger: contact_created\n    actions:\n\
-         \x20     - {{ add_tag: welcomed }}\n\
-         \x20     - notify: {{ connection: mail, metadata: {{ action: send_webhook }} }}\n\
-         \x20     - {{ enroll: drip }}\n\
-         sequences:\n  drip:\n    steps:\n\
-         \x20     - {{ connection: mail, metadata: {{ action: send_webhook }} }}\n\
-         \x20     - {{ wait: 300ms }}\n\
-         \x20     - {{ connection: mail, metadata: {{ action: send_webhook }} }}\n"
-    )
+    let schedule = "[0s, 100ms, 200ms, 400ms, 1s, 1s, 1s, 1s, 1s, 1s]";
+    let body = r"
+automations:
+  - id: welcome
+    trigger: contact_created
+    actions:
+      - { add_tag: welcomed }
+      - notify: { connection: mail, metadata: { action: send_webhook } }
+      - { enroll: drip }
+sequences:
+  drip:
+    steps:
+      - { connection: mail, metadata: { action: send_webhook } }
+      - { wait: 300ms }
+      - { connection: mail, metadata: { action: send_webhook } }
+";
+    mail_config(url, schedule, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

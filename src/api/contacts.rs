@@ -91,10 +91,9 @@ fn contact_key(st: &AppState, ws: &str, id: &str) -> Result<u128, ApiError> {
     if !id.contains('@') {
         return check::contact_id(id);
     }
-    let c = st.shared.store.contact_by_email(ws, id).map_err(unavailable)?.ok_or_else(|| {
+    st.shared.store.contact_key_by_email(ws, id).map_err(unavailable)?.ok_or_else(|| {
         ApiError::NotFound(format!("no contact with email `{id}` in this workspace"))
-    })?;
-    crate::store::event_key(&c.id).ok_or_else(|| not_found(id))
+    })
 }
 
 /// `GET /contacts/{id}` (or `/contacts/{email}`): the contact with its enrolments.

@@ -160,7 +160,7 @@ impl<'r, 't> Run<'r, 't> {
 
     fn run_one(&mut self, a: &AutomationRt, f: &Fired) -> Result<(), StoreError> {
         let id = a.automation.id.as_str();
-        let mut record = self.activity("automation", f);
+        let mut record = self.activity("automation", Some(f));
         record.automation = Some(id.to_string());
         if f.depth >= MAX_DEPTH {
             metrics::counter!("meshes_automation_loop_limit_total", "automation" => id.to_string())
@@ -215,8 +215,8 @@ impl<'r, 't> Run<'r, 't> {
         )
     }
 
-    /// A new activity entry for a firing.
-    pub(super) fn activity(&self, kind: &str, f: &Fired) -> ActivityRecord {
+    /// A new activity entry, started by `f` (none for sequence steps).
+    pub(super) fn activity(&self, kind: &str, f: Option<&Fired>) -> ActivityRecord {
         ActivityRecord {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.now,
@@ -224,14 +224,14 @@ impl<'r, 't> Run<'r, 't> {
             automation: None,
             sequence: None,
             step: None,
-            trigger: Some(TriggerFact {
+            trigger: f.map(|f| TriggerFact {
                 kind: kind_name(f.firing.kind).into(),
                 name: f.firing.name.clone(),
             }),
             condition: None,
             condition_error: None,
             actions: Vec::new(),
-            depth: f.depth,
+            depth: f.map_or(0, |f| f.depth),
             note: None,
         }
     }

@@ -7,12 +7,11 @@
 //! step counter and the deliveries commit together, so a restart resumes at
 //! exactly the next step: none skipped, none repeated.
 
-use super::actions::EMAIL_ACTIONS;
 use super::compiled::{SEQUENCE_PREFIX, SequenceRt};
 use super::contact;
 use super::context::{Facts, evaluate};
-use super::engine::{Effects, Fired, Run};
-use crate::config::automation::{Step, TriggerKind};
+use super::engine::{Effects, Run};
+use crate::config::automation::Step;
 use crate::gateway::runtime::Runtime;
 use crate::store::{EnrollmentRecord, EnrollmentStatus, StoreError, Tables};
 use serde_json::Value;
@@ -121,15 +120,8 @@ fn exit(run: &Run<'_, '_>, seq: &SequenceRt) -> Option<String> {
 }
 
 fn step_record(run: &Run<'_, '_>, seq: &SequenceRt, index: usize) -> crate::store::ActivityRecord {
-    let f = Fired::new(TriggerKind::SequenceEnrolled, Some(seq.name.clone()), 0);
-    let mut record = run.activity("sequence_step", &f);
-    record.trigger = None;
+    let mut record = run.activity("sequence_step", None);
     record.sequence = Some(seq.name.clone());
     record.step = Some(index as u32);
     record
-}
-
-/// Whether a step sends email (suppressed contacts skip it).
-pub fn is_email(action: &str) -> bool {
-    EMAIL_ACTIONS.contains(&action)
 }

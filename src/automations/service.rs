@@ -10,7 +10,6 @@ use crate::delivery::engine::Shared;
 use crate::gateway::runtime::WorkspaceRt;
 use crate::store::{ContactRecord, StoreError, Tables};
 use serde_json::Value;
-use std::sync::Arc;
 
 /// Why a contact operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -338,6 +337,3 @@ pub async fn track(
 pub fn get(shared: &Shared, ws: &str, id: u128) -> Result<Option<ContactRecord>, StoreError> {
     Ok(shared.store.contact(id)?.filter(|c| c.workspace == ws))
 }
-
-/// Shared handle type the API keeps.
-pub type SharedRef = Arc<Shared>;

@@ -97,12 +97,14 @@ async fn receiver_ceiling(receiver: &Proc, client: &reqwest::Client, o: &E2eOpts
     Ok(m.load.events_per_sec())
 }
 
-async fn received(client: &reqwest::Client, receiver: &Proc) -> Result<Value> {
-    get_json(client, &format!("{}/stats", receiver.base)).await
+/// The receiver's `/stats` (`receiver` is its base URL).
+async fn received(client: &reqwest::Client, receiver: &str) -> Result<Value> {
+    get_json(client, &format!("{receiver}/stats")).await
 }
 
-async fn pending(client: &reqwest::Client, server: &Proc) -> Result<u64> {
-    let v = get_json(client, &format!("{}/readyz", server.base)).await?;
+/// Deliveries pending in the gateway at base URL `server`.
+async fn pending(client: &reqwest::Client, server: &str) -> Result<u64> {
+    let v = get_json(client, &format!("{server}/readyz")).await?;
     Ok(v["store"]["pending_deliveries"].as_u64().unwrap_or(u64::MAX))
 }
 
@@ -113,7 +115,7 @@ pub async fn wait_drained(
     limit: Duration,
 ) -> Result<Duration> {
     let t0 = Instant::now();
-    while pending(client, server).await? > 0 {
+    while pending(client, &server.base).await? > 0 {
         if t0.elapsed() > limit {
             return Err(BenchError::Failed(format!("deliveries still pending after {limit:?}")));
         }
@@ -162,17 +164,17 @@ async fn throughput(
     let counter = tokio::spawn(async move {
         let count = |v: Value| v["received"].as_u64().unwrap_or(0);
         tokio::time::sleep_until(t0 + t.warmup).await;
-        let a = get_json(&c2, &format!("{r2}/stats")).await.map(count);
+        let a = received(&c2, &r2).await.map(count);
         tokio::time::sleep_until(t0 + t.warmup + t.duration).await;
-        let b = get_json(&c2, &format!("{r2}/stats")).await.map(count);
+        let b = received(&c2, &r2).await.map(count);
         (a, b)
     });
     let m = measure(ingest_spec(server, true, o.ingest_concurrency, t), server.pid()).await?;
     let (a, b) = counter.await.map_err(|e| BenchError::Failed(format!("receiver sampler: {e}")))?;
     let delivered = (b? - a?) as f64 / t.duration.as_secs_f64();
-    let backlog = pending(client, server).await?;
+    let backlog = pending(client, &server.base).await?;
     let drain = wait_drained(client, server, Duration::from_secs(600)).await?;
-    let stats = received(client, receiver).await?;
+    let stats = received(client, &receiver.base).await?;
     progress(&format!(
         "  delivered {} events/s; backlog {backlog} drained in {drain:.1?}",
         thousands(delivered)
@@ -220,9 +222,8 @@ fn throughput_rows(
 
 /// (deliveries the receiver got, deliveries pending in the gateway).
 async fn counts(client: &reqwest::Client, receiver: &str, server: &str) -> Result<(u64, u64)> {
-    let received = get_json(client, &format!("{receiver}/stats")).await?["received"].as_u64();
-    let ready = get_json(client, &format!("{server}/readyz")).await?;
-    Ok((received.unwrap_or(0), ready["store"]["pending_deliveries"].as_u64().unwrap_or(0)))
+    let got = received(client, receiver).await?["received"].as_u64().unwrap_or(0);
+    Ok((got, pending(client, server).await?))
 }
 
 /// Bulk ingest paced at `rate` events/s: does delivery keep up? The window
@@ -294,7 +295,7 @@ async fn latency(
     spec.rate = Some(rate);
     let result = load::run(spec, Instant::now()).await;
     wait_drained(client, server, Duration::from_secs(600)).await?;
-    let stats = received(client, receiver).await?;
+    let stats = received(client, &receiver.base).await?;
     progress(&format!("  {} (errors: {})", latency_text(&stats), result.errors_text()));
     Ok(Row::info(
         "E2E (paced single events)",

@@ -5,7 +5,7 @@ use super::contact_records::{ActivityRecord, ContactRecord, EnrollmentRecord};
 use super::tables::*;
 use super::writer::contacts::email_key;
 use super::{Store, StoreError, decode};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// A page of a contact's activity, newest first.
 #[derive(Debug, Clone)]
@@ -33,19 +33,20 @@ impl Store {
         table.get(id)?.map(|raw| decode(raw.value())).transpose()
     }
 
+    /// The id of the contact with this email (case-insensitive) in a workspace.
+    pub fn contact_key_by_email(&self, ws: &str, email: &str) -> Result<Option<u128>, StoreError> {
+        let txn = self.db.get()?.begin_read()?;
+        let index = txn.open_table(CONTACT_EMAILS)?;
+        Ok(index.get((ws, email_key(email).as_str()))?.map(|v| v.value()))
+    }
+
     /// A contact by email (case-insensitive) in a workspace.
     pub fn contact_by_email(
         &self,
         ws: &str,
         email: &str,
     ) -> Result<Option<ContactRecord>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let index = txn.open_table(CONTACT_EMAILS)?;
-        let Some(id) = index.get((ws, email_key(email).as_str()))?.map(|v| v.value()) else {
-            return Ok(None);
-        };
-        let table = txn.open_table(CONTACTS)?;
-        table.get(id)?.map(|raw| decode(raw.value())).transpose()
+        self.contact_via(CONTACT_EMAILS, ws, &email_key(email))
     }
 
     /// A contact by external id in a workspace.
@@ -54,9 +55,19 @@ impl Store {
         ws: &str,
         external_id: &str,
     ) -> Result<Option<ContactRecord>, StoreError> {
+        self.contact_via(CONTACT_EXTERNAL_IDS, ws, external_id)
+    }
+
+    /// A contact through one of the `(workspace, key) → id` indexes, read
+    /// from one snapshot.
+    fn contact_via(
+        &self,
+        index: TableDefinition<(&str, &str), u128>,
+        ws: &str,
+        key: &str,
+    ) -> Result<Option<ContactRecord>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
-        let index = txn.open_table(CONTACT_EXTERNAL_IDS)?;
-        let Some(id) = index.get((ws, external_id))?.map(|v| v.value()) else {
+        let Some(id) = txn.open_table(index)?.get((ws, key))?.map(|v| v.value()) else {
             return Ok(None);
         };
         let table = txn.open_table(CONTACTS)?;

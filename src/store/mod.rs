@@ -180,25 +180,17 @@ impl Store {
 
     /// An event with its rule events.
     pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let events = txn.open_table(EVENTS)?;
-        let Some(raw) = events.get(id)? else { return Ok(None) };
-        let event: EventRecord = decode(raw.value())?;
-        let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
-        Ok(Some(EventView { event, rule_events }))
+        read_view(&self.db.get()?.begin_read()?, id)
     }
 
     /// An event with its rule events and its raw payload, from one snapshot
     /// (what an attempt needs: one read transaction instead of two).
     pub fn event_with_payload(&self, id: u128) -> Result<Option<(EventView, Vec<u8>)>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
-        let events = txn.open_table(EVENTS)?;
-        let Some(raw) = events.get(id)? else { return Ok(None) };
-        let event: EventRecord = decode(raw.value())?;
-        let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
+        let Some(view) = read_view(&txn, id)? else { return Ok(None) };
         let payloads = txn.open_table(PAYLOADS)?;
         let payload = payloads.get(id)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        Ok(Some((EventView { event, rule_events }, payload)))
+        Ok(Some((view, payload)))
     }
 
     /// The raw JSON payload of an event.
@@ -356,6 +348,15 @@ fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> 
         && f.resource.as_ref().is_none_or(|x| *x == e.resource)
         && f.resource_id.as_ref().is_none_or(|x| Some(x) == e.resource_id.as_ref())
         && f.status.is_none_or(|s| view.status(in_flight) == s)
+}
+
+/// An event with its rule events, from `txn`'s snapshot.
+fn read_view(txn: &redb::ReadTransaction, id: u128) -> Result<Option<EventView>, StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let Some(raw) = events.get(id)? else { return Ok(None) };
+    let event: EventRecord = decode(raw.value())?;
+    let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
+    Ok(Some(EventView { event, rule_events }))
 }
 
 fn read_rule_events(

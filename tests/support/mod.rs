@@ -160,6 +160,17 @@ pub fn webhook_config(hooks: &[(&str, &str)], schedule: &str) -> String {
     s
 }
 
+/// A workspace with one webhook connection `mail` to `url`, the retry
+/// `schedule`, then `body` (automations, sequences, …) appended as is.
+pub fn mail_config(url: &str, schedule: &str, body: &str) -> String {
+    format!(
+        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
+         machine_keys: [ {{ access_key: {AK}, secret: {SECRET} }} ]\n\
+         connections:\n  mail: {{ type: webhook, url: {url}, signing_secret: {WHSEC} }}\n\
+         delivery: {{ retry: {{ schedule: {schedule}, jitter: 0 }} }}\n{body}"
+    )
+}
+
 impl TestGateway {
     pub async fn start(config: &str) -> TestGateway {
         let mut tg = Self::prepare(config);
