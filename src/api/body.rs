@@ -5,6 +5,7 @@ use super::error::{ApiError, FieldError};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The only media type the API reads.
 const JSON: &str = "application/json";
@@ -14,6 +15,25 @@ const MAX_ECHO: usize = 64;
 /// Parses a JSON body: `Content-Type` (415), UTF-8, nesting depth and
 /// syntax (400), in that order, each with a message that says where.
 pub fn parse_json(headers: &HeaderMap, body: &[u8], max_depth: usize) -> Result<Value, ApiError> {
+    serde_json::from_str(checked_text(headers, body, max_depth)?).map_err(syntax_error)
+}
+
+/// Like [`parse_json`], but the body stays raw text (checked for syntax),
+/// for handlers that read a few fields and keep the rest as sent.
+pub fn parse_raw<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    max_depth: usize,
+) -> Result<&'a RawValue, ApiError> {
+    serde_json::from_str(checked_text(headers, body, max_depth)?).map_err(syntax_error)
+}
+
+/// The body as text once content type, UTF-8 and nesting depth are checked.
+fn checked_text<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    max_depth: usize,
+) -> Result<&'a str, ApiError> {
     check_content_type(headers)?;
     let text = std::str::from_utf8(body).map_err(|e| {
         invalid(format!("is not valid UTF-8 (first invalid byte at offset {})", e.valid_up_to()))
@@ -23,12 +43,14 @@ pub fn parse_json(headers: &HeaderMap, body: &[u8], max_depth: usize) -> Result<
     if exceeds_depth(text.as_bytes(), max_depth) {
         return Err(invalid(format!("nests deeper than {max_depth} levels")));
     }
-    serde_json::from_str(text).map_err(|e| {
-        let what = e.to_string();
-        // serde_json appends " at line L column C"; say it once, in our words.
-        let what = what.split(" at line ").next().unwrap_or(&what);
-        invalid(format!("is not valid JSON at line {} column {}: {what}", e.line(), e.column()))
-    })
+    Ok(text)
+}
+
+fn syntax_error(e: serde_json::Error) -> ApiError {
+    let what = e.to_string();
+    // serde_json appends " at line L column C"; say it once, in our words.
+    let what = what.split(" at line ").next().unwrap_or(&what);
+    invalid(format!("is not valid JSON at line {} column {}: {what}", e.line(), e.column()))
 }
 
 /// Most of an oversized body read (and discarded) before the 413 is sent.

@@ -1,10 +1,13 @@
 //! Checking an ingest body and turning it into a [`NewEvent`].
 
 use super::error::{ApiError, FieldError};
+use super::raw;
 use crate::gateway::rules::EventFacts;
 use crate::gateway::runtime::WorkspaceRt;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Longest event type, resource or resource id.
 const MAX_NAME: usize = 200;
@@ -13,54 +16,75 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The validated fields of one event.
 #[derive(Debug)]
-pub struct EventInput {
+pub struct EventInput<'a> {
     /// Event type.
     pub event: String,
     /// Resource.
     pub resource: String,
     /// Resource id.
     pub resource_id: Option<String>,
-    /// Payload object.
-    pub payload: Map<String, Value>,
+    /// Payload object, as sent.
+    pub payload: &'a RawValue,
 }
 
-/// Checks one event object; every problem is reported, each naming its field.
-/// Takes the value so the payload moves into the event instead of being copied.
-pub fn parse_event(v: Value, workspace: &str) -> Result<EventInput, Vec<FieldError>> {
-    let mut obj = match v {
-        Value::Object(obj) => obj,
-        other => {
-            return Err(vec![err(
-                "body",
-                format!("expected a JSON object, found {}", kind(&other)),
-            )]);
-        }
-    };
+/// One event object with its fields still raw, so each is checked on its
+/// own (every problem reported) and the payload is never built into a tree.
+/// Other fields are ignored.
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(borrow, default, deserialize_with = "raw::present")]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw::present")]
+    resource: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw::present")]
+    resource_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw::present")]
+    workspace: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw::present")]
+    payload: Option<&'a RawValue>,
+}
+
+/// Checks one event object (syntactically valid JSON); every problem is
+/// reported, each naming its field.
+pub fn parse_event<'a>(
+    v: &'a RawValue,
+    workspace: &str,
+) -> Result<EventInput<'a>, Vec<FieldError>> {
+    if !v.get().starts_with('{') {
+        return Err(vec![err("body", format!("expected a JSON object, found {}", raw::kind(v)))]);
+    }
+    // The syntax is already checked, so what is left is a repeated field.
+    let obj: RawEvent<'a> = serde_json::from_str(v.get()).map_err(|e| {
+        let what = e.to_string();
+        vec![err("body", what.split(" at line ").next().unwrap_or(&what).to_string())]
+    })?;
     let mut errors = Vec::new();
-    let event = name(&obj, "event", true, &mut errors);
+    let event = name(obj.event, "event", true, &mut errors);
     let resource =
-        name(&obj, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
-    let resource_id = match obj.get("resource_id") {
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => name(&obj, "resource_id", false, &mut errors),
+        name(obj.resource, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
+    let resource_id = match obj.resource_id {
+        Some(n) if raw::kind(n) == "a number" => {
+            serde_json::from_str::<serde_json::Number>(n.get()).ok().map(|n| n.to_string())
+        }
+        other => name(other, "resource_id", false, &mut errors),
     };
-    match obj.get("workspace") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(w)) if w == workspace => {}
+    match obj.workspace {
+        None => {}
+        Some(w) if raw::is_null(w) || raw::string(w).is_some_and(|s| s == workspace) => {}
         Some(other) => errors.push(err(
             "workspace",
             format!("expected `{workspace}` (the workspace of your key), found {}", short(other)),
         )),
     }
-    let payload = match obj.remove("payload") {
-        Some(Value::Object(p)) if p.values().any(non_empty) => Some(p),
-        Some(Value::Object(_)) => {
+    let payload = match obj.payload {
+        Some(p) if p.get().starts_with('{') && raw::has_filled_field(p) => Some(p),
+        Some(p) if p.get().starts_with('{') => {
             errors
                 .push(err("payload", "expected at least one field with a non-empty value".into()));
             None
         }
         Some(other) => {
-            errors.push(err("payload", format!("expected an object, found {}", kind(&other))));
+            errors.push(err("payload", format!("expected an object, found {}", raw::kind(other))));
             None
         }
         None => {
@@ -80,48 +104,35 @@ pub fn parse_event(v: Value, workspace: &str) -> Result<EventInput, Vec<FieldErr
 }
 
 fn name(
-    obj: &Map<String, Value>,
+    value: Option<&RawValue>,
     field: &str,
     required: bool,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    match obj.get(field) {
-        None | Some(Value::Null) if !required => None,
-        None | Some(Value::Null) => {
+    let value = value.filter(|v| !raw::is_null(v));
+    let Some(value) = value else {
+        if required {
             errors.push(err(field, "is required (a string such as \"user.signup\")".into()));
-            None
         }
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.push(err(field, "must not be empty".into()));
-            None
-        }
-        Some(Value::String(s)) if s.chars().count() > MAX_NAME => {
-            errors.push(err(
-                field,
-                format!("is {} characters long; expected at most {MAX_NAME}", s.chars().count()),
-            ));
-            None
-        }
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            errors.push(err(field, "must not contain control characters".into()));
-            None
-        }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            errors.push(err(field, format!("expected a string, found {}", kind(other))));
-            None
-        }
+        return None;
+    };
+    let Some(s) = raw::string(value) else {
+        errors.push(err(field, format!("expected a string, found {}", raw::kind(value))));
+        return None;
+    };
+    if s.trim().is_empty() {
+        errors.push(err(field, "must not be empty".into()));
+    } else if s.chars().count() > MAX_NAME {
+        errors.push(err(
+            field,
+            format!("is {} characters long; expected at most {MAX_NAME}", s.chars().count()),
+        ));
+    } else if s.chars().any(char::is_control) {
+        errors.push(err(field, "must not contain control characters".into()));
+    } else {
+        return Some(s.into_owned());
     }
-}
-
-fn non_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        _ => true,
-    }
+    None
 }
 
 fn err(param: &str, msg: String) -> FieldError {
@@ -140,8 +151,10 @@ pub fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn short(v: &Value) -> String {
-    let s = v.to_string();
+fn short(v: &RawValue) -> String {
+    // Re-serialized, so the message shows compact JSON whatever the spacing.
+    let s = serde_json::from_str::<Value>(v.get())
+        .map_or_else(|_| v.get().to_string(), |v| v.to_string());
     if s.len() <= 60 {
         return s;
     }
@@ -157,12 +170,11 @@ pub fn new_event(
     now: u64,
     key: Option<String>,
 ) -> NewEvent {
-    let payload = Value::Object(input.payload);
     let facts = EventFacts {
         event: &input.event,
         resource: &input.resource,
         resource_id: input.resource_id.as_deref(),
-        payload: &payload,
+        payload: input.payload,
     };
     let rules = ws
         .rules
@@ -192,7 +204,7 @@ pub fn new_event(
     };
     NewEvent {
         record,
-        payload: serde_json::to_vec(&payload).unwrap_or_default(),
+        payload: input.payload.get().as_bytes().to_vec(),
         idempotency_key: key,
         rules,
         inbox: ws.automations.wants_events(),
@@ -215,4 +227,76 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
 /// The first attempt's delay: `schedule[0]` (0 when the schedule is empty).
 pub fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
     policy.schedule.first().map_or(0, |d| d.get().as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<EventInput<'_>, Vec<FieldError>> {
+        parse_event(serde_json::from_str(text).unwrap(), "ws-1")
+    }
+
+    fn errors(text: &str) -> Vec<(String, String)> {
+        check(text).unwrap_err().into_iter().map(|e| (e.param, e.msg)).collect()
+    }
+
+    #[test]
+    fn fields_are_read_from_the_raw_text_and_the_payload_is_kept_as_sent() {
+        let text = r#"{ "event": "user.\u0073ignup", "resource": "user", "resource_id": 42,
+            "workspace": "ws-1", "extra": [1, 2], "payload": { "email": "ada@example.com" } }"#;
+        let e = check(text).unwrap();
+        assert_eq!((e.event.as_str(), e.resource.as_str()), ("user.signup", "user"));
+        assert_eq!(e.resource_id.as_deref(), Some("42"));
+        assert_eq!(e.payload.get(), r#"{ "email": "ada@example.com" }"#);
+        let e = check(r#"{"event": "a", "resource_id": 1e3, "payload": {"n": 0}}"#).unwrap();
+        assert_eq!((e.resource.as_str(), e.resource_id.as_deref()), ("global", Some("1000.0")));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let got = errors(
+            r#"{"event": 5, "resource": "", "workspace": {"id": "other"}, "payload": null}"#,
+        );
+        let want = [
+            ("event", "expected a string, found a number"),
+            ("resource", "must not be empty"),
+            ("workspace", r#"expected `ws-1` (the workspace of your key), found {"id":"other"}"#),
+            ("payload", "expected an object, found null"),
+        ];
+        let want: Vec<(String, String)> =
+            want.iter().map(|(p, m)| ((*p).to_string(), (*m).to_string())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn payloads_must_be_objects_with_a_filled_field() {
+        let missing = errors(r#"{"event": "a"}"#);
+        assert_eq!(missing[0].0, "payload");
+        assert!(missing[0].1.starts_with("is required"), "{missing:?}");
+        for empty in [r#"{}"#, r#"{"a": "", "b": null, "c": []}"#] {
+            let got = errors(&format!(r#"{{"event": "a", "payload": {empty}}}"#));
+            assert_eq!(got[0].1, "expected at least one field with a non-empty value");
+        }
+        let got = errors(r#"{"event": "a", "payload": [1]}"#);
+        assert_eq!(got[0].1, "expected an object, found an array");
+    }
+
+    #[test]
+    fn non_objects_and_repeated_fields_are_refused() {
+        assert_eq!(
+            errors("[1]"),
+            [("body".into(), "expected a JSON object, found an array".into())]
+        );
+        let got = errors(r#"{"event": "a", "event": "b", "payload": {"n": 1}}"#);
+        assert_eq!(got, [("body".to_string(), "duplicate field `event`".to_string())]);
+        let long = "x".repeat(MAX_NAME + 1);
+        let got = errors(&format!(r#"{{"event": "{long}", "payload": {{"n": 1}}}}"#));
+        assert_eq!(
+            got[0].1,
+            format!("is {} characters long; expected at most {MAX_NAME}", MAX_NAME + 1)
+        );
+        let got = errors(r#"{"event": "a\nb", "payload": {"n": 1}}"#);
+        assert_eq!(got[0].1, "must not contain control characters");
+    }
 }

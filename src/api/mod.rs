@@ -8,6 +8,7 @@ pub mod events;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;
+pub mod raw;
 pub mod render;
 pub mod resources;
 
@@ -67,8 +68,12 @@ pub fn body_json(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<serde_json::Value, ApiError> {
-    let bytes = body.map_err(|r| body::from_rejection(r, limit))?;
-    body::parse_json(headers, &bytes, MAX_DEPTH)
+    body::parse_json(headers, &body_bytes(body, limit)?, MAX_DEPTH)
+}
+
+/// The body's bytes, or why they could not be read (413 past `limit`).
+pub fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|r| body::from_rejection(r, limit))
 }
 
 /// The whole HTTP surface.

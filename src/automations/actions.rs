@@ -226,11 +226,13 @@ impl Run<'_, '_> {
         if body.is_empty() {
             return Ok(skipped("emit", event, "no payload and no contact"));
         }
+        let raw = serde_json::value::to_raw_value(&body)
+            .map_err(|e| StoreError::Unavailable(format!("emit payload: {e}")))?;
         let input = EventInput {
             event: event.to_string(),
             resource: "contact".into(),
             resource_id: self.contact.as_ref().map(|c| c.id.clone()),
-            payload: body.clone(),
+            payload: &raw,
         };
         let created_by = format!("automation:{}", a.automation.id);
         let mut new = new_event(self.ws, input, &created_by, self.now, None);

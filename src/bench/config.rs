@@ -131,7 +131,10 @@ const ROUNDS: u32 = 5;
 fn matching(n: usize, budget: Duration) -> Result<Vec<(&'static str, f64, f64)>> {
     let small = index(10)?;
     let big = index(n)?;
-    let payload = serde_json::json!({"email": "ada@example.com", "plan": "pro", "amount": 4200});
+    let payload = serde_json::value::to_raw_value(
+        &serde_json::json!({"email": "ada@example.com", "plan": "pro", "amount": 4200}),
+    )
+    .map_err(|e| super::BenchError::Failed(e.to_string()))?;
     let probes = [
         ("1 plain rule for the type", "bench.e4"),
         ("1 CEL rule for the type", "bench.e5"),

@@ -34,8 +34,8 @@ pub struct EventFacts<'a> {
     pub resource: &'a str,
     /// Resource id.
     pub resource_id: Option<&'a str>,
-    /// Payload object.
-    pub payload: &'a Value,
+    /// Payload object, raw: it is only parsed when a condition reads it.
+    pub payload: &'a serde_json::value::RawValue,
 }
 
 impl RuleIndex {
@@ -105,7 +105,9 @@ fn cel_context(f: &EventFacts<'_>) -> cel::Context<'static, 'static> {
     ctx.add_variable_from_value("resource", f.resource.to_string());
     let rid = f.resource_id.map_or(cel::Value::Null, |r| cel::Value::from(r.to_string()));
     ctx.add_variable_from_value("resource_id", rid);
-    ctx.add_variable_from_value("payload", json_to_cel(f.payload));
+    // Validated at ingest; parsed here only because a condition needs it.
+    let payload = serde_json::from_str::<Value>(f.payload.get()).unwrap_or(Value::Null);
+    ctx.add_variable_from_value("payload", json_to_cel(&payload));
     ctx
 }
 
@@ -180,6 +182,7 @@ mod tests {
     }
 
     fn ids(index: &RuleIndex, event: &str, payload: Value) -> Vec<String> {
+        let payload = serde_json::value::to_raw_value(&payload).unwrap();
         let facts = EventFacts { event, resource: "global", resource_id: None, payload: &payload };
         index.matching(&facts).iter().map(|r| r.rule.id.clone()).collect()
     }

@@ -1,5 +1,5 @@
-//! The durable outbox: events, payloads, deliveries, attempts and the
-//! due-time index, in one embedded redb file.
+//! The durable outbox: events (record and payload in one row), deliveries,
+//! attempts and the due-time index, in one embedded redb file.
 //!
 //! Every write goes through one writer thread ([`writer`]) that batches
 //! concurrent requests into one transaction and one fsync (group commit).
@@ -9,6 +9,7 @@ pub mod contact_records;
 mod contacts_read;
 pub mod db;
 pub mod fault;
+mod migrate;
 pub mod records;
 mod tables;
 pub mod writer;
@@ -149,6 +150,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         let db = DbSlot::open(dir.join("meshes.redb"), opener).map_err(|e| err(e.to_string()))?;
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
+        migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
         let (writer, thread) = writer::spawn(db.clone()).map_err(|e| err(e.to_string()))?;
         Ok(Store { db, writer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
     }
@@ -187,17 +189,20 @@ impl Store {
     /// (what an attempt needs: one read transaction instead of two).
     pub fn event_with_payload(&self, id: u128) -> Result<Option<(EventView, Vec<u8>)>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
-        let Some(view) = read_view(&txn, id)? else { return Ok(None) };
-        let payloads = txn.open_table(PAYLOADS)?;
-        let payload = payloads.get(id)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        Ok(Some((view, payload)))
+        let Some(row) = txn.open_table(EVENT_ROWS)?.get(id)? else { return Ok(None) };
+        let (record, payload) = split_row(row.value())?;
+        let view = EventView {
+            event: decode(record)?,
+            rule_events: read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?,
+        };
+        Ok(Some((view, payload.to_vec())))
     }
 
     /// The raw JSON payload of an event.
     pub fn payload(&self, id: u128) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(PAYLOADS)?;
-        Ok(table.get(id)?.map(|v| v.value().to_vec()))
+        let Some(row) = txn.open_table(EVENT_ROWS)?.get(id)? else { return Ok(None) };
+        Ok(Some(split_row(row.value())?.1.to_vec()))
     }
 
     /// The attempts of one rule event, oldest first.
@@ -221,22 +226,23 @@ impl Store {
         in_flight: &dyn Fn(u128, &str) -> bool,
     ) -> Result<Page, StoreError> {
         let txn = self.db.get()?.begin_read()?;
-        let index = txn.open_table(BY_WORKSPACE)?;
-        let events = txn.open_table(EVENTS)?;
+        let events = txn.open_table(EVENT_ROWS)?;
         let rules = txn.open_table(RULE_EVENTS)?;
         let upper = cursor.unwrap_or(u128::MAX);
         let mut records = Vec::new();
-        for (scanned, row) in index.range((workspace, 0u128)..(workspace, upper))?.rev().enumerate()
-        {
-            let id = row?.0.value().1;
+        // A config serves one workspace, so rows of another one (left by an
+        // earlier config) are rare; they count against the scan budget.
+        for (scanned, row) in events.range(..upper)?.rev().enumerate() {
+            let (key, raw) = row?;
+            let id = key.value();
             if records.len() == limit || scanned == LIST_SCAN_BUDGET {
                 return Ok(Page { next_cursor: Some(cursor_after(&records, limit, id)), records });
             }
-            let Some(raw) = events.get(id)? else { continue };
-            let view = EventView {
-                event: decode(raw.value())?,
-                rule_events: read_rule_events(&rules, id)?,
-            };
+            let event: EventRecord = decode(split_row(raw.value())?.0)?;
+            if event.workspace != workspace {
+                continue;
+            }
+            let view = EventView { event, rule_events: read_rule_events(&rules, id)? };
             if matches_filter(&view, filter, &|r| in_flight(id, r)) {
                 records.push(view);
             }
@@ -352,9 +358,9 @@ fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> 
 
 /// An event with its rule events, from `txn`'s snapshot.
 fn read_view(txn: &redb::ReadTransaction, id: u128) -> Result<Option<EventView>, StoreError> {
-    let events = txn.open_table(EVENTS)?;
+    let events = txn.open_table(EVENT_ROWS)?;
     let Some(raw) = events.get(id)? else { return Ok(None) };
-    let event: EventRecord = decode(raw.value())?;
+    let event: EventRecord = decode(split_row(raw.value())?.0)?;
     let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
     Ok(Some(EventView { event, rule_events }))
 }

@@ -1,12 +1,13 @@
 //! Table definitions. Keys are tuples so that related rows are adjacent:
 //! an event's rule events and attempts, a connection's due entries in time order.
 
+use super::StoreError;
 use redb::{Database, TableDefinition};
 
-/// Event id → event record (JSON).
-pub const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
-/// Event id → payload (raw JSON).
-pub const PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads");
+/// Event id → the event's row: its record and payload ([`event_row`]). One
+/// insert per event: the record, the payload and a per-workspace index used
+/// to be three (see `migrate`). UUID v7 keys keep rows in time order.
+pub const EVENT_ROWS: TableDefinition<u128, &[u8]> = TableDefinition::new("event_rows");
 /// (event id, rule id) → rule event record (JSON).
 pub const RULE_EVENTS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("rule_events");
 /// (event id, rule id, attempt) → attempt record (JSON).
@@ -14,8 +15,6 @@ pub const ATTEMPTS: TableDefinition<(u128, &str, u32), &[u8]> = TableDefinition:
 /// (connection key, due ms, event id, rule id): the due-time index, partitioned
 /// by connection so one backed-up connection never hides another's due work.
 pub const DUE: TableDefinition<(&str, u64, u128, &str), ()> = TableDefinition::new("due");
-/// (workspace, event id): listing a workspace's events, newest first.
-pub const BY_WORKSPACE: TableDefinition<(&str, u128), ()> = TableDefinition::new("by_workspace");
 /// (workspace, idempotency key) → (event id, accepted at ms).
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), (u128, u64)> =
     TableDefinition::new("idempotency");
@@ -50,12 +49,10 @@ pub const AUTOMATION_INBOX: TableDefinition<u128, ()> = TableDefinition::new("au
 /// Creates every table so readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     let txn = db.begin_write()?;
-    txn.open_table(EVENTS)?;
-    txn.open_table(PAYLOADS)?;
+    txn.open_table(EVENT_ROWS)?;
     txn.open_table(RULE_EVENTS)?;
     txn.open_table(ATTEMPTS)?;
     txn.open_table(DUE)?;
-    txn.open_table(BY_WORKSPACE)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
     txn.open_table(CONTACTS)?;
@@ -69,4 +66,27 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(AUTOMATION_INBOX)?;
     txn.commit()?;
     Ok(())
+}
+
+/// An event row: `[record length, u32 little-endian][record JSON][payload JSON]`,
+/// built in one buffer. (A record always serializes: plain strings and numbers.)
+pub fn event_row(record: &impl serde::Serialize, payload: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(320 + payload.len());
+    row.extend_from_slice(&[0; 4]);
+    let _ = serde_json::to_writer(&mut row, record);
+    let len = u32::try_from(row.len() - 4).unwrap_or(u32::MAX);
+    row[..4].copy_from_slice(&len.to_le_bytes());
+    row.extend_from_slice(payload);
+    row
+}
+
+/// The record and payload of an event row.
+pub fn split_row(row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    let corrupt = || StoreError::Unavailable("corrupt event row: bad record length".into());
+    let (len, rest) = row.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| corrupt())?;
+    if len > rest.len() {
+        return Err(corrupt());
+    }
+    Ok(rest.split_at(len))
 }

@@ -55,20 +55,21 @@ pub struct NewRuleEvent {
 #[derive(Debug)]
 pub(super) struct Prepared {
     pub(super) event: NewEvent,
-    pub(super) record: Vec<u8>,
+    /// The event row: record and payload.
+    pub(super) row: Vec<u8>,
     /// One encoded pending rule event per `event.rules` entry.
     pub(super) rule_events: Vec<Vec<u8>>,
 }
 
 impl Prepared {
     fn new(event: NewEvent) -> Self {
-        let record = encode(&event.record);
+        let row = crate::store::tables::event_row(&event.record, &event.payload);
         let rule_events = event
             .rules
             .iter()
             .map(|r| encode(&apply::pending(r, event.record.created_at)))
             .collect();
-        Prepared { event, record, rule_events }
+        Prepared { event, row, rule_events }
     }
 }
 

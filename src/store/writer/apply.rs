@@ -5,6 +5,7 @@ use super::{
     encode,
 };
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
+use crate::store::tables::split_row;
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
@@ -40,9 +41,7 @@ impl Tables<'_> {
         }
         let id = event_key(&e.record.id)
             .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
-        self.events.insert(id, p.record.as_slice())?;
-        self.payloads.insert(id, e.payload.as_slice())?;
-        self.by_workspace.insert((ws, id), ())?;
+        self.events.insert(id, p.row.as_slice())?;
         for (r, encoded) in e.rules.iter().zip(&p.rule_events) {
             self.rule_events.insert((id, r.rule_id.as_str()), encoded.as_slice())?;
             self.due.insert((r.conn_key.as_str(), r.due, id, r.rule_id.as_str()), ())?;
@@ -70,7 +69,7 @@ impl Tables<'_> {
             return Ok(None);
         }
         match self.events.get(id)? {
-            Some(raw) => Ok(Some(decode(raw.value())?)),
+            Some(raw) => Ok(Some(decode(split_row(raw.value())?.0)?)),
             None => Ok(None),
         }
     }
@@ -217,14 +216,13 @@ impl Tables<'_> {
         let bound = u128::from(before) << 80; // UUID v7: the top 48 bits are the Unix ms
         let mut ids = Vec::new();
         for row in self.events.range(..bound)? {
-            let (k, v) = row?;
-            ids.push((k.value(), decode::<EventRecord>(v.value())?.workspace));
+            ids.push(row?.0.value());
             if ids.len() == limit {
                 break;
             }
         }
         let mut pruned = 0;
-        for (id, ws) in ids {
+        for id in ids {
             let rows: Vec<RuleEventRecord> = self
                 .rule_events
                 .range((id, "")..=(id, "\u{10FFFF}"))?
@@ -241,8 +239,6 @@ impl Tables<'_> {
                 )?;
             }
             self.events.remove(id)?;
-            self.payloads.remove(id)?;
-            self.by_workspace.remove((ws.as_str(), id))?;
             pruned += 1;
         }
         Ok(pruned)

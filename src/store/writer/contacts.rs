@@ -191,12 +191,9 @@ impl<'t> Tables<'t> {
         id: u128,
     ) -> Result<Option<(crate::store::EventRecord, serde_json::Value)>, StoreError> {
         let Some(raw) = self.events.get(id)? else { return Ok(None) };
-        let event = decode(raw.value())?;
-        let payload = match self.payloads.get(id)? {
-            Some(p) => serde_json::from_slice(p.value()).unwrap_or(serde_json::Value::Null),
-            None => serde_json::Value::Null,
-        };
-        Ok(Some((event, payload)))
+        let (record, payload) = crate::store::tables::split_row(raw.value())?;
+        let payload = serde_json::from_slice(payload).unwrap_or(serde_json::Value::Null);
+        Ok(Some((decode(record)?, payload)))
     }
 
     /// Marks an event as seen by automations.

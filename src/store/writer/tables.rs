@@ -13,11 +13,9 @@ pub struct Tables<'t> {
     /// Opened on first use: ingest-only batches never pay for them.
     pub(super) contacts: Option<contacts::ContactTables<'t>>,
     pub(super) events: Table<'t, u128, &'static [u8]>,
-    pub(super) payloads: Table<'t, u128, &'static [u8]>,
     pub(super) rule_events: Table<'t, (u128, &'static str), &'static [u8]>,
     pub(super) attempts: Table<'t, (u128, &'static str, u32), &'static [u8]>,
     pub(super) due: Table<'t, (&'static str, u64, u128, &'static str), ()>,
-    pub(super) by_workspace: Table<'t, (&'static str, u128), ()>,
     pub(super) idempotency: Table<'t, (&'static str, &'static str), (u128, u64)>,
     pub(super) idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
 }
@@ -33,12 +31,10 @@ impl<'t> Tables<'t> {
         Ok(Tables {
             txn,
             contacts: None,
-            events: txn.open_table(EVENTS)?,
-            payloads: txn.open_table(PAYLOADS)?,
+            events: txn.open_table(EVENT_ROWS)?,
             rule_events: txn.open_table(RULE_EVENTS)?,
             attempts: txn.open_table(ATTEMPTS)?,
             due: txn.open_table(DUE)?,
-            by_workspace: txn.open_table(BY_WORKSPACE)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
             idempotency_by_time: txn.open_table(IDEMPOTENCY_BY_TIME)?,
         })

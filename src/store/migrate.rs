@@ -1,0 +1,120 @@
+//! Moving a store written by an earlier version to the current layout, when
+//! it is opened and before anything reads it.
+//!
+//! Layout 1 kept each event in three tables: `events` (record), `payloads`
+//! and a `by_workspace` index. Layout 2 keeps one row per event in
+//! `event_rows` (one B-tree insert instead of three at ingest). Rows move in
+//! chunks, each chunk in one transaction that inserts the new rows and
+//! deletes the old ones, so a crash mid-way leaves every event in exactly one
+//! layout and the next start carries on.
+
+use super::StoreError;
+use super::tables::{EVENT_ROWS, event_row};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
+
+/// Layout 1: event id → event record (JSON).
+pub(super) const LEGACY_EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+/// Layout 1: event id → payload (raw JSON).
+pub(super) const LEGACY_PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads");
+/// Layout 1: (workspace, event id), for listing.
+pub(super) const LEGACY_BY_WORKSPACE: TableDefinition<(&str, u128), ()> =
+    TableDefinition::new("by_workspace");
+
+/// Events moved per transaction: bounds the memory of one commit.
+const CHUNK: usize = 10_000;
+
+/// Moves every layout-1 event into `event_rows` and drops the old tables.
+/// Returns how many events moved (0 for a store already in layout 2).
+pub fn run(db: &Database) -> Result<u64, StoreError> {
+    let mut moved = 0u64;
+    loop {
+        let txn = db.begin_write()?;
+        let legacy = txn.list_tables()?.any(|t| t.name() == LEGACY_EVENTS.name());
+        if !legacy {
+            return Ok(moved);
+        }
+        let n = move_chunk(&txn)?;
+        if n == 0 {
+            txn.delete_table(LEGACY_EVENTS)?;
+            txn.delete_table(LEGACY_PAYLOADS)?;
+            txn.delete_table(LEGACY_BY_WORKSPACE)?;
+        }
+        txn.commit()?;
+        moved += n as u64;
+        if n == 0 {
+            tracing::info!(events = moved, "store moved to layout 2 (one row per event)");
+            return Ok(moved);
+        }
+    }
+}
+
+fn move_chunk(txn: &redb::WriteTransaction) -> Result<usize, StoreError> {
+    let mut old = txn.open_table(LEGACY_EVENTS)?;
+    let mut payloads = txn.open_table(LEGACY_PAYLOADS)?;
+    let mut rows = txn.open_table(EVENT_ROWS)?;
+    let chunk: Vec<(u128, Vec<u8>)> = old
+        .iter()?
+        .take(CHUNK)
+        .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec())))
+        .collect::<Result<_, _>>()?;
+    for (id, record) in &chunk {
+        let payload = payloads.remove(*id)?.map(|p| p.value().to_vec()).unwrap_or_default();
+        // The record is stored as it was: it is already JSON.
+        let record: &serde_json::value::RawValue = serde_json::from_slice(record)
+            .map_err(|e| StoreError::Unavailable(format!("corrupt event record: {e}")))?;
+        rows.insert(*id, event_row(&record, &payload).as_slice())?;
+        old.remove(*id)?;
+    }
+    Ok(chunk.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ListFilter, Store};
+    use redb::ReadableDatabase;
+
+    #[tokio::test]
+    async fn a_layout_1_store_opens_with_every_event_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<u128> =
+            (0..25_u128).map(|i| (u128::from(1_700_000_000_000_u64) << 80) + i).collect();
+        {
+            let db = Database::create(dir.path().join("meshes.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut events = txn.open_table(LEGACY_EVENTS).unwrap();
+                let mut payloads = txn.open_table(LEGACY_PAYLOADS).unwrap();
+                let mut index = txn.open_table(LEGACY_BY_WORKSPACE).unwrap();
+                for (i, id) in ids.iter().enumerate() {
+                    let record = serde_json::json!({
+                        "id": uuid::Uuid::from_u128(*id).to_string(), "workspace": "ws",
+                        "event": "user.signup", "resource": "global",
+                        "created_by": "publishable_key", "created_at": 1_700_000_000_000_u64,
+                    });
+                    events.insert(*id, serde_json::to_vec(&record).unwrap().as_slice()).unwrap();
+                    let payload = format!(r#"{{"n": {i}}}"#);
+                    payloads.insert(*id, payload.as_bytes()).unwrap();
+                    index.insert(("ws", *id), ()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let (view, payload) = store.event_with_payload(*id).unwrap().unwrap();
+            assert_eq!(view.event.id, uuid::Uuid::from_u128(*id).to_string());
+            assert_eq!(view.event.event, "user.signup");
+            assert_eq!(payload, format!(r#"{{"n": {i}}}"#).into_bytes());
+        }
+        let page = store.list("ws", &ListFilter::default(), None, 100, &|_, _| false).unwrap();
+        assert_eq!(page.records.len(), ids.len());
+        let txn = store.db.get().unwrap().begin_read().unwrap();
+        let names: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        for gone in ["events", "payloads", "by_workspace"] {
+            assert!(!names.iter().any(|n| n == gone), "{gone} still there: {names:?}");
+        }
+        drop(txn);
+        store.close().await;
+    }
+}
