@@ -68,17 +68,48 @@ pub async fn reject_oversize(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    match declared_over(req.headers(), limit) {
+        Some(len) => drain_and_refuse(req.into_body(), len, limit).await,
+        None => next.run(req).await,
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes inside the handler, with the
+/// same answers as [`reject_oversize`] and axum's body limit, for the ingest
+/// routes: per-route layers cost an allocation or two each per request.
+pub async fn read_limited(
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<(axum::http::request::Parts, bytes::Bytes), axum::response::Response> {
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let Some(len) = declared.filter(|&n| n > limit as u64) else {
-        return next.run(req).await;
-    };
+    let (parts, body) = req.into_parts();
+    if let Some(len) = declared_over(&parts.headers, limit) {
+        return Err(drain_and_refuse(body, len, limit).await);
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(body_limit_error(limit).into_response())
+        }
+        Err(e) => Err(read_error(&*e).into_response()),
+    }
+}
+
+/// The `Content-Length` when it is over `limit`.
+fn declared_over(headers: &HeaderMap, limit: usize) -> Option<u64> {
+    let declared = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
+    (declared > limit as u64).then_some(declared)
+}
+
+async fn drain_and_refuse(
+    mut body: axum::body::Body,
+    len: u64,
+    limit: usize,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
     if len <= DRAIN_CAP {
-        let mut body = req.into_body();
         let drain = async { while let Some(Ok(_)) = body.frame().await {} };
         let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
@@ -98,14 +129,25 @@ pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_limit_error(limit);
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    timed_out(&rejection)
+        .unwrap_or_else(|| invalid(format!("could not be read: {}", rejection.body_text())))
+}
+
+/// 408 when the body missed its deadline, else 400.
+fn read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    timed_out(e).unwrap_or_else(|| invalid(format!("could not be read: {e}")))
+}
+
+/// The 408 for a body that missed its deadline (somewhere in `e`'s sources).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+    let mut source = Some(e);
     while let Some(e) = source {
         if let Some(timeout) = e.downcast_ref::<crate::server::BodyTimeout>() {
-            return ApiError::RequestTimeout(format!("body {timeout}"));
+            return Some(ApiError::RequestTimeout(format!("body {timeout}")));
         }
         source = e.source();
     }
-    invalid(format!("could not be read: {}", rejection.body_text()))
+    None
 }
 
 /// A 400 about the body as a whole: message `"body <msg>"`, param `body`.

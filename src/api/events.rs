@@ -2,15 +2,13 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
-use super::{AppState, body, body_bytes, machine, principal, render};
+use super::{AppState, body, machine, principal, render};
 use crate::clock;
 use crate::store::{self, ListFilter, NewEvent, RetryOutcome, Status};
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -20,23 +18,31 @@ pub const MAX_BULK: usize = 100;
 /// A retry due this soon is "already in flight" for the 425 check.
 const RETRY_GUARD_MS: u64 = 5_000;
 
-/// `POST /events`.
-pub async fn create(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+/// `POST /events`. The body is read here rather than by extractors and
+/// per-route layers: this is the hottest route, and each layer costs
+/// allocations per request.
+pub async fn create(State(st): State<AppState>, req: Request) -> Response {
+    match body::read_limited(req, super::MAX_BODY).await {
+        Ok((parts, bytes)) => create_from(&st, &parts.headers, &bytes).await.into_response(),
+        Err(refused) => refused,
+    }
+}
+
+async fn create_from(
+    st: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
 ) -> Result<Response, ApiError> {
-    let p = principal(&st, &headers)?;
-    let bytes = body_bytes(body, super::MAX_BODY)?;
-    let value = body::parse_raw(&headers, &bytes, super::MAX_DEPTH)?;
+    let p = principal(st, headers)?;
+    let value = body::parse_raw(headers, bytes, super::MAX_DEPTH)?;
     let rt = st.shared.runtime.load_full();
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
     let input = parse_event(value, &ws.id).map_err(bad_request)?;
     let now = clock::now_ms();
-    let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(&headers)?);
-    let mut out = ingest(&st, vec![ev], now).await?;
+    let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(headers)?);
+    let mut out = ingest(st, vec![ev], now).await?;
     let done = out.remove(0);
     let mut resp = (StatusCode::CREATED, Json(Created { event: render::event_out(&done.event) }))
         .into_response();
@@ -54,14 +60,16 @@ struct Created<'a> {
 }
 
 /// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
-pub async fn bulk(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let p = principal(&st, &headers)?;
-    let bytes = body_bytes(body, super::MAX_BULK_BODY)?;
-    let value = body::parse_raw(&headers, &bytes, super::MAX_DEPTH)?;
+pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
+    match body::read_limited(req, super::MAX_BULK_BODY).await {
+        Ok((parts, bytes)) => bulk_from(&st, &parts.headers, &bytes).await.into_response(),
+        Err(refused) => refused,
+    }
+}
+
+async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+    let p = principal(st, headers)?;
+    let value = body::parse_raw(headers, bytes, super::MAX_DEPTH)?;
     let items = match value.get().starts_with('[') {
         true => serde_json::from_str::<Vec<&RawValue>>(value.get()).unwrap_or_default(),
         false => {
@@ -78,7 +86,7 @@ pub async fn bulk(
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(headers)?;
     let now = clock::now_ms();
     let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewEvent> = Vec::new();
@@ -94,7 +102,7 @@ pub async fn bulk(
             batch.len() - 1
         }));
     }
-    let stored = if batch.is_empty() { Vec::new() } else { ingest(&st, batch, now).await? };
+    let stored = if batch.is_empty() { Vec::new() } else { ingest(st, batch, now).await? };
     let records: Vec<BulkRecord<'_>> = slots
         .into_iter()
         .enumerate()

@@ -88,8 +88,8 @@ pub fn router(state: AppState) -> Router {
         ])
         .max_age(std::time::Duration::from_secs(600));
     let ingest = Router::new()
-        .route("/events", ingest_route(post(events::create).get(events::list), MAX_BODY, &cors))
-        .route("/events/bulk", ingest_route(post(events::bulk), MAX_BULK_BODY, &cors));
+        .route("/events", ingest_route(post(events::create).get(events::list), &cors))
+        .route("/events/bulk", ingest_route(post(events::bulk), &cors));
     let managed = || {
         post(resources::managed_in_git)
             .put(resources::managed_in_git)
@@ -146,19 +146,10 @@ fn body_route(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppSt
     )
 }
 
-/// An ingest route: body limit, oversize draining and CORS. The explicit
-/// OPTIONS handler keeps preflights away from the router's 405 fallback; the
-/// CORS layer answers them before it runs.
-fn ingest_route(
-    route: MethodRouter<AppState>,
-    limit: usize,
-    cors: &CorsLayer,
-) -> MethodRouter<AppState> {
-    route
-        .options(|| async { axum::http::StatusCode::NO_CONTENT })
-        .layer::<_, Infallible>(DefaultBodyLimit::max(limit))
-        .layer::<_, Infallible>(axum::middleware::from_fn(move |req, next| {
-            body::reject_oversize(limit, req, next)
-        }))
-        .layer(cors.clone())
+/// An ingest route: CORS (the handlers read and limit their own bodies, see
+/// [`body::read_limited`]). The explicit OPTIONS handler keeps preflights
+/// away from the router's 405 fallback; the CORS layer answers them before
+/// it runs.
+fn ingest_route(route: MethodRouter<AppState>, cors: &CorsLayer) -> MethodRouter<AppState> {
+    route.options(|| async { axum::http::StatusCode::NO_CONTENT }).layer(cors.clone())
 }
