@@ -337,7 +337,10 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    // Sized for a pending delivery record (~285 bytes) so it never regrows.
+    let mut out = Vec::with_capacity(320);
+    let _ = serde_json::to_writer(&mut out, value);
+    out
 }
 
 mod apply;
