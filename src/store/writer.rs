@@ -130,7 +130,9 @@ type Job =
 
 enum Op {
     Job(Option<Job>, oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>),
-    Ingest(Vec<Prepared>, u64, oneshot::Sender<Result<Vec<Ingested>, StoreError>>),
+    /// Answered with the events themselves (and, per event, the original of
+    /// an idempotent repeat), so the writer thread neither clones nor frees them.
+    Ingest(Vec<Prepared>, u64, oneshot::Sender<Result<IngestAnswer, StoreError>>),
     Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
@@ -167,7 +169,15 @@ impl Handle {
         // Encoding happens here, on the caller's task, so the one writer
         // thread spends its time on the B-trees and the fsync only.
         let prepared = events.into_iter().map(Prepared::new).collect();
-        call(&self.tx, |r| Op::Ingest(prepared, now, r)).await
+        let (prepared, originals) = call(&self.tx, |r| Op::Ingest(prepared, now, r)).await?;
+        Ok(prepared
+            .into_iter()
+            .zip(originals)
+            .map(|(p, original)| match original {
+                Some(event) => Ingested { event, duplicate: true },
+                None => Ingested { event: p.event.record, duplicate: false },
+            })
+            .collect())
     }
     /// Records an attempt and the delivery's next state.
     pub async fn attempt(&self, done: AttemptDone) -> Result<(), StoreError> {
@@ -270,9 +280,12 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
     }
 }
 
+/// The events of an ingest op, and the original of each idempotent repeat.
+type IngestAnswer = (Vec<Prepared>, Vec<Option<EventRecord>>);
+
 /// One answer per op, sent only after the commit.
 enum Answer {
-    Ingest(Vec<Ingested>),
+    Ingest(Vec<Option<EventRecord>>),
     Unit,
     Retry(RetryOutcome),
     Cancel(Option<usize>),
@@ -319,9 +332,10 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
             Answer::Job(v) => Ok(v),
             _ => Err(StoreError::Unavailable("writer job did not run".into())),
         }))),
-        (Op::Ingest(.., r), a) => {
-            drop(r.send(a.map(|a| if let Answer::Ingest(v) = a { v } else { Vec::new() })))
-        }
+        (Op::Ingest(events, _, r), a) => drop(r.send(a.map(|a| match a {
+            Answer::Ingest(originals) => (events, originals),
+            _ => (events, Vec::new()),
+        }))),
         (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|_| ()))),
         (Op::Retry(.., r), a) => drop(
             r.send(a.map(|a| if let Answer::Retry(o) = a { o } else { RetryOutcome::NotFound })),

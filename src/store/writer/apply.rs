@@ -1,8 +1,7 @@
 //! How each writer request changes the tables (inside the batch's transaction).
 
 use super::{
-    AttemptDone, IDEMPOTENCY_TTL_MS, Ingested, NewRuleEvent, Next, Prepared, RetryOutcome, Tables,
-    encode,
+    AttemptDone, IDEMPOTENCY_TTL_MS, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode,
 };
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
 use crate::store::tables::split_row;
@@ -31,13 +30,19 @@ pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventRecord {
 }
 
 impl Tables<'_> {
-    pub(super) fn ingest(&mut self, p: &Prepared, now: u64) -> Result<Ingested, StoreError> {
+    /// Stores one event; `Some(original)` when its idempotency key already
+    /// names an unexpired event (then nothing is written).
+    pub(super) fn ingest(
+        &mut self,
+        p: &Prepared,
+        now: u64,
+    ) -> Result<Option<EventRecord>, StoreError> {
         let e = &p.event;
         let ws = e.record.workspace.as_str();
         if let Some(key) = &e.idempotency_key
             && let Some(original) = self.idempotent_original(ws, key, now)?
         {
-            return Ok(Ingested { event: original, duplicate: true });
+            return Ok(Some(original));
         }
         let id = event_key(&e.record.id)
             .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
@@ -53,7 +58,7 @@ impl Tables<'_> {
             self.idempotency.insert((ws, key.as_str()), (id, now))?;
             self.idempotency_by_time.insert((now, ws, key.as_str()), ())?;
         }
-        Ok(Ingested { event: e.record.clone(), duplicate: false })
+        Ok(None)
     }
 
     /// The event an unexpired key already created (it may be in this same batch).

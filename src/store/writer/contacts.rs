@@ -182,7 +182,11 @@ impl<'t> Tables<'t> {
     /// Stores an event with its deliveries, as ingest does (no idempotency
     /// check: automation events are created once, inside this transaction).
     pub fn insert_event(&mut self, event: NewEvent, now: u64) -> Result<Ingested, StoreError> {
-        self.ingest(&Prepared::new(event), now)
+        let p = Prepared::new(event);
+        Ok(match self.ingest(&p, now)? {
+            Some(original) => Ingested { event: original, duplicate: true },
+            None => Ingested { event: p.event.record, duplicate: false },
+        })
     }
 
     /// An event and its parsed payload (for automations reading the inbox).
