@@ -20,6 +20,33 @@ use tokio_util::task::TaskTracker;
 /// and wake-ups normally end the sleep first).
 const IDLE: Duration = Duration::from_secs(5);
 
+/// A partition is scanned from its head at least this often (ms), and again
+/// this long (ms) after a scan from the cursor came up short.
+const HEAD_SCAN_EVERY_MS: u64 = 1_000;
+const HEAD_SCAN_SHORT_MS: u64 = 50;
+
+/// Where the last scan of a partition stopped. Scanning from the head on
+/// every tick walked past every in-flight entry again (64 with the default
+/// concurrency) for each dispatch; scanning on from the cursor skips them.
+/// An entry can still land behind the cursor (an ingest that took its due
+/// time before a later one committed, a manual retry in the same
+/// millisecond), so the head is scanned again `HEAD_SCAN_SHORT_MS` after
+/// the cursor runs out of due entries, and every `HEAD_SCAN_EVERY_MS` under
+/// a backlog that never runs out.
+#[derive(Debug)]
+struct Cursor {
+    after: DueKey,
+    head_scanned_at: u64,
+    short_since: Option<u64>,
+}
+
+impl Cursor {
+    fn usable(&self, now: u64) -> bool {
+        now < self.head_scanned_at + HEAD_SCAN_EVERY_MS
+            && self.short_since.is_none_or(|t| now < t + HEAD_SCAN_SHORT_MS)
+    }
+}
+
 /// Deliveries with an attempt running right now, by event then rule (the
 /// scheduler asks for every due entry it scans, so lookups don't allocate).
 #[derive(Debug, Default)]
@@ -79,6 +106,7 @@ pub struct Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     lanes: HashMap<String, Arc<Lane>>,
+    cursors: HashMap<String, Cursor>,
     tasks: TaskTracker,
 }
 
@@ -93,7 +121,7 @@ impl Engine {
             sequences_wake: Notify::new(),
             inbox_wake: Notify::new(),
         });
-        Engine { shared, lanes: HashMap::new(), tasks: TaskTracker::new() }
+        Engine { shared, lanes: HashMap::new(), cursors: HashMap::new(), tasks: TaskTracker::new() }
     }
 
     /// The handle the API uses.
@@ -136,6 +164,7 @@ impl Engine {
         let mut wake_at = now + IDLE.as_millis() as u64;
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));
+        self.cursors.retain(|k, _| live.contains(k.as_str()));
         for conn in rt.connections() {
             let lane = self.lane(conn);
             if let Some(t) = lane.reopens_at().filter(|t| *t > now) {
@@ -146,15 +175,7 @@ impl Engine {
             if cap == 0 {
                 continue;
             }
-            let in_flight = &self.shared.in_flight;
-            let due = self
-                .shared
-                .store
-                .due(&conn.conn_key, now, cap, &|e, r| in_flight.contains(e, r))?;
-            let short = due.len() < cap;
-            for key in due {
-                self.dispatch(key, &lane);
-            }
+            let short = self.dispatch_due(conn, &lane, now, cap)?;
             let next = if short { self.shared.store.next_due(&conn.conn_key)? } else { None };
             if let Some(t) = next.filter(|t| *t > now) {
                 wake_at = wake_at.min(t);
@@ -174,12 +195,52 @@ impl Engine {
         lane.clone()
     }
 
-    fn dispatch(&self, key: DueKey, lane: &Arc<Lane>) {
-        let Ok(permit) = lane.permits.clone().try_acquire_owned() else { return };
+    /// Dispatches up to `cap` due entries of `conn`; true when fewer were due.
+    fn dispatch_due(
+        &mut self,
+        conn: &ConnectionRt,
+        lane: &Arc<Lane>,
+        now: u64,
+        cap: usize,
+    ) -> Result<bool, StoreError> {
+        let key = conn.conn_key.as_str();
+        let after = self.cursors.get(key).filter(|c| c.usable(now)).map(|c| &c.after);
+        let from_head = after.is_none();
+        let in_flight = &self.shared.in_flight;
+        let due =
+            self.shared.store.due_after(key, after, now, cap, &|e, r| in_flight.contains(e, r))?;
+        let short = due.len() < cap;
+        let mut last = None;
+        for due_key in due {
+            if !self.dispatch(due_key.clone(), lane) {
+                break; // no slot after all: the cursor must not pass this entry
+            }
+            last = Some(due_key);
+        }
+        let cursor = match (self.cursors.remove(key), last) {
+            (Some(c), None) => Some(c),
+            (Some(c), Some(after)) => Some(Cursor { after, ..c }),
+            (None, Some(after)) => Some(Cursor { after, head_scanned_at: now, short_since: None }),
+            (None, None) => None,
+        };
+        if let Some(mut c) = cursor {
+            if from_head {
+                c.head_scanned_at = now;
+                c.short_since = None;
+            }
+            c.short_since = if short { c.short_since.or(Some(now)) } else { None };
+            self.cursors.insert(key.to_string(), c);
+        }
+        Ok(short)
+    }
+
+    fn dispatch(&self, key: DueKey, lane: &Arc<Lane>) -> bool {
+        let Ok(permit) = lane.permits.clone().try_acquire_owned() else { return false };
         self.shared.in_flight.insert(key.event, &key.rule);
         let shared = self.shared.clone();
         let lane = lane.clone();
         self.tasks.spawn(async move { worker::run(shared, lane, key, permit).await });
+        true
     }
 }
 
@@ -229,3 +290,7 @@ pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
         Some(_) => None,
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -258,12 +258,30 @@ impl Store {
         limit: usize,
         skip: &dyn Fn(u128, &str) -> bool,
     ) -> Result<Vec<DueKey>, StoreError> {
+        self.due_after(conn_key, None, now, limit, skip)
+    }
+
+    /// Like [`Store::due`], starting after `after` (exclusive) instead of at
+    /// the partition's head.
+    pub fn due_after(
+        &self,
+        conn_key: &str,
+        after: Option<&DueKey>,
+        now: u64,
+        limit: usize,
+        skip: &dyn Fn(u128, &str) -> bool,
+    ) -> Result<Vec<DueKey>, StoreError> {
+        use std::ops::Bound::{Excluded, Included};
         let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
+        let start = match after {
+            // (A cursor past `now` means the clock stepped back: start over.)
+            Some(k) if k.due <= now => Excluded((conn_key, k.due, k.event, k.rule.as_str())),
+            _ => Included((conn_key, 0u64, 0u128, "")),
+        };
+        let end = Included((conn_key, now, u128::MAX, "\u{10FFFF}"));
         let mut out = Vec::new();
-        for row in
-            table.range((conn_key, 0u64, 0u128, "")..=(conn_key, now, u128::MAX, "\u{10FFFF}"))?
-        {
+        for row in table.range::<(&str, u64, u128, &str)>((start, end))? {
             let (key, _) = row?;
             let (c, due, event, rule) = key.value();
             if !skip(event, rule) {
