@@ -115,15 +115,15 @@ impl WebhookAdapter {
     fn body(&self, d: &Delivery, now_ms: u64) -> serde_json::Result<Vec<u8>> {
         match self.format {
             PayloadFormat::Raw => serde_json::to_vec(&d.payload),
-            PayloadFormat::Wrapped => serde_json::to_vec(&serde_json::json!({
-                "uuid": d.event_id,
-                "event": d.event,
-                "resource": d.resource,
-                "resource_id": d.resource_id,
-                "payload": d.payload,
-                "time_created": d.created_at_ms,
-                "time_sent": now_ms,
-            })),
+            PayloadFormat::Wrapped => serde_json::to_vec(&Wrapped {
+                uuid: &d.event_id,
+                event: &d.event,
+                resource: &d.resource,
+                resource_id: d.resource_id.as_deref(),
+                payload: &d.payload,
+                time_created: d.created_at_ms,
+                time_sent: now_ms,
+            }),
         }
     }
 
@@ -169,6 +169,19 @@ impl Adapter for WebhookAdapter {
     ) -> BoxFuture<'a, AttemptReport> {
         Box::pin(self.attempt(delivery, timeout))
     }
+}
+
+/// The `wrapped` body, field for field in this order (serialized straight
+/// from the delivery, without a `Value` tree per attempt).
+#[derive(serde::Serialize)]
+struct Wrapped<'a> {
+    uuid: &'a str,
+    event: &'a str,
+    resource: &'a str,
+    resource_id: Option<&'a str>,
+    payload: &'a serde_json::Value,
+    time_created: u64,
+    time_sent: u64,
 }
 
 /// The endpoint: an absolute http(s) URL with a host.
