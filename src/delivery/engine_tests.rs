@@ -56,13 +56,18 @@ fn event(due: u64) -> (u128, NewEvent) {
     (id.as_u128(), ev)
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
+/// A store in a temp dir (kept alive by the returned guard) and an engine on it.
+fn setup() -> (tempfile::TempDir, Store, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(runtime())));
-    let shared = engine.shared();
-    let now = clock::now_ms();
+    let engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(runtime())));
+    (dir, store, engine)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
 
     let (later, ev) = event(now);
     store.writer().ingest(vec![ev], now).await.unwrap();
@@ -89,11 +94,8 @@ async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
 
 #[tokio::test(start_paused = true)]
 async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let mut engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(runtime())));
-    let shared = engine.shared();
-    let now = clock::now_ms();
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
     // More due entries than the lane has slots (concurrency defaults below
     // 1,000), so a scan from the cursor never comes up short.
     let backlog: Vec<NewEvent> = (0..1_000).map(|_| event(now).1).collect();

@@ -7,6 +7,9 @@
 //! chunks, each chunk in one transaction that inserts the new rows and
 //! deletes the old ones, so a crash mid-way leaves every event in exactly one
 //! layout and the next start carries on.
+//!
+//! There is no way back: a binary from before layout 2 would find none of
+//! the events in a migrated store (downgrades are not supported).
 
 use super::StoreError;
 use super::tables::{EVENT_ROWS, event_row};
