@@ -5,7 +5,6 @@ use super::error::{ApiError, FieldError};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// The only media type the API reads.
 const JSON: &str = "application/json";
@@ -18,18 +17,9 @@ pub fn parse_json(headers: &HeaderMap, body: &[u8], max_depth: usize) -> Result<
     serde_json::from_str(checked_text(headers, body, max_depth)?).map_err(syntax_error)
 }
 
-/// Like [`parse_json`], but the body stays raw text (checked for syntax),
-/// for handlers that read a few fields and keep the rest as sent.
-pub fn parse_raw<'a>(
-    headers: &HeaderMap,
-    body: &'a [u8],
-    max_depth: usize,
-) -> Result<&'a RawValue, ApiError> {
-    serde_json::from_str(checked_text(headers, body, max_depth)?).map_err(syntax_error)
-}
-
-/// The body as text once content type, UTF-8 and nesting depth are checked.
-fn checked_text<'a>(
+/// The body as text once content type, UTF-8 and nesting depth are checked
+/// (syntax is left to the parse that reads it, so the body is scanned once).
+pub fn checked_text<'a>(
     headers: &HeaderMap,
     body: &'a [u8],
     max_depth: usize,
@@ -46,7 +36,8 @@ fn checked_text<'a>(
     Ok(text)
 }
 
-fn syntax_error(e: serde_json::Error) -> ApiError {
+/// 400 for a body that is not JSON, saying where.
+pub fn syntax_error(e: serde_json::Error) -> ApiError {
     let what = e.to_string();
     // serde_json appends " at line L column C"; say it once, in our words.
     let what = what.split(" at line ").next().unwrap_or(&what);

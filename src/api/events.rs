@@ -34,12 +34,12 @@ async fn create_from(
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let p = principal(st, headers)?;
-    let value = body::parse_raw(headers, bytes, super::MAX_DEPTH)?;
+    let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
     let rt = st.shared.runtime.load_full();
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    let input = parse_event(value, &ws.id).map_err(bad_request)?;
+    let input = parse_event(text, &ws.id).map_err(body::syntax_error)?.map_err(bad_request)?;
     let now = clock::now_ms();
     let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(headers)?);
     let mut out = ingest(st, vec![ev], now).await?;
@@ -69,13 +69,15 @@ pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
 
 async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
     let p = principal(st, headers)?;
-    let value = body::parse_raw(headers, bytes, super::MAX_DEPTH)?;
-    let items = match value.get().starts_with('[') {
-        true => serde_json::from_str::<Vec<&RawValue>>(value.get()).unwrap_or_default(),
-        false => {
-            return Err(ApiError::field("body", "expected a JSON array of 1 to 100 events"));
-        }
-    };
+    let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
+    // One pass: the items stay raw (each is read once more, by parse_event).
+    // Anything but an array is checked for syntax first, so a broken body
+    // is reported as such whatever its shape.
+    if !text.trim_start().starts_with('[') {
+        serde_json::from_str::<&RawValue>(text).map_err(body::syntax_error)?;
+        return Err(ApiError::field("body", "expected a JSON array of 1 to 100 events"));
+    }
+    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(body::syntax_error)?;
     if items.is_empty() || items.len() > MAX_BULK {
         return Err(ApiError::field(
             "body",
@@ -91,7 +93,10 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
     let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewEvent> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        slots.push(parse_event(item, &ws.id).map(|input| {
+        // Each item is valid JSON already, so only field problems remain.
+        let parsed = parse_event(item.get(), &ws.id)
+            .unwrap_or_else(|e| Err(vec![FieldError { param: "body".into(), msg: e.to_string() }]));
+        slots.push(parsed.map(|input| {
             batch.push(new_event(
                 ws,
                 input,

@@ -44,20 +44,33 @@ struct RawEvent<'a> {
     payload: Option<&'a RawValue>,
 }
 
-/// Checks one event object (syntactically valid JSON); every problem is
-/// reported, each naming its field.
+/// Checks one event: `text` is one JSON value, read in a single pass. The
+/// outer error is a syntax error (only possible for a body not checked
+/// before); the inner one lists every problem, each naming its field.
 pub fn parse_event<'a>(
-    v: &'a RawValue,
+    text: &'a str,
     workspace: &str,
-) -> Result<EventInput<'a>, Vec<FieldError>> {
-    if !v.get().starts_with('{') {
-        return Err(vec![err("body", format!("expected a JSON object, found {}", raw::kind(v)))]);
+) -> Result<Result<EventInput<'a>, Vec<FieldError>>, serde_json::Error> {
+    if !text.trim_start().starts_with('{') {
+        // (serde would read an array as the struct's fields in order.)
+        serde_json::from_str::<&RawValue>(text)?;
+        let found = raw::kind_of(text);
+        return Ok(Err(vec![err("body", format!("expected a JSON object, found {found}"))]));
     }
-    // The syntax is already checked, so what is left is a repeated field.
-    let obj: RawEvent<'a> = serde_json::from_str(v.get()).map_err(|e| {
-        let what = e.to_string();
-        vec![err("body", what.split(" at line ").next().unwrap_or(&what).to_string())]
-    })?;
+    let obj: RawEvent<'a> = match serde_json::from_str(text) {
+        Ok(obj) => obj,
+        Err(e) if e.classify() != serde_json::error::Category::Data => return Err(e),
+        // An object whose fields are fine one by one: a repeated field.
+        Err(e) => {
+            let what = e.to_string();
+            let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+            return Ok(Err(vec![err("body", what)]));
+        }
+    };
+    Ok(check_event(obj, workspace))
+}
+
+fn check_event<'a>(obj: RawEvent<'a>, workspace: &str) -> Result<EventInput<'a>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let event = name(obj.event, "event", true, &mut errors);
     let resource =
@@ -234,7 +247,7 @@ mod tests {
     use super::*;
 
     fn check(text: &str) -> Result<EventInput<'_>, Vec<FieldError>> {
-        parse_event(serde_json::from_str(text).unwrap(), "ws-1")
+        parse_event(text, "ws-1").unwrap()
     }
 
     fn errors(text: &str) -> Vec<(String, String)> {
@@ -280,6 +293,18 @@ mod tests {
         }
         let got = errors(r#"{"event": "a", "payload": [1]}"#);
         assert_eq!(got[0].1, "expected an object, found an array");
+    }
+
+    #[test]
+    fn syntax_errors_are_told_apart_from_field_problems() {
+        let e = parse_event(r#"{"event": "a", "payload": {"n": 1}"#, "ws-1").unwrap_err();
+        assert_ne!(e.classify(), serde_json::error::Category::Data);
+        assert!(parse_event(r#"[1, 2"#, "ws-1").is_err());
+        assert!(parse_event(r#"{"event": "a"} x"#, "ws-1").is_err());
+        assert_eq!(
+            errors("  \"text\""),
+            [("body".into(), "expected a JSON object, found a string".into())]
+        );
     }
 
     #[test]

@@ -11,7 +11,12 @@ use std::fmt;
 /// `a string`, `a number`, … of a raw JSON value, for messages. The text is
 /// already known to be valid JSON, so its first byte says what it is.
 pub fn kind(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
+    kind_of(raw.get())
+}
+
+/// [`kind`] of the JSON text of one value (leading whitespace allowed).
+pub fn kind_of(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
         Some(b'"') => "a string",
