@@ -201,7 +201,7 @@ pub async fn unsubscribed(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let limit = check::limit(q.limit.as_deref())?;
+    let limit = super::page_limit(q.limit.as_deref())?;
     let after = check::suppressed_cursor(q.cursor.as_deref())?;
     let as_of = check::as_of(q.as_of.as_deref(), clock::now_ms())?;
     let page =
@@ -225,7 +225,7 @@ pub async fn activity(
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let key = contact_key(&st, p.workspace(), &id)?;
-    let limit = check::limit(q.limit.as_deref())?;
+    let limit = super::page_limit(q.limit.as_deref())?;
     let cursor = check::activity_cursor(q.cursor.as_deref())?;
     service::get(&st.shared, p.workspace(), key)
         .map_err(unavailable)?

@@ -206,12 +206,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
-            ApiError::field("limit", &format!("expected an integer from 1 to 200, found `{s}`"))
-        })?,
-    };
+    let limit = super::page_limit(q.limit.as_deref())?;
     let cursor = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(store::event_key(c).ok_or_else(|| {

@@ -71,6 +71,16 @@ pub fn body_json(
     body::parse_json(headers, &body_bytes(body, limit)?, MAX_DEPTH)
 }
 
+/// The `limit` of a paged route: 1 to 200, 50 when absent.
+pub fn page_limit(q: Option<&str>) -> Result<usize, ApiError> {
+    match q {
+        None => Ok(50),
+        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
+            ApiError::field("limit", &format!("expected an integer from 1 to 200, found `{s}`"))
+        }),
+    }
+}
+
 /// The body's bytes, or why they could not be read (413 past `limit`).
 pub fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|r| body::from_rejection(r, limit))

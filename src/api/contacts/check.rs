@@ -105,16 +105,6 @@ pub fn contact_id(id: &str) -> Result<u128, ApiError> {
     })
 }
 
-/// `limit`: 1 to 200, 50 when absent.
-pub fn limit(q: Option<&str>) -> Result<usize, ApiError> {
-    match q {
-        None => Ok(50),
-        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=200).contains(n)).ok_or_else(|| {
-            ApiError::field("limit", &format!("expected an integer from 1 to 200, found `{s}`"))
-        }),
-    }
-}
-
 fn bad_cursor(c: &str) -> ApiError {
     let shown = found(&Value::String(c.into()));
     ApiError::field(
@@ -199,6 +189,7 @@ mod tests {
         }
         assert_eq!(activity_cursor(Some(id)).unwrap(), Some(want));
         assert!(activity_cursor(Some("12")).is_err());
+        let limit = crate::api::page_limit;
         assert_eq!((limit(None).unwrap(), limit(Some("200")).unwrap()), (50, 200));
         assert!(limit(Some("0")).is_err() && limit(Some("201")).is_err());
         assert_eq!(as_of(None, 7).unwrap(), 7);
