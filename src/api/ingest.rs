@@ -76,7 +76,7 @@ fn check_event<'a>(obj: RawEvent<'a>, workspace: &str) -> Result<EventInput<'a>,
     let resource =
         name(obj.resource, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
     let resource_id = match obj.resource_id {
-        Some(n) if raw::kind(n) == "a number" => {
+        Some(n) if raw::is_number(n) => {
             serde_json::from_str::<serde_json::Number>(n.get()).ok().map(|n| n.to_string())
         }
         other => name(other, "resource_id", false, &mut errors),

@@ -26,6 +26,11 @@ pub fn kind_of(text: &str) -> &'static str {
     }
 }
 
+/// Whether the value is a JSON number.
+pub fn is_number(raw: &RawValue) -> bool {
+    raw.get().as_bytes().first().is_some_and(|b| *b == b'-' || b.is_ascii_digit())
+}
+
 /// Whether the value is JSON `null`.
 pub fn is_null(raw: &RawValue) -> bool {
     raw.get() == "null"

@@ -182,20 +182,14 @@ impl Store {
 
     /// An event with its rule events.
     pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
-        read_view(&self.db.get()?.begin_read()?, id)
+        let found = read_view(&self.db.get()?.begin_read()?, id, |_| ())?;
+        Ok(found.map(|(view, ())| view))
     }
 
     /// An event with its rule events and its raw payload, from one snapshot
     /// (what an attempt needs: one read transaction instead of two).
     pub fn event_with_payload(&self, id: u128) -> Result<Option<(EventView, Vec<u8>)>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let Some(row) = txn.open_table(EVENT_ROWS)?.get(id)? else { return Ok(None) };
-        let (record, payload) = split_row(row.value())?;
-        let view = EventView {
-            event: decode(record)?,
-            rule_events: read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?,
-        };
-        Ok(Some((view, payload.to_vec())))
+        read_view(&self.db.get()?.begin_read()?, id, <[u8]>::to_vec)
     }
 
     /// The raw JSON payload of an event.
@@ -374,13 +368,19 @@ fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> 
         && f.status.is_none_or(|s| view.status(in_flight) == s)
 }
 
-/// An event with its rule events, from `txn`'s snapshot.
-fn read_view(txn: &redb::ReadTransaction, id: u128) -> Result<Option<EventView>, StoreError> {
+/// An event with its rule events, from `txn`'s snapshot, and what `payload`
+/// takes from its raw payload (one read of the row either way).
+fn read_view<T>(
+    txn: &redb::ReadTransaction,
+    id: u128,
+    payload: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<(EventView, T)>, StoreError> {
     let events = txn.open_table(EVENT_ROWS)?;
     let Some(raw) = events.get(id)? else { return Ok(None) };
-    let event: EventRecord = decode(split_row(raw.value())?.0)?;
+    let (record, raw_payload) = split_row(raw.value())?;
+    let event: EventRecord = decode(record)?;
     let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
-    Ok(Some(EventView { event, rule_events }))
+    Ok(Some((EventView { event, rule_events }, payload(raw_payload))))
 }
 
 fn read_rule_events(
