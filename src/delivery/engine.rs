@@ -159,8 +159,12 @@ impl Engine {
 
     /// One pass over every connection; returns when to look again (Unix ms).
     fn tick(&mut self) -> Result<u64, StoreError> {
+        self.tick_at(clock::now_ms())
+    }
+
+    /// [`Engine::tick`] at `now` (Unix ms): tests pass their own time.
+    fn tick_at(&mut self, now: u64) -> Result<u64, StoreError> {
         let rt = self.shared.runtime.load_full();
-        let now = clock::now_ms();
         let mut wake_at = now + IDLE.as_millis() as u64;
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));

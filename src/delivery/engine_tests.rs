@@ -1,6 +1,8 @@
 //! The scheduler's scan cursor: entries ahead of it are found without
 //! walking the in-flight ones again, and an entry that lands behind it is
-//! still found by the next scan from the head (on tokio's paused clock).
+//! still found by the next scan from the head. Ticks are given explicit
+//! times: `clock::now_ms` is shared by every test in the process, so a
+//! paused clock here would not reliably move it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -64,18 +66,17 @@ fn setup() -> (tempfile::TempDir, Store, Engine) {
     (dir, store, engine)
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
 
     let (later, ev) = event(now);
     store.writer().ingest(vec![ev], now).await.unwrap();
-    engine.tick().unwrap();
+    engine.tick_at(now).unwrap();
     assert!(shared.in_flight.contains(later, "r1"), "the due entry is dispatched");
     assert!(engine.cursors.contains_key(&format!("{WS}/out")), "and the cursor is after it");
-    // Let its attempt finish (the writer thread answers in real time; the
-    // paused clock does not move while this task keeps yielding).
+    // Let its attempt finish (recorded by the writer thread).
     while shared.in_flight.contains(later, "r1") {
         tokio::task::yield_now().await;
     }
@@ -83,16 +84,15 @@ async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
     // Committed after the cursor passed, with an earlier due time.
     let (behind, ev) = event(now - 10);
     store.writer().ingest(vec![ev], now).await.unwrap();
-    engine.tick().unwrap();
+    engine.tick_at(now).unwrap();
     assert!(!shared.in_flight.contains(behind, "r1"), "a scan from the cursor does not see it");
 
-    tokio::time::advance(Duration::from_millis(HEAD_SCAN_SHORT_MS)).await;
-    engine.tick().unwrap();
+    engine.tick_at(now + HEAD_SCAN_SHORT_MS).unwrap();
     assert!(shared.in_flight.contains(behind, "r1"), "the head scan finds it");
     store.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
@@ -100,7 +100,7 @@ async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     // 1,000), so a scan from the cursor never comes up short.
     let backlog: Vec<NewEvent> = (0..1_000).map(|_| event(now).1).collect();
     store.writer().ingest(backlog, now).await.unwrap();
-    engine.tick().unwrap();
+    engine.tick_at(now).unwrap();
     let (behind, ev) = event(now - 10);
     store.writer().ingest(vec![ev], now).await.unwrap();
 
@@ -109,13 +109,12 @@ async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     while !shared.in_flight.is_empty() {
         tokio::task::yield_now().await;
     }
-    engine.tick().unwrap();
+    engine.tick_at(now).unwrap();
     assert!(!shared.in_flight.contains(behind, "r1"), "a scan from the cursor does not see it");
     while !shared.in_flight.is_empty() {
         tokio::task::yield_now().await;
     }
-    tokio::time::advance(Duration::from_millis(HEAD_SCAN_EVERY_MS)).await;
-    engine.tick().unwrap();
+    engine.tick_at(now + HEAD_SCAN_EVERY_MS).unwrap();
     assert!(shared.in_flight.contains(behind, "r1"), "the periodic head scan finds it");
     store.close().await;
 }
