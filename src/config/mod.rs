@@ -81,8 +81,12 @@ struct Checked {
 /// ids and publishable keys).
 pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
     let mut report = Report::default();
+    let t = Instant::now();
+    let schema = schema::Checker::new();
+    report.timings.schema += t.elapsed();
     let checked: Vec<Checked> =
-        sources.iter().map(|s| check_one(s, opts, &mut report.timings)).collect();
+        sources.iter().map(|s| check_one(s, &schema, opts, &mut report.timings)).collect();
+    drop(schema);
     let mut placed: Vec<Vec<Issue>> = checked.iter().map(|c| c.issues.clone()).collect();
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     cross_file(&names, &checked, &mut placed);
@@ -134,7 +138,12 @@ fn build(source: &Source, value: Value, report: &mut Report) {
     }
 }
 
-fn check_one(source: &Source, opts: CheckOptions, timings: &mut Timings) -> Checked {
+fn check_one(
+    source: &Source,
+    schema: &schema::Checker,
+    opts: CheckOptions,
+    timings: &mut Timings,
+) -> Checked {
     let t = Instant::now();
     let parsed = parse_yaml(&source.text);
     let spans = SpanIndex::build(&source.text);
@@ -164,7 +173,7 @@ fn check_one(source: &Source, opts: CheckOptions, timings: &mut Timings) -> Chec
         }
     };
     let t = Instant::now();
-    issues.extend(schema::check(&value));
+    issues.extend(schema.check(&value));
     timings.schema += t.elapsed();
     let t = Instant::now();
     let parts = validate::Parts::decode(&value);

@@ -38,23 +38,49 @@ pub fn connection_variant<'a>(schema: &'a Value, kind: &str) -> Option<&'a Value
         .find(|v| v["properties"]["type"]["const"] == kind)
 }
 
-fn validator() -> &'static Validator {
-    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        // The schema is generated from our own types; a failure here is a bug
-        // caught by the schema test, never user input.
-        #[allow(clippy::expect_used)]
-        jsonschema::draft202012::new(root_schema()).expect("generated schema compiles")
-    })
+/// The committed schema file. The drift test keeps it equal to the generated
+/// schema, so `check` can parse it instead of running schemars' generator.
+const COMMITTED: &str = include_str!("../../schema/meshes.schema.json");
+
+/// The schema check of one load: the committed schema and its compiled
+/// validator.
+///
+/// Built per load and dropped with it: kept for the life of the process they
+/// held ~1.5 MB that a serving gateway needs only for the milliseconds of a
+/// reload. Parsing the committed file also skips schemars' generator, which
+/// made the first check of a process 40 % slower.
+#[allow(missing_debug_implementations)]
+pub struct Checker {
+    root: Value,
+    validator: Validator,
 }
 
-/// Checks a parsed document against the schema; every violation becomes an issue.
-pub fn check(doc: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    for error in validator().iter_errors(doc) {
-        explain(&error, &mut issues);
+impl Checker {
+    /// Parses and compiles the committed schema (~3 ms).
+    pub fn new() -> Self {
+        // Our own file, kept in step by the schema tests: a failure is a bug,
+        // never user input.
+        #[allow(clippy::expect_used)]
+        let root: Value = serde_json::from_str(COMMITTED).expect("committed schema is JSON");
+        #[allow(clippy::expect_used)]
+        let validator = jsonschema::draft202012::new(&root).expect("committed schema compiles");
+        Checker { root, validator }
     }
-    issues
+
+    /// Checks a parsed document; every violation becomes an issue.
+    pub fn check(&self, doc: &Value) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        for error in self.validator.iter_errors(doc) {
+            explain(&self.root, &error, &mut issues);
+        }
+        issues
+    }
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn to_path(location: &Location) -> Path {
@@ -65,8 +91,7 @@ fn to_path(location: &Location) -> Path {
 }
 
 /// The schema node an error's keyword sits in (`$ref`s followed).
-fn schema_node(location: &Location) -> Option<&'static Value> {
-    let root = root_schema();
+fn schema_node<'a>(root: &'a Value, location: &Location) -> Option<&'a Value> {
     let segments: Vec<String> = location.iter().map(|s| s.to_string()).collect();
     let mut node = root;
     // The last segment is the failing keyword itself; we want its parent object.
@@ -92,13 +117,13 @@ fn deref<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
     node
 }
 
-fn explain(error: &ValidationError<'_>, out: &mut Vec<Issue>) {
+fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Issue>) {
     let path = to_path(error.instance_path());
     let instance = error.instance();
     let issue = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let allowed = allowed_properties(error.schema_path());
+            let allowed = allowed_properties(root, error.schema_path());
             for key in unexpected {
                 let message = format!(
                     "unknown field `{key}`, {}",
@@ -128,7 +153,7 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Issue>) {
         ),
         ValidationErrorKind::Pattern { pattern } => pattern_issue(path, instance, pattern),
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            return explain_union(error, context, out);
+            return explain_union(root, error, context, out);
         }
         _ => Issue::error(Code::InvalidValue, path, bound_message(error)),
     };
@@ -140,8 +165,8 @@ fn is_metadata_action(path: &Path) -> bool {
     matches!(path.0.as_slice(), [.., Seg::Key(m), Seg::Key(a)] if m == "metadata" && a == "action")
 }
 
-fn allowed_properties(keyword: &Location) -> Vec<String> {
-    schema_node(keyword)
+fn allowed_properties(root: &Value, keyword: &Location) -> Vec<String> {
+    schema_node(root, keyword)
         .and_then(|n| n["properties"].as_object())
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default()
@@ -221,20 +246,21 @@ fn count(v: &Value) -> usize {
 /// Picks the union branch the author meant and reports its errors, instead
 /// of jsonschema's "not valid under any of the given schemas".
 fn explain_union(
+    root: &Value,
     error: &ValidationError<'_>,
     context: &[Vec<ValidationError<'static>>],
     out: &mut Vec<Issue>,
 ) {
     let path = to_path(error.instance_path());
     let instance = error.instance();
-    let branches: Vec<&Value> = schema_node(&child(error.schema_path()))
+    let branches: Vec<&Value> = schema_node(root, &child(error.schema_path()))
         .and_then(|n| n.as_array())
-        .map(|a| a.iter().map(|b| deref(root_schema(), b)).collect())
+        .map(|a| a.iter().map(|b| deref(root, b)).collect())
         .unwrap_or_default();
     if let Some(tag) = instance.get("type").filter(|_| has_type_tags(&branches)) {
         let found = plain(tag);
         if let Some(i) = branches.iter().position(|b| b["properties"]["type"]["const"] == *tag) {
-            return context.get(i).into_iter().flatten().for_each(|e| explain(e, out));
+            return context.get(i).into_iter().flatten().for_each(|e| explain(root, e, out));
         }
         let tags: Vec<String> =
             branches.iter().map(|b| plain(&b["properties"]["type"]["const"])).collect();
@@ -264,7 +290,7 @@ fn explain_union(
             .collect();
         return out.push(enum_issue(path, instance, &Value::Array(names)));
     }
-    if single_key_union(&path, instance, &branches, context, out) {
+    if single_key_union(root, &path, instance, &branches, context, out) {
         return;
     }
     let own_type_error = |errs: &Vec<ValidationError<'static>>| {
@@ -275,7 +301,7 @@ fn explain_union(
     };
     let best = context.iter().filter(|errs| !own_type_error(errs)).min_by_key(|errs| errs.len());
     match best {
-        Some(errs) => errs.iter().for_each(|e| explain(e, out)),
+        Some(errs) => errs.iter().for_each(|e| explain(root, e, out)),
         None => {
             let kinds: Vec<&str> = branches.iter().filter_map(|b| b["type"].as_str()).collect();
             let message = format!("expected {}, found {}", kinds.join(" or "), describe(instance));
@@ -304,6 +330,7 @@ fn only_required(b: &Value) -> Option<String> {
 /// Externally tagged enums (`{ add_tag: vip }`): the one key names the
 /// branch. Returns false when the union is not of that shape.
 fn single_key_union(
+    root: &Value,
     path: &Path,
     instance: &Value,
     branches: &[&Value],
@@ -319,7 +346,7 @@ fn single_key_union(
     let chosen =
         branches.iter().position(|b| only_required(b).is_some_and(|k| obj.contains_key(&k)));
     if let Some(i) = chosen {
-        context.get(i).into_iter().flatten().for_each(|e| explain(e, out));
+        context.get(i).into_iter().flatten().for_each(|e| explain(root, e, out));
         return true;
     }
     let found = obj.keys().next().cloned().unwrap_or_default();
