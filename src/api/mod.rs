@@ -5,6 +5,7 @@ pub mod body;
 pub mod contacts;
 pub mod error;
 pub mod events;
+pub mod hot;
 pub mod ingest;
 pub mod openapi;
 pub mod ops;

@@ -3,8 +3,9 @@
 
 use super::reload::{self, ReloadStatus};
 use crate::adapters::token_store::TokenStore;
+use crate::api::AppState;
 use crate::api::auth::RateLimits;
-use crate::api::{AppState, router};
+use crate::api::hot::app;
 use crate::clock;
 use crate::config::duration::Duration as CfgDuration;
 use crate::config::watch::{ConfigWatcher, Trigger, forward_sighup};
@@ -155,7 +156,7 @@ pub async fn start(
     let sequences =
         tokio::spawn(crate::automations::worker::sequences(shared.clone(), shutdown.clone()));
     let inbox = tokio::spawn(crate::automations::worker::inbox(shared.clone(), shutdown.clone()));
-    let server = serve(listener, router(state), shutdown.clone(), opts.server.clone());
+    let server = serve(listener, app(state), shutdown.clone(), opts.server.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "server stopped with an error");

@@ -1,0 +1,128 @@
+//! The fast path answers every ingest request exactly as the router does:
+//! same status, same headers (CORS included), same error bodies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::api::auth::RateLimits;
+use crate::config::{CheckOptions, Source};
+use crate::delivery::engine::Engine;
+use crate::gateway::reload::ReloadStatus;
+use crate::gateway::runtime;
+use crate::store::Store;
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
+const PK: &str = "mesh_pub_hot";
+
+fn state(dir: &std::path::Path) -> AppState {
+    let text = format!(
+        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
+         connections:\n  out:\n    type: log\n\
+         rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
+    );
+    let report = crate::config::check_sources(
+        &[Source { name: "t.yaml".into(), text }],
+        CheckOptions::default(),
+    );
+    assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
+    let client = reqwest::Client::new();
+    let rt = runtime::build(&report.configs, 1, "h".into(), 0, &|_| None, &client, None).unwrap();
+    let store = Store::open(dir).unwrap();
+    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(rt)));
+    AppState {
+        shared: engine.shared(),
+        limits: Arc::new(RateLimits::new(1_000_000, 2_000_000)),
+        reload: Arc::new(ReloadStatus::default()),
+        metrics: None,
+    }
+}
+
+/// POST `path` with `body` and the given extra headers.
+fn post(path: &str, body: &'static str, headers: &[(&str, &str)]) -> Request {
+    let mut b = Request::builder().method("POST").uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+/// Status, headers and body, with the fresh ids and times blanked.
+async fn answer<S>(svc: S, req: Request) -> (StatusCode, HeaderMap, String)
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let resp = svc.oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut text = String::from_utf8(bytes.to_vec()).unwrap();
+    if parts.status == StatusCode::CREATED {
+        text = String::new();
+    }
+    (parts.status, parts.headers, text)
+}
+
+#[tokio::test]
+async fn fast_path_answers_like_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let json = ("content-type", "application/json");
+    let key = ("x-meshes-publishable-key", PK);
+    let origin = ("origin", "https://app.example");
+    let one = r#"{"event":"a","payload":{"n":1}}"#;
+    let huge: &'static str = Box::leak(" ".repeat(9 << 20).into_boxed_str());
+    let cases: Vec<(&str, &'static str, Vec<(&str, &str)>)> = vec![
+        ("/api/v1/events", one, vec![json, key]),
+        ("/api/v1/events", one, vec![json, key, origin]),
+        ("/api/v1/events", one, vec![json]),
+        ("/api/v1/events", one, vec![key]),
+        ("/api/v1/events", "{", vec![json, key, origin]),
+        ("/api/v1/events", r#"{"event":7}"#, vec![json, key]),
+        ("/api/v1/events", one, vec![("content-type", "text/plain"), key]),
+        ("/api/v1/events", huge, vec![json, key]),
+        ("/api/v1/events/bulk", huge, vec![json, key]),
+        ("/api/v1/events/bulk", r#"[{"event":"a"},{"event":"a"}]"#, vec![json, key]),
+        ("/api/v1/events/bulk", r#"{"event":"a"}"#, vec![json, key, origin]),
+    ];
+    for (path, body, headers) in cases {
+        let via_router = answer(router(st.clone()), post(path, body, &headers)).await;
+        let via_app = answer(app(st.clone()), post(path, body, &headers)).await;
+        assert_eq!(via_app, via_router, "POST {path} {body} {headers:?}");
+        assert_eq!(via_app.1["access-control-allow-origin"], "*", "{path} {headers:?}");
+    }
+    // A replayed idempotency key: created once, then replayed both ways.
+    let again = || post("/api/v1/events", one, &[json, key, ("idempotency-key", "k1")]);
+    let created = answer(router(st.clone()), again()).await;
+    assert_eq!(created.0, StatusCode::CREATED);
+    let via_router = answer(router(st.clone()), again()).await;
+    let via_app = answer(app(st), again()).await;
+    assert_eq!(via_app, via_router);
+    assert_eq!(via_app.1["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_still_reach_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path());
+    let preflight = || {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/api/v1/events")
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let via_router = answer(router(st.clone()), preflight()).await;
+    let via_app = answer(app(st.clone()), preflight()).await;
+    assert_eq!(via_app, via_router);
+    assert!(via_app.1.contains_key("access-control-allow-methods"));
+    let trailing = || post("/api/v1/events/", "{}", &[]);
+    let (status, _, _) = answer(app(st.clone()), trailing()).await;
+    assert_eq!(status, answer(router(st), trailing()).await.0);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
