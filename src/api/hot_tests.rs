@@ -19,6 +19,9 @@ use tower::ServiceExt;
 const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
 const PK: &str = "mesh_pub_hot";
 
+/// Path, body and request headers.
+type Case = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+
 fn state(dir: &std::path::Path) -> AppState {
     let text = format!(
         "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
@@ -75,7 +78,7 @@ async fn fast_path_answers_like_the_router() {
     let origin = ("origin", "https://app.example");
     let one = r#"{"event":"a","payload":{"n":1}}"#;
     let huge: &'static str = Box::leak(" ".repeat(9 << 20).into_boxed_str());
-    let cases: Vec<(&str, &'static str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("/api/v1/events", one, vec![json, key]),
         ("/api/v1/events", one, vec![json, key, origin]),
         ("/api/v1/events", one, vec![json]),
