@@ -44,8 +44,9 @@ async fn create_from(
     let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(headers)?);
     let mut out = ingest(st, vec![ev], now).await?;
     let done = out.remove(0);
-    let mut resp = (StatusCode::CREATED, Json(Created { event: render::event_out(&done.event) }))
-        .into_response();
+    let mut body = Vec::with_capacity(320);
+    render::write_created(&done.event, &mut body);
+    let mut resp = json_response(StatusCode::CREATED, body);
     if done.duplicate {
         resp.headers_mut()
             .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
@@ -53,10 +54,10 @@ async fn create_from(
     Ok(resp)
 }
 
-/// `{"event": …}`, the answer to an ingest.
-#[derive(serde::Serialize)]
-struct Created<'a> {
-    event: render::EventOut<'a>,
+/// A JSON body with the header axum's `Json` sets.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let json = axum::http::HeaderValue::from_static("application/json");
+    (status, [(axum::http::header::CONTENT_TYPE, json)], body).into_response()
 }
 
 /// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
@@ -108,39 +109,42 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
         }));
     }
     let stored = if batch.is_empty() { Vec::new() } else { ingest(st, batch, now).await? };
-    let records: Vec<BulkRecord<'_>> = slots
-        .into_iter()
-        .enumerate()
-        .map(|(i, slot)| match slot {
-            Ok(j) => BulkRecord::Created(Created { event: render::event_out(&stored[j].event) }),
-            Err(errs) => BulkRecord::Error(item_error(i, &errs)),
-        })
-        .collect();
-    let errors = records.iter().filter(|r| matches!(r, BulkRecord::Error(_))).count();
+    let errors = slots.iter().filter(|s| s.is_err()).count();
     let status = match errors {
         0 => StatusCode::CREATED,
-        n if n == records.len() => StatusCode::BAD_REQUEST,
+        n if n == slots.len() => StatusCode::BAD_REQUEST,
         _ => StatusCode::MULTI_STATUS,
     };
-    let out = BulkOut { count: records.len() - errors, error_count: errors, records };
-    Ok((status, Json(out)).into_response())
+    Ok(json_response(status, bulk_answer(&slots, &stored, errors)))
 }
 
-/// The answer to a bulk ingest, serialized straight from the records (a
-/// `Value` tree per event cost more than storing it).
-#[derive(serde::Serialize)]
-struct BulkOut<'a> {
-    count: usize,
-    error_count: usize,
-    records: Vec<BulkRecord<'a>>,
-}
-
-/// One bulk item: `{"event": …}` or `{"message", "error"}`.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum BulkRecord<'a> {
-    Created(Created<'a>),
-    Error(Value),
+/// `{"count", "error_count", "records": [{"event": …} or {"message", "error"}]}`,
+/// written straight from the records (a `Value` tree per event cost more
+/// than storing it).
+fn bulk_answer(
+    slots: &[Result<usize, Vec<FieldError>>],
+    stored: &[store::Ingested],
+    errors: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 300 * slots.len());
+    let mut o = store::json::Obj::new(&mut out);
+    o.num("count", (slots.len() - errors) as u64).num("error_count", errors as u64);
+    o.raw("records", |out| {
+        out.push(b'[');
+        for (i, slot) in slots.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match slot {
+                Ok(j) => render::write_created(&stored[*j].event, out),
+                // Writing into a Vec cannot fail.
+                Err(errs) => drop(serde_json::to_writer(&mut *out, &item_error(i, errs))),
+            }
+        }
+        out.push(b']');
+    });
+    o.end();
+    out
 }
 
 fn item_error(i: usize, errs: &[FieldError]) -> Value {
@@ -393,3 +397,7 @@ pub async fn attempts(
         .collect();
     Ok(Json(json!({ "count": records.len(), "records": records })))
 }
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

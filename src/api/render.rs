@@ -33,6 +33,26 @@ pub fn event_out(e: &EventRecord) -> EventOut<'_> {
     }
 }
 
+/// Appends [`EventOut`] as JSON, byte for byte what serde writes for it
+/// ([`crate::store::json`]): every ingest answers with one per event.
+pub fn write_event(e: &EventRecord, out: &mut Vec<u8>) {
+    crate::store::json::Obj::new(out)
+        .str("id", &e.id)
+        .str("type", "event")
+        .str("event", &e.event)
+        .str("workspace", &e.workspace)
+        .str("resource", &e.resource)
+        .str_or_null("resource_id", e.resource_id.as_deref())
+        .str("created_by", &e.created_by)
+        .str("created_at", &rfc3339(e.created_at))
+        .end();
+}
+
+/// `{"event": …}`, the answer to an ingest, appended to `out`.
+pub fn write_created(e: &EventRecord, out: &mut Vec<u8>) {
+    crate::store::json::Obj::new(out).raw("event", |out| write_event(e, out)).end();
+}
+
 /// [`EventOut`] as a `Value`, for responses that add fields to it.
 pub fn event(e: &EventRecord) -> Value {
     serde_json::to_value(event_out(e)).unwrap_or(Value::Null)
@@ -75,4 +95,28 @@ pub fn rule_event(r: &RuleEventRecord, running: bool) -> Value {
         "started_at": r.started_at.map(rfc3339),
         "completed_at": r.completed_at.map(rfc3339),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn written_events_match_serde(
+            id in any::<String>(), event in "[a-z.\"\\\n]{0,20}", resource in any::<String>(),
+            resource_id in proptest::option::of(any::<String>()), created_at in 0u64..4_102_444_800_000,
+        ) {
+            let e = EventRecord {
+                id, workspace: "ws".into(), event, resource, resource_id,
+                created_by: "publishable_key".into(), created_at,
+            };
+            let mut out = Vec::new();
+            write_created(&e, &mut out);
+            let expected = serde_json::to_vec(&json!({ "event": event_out(&e) })).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod contact_records;
 mod contacts_read;
 pub mod db;
 pub mod fault;
+pub mod json;
 mod migrate;
 pub mod records;
 mod tables;

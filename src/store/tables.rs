@@ -71,9 +71,14 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
 /// An event row: `[record length, u32 little-endian][record JSON][payload JSON]`,
 /// built in one buffer. (A record always serializes: plain strings and numbers.)
 pub fn event_row(record: &impl serde::Serialize, payload: &[u8]) -> Vec<u8> {
+    event_row_with(|row| drop(serde_json::to_writer(row, record)), payload)
+}
+
+/// An event row whose record JSON `write` appends.
+pub fn event_row_with(write: impl FnOnce(&mut Vec<u8>), payload: &[u8]) -> Vec<u8> {
     let mut row = Vec::with_capacity(320 + payload.len());
     row.extend_from_slice(&[0; 4]);
-    let _ = serde_json::to_writer(&mut row, record);
+    write(&mut row);
     let len = u32::try_from(row.len() - 4).unwrap_or(u32::MAX);
     row[..4].copy_from_slice(&len.to_le_bytes());
     row.extend_from_slice(payload);

@@ -2,6 +2,7 @@
 
 use super::{
     AttemptDone, IDEMPOTENCY_TTL_MS, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode,
+    encode_rule_event,
 };
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
 use crate::store::tables::split_row;
@@ -87,7 +88,8 @@ impl Tables<'_> {
     }
 
     fn put(&mut self, event: u128, rec: &RuleEventRecord) -> Result<(), StoreError> {
-        self.rule_events.insert((event, rec.rule_id.as_str()), encode(rec).as_slice())?;
+        self.rule_events
+            .insert((event, rec.rule_id.as_str()), encode_rule_event(rec).as_slice())?;
         Ok(())
     }
 
