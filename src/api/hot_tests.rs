@@ -5,7 +5,6 @@
 
 use super::*;
 use crate::api::auth::RateLimits;
-use crate::config::{CheckOptions, Source};
 use crate::delivery::engine::Engine;
 use crate::gateway::reload::ReloadStatus;
 use crate::gateway::runtime;
@@ -28,13 +27,7 @@ fn state(dir: &std::path::Path) -> AppState {
          connections:\n  out:\n    type: log\n\
          rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
     );
-    let report = crate::config::check_sources(
-        &[Source { name: "t.yaml".into(), text }],
-        CheckOptions::default(),
-    );
-    assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
-    let client = reqwest::Client::new();
-    let rt = runtime::build(&report.configs, 1, "h".into(), 0, &|_| None, &client, None).unwrap();
+    let rt = runtime::from_text(text);
     let store = Store::open(dir).unwrap();
     let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(rt)));
     AppState {

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::config::{CheckOptions, Source};
 use crate::gateway::runtime;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
 
@@ -19,13 +18,7 @@ fn runtime() -> Runtime {
          connections:\n  out:\n    type: log\n\
          rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
     );
-    let report = crate::config::check_sources(
-        &[Source { name: "t.yaml".into(), text }],
-        CheckOptions::default(),
-    );
-    assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
-    let client = reqwest::Client::new();
-    runtime::build(&report.configs, 1, "h".into(), 0, &|_| None, &client, None).unwrap()
+    runtime::from_text(text)
 }
 
 /// An event for rule `r1` on `out`, due at `due`.

@@ -125,6 +125,19 @@ pub fn content_hash(sources: &[Source]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A runtime from one config text that must be valid, for unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn from_text(text: String) -> Runtime {
+    let report = crate::config::check_sources(
+        &[Source { name: "t.yaml".into(), text }],
+        crate::config::CheckOptions::default(),
+    );
+    assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
+    let client = reqwest::Client::new();
+    build(&report.configs, 1, "h".into(), 0, &|_| None, &client, None).unwrap()
+}
+
 /// Builds a runtime from validated configs; every problem is collected
 /// (unset variables, unusable values), none includes a secret.
 pub fn build(

@@ -13,14 +13,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn status() -> impl Strategy<Value = Status> {
-    prop::sample::select(vec![
-        Status::Pending,
-        Status::Processing,
-        Status::Retrying,
-        Status::Completed,
-        Status::Failed,
-        Status::Canceled,
-    ])
+    prop::sample::select(Status::ALL.to_vec())
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {

@@ -37,18 +37,19 @@ impl Status {
             Status::Canceled => "canceled",
         }
     }
+    /// Every status.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Processing,
+        Status::Retrying,
+        Status::Completed,
+        Status::Failed,
+        Status::Canceled,
+    ];
+
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Pending,
-            Status::Processing,
-            Status::Retrying,
-            Status::Completed,
-            Status::Failed,
-            Status::Canceled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
