@@ -32,9 +32,11 @@
 //!   a shutdown token), the runtime built from a config, hot reload.
 //! - [`server`]: the hyper-util accept loop (header and body timeouts,
 //!   connection cap, graceful drain); [`api`]: the axum routes, auth, the one
-//!   error-to-HTTP mapping, the generated OpenAPI document.
-//! - [`store`]: the redb outbox (events, deliveries, due-time index, contacts)
-//!   and its single group-commit writer thread.
+//!   error-to-HTTP mapping, the generated OpenAPI document, and `api::hot`,
+//!   which serves the two ingest POSTs without the router.
+//! - [`store`]: the redb outbox (events, deliveries, due-time index, contacts),
+//!   its single group-commit writer thread, and `store::json`, the
+//!   hand-written (serde-identical) JSON of the records every ingest writes.
 //! - [`delivery`]: the scheduler, per-connection lanes (concurrency, rate
 //!   limit, circuit breaker), retries and attempts.
 //! - [`clock`]: wall-clock milliseconds that follow tokio's (pausable) clock.
