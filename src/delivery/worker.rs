@@ -8,7 +8,7 @@ use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
 use crate::clock;
 use crate::config::model::Outcome;
 use crate::gateway::runtime::{ConnectionRt, Runtime};
-use crate::store::{AttemptDone, AttemptRecord, DueKey, EventView, Next, StoreError};
+use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -36,7 +36,7 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         });
     }
     let (conn, view, payload) = load(shared, &rt, key)?;
-    let rec = view.rule_events.iter().find(|r| r.rule_id == key.rule)?;
+    let (event, rec) = (&view.event, &view.rule_event);
     // The scheduler's snapshot may predate the commit of this delivery's
     // previous attempt (it saw the due entry, then found it no longer in
     // flight). This read is newer than that commit, so it decides: a
@@ -44,19 +44,19 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     if rec.status.is_terminal() || rec.next_attempt_at != Some(key.due) {
         return None;
     }
-    let target = rt.workspace(&view.event.workspace)?.target(&key.rule)?;
+    let target = rt.workspace(&event.workspace)?.target(&key.rule)?;
     if let Some(limiter) = &lane.limiter {
         limiter.until_ready().await;
     }
     let delivery = Delivery {
         delivery_id: rec.delivery_id.clone(),
         attempt: rec.attempts + 1,
-        event_id: view.event.id.clone(),
-        event: view.event.event.clone(),
-        resource: view.event.resource.clone(),
-        resource_id: view.event.resource_id.clone(),
-        workspace: view.event.workspace.clone(),
-        created_at_ms: view.event.created_at,
+        event_id: event.id.clone(),
+        event: event.event.clone(),
+        resource: event.resource.clone(),
+        resource_id: event.resource_id.clone(),
+        workspace: event.workspace.clone(),
+        created_at_ms: event.created_at,
         rule_id: key.rule.clone(),
         metadata: target.metadata.clone(),
         payload,
@@ -81,18 +81,22 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
 }
 
-/// The connection the rule routes to now, the event and its payload.
+/// The connection the rule routes to now, the event, this delivery's record
+/// and the payload.
 fn load(
     shared: &Shared,
     rt: &Runtime,
     key: &DueKey,
-) -> Option<(Arc<ConnectionRt>, EventView, serde_json::Value)> {
+) -> Option<(Arc<ConnectionRt>, AttemptView, serde_json::Value)> {
     let warn = |what: &str, e: StoreError| {
         tracing::warn!(error = %e, rule = %key.rule, "cannot read {what}; the attempt waits");
     };
-    let (view, payload) =
-        shared.store.event_with_payload(key.event).map_err(|e| warn("the event", e)).ok()??;
-    let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+    let view = shared
+        .store
+        .attempt_view(key.event, &key.rule)
+        .map_err(|e| warn("the event", e))
+        .ok()??;
+    let payload = serde_json::from_slice(&view.payload).unwrap_or(serde_json::Value::Null);
     let ws = rt.workspace(&view.event.workspace)?;
     let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();
     Some((conn, view, payload))

@@ -105,7 +105,8 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         for (i, id) in ids.iter().enumerate() {
-            let (view, payload) = store.event_with_payload(*id).unwrap().unwrap();
+            let view = store.event(*id).unwrap().unwrap();
+            let payload = store.payload(*id).unwrap().unwrap();
             assert_eq!(view.event.id, uuid::Uuid::from_u128(*id).to_string());
             assert_eq!(view.event.event, "user.signup");
             assert_eq!(payload, format!(r#"{{"n": {i}}}"#).into_bytes());

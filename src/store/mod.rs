@@ -24,7 +24,7 @@ pub use contact_records::{
     ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
 };
 pub use contacts_read::{ActivityPage, SuppressedPage};
-pub use records::{AttemptRecord, EventRecord, EventView, RuleEventRecord, Status};
+pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome, Tables};
 
@@ -183,14 +183,26 @@ impl Store {
 
     /// An event with its rule events.
     pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
-        let found = read_view(&self.db.get()?.begin_read()?, id, |_| ())?;
-        Ok(found.map(|(view, ())| view))
+        read_view(&self.db.get()?.begin_read()?, id)
     }
 
-    /// An event with its rule events and its raw payload, from one snapshot
-    /// (what an attempt needs: one read transaction instead of two).
-    pub fn event_with_payload(&self, id: u128) -> Result<Option<(EventView, Vec<u8>)>, StoreError> {
-        read_view(&self.db.get()?.begin_read()?, id, <[u8]>::to_vec)
+    /// What an attempt reads, from one snapshot: the event, the one rule
+    /// event it is for and the raw payload. The rule event is a point read,
+    /// so with fan-out to N rules an attempt decodes one delivery record,
+    /// not N.
+    pub fn attempt_view(&self, id: u128, rule: &str) -> Result<Option<AttemptView>, StoreError> {
+        let txn = self.db.get()?.begin_read()?;
+        let events = txn.open_table(EVENT_ROWS)?;
+        let Some(raw) = events.get(id)? else { return Ok(None) };
+        let Some(rule_event) = txn.open_table(RULE_EVENTS)?.get((id, rule))? else {
+            return Ok(None);
+        };
+        let (record, payload) = split_row(raw.value())?;
+        Ok(Some(AttemptView {
+            event: decode(record)?,
+            rule_event: decode(rule_event.value())?,
+            payload: payload.to_vec(),
+        }))
     }
 
     /// The raw JSON payload of an event.
@@ -369,19 +381,13 @@ fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> 
         && f.status.is_none_or(|s| view.status(in_flight) == s)
 }
 
-/// An event with its rule events, from `txn`'s snapshot, and what `payload`
-/// takes from its raw payload (one read of the row either way).
-fn read_view<T>(
-    txn: &redb::ReadTransaction,
-    id: u128,
-    payload: impl FnOnce(&[u8]) -> T,
-) -> Result<Option<(EventView, T)>, StoreError> {
+/// An event with its rule events, from `txn`'s snapshot.
+fn read_view(txn: &redb::ReadTransaction, id: u128) -> Result<Option<EventView>, StoreError> {
     let events = txn.open_table(EVENT_ROWS)?;
     let Some(raw) = events.get(id)? else { return Ok(None) };
-    let (record, raw_payload) = split_row(raw.value())?;
-    let event: EventRecord = decode(record)?;
+    let event: EventRecord = decode(split_row(raw.value())?.0)?;
     let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
-    Ok(Some((EventView { event, rule_events }, payload(raw_payload))))
+    Ok(Some(EventView { event, rule_events }))
 }
 
 fn read_rule_events(

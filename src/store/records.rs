@@ -139,6 +139,17 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+/// What one delivery attempt reads (`Store::attempt_view`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptView {
+    /// The event.
+    pub event: EventRecord,
+    /// The delivery being attempted.
+    pub rule_event: RuleEventRecord,
+    /// The raw JSON payload.
+    pub payload: Vec<u8>,
+}
+
 /// An event as the API shows it: the record, its rule events and the derived status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventView {

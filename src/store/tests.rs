@@ -265,3 +265,25 @@ async fn concurrent_ingest_is_all_stored() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_attempt_reads_only_its_own_rule_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rules = [("r1", "hook"), ("r2", "log"), ("r3", "crm")];
+    let out = store
+        .writer()
+        .ingest(vec![new_event("ws", "user.signup", &rules, 7, None)], 7)
+        .await
+        .unwrap();
+    let id = event_key(&out[0].event.id).unwrap();
+    let full = store.event(id).unwrap().unwrap();
+    for (rule, _) in rules {
+        let view = store.attempt_view(id, rule).unwrap().unwrap();
+        assert_eq!(view.event, full.event);
+        assert_eq!(Some(&view.rule_event), full.rule_events.iter().find(|r| r.rule_id == rule));
+        assert_eq!(view.payload, br#"{"email":"a@example.com"}"#);
+    }
+    assert_eq!(store.attempt_view(id, "r4").unwrap(), None);
+    assert_eq!(store.attempt_view(id.wrapping_add(1), "r1").unwrap(), None);
+}
