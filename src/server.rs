@@ -169,9 +169,7 @@ impl hyper::body::Body for DeadlineBody {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let (started, limit) = (this.started, this.limit);
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(started + limit)));
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(deadline(started, limit)));
         match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
             Poll::Pending => Poll::Pending,
@@ -184,6 +182,16 @@ impl hyper::body::Body for DeadlineBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A timer for `limit` after `started`. One too far away to represent
+/// becomes tokio's "far future" (~30 years, what `tokio::time::sleep` does),
+/// where `started + limit` would panic.
+fn deadline(started: Instant, limit: Duration) -> tokio::time::Sleep {
+    match started.checked_add(limit) {
+        Some(at) => tokio::time::sleep_until(at),
+        None => tokio::time::sleep(limit),
     }
 }
 
@@ -343,6 +351,16 @@ mod tests {
             "{res:?}"
         );
         buf
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_deadline_too_far_to_represent_does_not_panic_or_fire() {
+        // The paused clock jumps to each timer, so these take no real time.
+        let decade = Duration::from_secs(10 * 365 * 86_400);
+        let far = deadline(Instant::now(), Duration::MAX);
+        assert!(timeout(decade, far).await.is_err(), "fired within ten years");
+        let near = deadline(Instant::now(), Duration::from_secs(1));
+        assert!(timeout(Duration::from_secs(2), near).await.is_ok());
     }
 
     #[tokio::test]
