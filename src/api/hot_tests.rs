@@ -89,6 +89,7 @@ async fn fast_path_answers_like_the_router() {
         let via_app = answer(app(st.clone()), post(path, body, &headers)).await;
         assert_eq!(via_app, via_router, "POST {path} {body} {headers:?}");
         assert_eq!(via_app.1["access-control-allow-origin"], "*", "{path} {headers:?}");
+        assert_eq!(via_app.1["content-type"], "application/json", "{path} {headers:?}");
     }
     // A replayed idempotency key: created once, then replayed both ways.
     let again = || post("/api/v1/events", one, &[json, key, ("idempotency-key", "k1")]);
