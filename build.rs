@@ -5,7 +5,8 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if os == "linux" && env == "gnu" {
-        // Packed relative relocations (DT_RELR; binutils ≥ 2.38, glibc ≥ 2.36).
+        // Packed relative relocations (DT_RELR; rust-lld or GNU ld ≥ 2.38,
+        // glibc ≥ 2.36 at run time).
         // A position-independent binary otherwise carries 24 bytes of
         // relocation per pointer in its read-only data: 1.5 MB here, all of
         // it read at startup and so resident for the life of the process.
