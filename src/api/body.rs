@@ -38,10 +38,18 @@ pub fn checked_text<'a>(
 
 /// 400 for a body that is not JSON, saying where.
 pub fn syntax_error(e: serde_json::Error) -> ApiError {
-    let what = e.to_string();
-    // serde_json appends " at line L column C"; say it once, in our words.
-    let what = what.split(" at line ").next().unwrap_or(&what);
+    let what = message(&e);
     invalid(format!("is not valid JSON at line {} column {}: {what}", e.line(), e.column()))
+}
+
+/// serde_json's message without the " at line L column C" it appends, for
+/// answers that say where in their own words (or not at all).
+pub fn message(e: &serde_json::Error) -> String {
+    let what = e.to_string();
+    match what.split_once(" at line ") {
+        Some((head, _)) => head.to_string(),
+        None => what,
+    }
 }
 
 /// Most of an oversized body read (and discarded) before the 413 is sent.

@@ -61,11 +61,7 @@ pub fn parse_event<'a>(
         Ok(obj) => obj,
         Err(e) if e.classify() != serde_json::error::Category::Data => return Err(e),
         // An object whose fields are fine one by one: a repeated field.
-        Err(e) => {
-            let what = e.to_string();
-            let what = what.split(" at line ").next().unwrap_or(&what).to_string();
-            return Ok(Err(vec![err("body", what)]));
-        }
+        Err(e) => return Ok(Err(vec![err("body", super::body::message(&e))])),
     };
     Ok(check_event(obj, workspace))
 }

@@ -65,7 +65,8 @@ fn move_chunk(txn: &redb::WriteTransaction) -> Result<usize, StoreError> {
         // The record is stored as it was: it is already JSON.
         let record: &serde_json::value::RawValue = serde_json::from_slice(record)
             .map_err(|e| StoreError::Unavailable(format!("corrupt event record: {e}")))?;
-        rows.insert(*id, event_row(&record, &payload).as_slice())?;
+        let row = event_row(|out| out.extend_from_slice(record.get().as_bytes()), &payload);
+        rows.insert(*id, row.as_slice())?;
         old.remove(*id)?;
     }
     Ok(chunk.len())

@@ -245,7 +245,7 @@ impl Store {
             if records.len() == limit || scanned == LIST_SCAN_BUDGET {
                 return Ok(Page { next_cursor: Some(cursor_after(&records, limit, id)), records });
             }
-            let event: EventRecord = decode(split_row(raw.value())?.0)?;
+            let event = row_record(raw.value())?;
             if event.workspace != workspace {
                 continue;
             }
@@ -385,7 +385,7 @@ fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> 
 fn read_view(txn: &redb::ReadTransaction, id: u128) -> Result<Option<EventView>, StoreError> {
     let events = txn.open_table(EVENT_ROWS)?;
     let Some(raw) = events.get(id)? else { return Ok(None) };
-    let event: EventRecord = decode(split_row(raw.value())?.0)?;
+    let event = row_record(raw.value())?;
     let rule_events = read_rule_events(&txn.open_table(RULE_EVENTS)?, id)?;
     Ok(Some(EventView { event, rule_events }))
 }

@@ -69,13 +69,8 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
 }
 
 /// An event row: `[record length, u32 little-endian][record JSON][payload JSON]`,
-/// built in one buffer. (A record always serializes: plain strings and numbers.)
-pub fn event_row(record: &impl serde::Serialize, payload: &[u8]) -> Vec<u8> {
-    event_row_with(|row| drop(serde_json::to_writer(row, record)), payload)
-}
-
-/// An event row whose record JSON `write` appends.
-pub fn event_row_with(write: impl FnOnce(&mut Vec<u8>), payload: &[u8]) -> Vec<u8> {
+/// built in one buffer; `write` appends the record's JSON.
+pub fn event_row(write: impl FnOnce(&mut Vec<u8>), payload: &[u8]) -> Vec<u8> {
     let mut row = Vec::with_capacity(320 + payload.len());
     row.extend_from_slice(&[0; 4]);
     write(&mut row);
@@ -83,6 +78,11 @@ pub fn event_row_with(write: impl FnOnce(&mut Vec<u8>), payload: &[u8]) -> Vec<u
     row[..4].copy_from_slice(&len.to_le_bytes());
     row.extend_from_slice(payload);
     row
+}
+
+/// The decoded record of an event row (its payload left alone).
+pub fn row_record(row: &[u8]) -> Result<super::EventRecord, StoreError> {
+    super::decode(split_row(row)?.0)
 }
 
 /// The record and payload of an event row.

@@ -63,16 +63,23 @@ pub(super) struct Prepared {
 
 impl Prepared {
     fn new(event: NewEvent) -> Self {
-        let row = crate::store::tables::event_row_with(
-            |out| event.record.write_json(out),
-            &event.payload,
-        );
+        let row =
+            crate::store::tables::event_row(|out| event.record.write_json(out), &event.payload);
         let rule_events = event
             .rules
             .iter()
             .map(|r| encode_rule_event(&apply::pending(r, event.record.created_at)))
             .collect();
         Prepared { event, row, rule_events }
+    }
+
+    /// The answer for this event: the original one when its idempotency key
+    /// was already used (`original`), else the event itself.
+    pub(super) fn answer(self, original: Option<EventRecord>) -> Ingested {
+        match original {
+            Some(event) => Ingested { event, duplicate: true },
+            None => Ingested { event: self.event.record, duplicate: false },
+        }
     }
 }
 
@@ -173,14 +180,7 @@ impl Handle {
         // thread spends its time on the B-trees and the fsync only.
         let prepared = events.into_iter().map(Prepared::new).collect();
         let (prepared, originals) = call(&self.tx, |r| Op::Ingest(prepared, now, r)).await?;
-        Ok(prepared
-            .into_iter()
-            .zip(originals)
-            .map(|(p, original)| match original {
-                Some(event) => Ingested { event, duplicate: true },
-                None => Ingested { event: p.event.record, duplicate: false },
-            })
-            .collect())
+        Ok(prepared.into_iter().zip(originals).map(|(p, original)| p.answer(original)).collect())
     }
     /// Records an attempt and the delivery's next state.
     pub async fn attempt(&self, done: AttemptDone) -> Result<(), StoreError> {

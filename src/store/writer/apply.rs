@@ -5,7 +5,7 @@ use super::{
     encode_rule_event,
 };
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
-use crate::store::tables::split_row;
+use crate::store::tables::row_record;
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
@@ -75,7 +75,7 @@ impl Tables<'_> {
             return Ok(None);
         }
         match self.events.get(id)? {
-            Some(raw) => Ok(Some(decode(split_row(raw.value())?.0)?)),
+            Some(raw) => Ok(Some(row_record(raw.value())?)),
             None => Ok(None),
         }
     }

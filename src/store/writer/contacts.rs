@@ -183,10 +183,8 @@ impl<'t> Tables<'t> {
     /// check: automation events are created once, inside this transaction).
     pub fn insert_event(&mut self, event: NewEvent, now: u64) -> Result<Ingested, StoreError> {
         let p = Prepared::new(event);
-        Ok(match self.ingest(&p, now)? {
-            Some(original) => Ingested { event: original, duplicate: true },
-            None => Ingested { event: p.event.record, duplicate: false },
-        })
+        let original = self.ingest(&p, now)?;
+        Ok(p.answer(original))
     }
 
     /// An event and its parsed payload (for automations reading the inbox).
