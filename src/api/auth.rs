@@ -348,8 +348,10 @@ impl RateLimits {
     }
 
     /// 429 with `Retry-After` (whole seconds, at least 1) when `key`'s budget is spent.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        self.limiter.check_key(&key.to_owned()).map_err(|not_until| {
+    /// (Owned, because the limiter's map is keyed by `String`: a `&str`
+    /// would cost a copy per request.)
+    pub fn check(&self, key: String) -> Result<(), ApiError> {
+        self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             // Round up: coming back a fraction early only earns another 429.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -35,6 +35,7 @@ fn state(dir: &std::path::Path) -> AppState {
         limits: Arc::new(RateLimits::new(1_000_000, 2_000_000)),
         reload: Arc::new(ReloadStatus::default()),
         metrics: None,
+        ingest_metrics: crate::api::events::IngestMetrics::new(),
     }
 }
 

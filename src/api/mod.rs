@@ -46,13 +46,15 @@ pub struct AppState {
     pub reload: Arc<ReloadStatus>,
     /// Prometheus exposition, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The ingest routes' metrics, looked up once.
+    pub ingest_metrics: events::IngestMetrics,
 }
 
 /// Authenticates and rate-limits a request.
 pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let rt = st.shared.runtime.load_full();
     let p = rt.keys.authenticate(headers, crate::clock::now_ms() / 1000)?;
-    st.limits.check(&p.rate_key())?;
+    st.limits.check(p.rate_key())?;
     Ok(p)
 }
 

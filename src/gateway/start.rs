@@ -144,6 +144,7 @@ pub async fn start(
         limits: Arc::new(RateLimits::new(opts.rate_limit, opts.rate_limit.saturating_mul(2))),
         reload: status.clone(),
         metrics: opts.metrics.clone(),
+        ingest_metrics: crate::api::events::IngestMetrics::new(),
     };
     let (watcher, reloader) =
         watch(&opts, shared.clone(), status, client.clone(), tokens, shutdown.clone())?;

@@ -278,14 +278,14 @@ fn debug_never_shows_secrets_or_keys() {
 #[test]
 fn rate_limit_answers_429_with_retry_after_once_the_burst_is_spent() {
     let limits = RateLimits::new(1, 2);
-    assert!(limits.check("k").is_ok());
-    assert!(limits.check("k").is_ok());
-    match limits.check("k") {
+    assert!(limits.check("k".into()).is_ok());
+    assert!(limits.check("k".into()).is_ok());
+    match limits.check("k".into()) {
         Err(ApiError::RateLimited { retry_after_secs }) => assert!(retry_after_secs >= 1),
         other => panic!("expected 429, got {other:?}"),
     }
-    assert!(limits.check("other").is_ok(), "buckets are per credential");
+    assert!(limits.check("other".into()).is_ok(), "buckets are per credential");
     let zero = RateLimits::new(0, 0);
-    assert!(zero.check("z").is_ok());
-    assert!(matches!(zero.check("z"), Err(ApiError::RateLimited { .. })));
+    assert!(zero.check("z".into()).is_ok());
+    assert!(matches!(zero.check("z".into()), Err(ApiError::RateLimited { .. })));
 }

@@ -10,6 +10,8 @@ use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
 /// The stored form of a new delivery.
+/// A new delivery's record, as [`pending_json`] writes it.
+#[cfg(test)]
 pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventRecord {
     RuleEventRecord {
         rule_id: r.rule_id.clone(),
@@ -28,6 +30,29 @@ pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventRecord {
         started_at: None,
         completed_at: None,
     }
+}
+
+/// Appends a new delivery's record (pending, due at `r.due`) straight from
+/// the ingest request's fields.
+pub(super) fn pending_json(r: &NewRuleEvent, created_at: u64, out: &mut Vec<u8>) {
+    crate::store::json::RuleEventJson {
+        rule_id: &r.rule_id,
+        connection: &r.connection,
+        action: &r.action,
+        conn_key: &r.conn_key,
+        status: Status::Pending,
+        attempts: 0,
+        budget_start: 0,
+        next_attempt_at: Some(r.due),
+        last_outcome: None,
+        last_http_status: None,
+        last_error: None,
+        delivery_id: &r.delivery_id,
+        created_at,
+        started_at: None,
+        completed_at: None,
+    }
+    .write(out);
 }
 
 impl Tables<'_> {
@@ -288,5 +313,27 @@ fn finish(rec: &mut RuleEventRecord, status: Status, now: u64, reason: Option<St
     }
     if reason.is_some() {
         rec.last_error = reason;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_new_delivery_is_written_as_serde_writes_its_record() {
+        let r = NewRuleEvent {
+            rule_id: "r\"1".into(),
+            connection: "hook".into(),
+            action: "send_webhook".into(),
+            conn_key: "ws/hook".into(),
+            delivery_id: "01a20c2e-759a-762b-821f-d6e228a54cc9".into(),
+            due: 1_795_000_000_123,
+        };
+        let mut out = Vec::new();
+        pending_json(&r, 1_795_000_000_000, &mut out);
+        let serde = serde_json::to_vec(&pending(&r, 1_795_000_000_000)).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(serde).unwrap());
     }
 }
