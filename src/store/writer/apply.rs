@@ -9,29 +9,6 @@ use crate::store::tables::row_record;
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
-/// The stored form of a new delivery.
-/// A new delivery's record, as [`pending_json`] writes it.
-#[cfg(test)]
-pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventRecord {
-    RuleEventRecord {
-        rule_id: r.rule_id.clone(),
-        connection: r.connection.clone(),
-        action: r.action.clone(),
-        conn_key: r.conn_key.clone(),
-        status: Status::Pending,
-        attempts: 0,
-        budget_start: 0,
-        next_attempt_at: Some(r.due),
-        last_outcome: None,
-        last_http_status: None,
-        last_error: None,
-        delivery_id: r.delivery_id.clone(),
-        created_at,
-        started_at: None,
-        completed_at: None,
-    }
-}
-
 /// Appends a new delivery's record (pending, due at `r.due`) straight from
 /// the ingest request's fields.
 pub(super) fn pending_json(r: &NewRuleEvent, created_at: u64, out: &mut Vec<u8>) {
@@ -322,7 +299,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_delivery_is_written_as_serde_writes_its_record() {
+    fn a_new_delivery_is_stored_pending_and_as_serde_writes_it() {
         let r = NewRuleEvent {
             rule_id: "r\"1".into(),
             connection: "hook".into(),
@@ -333,7 +310,25 @@ mod tests {
         };
         let mut out = Vec::new();
         pending_json(&r, 1_795_000_000_000, &mut out);
-        let serde = serde_json::to_vec(&pending(&r, 1_795_000_000_000)).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(serde).unwrap());
+        let stored: RuleEventRecord = serde_json::from_slice(&out).unwrap();
+        let expected = RuleEventRecord {
+            rule_id: "r\"1".into(),
+            connection: "hook".into(),
+            action: "send_webhook".into(),
+            conn_key: "ws/hook".into(),
+            status: Status::Pending,
+            attempts: 0,
+            budget_start: 0,
+            next_attempt_at: Some(1_795_000_000_123),
+            last_outcome: None,
+            last_http_status: None,
+            last_error: None,
+            delivery_id: "01a20c2e-759a-762b-821f-d6e228a54cc9".into(),
+            created_at: 1_795_000_000_000,
+            started_at: None,
+            completed_at: None,
+        };
+        assert_eq!(stored, expected);
+        assert_eq!(out, serde_json::to_vec(&expected).unwrap(), "byte for byte serde's");
     }
 }
