@@ -35,6 +35,11 @@ const RESERVED: [&str; 8] = [
     "webhook-signature",
 ];
 
+// Built once: a string key would be parsed into a `HeaderName` on every attempt.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 /// The Standard Webhooks minimum for an HMAC secret.
 const MIN_KEY_BYTES: usize = 24;
 
@@ -131,12 +136,12 @@ impl WebhookAdapter {
     /// is the delivery id, the same on every retry, so receivers deduplicate.
     fn signed_headers(&self, id: &str, timestamp: u64, body: &[u8]) -> Option<HeaderMap> {
         let mut headers = self.headers.clone();
-        headers.insert("webhook-id", HeaderValue::from_str(id).ok()?);
-        headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+        headers.insert(WEBHOOK_ID, HeaderValue::from_str(id).ok()?);
+        headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
         if !self.keys.is_empty() {
             let signatures: Vec<String> =
                 self.keys.iter().map(|k| sign(k, id, timestamp, body)).collect();
-            headers.insert("webhook-signature", HeaderValue::from_str(&signatures.join(" ")).ok()?);
+            headers.insert(WEBHOOK_SIGNATURE, HeaderValue::from_str(&signatures.join(" ")).ok()?);
         }
         Some(headers)
     }

@@ -59,7 +59,8 @@ pub async fn run(work: &WorkDir, o: &BacklogOpts) -> Result<Vec<Row>> {
     let log = work.path.join("meshes.log");
     let client = process::control_client()?;
     build_backlog(&mut f, o, &config, &data, &log, &client).await?;
-    let receiver = process::start_helper("receiver", port, &work.path.join("receiver.log")).await?;
+    let receiver =
+        process::start_helper("receiver", &[], port, &work.path.join("receiver.log")).await?;
     let (server, start_backlog) = process::start_meshes(&config, &data, &log).await?;
     f.start_backlog = start_backlog;
     f.rss_start = rss(server.pid())?;
@@ -203,7 +204,8 @@ async fn drain(server: &Proc, client: &reqwest::Client, lane: u32) -> Result<(u6
 
 async fn ceiling_idle_rss(work: &WorkDir) -> Result<u64> {
     let port = process::free_port()?;
-    let p = process::start_helper("ceiling-server", port, &work.path.join("ceiling.log")).await?;
+    let p =
+        process::start_helper("ceiling-server", &[], port, &work.path.join("ceiling.log")).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss(p.pid())?;
     p.stop(Duration::from_secs(10)).await?;

@@ -41,7 +41,8 @@ pub struct E2eOpts {
 /// Runs both phases and returns their rows.
 pub async fn run(work: &WorkDir, o: &E2eOpts) -> Result<Vec<Row>> {
     let port = process::free_port()?;
-    let receiver = process::start_helper("receiver", port, &work.path.join("receiver.log")).await?;
+    let receiver =
+        process::start_helper("receiver", &[], port, &work.path.join("receiver.log")).await?;
     let client = process::control_client()?;
     let ceiling =
         if o.ceiling { Some(receiver_ceiling(&receiver, &client, o).await?) } else { None };

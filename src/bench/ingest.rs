@@ -1,5 +1,7 @@
 //! Ingest: single-event POSTs at several concurrencies and bulk POSTs of
-//! 100 events, against the ceiling server and against `meshes serve`.
+//! 100 events, against the ceiling server and against `meshes serve`. The
+//! single-event cases also run against the durable ceiling (the ceiling with
+//! an fsync'd log), which bounds any server that answers after its fsync.
 //!
 //! Every event matches one rule whose webhook is parked (nothing listens;
 //! the breaker opens after the first failure), so each ingest writes what a
@@ -26,7 +28,7 @@ pub struct IngestOpts {
     pub bulk_concurrency: usize,
     /// Warm-up and window.
     pub timing: Timing,
-    /// Also measure the ceiling server (for the ratios).
+    /// Also measure the ceiling servers (for the ratios).
     pub ceiling: bool,
 }
 
@@ -113,8 +115,15 @@ fn spec(case: &Case, addr: SocketAddr, timing: Timing) -> LoadSpec {
 /// Runs the ingest benchmarks and returns their rows.
 pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
     let cases = cases(o);
-    let ceiling =
-        if o.ceiling { ceiling_runs(work, &cases, o.timing).await? } else { HashMap::new() };
+    let (ceiling, durable) = if o.ceiling {
+        let single: Vec<Case> = cases.iter().filter(|c| !c.bulk).cloned().collect();
+        (
+            ceiling_runs(work, &cases, o.timing, false).await?,
+            ceiling_runs(work, &single, o.timing, true).await?,
+        )
+    } else {
+        (HashMap::new(), HashMap::new())
+    };
     let port = process::free_port()?;
     let hook = configs::Hook::parked("parked", port, 8);
     let rules = [configs::rule("ingest", "bench.ingest", "parked")];
@@ -134,21 +143,38 @@ pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
             m.load.latency.summary_ms()
         ));
         rows.extend(case_rows(case, &m, ceiling.get(&case.label)));
+        if let Some(d) = durable.get(&case.label) {
+            rows.push(durable_row(case, &m, d));
+        }
     }
     Ok(rows)
 }
 
+/// Runs `cases` against one ceiling server; `durable`: the one that appends
+/// each body to a log in the work dir (the disk meshes' store is on) and
+/// fsyncs it before answering.
 async fn ceiling_runs(
     work: &WorkDir,
     cases: &[Case],
     timing: Timing,
+    durable: bool,
 ) -> Result<HashMap<String, Measured>> {
+    let mut out = HashMap::new();
+    if cases.is_empty() {
+        return Ok(out);
+    }
+    let (name, extra) = if durable {
+        let log = work.fresh("durable-ceiling")?.join("log");
+        ("durable ceiling server", vec!["--log-file".into(), log.into_os_string()])
+    } else {
+        ("ceiling server", Vec::new())
+    };
     let port = process::free_port()?;
     let server =
-        process::start_helper("ceiling-server", port, &work.path.join("ceiling.log")).await?;
-    let mut out = HashMap::new();
+        process::start_helper("ceiling-server", &extra, port, &work.path.join("ceiling.log"))
+            .await?;
     for case in cases {
-        progress(&format!("{}: ceiling server (pid {})", case.label, server.pid()));
+        progress(&format!("{}: {name} (pid {})", case.label, server.pid()));
         let m = measure(spec(case, server.addr, timing), server.pid()).await?;
         progress(&format!(
             "  {} events/s, {}",
@@ -194,4 +220,13 @@ fn case_rows(case: &Case, m: &Measured, ceiling: Option<&Measured>) -> Vec<Row> 
     let errors = Row::info(b, "failed requests (not 201/207)", m.load.errors_text())
         .target("none", m.load.error_count() == 0);
     vec![throughput, latency, cpu_row, errors]
+}
+
+/// The same throughput against the durable ceiling: how much of what an
+/// fsync-before-201 server can reach on this disk meshes reaches (no target:
+/// the target is against the plain ceiling, in the row above).
+fn durable_row(case: &Case, m: &Measured, durable: &Measured) -> Row {
+    let (eps, d) = (m.load.events_per_sec(), durable.load.events_per_sec());
+    Row::info(&case.label, "events/s vs the durable ceiling (fsync before 201)", thousands(eps))
+        .ceiling(format!("{} (durable)", thousands(d)), ratio(eps, d))
 }

@@ -204,10 +204,11 @@ pub async fn start_meshes(config: &Path, data: &Path, log: &Path) -> Result<(Pro
     Ok((p, ready))
 }
 
-/// Starts `meshes bench <kind> --listen 127.0.0.1:<port>` and waits for it.
-pub async fn start_helper(kind: &str, port: u16, log: &Path) -> Result<Proc> {
-    let args: Vec<OsString> =
+/// Starts `meshes bench <kind> --listen 127.0.0.1:<port> <extra>…` and waits for it.
+pub async fn start_helper(kind: &str, extra: &[OsString], port: u16, log: &Path) -> Result<Proc> {
+    let mut args: Vec<OsString> =
         vec!["bench".into(), kind.into(), "--listen".into(), format!("127.0.0.1:{port}").into()];
+    args.extend_from_slice(extra);
     let mut p = Proc::spawn(&args, port, log)?;
     p.wait_ready("/healthz", Duration::from_secs(20)).await?;
     Ok(p)

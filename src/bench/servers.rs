@@ -1,5 +1,6 @@
 //! The reference servers: the ceiling (what any JSON ingest must do, and
-//! nothing else) and a minimal webhook receiver that measures delivery.
+//! nothing else), the durable ceiling (the same, answering only after an
+//! `fdatasync` of the body) and a minimal webhook receiver that measures delivery.
 //!
 //! Both use the same stack as `meshes serve` (tokio multi-thread, hyper 1
 //! HTTP/1.1, keep-alive), so the ratio between them isolates the gateway's
@@ -78,6 +79,63 @@ pub async fn ceiling(listener: TcpListener) {
         }
     })
     .await;
+}
+
+/// One request's body waiting for the log's next `fdatasync`, and who to tell.
+type Pending = (Bytes, tokio::sync::oneshot::Sender<bool>);
+
+/// The durable ceiling: the ceiling plus the least any server that keeps
+/// "a 201 means it is on disk" must add. Each parsed body is appended to one
+/// log file and `fdatasync`'d before the 201; bodies that arrive while a sync
+/// runs share the next one (group commit, as in meshes' writer). No index,
+/// no records, no deliveries: nothing can be read back but by replaying the log.
+pub async fn durable_ceiling(listener: TcpListener, log: std::fs::File) {
+    let (tx, rx) = std::sync::mpsc::channel::<Pending>();
+    std::thread::spawn(move || group_commit(log, &rx));
+    serve(listener, move |req: Request<Incoming>| {
+        let tx = tx.clone();
+        async move {
+            if req.method() == Method::GET {
+                return reply(StatusCode::OK, &json!({"status": "ok"}));
+            }
+            let Some(body) = body_bytes(req).await else {
+                return reply(StatusCode::BAD_REQUEST, &json!({"message": "unreadable body"}));
+            };
+            let count = match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => v.as_array().map_or(1, Vec::len),
+                Err(e) => {
+                    return reply(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}));
+                }
+            };
+            let (done, synced) = tokio::sync::oneshot::channel();
+            if tx.send((body, done)).is_err() || synced.await != Ok(true) {
+                return reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"message": "log failed"}));
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            reply(StatusCode::CREATED, &json!({"event": {"id": id}, "count": count}))
+        }
+    })
+    .await;
+}
+
+/// The log's one writer: takes every body queued, appends them
+/// (length-prefixed) with one `write` and one `fdatasync`, then answers them all.
+fn group_commit(mut log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>) {
+    use std::io::Write as _;
+    let (mut buf, mut waiting) = (Vec::new(), Vec::new());
+    while let Ok(first) = rx.recv() {
+        waiting.push(first);
+        waiting.extend(rx.try_iter());
+        buf.clear();
+        for (body, _) in &waiting {
+            buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            buf.extend_from_slice(body);
+        }
+        let ok = log.write_all(&buf).and_then(|()| log.sync_data()).is_ok();
+        for (_, done) in waiting.drain(..) {
+            let _ = done.send(ok);
+        }
+    }
 }
 
 /// What the receiver has seen.
@@ -176,4 +234,76 @@ pub async fn receiver(listener: TcpListener) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::bench::load::{self, LoadSpec};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    fn spec(addr: std::net::SocketAddr, bodies: Vec<Bytes>, max: u64) -> LoadSpec {
+        LoadSpec {
+            addr,
+            host: addr.to_string(),
+            path: "/api/v1/events".into(),
+            headers: Vec::new(),
+            bodies,
+            concurrency: 8,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(30),
+            events_per_request: 1,
+            ok_statuses: vec![201],
+            rate: None,
+            max_requests: Some(max),
+        }
+    }
+
+    /// The log's records: a little-endian u32 length, then the body.
+    fn records(mut log: &[u8]) -> Vec<Value> {
+        let mut out = Vec::new();
+        while !log.is_empty() {
+            let (len, rest) = log.split_at(4);
+            let (body, rest) = rest.split_at(u32::from_le_bytes(len.try_into().unwrap()) as usize);
+            out.push(serde_json::from_slice(body).unwrap());
+            log = rest;
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_durable_ceiling_answers_201_once_each_body_is_in_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let file = std::fs::File::create(&path).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(durable_ceiling(listener, file));
+        let bodies = load::event_bodies("e", 8);
+        let r = load::run(spec(addr, bodies.clone(), 200), Instant::now()).await;
+        assert_eq!((r.ok, r.error_count()), (200, 0), "{}", r.errors_text());
+        let logged = records(&std::fs::read(&path).unwrap());
+        assert_eq!(logged.len(), 200);
+        let sent: Vec<Value> = bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
+        assert!(logged.iter().all(|v| sent.contains(v)), "a logged body was never sent");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn the_durable_ceiling_answers_503_when_its_log_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"").unwrap();
+        // Opened read-only: every append fails.
+        let file = std::fs::File::open(&path).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(durable_ceiling(listener, file));
+        let r = load::run(spec(addr, load::event_bodies("e", 2), 10), Instant::now()).await;
+        assert_eq!(r.ok, 0);
+        assert_eq!(r.errors.get("status 503"), Some(&10), "{}", r.errors_text());
+        server.abort();
+    }
 }

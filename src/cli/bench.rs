@@ -50,7 +50,7 @@ enum Command {
     /// Point the load generator at any HTTP/1.1 endpoint (other gateways too).
     Load(LoadArgs),
     /// The ceiling: parse JSON, answer 201, nothing else (used by the benchmarks).
-    CeilingServer(Listen),
+    CeilingServer(CeilingArgs),
     /// A minimal webhook receiver with `/stats` (used by the benchmarks).
     Receiver(Listen),
 }
@@ -153,6 +153,17 @@ struct Listen {
     listen: String,
 }
 
+/// Arguments of `meshes bench ceiling-server`.
+#[derive(Debug, clap::Args)]
+struct CeilingArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// Durable: append each body to this file and fdatasync it before the 201
+    /// (one sync per batch of waiting requests). Put it on the disk you measure.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+}
+
 /// Arguments of `meshes bench load`.
 #[derive(Debug, clap::Args)]
 struct LoadArgs {
@@ -197,8 +208,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
     let (common, rows) = match cmd {
-        Command::CeilingServer(l) => return helper(&l.listen, true).await,
-        Command::Receiver(l) => return helper(&l.listen, false).await,
+        Command::CeilingServer(a) => {
+            let log = match &a.log_file {
+                Some(path) => Some(open_log(path)?),
+                None => None,
+            };
+            return helper(&a.listen.listen, Helper::Ceiling(log)).await;
+        }
+        Command::Receiver(l) => return helper(&l.listen, Helper::Receiver).await,
         Command::Load(a) => return load_cmd(a).await,
         Command::All(c) => (c, all(c).await?),
         Command::Ingest { common, concurrency, bulk_concurrency } => {
@@ -233,15 +250,39 @@ fn command_line() -> String {
     args.join(" ")
 }
 
+/// Which helper server to run.
+enum Helper {
+    /// The ceiling; durable when it has a log file.
+    Ceiling(Option<std::fs::File>),
+    /// The webhook receiver.
+    Receiver,
+}
+
+fn open_log(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))
+}
+
 /// Runs the ceiling server or the receiver until SIGTERM/SIGINT.
-async fn helper(listen: &str, ceiling: bool) -> anyhow::Result<ExitCode> {
+async fn helper(listen: &str, which: Helper) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let kind = if ceiling { "ceiling server" } else { "receiver" };
+    let kind = match &which {
+        Helper::Ceiling(None) => "ceiling server",
+        Helper::Ceiling(Some(_)) => "durable ceiling server",
+        Helper::Receiver => "receiver",
+    };
     eprintln!("{kind} listening on http://{}", listener.local_addr()?);
     let server = async move {
-        if ceiling { servers::ceiling(listener).await } else { servers::receiver(listener).await }
+        match which {
+            Helper::Ceiling(None) => servers::ceiling(listener).await,
+            Helper::Ceiling(Some(log)) => servers::durable_ceiling(listener, log).await,
+            Helper::Receiver => servers::receiver(listener).await,
+        }
     };
     tokio::select! {
         () = server => {}
