@@ -239,11 +239,11 @@ impl Engine {
     }
 
     fn dispatch(&self, key: DueKey, lane: &Arc<Lane>) -> bool {
-        let Ok(permit) = lane.permits.clone().try_acquire_owned() else { return false };
+        let Some(slots) = lane.slots() else { return false };
         self.shared.in_flight.insert(key.event, &key.rule);
         let shared = self.shared.clone();
         let lane = lane.clone();
-        self.tasks.spawn(async move { worker::run(shared, lane, key, permit).await });
+        self.tasks.spawn(async move { worker::run(shared, lane, key, slots).await });
         true
     }
 }

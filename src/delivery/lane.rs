@@ -6,7 +6,13 @@ use crate::config::model::{CircuitBreaker, RateLimit};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Attempts per request slot that may wait for their outcome to be written.
+/// An answered attempt frees its request slot at once (the next delivery
+/// need not wait for the writer's fsync) but keeps one of these until its
+/// outcome is on disk, so the attempts queued for the writer stay bounded.
+const RECORDING_PER_SLOT: usize = 4;
 
 /// Effective settings of a lane (workspace defaults merged with the connection's own).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,8 +47,10 @@ pub enum Breaker {
 pub struct Lane {
     /// The settings it was built with (rebuilt when they change on reload).
     pub settings: LaneSettings,
-    /// Free attempt slots.
+    /// Free request slots: attempts talking to the destination.
     pub permits: Arc<Semaphore>,
+    /// Free recording slots: attempts not yet written, answered or not.
+    recording: Arc<Semaphore>,
     /// Request pacing.
     pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
     breaker: Mutex<Breaker>,
@@ -58,6 +66,9 @@ impl Lane {
             .map(|q| Arc::new(DefaultDirectRateLimiter::direct(q)));
         Lane {
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1) as usize)),
+            recording: Arc::new(Semaphore::new(
+                settings.concurrency.max(1) as usize * RECORDING_PER_SLOT,
+            )),
             limiter,
             breaker: Mutex::new(Breaker::Closed { failures: 0 }),
             settings,
@@ -66,7 +77,8 @@ impl Lane {
 
     /// How many deliveries may be dispatched now (0 while the breaker is open).
     pub fn capacity(&self, now_ms: u64) -> usize {
-        let free = self.permits.available_permits();
+        let sending = self.permits.available_permits();
+        let free = sending.min(self.recording.available_permits());
         let Ok(mut b) = self.breaker.lock() else { return 0 };
         match *b {
             Breaker::Closed { .. } => free,
@@ -76,8 +88,17 @@ impl Lane {
             }
             Breaker::Open { .. } => 0,
             // One probe at a time: only when nothing else is in flight.
-            Breaker::HalfOpen => usize::from(free == self.settings.concurrency.max(1) as usize),
+            Breaker::HalfOpen => {
+                usize::from(free > 0 && sending == self.settings.concurrency.max(1) as usize)
+            }
         }
+    }
+
+    /// Both slots of one attempt, or `None` when either kind is taken.
+    pub fn slots(&self) -> Option<Slots> {
+        let recording = self.recording.clone().try_acquire_owned().ok()?;
+        let request = self.permits.clone().try_acquire_owned().ok()?;
+        Some(Slots { request, recording })
     }
 
     /// When an open breaker lets a probe through.
@@ -109,6 +130,16 @@ impl Lane {
             },
         };
     }
+}
+
+/// What one dispatched attempt holds: `request` until the destination has
+/// answered, `recording` until its outcome is written.
+#[derive(Debug)]
+pub struct Slots {
+    /// Released when the attempt's call returns.
+    pub request: OwnedSemaphorePermit,
+    /// Released when its outcome is on disk.
+    pub recording: OwnedSemaphorePermit,
 }
 
 fn quota(r: &RateLimit) -> Option<Quota> {
@@ -149,6 +180,38 @@ mod tests {
         assert_eq!(l.capacity(2_020), 1);
         l.record(true, 2_030);
         assert_eq!(l.capacity(2_030), 4);
+    }
+
+    #[test]
+    fn an_answered_attempt_frees_its_request_slot_and_unwritten_ones_stay_bounded() {
+        let l = lane(2, 3);
+        let (a, b) = (l.slots().unwrap(), l.slots().unwrap());
+        assert_eq!(l.capacity(0), 0, "both request slots taken");
+        assert!(l.slots().is_none());
+        let mut unwritten = vec![a.recording, b.recording];
+        drop((a.request, b.request));
+        assert_eq!(l.capacity(0), 2, "answered: the next attempts may start");
+        // Answered attempts whose outcomes the writer has not taken yet: at
+        // most RECORDING_PER_SLOT per request slot, then dispatch stops.
+        while let Some(s) = l.slots() {
+            unwritten.push(s.recording);
+        }
+        assert_eq!(unwritten.len(), 2 * RECORDING_PER_SLOT);
+        assert_eq!(l.capacity(0), 0);
+        unwritten.pop();
+        assert_eq!(l.capacity(0), 1, "one outcome written: one more attempt");
+    }
+
+    #[test]
+    fn a_half_open_breaker_waits_for_the_request_not_for_the_write() {
+        let l = lane(2, 1);
+        l.record(false, 0);
+        assert_eq!(l.capacity(1_000), 1, "the cooldown is over: one probe");
+        let probe = l.slots().unwrap();
+        assert_eq!(l.capacity(1_000), 0, "half open while the probe is talking");
+        drop(probe.request);
+        assert_eq!(l.capacity(1_000), 1, "answered, its outcome not yet written");
+        drop(probe.recording);
     }
 
     #[test]

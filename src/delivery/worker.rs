@@ -2,7 +2,7 @@
 //! comes next and record it.
 
 use super::engine::{Shared, orphan_reason};
-use super::lane::Lane;
+use super::lane::{Lane, Slots};
 use super::retry;
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
 use crate::clock;
@@ -10,11 +10,17 @@ use crate::config::model::Outcome;
 use crate::gateway::runtime::{ConnectionRt, Runtime};
 use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError};
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Runs one attempt and records it; always releases the delivery.
-pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, permit: OwnedSemaphorePermit) {
-    if let Some(done) = attempt(&shared, &lane, &key).await {
+pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, slots: Slots) {
+    let Slots { request, recording } = slots;
+    let done = attempt(&shared, &lane, &key).await;
+    // The destination has answered: its request slot takes the next due
+    // delivery while this outcome waits for the writer's next commit. The
+    // delivery stays in flight (never dispatched twice) until it is written.
+    drop(request);
+    shared.wake.notify_one();
+    if let Some(done) = done {
         // If recording fails the due entry stays, and the delivery is simply
         // attempted again later: at-least-once, never lost.
         if let Err(e) = shared.store.writer().attempt(done).await {
@@ -22,7 +28,7 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, permit: Owne
         }
     }
     shared.in_flight.remove(key.event, &key.rule);
-    drop(permit);
+    drop(recording);
     shared.wake.notify_one();
 }
 
