@@ -126,9 +126,11 @@ impl Machine {
     }
 }
 
+/// The checkout's commit when the benchmark runs, `-dirty` when tracked
+/// files differ from it (the binary may then not be that commit's code).
 fn git_commit() -> String {
     std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=7", "--match=NONE"])
         .output()
         .ok()
         .filter(|o| o.status.success())
