@@ -126,18 +126,20 @@ impl Machine {
     }
 }
 
-/// The checkout's commit when the benchmark runs, `-dirty` when tracked
-/// files differ from it (the binary may then not be that commit's code).
+/// The checkout's commit when the benchmark runs, `-modified` when the code
+/// (sources, manifests, build script, link layout) differs from it: the
+/// binary may then not be that commit's. Edited docs do not count.
 fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=7", "--match=NONE"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or_else(
-            || "commit unknown".into(),
-            |o| format!("commit {}", String::from_utf8_lossy(&o.stdout).trim()),
-        )
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success()) else {
+        return "commit unknown".into();
+    };
+    let code = ["src", "build.rs", "Cargo.toml", "Cargo.lock", "link"];
+    let mut diff = vec!["diff", "--quiet", "HEAD", "--"];
+    diff.extend(code);
+    let modified = git(&diff).is_some_and(|o| o.status.code() == Some(1));
+    let head = String::from_utf8_lossy(&head.stdout);
+    format!("commit {}{}", head.trim(), if modified { "-modified" } else { "" })
 }
 
 /// The mount holding `dir` (longest mount-point prefix in /proc/mounts):
