@@ -301,27 +301,30 @@ pub fn publishable_header(key: &str) -> Vec<(HeaderName, HeaderValue)> {
     vec![(HeaderName::from_static("x-meshes-publishable-key"), v)]
 }
 
+/// A test's load: `max` single-event POSTs over 4 connections, 201 = success.
+#[cfg(test)]
+pub(crate) fn test_spec(addr: SocketAddr, bodies: Vec<Bytes>, max: u64) -> LoadSpec {
+    LoadSpec {
+        addr,
+        host: addr.to_string(),
+        path: "/api/v1/events".into(),
+        headers: publishable_header("k"),
+        bodies,
+        concurrency: 4,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(30),
+        events_per_request: 1,
+        ok_statuses: vec![201],
+        rate: None,
+        max_requests: Some(max),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::test_spec as spec;
     use super::*;
-
-    fn spec(addr: SocketAddr, bodies: Vec<Bytes>, max: u64) -> LoadSpec {
-        LoadSpec {
-            addr,
-            host: addr.to_string(),
-            path: "/api/v1/events".into(),
-            headers: publishable_header("k"),
-            bodies,
-            concurrency: 4,
-            warmup: Duration::ZERO,
-            duration: Duration::from_secs(30),
-            events_per_request: 1,
-            ok_statuses: vec![201],
-            rate: None,
-            max_requests: Some(max),
-        }
-    }
 
     #[tokio::test]
     async fn counts_successes_and_failures_separately() {

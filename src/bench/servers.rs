@@ -2,9 +2,10 @@
 //! nothing else), the durable ceiling (the same, answering only after an
 //! `fdatasync` of the body) and a minimal webhook receiver that measures delivery.
 //!
-//! Both use the same stack as `meshes serve` (tokio multi-thread, hyper 1
-//! HTTP/1.1, keep-alive), so the ratio between them isolates the gateway's
-//! own work: auth, validation, rule matching, durable storage.
+//! All three use the same stack as `meshes serve` (tokio multi-thread, hyper 1
+//! HTTP/1.1, keep-alive), so the ratio to the ceiling isolates the gateway's
+//! own work (auth, validation, rule matching, durable storage), and the ratio
+//! to the durable ceiling all of it but the fsync every durable server waits for.
 
 use super::hist::Histogram;
 use bytes::Bytes;
@@ -240,26 +241,8 @@ pub async fn receiver(listener: TcpListener) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::bench::load::{self, LoadSpec};
-    use std::time::Duration;
+    use crate::bench::load::{self, test_spec as spec};
     use tokio::time::Instant;
-
-    fn spec(addr: std::net::SocketAddr, bodies: Vec<Bytes>, max: u64) -> LoadSpec {
-        LoadSpec {
-            addr,
-            host: addr.to_string(),
-            path: "/api/v1/events".into(),
-            headers: Vec::new(),
-            bodies,
-            concurrency: 8,
-            warmup: Duration::ZERO,
-            duration: Duration::from_secs(30),
-            events_per_request: 1,
-            ok_statuses: vec![201],
-            rate: None,
-            max_requests: Some(max),
-        }
-    }
 
     /// The log's records: a little-endian u32 length, then the body.
     fn records(mut log: &[u8]) -> Vec<Value> {

@@ -48,7 +48,7 @@ pub struct Lane {
     /// The settings it was built with (rebuilt when they change on reload).
     pub settings: LaneSettings,
     /// Free request slots: attempts talking to the destination.
-    pub permits: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
     /// Free recording slots: attempts not yet written, answered or not.
     recording: Arc<Semaphore>,
     /// Request pacing.
@@ -87,7 +87,7 @@ impl Lane {
                 free.min(1)
             }
             Breaker::Open { .. } => 0,
-            // One probe at a time: only when nothing else is in flight.
+            // One probe at a time: only when no other request is out.
             Breaker::HalfOpen => {
                 usize::from(free > 0 && sending == self.settings.concurrency.max(1) as usize)
             }
