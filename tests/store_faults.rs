@@ -7,6 +7,7 @@ mod support;
 
 use meshes::store::fault::DiskFull;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -51,6 +52,41 @@ async fn full_disk_answers_503_then_recovers() {
     for ev in [&before, &after] {
         assert!(ids.contains(&ev["event"]["id"].as_str().unwrap()));
     }
+    let mut gw = gw;
+    gw.stop().await;
+}
+
+/// The destination accepted the attempt, but its outcome could not be
+/// written: the delivery must be made again once the disk is back, with the
+/// same `webhook-id` (at least once), and then end delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_outcome_cannot_be_written_is_made_again_with_the_same_id() {
+    let rx = Receiver::start().await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    rx.script([Reply::Gate(gate.clone())]);
+    let disk = DiskFull::default();
+    let opener = disk.opener();
+    let gw = TestGateway::start_with(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"), move |o| {
+        o.store_opener = Some(opener.clone());
+    })
+    .await;
+    let (code, body) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
+    assert_eq!(code, 201, "{body}");
+    // The attempt is at the destination; the disk fills before it answers,
+    // and stays full until the write of its outcome has been refused.
+    let first = rx.wait_for(1).await[0].headers["webhook-id"].clone();
+    disk.set(true);
+    gate.notify_one();
+    eventually("the outcome's write to fail", Duration::from_secs(10), || async {
+        (disk.refused() > 0).then_some(())
+    })
+    .await;
+
+    disk.set(false);
+    let seen = rx.wait_for(2).await;
+    assert!(seen.iter().all(|s| s.headers["webhook-id"] == first), "one delivery id throughout");
+    let detail = gw.wait_status(body["event"]["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(detail["status"], "completed", "{detail}");
     let mut gw = gw;
     gw.stop().await;
 }

@@ -7,19 +7,31 @@ use redb::{BackendError, StorageBackend};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The switch shared by a test and its backends.
+/// The switch shared by a test and its backends, and how many operations
+/// it has refused (so a test can wait for a write to have failed).
 #[derive(Debug, Clone, Default)]
-pub struct DiskFull(Arc<AtomicBool>);
+pub struct DiskFull(Arc<Switch>);
+
+#[derive(Debug, Default)]
+struct Switch {
+    full: AtomicBool,
+    refused: AtomicU64,
+}
 
 impl DiskFull {
     /// Turns failures on or off.
     pub fn set(&self, full: bool) {
-        self.0.store(full, Ordering::SeqCst);
+        self.0.full.store(full, Ordering::SeqCst);
+    }
+    /// Writes, resizes and syncs refused so far.
+    pub fn refused(&self) -> u64 {
+        self.0.refused.load(Ordering::SeqCst)
     }
     fn check(&self) -> std::io::Result<()> {
-        if self.0.load(Ordering::SeqCst) {
+        if self.0.full.load(Ordering::SeqCst) {
+            self.0.refused.fetch_add(1, Ordering::SeqCst);
             return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
         }
         Ok(())

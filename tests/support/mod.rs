@@ -45,6 +45,8 @@ pub enum Reply {
     Status(u16),
     RetryAfter(u16, u64),
     Hang,
+    /// Answers 200 once the test opens the gate (`notify_one`).
+    Gate(Arc<Notify>),
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +88,10 @@ async fn receive(
         }
         Reply::Hang => {
             std::future::pending::<()>().await;
+            StatusCode::OK.into_response()
+        }
+        Reply::Gate(gate) => {
+            gate.notified().await;
             StatusCode::OK.into_response()
         }
     }
