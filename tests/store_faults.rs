@@ -11,16 +11,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_disk_answers_503_then_recovers() {
-    let rx = Receiver::start().await;
-    rx.set_default(Reply::Status(503)); // keep deliveries pending: they must survive too
+/// A gateway with one webhook to `rx` (first attempt at once, then an hour
+/// later) whose store is on a disk the test can fill.
+async fn on_a_disk_that_can_fill(rx: &Receiver) -> (DiskFull, TestGateway) {
     let disk = DiskFull::default();
     let opener = disk.opener();
     let gw = TestGateway::start_with(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"), move |o| {
         o.store_opener = Some(opener.clone());
     })
     .await;
+    (disk, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_answers_503_then_recovers() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503)); // keep deliveries pending: they must survive too
+    let (disk, gw) = on_a_disk_that_can_fill(&rx).await;
     let (code, before) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
     assert_eq!(code, 201);
 
@@ -64,12 +71,7 @@ async fn an_attempt_whose_outcome_cannot_be_written_is_made_again_with_the_same_
     let rx = Receiver::start().await;
     let gate = Arc::new(tokio::sync::Notify::new());
     rx.script([Reply::Gate(gate.clone())]);
-    let disk = DiskFull::default();
-    let opener = disk.opener();
-    let gw = TestGateway::start_with(&webhook_config(&[("hook", &rx.url)], "[0s, 1h]"), move |o| {
-        o.store_opener = Some(opener.clone());
-    })
-    .await;
+    let (disk, gw) = on_a_disk_that_can_fill(&rx).await;
     let (code, body) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
     assert_eq!(code, 201, "{body}");
     // The attempt is at the destination; the disk fills before it answers,
