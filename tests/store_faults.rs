@@ -65,7 +65,7 @@ async fn full_disk_answers_503_then_recovers() {
 
 /// The destination accepted the attempt, but its outcome could not be
 /// written: the delivery must be made again once the disk is back, with the
-/// same `webhook-id` (at least once), and then end delivered.
+/// same `webhook-id` (at least once), and the event then ends `completed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_whose_outcome_cannot_be_written_is_made_again_with_the_same_id() {
     let rx = Receiver::start().await;

@@ -60,23 +60,38 @@ async fn body_bytes(req: Request<Incoming>) -> Option<Bytes> {
     req.into_body().collect().await.ok().map(http_body_util::Collected::to_bytes)
 }
 
+/// What both ceilings do before storing anything: a GET is a health check
+/// (its 200 is the `Err` side), a POST's body is read and parsed with
+/// serde_json. `Ok`: the body and its number of events.
+async fn accept(req: Request<Incoming>) -> Result<(Bytes, usize), Response<Full<Bytes>>> {
+    if req.method() == Method::GET {
+        return Err(reply(StatusCode::OK, &json!({"status": "ok"})));
+    }
+    let Some(body) = body_bytes(req).await else {
+        return Err(reply(StatusCode::BAD_REQUEST, &json!({"message": "unreadable body"})));
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => {
+            let count = v.as_array().map_or(1, Vec::len);
+            Ok((body, count))
+        }
+        Err(e) => Err(reply(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}))),
+    }
+}
+
+/// The 201 both ceilings answer: a fresh id and the number of events.
+fn created(count: usize) -> Response<Full<Bytes>> {
+    let id = uuid::Uuid::now_v7().to_string();
+    reply(StatusCode::CREATED, &json!({"event": {"id": id}, "count": count}))
+}
+
 /// The ceiling: parse the JSON body with serde_json, answer 201 with a small
 /// JSON body (an id and the number of events). No auth, no storage.
 pub async fn ceiling(listener: TcpListener) {
     serve(listener, |req: Request<Incoming>| async move {
-        if req.method() == Method::GET {
-            return reply(StatusCode::OK, &json!({"status": "ok"}));
-        }
-        let Some(body) = body_bytes(req).await else {
-            return reply(StatusCode::BAD_REQUEST, &json!({"message": "unreadable body"}));
-        };
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => {
-                let count = v.as_array().map_or(1, Vec::len);
-                let id = uuid::Uuid::now_v7().to_string();
-                reply(StatusCode::CREATED, &json!({"event": {"id": id}, "count": count}))
-            }
-            Err(e) => reply(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()})),
+        match accept(req).await {
+            Ok((_, count)) => created(count),
+            Err(answer) => answer,
         }
     })
     .await;
@@ -96,24 +111,15 @@ pub async fn durable_ceiling(listener: TcpListener, log: std::fs::File) {
     serve(listener, move |req: Request<Incoming>| {
         let tx = tx.clone();
         async move {
-            if req.method() == Method::GET {
-                return reply(StatusCode::OK, &json!({"status": "ok"}));
-            }
-            let Some(body) = body_bytes(req).await else {
-                return reply(StatusCode::BAD_REQUEST, &json!({"message": "unreadable body"}));
-            };
-            let count = match serde_json::from_slice::<Value>(&body) {
-                Ok(v) => v.as_array().map_or(1, Vec::len),
-                Err(e) => {
-                    return reply(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}));
-                }
+            let (body, count) = match accept(req).await {
+                Ok(accepted) => accepted,
+                Err(answer) => return answer,
             };
             let (done, synced) = tokio::sync::oneshot::channel();
             if tx.send((body, done)).is_err() || synced.await != Ok(true) {
                 return reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"message": "log failed"}));
             }
-            let id = uuid::Uuid::now_v7().to_string();
-            reply(StatusCode::CREATED, &json!({"event": {"id": id}, "count": count}))
+            created(count)
         }
     })
     .await;

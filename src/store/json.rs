@@ -126,6 +126,11 @@ impl EventRecord {
 impl RuleEventRecord {
     /// Appends the record as serde_json would serialize it.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.json().write(out);
+    }
+
+    /// The record's fields, borrowed, for [`RuleEventJson::write`].
+    pub(crate) fn json(&self) -> RuleEventJson<'_> {
         RuleEventJson {
             rule_id: &self.rule_id,
             connection: &self.connection,
@@ -143,7 +148,6 @@ impl RuleEventRecord {
             started_at: self.started_at,
             completed_at: self.completed_at,
         }
-        .write(out);
     }
 }
 

@@ -7,7 +7,8 @@
 //! many requests share one fsync; alone, a request pays one.
 
 use super::db::DbSlot;
-use super::records::{AttemptRecord, EventRecord, RuleEventRecord};
+use super::json::RuleEventJson;
+use super::records::{AttemptRecord, EventRecord};
 use super::{DueKey, StoreError};
 use redb::Database;
 use std::any::Any;
@@ -68,12 +69,7 @@ impl Prepared {
         let rule_events = event
             .rules
             .iter()
-            .map(|r| {
-                // Sized for a pending delivery record (~285 bytes) so it never regrows.
-                let mut out = Vec::with_capacity(320);
-                apply::pending_json(r, event.record.created_at, &mut out);
-                out
-            })
+            .map(|r| encode_rule_event(apply::pending(r, event.record.created_at)))
             .collect();
         Prepared { event, row, rule_events }
     }
@@ -373,10 +369,10 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
 
 /// A delivery record, written by hand ([`crate::store::json`]): every
 /// ingest writes one per matched rule, and the worker one per attempt.
-fn encode_rule_event(rec: &RuleEventRecord) -> Vec<u8> {
+fn encode_rule_event(rec: RuleEventJson<'_>) -> Vec<u8> {
     // Sized for a pending delivery record (~285 bytes) so it never regrows.
     let mut out = Vec::with_capacity(320);
-    rec.write_json(&mut out);
+    rec.write(&mut out);
     out
 }
 

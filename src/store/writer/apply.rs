@@ -4,15 +4,16 @@ use super::{
     AttemptDone, IDEMPOTENCY_TTL_MS, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode,
     encode_rule_event,
 };
+use crate::store::json::RuleEventJson;
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
 use crate::store::tables::row_record;
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
-/// Appends a new delivery's record (pending, due at `r.due`) straight from
-/// the ingest request's fields.
-pub(super) fn pending_json(r: &NewRuleEvent, created_at: u64, out: &mut Vec<u8>) {
-    crate::store::json::RuleEventJson {
+/// A new delivery's record (pending, due at `r.due`), borrowing the ingest
+/// request's fields.
+pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventJson<'_> {
+    RuleEventJson {
         rule_id: &r.rule_id,
         connection: &r.connection,
         action: &r.action,
@@ -29,7 +30,6 @@ pub(super) fn pending_json(r: &NewRuleEvent, created_at: u64, out: &mut Vec<u8>)
         started_at: None,
         completed_at: None,
     }
-    .write(out);
 }
 
 impl Tables<'_> {
@@ -91,7 +91,7 @@ impl Tables<'_> {
 
     fn put(&mut self, event: u128, rec: &RuleEventRecord) -> Result<(), StoreError> {
         self.rule_events
-            .insert((event, rec.rule_id.as_str()), encode_rule_event(rec).as_slice())?;
+            .insert((event, rec.rule_id.as_str()), encode_rule_event(rec.json()).as_slice())?;
         Ok(())
     }
 
@@ -309,7 +309,7 @@ mod tests {
             due: 1_795_000_000_123,
         };
         let mut out = Vec::new();
-        pending_json(&r, 1_795_000_000_000, &mut out);
+        pending(&r, 1_795_000_000_000).write(&mut out);
         let stored: RuleEventRecord = serde_json::from_slice(&out).unwrap();
         let expected = RuleEventRecord {
             rule_id: "r\"1".into(),
