@@ -106,41 +106,50 @@ impl AweberAdapter {
         if !found.ok() {
             return Err(classify(&found));
         }
-        let existing = found.str_at("/entries/0/id");
-        match (add, existing) {
+        match (add, found.str_at("/entries/0/id")) {
             // Already on the list (whatever their status: an unsubscribe is theirs to undo).
             (true, Some(_)) | (false, None) => Ok(found.report(AttemptResult::Delivered)),
-            (true, None) => {
-                let mut body =
-                    Value::Object(c.fields(&[("name", &c.name), ("ip_address", &c.ip_address)]));
-                body["email"] = json!(c.require_email()?);
-                let reply = self
-                    .auth
-                    .send(deadline, || self.api.call(Method::POST, &subscribers).json(&body))
-                    .await?;
-                if reply.status == 400 && reply.message().contains("already subscribed") {
-                    return Ok(reply.report(AttemptResult::Delivered));
-                }
-                Ok(classify(&reply))
-            }
+            (true, None) => self.subscribe(&c, &subscribers, deadline).await,
             (false, Some(id)) => {
-                // Unsubscribe keeps the record and is idempotent (DELETE fails for unconfirmed people).
-                let path = [
-                    "accounts",
-                    account.as_str(),
-                    "lists",
-                    list.as_str(),
-                    "subscribers",
-                    id.as_str(),
-                ];
-                let body = json!({"status": "unsubscribed"});
-                let reply = self
-                    .auth
-                    .send(deadline, || self.api.call(Method::PATCH, &path).json(&body))
-                    .await?;
-                Ok(classify(&reply))
+                let path = [&subscribers[..], &[id.as_str()]].concat();
+                self.unsubscribe(&path, deadline).await
             }
         }
+    }
+
+    /// Adds a new subscriber; one AWeber says is already subscribed counts
+    /// as delivered.
+    async fn subscribe(
+        &self,
+        c: &Contact,
+        subscribers: &[&str],
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let mut body = Value::Object(c.fields(&[("name", &c.name), ("ip_address", &c.ip_address)]));
+        body["email"] = json!(c.require_email()?);
+        let reply = self
+            .auth
+            .send(deadline, || self.api.call(Method::POST, subscribers).json(&body))
+            .await?;
+        if reply.status == 400 && reply.message().contains("already subscribed") {
+            return Ok(reply.report(AttemptResult::Delivered));
+        }
+        Ok(classify(&reply))
+    }
+
+    /// Marks the subscriber unsubscribed: that keeps the record and is
+    /// idempotent (DELETE fails for people who have not confirmed).
+    async fn unsubscribe(
+        &self,
+        subscriber: &[&str],
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let body = json!({"status": "unsubscribed"});
+        let reply = self
+            .auth
+            .send(deadline, || self.api.call(Method::PATCH, subscriber).json(&body))
+            .await?;
+        Ok(classify(&reply))
     }
 
     async fn account_id(&self, deadline: Instant) -> Result<String, AttemptReport> {

@@ -163,75 +163,90 @@ impl SalesforceAdapter {
         let c = Contact::for_delivery(d)?;
         let target = metadata_id(d)?;
         match d.metadata.action.as_str() {
-            "add_to_campaign" => {
-                let p = match self.find(&c, deadline).await? {
-                    Some(p) => p,
-                    None => self.create_lead(&c, d, None, deadline).await?,
-                };
-                let body = json!({"CampaignId": target, format!("{}Id", p.kind): p.id});
-                let reply = self
-                    .send(
-                        Method::POST,
-                        &["sobjects", "CampaignMember"],
-                        None,
-                        Some(&body),
-                        deadline,
-                    )
-                    .await?;
-                if error_code(&reply).as_deref() == Some("DUPLICATE_VALUE") {
-                    return Ok(reply.report(AttemptResult::Delivered));
-                }
-                Ok(classify(&reply))
-            }
-            "remove_from_campaign" => {
-                let Some(p) = self.find(&c, deadline).await? else { return Ok(delivered()) };
-                let q = format!(
-                    "SELECT Id FROM CampaignMember WHERE CampaignId = '{}' AND (ContactId = '{id}' OR LeadId = '{id}') LIMIT 1",
-                    soql(&target),
-                    id = soql(&p.id)
-                );
-                let found = self.send(Method::GET, &["query"], Some(&q), None, deadline).await?;
-                let Some(member) = found.str_at("/records/0/Id") else {
-                    return Ok(if found.ok() {
-                        found.report(AttemptResult::Delivered)
-                    } else {
-                        classify(&found)
-                    });
-                };
-                let reply = self
-                    .send(
-                        Method::DELETE,
-                        &["sobjects", "CampaignMember", &member],
-                        None,
-                        None,
-                        deadline,
-                    )
-                    .await?;
-                Ok(if reply.status == 404 {
-                    reply.report(AttemptResult::Delivered)
-                } else {
-                    classify(&reply)
-                })
-            }
-            "update_property" => {
-                let value = d
-                    .metadata
-                    .value
-                    .as_ref()
-                    .map(crate::config::model::Scalar::to_text)
-                    .unwrap_or_default();
-                let Some(p) = self.find(&c, deadline).await? else {
-                    self.create_lead(&c, d, Some((&target, &value)), deadline).await?;
-                    return Ok(delivered());
-                };
-                let body = json!({target: value});
-                let reply = self
-                    .send(Method::PATCH, &["sobjects", p.kind, &p.id], None, Some(&body), deadline)
-                    .await?;
-                Ok(classify(&reply))
-            }
+            "add_to_campaign" => self.add_to_campaign(&c, d, &target, deadline).await,
+            "remove_from_campaign" => self.remove_from_campaign(&c, &target, deadline).await,
+            "update_property" => self.update_property(&c, d, &target, deadline).await,
             other => Err(unknown_action("salesforce", other)),
         }
+    }
+
+    /// Adds the person (a new Lead when there is none) to the campaign; a
+    /// membership that already exists counts as delivered.
+    async fn add_to_campaign(
+        &self,
+        c: &Contact,
+        d: &Delivery,
+        campaign: &str,
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let p = match self.find(c, deadline).await? {
+            Some(p) => p,
+            None => self.create_lead(c, d, None, deadline).await?,
+        };
+        let body = json!({"CampaignId": campaign, format!("{}Id", p.kind): p.id});
+        let reply = self
+            .send(Method::POST, &["sobjects", "CampaignMember"], None, Some(&body), deadline)
+            .await?;
+        if error_code(&reply).as_deref() == Some("DUPLICATE_VALUE") {
+            return Ok(reply.report(AttemptResult::Delivered));
+        }
+        Ok(classify(&reply))
+    }
+
+    /// Deletes the person's membership; no person, no membership or a
+    /// membership already gone all count as delivered.
+    async fn remove_from_campaign(
+        &self,
+        c: &Contact,
+        campaign: &str,
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let Some(p) = self.find(c, deadline).await? else { return Ok(delivered()) };
+        let q = format!(
+            "SELECT Id FROM CampaignMember WHERE CampaignId = '{}' AND (ContactId = '{id}' OR LeadId = '{id}') LIMIT 1",
+            soql(campaign),
+            id = soql(&p.id)
+        );
+        let found = self.send(Method::GET, &["query"], Some(&q), None, deadline).await?;
+        let Some(member) = found.str_at("/records/0/Id") else {
+            return Ok(if found.ok() {
+                found.report(AttemptResult::Delivered)
+            } else {
+                classify(&found)
+            });
+        };
+        let path = ["sobjects", "CampaignMember", member.as_str()];
+        let reply = self.send(Method::DELETE, &path, None, None, deadline).await?;
+        Ok(if reply.status == 404 {
+            reply.report(AttemptResult::Delivered)
+        } else {
+            classify(&reply)
+        })
+    }
+
+    /// Sets one field on the person, or creates a Lead carrying it.
+    async fn update_property(
+        &self,
+        c: &Contact,
+        d: &Delivery,
+        field: &str,
+        deadline: Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let value = d
+            .metadata
+            .value
+            .as_ref()
+            .map(crate::config::model::Scalar::to_text)
+            .unwrap_or_default();
+        let Some(p) = self.find(c, deadline).await? else {
+            self.create_lead(c, d, Some((field, &value)), deadline).await?;
+            return Ok(delivered());
+        };
+        let body = json!({field: value});
+        let reply = self
+            .send(Method::PATCH, &["sobjects", p.kind, &p.id], None, Some(&body), deadline)
+            .await?;
+        Ok(classify(&reply))
     }
 
     /// The Contact with this email, else an unconverted Lead.

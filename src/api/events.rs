@@ -1,4 +1,5 @@
-//! `/api/v1/events`: ingest, list, detail, payload, retry, cancel, attempts.
+//! `/api/v1/events`: ingest of one event, list, detail, payload, retry,
+//! cancel, attempts (bulk ingest is in [`super::bulk`]).
 
 use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
@@ -10,11 +11,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-/// Most events in one bulk request.
-pub const MAX_BULK: usize = 100;
 /// A retry due this soon is "already in flight" for the 425 check.
 const RETRY_GUARD_MS: u64 = 5_000;
 
@@ -55,104 +53,9 @@ async fn create_from(
 }
 
 /// A JSON body with the header axum's `Json` sets.
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(super) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let json = axum::http::HeaderValue::from_static("application/json");
     (status, [(axum::http::header::CONTENT_TYPE, json)], body).into_response()
-}
-
-/// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
-pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
-    match body::read_limited(req, super::MAX_BULK_BODY).await {
-        Ok((parts, bytes)) => bulk_from(&st, &parts.headers, &bytes).await.into_response(),
-        Err(refused) => refused,
-    }
-}
-
-async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
-    let p = principal(st, headers)?;
-    let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
-    // One pass: the items stay raw (each is read once more, by parse_event).
-    // Anything but an array is checked for syntax first, so a broken body
-    // is reported as such whatever its shape.
-    if !text.trim_start().starts_with('[') {
-        serde_json::from_str::<&RawValue>(text).map_err(body::syntax_error)?;
-        return Err(ApiError::field("body", "expected a JSON array of 1 to 100 events"));
-    }
-    let items: Vec<&RawValue> = serde_json::from_str(text).map_err(body::syntax_error)?;
-    if items.is_empty() || items.len() > MAX_BULK {
-        return Err(ApiError::field(
-            "body",
-            &format!("expected 1 to {MAX_BULK} events, found {}", items.len()),
-        ));
-    }
-    let rt = st.shared.runtime.load_full();
-    let ws = rt
-        .workspace(p.workspace())
-        .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    let key = idempotency_key(headers)?;
-    let now = clock::now_ms();
-    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
-    let mut batch: Vec<NewEvent> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        // Each item is valid JSON already, so only field problems remain.
-        let parsed = parse_event(item.get(), &ws.id)
-            .unwrap_or_else(|e| Err(vec![FieldError { param: "body".into(), msg: e.to_string() }]));
-        slots.push(parsed.map(|input| {
-            batch.push(new_event(
-                ws,
-                input,
-                &created_by(&p),
-                now,
-                key.as_ref().map(|k| format!("{k}#{i}")),
-            ));
-            batch.len() - 1
-        }));
-    }
-    let stored = if batch.is_empty() { Vec::new() } else { ingest(st, batch, now).await? };
-    let errors = slots.iter().filter(|s| s.is_err()).count();
-    let status = match errors {
-        0 => StatusCode::CREATED,
-        n if n == slots.len() => StatusCode::BAD_REQUEST,
-        _ => StatusCode::MULTI_STATUS,
-    };
-    Ok(json_response(status, bulk_answer(&slots, &stored, errors)))
-}
-
-/// `{"count", "error_count", "records": [{"event": …} or {"message", "error"}]}`,
-/// written straight from the records (a `Value` tree per event cost more
-/// than storing it).
-fn bulk_answer(
-    slots: &[Result<usize, Vec<FieldError>>],
-    stored: &[store::Ingested],
-    errors: usize,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + 300 * slots.len());
-    let mut o = store::json::Obj::new(&mut out);
-    o.num("count", (slots.len() - errors) as u64).num("error_count", errors as u64);
-    o.raw("records", |out| {
-        out.push(b'[');
-        for (i, slot) in slots.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match slot {
-                Ok(j) => render::write_created(&stored[*j].event, out),
-                // Writing into a Vec cannot fail.
-                Err(errs) => drop(serde_json::to_writer(&mut *out, &item_error(i, errs))),
-            }
-        }
-        out.push(b']');
-    });
-    o.end();
-    out
-}
-
-fn item_error(i: usize, errs: &[FieldError]) -> Value {
-    let data: Vec<Value> =
-        errs.iter().map(|e| json!({"param": format!("[{i}].{}", e.param), "msg": e.msg})).collect();
-    let message =
-        errs.iter().map(|e| format!("[{i}].{}: {}", e.param, e.msg)).collect::<Vec<_>>().join("; ");
-    json!({ "message": message, "error": { "name": "ValidationError", "message": message, "data": data } })
 }
 
 fn bad_request(errs: Vec<FieldError>) -> ApiError {
@@ -161,7 +64,7 @@ fn bad_request(errs: Vec<FieldError>) -> ApiError {
     ApiError::BadRequest { message, data: errs }
 }
 
-fn created_by(p: &super::auth::Principal) -> String {
+pub(super) fn created_by(p: &super::auth::Principal) -> String {
     match p {
         super::auth::Principal::Publishable { .. } => "publishable_key".to_string(),
         super::auth::Principal::Machine { access_key, .. } => access_key.clone(),
@@ -200,7 +103,7 @@ impl std::fmt::Debug for IngestMetrics {
     }
 }
 
-async fn ingest(
+pub(super) async fn ingest(
     st: &AppState,
     batch: Vec<NewEvent>,
     now: u64,
@@ -429,7 +332,3 @@ pub async fn attempts(
         .collect();
     Ok(Json(json!({ "count": records.len(), "records": records })))
 }
-
-#[cfg(test)]
-#[path = "events_tests.rs"]
-mod tests;

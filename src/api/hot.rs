@@ -13,7 +13,7 @@
 //! CORS layer adds to an ingest response; a test sends the same requests
 //! both ways and compares the answers.
 
-use super::{AppState, events, router};
+use super::{AppState, bulk, events, router};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_LENGTH, VARY};
@@ -65,7 +65,7 @@ impl Service<Request> for App {
                 }
                 "/api/v1/events/bulk" => {
                     return Either::Right(Box::pin(async move {
-                        Ok(with_cors(events::bulk(st, req).await))
+                        Ok(with_cors(bulk::bulk(st, req).await))
                     }));
                 }
                 _ => {}

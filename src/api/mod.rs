@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod bulk;
 pub mod contacts;
 pub mod error;
 pub mod events;
@@ -102,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .max_age(std::time::Duration::from_secs(600));
     let ingest = Router::new()
         .route("/events", ingest_route(post(events::create).get(events::list), &cors))
-        .route("/events/bulk", ingest_route(post(events::bulk), &cors));
+        .route("/events/bulk", ingest_route(post(bulk::bulk), &cors));
     let managed = || {
         post(resources::managed_in_git)
             .put(resources::managed_in_git)

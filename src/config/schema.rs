@@ -263,24 +263,10 @@ fn explain_union(
         .map(|a| a.iter().map(|b| deref(root, b)).collect())
         .unwrap_or_default();
     if let Some(tag) = instance.get("type").filter(|_| has_type_tags(&branches)) {
-        let found = plain(tag);
         if let Some(i) = branches.iter().position(|b| b["properties"]["type"]["const"] == *tag) {
             return context.get(i).into_iter().flatten().for_each(|e| explain(root, e, out));
         }
-        let tags: Vec<String> =
-            branches.iter().map(|b| plain(&b["properties"]["type"]["const"])).collect();
-        let code = if matches!(path.0.first(), Some(super::diagnostic::Seg::Key(k)) if k == "connections")
-            && path.0.len() == 2
-        {
-            Code::UnknownConnectionType
-        } else {
-            Code::InvalidValue
-        };
-        let message = format!(
-            "unknown type `{found}`, {}",
-            expected_one_of(&found, tags.iter().map(String::as_str))
-        );
-        return out.push(Issue::error(code, path.key("type"), message));
+        return out.push(unknown_type(path, tag, &branches));
     }
     if !branches.is_empty() && branches.iter().all(|b| b.get("const").is_some()) {
         let consts: Vec<Value> = branches.iter().map(|b| b["const"].clone()).collect();
@@ -313,6 +299,21 @@ fn explain_union(
             out.push(Issue::error(Code::InvalidType, path, message));
         }
     }
+}
+
+/// A `type:` tag that names none of the union's branches.
+fn unknown_type(path: Path, tag: &Value, branches: &[&Value]) -> Issue {
+    let found = plain(tag);
+    let tags: Vec<String> =
+        branches.iter().map(|b| plain(&b["properties"]["type"]["const"])).collect();
+    let is_connection = matches!(path.0.first(), Some(super::diagnostic::Seg::Key(k)) if k == "connections")
+        && path.0.len() == 2;
+    let code = if is_connection { Code::UnknownConnectionType } else { Code::InvalidValue };
+    let message = format!(
+        "unknown type `{found}`, {}",
+        expected_one_of(&found, tags.iter().map(String::as_str))
+    );
+    Issue::error(code, path.key("type"), message)
 }
 
 fn child(keyword: &Location) -> Location {

@@ -7,7 +7,7 @@ use super::retry;
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
 use crate::clock;
 use crate::config::model::Outcome;
-use crate::gateway::runtime::{ConnectionRt, Runtime};
+use crate::gateway::runtime::{ConnectionRt, Runtime, Target};
 use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError};
 use std::sync::Arc;
 
@@ -54,21 +54,7 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     if let Some(limiter) = &lane.limiter {
         limiter.until_ready().await;
     }
-    let delivery = Delivery {
-        delivery_id: rec.delivery_id.clone(),
-        attempt: rec.attempts + 1,
-        event_id: event.id.clone(),
-        event: event.event.clone(),
-        resource: event.resource.clone(),
-        resource_id: event.resource_id.clone(),
-        workspace: event.workspace.clone(),
-        created_at_ms: event.created_at,
-        rule_id: key.rule.clone(),
-        metadata: target.metadata.clone(),
-        payload,
-        mapping: crate::adapters::mapping::effective(conn.config.mapping(), target.mapping),
-        warnings: crate::adapters::mapping::Warnings::default(),
-    };
+    let delivery = delivery(&view, key, target, &conn, payload);
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
     let report = conn.adapter.deliver(&delivery, conn.timeout).await;
@@ -85,6 +71,32 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+}
+
+/// What the adapter is given for this attempt.
+fn delivery(
+    view: &AttemptView,
+    key: &DueKey,
+    target: Target<'_>,
+    conn: &ConnectionRt,
+    payload: serde_json::Value,
+) -> Delivery {
+    let (event, rec) = (&view.event, &view.rule_event);
+    Delivery {
+        delivery_id: rec.delivery_id.clone(),
+        attempt: rec.attempts + 1,
+        event_id: event.id.clone(),
+        event: event.event.clone(),
+        resource: event.resource.clone(),
+        resource_id: event.resource_id.clone(),
+        workspace: event.workspace.clone(),
+        created_at_ms: event.created_at,
+        rule_id: key.rule.clone(),
+        metadata: target.metadata.clone(),
+        payload,
+        mapping: crate::adapters::mapping::effective(conn.config.mapping(), target.mapping),
+        warnings: crate::adapters::mapping::Warnings::default(),
+    }
 }
 
 /// The connection the rule routes to now, the event, this delivery's record

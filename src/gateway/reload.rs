@@ -106,7 +106,24 @@ pub async fn reload(
     })
     .await
     .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));
-    let outcome = match result {
+    let outcome = settle(result, shared, status);
+    let result = match &outcome {
+        Reloaded::Unchanged => "unchanged",
+        Reloaded::Applied { .. } => "applied",
+        Reloaded::Rejected { .. } => "rejected",
+    };
+    metrics::counter!("meshes_config_reloads_total", "result" => result).increment(1);
+    shared.wake.notify_one();
+    outcome
+}
+
+/// Puts a successful load in force and records what happened.
+fn settle(
+    result: Result<Option<Runtime>, Vec<String>>,
+    shared: &Arc<Shared>,
+    status: &ReloadStatus,
+) -> Reloaded {
+    match result {
         Ok(None) => {
             // The files match the config in force again (a reverted bad
             // edit): whatever was wrong with the rejected version is gone.
@@ -128,15 +145,7 @@ pub async fn reload(
             status.set(Some((clock::now_ms(), errors.clone())));
             Reloaded::Rejected { errors }
         }
-    };
-    let result = match &outcome {
-        Reloaded::Unchanged => "unchanged",
-        Reloaded::Applied { .. } => "applied",
-        Reloaded::Rejected { .. } => "rejected",
-    };
-    metrics::counter!("meshes_config_reloads_total", "result" => result).increment(1);
-    shared.wake.notify_one();
-    outcome
+    }
 }
 
 fn apply(slot: &ArcSwap<Runtime>, rt: Runtime) {

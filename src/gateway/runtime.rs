@@ -165,27 +165,7 @@ pub fn build(
         if let Some(key) = resolve("workspace.publishable_key", &ws.publishable_key.0) {
             publishable.push((key, ws.id.clone()));
         }
-        for (i, k) in cfg.machine_keys.iter().enumerate() {
-            // A key whose secret is not set is disabled, not fatal: it fails
-            // closed (nobody can sign with it) and ingest keeps working.
-            let access = env::resolve(&k.access_key.0, lookup);
-            let secret = env::resolve(k.secret.template(), lookup);
-            match (access, secret) {
-                (Ok(access_key), Ok(secret)) if !secret.is_empty() => {
-                    machine.push(MachineCredential {
-                        access_key,
-                        secret: secret.into_bytes(),
-                        workspace: ws.id.clone(),
-                    });
-                }
-                (_, Err(e)) | (Err(e), _) => {
-                    tracing::warn!(file = %file, key = i, error = %e, "machine key disabled: its variables are not set");
-                }
-                _ => {
-                    tracing::warn!(file = %file, key = i, "machine key disabled: its secret is empty")
-                }
-            }
-        }
+        machine.extend(machine_keys(file, cfg, lookup));
         match build_workspace(file, cfg, lookup, client, tokens) {
             Ok(w) => {
                 workspaces.insert(ws.id.clone(), Arc::new(w));
@@ -197,6 +177,29 @@ pub fn build(
         return Err(errors);
     }
     Ok(Runtime { version, hash, loaded_at, workspaces, keys: KeyRing::new(publishable, machine) })
+}
+
+/// The file's machine keys whose variables are set. A key whose secret is
+/// not set is disabled, not fatal: it fails closed (nobody can sign with
+/// it) and ingest keeps working.
+fn machine_keys(file: &str, cfg: &ConfigFile, lookup: Lookup<'_>) -> Vec<MachineCredential> {
+    let mut keys = Vec::new();
+    for (i, k) in cfg.machine_keys.iter().enumerate() {
+        let access = env::resolve(&k.access_key.0, lookup);
+        let secret = env::resolve(k.secret.template(), lookup);
+        match (access, secret) {
+            (Ok(access_key), Ok(secret)) if !secret.is_empty() => keys.push(MachineCredential {
+                access_key,
+                secret: secret.into_bytes(),
+                workspace: cfg.workspace.id.clone(),
+            }),
+            (_, Err(e)) | (Err(e), _) => {
+                tracing::warn!(file = %file, key = i, error = %e, "machine key disabled: its variables are not set");
+            }
+            _ => tracing::warn!(file = %file, key = i, "machine key disabled: its secret is empty"),
+        }
+    }
+    keys
 }
 
 fn build_workspace(

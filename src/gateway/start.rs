@@ -120,22 +120,15 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<Gateway, GatewayError> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
-        // A redirect would resend the signed body (and its credentials) to a
-        // host the config never named; a 3xx is reported as the outcome instead.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| GatewayError::Io(e.to_string()))?;
-    let tokens = crate::adapters::token_store::TokenStore::open(&opts.data_dir);
+    let client = http_client()?;
+    let tokens = TokenStore::open(&opts.data_dir);
     let rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
     let retention = retention_of(&rt);
     let opener = opts.store_opener.clone().unwrap_or_else(crate::store::db::file_opener);
     let store = Store::open_with(&opts.data_dir, opener)?;
-    let runtime = Arc::new(ArcSwap::from_pointee(rt));
-    let engine = Engine::new(store.clone(), runtime);
+    let engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(rt)));
     let shared = engine.shared();
     let status = Arc::new(ReloadStatus::default());
     let addr = listener.local_addr().map_err(|e| GatewayError::Io(e.to_string()))?;
@@ -147,36 +140,77 @@ pub async fn start(
         ingest_metrics: crate::api::events::IngestMetrics::new(),
     };
     let (watcher, reloader) =
-        watch(&opts, shared.clone(), status, client.clone(), tokens, shutdown.clone())?;
-    let engine_task = tokio::spawn(engine.run(shutdown.clone(), opts.drain));
-    let cleanup = tokio::spawn({
-        let shared = shared.clone();
-        async move { reload::cleanup(&shared).await }
-    });
-    let pruner = tokio::spawn(prune_loop(shared.clone(), retention, shutdown.clone()));
-    let sequences =
-        tokio::spawn(crate::automations::worker::sequences(shared.clone(), shutdown.clone()));
-    let inbox = tokio::spawn(crate::automations::worker::inbox(shared.clone(), shutdown.clone()));
+        watch(&opts, shared.clone(), status, client, tokens, shutdown.clone())?;
+    let background = Background::spawn(engine, &shared, retention, &shutdown, opts.drain);
     let server = serve(listener, app(state), shutdown.clone(), opts.server.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "server stopped with an error");
         }
-        let _ = engine_task.await;
-        // Their writer jobs are either committed or never started: stopping
-        // them between two jobs loses nothing.
-        let _ = sequences.await;
-        let _ = inbox.await;
-        pruner.abort();
-        cleanup.abort();
-        drop(watcher);
-        let _ = reloader.await;
-        let _ = pruner.await;
-        let _ = cleanup.await;
+        background.finish(watcher, reloader).await;
         store.close().await;
     });
     tracing::info!(%addr, "meshes is serving");
     Ok(Gateway { addr, shutdown, shared, task })
+}
+
+/// The one HTTP client every adapter shares.
+fn http_client() -> Result<reqwest::Client, GatewayError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
+        // A redirect would resend the signed body (and its credentials) to a
+        // host the config never named; a 3xx is reported as the outcome instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| GatewayError::Io(e.to_string()))
+}
+
+/// The tasks that run beside the HTTP server.
+struct Background {
+    engine: JoinHandle<()>,
+    cleanup: JoinHandle<()>,
+    pruner: JoinHandle<()>,
+    sequences: JoinHandle<()>,
+    inbox: JoinHandle<()>,
+}
+
+impl Background {
+    fn spawn(
+        engine: Engine,
+        shared: &Arc<Shared>,
+        retention: Duration,
+        shutdown: &CancellationToken,
+        drain: Duration,
+    ) -> Self {
+        use crate::automations::worker;
+        let cleanup = {
+            let shared = shared.clone();
+            async move { reload::cleanup(&shared).await }
+        };
+        Background {
+            engine: tokio::spawn(engine.run(shutdown.clone(), drain)),
+            cleanup: tokio::spawn(cleanup),
+            pruner: tokio::spawn(prune_loop(shared.clone(), retention, shutdown.clone())),
+            sequences: tokio::spawn(worker::sequences(shared.clone(), shutdown.clone())),
+            inbox: tokio::spawn(worker::inbox(shared.clone(), shutdown.clone())),
+        }
+    }
+
+    /// Waits for the tasks once the server has stopped, so that the store
+    /// closes with nothing left writing to it.
+    async fn finish(self, watcher: Option<ConfigWatcher>, reloader: JoinHandle<()>) {
+        let _ = self.engine.await;
+        // Their writer jobs are either committed or never started: stopping
+        // them between two jobs loses nothing.
+        let _ = self.sequences.await;
+        let _ = self.inbox.await;
+        self.pruner.abort();
+        self.cleanup.abort();
+        drop(watcher);
+        let _ = reloader.await;
+        let _ = self.pruner.await;
+        let _ = self.cleanup.await;
+    }
 }
 
 fn retention_of(rt: &crate::gateway::runtime::Runtime) -> Duration {

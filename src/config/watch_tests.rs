@@ -1,0 +1,166 @@
+//! The watcher against real files in a temporary directory, and SIGHUP.
+
+use super::*;
+use std::fs;
+
+const DEBOUNCE: Duration = Duration::from_millis(100);
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn next(rx: &mut mpsc::Receiver<Trigger>) -> Trigger {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("no trigger within 5 s")
+        .expect("channel closed")
+}
+
+/// A bounded negative check: no trigger within the debounce window plus
+/// a generous margin. It cannot prove "never", only "not promptly".
+async fn assert_quiet(rx: &mut mpsc::Receiver<Trigger>, why: &str) {
+    let got = tokio::time::timeout(DEBOUNCE * 6, rx.recv()).await;
+    assert!(got.is_err(), "{why}: {got:?}");
+}
+
+/// A temporary directory holding `meshes.yaml` (canonical path).
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fs::canonicalize(dir.path()).unwrap().join("meshes.yaml");
+    fs::write(&file, "version: 1\n").unwrap();
+    (dir, file)
+}
+
+fn watch(path: &Path) -> (ConfigWatcher, mpsc::Receiver<Trigger>) {
+    ConfigWatcher::start(&[path.to_path_buf()], DEBOUNCE).unwrap()
+}
+
+#[tokio::test]
+async fn writing_in_place_triggers_once() {
+    let (_dir, file) = setup();
+    let (_w, mut rx) = watch(&file);
+    fs::write(&file, "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file.clone()]));
+    assert_quiet(&mut rx, "one write produced a second trigger").await;
+}
+
+#[tokio::test]
+async fn rename_over_save_triggers() {
+    let (_dir, file) = setup();
+    let (_w, mut rx) = watch(&file);
+    let tmp = file.with_extension("yaml.tmp");
+    fs::write(&tmp, "version: 1\n# saved\n").unwrap();
+    fs::rename(&tmp, &file).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
+}
+
+#[tokio::test]
+async fn configmap_symlink_swap_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    fs::create_dir(d.join("..2024_a")).unwrap();
+    fs::write(d.join("..2024_a/meshes.yaml"), "version: 1\n").unwrap();
+    std::os::unix::fs::symlink("..2024_a", d.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/meshes.yaml", d.join("meshes.yaml")).unwrap();
+    let (_w, mut rx) = watch(&d.join("meshes.yaml"));
+    fs::create_dir(d.join("..2024_b")).unwrap();
+    fs::write(d.join("..2024_b/meshes.yaml"), "version: 1\n# new\n").unwrap();
+    std::os::unix::fs::symlink("..2024_b", d.join("..data_tmp")).unwrap();
+    fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("..data")]));
+    assert_eq!(fs::read_to_string(d.join("meshes.yaml")).unwrap(), "version: 1\n# new\n");
+}
+
+#[tokio::test]
+async fn unrelated_files_do_not_trigger() {
+    let (dir, file) = setup();
+    let (_w, mut rx) = watch(&file);
+    fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    fs::write(dir.path().join("other.yaml"), "not ours").unwrap();
+    assert_quiet(&mut rx, "an unrelated file triggered a reload").await;
+    // The watcher is alive, so the quiet above meant something.
+    fs::write(&file, "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
+}
+
+#[tokio::test]
+async fn reading_the_config_does_not_trigger() {
+    let (_dir, file) = setup();
+    let (_w, mut rx) = watch(&file);
+    // What the reload does: a trigger here would loop forever.
+    assert_eq!(fs::read_to_string(&file).unwrap(), "version: 1\n");
+    assert_quiet(&mut rx, "reading the config triggered a reload").await;
+    fs::write(&file, "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
+}
+
+#[tokio::test]
+async fn a_burst_of_writes_yields_one_trigger() {
+    let (_dir, file) = setup();
+    let (_w, mut rx) = watch(&file);
+    for i in 0..5 {
+        fs::write(&file, format!("version: 1\n# {i}\n")).unwrap();
+    }
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
+    assert_quiet(&mut rx, "a burst produced more than one trigger").await;
+}
+
+#[tokio::test]
+async fn a_burst_longer_than_a_tick_yields_one_trigger() {
+    // A longer window than the other tests: the gaps below are real
+    // sleeps, and on a loaded CI machine a 30 ms sleep once took over
+    // 100 ms, which rightly split the burst.
+    const WINDOW: Duration = Duration::from_millis(400);
+    let (_dir, file) = setup();
+    let (_w, mut rx) = ConfigWatcher::start(std::slice::from_ref(&file), WINDOW).unwrap();
+    // Gaps under the window but over the debouncer's tick (window / 4),
+    // which notify-debouncer-full alone reports as several batches.
+    let mut last = std::time::Instant::now();
+    let mut stalls = 0;
+    for i in 0..5 {
+        fs::write(&file, format!("version: 1\n# {i}\n")).unwrap();
+        // A gap the machine stretched past the window may split the burst.
+        stalls += usize::from(i > 0 && last.elapsed() >= WINDOW);
+        last = std::time::Instant::now();
+        tokio::time::sleep(WINDOW * 3 / 10).await;
+    }
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
+    let mut extra = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(WINDOW * 3, rx.recv()).await {
+        extra += 1;
+    }
+    assert!(
+        extra <= stalls,
+        "a spread-out burst produced {} triggers ({stalls} gaps over the window)",
+        extra + 1
+    );
+}
+
+#[tokio::test]
+async fn yaml_files_in_a_config_directory_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    let (_w, mut rx) = watch(&d);
+    fs::write(d.join("README.md"), "not config").unwrap();
+    assert_quiet(&mut rx, "a non-YAML file in a config directory triggered").await;
+    fs::write(d.join("extra.yml"), "version: 1\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("extra.yml")]));
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_an_error() {
+    let err =
+        ConfigWatcher::start(&[PathBuf::from("/nonexistent-meshes-dir/meshes.yaml")], DEBOUNCE)
+            .unwrap_err();
+    assert!(matches!(err, WatchError::Path { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn sighup_is_forwarded() {
+    let (tx, mut rx) = mpsc::channel(1);
+    // Installs tokio's handler first: the signal no longer terminates us.
+    let _task = forward_sighup(tx).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(next(&mut rx).await, Trigger::Signal);
+}
