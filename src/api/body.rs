@@ -128,21 +128,27 @@ pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_limit_error(limit);
     }
-    timed_out(&rejection)
+    read_failure(&rejection)
         .unwrap_or_else(|| invalid(format!("could not be read: {}", rejection.body_text())))
 }
 
-/// 408 when the body missed its deadline, else 400.
+/// 408 when the body missed its deadline, 503 when it did not fit in the
+/// server's body budget, else 400.
 fn read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
-    timed_out(e).unwrap_or_else(|| invalid(format!("could not be read: {e}")))
+    read_failure(e).unwrap_or_else(|| invalid(format!("could not be read: {e}")))
 }
 
-/// The 408 for a body that missed its deadline (somewhere in `e`'s sources).
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+/// The answer for a body the server stopped reading (the cause is somewhere
+/// in `e`'s sources): 408 past its deadline, 503 over the body budget.
+fn read_failure(e: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
     let mut source = Some(e);
     while let Some(e) = source {
         if let Some(timeout) = e.downcast_ref::<crate::server::BodyTimeout>() {
             return Some(ApiError::RequestTimeout(format!("body {timeout}")));
+        }
+        if let Some(full) = e.downcast_ref::<crate::server::BodyBudgetFull>() {
+            metrics::counter!("meshes_http_bodies_refused_total").increment(1);
+            return Some(ApiError::Busy(format!("body {full}; retry shortly")));
         }
         source = e.source();
     }

@@ -77,6 +77,11 @@ pub enum ApiError {
     /// 503: the store cannot take writes; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the server holds its limit of request bodies; nothing was read
+    /// into the store. Not logged per request (a flood would flood the log):
+    /// counted in `meshes_http_bodies_refused_total`.
+    #[error("{0}")]
+    Busy(String),
     /// 500: a bug. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -112,7 +117,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RateLimitError"),
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "NotImplementedError"),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "BadGatewayError"),
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Busy(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
@@ -135,7 +140,7 @@ impl ApiError {
         match self {
             ApiError::TooEarly { retry_after_secs, .. }
             | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::Unavailable(_) | ApiError::Busy(_) => Some(1),
             _ => None,
         }
     }
@@ -269,6 +274,7 @@ mod tests {
             (ApiError::NotImplemented("x".into()), 501, "NotImplementedError"),
             (ApiError::BadGateway("g".into()), 502, "BadGatewayError"),
             (ApiError::Unavailable("s".into()), 503, "ServiceUnavailableError"),
+            (ApiError::Busy("b".into()), 503, "ServiceUnavailableError"),
             (ApiError::Internal("i".into()), 500, "InternalError"),
         ];
         for (e, status, name) in cases {

@@ -1,5 +1,7 @@
-//! Request bodies with a total read deadline (a trickled body cannot hold
-//! a connection open forever).
+//! Request bodies, bounded in time and in memory: each must arrive within a
+//! total deadline (a trickled body cannot hold a connection forever), and
+//! all the bodies being read or handled at once share one byte budget (many
+//! large bodies cannot exhaust memory between them).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -9,52 +11,165 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
-
-/// Every request body must be complete `limit` after the headers.
-pub(super) fn with_body_deadline<S>(
-    app: S,
-    limit: Duration,
-) -> impl Service<hyper::Request<Incoming>, Response = Response, Error = Infallible, Future = S::Future>
-+ Clone
-+ Send
-+ 'static
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-{
-    app.map_request(move |req: hyper::Request<Incoming>| {
-        req.map(|body| Body::new(DeadlineBody::new(body, limit)))
-    })
-}
+use tower::Service;
 
 /// The body was not complete within `body_read_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("was not received within {0:?} (body read timeout)")]
 pub struct BodyTimeout(pub Duration);
 
-/// A body that fails with [`BodyTimeout`] once its deadline passes. The
+/// Taking this body would put the server over its budget of request-body
+/// bytes (`ServerOptions::body_memory`).
+#[derive(Debug, thiserror::Error)]
+#[error("was refused: the server already holds its limit of {0} bytes of request bodies")]
+pub struct BodyBudgetFull(pub usize);
+
+/// Bytes of request bodies held across all connections, and the limit.
+#[derive(Debug)]
+pub(super) struct BodyBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl BodyBudget {
+    pub(super) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(BodyBudget { limit, used: AtomicUsize::new(0) })
+    }
+
+    /// Reserves `n` bytes unless that would pass the limit.
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&after| after <= self.limit)
+            })
+            .is_ok()
+    }
+}
+
+/// One connection's share of the budget: the bytes of its current request's
+/// body. HTTP/1.1 handles a connection's requests one after another, so one
+/// counter per connection is enough, and no request allocates for it.
+#[derive(Debug)]
+struct ConnBodies {
+    budget: Arc<BodyBudget>,
+    held: AtomicUsize,
+}
+
+impl ConnBodies {
+    fn take(&self, n: usize) -> bool {
+        let taken = self.budget.take(n);
+        if taken {
+            self.held.fetch_add(n, Ordering::AcqRel);
+        }
+        taken
+    }
+
+    /// The request is answered: its body (read into buffers the handler
+    /// has dropped by now) no longer counts.
+    fn release(&self) {
+        let n = self.held.swap(0, Ordering::AcqRel);
+        self.budget.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+impl Drop for ConnBodies {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The per-connection service: wraps each request's body, and releases its
+/// bytes when the response is ready.
+#[derive(Clone)]
+pub(super) struct Guarded<S> {
+    inner: S,
+    deadline: Duration,
+    bodies: Arc<ConnBodies>,
+}
+
+impl<S> Guarded<S> {
+    pub(super) fn new(inner: S, deadline: Duration, budget: Arc<BodyBudget>) -> Self {
+        let bodies = Arc::new(ConnBodies { budget, held: AtomicUsize::new(0) });
+        Guarded { inner, deadline, bodies }
+    }
+}
+
+impl<S> Service<hyper::Request<Incoming>> for Guarded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answering<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: hyper::Request<Incoming>) -> Self::Future {
+        let (deadline, bodies) = (self.deadline, self.bodies.clone());
+        let req = req.map(|body| Body::new(GuardedBody::new(body, deadline, bodies)));
+        Answering { inner: self.inner.call(req), bodies: self.bodies.clone() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The handler's future; its body's bytes are released when it is ready.
+    pub(super) struct Answering<F> {
+        #[pin]
+        inner: F,
+        bodies: Arc<ConnBodies>,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Answering<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        this.bodies.release();
+        Poll::Ready(out)
+    }
+}
+
+/// A body that fails with [`BodyTimeout`] once its deadline passes, and
+/// with [`BodyBudgetFull`] when a frame does not fit in the budget. The
 /// deadline is total, not per frame, so a trickle does not extend it.
 ///
 /// The timer is armed the first time the body is not ready: most bodies
 /// arrive with their headers and never need one, and a timer per request
 /// (allocated, registered, cancelled) showed in the ingest profile.
-struct DeadlineBody {
+struct GuardedBody {
     body: Incoming,
     started: Instant,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
+    bodies: Arc<ConnBodies>,
 }
 
-impl DeadlineBody {
-    fn new(body: Incoming, limit: Duration) -> Self {
-        DeadlineBody { body, started: Instant::now(), deadline: None, limit }
+impl GuardedBody {
+    fn new(body: Incoming, limit: Duration, bodies: Arc<ConnBodies>) -> Self {
+        GuardedBody { body, started: Instant::now(), deadline: None, limit, bodies }
+    }
+
+    /// Counts a data frame against the budget.
+    fn admit(&self, frame: Frame<Bytes>) -> Result<Frame<Bytes>, axum::BoxError> {
+        let n = frame.data_ref().map_or(0, Bytes::len);
+        if n == 0 || self.bodies.take(n) {
+            Ok(frame)
+        } else {
+            Err(Box::new(BodyBudgetFull(self.bodies.budget.limit)))
+        }
     }
 }
 
-impl hyper::body::Body for DeadlineBody {
+impl hyper::body::Body for GuardedBody {
     type Data = Bytes;
     type Error = axum::BoxError;
 
@@ -64,7 +179,8 @@ impl hyper::body::Body for DeadlineBody {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            let frame = frame.map(|f| f.map_err(Into::into).and_then(|f| this.admit(f)));
+            return Poll::Ready(frame);
         }
         let (started, limit) = (this.started, this.limit);
         let deadline = this.deadline.get_or_insert_with(|| Box::pin(deadline(started, limit)));

@@ -1,5 +1,5 @@
 //! The HTTP accept loop: header-read timeouts (slowloris), a connection
-//! cap, and graceful shutdown.
+//! cap, bounded header and body memory, and graceful shutdown.
 //!
 //! `axum::serve` has no header-read timeout and no connection cap, so we
 //! drive hyper ourselves: one HTTP/1.1 connection task per accepted socket,
@@ -22,12 +22,17 @@ use tower::Service;
 
 mod body;
 
-pub use body::BodyTimeout;
-use body::with_body_deadline;
+use body::{BodyBudget, Guarded};
+pub use body::{BodyBudgetFull, BodyTimeout};
 
 /// How long the loop pauses after a failed `accept` (EMFILE, ENFILE, …).
 /// Retrying at once would spin while the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Most bytes hyper buffers per connection while reading a request head
+/// (larger heads are answered 431). hyper's default, ~400 KiB, times the
+/// connection cap would allow gigabytes of headers.
+const MAX_HEAD_BUFFER: usize = 64 << 10;
 
 /// Accept-loop settings.
 #[derive(Debug, Clone)]
@@ -53,6 +58,12 @@ pub struct ServerOptions {
     /// Time given to in-flight requests at shutdown; connections still open
     /// after it are closed.
     pub drain_timeout: Duration,
+    /// Most bytes of request bodies held at once, over all connections,
+    /// from the first byte read until the answer. A body that would pass it
+    /// is refused (503, `Retry-After`), so a crowd of large or stalled
+    /// uploads cannot exhaust memory. At least the largest body a route
+    /// accepts (8 MiB, bulk ingest).
+    pub body_memory: usize,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +74,7 @@ impl Default for ServerOptions {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(30),
+            body_memory: 64 << 20,
         }
     }
 }
@@ -83,7 +95,7 @@ where
     S::Future: Send + 'static,
 {
     let builder = http1_builder(&opts);
-    let app = with_body_deadline(app, opts.body_read_timeout);
+    let budget = BodyBudget::new(opts.body_memory);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     // Cancelled only when draining times out: drops the stragglers so no
@@ -94,7 +106,8 @@ where
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        let guarded = Guarded::new(app.clone(), opts.body_read_timeout, budget.clone());
+        let service = TowerToHyperService::new(guarded);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let hard_stop = hard_stop.clone();
         tasks.spawn(async move {
@@ -124,7 +137,11 @@ fn http1_builder(opts: &ServerOptions) -> http1::Builder {
     };
     let mut builder = http1::Builder::new();
     // hyper needs a timer for the header-read timeout (it panics without one).
-    builder.timer(TokioTimer::new()).header_read_timeout(limit).keep_alive(keep_alive);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limit)
+        .keep_alive(keep_alive)
+        .max_buf_size(MAX_HEAD_BUFFER);
     builder
 }
 
