@@ -31,7 +31,8 @@
 //! - [`gateway`]: the composition root (`gateway::start` takes a listener and
 //!   a shutdown token), the runtime built from a config, hot reload.
 //! - [`server`]: the hyper-util accept loop (header and body timeouts,
-//!   connection cap, graceful drain); [`api`]: the axum routes, auth, the one
+//!   connection cap, head size and a shared budget of body bytes, graceful
+//!   drain); [`api`]: the axum routes, auth, the one
 //!   error-to-HTTP mapping, the generated OpenAPI document, and `api::hot`,
 //!   which serves the two ingest POSTs without the router.
 //! - [`store`]: the redb outbox (events, deliveries, due-time index, contacts),
