@@ -120,6 +120,10 @@ impl Drop for Proc {
 pub fn control_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // The server closes a connection idle for 10 s. A sample taken 10 s
+        // after the previous one would reuse it just as it closes ("connection
+        // closed before message completed"): never keep one idle that long.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .map_err(http("build the control client"))
 }
