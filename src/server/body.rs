@@ -88,14 +88,14 @@ impl Drop for ConnBodies {
 #[derive(Clone)]
 pub(super) struct Guarded<S> {
     inner: S,
-    deadline: Duration,
+    body_timeout: Duration,
     bodies: Arc<ConnBodies>,
 }
 
 impl<S> Guarded<S> {
-    pub(super) fn new(inner: S, deadline: Duration, budget: Arc<BodyBudget>) -> Self {
+    pub(super) fn new(inner: S, body_timeout: Duration, budget: Arc<BodyBudget>) -> Self {
         let bodies = Arc::new(ConnBodies { budget, held: AtomicUsize::new(0) });
-        Guarded { inner, deadline, bodies }
+        Guarded { inner, body_timeout, bodies }
     }
 }
 
@@ -112,8 +112,8 @@ where
     }
 
     fn call(&mut self, req: hyper::Request<Incoming>) -> Self::Future {
-        let (deadline, bodies) = (self.deadline, self.bodies.clone());
-        let req = req.map(|body| Body::new(GuardedBody::new(body, deadline, bodies)));
+        let (limit, bodies) = (self.body_timeout, self.bodies.clone());
+        let req = req.map(|body| Body::new(GuardedBody::new(body, limit, bodies)));
         Answering { inner: self.inner.call(req), bodies: self.bodies.clone() }
     }
 }
