@@ -29,7 +29,8 @@
 //! - [`catalog`]: every integration's actions and the metadata each needs:
 //!   the one source for the schema, `validate` and the integrations API.
 //! - [`gateway`]: the composition root (`gateway::start` takes a listener and
-//!   a shutdown token), the runtime built from a config, hot reload.
+//!   a shutdown token), the runtime built from a config, hot reload, and
+//!   retention (background pruning that follows the config in force).
 //! - [`server`]: the hyper-util accept loop (header and body timeouts,
 //!   connection cap, head size and a shared budget of body bytes, graceful
 //!   drain); [`api`]: the axum routes, auth, the one

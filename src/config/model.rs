@@ -216,7 +216,9 @@ pub struct DeliverySettings {
     /// Pause a connection after this many consecutive failed attempts
     /// (without spending the deliveries' attempts), then probe it.
     pub circuit_breaker: CircuitBreaker,
-    /// How long events, payloads and attempts are kept before background pruning.
+    /// How long finished events, their payloads and attempts are kept before
+    /// background pruning (events with a delivery still pending are kept
+    /// whatever their age). The longest window of all workspaces applies.
     pub retention: Duration,
 }
 

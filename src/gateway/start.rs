@@ -6,8 +6,6 @@ use crate::adapters::token_store::TokenStore;
 use crate::api::AppState;
 use crate::api::auth::RateLimits;
 use crate::api::hot::app;
-use crate::clock;
-use crate::config::duration::Duration as CfgDuration;
 use crate::config::watch::{ConfigWatcher, Trigger, forward_sighup};
 use crate::delivery::engine::{Engine, Shared};
 use crate::server::{ServerOptions, serve};
@@ -125,7 +123,6 @@ pub async fn start(
     let rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
-    let retention = retention_of(&rt);
     let opener = opts.store_opener.clone().unwrap_or_else(crate::store::db::file_opener);
     let store = Store::open_with(&opts.data_dir, opener)?;
     let engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(rt)));
@@ -141,7 +138,7 @@ pub async fn start(
     };
     let (watcher, reloader) =
         watch(&opts, shared.clone(), status, client, tokens, shutdown.clone())?;
-    let background = Background::spawn(engine, &shared, retention, &shutdown, opts.drain);
+    let background = Background::spawn(engine, &shared, &shutdown, opts.drain);
     let server = serve(listener, app(state), shutdown.clone(), opts.server.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
@@ -178,7 +175,6 @@ impl Background {
     fn spawn(
         engine: Engine,
         shared: &Arc<Shared>,
-        retention: Duration,
         shutdown: &CancellationToken,
         drain: Duration,
     ) -> Self {
@@ -190,7 +186,7 @@ impl Background {
         Background {
             engine: tokio::spawn(engine.run(shutdown.clone(), drain)),
             cleanup: tokio::spawn(cleanup),
-            pruner: tokio::spawn(prune_loop(shared.clone(), retention, shutdown.clone())),
+            pruner: tokio::spawn(super::prune::prune_loop(shared.clone(), shutdown.clone())),
             sequences: tokio::spawn(worker::sequences(shared.clone(), shutdown.clone())),
             inbox: tokio::spawn(worker::inbox(shared.clone(), shutdown.clone())),
         }
@@ -211,14 +207,6 @@ impl Background {
         let _ = self.pruner.await;
         let _ = self.cleanup.await;
     }
-}
-
-fn retention_of(rt: &crate::gateway::runtime::Runtime) -> Duration {
-    rt.workspaces
-        .values()
-        .map(|w| w.config.delivery.retention.get())
-        .max()
-        .unwrap_or(CfgDuration::from_millis(30 * 86_400_000).get())
 }
 
 fn watch(
@@ -256,26 +244,4 @@ fn watch(
         }
     });
     Ok((watcher, task))
-}
-
-/// Deletes finished events past the retention window, a chunk at a time.
-async fn prune_loop(shared: Arc<Shared>, retention: Duration, shutdown: CancellationToken) {
-    loop {
-        loop {
-            let now = clock::now_ms();
-            let before = now.saturating_sub(retention.as_millis() as u64);
-            match shared.store.writer().prune(before, now, 1_000).await {
-                Ok(0) => break,
-                Ok(n) => tracing::debug!(pruned = n, "retention"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention pruning failed; will try again");
-                    break;
-                }
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(600)) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
 }

@@ -26,7 +26,9 @@ pub use contact_records::{
 pub use contacts_read::{ActivityPage, SuppressedPage};
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
-pub use writer::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome, Tables};
+pub use writer::{
+    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, RetryOutcome, Tables,
+};
 
 use db::{DbSlot, Opener};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};

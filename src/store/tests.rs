@@ -233,11 +233,56 @@ async fn prune_keeps_events_with_unfinished_deliveries() {
     let pending =
         w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 100, None)], 100).await.unwrap();
     let future = clock_ms() + 60_000;
-    let pruned = w.prune(future, future, 100).await.unwrap();
+    let pruned = w.prune_all(future, future).await.unwrap();
     assert_eq!(pruned, 1);
     assert!(store.event(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
     assert!(store.payload(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
     assert!(store.event(event_key(&pending[0].event.id).unwrap()).unwrap().is_some());
+}
+
+/// The oldest events can stay unfinished for as long as their retry schedule
+/// runs; pruning must step over them rather than stop at them.
+#[tokio::test]
+async fn prune_steps_over_a_head_of_unfinished_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let unfinished = crate::store::writer::PRUNE_STEP * 3 / 2;
+    let head: Vec<_> =
+        (0..unfinished).map(|i| new_event("ws", "a", &[("r1", "c")], i as u64, None)).collect();
+    w.ingest(head, 100).await.unwrap();
+    let finished: Vec<_> = (0..10).map(|i| new_event("ws", "a", &[], i, None)).collect();
+    let finished = w.ingest(finished, 100).await.unwrap();
+    let future = clock_ms() + 60_000;
+    assert_eq!(w.prune_all(future, future).await.unwrap(), 10);
+    for done in &finished {
+        assert!(store.event(event_key(&done.event.id).unwrap()).unwrap().is_none());
+    }
+    assert_eq!(store.due_len().unwrap(), unfinished as u64);
+    assert_eq!(w.prune_all(future, future).await.unwrap(), 0, "a second pass finds nothing left");
+}
+
+/// One step looks at `limit` events and says where the next one starts.
+#[tokio::test]
+async fn a_prune_step_is_bounded_and_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let events: Vec<_> = (0..5).map(|i| new_event("ws", "a", &[], i, None)).collect();
+    w.ingest(events, 100).await.unwrap();
+    let future = clock_ms() + 60_000;
+    let mut step = crate::store::PruneStep { before: future, now: future, limit: 2, from: 0 };
+    let mut removed = Vec::new();
+    loop {
+        let done = w.prune(step).await.unwrap();
+        removed.push(done.removed);
+        match done.next {
+            Some(from) => step.from = from,
+            None => break,
+        }
+    }
+    // 2 + 2 + 1: the third step finds fewer than `limit` and ends the pass.
+    assert_eq!(removed, [2, 2, 1]);
 }
 
 fn clock_ms() -> u64 {

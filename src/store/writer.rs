@@ -148,7 +148,7 @@ enum Op {
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
     CancelKeys(Vec<DueKey>, String, u64, oneshot::Sender<Result<usize, StoreError>>),
-    Prune(u64, u64, usize, oneshot::Sender<Result<usize, StoreError>>),
+    Prune(PruneStep, oneshot::Sender<Result<Pruned, StoreError>>),
     /// Finish what is queued before it, then stop (later requests get `Closed`).
     Shutdown,
     /// An empty commit: can the store write (again)?
@@ -216,11 +216,11 @@ impl Handle {
     ) -> Result<usize, StoreError> {
         call(&self.tx, |r| Op::CancelKeys(keys, reason.to_string(), now, r)).await
     }
-    /// Deletes up to `limit` finished events created before `before`, and up
-    /// to `limit` idempotency keys older than 24 h at `now`; returns how many
-    /// rows of either kind went (0 means there is nothing left to prune).
-    pub async fn prune(&self, before: u64, now: u64, limit: usize) -> Result<usize, StoreError> {
-        call(&self.tx, |r| Op::Prune(before, now, limit, r)).await
+    /// One bounded step of pruning (see [`PruneStep`]): finished events
+    /// created before `step.before`, idempotency keys older than 24 h and old
+    /// contact activity. Repeat with `from = next` until `next` is `None`.
+    pub async fn prune(&self, step: PruneStep) -> Result<Pruned, StoreError> {
+        call(&self.tx, |r| Op::Prune(step, r)).await
     }
     /// Runs `job` inside the next batch's transaction; its result comes back
     /// once that transaction is committed (fsync'd).
@@ -307,6 +307,7 @@ enum Answer {
     Retry(RetryOutcome),
     Cancel(Option<usize>),
     Count(usize),
+    Pruned(Pruned),
     Job(Box<dyn Any + Send>),
 }
 
@@ -360,9 +361,13 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
         (Op::Cancel(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Cancel(n) = a { n } else { None })))
         }
-        (Op::CancelKeys(.., r), a) | (Op::Prune(.., r), a) => {
+        (Op::CancelKeys(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Count(n) = a { n } else { 0 })))
         }
+        (Op::Prune(.., r), a) => drop(r.send(a.map(|a| match a {
+            Answer::Pruned(p) => p,
+            _ => Pruned { removed: 0, next: None },
+        }))),
         (Op::Shutdown, _) => {}
     }
 }
@@ -386,6 +391,8 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 mod apply;
 mod batch;
 pub(crate) mod contacts;
+mod prune;
 mod tables;
 
+pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use tables::Tables;

@@ -219,40 +219,6 @@ impl Tables<'_> {
         Ok(canceled)
     }
 
-    /// Deletes finished events created before `before`; events with
-    /// unfinished deliveries are kept whatever their age.
-    pub(super) fn prune(&mut self, before: u64, limit: usize) -> Result<usize, StoreError> {
-        let bound = u128::from(before) << 80; // UUID v7: the top 48 bits are the Unix ms
-        let mut ids = Vec::new();
-        for row in self.events.range(..bound)? {
-            ids.push(row?.0.value());
-            if ids.len() == limit {
-                break;
-            }
-        }
-        let mut pruned = 0;
-        for id in ids {
-            let rows: Vec<RuleEventRecord> = self
-                .rule_events
-                .range((id, "")..=(id, "\u{10FFFF}"))?
-                .map(|row| decode(row?.1.value()))
-                .collect::<Result<_, StoreError>>()?;
-            if rows.iter().any(|r| !r.status.is_terminal()) {
-                continue;
-            }
-            for r in &rows {
-                self.rule_events.remove((id, r.rule_id.as_str()))?;
-                self.attempts.retain_in(
-                    (id, r.rule_id.as_str(), 0)..=(id, r.rule_id.as_str(), u32::MAX),
-                    |_, _| false,
-                )?;
-            }
-            self.events.remove(id)?;
-            pruned += 1;
-        }
-        Ok(pruned)
-    }
-
     /// Forgets idempotency keys older than the TTL (a key re-used after it
     /// was overwritten points elsewhere now: leave that mapping alone).
     pub(super) fn prune_idempotency(

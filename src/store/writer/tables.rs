@@ -60,11 +60,7 @@ impl<'t> Tables<'t> {
             Op::CancelKeys(keys, reason, now, _) => {
                 Answer::Count(self.cancel_keys(keys, reason, *now)?)
             }
-            Op::Prune(before, now, limit, _) => Answer::Count(
-                self.prune(*before, *limit)?
-                    + self.prune_idempotency(*now, *limit)?
-                    + self.prune_activity(*before, *limit)?,
-            ),
+            Op::Prune(step, _) => Answer::Pruned(self.prune_step(*step)?),
             Op::Shutdown | Op::Probe(_) => Answer::Unit,
         })
     }

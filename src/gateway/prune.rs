@@ -1,0 +1,78 @@
+//! Retention: finished events older than `delivery.retention` are deleted in
+//! the background, with their deliveries, attempts and payloads.
+//!
+//! The window is read from the config in force once a second, so a reload
+//! that shortens it takes effect within a second, not at the next restart.
+//! A pass runs every tenth of the window (1 s to 10 min), so the store holds
+//! at most about 1.1 windows of finished events.
+
+use crate::clock;
+use crate::delivery::engine::Shared;
+use crate::gateway::runtime::Runtime;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The default window when no workspace is loaded (30 days, as in the config).
+const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+/// How often the loop looks at the config in force.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Prunes until `shutdown`.
+pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut last: Option<Instant> = None;
+    loop {
+        let retention = retention_of(&shared.runtime.load());
+        if last.is_none_or(|t| t.elapsed() >= pause(retention)) {
+            last = Some(Instant::now());
+            tokio::select! {
+                () = pass(&shared, retention) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TICK) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Looks at every event older than the window once.
+async fn pass(shared: &Shared, retention: Duration) {
+    let now = clock::now_ms();
+    let before = now.saturating_sub(retention.as_millis() as u64);
+    match shared.store.writer().prune_all(before, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(pruned = n, "retention"),
+        Err(e) => tracing::warn!(error = %e, "retention pruning failed; will try again"),
+    }
+}
+
+/// The longest window of the loaded workspaces: the store is shared, and an
+/// event is never deleted before its own workspace's window has passed.
+fn retention_of(rt: &Runtime) -> Duration {
+    rt.workspaces
+        .values()
+        .map(|w| w.config.delivery.retention.get())
+        .max()
+        .unwrap_or(DEFAULT_RETENTION)
+}
+
+/// Time between passes: a tenth of the window, from 1 s to 10 min.
+fn pause(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_run_every_tenth_of_the_window_within_bounds() {
+        assert_eq!(pause(Duration::from_secs(120)), Duration::from_secs(12));
+        assert_eq!(pause(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(pause(DEFAULT_RETENTION), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,128 @@
+//! Background pruning, one bounded step per writer request.
+//!
+//! Events are scanned oldest first from a cursor the caller carries between
+//! steps. An event that still has unfinished deliveries is kept and stepped
+//! over: restarting every step from the oldest event would let a head of
+//! `limit` such events (a long retry schedule, a destination down for good)
+//! stop every younger event from ever being pruned.
+
+use super::{Handle, Tables};
+use crate::store::records::RuleEventRecord;
+use crate::store::{StoreError, decode};
+use redb::ReadableTable;
+
+/// Rows looked at per table in one step of [`Handle::prune_all`]: small
+/// enough that a step never holds the writer for long against ingest.
+pub const PRUNE_STEP: usize = 1_000;
+
+/// One step of pruning: what is old enough to go, and where to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneStep {
+    /// Finished events created before this (Unix ms) go.
+    pub before: u64,
+    /// Now (Unix ms), for the idempotency keys' 24 h TTL.
+    pub now: u64,
+    /// Rows looked at per table in this step (at least 1); it bounds the
+    /// transaction.
+    pub limit: usize,
+    /// The first event id not looked at yet (0 to start a pass).
+    pub from: u128,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Rows deleted: events (with their deliveries and attempts), idempotency
+    /// keys and contact activity.
+    pub removed: usize,
+    /// The `from` of the next step, or `None` when this pass has looked at
+    /// every old row.
+    pub next: Option<u128>,
+}
+
+impl Handle {
+    /// A whole pass: steps of [`PRUNE_STEP`] rows until every row older than
+    /// `before` (Unix ms) has been looked at once; returns the rows deleted.
+    pub async fn prune_all(&self, before: u64, now: u64) -> Result<usize, StoreError> {
+        let mut step = PruneStep { before, now, limit: PRUNE_STEP, from: 0 };
+        let mut removed = 0;
+        loop {
+            let done = self.prune(step).await?;
+            removed += done.removed;
+            match done.next {
+                Some(from) => step.from = from,
+                None => return Ok(removed),
+            }
+        }
+    }
+}
+
+impl Tables<'_> {
+    pub(super) fn prune_step(&mut self, s: PruneStep) -> Result<Pruned, StoreError> {
+        let limit = s.limit.max(1);
+        let (events, next) = self.prune_events(s.from, s.before, limit)?;
+        let keys = self.prune_idempotency(s.now, limit)?;
+        let activity = self.prune_activity(s.before, limit)?;
+        // The other tables are pruned from their head (nothing there is ever
+        // kept), so a full chunk just means "more next step": the events scan
+        // then resumes at its end, where it finds nothing.
+        let bound = event_bound(s.before);
+        let more = keys == limit || activity == limit;
+        let next = next.or(more.then_some(bound.max(s.from)));
+        Ok(Pruned { removed: events + keys + activity, next })
+    }
+
+    /// Deletes the finished events among the next `limit` events in
+    /// `from..` created before `before`; returns how many went and where the
+    /// scan stopped (`None` when it reached `before`).
+    fn prune_events(
+        &mut self,
+        from: u128,
+        before: u64,
+        limit: usize,
+    ) -> Result<(usize, Option<u128>), StoreError> {
+        let mut ids = Vec::new();
+        for row in self.events.range(from..event_bound(before))? {
+            ids.push(row?.0.value());
+            if ids.len() == limit {
+                break;
+            }
+        }
+        let next = (ids.len() == limit).then(|| ids.last().map_or(from, |l| l + 1));
+        let mut pruned = 0;
+        for id in ids {
+            if self.prune_event(id)? {
+                pruned += 1;
+            }
+        }
+        Ok((pruned, next))
+    }
+
+    /// Deletes one event with its deliveries and attempts, unless one of its
+    /// deliveries is unfinished.
+    fn prune_event(&mut self, id: u128) -> Result<bool, StoreError> {
+        let rows: Vec<RuleEventRecord> = self
+            .rule_events
+            .range((id, "")..=(id, "\u{10FFFF}"))?
+            .map(|row| decode(row?.1.value()))
+            .collect::<Result<_, StoreError>>()?;
+        if rows.iter().any(|r| !r.status.is_terminal()) {
+            return Ok(false);
+        }
+        for r in &rows {
+            self.rule_events.remove((id, r.rule_id.as_str()))?;
+            self.attempts.retain_in(
+                (id, r.rule_id.as_str(), 0)..=(id, r.rule_id.as_str(), u32::MAX),
+                |_, _| false,
+            )?;
+        }
+        self.events.remove(id)?;
+        Ok(true)
+    }
+}
+
+/// The first event id created at `before` (UUID v7: the top 48 bits are the
+/// Unix ms), so `..event_bound(before)` is every event created before it.
+fn event_bound(before: u64) -> u128 {
+    u128::from(before) << 80
+}
