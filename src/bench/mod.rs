@@ -12,7 +12,8 @@
 //! - [`servers`]: the ceiling server and the webhook receiver.
 //! - [`process`]: child processes, `/proc` readings, readiness polling.
 //! - [`configs`]: the generated `meshes.yaml` files.
-//! - [`ingest`], [`e2e`], [`backlog`], [`config`]: the scenarios.
+//! - [`ingest`], [`e2e`], [`backlog`], [`config`]: the scenarios; [`soak`]
+//!   (with [`soak_report`]): a long sampled run, separate from `all`.
 //! - [`report`]: the machine description and the Markdown table.
 
 pub mod backlog;
@@ -25,6 +26,8 @@ pub mod load;
 pub mod process;
 pub mod report;
 pub mod servers;
+pub mod soak;
+pub mod soak_report;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -148,6 +148,9 @@ fn group_commit(mut log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>)
 /// What the receiver has seen.
 #[derive(Debug, Default)]
 pub struct ReceiverState {
+    /// Percent of deliveries (by id) whose first attempt gets a 503.
+    fail_first: u8,
+    refused: AtomicU64,
     received: AtomicU64,
     duplicates: AtomicU64,
     first_ms: AtomicU64,
@@ -158,21 +161,40 @@ pub struct ReceiverState {
 #[derive(Debug, Default)]
 struct ReceiverInner {
     seen: HashSet<u128>,
+    refused: HashSet<u128>,
     latency: Histogram,
 }
 
 impl ReceiverState {
-    fn record(&self, delivery: Option<u128>, body: &[u8]) {
+    fn new(fail_first: u8) -> Self {
+        ReceiverState { fail_first: fail_first.min(100), ..ReceiverState::default() }
+    }
+
+    /// Whether delivery `id` is one whose first attempt is refused. The low
+    /// bits of a UUID v7 are random, so this picks `fail_first` % of them.
+    fn picked(&self, id: u128) -> bool {
+        id % 100 < u128::from(self.fail_first)
+    }
+
+    /// Counts a delivery; `false` when this is the refused first attempt.
+    fn record(&self, delivery: Option<u128>, body: &[u8]) -> bool {
         let now_us = crate::clock::now_ms() * 1000;
         // `time_created` is the gateway's ingest time (ms) in the wrapped body.
         let created = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v.get("time_created").and_then(Value::as_u64));
+        let Ok(mut inner) = self.inner.lock() else { return true };
+        if let Some(id) = delivery
+            && self.picked(id)
+            && inner.refused.insert(id)
+        {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         self.received.fetch_add(1, Ordering::Relaxed);
         let _ =
             self.first_ms.compare_exchange(0, now_us / 1000, Ordering::Relaxed, Ordering::Relaxed);
         self.last_ms.fetch_max(now_us / 1000, Ordering::Relaxed);
-        let Ok(mut inner) = self.inner.lock() else { return };
         if let Some(id) = delivery
             && !inner.seen.insert(id)
         {
@@ -181,6 +203,7 @@ impl ReceiverState {
         if let Some(ms) = created {
             inner.latency.record(now_us.saturating_sub(ms * 1000));
         }
+        true
     }
 
     fn stats(&self) -> Value {
@@ -191,6 +214,7 @@ impl ReceiverState {
             "received": self.received.load(Ordering::Relaxed),
             "unique": inner.seen.len(),
             "duplicates": self.duplicates.load(Ordering::Relaxed),
+            "refused": self.refused.load(Ordering::Relaxed),
             "first_ms": self.first_ms.load(Ordering::Relaxed),
             "last_ms": self.last_ms.load(Ordering::Relaxed),
             "latency_ms": {
@@ -203,6 +227,7 @@ impl ReceiverState {
     fn reset(&self) {
         self.received.store(0, Ordering::Relaxed);
         self.duplicates.store(0, Ordering::Relaxed);
+        self.refused.store(0, Ordering::Relaxed);
         self.first_ms.store(0, Ordering::Relaxed);
         self.last_ms.store(0, Ordering::Relaxed);
         if let Ok(mut inner) = self.inner.lock() {
@@ -214,8 +239,10 @@ impl ReceiverState {
 /// The webhook receiver: every POST is a delivery (answered 200 after
 /// reading and parsing the body); `GET /stats` reports counts, duplicates
 /// (by `webhook-id`) and ingest-to-delivery latency; `POST /reset` clears them.
-pub async fn receiver(listener: TcpListener) {
-    let state = Arc::new(ReceiverState::default());
+/// With `fail_first` > 0, the first attempt of that percent of deliveries
+/// gets a 503 (counted as `refused`, not received), so retries run.
+pub async fn receiver(listener: TcpListener, fail_first: u8) {
+    let state = Arc::new(ReceiverState::new(fail_first));
     serve(listener, move |req: Request<Incoming>| {
         let state = state.clone();
         async move {
@@ -234,8 +261,11 @@ pub async fn receiver(listener: TcpListener) {
                         .and_then(|s| uuid::Uuid::parse_str(s).ok())
                         .map(|u| u.as_u128());
                     let body = body_bytes(req).await.unwrap_or_default();
-                    state.record(id, &body);
-                    reply(StatusCode::OK, &json!({"ok": true}))
+                    if state.record(id, &body) {
+                        reply(StatusCode::OK, &json!({"ok": true}))
+                    } else {
+                        reply(StatusCode::SERVICE_UNAVAILABLE, &json!({"message": "refused once"}))
+                    }
                 }
             }
         }
@@ -294,5 +324,35 @@ mod tests {
         assert_eq!(r.ok, 0);
         assert_eq!(r.errors.get("status 503"), Some(&10), "{}", r.errors_text());
         server.abort();
+    }
+
+    /// Posts one delivery with `webhook-id: id`; returns the status.
+    async fn deliver(client: &reqwest::Client, base: &str, id: &str) -> u16 {
+        let r = client.post(format!("{base}/hook")).header("webhook-id", id).body("{}");
+        r.send().await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_receiver_refuses_first_attempts_once_and_counts_duplicates() {
+        let client = reqwest::Client::new();
+        for (fail_first, statuses, refused, duplicates) in
+            [(100, [503, 200, 200], 1, 1), (0, [200, 200, 200], 0, 2)]
+        {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let server = tokio::spawn(receiver(listener, fail_first));
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(deliver(&client, &base, &id).await);
+            }
+            assert_eq!(got, statuses, "fail_first {fail_first}");
+            let stats: Value =
+                client.get(format!("{base}/stats")).send().await.unwrap().json().await.unwrap();
+            assert_eq!(stats["refused"], refused);
+            assert_eq!(stats["unique"], 1);
+            assert_eq!(stats["duplicates"], duplicates);
+            server.abort();
+        }
     }
 }

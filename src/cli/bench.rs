@@ -2,7 +2,7 @@
 //! goes to stderr, the Markdown results to stdout.
 
 use crate::bench::report::{Machine, Row, markdown, thousands};
-use crate::bench::{Timing, WorkDir, backlog, config, e2e, ingest, load, servers};
+use crate::bench::{Timing, WorkDir, backlog, config, e2e, ingest, load, servers, soak};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -47,12 +47,16 @@ enum Command {
     Backlog(Common),
     /// `validate` and reload time for 10,000 rules; rule-matching cost.
     Config(Common),
+    /// A long run of steady mixed traffic (fan-out, retries, config writes,
+    /// pruning), sampled: RSS, disk and backlog must stay flat and every event
+    /// arrive once. Not part of `all`; exits 1 when a check fails.
+    Soak(SoakArgs),
     /// Point the load generator at any HTTP/1.1 endpoint (other gateways too).
     Load(LoadArgs),
     /// The ceiling: parse JSON, answer 201, nothing else (used by the benchmarks).
     CeilingServer(CeilingArgs),
     /// A minimal webhook receiver with `/stats` (used by the benchmarks).
-    Receiver(Listen),
+    Receiver(ReceiverArgs),
 }
 
 /// Options shared by the scenarios.
@@ -79,6 +83,13 @@ struct Common {
     /// Attempts in flight on the receiver's connection (end to end).
     #[arg(long, default_value_t = 64)]
     lane_concurrency: u32,
+    #[command(flatten)]
+    scratch: Scratch,
+}
+
+/// Where a benchmark's scratch files go.
+#[derive(Debug, Clone, clap::Args)]
+struct Scratch {
     /// Where scratch configs and data dirs go: put it on the disk you
     /// measure (not a tmpfs). Default: ./target if it exists, else `.`.
     #[arg(long)]
@@ -86,6 +97,48 @@ struct Common {
     /// Keep the scratch directory (logs: meshes.log, receiver.log).
     #[arg(long)]
     keep: bool,
+}
+
+/// Arguments of `meshes bench soak` (defaults: 30 min; `--quick`: 1 min).
+#[derive(Debug, Clone, clap::Args)]
+struct SoakArgs {
+    /// One minute, short retention and reload interval: checks that all works.
+    #[arg(long)]
+    quick: bool,
+    /// How long traffic runs (default 30m).
+    #[arg(long, value_parser = duration)]
+    duration: Option<Duration>,
+    /// Events/s acknowledged: a quarter single events, the rest bulk.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Time between samples (default 60s).
+    #[arg(long, value_parser = duration)]
+    sample: Option<Duration>,
+    /// `delivery.retention` of the generated config (default 2m).
+    #[arg(long, value_parser = duration)]
+    retention: Option<Duration>,
+    /// Time between config writes (default 30s; one in three is invalid).
+    #[arg(long, value_parser = duration)]
+    reload_every: Option<Duration>,
+    /// Percent of the flaky destination's deliveries refused once (default 10).
+    #[arg(long)]
+    fail_first_percent: Option<u8>,
+    #[command(flatten)]
+    scratch: Scratch,
+}
+
+impl SoakArgs {
+    fn opts(&self) -> soak::SoakOpts {
+        let d = soak::SoakOpts::new(self.quick);
+        soak::SoakOpts {
+            duration: self.duration.unwrap_or(d.duration),
+            rate: self.rate.unwrap_or(d.rate),
+            sample: self.sample.unwrap_or(d.sample),
+            retention: self.retention.unwrap_or(d.retention),
+            reload_every: self.reload_every.unwrap_or(d.reload_every),
+            fail_first: self.fail_first_percent.unwrap_or(d.fail_first),
+        }
+    }
 }
 
 impl Common {
@@ -130,6 +183,9 @@ impl Common {
             match_time: Duration::from_millis(if self.quick { 300 } else { 2_000 }),
         }
     }
+}
+
+impl Scratch {
     fn parent_dir(&self) -> anyhow::Result<PathBuf> {
         Ok(match &self.work_dir {
             Some(d) => d.clone(),
@@ -151,6 +207,17 @@ struct Listen {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
+}
+
+/// Arguments of `meshes bench receiver`.
+#[derive(Debug, clap::Args)]
+struct ReceiverArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// Answer 503 to the first attempt of this percent of deliveries (by
+    /// `webhook-id`), then accept their retries.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    fail_first_percent: u8,
 }
 
 /// Arguments of `meshes bench ceiling-server`.
@@ -215,31 +282,42 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
             };
             return helper(&a.listen.listen, Helper::Ceiling(log)).await;
         }
-        Command::Receiver(l) => return helper(&l.listen, Helper::Receiver).await,
+        Command::Receiver(r) => {
+            return helper(&r.listen.listen, Helper::Receiver(r.fail_first_percent)).await;
+        }
         Command::Load(a) => return load_cmd(a).await,
+        Command::Soak(a) => return soak_cmd(a).await,
         Command::All(c) => (c, all(c).await?),
         Command::Ingest { common, concurrency, bulk_concurrency } => {
-            let w = common.work_dir()?;
+            let w = common.scratch.work_dir()?;
             (common, ingest::run(&w, &common.ingest(concurrency.clone(), *bulk_concurrency)).await?)
         }
         Command::E2e { common, rate, sustain } => {
-            (common, e2e::run(&common.work_dir()?, &common.e2e(*rate, *sustain)).await?)
+            (common, e2e::run(&common.scratch.work_dir()?, &common.e2e(*rate, *sustain)).await?)
         }
-        Command::Backlog(c) => (c, backlog::run(&c.work_dir()?, &c.backlog()).await?),
-        Command::Config(c) => (c, config::run(&c.work_dir()?, &c.config()).await?),
+        Command::Backlog(c) => (c, backlog::run(&c.scratch.work_dir()?, &c.backlog()).await?),
+        Command::Config(c) => (c, config::run(&c.scratch.work_dir()?, &c.config()).await?),
     };
-    let dir = common.parent_dir()?;
+    let dir = common.scratch.parent_dir()?;
     print!("{}", markdown(&Machine::detect(&dir), &command_line(), &rows));
     Ok(ExitCode::SUCCESS)
 }
 
 async fn all(c: &Common) -> anyhow::Result<Vec<Row>> {
-    let w = c.work_dir()?;
+    let w = c.scratch.work_dir()?;
     let mut rows = ingest::run(&w, &c.ingest(vec![64, 256], 16)).await.context("ingest")?;
     rows.extend(e2e::run(&w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
     rows.extend(backlog::run(&w, &c.backlog()).await.context("backlog")?);
     rows.extend(config::run(&w, &c.config()).await.context("config")?);
     Ok(rows)
+}
+
+async fn soak_cmd(a: &SoakArgs) -> anyhow::Result<ExitCode> {
+    let (rows, series) = soak::run(&a.scratch.work_dir()?, &a.opts()).await?;
+    let machine = Machine::detect(&a.scratch.parent_dir()?);
+    print!("{}{}", markdown(&machine, &command_line(), &rows), series.markdown());
+    let failed = rows.iter().any(|r| r.met == "NO");
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn command_line() -> String {
@@ -254,8 +332,8 @@ fn command_line() -> String {
 enum Helper {
     /// The ceiling; durable when it has a log file.
     Ceiling(Option<std::fs::File>),
-    /// The webhook receiver.
-    Receiver,
+    /// The webhook receiver, refusing first attempts of this percent.
+    Receiver(u8),
 }
 
 fn open_log(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
@@ -274,14 +352,14 @@ async fn helper(listen: &str, which: Helper) -> anyhow::Result<ExitCode> {
     let kind = match &which {
         Helper::Ceiling(None) => "ceiling server",
         Helper::Ceiling(Some(_)) => "durable ceiling server",
-        Helper::Receiver => "receiver",
+        Helper::Receiver(_) => "receiver",
     };
     eprintln!("{kind} listening on http://{}", listener.local_addr()?);
     let server = async move {
         match which {
             Helper::Ceiling(None) => servers::ceiling(listener).await,
             Helper::Ceiling(Some(log)) => servers::durable_ceiling(listener, log).await,
-            Helper::Receiver => servers::receiver(listener).await,
+            Helper::Receiver(fail_first) => servers::receiver(listener, fail_first).await,
         }
     };
     tokio::select! {
