@@ -4,7 +4,6 @@
 use super::process::mb;
 use super::report::{Row, thousands};
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// One reading of the running server.
@@ -28,19 +27,32 @@ pub struct Sample {
     pub cores: f64,
 }
 
+/// The samples' columns, in the order of [`Sample::cells`].
+const COLUMNS: [&str; 8] =
+    ["t (s)", "ingested", "delivered", "refused once", "pending", "RSS", "data dir", "CPU (cores)"];
+
 impl Sample {
-    /// One progress line.
-    pub fn line(&self) -> String {
-        format!(
-            "  {:>6.0} s: ingested {}, delivered {}, pending {}, RSS {}, data {}, CPU {:.2}",
-            self.at.as_secs_f64(),
-            thousands(self.ingested as f64),
-            thousands(self.delivered as f64),
-            self.pending,
+    /// The figures, formatted, in the order of [`COLUMNS`].
+    fn cells(&self) -> [String; 8] {
+        let t = |v: u64| thousands(v as f64);
+        [
+            format!("{:.0}", self.at.as_secs_f64()),
+            t(self.ingested),
+            t(self.delivered),
+            t(self.refused),
+            t(self.pending),
             mb(self.rss),
             mb(self.disk),
-            self.cores
-        )
+            format!("{:.2}", self.cores),
+        ]
+    }
+
+    /// One progress line.
+    pub fn line(&self) -> String {
+        let cells = self.cells();
+        let pairs: Vec<String> =
+            COLUMNS.iter().zip(&cells).map(|(k, v)| format!("{k} {v}")).collect();
+        format!("  {}", pairs.join(", "))
     }
 }
 
@@ -94,15 +106,16 @@ impl Series {
         let judged = |figure: &str, value: fn(&Sample) -> u64, shown: fn(u64) -> String, slack| {
             let figure =
                 format!("{figure}, peak after {} s: 1st half → 2nd half", settle.as_secs());
+            let target = format!("flat (≤ +10 % + {})", shown(slack));
             match self.trend(settle, value) {
                 Some(t) => Row::info(
                     bench,
                     &figure,
                     format!("{} → {} ({:+.1} %)", shown(t.early), shown(t.late), t.growth()),
                 )
-                .target("flat (≤ +10 %)", t.flat(slack)),
+                .target(&target, t.flat(slack)),
                 None => Row::info(bench, &figure, "too few samples after settling".into())
-                    .target("flat (≤ +10 %)", false),
+                    .target(&target, false),
             }
         };
         vec![
@@ -127,22 +140,12 @@ impl Series {
 
     /// The samples as a Markdown table.
     pub fn markdown(&self) -> String {
-        let mut s = String::from(
-            "\n| t (s) | ingested | delivered | refused once | pending | RSS | data dir | CPU (cores) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
+        let row = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut s = String::from("\n");
+        s += &row(&COLUMNS.map(String::from));
+        s += &row(&COLUMNS.map(|_| "---:".to_string()));
         for x in &self.samples {
-            let _ = writeln!(
-                s,
-                "| {:.0} | {} | {} | {} | {} | {} | {} | {:.2} |",
-                x.at.as_secs_f64(),
-                thousands(x.ingested as f64),
-                thousands(x.delivered as f64),
-                thousands(x.refused as f64),
-                x.pending,
-                mb(x.rss),
-                mb(x.disk),
-                x.cores
-            );
+            s += &row(&x.cells());
         }
         s
     }
@@ -284,5 +287,16 @@ mod tests {
         let mut rejected_late = outcome(stats(210, 0), stats(10, 0));
         rejected_late.reloads = (2, 0);
         assert_eq!(rejected_late.rows("soak")[2].met, "NO");
+    }
+
+    #[test]
+    fn the_table_has_a_cell_per_column_in_every_row() {
+        let s = series(&[40_000_000, 41_000_000]);
+        let table = s.markdown();
+        let lines: Vec<&str> = table.trim().lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines.iter().all(|l| l.matches('|').count() == COLUMNS.len() + 1), "{table}");
+        assert!(lines[3].contains("| 41.0 MB |"), "{table}");
+        assert!(s.samples[1].line().contains("RSS 41.0 MB"));
     }
 }
