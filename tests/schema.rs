@@ -14,7 +14,7 @@ fn committed_schema_matches_generated() {
             .unwrap();
     assert!(
         committed == schema_text(),
-        "schema/meshes.schema.json is stale: run `cargo run -- schema > schema/meshes.schema.json` and commit it"
+        "schema/meshes.schema.json is stale: run `cargo build && target/debug/meshes schema > schema/meshes.schema.json` and commit it"
     );
 }
 

@@ -66,7 +66,8 @@ impl Checker {
         // Our own file, kept in step by the schema tests: a failure is a bug,
         // never user input.
         #[allow(clippy::expect_used)]
-        let root: Value = serde_json::from_str(COMMITTED).expect("committed schema is JSON");
+        let root: Value = serde_json::from_str(COMMITTED)
+            .expect("schema/meshes.schema.json, embedded at build time, is not JSON: regenerate it, then rebuild");
         #[allow(clippy::expect_used)]
         let validator = jsonschema::draft202012::new(&root).expect("committed schema compiles");
         Checker { root, validator }
