@@ -247,25 +247,36 @@ fn broken_text(valid: &str, n: u64) -> String {
 }
 
 /// Rewrites the config every `reload_every` until the run ends (atomically,
-/// as a deploy does), and ends on a valid write.
+/// as a deploy does).
 async fn rewrite(path: PathBuf, hooks: [Hook; 2], o: SoakOpts, t0: Instant) -> Result<Writes> {
     let mut w = Writes::default();
-    let mut n = 0;
-    let mut last_valid = true;
-    while t0 + o.reload_every * (n as u32 + 1) < t0 + o.duration {
-        n += 1;
+    let writes = write_count(o.duration, o.reload_every);
+    for n in 1..=writes {
         tokio::time::sleep_until(t0 + o.reload_every * n as u32).await;
         let valid = config_text(&hooks, &o, n);
-        last_valid = !n.is_multiple_of(3);
-        let text = if last_valid { valid } else { broken_text(&valid, n) };
-        write_atomic(&path, &text)?;
-        if last_valid { w.valid += 1 } else { w.invalid += 1 }
-    }
-    if !last_valid {
-        write_atomic(&path, &config_text(&hooks, &o, n + 1))?;
-        w.valid += 1;
+        if invalid_write(n, writes) {
+            write_atomic(&path, &broken_text(&valid, n))?;
+            w.invalid += 1;
+        } else {
+            write_atomic(&path, &valid)?;
+            w.valid += 1;
+        }
     }
     Ok(w)
+}
+
+/// Writes made during the run: one every `every`, strictly before its end.
+fn write_count(duration: Duration, every: Duration) -> u64 {
+    let every = every.max(Duration::from_millis(100)).as_nanos();
+    (duration.as_nanos().saturating_sub(1) / every) as u64
+}
+
+/// Every third write is invalid, but never the last: the run must end on a
+/// valid config, and a valid write made right after an invalid one would be
+/// read as one change (the watcher debounces), so the invalid one would
+/// never be seen, let alone rejected.
+fn invalid_write(n: u64, writes: u64) -> bool {
+    n.is_multiple_of(3) && n != writes
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
@@ -343,6 +354,15 @@ mod tests {
         for n in [3, 6] {
             assert!(errors(broken_text(&texts[1], n)) > 0, "write {n} should be refused");
         }
+    }
+
+    #[test]
+    fn writes_are_spaced_through_the_run_and_the_last_is_valid() {
+        let secs = Duration::from_secs;
+        assert_eq!(write_count(secs(1800), secs(30)), 59, "none at the very end");
+        assert_eq!(write_count(secs(480), secs(30)), 15);
+        let invalid: Vec<u64> = (1..=15).filter(|&n| invalid_write(n, 15)).collect();
+        assert_eq!(invalid, [3, 6, 9, 12], "write 15 would be invalid, but it is the last");
     }
 
     #[test]

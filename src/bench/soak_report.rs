@@ -50,9 +50,10 @@ impl Sample {
     /// One progress line.
     pub fn line(&self) -> String {
         let cells = self.cells();
+        // `t (s)` leads the line as `60 s:`; the rest are `name value`.
         let pairs: Vec<String> =
-            COLUMNS.iter().zip(&cells).map(|(k, v)| format!("{k} {v}")).collect();
-        format!("  {}", pairs.join(", "))
+            COLUMNS.iter().zip(&cells).skip(1).map(|(k, v)| format!("{k} {v}")).collect();
+        format!("  {:>6} s: {}", cells[0], pairs.join(", "))
     }
 }
 
