@@ -21,6 +21,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The event type every end-to-end event has.
+const E2E: &str = "bench.e2e";
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct E2eOpts {
@@ -48,7 +51,7 @@ pub async fn run(work: &WorkDir, o: &E2eOpts) -> Result<Vec<Row>> {
         if o.ceiling { Some(receiver_ceiling(&receiver, &client, o).await?) } else { None };
     let url = format!("http://127.0.0.1:{port}/hook");
     let hooks = [configs::Hook::new("receiver", &url, o.lane_concurrency)];
-    let rules = [configs::rule("e2e", "bench.e2e", "receiver")];
+    let rules = [configs::rule("e2e", E2E, "receiver")];
     let text = configs::gateway(&hooks, &rules, "[0s, 1s, 5s, 30s]");
     let config = configs::write(&work.path, "e2e.yaml", &text)?;
     let data = work.fresh("e2e-data")?;
@@ -70,7 +73,7 @@ async fn receiver_ceiling(receiver: &Proc, client: &reqwest::Client, o: &E2eOpts
     let bodies: Vec<Bytes> = (0..1024)
         .map(|i| {
             let id = uuid::Uuid::now_v7().to_string();
-            Bytes::from(json!({"uuid": id, "event": "bench.e2e", "resource": "user", "resource_id": format!("u_{i}"),
+            Bytes::from(json!({"uuid": id, "event": E2E, "resource": "user", "resource_id": format!("u_{i}"),
                 "payload": {"email": format!("user{i}@example.com"), "plan": "pro"}, "time_created": now, "time_sent": now}).to_string())
         })
         .collect();
@@ -99,7 +102,7 @@ async fn receiver_ceiling(receiver: &Proc, client: &reqwest::Client, o: &E2eOpts
 }
 
 /// The receiver's `/stats` (`receiver` is its base URL).
-async fn received(client: &reqwest::Client, receiver: &str) -> Result<Value> {
+pub async fn received(client: &reqwest::Client, receiver: &str) -> Result<Value> {
     get_json(client, &format!("{receiver}/stats")).await
 }
 
@@ -125,11 +128,18 @@ pub async fn wait_drained(
     Ok(t0.elapsed())
 }
 
-fn ingest_spec(server: &Proc, bulk: bool, concurrency: usize, timing: Timing) -> LoadSpec {
+/// Ingest of `event` into `server`: bulk requests of [`BULK`], or single events.
+pub fn ingest_spec(
+    server: &Proc,
+    event: &str,
+    bulk: bool,
+    concurrency: usize,
+    timing: Timing,
+) -> LoadSpec {
     let (path, bodies, per) = if bulk {
-        ("/api/v1/events/bulk", load::bulk_bodies("bench.e2e", BULK, 64), BULK as u64)
+        ("/api/v1/events/bulk", load::bulk_bodies(event, BULK, 64), BULK as u64)
     } else {
-        ("/api/v1/events", load::event_bodies("bench.e2e", 1024), 1)
+        ("/api/v1/events", load::event_bodies(event, 1024), 1)
     };
     LoadSpec {
         addr: server.addr,
@@ -170,7 +180,7 @@ async fn throughput(
         let b = received(&c2, &r2).await.map(count);
         (a, b)
     });
-    let m = measure(ingest_spec(server, true, o.ingest_concurrency, t), server.pid()).await?;
+    let m = measure(ingest_spec(server, E2E, true, o.ingest_concurrency, t), server.pid()).await?;
     let (a, b) = counter.await.map_err(|e| BenchError::Failed(format!("receiver sampler: {e}")))?;
     let delivered = (b? - a?) as f64 / t.duration.as_secs_f64();
     let backlog = pending(client, &server.base).await?;
@@ -238,7 +248,7 @@ async fn sustained(
     rate: f64,
 ) -> Result<Row> {
     progress(&format!("E2E sustained: bulk ingest paced at {} events/s", thousands(rate)));
-    let mut spec = ingest_spec(server, true, 8, t);
+    let mut spec = ingest_spec(server, E2E, true, 8, t);
     spec.rate = Some(rate / BULK as f64);
     let (c2, r2, s2) = (client.clone(), receiver.base.clone(), server.base.clone());
     let t0 = Instant::now();
@@ -290,7 +300,7 @@ async fn latency(
         .send()
         .await
         .map_err(super::http("reset the receiver"))?;
-    let mut spec = ingest_spec(server, false, 16, timing);
+    let mut spec = ingest_spec(server, E2E, false, 16, timing);
     spec.warmup = Duration::ZERO;
     spec.duration = timing.warmup + timing.duration;
     spec.rate = Some(rate);

@@ -16,13 +16,13 @@
 //! once, every valid write must have been applied and every invalid one rejected.
 
 use super::configs::{self, Hook};
-use super::e2e::wait_drained;
+use super::e2e::{ingest_spec, received, wait_drained};
 use super::ingest::BULK;
 use super::load::{self, LoadSpec};
 use super::process::{self, Proc, get_json, mb};
 use super::report::{Row, thousands};
 use super::soak_report::{Outcome, Sample, Series};
-use super::{BenchError, Result, WorkDir, progress};
+use super::{BenchError, Result, Timing, WorkDir, progress};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,23 +85,23 @@ pub async fn run(work: &WorkDir, o: &SoakOpts) -> Result<(Vec<Row>, Series)> {
         rig.server.pid(),
         o.sample
     ));
+    let client = process::control_client()?;
     let t0 = Instant::now();
     let single = tokio::spawn(load::run(rig.ingest(false, o), t0));
     let bulk = tokio::spawn(load::run(rig.ingest(true, o), t0));
     let writer = tokio::spawn(rewrite(rig.config.clone(), rig.hooks.clone(), *o, t0));
-    let series = rig.sample(o, t0).await?;
+    let series = rig.sample(&client, o, t0).await?;
     let joined = |e: tokio::task::JoinError| BenchError::Failed(format!("soak task: {e}"));
     let (single, bulk) = (single.await.map_err(joined)?, bulk.await.map_err(joined)?);
     let writes = writer.await.map_err(joined)??;
-    let client = process::control_client()?;
     let reloads = rig.reloads_settled(&client, writes).await?;
     let drained = wait_drained(&client, &rig.server, Duration::from_secs(300)).await?;
     progress(&format!("  ingest stopped; backlog drained in {drained:.1?}"));
     let outcome = Outcome {
         acknowledged: (single.ok_total, bulk.ok_total * BULK as u64),
         errors: (single.errors_text(), bulk.errors_text()),
-        steady: rig.stats(&client, &rig.steady).await?,
-        flaky: rig.stats(&client, &rig.flaky).await?,
+        steady: received(&client, &rig.steady.base).await?,
+        flaky: received(&client, &rig.flaky.base).await?,
         writes: (writes.valid, writes.invalid),
         reloads,
     };
@@ -132,30 +132,16 @@ impl Rig {
     /// Single events (a quarter of the rate, 8 connections) or bulk requests
     /// of [`BULK`] (the rest, 2 connections), paced for the whole run.
     fn ingest(&self, bulk: bool, o: &SoakOpts) -> LoadSpec {
-        let (path, bodies, per, share, concurrency) = if bulk {
-            ("/api/v1/events/bulk", load::bulk_bodies("soak.bulk", BULK, 64), BULK as u64, 0.75, 2)
-        } else {
-            ("/api/v1/events", load::event_bodies("soak.single", 1024), 1, 0.25, 8)
-        };
-        LoadSpec {
-            addr: self.server.addr,
-            host: self.server.addr.to_string(),
-            path: path.into(),
-            headers: load::publishable_header(configs::PK),
-            bodies,
-            concurrency,
-            warmup: Duration::ZERO,
-            duration: o.duration,
-            events_per_request: per,
-            ok_statuses: vec![201, 207],
-            rate: Some(o.rate * share / per as f64),
-            max_requests: None,
-        }
+        let (event, share, concurrency) =
+            if bulk { ("soak.bulk", 0.75, 2) } else { ("soak.single", 0.25, 8) };
+        let timing = Timing { warmup: Duration::ZERO, duration: o.duration };
+        let mut spec = ingest_spec(&self.server, event, bulk, concurrency, timing);
+        spec.rate = Some(o.rate * share / spec.events_per_request as f64);
+        spec
     }
 
     /// Samples until the end of the run.
-    async fn sample(&self, o: &SoakOpts, t0: Instant) -> Result<Series> {
-        let client = process::control_client()?;
+    async fn sample(&self, client: &reqwest::Client, o: &SoakOpts, t0: Instant) -> Result<Series> {
         let ticks = process::clock_ticks();
         let mut series = Series::default();
         let mut cpu = (t0, process::cpu_seconds(self.server.pid(), ticks)?);
@@ -166,7 +152,7 @@ impl Rig {
             let now = (Instant::now(), process::cpu_seconds(self.server.pid(), ticks)?);
             let cores = (now.1 - cpu.1) / (now.0 - cpu.0).as_secs_f64();
             cpu = now;
-            let s = self.reading(&client, at - t0, cores).await?;
+            let s = self.reading(client, at - t0, cores).await?;
             progress(&s.line());
             series.samples.push(s);
         }
@@ -177,7 +163,7 @@ impl Rig {
         let metrics = metrics_text(client, &self.server.base).await?;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         let (steady, flaky) =
-            (self.stats(client, &self.steady).await?, self.stats(client, &self.flaky).await?);
+            (received(client, &self.steady.base).await?, received(client, &self.flaky.base).await?);
         let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
         Ok(Sample {
             at,
@@ -189,10 +175,6 @@ impl Rig {
             disk: disk_bytes(&self.data)?,
             cores,
         })
-    }
-
-    async fn stats(&self, client: &reqwest::Client, receiver: &Proc) -> Result<Value> {
-        get_json(client, &format!("{}/stats", receiver.base)).await
     }
 
     /// Waits (at most 30 s) until the server has handled every write:

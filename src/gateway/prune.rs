@@ -7,15 +7,13 @@
 //! at most about 1.1 windows of finished events.
 
 use crate::clock;
+use crate::config::model::DeliverySettings;
 use crate::delivery::engine::Shared;
 use crate::gateway::runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// The default window when no workspace is loaded (30 days, as in the config).
-const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// How often the loop looks at the config in force.
 const TICK: Duration = Duration::from_secs(1);
@@ -57,7 +55,7 @@ fn retention_of(rt: &Runtime) -> Duration {
         .values()
         .map(|w| w.config.delivery.retention.get())
         .max()
-        .unwrap_or(DEFAULT_RETENTION)
+        .unwrap_or_else(|| DeliverySettings::default().retention.get())
 }
 
 /// Time between passes: a tenth of the window, from 1 s to 10 min.
@@ -73,6 +71,7 @@ mod tests {
     fn passes_run_every_tenth_of_the_window_within_bounds() {
         assert_eq!(pause(Duration::from_secs(120)), Duration::from_secs(12));
         assert_eq!(pause(Duration::from_secs(3)), Duration::from_secs(1));
-        assert_eq!(pause(DEFAULT_RETENTION), Duration::from_secs(600));
+        let default = DeliverySettings::default().retention.get();
+        assert_eq!(pause(default), Duration::from_secs(600));
     }
 }
