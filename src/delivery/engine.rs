@@ -28,11 +28,13 @@ const HEAD_SCAN_SHORT_MS: u64 = 50;
 /// Where the last scan of a partition stopped. Scanning from the head on
 /// every tick walked past every in-flight entry again (64 with the default
 /// concurrency) for each dispatch; scanning on from the cursor skips them.
-/// An entry can still land behind the cursor (an ingest that took its due
-/// time before a later one committed, a manual retry in the same
-/// millisecond), so the head is scanned again `HEAD_SCAN_SHORT_MS` after
-/// the cursor runs out of due entries, and every `HEAD_SCAN_EVERY_MS` under
-/// a backlog that never runs out.
+/// An entry can land behind the cursor (an ingest that took its due time
+/// before a later one committed, a manual retry in the same millisecond):
+/// the store's landed mark ([`Store::take_landed`]) drops such a cursor on
+/// the next tick. The head is also scanned `HEAD_SCAN_SHORT_MS` after the
+/// cursor runs out of due entries and every `HEAD_SCAN_EVERY_MS` under a
+/// backlog that never runs out: a safety net, no longer the way such an
+/// entry is found (it was, and under load it waited up to a second).
 #[derive(Debug)]
 struct Cursor {
     after: DueKey,
@@ -168,7 +170,10 @@ impl Engine {
         let mut wake_at = now + IDLE.as_millis() as u64;
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));
-        self.cursors.retain(|k, _| live.contains(k.as_str()));
+        // A cursor at or past an entry committed since the last tick would
+        // pass over it: read that partition from its head instead.
+        let landed = self.shared.store.take_landed().unwrap_or(u64::MAX);
+        self.cursors.retain(|k, c| live.contains(k.as_str()) && c.after.due < landed);
         for conn in rt.connections() {
             let lane = self.lane(conn);
             if let Some(t) = lane.reopens_at().filter(|t| *t > now) {

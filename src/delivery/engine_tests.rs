@@ -1,6 +1,7 @@
 //! The scheduler's scan cursor: entries ahead of it are found without
-//! walking the in-flight ones again, and an entry that lands behind it is
-//! still found by the next scan from the head. Ticks are given explicit
+//! walking the in-flight ones again, an entry committed behind it is found
+//! on the next tick (the store's landed mark), and the periodic scans from
+//! the head still find one that came without a mark. Ticks are given explicit
 //! times: `clock::now_ms` is shared by every test in the process, so a
 //! paused clock here would not reliably move it.
 
@@ -59,8 +60,43 @@ fn setup() -> (tempfile::TempDir, Store, Engine) {
     (dir, store, engine)
 }
 
+/// Due entries ahead of the cursor, more than the lane has slots
+/// (concurrency defaults below 1,000), so a scan from the cursor never
+/// comes up short; returns once the first dispatched attempts are recorded.
+async fn backlog(store: &Store, engine: &mut Engine, now: u64) {
+    let backlog: Vec<NewEvent> = (0..1_000).map(|_| event(now).1).collect();
+    store.writer().ingest(backlog, now).await.unwrap();
+    engine.tick_at(now).unwrap();
+    assert!(engine.cursors.contains_key(&format!("{WS}/out")), "the cursor is in the backlog");
+    settle(engine).await;
+}
+
+/// Lets the running attempts finish (recorded by the writer thread).
+async fn settle(engine: &Engine) {
+    while !engine.shared.in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
-async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
+async fn an_entry_committed_behind_the_cursor_is_dispatched_on_the_next_tick() {
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
+    backlog(&store, &mut engine, now).await;
+
+    // Committed after the cursor passed, with an earlier due time (a bulk
+    // request stamped before a request that committed first). It used to
+    // wait for the head scan, up to a second under a backlog like this one.
+    let (behind, ev) = event(now - 10);
+    store.writer().ingest(vec![ev], now).await.unwrap();
+    engine.tick_at(now).unwrap();
+    assert!(shared.in_flight.contains(behind, "r1"), "the next tick dispatches it");
+    assert_eq!(store.take_landed(), None, "the tick took the mark");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_entry_behind_the_cursor_without_a_mark_is_found_by_the_next_head_scan() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
 
@@ -69,14 +105,12 @@ async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
     engine.tick_at(now).unwrap();
     assert!(shared.in_flight.contains(later, "r1"), "the due entry is dispatched");
     assert!(engine.cursors.contains_key(&format!("{WS}/out")), "and the cursor is after it");
-    // Let its attempt finish (recorded by the writer thread).
-    while shared.in_flight.contains(later, "r1") {
-        tokio::task::yield_now().await;
-    }
+    settle(&engine).await;
 
-    // Committed after the cursor passed, with an earlier due time.
+    // Behind the cursor, and its mark dropped: only a head scan finds it.
     let (behind, ev) = event(now - 10);
     store.writer().ingest(vec![ev], now).await.unwrap();
+    assert_eq!(store.take_landed(), Some(now - 10));
     engine.tick_at(now).unwrap();
     assert!(!shared.in_flight.contains(behind, "r1"), "a scan from the cursor does not see it");
 
@@ -89,24 +123,16 @@ async fn an_entry_behind_the_cursor_is_found_by_the_next_head_scan() {
 async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
-    // More due entries than the lane has slots (concurrency defaults below
-    // 1,000), so a scan from the cursor never comes up short.
-    let backlog: Vec<NewEvent> = (0..1_000).map(|_| event(now).1).collect();
-    store.writer().ingest(backlog, now).await.unwrap();
-    engine.tick_at(now).unwrap();
+    backlog(&store, &mut engine, now).await;
     let (behind, ev) = event(now - 10);
     store.writer().ingest(vec![ev], now).await.unwrap();
+    assert_eq!(store.take_landed(), Some(now - 10), "its mark, dropped");
 
-    // Let the dispatched attempts finish, then scan on from the cursor: the
-    // backlog is ahead of it, so the scan is full and never comes up short.
-    while !shared.in_flight.is_empty() {
-        tokio::task::yield_now().await;
-    }
+    // The backlog is ahead of the cursor, so this scan is full and never
+    // comes up short.
     engine.tick_at(now).unwrap();
     assert!(!shared.in_flight.contains(behind, "r1"), "a scan from the cursor does not see it");
-    while !shared.in_flight.is_empty() {
-        tokio::task::yield_now().await;
-    }
+    settle(&engine).await;
     engine.tick_at(now + HEAD_SCAN_EVERY_MS).unwrap();
     assert!(shared.in_flight.contains(behind, "r1"), "the periodic head scan finds it");
     store.close().await;

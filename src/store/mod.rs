@@ -8,6 +8,7 @@
 pub mod contact_records;
 mod contacts_read;
 pub mod db;
+mod due;
 pub mod fault;
 pub mod json;
 mod migrate;
@@ -24,6 +25,7 @@ pub use contact_records::{
     ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
 };
 pub use contacts_read::{ActivityPage, SuppressedPage};
+pub use due::{DueKey, Landed, QueueDepth};
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{
@@ -31,7 +33,7 @@ pub use writer::{
 };
 
 use db::{DbSlot, Opener};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable};
 use std::path::Path;
 use std::sync::Arc;
 use tables::*;
@@ -83,19 +85,6 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError>
         .map_err(|e| StoreError::Unavailable(format!("corrupt record: {e}")))
 }
 
-/// A due delivery: the due-index key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DueKey {
-    /// `<workspace>/<connection>`.
-    pub conn_key: String,
-    /// Unix ms.
-    pub due: u64,
-    /// Event key.
-    pub event: u128,
-    /// Rule id.
-    pub rule: String,
-}
-
 /// Filters of `GET /events`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -107,17 +96,6 @@ pub struct ListFilter {
     pub resource: Option<String>,
     /// Resource id.
     pub resource_id: Option<String>,
-}
-
-/// Pending deliveries of one connection, by whether they are due yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueDepth {
-    /// `<workspace>/<connection>`.
-    pub conn_key: String,
-    /// Due now: waiting for a concurrency slot or the rate limit.
-    pub due: u64,
-    /// Scheduled later: retries waiting out their backoff.
-    pub later: u64,
 }
 
 /// One page of events, newest first.
@@ -138,6 +116,7 @@ const LIST_SCAN_BUDGET: usize = 5_000;
 pub struct Store {
     db: DbSlot,
     writer: writer::Handle,
+    landed: Landed,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -154,8 +133,11 @@ impl Store {
         let db = DbSlot::open(dir.join("meshes.redb"), opener).map_err(|e| err(e.to_string()))?;
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
         migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        let (writer, thread) = writer::spawn(db.clone()).map_err(|e| err(e.to_string()))?;
-        Ok(Store { db, writer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+        let landed = Landed::default();
+        let (writer, thread) =
+            writer::spawn(db.clone(), landed.clone()).map_err(|e| err(e.to_string()))?;
+        let thread = Arc::new(std::sync::Mutex::new(Some(thread)));
+        Ok(Store { db, writer, landed, thread })
     }
 
     /// Waits for the writer to commit what it has queued, then stops it.
@@ -257,111 +239,6 @@ impl Store {
             }
         }
         Ok(Page { records, next_cursor: None })
-    }
-
-    /// Due deliveries of one connection (due ≤ `now`), oldest first, skipping `skip`.
-    pub fn due(
-        &self,
-        conn_key: &str,
-        now: u64,
-        limit: usize,
-        skip: &dyn Fn(u128, &str) -> bool,
-    ) -> Result<Vec<DueKey>, StoreError> {
-        self.due_after(conn_key, None, now, limit, skip)
-    }
-
-    /// Like [`Store::due`], starting after `after` (exclusive) instead of at
-    /// the partition's head.
-    pub fn due_after(
-        &self,
-        conn_key: &str,
-        after: Option<&DueKey>,
-        now: u64,
-        limit: usize,
-        skip: &dyn Fn(u128, &str) -> bool,
-    ) -> Result<Vec<DueKey>, StoreError> {
-        use std::ops::Bound::{Excluded, Included};
-        let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(DUE)?;
-        let start = match after {
-            // (A cursor past `now` means the clock stepped back: start over.)
-            Some(k) if k.due <= now => Excluded((conn_key, k.due, k.event, k.rule.as_str())),
-            _ => Included((conn_key, 0u64, 0u128, "")),
-        };
-        let end = Included((conn_key, now, u128::MAX, "\u{10FFFF}"));
-        let mut out = Vec::new();
-        for row in table.range::<(&str, u64, u128, &str)>((start, end))? {
-            let (key, _) = row?;
-            let (c, due, event, rule) = key.value();
-            if !skip(event, rule) {
-                out.push(DueKey { conn_key: c.to_string(), due, event, rule: rule.to_string() });
-                if out.len() == limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// When the next delivery of a connection is due, if any.
-    pub fn next_due(&self, conn_key: &str) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(DUE)?;
-        let mut range = table
-            .range((conn_key, 0u64, 0u128, "")..=(conn_key, u64::MAX, u128::MAX, "\u{10FFFF}"))?;
-        Ok(range.next().transpose()?.map(|(k, _)| k.value().1))
-    }
-
-    /// Every connection partition that has due entries, and how many (a
-    /// full scan: for orphan cleanup and metrics, not the hot path).
-    pub fn due_partitions(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(DUE)?;
-        let mut out: Vec<(String, u64)> = Vec::new();
-        for row in table.iter()? {
-            let (key, _) = row?;
-            let conn = key.value().0;
-            match out.last_mut() {
-                Some((c, n)) if c == conn => *n += 1,
-                _ => out.push((conn.to_string(), 1)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Per connection: deliveries due by `now` (waiting for a slot) and
-    /// deliveries scheduled later (retry backlog, or paused by the breaker).
-    /// A full scan of the due index: for metrics scrapes, not the hot path.
-    pub fn queue_depths(&self, now: u64) -> Result<Vec<QueueDepth>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(DUE)?;
-        let mut out: Vec<QueueDepth> = Vec::new();
-        for row in table.iter()? {
-            let (key, _) = row?;
-            let (conn, due, ..) = key.value();
-            if out.last().is_none_or(|q| q.conn_key != conn) {
-                out.push(QueueDepth { conn_key: conn.to_string(), due: 0, later: 0 });
-            }
-            if let Some(q) = out.last_mut() {
-                if due <= now { q.due += 1 } else { q.later += 1 }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` due entries of one partition (any due time), for orphan cleanup.
-    pub fn partition_entries(
-        &self,
-        conn_key: &str,
-        limit: usize,
-    ) -> Result<Vec<DueKey>, StoreError> {
-        self.due(conn_key, u64::MAX, limit, &|_, _| false)
-    }
-
-    /// Number of pending deliveries (due entries).
-    pub fn due_len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        Ok(txn.open_table(DUE)?.len()?)
     }
 }
 

@@ -332,3 +332,34 @@ async fn an_attempt_reads_only_its_own_rule_event() {
     assert_eq!(store.attempt_view(id, "r4").unwrap(), None);
     assert_eq!(store.attempt_view(id.wrapping_add(1), "r1").unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_landed_mark_is_the_earliest_due_time_committed_since_last_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    assert_eq!(store.take_landed(), None, "nothing committed yet");
+    let ev = w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 300, None)], 300).await.unwrap();
+    w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 200, None)], 300).await.unwrap();
+    assert_eq!(store.take_landed(), Some(200));
+    assert_eq!(store.take_landed(), None, "taking it clears it");
+
+    // A retry scheduled by an attempt, and a manual one, are marks too;
+    // a cancel writes no due entry.
+    let key = event_key(&ev[0].event.id).unwrap();
+    let due = store.due("ws/c", 300, 10, &|e, _| e != key).unwrap().remove(0);
+    let next = Next::Retry { at: 5_300 };
+    w.attempt(AttemptDone {
+        key: due,
+        attempt: Some(attempt(1, 300, Outcome::RejectedServerError)),
+        next,
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.take_landed(), Some(5_300));
+    assert_eq!(w.cancel(key, None, "x", 400).await.unwrap(), Some(1));
+    assert_eq!(store.take_landed(), None);
+    assert_eq!(w.retry(key, "r1", 500).await.unwrap(), RetryOutcome::Scheduled);
+    assert_eq!(store.take_landed(), Some(500));
+    store.close().await;
+}

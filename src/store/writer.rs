@@ -9,7 +9,7 @@
 use super::db::DbSlot;
 use super::json::RuleEventJson;
 use super::records::{AttemptRecord, EventRecord};
-use super::{DueKey, StoreError};
+use super::{DueKey, Landed, StoreError};
 use redb::Database;
 use std::any::Any;
 use tokio::sync::{mpsc, oneshot};
@@ -247,11 +247,11 @@ impl Handle {
 }
 
 /// Starts the writer thread.
-pub fn spawn(db: DbSlot) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
+pub fn spawn(db: DbSlot, landed: Landed) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
     let thread = std::thread::Builder::new()
         .name("meshes-store-writer".into())
-        .spawn(move || run(&db, rx))?;
+        .spawn(move || run(&db, rx, &landed))?;
     Ok((Handle { tx }, thread))
 }
 
@@ -263,7 +263,7 @@ struct WriterMetrics {
     commit: metrics::Histogram,
 }
 
-fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
+fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>, landed: &Landed) {
     let m = WriterMetrics {
         ops: metrics::histogram!("meshes_store_batch_ops"),
         apply: metrics::histogram!("meshes_store_apply_seconds"),
@@ -280,7 +280,7 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>) {
             let (len, started) = (batch.len(), std::time::Instant::now());
             match db.get() {
                 Ok(handle) => {
-                    if apply_batch(&handle, batch, &m) {
+                    if apply_batch(&handle, batch, &m, landed) {
                         batcher.committed(len, started.elapsed());
                         db.committed();
                     } else {
@@ -312,17 +312,21 @@ enum Answer {
 }
 
 /// Applies and commits a batch; `false` when the store failed under it.
-fn apply_batch(db: &Database, mut batch: Vec<Op>, m: &WriterMetrics) -> bool {
+/// The earliest due time it wrote goes to `landed` once it is committed (a
+/// scheduler reading it earlier could scan before the entry is visible).
+fn apply_batch(db: &Database, mut batch: Vec<Op>, m: &WriterMetrics, landed: &Landed) -> bool {
     let started = std::time::Instant::now();
     let mut applied = started;
     let result = (|| -> Result<Vec<Answer>, StoreError> {
         let txn = db.begin_write()?;
-        let answers = {
+        let (answers, earliest) = {
             let mut t = Tables::open(&txn)?;
-            batch.iter_mut().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?
+            let answers = batch.iter_mut().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?;
+            (answers, t.earliest_due)
         };
         applied = std::time::Instant::now();
         txn.commit()?;
+        landed.note(earliest);
         Ok(answers)
     })();
     // Where the writer's time goes: building the transaction vs commit + fsync.

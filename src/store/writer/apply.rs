@@ -53,6 +53,7 @@ impl Tables<'_> {
         for (r, encoded) in e.rules.iter().zip(&p.rule_events) {
             self.rule_events.insert((id, r.rule_id.as_str()), encoded.as_slice())?;
             self.due.insert((r.conn_key.as_str(), r.due, id, r.rule_id.as_str()), ())?;
+            self.earliest_due = self.earliest_due.min(r.due);
         }
         if e.inbox {
             self.inbox_push(id)?;
@@ -110,6 +111,7 @@ impl Tables<'_> {
         at: u64,
     ) -> Result<(), StoreError> {
         self.due.insert((rec.conn_key.as_str(), at, event, rec.rule_id.as_str()), ())?;
+        self.earliest_due = self.earliest_due.min(at);
         rec.next_attempt_at = Some(at);
         Ok(())
     }

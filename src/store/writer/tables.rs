@@ -18,6 +18,8 @@ pub struct Tables<'t> {
     pub(super) due: Table<'t, (&'static str, u64, u128, &'static str), ()>,
     pub(super) idempotency: Table<'t, (&'static str, &'static str), (u128, u64)>,
     pub(super) idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
+    /// The earliest due time this transaction put in the due index.
+    pub(super) earliest_due: u64,
 }
 
 impl std::fmt::Debug for Tables<'_> {
@@ -37,6 +39,7 @@ impl<'t> Tables<'t> {
             due: txn.open_table(DUE)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
             idempotency_by_time: txn.open_table(IDEMPOTENCY_BY_TIME)?,
+            earliest_due: u64::MAX,
         })
     }
 
