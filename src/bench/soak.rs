@@ -162,9 +162,13 @@ impl Rig {
     async fn reading(&self, client: &reqwest::Client, at: Duration, cores: f64) -> Result<Sample> {
         let metrics = metrics_text(client, &self.server.base).await?;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
-        let (steady, flaky) =
-            (received(client, &self.steady.base).await?, received(client, &self.flaky.base).await?);
+        // The steady receiver's latency since the last sample: a stall shows
+        // in the minute it happened, not diluted into the whole run.
+        let steady = get_json(client, &format!("{}/stats?window", self.steady.base)).await?;
+        let flaky = received(client, &self.flaky.base).await?;
         let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+        let window = &steady["window_latency_ms"];
+        let ms = |k: &str| window[k].as_f64().unwrap_or(f64::NAN);
         Ok(Sample {
             at,
             ingested: metric(&metrics, "meshes_events_ingested_total").unwrap_or(0.0) as u64,
@@ -174,6 +178,7 @@ impl Rig {
             rss: process::rss(self.server.pid())?,
             disk: disk_bytes(&self.data)?,
             cores,
+            tail_ms: (ms("p99"), ms("max")),
         })
     }
 

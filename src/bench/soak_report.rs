@@ -25,15 +25,27 @@ pub struct Sample {
     pub disk: u64,
     /// CPU since the last sample, in cores.
     pub cores: f64,
+    /// The steady destination's ingest→delivery p99 and max since the last
+    /// sample (ms).
+    pub tail_ms: (f64, f64),
 }
 
 /// The samples' columns, in the order of [`Sample::cells`].
-const COLUMNS: [&str; 8] =
-    ["t (s)", "ingested", "delivered", "refused once", "pending", "RSS", "data dir", "CPU (cores)"];
+const COLUMNS: [&str; 9] = [
+    "t (s)",
+    "ingested",
+    "delivered",
+    "refused once",
+    "pending",
+    "RSS",
+    "data dir",
+    "CPU (cores)",
+    "delivery p99 / max (ms)",
+];
 
 impl Sample {
     /// The figures, formatted, in the order of [`COLUMNS`].
-    fn cells(&self) -> [String; 8] {
+    fn cells(&self) -> [String; 9] {
         let t = |v: u64| thousands(v as f64);
         [
             format!("{:.0}", self.at.as_secs_f64()),
@@ -44,6 +56,7 @@ impl Sample {
             mb(self.rss),
             mb(self.disk),
             format!("{:.2}", self.cores),
+            format!("{:.0} / {:.0}", self.tail_ms.0, self.tail_ms.1),
         ]
     }
 

@@ -3,6 +3,7 @@
 
 mod actions;
 mod bench;
+mod bench_tools;
 mod openapi;
 mod remote;
 mod serve;
