@@ -106,6 +106,12 @@ pub async fn received(client: &reqwest::Client, receiver: &str) -> Result<Value>
     get_json(client, &format!("{receiver}/stats")).await
 }
 
+/// Like [`received`], plus `window_latency_ms`: the latency since the last
+/// such call, which starts a new window.
+pub async fn received_window(client: &reqwest::Client, receiver: &str) -> Result<Value> {
+    get_json(client, &format!("{receiver}/stats?window")).await
+}
+
 /// Deliveries pending in the gateway at base URL `server`.
 async fn pending(client: &reqwest::Client, server: &str) -> Result<u64> {
     let v = get_json(client, &format!("{server}/readyz")).await?;

@@ -16,7 +16,7 @@
 //! once, every valid write must have been applied and every invalid one rejected.
 
 use super::configs::{self, Hook};
-use super::e2e::{ingest_spec, received, wait_drained};
+use super::e2e::{ingest_spec, received, received_window, wait_drained};
 use super::ingest::BULK;
 use super::load::{self, LoadSpec};
 use super::process::{self, Proc, get_json, mb};
@@ -164,7 +164,7 @@ impl Rig {
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         // The steady receiver's latency since the last sample: a stall shows
         // in the minute it happened, not diluted into the whole run.
-        let steady = get_json(client, &format!("{}/stats?window", self.steady.base)).await?;
+        let steady = received_window(client, &self.steady.base).await?;
         let flaky = received(client, &self.flaky.base).await?;
         let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
         let window = &steady["window_latency_ms"];
