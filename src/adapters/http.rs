@@ -10,7 +10,9 @@
 //! providers override the cases they know (throttling 403s, "already a
 //! member") before falling back to it.
 
-pub use super::reply::{Reply, error_message, retry_hint};
+pub use super::reply::{
+    Reply, delivered, error_message, metadata_id, permanent, retry_hint, settle, unknown_action,
+};
 
 use super::adapter::{AttemptReport, AttemptResult, EXCERPT_LIMIT, excerpt};
 use super::{BuildError, Lookup, resolve_field};
@@ -382,41 +384,6 @@ pub fn redact(secrets: &[String], text: &str) -> String {
 pub fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
-}
-
-/// The report of a provider flow written with `?` on `Result<_, AttemptReport>`.
-pub fn settle(flow: Result<AttemptReport, AttemptReport>) -> AttemptReport {
-    match flow {
-        Ok(report) | Err(report) => report,
-    }
-}
-
-/// Delivered without a final call (the desired state already holds).
-pub fn delivered() -> AttemptReport {
-    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
-}
-
-/// A permanent failure with no HTTP answer (bad payload, missing metadata).
-pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
-    let result = AttemptResult::Permanent { code, message: message.into() };
-    AttemptReport { result, http_status: None, response_excerpt: None }
-}
-
-/// The rule's `metadata.id` as text, or a permanent `mapping_error`.
-pub fn metadata_id(d: &super::adapter::Delivery) -> Result<String, AttemptReport> {
-    match d.metadata.id.as_ref().map(crate::config::model::Scalar::to_text) {
-        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
-        _ => Err(permanent(
-            Outcome::MappingError,
-            format!("the rule's `metadata.id` is required for `{}`", d.metadata.action),
-        )),
-    }
-}
-
-/// A permanent failure for an action this integration does not have
-/// (validation prevents it; a hand-edited store could still carry one).
-pub fn unknown_action(kind: &str, action: &str) -> AttemptReport {
-    permanent(Outcome::MappingError, format!("`{kind}` has no action `{action}`"))
 }
 
 #[cfg(test)]

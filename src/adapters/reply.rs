@@ -1,5 +1,6 @@
 //! A provider's answer and its default classification (providers.md
-//! section 0), with the provider's own error message and wait hint.
+//! section 0), with the provider's own error message and wait hint; and the
+//! reports a provider flow ends with when no answer decides it.
 
 use super::adapter::{AttemptReport, AttemptResult, classify_status};
 use crate::config::model::Outcome;
@@ -158,4 +159,39 @@ pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
         return delta(reset - now);
     }
     delta(reset)
+}
+
+/// The report of a provider flow written with `?` on `Result<_, AttemptReport>`.
+pub fn settle(flow: Result<AttemptReport, AttemptReport>) -> AttemptReport {
+    match flow {
+        Ok(report) | Err(report) => report,
+    }
+}
+
+/// Delivered without a final call (the desired state already holds).
+pub fn delivered() -> AttemptReport {
+    AttemptReport { result: AttemptResult::Delivered, http_status: None, response_excerpt: None }
+}
+
+/// A permanent failure with no HTTP answer (bad payload, missing metadata).
+pub fn permanent(code: Outcome, message: impl Into<String>) -> AttemptReport {
+    let result = AttemptResult::Permanent { code, message: message.into() };
+    AttemptReport { result, http_status: None, response_excerpt: None }
+}
+
+/// The rule's `metadata.id` as text, or a permanent `mapping_error`.
+pub fn metadata_id(d: &super::adapter::Delivery) -> Result<String, AttemptReport> {
+    match d.metadata.id.as_ref().map(crate::config::model::Scalar::to_text) {
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => Err(permanent(
+            Outcome::MappingError,
+            format!("the rule's `metadata.id` is required for `{}`", d.metadata.action),
+        )),
+    }
+}
+
+/// A permanent failure for an action this integration does not have
+/// (validation prevents it; a hand-edited store could still carry one).
+pub fn unknown_action(kind: &str, action: &str) -> AttemptReport {
+    permanent(Outcome::MappingError, format!("`{kind}` has no action `{action}`"))
 }

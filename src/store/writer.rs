@@ -8,7 +8,7 @@
 
 use super::db::DbSlot;
 use super::json::RuleEventJson;
-use super::records::{AttemptRecord, EventRecord};
+use super::records::EventRecord;
 use super::{DueKey, Landed, StoreError};
 use redb::Database;
 use std::any::Any;
@@ -18,39 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_BATCH: usize = 1024;
 /// How long an `Idempotency-Key` protects against repeats.
 pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 3_600_000;
-
-/// An event to accept, with one delivery per matched rule.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// The record (id already assigned).
-    pub record: EventRecord,
-    /// The raw JSON payload.
-    pub payload: Vec<u8>,
-    /// `Idempotency-Key` header, if sent.
-    pub idempotency_key: Option<String>,
-    /// The deliveries.
-    pub rules: Vec<NewRuleEvent>,
-    /// Whether automations must see it (queued in the automation inbox in
-    /// the same transaction, so a crash cannot skip them).
-    pub inbox: bool,
-}
-
-/// One delivery to create.
-#[derive(Debug, Clone)]
-pub struct NewRuleEvent {
-    /// Rule id.
-    pub rule_id: String,
-    /// Connection name.
-    pub connection: String,
-    /// Action.
-    pub action: String,
-    /// `<workspace>/<connection>`.
-    pub conn_key: String,
-    /// Stable delivery id.
-    pub delivery_id: String,
-    /// First attempt due (Unix ms).
-    pub due: u64,
-}
 
 /// A [`NewEvent`] with its records already encoded.
 #[derive(Debug)]
@@ -82,54 +49,6 @@ impl Prepared {
             None => Ingested { event: self.event.record, duplicate: false },
         }
     }
-}
-
-/// The answer for one accepted event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ingested {
-    /// The stored event (the original one for an idempotent repeat).
-    pub event: EventRecord,
-    /// True when an earlier event with the same `Idempotency-Key` was returned.
-    pub duplicate: bool,
-}
-
-/// What happens after an attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    /// Try again at this time (Unix ms).
-    Retry {
-        /// Due time.
-        at: u64,
-    },
-    /// Delivered.
-    Completed,
-    /// Terminal failure.
-    Failed,
-    /// The rule or connection left the config.
-    Canceled {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The result of an attempt to record.
-#[derive(Debug, Clone)]
-pub struct AttemptDone {
-    /// The due entry that was dispatched.
-    pub key: DueKey,
-    /// What happened (`None` when the delivery was canceled before an attempt was made).
-    pub attempt: Option<AttemptRecord>,
-    /// What to do next.
-    pub next: Next,
-}
-
-/// Result of a manual retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryOutcome {
-    /// Scheduled now.
-    Scheduled,
-    /// No such event or rule event.
-    NotFound,
 }
 
 /// A unit of work run inside the writer's transaction (automations): it
@@ -396,7 +315,9 @@ mod apply;
 mod batch;
 pub(crate) mod contacts;
 mod prune;
+mod requests;
 mod tables;
 
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
+pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 pub use tables::Tables;
