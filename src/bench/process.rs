@@ -163,6 +163,16 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
     Ok((tick(11) + tick(12)) / ticks)
 }
 
+/// The whole machine's CPU time so far, in ticks, from the first line of
+/// `/proc/stat`: (stolen by the hypervisor, total). Guest time is already
+/// counted in user time, so the total is the first eight fields.
+pub fn machine_cpu() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(io("read /proc/stat"))?;
+    let line = stat.lines().next().unwrap_or_default();
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    Ok((fields.get(7).copied().unwrap_or(0), fields.iter().take(8).sum()))
+}
+
 /// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
 pub fn status_bytes(pid: u32, key: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");

@@ -145,6 +145,7 @@ impl Rig {
         let ticks = process::clock_ticks();
         let mut series = Series::default();
         let mut cpu = (t0, process::cpu_seconds(self.server.pid(), ticks)?);
+        let mut counters = Counters::read(&metrics_text(client, &self.server.base).await?)?;
         let mut at = t0;
         while at + o.sample <= t0 + o.duration {
             at += o.sample;
@@ -152,15 +153,24 @@ impl Rig {
             let now = (Instant::now(), process::cpu_seconds(self.server.pid(), ticks)?);
             let cores = (now.1 - cpu.1) / (now.0 - cpu.0).as_secs_f64();
             cpu = now;
-            let s = self.reading(client, at - t0, cores).await?;
+            let s = self.reading(client, at - t0, cores, &mut counters).await?;
             progress(&s.line());
             series.samples.push(s);
         }
         Ok(series)
     }
 
-    async fn reading(&self, client: &reqwest::Client, at: Duration, cores: f64) -> Result<Sample> {
+    async fn reading(
+        &self,
+        client: &reqwest::Client,
+        at: Duration,
+        cores: f64,
+        counters: &mut Counters,
+    ) -> Result<Sample> {
         let metrics = metrics_text(client, &self.server.base).await?;
+        let now = Counters::read(&metrics)?;
+        let (slow_commits, stolen) = now.since(counters);
+        *counters = now;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         // The steady receiver's latency since the last sample: a stall shows
         // in the minute it happened, not diluted into the whole run.
@@ -179,6 +189,8 @@ impl Rig {
             disk: disk_bytes(&self.data)?,
             cores,
             tail_ms: (ms("p99"), ms("max")),
+            slow_commits,
+            stolen,
         })
     }
 
@@ -278,6 +290,37 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> Result<String> {
     r.text().await.map_err(super::http("read /metrics"))
 }
 
+/// Running totals a sample shows as their change since the last one. They
+/// tell a slow interval's cause apart: the store's commits (fsync) or the
+/// hypervisor taking the CPU away, rather than the gateway's own work.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    /// Store commits that took over 50 ms.
+    slow_commits: u64,
+    /// The machine's CPU ticks stolen by the hypervisor, and all of them.
+    cpu: (u64, u64),
+}
+
+impl Counters {
+    fn read(metrics: &str) -> Result<Counters> {
+        Ok(Counters { slow_commits: slow_commits(metrics), cpu: process::machine_cpu()? })
+    }
+
+    /// Slow commits since `prev`, and the share of the CPU time stolen (%).
+    fn since(&self, prev: &Counters) -> (u64, f64) {
+        let stolen = self.cpu.0.saturating_sub(prev.cpu.0) as f64;
+        let total = self.cpu.1.saturating_sub(prev.cpu.1).max(1) as f64;
+        (self.slow_commits.saturating_sub(prev.slow_commits), 100.0 * stolen / total)
+    }
+}
+
+/// Store commits so far that took over 50 ms (a bound of the histogram's buckets).
+fn slow_commits(metrics: &str) -> u64 {
+    let all = metric(metrics, "meshes_store_commit_seconds_count").unwrap_or(0.0);
+    let fast = metric(metrics, r#"meshes_store_commit_seconds_bucket{le="0.05"}"#);
+    (all - fast.unwrap_or(all)).max(0.0) as u64
+}
+
 /// The value of the Prometheus sample named exactly `name` (labels included).
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
@@ -350,6 +393,29 @@ mod tests {
         assert_eq!(write_count(secs(480), secs(30)), 15);
         let invalid: Vec<u64> = (1..=15).filter(|&n| invalid_write(n, 15)).collect();
         assert_eq!(invalid, [3, 6, 9, 12], "write 15 would be invalid, but it is the last");
+    }
+
+    #[test]
+    fn slow_commits_are_read_from_the_exporters_own_text() {
+        let recorder = crate::api::ops::prometheus_builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let h = metrics::histogram!("meshes_store_commit_seconds");
+            [0.002, 0.049, 0.05, 0.051, 0.7].into_iter().for_each(|s| h.record(s));
+        });
+        // The bucket `le="0.05"` holds 0.05 itself: only 51 and 700 ms are
+        // over 50 ms.
+        assert_eq!(slow_commits(&handle.render()), 2);
+        assert_eq!(slow_commits(""), 0, "no commit yet");
+    }
+
+    #[test]
+    fn counters_show_their_change_and_the_stolen_share() {
+        let prev = Counters { slow_commits: 3, cpu: (10, 1_000) };
+        let now = Counters { slow_commits: 7, cpu: (30, 1_200) };
+        assert_eq!(now.since(&prev), (4, 10.0));
+        let (stolen, total) = process::machine_cpu().unwrap();
+        assert!(total > 0 && stolen <= total, "steal is part of the total: {stolen} of {total}");
     }
 
     #[test]

@@ -28,10 +28,15 @@ pub struct Sample {
     /// The steady destination's ingest→delivery p99 and max since the last
     /// sample (ms).
     pub tail_ms: (f64, f64),
+    /// Store commits (fsync included) over 50 ms since the last sample.
+    pub slow_commits: u64,
+    /// The share of the whole machine's CPU time the hypervisor took since
+    /// the last sample (%): time no process here could run.
+    pub stolen: f64,
 }
 
 /// The samples' columns, in the order of [`Sample::cells`].
-const COLUMNS: [&str; 9] = [
+const COLUMNS: [&str; 11] = [
     "t (s)",
     "ingested",
     "delivered",
@@ -41,11 +46,13 @@ const COLUMNS: [&str; 9] = [
     "data dir",
     "CPU (cores)",
     "delivery p99 / max (ms)",
+    "commits > 50 ms",
+    "CPU stolen",
 ];
 
 impl Sample {
     /// The figures, formatted, in the order of [`COLUMNS`].
-    fn cells(&self) -> [String; 9] {
+    fn cells(&self) -> [String; 11] {
         let t = |v: u64| thousands(v as f64);
         [
             format!("{:.0}", self.at.as_secs_f64()),
@@ -57,6 +64,8 @@ impl Sample {
             mb(self.disk),
             format!("{:.2}", self.cores),
             format!("{:.0} / {:.0}", self.tail_ms.0, self.tail_ms.1),
+            t(self.slow_commits),
+            format!("{:.1} %", self.stolen),
         ]
     }
 
