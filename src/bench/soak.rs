@@ -144,16 +144,13 @@ impl Rig {
     async fn sample(&self, client: &reqwest::Client, o: &SoakOpts, t0: Instant) -> Result<Series> {
         let ticks = process::clock_ticks();
         let mut series = Series::default();
-        let mut cpu = (t0, process::cpu_seconds(self.server.pid(), ticks)?);
-        let mut counters = Counters::read(&metrics_text(client, &self.server.base).await?)?;
+        let metrics = metrics_text(client, &self.server.base).await?;
+        let mut counters = Counters::read(&metrics, self.server.pid(), ticks)?;
         let mut at = t0;
         while at + o.sample <= t0 + o.duration {
             at += o.sample;
             tokio::time::sleep_until(at).await;
-            let now = (Instant::now(), process::cpu_seconds(self.server.pid(), ticks)?);
-            let cores = (now.1 - cpu.1) / (now.0 - cpu.0).as_secs_f64();
-            cpu = now;
-            let s = self.reading(client, at - t0, cores, &mut counters).await?;
+            let s = self.reading(client, at - t0, ticks, &mut counters).await?;
             progress(&s.line());
             series.samples.push(s);
         }
@@ -164,12 +161,12 @@ impl Rig {
         &self,
         client: &reqwest::Client,
         at: Duration,
-        cores: f64,
+        ticks: f64,
         counters: &mut Counters,
     ) -> Result<Sample> {
         let metrics = metrics_text(client, &self.server.base).await?;
-        let now = Counters::read(&metrics)?;
-        let (slow_commits, stolen) = now.since(counters);
+        let now = Counters::read(&metrics, self.server.pid(), ticks)?;
+        let (cores, slow_commits, stolen) = now.since(counters);
         *counters = now;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         // The steady receiver's latency since the last sample: a stall shows
@@ -290,11 +287,15 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> Result<String> {
     r.text().await.map_err(super::http("read /metrics"))
 }
 
-/// Running totals a sample shows as their change since the last one. They
-/// tell a slow interval's cause apart: the store's commits (fsync) or the
-/// hypervisor taking the CPU away, rather than the gateway's own work.
-#[derive(Debug, Clone, Copy, Default)]
+/// Running totals a sample shows as their change since the last one: the
+/// server's CPU, and what tells a slow interval's cause apart (the store's
+/// commits, or the hypervisor taking the CPU away).
+#[derive(Debug, Clone, Copy)]
 struct Counters {
+    /// When they were read.
+    taken: Instant,
+    /// The server's CPU seconds.
+    server_cpu: f64,
     /// Store commits that took over 50 ms.
     slow_commits: u64,
     /// The machine's CPU ticks stolen by the hypervisor, and all of them.
@@ -302,15 +303,22 @@ struct Counters {
 }
 
 impl Counters {
-    fn read(metrics: &str) -> Result<Counters> {
-        Ok(Counters { slow_commits: slow_commits(metrics), cpu: process::machine_cpu()? })
+    fn read(metrics: &str, pid: u32, ticks: f64) -> Result<Counters> {
+        Ok(Counters {
+            taken: Instant::now(),
+            server_cpu: process::cpu_seconds(pid, ticks)?,
+            slow_commits: slow_commits(metrics),
+            cpu: process::machine_cpu()?,
+        })
     }
 
-    /// Slow commits since `prev`, and the share of the CPU time stolen (%).
-    fn since(&self, prev: &Counters) -> (u64, f64) {
+    /// Since `prev`: the server's CPU in cores, the slow commits, and the
+    /// share of the machine's CPU time stolen (%).
+    fn since(&self, prev: &Counters) -> (f64, u64, f64) {
+        let cores = (self.server_cpu - prev.server_cpu) / (self.taken - prev.taken).as_secs_f64();
         let stolen = self.cpu.0.saturating_sub(prev.cpu.0) as f64;
         let total = self.cpu.1.saturating_sub(prev.cpu.1).max(1) as f64;
-        (self.slow_commits.saturating_sub(prev.slow_commits), 100.0 * stolen / total)
+        (cores, self.slow_commits.saturating_sub(prev.slow_commits), 100.0 * stolen / total)
     }
 }
 
@@ -411,9 +419,15 @@ mod tests {
 
     #[test]
     fn counters_show_their_change_and_the_stolen_share() {
-        let prev = Counters { slow_commits: 3, cpu: (10, 1_000) };
-        let now = Counters { slow_commits: 7, cpu: (30, 1_200) };
-        assert_eq!(now.since(&prev), (4, 10.0));
+        let t = Instant::now();
+        let prev = Counters { taken: t, server_cpu: 5.0, slow_commits: 3, cpu: (10, 1_000) };
+        let now = Counters {
+            taken: t + Duration::from_secs(4),
+            server_cpu: 11.0,
+            slow_commits: 7,
+            cpu: (30, 1_200),
+        };
+        assert_eq!(now.since(&prev), (1.5, 4, 10.0));
         let (stolen, total) = process::machine_cpu().unwrap();
         assert!(total > 0 && stolen <= total, "steal is part of the total: {stolen} of {total}");
     }
