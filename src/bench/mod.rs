@@ -13,7 +13,8 @@
 //! - [`process`]: child processes, `/proc` readings, readiness polling.
 //! - [`configs`]: the generated `meshes.yaml` files.
 //! - [`ingest`], [`e2e`], [`backlog`], [`config`]: the scenarios; [`soak`]
-//!   (with [`soak_report`]): a long sampled run, separate from `all`.
+//!   (with [`soak_report`] and [`soak_window`]): a long sampled run,
+//!   separate from `all`.
 //! - [`report`]: the machine description and the Markdown table.
 
 pub mod backlog;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod servers;
 pub mod soak;
 pub mod soak_report;
+pub mod soak_window;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

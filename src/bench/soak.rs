@@ -22,6 +22,7 @@ use super::load::{self, LoadSpec};
 use super::process::{self, Proc, get_json, mb};
 use super::report::{Row, thousands};
 use super::soak_report::{Outcome, Sample, Series};
+use super::soak_window::{Counters, metric};
 use super::{BenchError, Result, Timing, WorkDir, progress};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -145,7 +146,7 @@ impl Rig {
         let ticks = process::clock_ticks();
         let mut series = Series::default();
         let metrics = metrics_text(client, &self.server.base).await?;
-        let mut counters = Counters::read(&metrics, self.server.pid(), ticks)?;
+        let mut counters = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
         let mut at = t0;
         while at + o.sample <= t0 + o.duration {
             at += o.sample;
@@ -165,8 +166,8 @@ impl Rig {
         counters: &mut Counters,
     ) -> Result<Sample> {
         let metrics = metrics_text(client, &self.server.base).await?;
-        let now = Counters::read(&metrics, self.server.pid(), ticks)?;
-        let (cores, slow_commits, stolen) = now.since(counters);
+        let now = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
+        let window = now.since(counters);
         *counters = now;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         // The steady receiver's latency since the last sample: a stall shows
@@ -174,8 +175,7 @@ impl Rig {
         let steady = received_window(client, &self.steady.base).await?;
         let flaky = received(client, &self.flaky.base).await?;
         let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-        let window = &steady["window_latency_ms"];
-        let ms = |k: &str| window[k].as_f64().unwrap_or(f64::NAN);
+        let ms = |k: &str| steady["window_latency_ms"][k].as_f64().unwrap_or(f64::NAN);
         Ok(Sample {
             at,
             ingested: metric(&metrics, "meshes_events_ingested_total").unwrap_or(0.0) as u64,
@@ -184,11 +184,15 @@ impl Rig {
             pending: ready["store"]["pending_deliveries"].as_u64().unwrap_or(u64::MAX),
             rss: process::rss(self.server.pid())?,
             disk: disk_bytes(&self.data)?,
-            cores,
             tail_ms: (ms("p99"), ms("max")),
-            slow_commits,
-            stolen,
+            window,
         })
+    }
+
+    /// The receivers' pids: with the soak's own process, the rig whose CPU
+    /// each sample shows beside the server's.
+    fn rig_pids(&self) -> [u32; 2] {
+        [self.steady.pid(), self.flaky.pid()]
     }
 
     /// Waits (at most 30 s) until the server has handled every write:
@@ -287,53 +291,6 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> Result<String> {
     r.text().await.map_err(super::http("read /metrics"))
 }
 
-/// Running totals a sample shows as their change since the last one: the
-/// server's CPU, and what tells a slow interval's cause apart (the store's
-/// commits, or the hypervisor taking the CPU away).
-#[derive(Debug, Clone, Copy)]
-struct Counters {
-    /// When they were read.
-    taken: Instant,
-    /// The server's CPU seconds.
-    server_cpu: f64,
-    /// Store commits that took over 50 ms.
-    slow_commits: u64,
-    /// The machine's CPU ticks stolen by the hypervisor, and all of them.
-    cpu: (u64, u64),
-}
-
-impl Counters {
-    fn read(metrics: &str, pid: u32, ticks: f64) -> Result<Counters> {
-        Ok(Counters {
-            taken: Instant::now(),
-            server_cpu: process::cpu_seconds(pid, ticks)?,
-            slow_commits: slow_commits(metrics),
-            cpu: process::machine_cpu()?,
-        })
-    }
-
-    /// Since `prev`: the server's CPU in cores, the slow commits, and the
-    /// share of the machine's CPU time stolen (%).
-    fn since(&self, prev: &Counters) -> (f64, u64, f64) {
-        let cores = (self.server_cpu - prev.server_cpu) / (self.taken - prev.taken).as_secs_f64();
-        let stolen = self.cpu.0.saturating_sub(prev.cpu.0) as f64;
-        let total = self.cpu.1.saturating_sub(prev.cpu.1).max(1) as f64;
-        (cores, self.slow_commits.saturating_sub(prev.slow_commits), 100.0 * stolen / total)
-    }
-}
-
-/// Store commits so far that took over 50 ms (a bound of the histogram's buckets).
-fn slow_commits(metrics: &str) -> u64 {
-    let all = metric(metrics, "meshes_store_commit_seconds_count").unwrap_or(0.0);
-    let fast = metric(metrics, r#"meshes_store_commit_seconds_bucket{le="0.05"}"#);
-    (all - fast.unwrap_or(all)).max(0.0) as u64
-}
-
-/// The value of the Prometheus sample named exactly `name` (labels included).
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// Bytes allocated on disk under `dir` (what `du` shows, not file lengths).
 fn disk_bytes(dir: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
@@ -401,42 +358,5 @@ mod tests {
         assert_eq!(write_count(secs(480), secs(30)), 15);
         let invalid: Vec<u64> = (1..=15).filter(|&n| invalid_write(n, 15)).collect();
         assert_eq!(invalid, [3, 6, 9, 12], "write 15 would be invalid, but it is the last");
-    }
-
-    #[test]
-    fn slow_commits_are_read_from_the_exporters_own_text() {
-        let recorder = crate::api::ops::prometheus_builder().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            let h = metrics::histogram!("meshes_store_commit_seconds");
-            [0.002, 0.049, 0.05, 0.051, 0.7].into_iter().for_each(|s| h.record(s));
-        });
-        // The bucket `le="0.05"` holds 0.05 itself: only 51 and 700 ms are
-        // over 50 ms.
-        assert_eq!(slow_commits(&handle.render()), 2);
-        assert_eq!(slow_commits(""), 0, "no commit yet");
-    }
-
-    #[test]
-    fn counters_show_their_change_and_the_stolen_share() {
-        let t = Instant::now();
-        let prev = Counters { taken: t, server_cpu: 5.0, slow_commits: 3, cpu: (10, 1_000) };
-        let now = Counters {
-            taken: t + Duration::from_secs(4),
-            server_cpu: 11.0,
-            slow_commits: 7,
-            cpu: (30, 1_200),
-        };
-        assert_eq!(now.since(&prev), (1.5, 4, 10.0));
-        let (stolen, total) = process::machine_cpu().unwrap();
-        assert!(total > 0 && stolen <= total, "steal is part of the total: {stolen} of {total}");
-    }
-
-    #[test]
-    fn metric_reads_exact_names_only() {
-        let text = "meshes_events_ingested_total 42\nmeshes_config_reloads_total{result=\"applied\"} 3\nmeshes_config_reloads_total{result=\"rejected\"} 1\n";
-        assert_eq!(metric(text, "meshes_events_ingested_total"), Some(42.0));
-        assert_eq!(metric(text, "meshes_config_reloads_total{result=\"rejected\"}"), Some(1.0));
-        assert_eq!(metric(text, "meshes_events_ingested"), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use super::process::mb;
 use super::report::{Row, thousands};
+use super::soak_window::Interval;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -23,20 +24,15 @@ pub struct Sample {
     pub rss: u64,
     /// The data directory's size on disk.
     pub disk: u64,
-    /// CPU since the last sample, in cores.
-    pub cores: f64,
     /// The steady destination's ingest→delivery p99 and max since the last
     /// sample (ms).
     pub tail_ms: (f64, f64),
-    /// Store commits (fsync included) over 50 ms since the last sample.
-    pub slow_commits: u64,
-    /// The share of the whole machine's CPU time the hypervisor took since
-    /// the last sample (%): time no process here could run.
-    pub stolen: f64,
+    /// CPU, slow commits and stalls since the last sample.
+    pub window: Interval,
 }
 
 /// The samples' columns, in the order of [`Sample::cells`].
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 14] = [
     "t (s)",
     "ingested",
     "delivered",
@@ -48,12 +44,17 @@ const COLUMNS: [&str; 11] = [
     "delivery p99 / max (ms)",
     "commits > 50 ms",
     "CPU stolen",
+    "rig CPU (cores)",
+    "CPU wait",
+    "I/O wait",
 ];
 
 impl Sample {
     /// The figures, formatted, in the order of [`COLUMNS`].
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let t = |v: u64| thousands(v as f64);
+        let w = &self.window;
+        let share = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.1} %"));
         [
             format!("{:.0}", self.at.as_secs_f64()),
             t(self.ingested),
@@ -62,10 +63,13 @@ impl Sample {
             t(self.pending),
             mb(self.rss),
             mb(self.disk),
-            format!("{:.2}", self.cores),
+            format!("{:.2}", w.cores),
             format!("{:.0} / {:.0}", self.tail_ms.0, self.tail_ms.1),
-            t(self.slow_commits),
-            format!("{:.1} %", self.stolen),
+            t(w.slow_commits),
+            format!("{:.1} %", w.stolen),
+            format!("{:.2}", w.rig_cores),
+            share(w.cpu_wait),
+            share(w.io_wait),
         ]
     }
 
@@ -153,7 +157,7 @@ impl Series {
     /// Mean CPU over the samples, in cores.
     pub fn mean_cores(&self) -> f64 {
         let n = self.samples.len().max(1) as f64;
-        self.samples.iter().map(|s| s.cores).sum::<f64>() / n
+        self.samples.iter().map(|s| s.window.cores).sum::<f64>() / n
     }
 
     /// The largest `value` of any sample.
@@ -321,5 +325,6 @@ mod tests {
         assert!(lines.iter().all(|l| l.matches('|').count() == COLUMNS.len() + 1), "{table}");
         assert!(lines[3].contains("| 41.0 MB |"), "{table}");
         assert!(s.samples[1].line().contains("RSS 41.0 MB"));
+        assert!(s.samples[1].line().contains("I/O wait n/a"), "no PSI: no figure");
     }
 }
