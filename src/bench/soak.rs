@@ -22,7 +22,7 @@ use super::load::{self, LoadSpec};
 use super::process::{self, Proc, get_json, mb};
 use super::report::{Row, thousands};
 use super::soak_report::{Outcome, Sample, Series};
-use super::soak_window::{Counters, metric};
+use super::soak_window::{Counters, Interval, Worst, metric};
 use super::{BenchError, Result, Timing, WorkDir, progress};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -141,34 +141,58 @@ impl Rig {
         spec
     }
 
-    /// Samples until the end of the run.
+    /// Samples until the end of the run: the server's figures every
+    /// `o.sample`, its store and the machine's I/O every second in between
+    /// (the worst of those seconds goes in the sample).
     async fn sample(&self, client: &reqwest::Client, o: &SoakOpts, t0: Instant) -> Result<Series> {
         let ticks = process::clock_ticks();
         let mut series = Series::default();
         let metrics = metrics_text(client, &self.server.base).await?;
-        let mut counters = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
-        let mut at = t0;
-        while at + o.sample <= t0 + o.duration {
-            at += o.sample;
-            tokio::time::sleep_until(at).await;
-            let s = self.reading(client, at - t0, ticks, &mut counters).await?;
+        let mut start = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
+        let mut n = 1;
+        while o.sample * n <= o.duration {
+            let end = t0 + o.sample * n;
+            let (now, metrics, worst) = self.seconds(client, start, end, o.sample, ticks).await?;
+            let window = Interval { worst, ..now.since(&start) };
+            let s = self.reading(client, end - t0, &metrics, window).await?;
             progress(&s.line());
             series.samples.push(s);
+            (start, n) = (now, n + 1);
         }
         Ok(series)
+    }
+
+    /// Reads the counters every second (or less: `sample` is cut into equal
+    /// steps) up to `end`; returns the last reading, its metrics text and
+    /// the worst second.
+    async fn seconds(
+        &self,
+        client: &reqwest::Client,
+        from: Counters,
+        end: Instant,
+        sample: Duration,
+        ticks: f64,
+    ) -> Result<(Counters, String, Worst)> {
+        let steps = (sample.as_secs_f64().ceil() as u32).max(1);
+        let (mut last, mut worst) = (from, Worst::default());
+        let mut metrics = String::new();
+        for k in (0..steps).rev() {
+            tokio::time::sleep_until(end - sample * k / steps).await;
+            metrics = metrics_text(client, &self.server.base).await?;
+            let now = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
+            worst.absorb(&now.since(&last));
+            last = now;
+        }
+        Ok((last, metrics, worst))
     }
 
     async fn reading(
         &self,
         client: &reqwest::Client,
         at: Duration,
-        ticks: f64,
-        counters: &mut Counters,
+        metrics: &str,
+        window: Interval,
     ) -> Result<Sample> {
-        let metrics = metrics_text(client, &self.server.base).await?;
-        let now = Counters::read(&metrics, self.server.pid(), &self.rig_pids(), ticks)?;
-        let window = now.since(counters);
-        *counters = now;
         let ready = get_json(client, &format!("{}/readyz", self.server.base)).await?;
         // The steady receiver's latency since the last sample: a stall shows
         // in the minute it happened, not diluted into the whole run.
@@ -178,7 +202,7 @@ impl Rig {
         let ms = |k: &str| steady["window_latency_ms"][k].as_f64().unwrap_or(f64::NAN);
         Ok(Sample {
             at,
-            ingested: metric(&metrics, "meshes_events_ingested_total").unwrap_or(0.0) as u64,
+            ingested: metric(metrics, "meshes_events_ingested_total").unwrap_or(0.0) as u64,
             delivered: count(&steady, "received") + count(&flaky, "received"),
             refused: count(&flaky, "refused"),
             pending: ready["store"]["pending_deliveries"].as_u64().unwrap_or(u64::MAX),

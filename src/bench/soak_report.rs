@@ -32,7 +32,7 @@ pub struct Sample {
 }
 
 /// The samples' columns, in the order of [`Sample::cells`].
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 15] = [
     "t (s)",
     "ingested",
     "delivered",
@@ -47,11 +47,12 @@ const COLUMNS: [&str; 14] = [
     "rig CPU (cores)",
     "CPU wait",
     "I/O wait",
+    "worst 1 s: commit mean, I/O wait",
 ];
 
 impl Sample {
     /// The figures, formatted, in the order of [`COLUMNS`].
-    fn cells(&self) -> [String; 14] {
+    fn cells(&self) -> [String; 15] {
         let t = |v: u64| thousands(v as f64);
         let w = &self.window;
         let share = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.1} %"));
@@ -70,6 +71,7 @@ impl Sample {
             format!("{:.2}", w.rig_cores),
             share(w.cpu_wait),
             share(w.io_wait),
+            format!("{:.1} ms, {}", w.worst.commit_ms, share(w.worst.io_wait)),
         ]
     }
 
@@ -326,5 +328,6 @@ mod tests {
         assert!(lines[3].contains("| 41.0 MB |"), "{table}");
         assert!(s.samples[1].line().contains("RSS 41.0 MB"));
         assert!(s.samples[1].line().contains("I/O wait n/a"), "no PSI: no figure");
+        assert!(s.samples[1].line().ends_with("worst 1 s: commit mean, I/O wait 0.0 ms, n/a"));
     }
 }
