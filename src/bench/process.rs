@@ -173,6 +173,18 @@ pub fn machine_cpu() -> Result<(u64, u64)> {
     Ok((fields.get(7).copied().unwrap_or(0), fields.iter().take(8).sum()))
 }
 
+/// Bytes the thread of `pid` whose name starts with `name` has had read
+/// from the disk (`read_bytes` of `/proc/<pid>/task/<tid>/io`: page cache
+/// hits are not counted); `None` when there is no such thread or no such file.
+pub fn thread_disk_reads(pid: u32, name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let task = tasks.flatten().find(|t| {
+        std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(name))
+    })?;
+    let io = std::fs::read_to_string(task.path().join("io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix("read_bytes:")?.trim().parse().ok())
+}
+
 /// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
 pub fn status_bytes(pid: u32, key: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");

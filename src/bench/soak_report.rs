@@ -32,7 +32,7 @@ pub struct Sample {
 }
 
 /// The samples' columns, in the order of [`Sample::cells`].
-const COLUMNS: [&str; 15] = [
+const COLUMNS: [&str; 16] = [
     "t (s)",
     "ingested",
     "delivered",
@@ -48,11 +48,12 @@ const COLUMNS: [&str; 15] = [
     "CPU wait",
     "I/O wait",
     "worst 1 s: commit mean, I/O wait",
+    "store writer's disk reads",
 ];
 
 impl Sample {
     /// The figures, formatted, in the order of [`COLUMNS`].
-    fn cells(&self) -> [String; 15] {
+    fn cells(&self) -> [String; 16] {
         let t = |v: u64| thousands(v as f64);
         let w = &self.window;
         let share = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.1} %"));
@@ -72,6 +73,7 @@ impl Sample {
             share(w.cpu_wait),
             share(w.io_wait),
             format!("{:.1} ms, {}", w.worst.commit_ms, share(w.worst.io_wait)),
+            w.writer_reads.map_or_else(|| "n/a".into(), mb),
         ]
     }
 
@@ -328,6 +330,6 @@ mod tests {
         assert!(lines[3].contains("| 41.0 MB |"), "{table}");
         assert!(s.samples[1].line().contains("RSS 41.0 MB"));
         assert!(s.samples[1].line().contains("I/O wait n/a"), "no PSI: no figure");
-        assert!(s.samples[1].line().ends_with("worst 1 s: commit mean, I/O wait 0.0 ms, n/a"));
+        assert!(s.samples[1].line().contains("worst 1 s: commit mean, I/O wait 0.0 ms, n/a, "));
     }
 }

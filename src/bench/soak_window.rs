@@ -29,6 +29,9 @@ pub struct Interval {
     pub io_wait: Option<f64>,
     /// The store commits' mean time (ms; 0 without a commit).
     pub commit_ms: f64,
+    /// Bytes the store's writer thread waited for the disk to read (page
+    /// cache misses); `None` where `/proc` does not say.
+    pub writer_reads: Option<u64>,
     /// The worst second of the interval, filled in by the sampler.
     pub worst: Worst,
 }
@@ -74,6 +77,8 @@ pub struct Counters {
     cpu: (u64, u64),
     /// Microseconds some task stalled on CPU and on I/O (PSI `some` totals).
     stalls: (Option<u64>, Option<u64>),
+    /// Bytes the writer thread has read from the disk.
+    writer_reads: Option<u64>,
 }
 
 impl Counters {
@@ -95,6 +100,8 @@ impl Counters {
             ),
             cpu: process::machine_cpu()?,
             stalls: (stall_micros("cpu"), stall_micros("io")),
+            // The thread's name, as the kernel truncates it to 15 bytes.
+            writer_reads: process::thread_disk_reads(server, "meshes-store-wr"),
         })
     }
 
@@ -116,6 +123,10 @@ impl Counters {
             cpu_wait: share(self.stalls.0, prev.stalls.0),
             io_wait: share(self.stalls.1, prev.stalls.1),
             commit_ms: if commits == 0 { 0.0 } else { 1e3 * commit_secs / commits as f64 },
+            writer_reads: self
+                .writer_reads
+                .zip(prev.writer_reads)
+                .map(|(a, b)| a.saturating_sub(b)),
             worst: Worst::default(),
         }
     }
@@ -176,6 +187,7 @@ mod tests {
             commits: (100, 0.05),
             cpu: (10, 1_000),
             stalls: (Some(1_000_000), Some(0)),
+            writer_reads: Some(4_096),
         };
         let now = Counters {
             taken: t + Duration::from_secs(4),
@@ -186,14 +198,17 @@ mod tests {
             cpu: (30, 1_200),
             // 0.4 s of CPU wait and 2 s of I/O wait in 4 s.
             stalls: (Some(1_400_000), Some(2_000_000)),
+            writer_reads: Some(1_052_672),
         };
         let i = now.since(&prev);
         assert_eq!((i.cores, i.rig_cores, i.slow_commits, i.stolen), (1.5, 0.5, 4, 10.0));
         assert_eq!((i.cpu_wait, i.io_wait), (Some(10.0), Some(50.0)));
+        assert_eq!(i.writer_reads, Some(1 << 20));
         assert!((i.commit_ms - 1.0).abs() < 1e-9, "0.2 s over 200 commits: {}", i.commit_ms);
         assert_eq!(now.since(&now).commit_ms, 0.0, "no commit: no mean");
-        let no_psi = Counters { stalls: (None, None), ..now };
-        assert_eq!(no_psi.since(&prev).cpu_wait, None, "no figure rather than a wrong one");
+        let no_proc = Counters { stalls: (None, None), writer_reads: None, ..now };
+        let i = no_proc.since(&prev);
+        assert_eq!((i.cpu_wait, i.writer_reads), (None, None), "no figure rather than a wrong one");
     }
 
     #[test]
@@ -215,6 +230,24 @@ mod tests {
         let c = Counters::read("", std::process::id(), &[], process::clock_ticks()).unwrap();
         let psi = std::path::Path::new("/proc/pressure/io").exists();
         assert_eq!(c.stalls.1.is_some(), psi, "{c:?}");
+    }
+
+    #[test]
+    fn a_threads_disk_reads_are_found_by_its_name() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new().name("soak-probe-thread".into());
+        // The new thread names itself once running: wait for it.
+        let t = t.spawn(move || ready_tx.send(()).map(|()| rx.recv())).unwrap();
+        ready.recv().unwrap();
+        let me = std::process::id();
+        // The kernel keeps 15 bytes of the name.
+        let reads = process::thread_disk_reads(me, "soak-probe-thre");
+        let readable = std::path::Path::new("/proc/thread-self/io").exists();
+        assert_eq!(reads.is_some(), readable, "{reads:?}");
+        assert_eq!(process::thread_disk_reads(me, "no-such-thread"), None);
+        drop(tx);
+        assert!(t.join().unwrap().unwrap().is_err(), "woken by the sender's drop");
     }
 
     #[test]
