@@ -53,7 +53,7 @@ async fn retention_prunes_the_activity_log() {
     assert!(!h.activity(&c).is_empty());
     // Activity ids are UUID v7 minted on the wall clock: prune everything before tomorrow.
     let tomorrow = crate::clock::now_ms() + DAY;
-    h.store.writer().prune_all(tomorrow, tomorrow).await.unwrap();
+    h.store.prune_all(tomorrow, tomorrow).await.unwrap();
     assert!(h.activity(&c).is_empty());
 }
 

@@ -41,7 +41,7 @@ pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken)
 async fn pass(shared: &Shared, retention: Duration) {
     let now = clock::now_ms();
     let before = now.saturating_sub(retention.as_millis() as u64);
-    match shared.store.writer().prune_all(before, now).await {
+    match shared.store.prune_all(before, now).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(pruned = n, "retention"),
         Err(e) => tracing::warn!(error = %e, "retention pruning failed; will try again"),

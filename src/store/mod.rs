@@ -12,6 +12,7 @@ mod due;
 pub mod fault;
 pub mod json;
 mod migrate;
+mod prune_read;
 pub mod records;
 mod tables;
 pub mod writer;

@@ -233,7 +233,7 @@ async fn prune_keeps_events_with_unfinished_deliveries() {
     let pending =
         w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 100, None)], 100).await.unwrap();
     let future = clock_ms() + 60_000;
-    let pruned = w.prune_all(future, future).await.unwrap();
+    let pruned = store.prune_all(future, future).await.unwrap();
     assert_eq!(pruned, 1);
     assert!(store.event(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
     assert!(store.payload(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
@@ -254,12 +254,16 @@ async fn prune_steps_over_a_head_of_unfinished_events() {
     let finished: Vec<_> = (0..10).map(|i| new_event("ws", "a", &[], i, None)).collect();
     let finished = w.ingest(finished, 100).await.unwrap();
     let future = clock_ms() + 60_000;
-    assert_eq!(w.prune_all(future, future).await.unwrap(), 10);
+    assert_eq!(store.prune_all(future, future).await.unwrap(), 10);
     for done in &finished {
         assert!(store.event(event_key(&done.event.id).unwrap()).unwrap().is_none());
     }
     assert_eq!(store.due_len().unwrap(), unfinished as u64);
-    assert_eq!(w.prune_all(future, future).await.unwrap(), 0, "a second pass finds nothing left");
+    assert_eq!(
+        store.prune_all(future, future).await.unwrap(),
+        0,
+        "a second pass finds nothing left"
+    );
 }
 
 /// One step looks at `limit` events and says where the next one starts.
@@ -283,6 +287,28 @@ async fn a_prune_step_is_bounded_and_resumable() {
     }
     // 2 + 2 + 1: the third step finds fewer than `limit` and ends the pass.
     assert_eq!(removed, [2, 2, 1]);
+}
+
+/// Each step's rows are read before the writer is asked to delete them (a
+/// page that left the OS cache is then read off the writer thread): exactly
+/// the rows the step will look at.
+#[tokio::test]
+async fn a_prune_step_is_read_ahead_of_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let finished: Vec<_> = (0..3).map(|i| new_event("ws", "a", &[], i, None)).collect();
+    w.ingest(finished, 100).await.unwrap();
+    let fanned = new_event("ws", "a", &[("r1", "c"), ("r2", "c")], 100, Some("k1"));
+    w.ingest(vec![fanned], 100).await.unwrap();
+    let later = clock_ms() + 2 * crate::store::writer::IDEMPOTENCY_TTL_MS;
+    let step = |limit, now| crate::store::PruneStep { before: later, now, limit, from: 0 };
+    // 4 events, the 2 deliveries of the last, and its expired key (2 rows).
+    assert_eq!(store.read_ahead(&step(100, later)).unwrap(), 4 + 2 + 2);
+    assert_eq!(store.read_ahead(&step(2, 0)).unwrap(), 2, "two events; no key expired yet");
+    assert_eq!(store.prune_all(later, later).await.unwrap(), 3 + 1, "the finished events, the key");
+    let left = store.read_ahead(&step(100, later)).unwrap();
+    assert_eq!(left, 1 + 2, "the event still delivering stays, and is read again next pass");
 }
 
 fn clock_ms() -> u64 {

@@ -6,12 +6,12 @@
 //! `limit` such events (a long retry schedule, a destination down for good)
 //! stop every younger event from ever being pruned.
 
-use super::{Handle, Tables};
+use super::Tables;
 use crate::store::records::RuleEventRecord;
 use crate::store::{StoreError, decode};
 use redb::ReadableTable;
 
-/// Rows looked at per table in one step of [`Handle::prune_all`]. Each step
+/// Rows looked at per table in one step of [`Store::prune_all`](crate::store::Store::prune_all). Each step
 /// rides in a writer batch with the ingest and delivery records queued
 /// beside it, which wait for it: at 1,000 a step added up to ~25 ms to them
 /// (the delivery latency's p99 at 6,000 events/s went from 14 to 79–93 ms
@@ -43,23 +43,6 @@ pub struct Pruned {
     /// The `from` of the next step, or `None` when this pass has looked at
     /// every old row.
     pub next: Option<u128>,
-}
-
-impl Handle {
-    /// A whole pass: steps of [`PRUNE_STEP`] rows until every row older than
-    /// `before` (Unix ms) has been looked at once; returns the rows deleted.
-    pub async fn prune_all(&self, before: u64, now: u64) -> Result<usize, StoreError> {
-        let mut step = PruneStep { before, now, limit: PRUNE_STEP, from: 0 };
-        let mut removed = 0;
-        loop {
-            let done = self.prune(step).await?;
-            removed += done.removed;
-            match done.next {
-                Some(from) => step.from = from,
-                None => return Ok(removed),
-            }
-        }
-    }
 }
 
 impl Tables<'_> {
@@ -128,6 +111,6 @@ impl Tables<'_> {
 
 /// The first event id created at `before` (UUID v7: the top 48 bits are the
 /// Unix ms), so `..event_bound(before)` is every event created before it.
-fn event_bound(before: u64) -> u128 {
+pub(in crate::store) fn event_bound(before: u64) -> u128 {
     u128::from(before) << 80
 }
