@@ -275,7 +275,7 @@ fn read_rule_events(
     id: u128,
 ) -> Result<Vec<RuleEventRecord>, StoreError> {
     let mut out = Vec::new();
-    for row in table.range((id, "")..=(id, "\u{10FFFF}"))? {
+    for row in table.range(rule_events_of(id))? {
         out.push(decode(row?.1.value())?);
     }
     Ok(out)

@@ -12,9 +12,10 @@
 //! this task alone.
 
 use super::tables::{
-    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY, IDEMPOTENCY_BY_TIME, RULE_EVENTS,
+    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY, IDEMPOTENCY_BY_TIME,
+    RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
 };
-use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP, event_bound};
+use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP};
 use super::{PruneStep, Store, StoreError};
 use redb::ReadableDatabase;
 
@@ -47,10 +48,10 @@ impl Store {
         let rules = txn.open_table(RULE_EVENTS)?;
         let attempts = txn.open_table(ATTEMPTS)?;
         let mut rows = 0;
-        for row in events.range(s.from..event_bound(s.before))?.take(limit) {
+        for row in events.range(s.from..uuid7_bound(s.before))?.take(limit) {
             let id = row?.0.value();
-            let of_rules = rules.range((id, "")..=(id, "\u{10FFFF}"))?.count();
-            let of_attempts = attempts.range((id, "", 0)..=(id, "\u{10FFFF}", u32::MAX))?.count();
+            let of_rules = rules.range(rule_events_of(id))?.count();
+            let of_attempts = attempts.range(attempts_of(id))?.count();
             rows += 1 + of_rules + of_attempts;
         }
         let cutoff = s.now.saturating_sub(IDEMPOTENCY_TTL_MS);
@@ -63,7 +64,7 @@ impl Store {
         }
         let activity = txn.open_table(ACTIVITY)?;
         let old = txn.open_table(ACTIVITY_BY_TIME)?;
-        for row in old.range((0, 0)..(event_bound(s.before), 0))?.take(limit) {
+        for row in old.range((0, 0)..(uuid7_bound(s.before), 0))?.take(limit) {
             let (id, contact) = row?.0.value();
             rows += 1 + usize::from(activity.get((contact, id))?.is_some());
         }

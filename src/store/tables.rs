@@ -3,6 +3,23 @@
 
 use super::StoreError;
 use redb::{Database, TableDefinition};
+use std::ops::RangeInclusive;
+
+/// The keys of event `id`'s rule events in [`RULE_EVENTS`].
+pub fn rule_events_of(id: u128) -> RangeInclusive<(u128, &'static str)> {
+    (id, "")..=(id, "\u{10FFFF}")
+}
+
+/// The keys of every attempt of event `id` in [`ATTEMPTS`], all rules.
+pub fn attempts_of(id: u128) -> RangeInclusive<(u128, &'static str, u32)> {
+    (id, "", 0)..=(id, "\u{10FFFF}", u32::MAX)
+}
+
+/// The first UUID v7 minted at `ms` (its top 48 bits are the Unix ms), so
+/// `..uuid7_bound(ms)` holds every event or activity id minted before it.
+pub fn uuid7_bound(ms: u64) -> u128 {
+    u128::from(ms) << 80
+}
 
 /// Event id → the event's row: its record and payload ([`event_row`]). One
 /// insert per event: the record, the payload and a per-workspace index used

@@ -318,7 +318,6 @@ mod prune;
 mod requests;
 mod tables;
 
-pub(super) use prune::event_bound;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 pub use tables::Tables;

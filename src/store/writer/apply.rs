@@ -6,7 +6,7 @@ use super::{
 };
 use crate::store::json::RuleEventJson;
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
-use crate::store::tables::row_record;
+use crate::store::tables::{row_record, rule_events_of};
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
@@ -186,7 +186,7 @@ impl Tables<'_> {
                 None => return Ok(None),
             },
             None => {
-                let rows = self.rule_events.range((event, "")..=(event, "\u{10FFFF}"))?;
+                let rows = self.rule_events.range(rule_events_of(event))?;
                 rows.map(|row| decode(row?.1.value())).collect::<Result<_, StoreError>>()?
             }
         };

@@ -166,7 +166,7 @@ impl<'t> Tables<'t> {
         before: u64,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        let bound = u128::from(before) << 80; // UUID v7: the top 48 bits are the Unix ms
+        let bound = uuid7_bound(before);
         let t = self.c()?;
         let mut old = Vec::new();
         for row in t.activity_by_time.range((0u128, 0u128)..(bound, 0u128))?.take(limit) {

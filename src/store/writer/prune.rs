@@ -8,6 +8,7 @@
 
 use super::Tables;
 use crate::store::records::RuleEventRecord;
+use crate::store::tables::{rule_events_of, uuid7_bound};
 use crate::store::{StoreError, decode};
 use redb::ReadableTable;
 
@@ -54,7 +55,7 @@ impl Tables<'_> {
         // The other tables are pruned from their head (nothing there is ever
         // kept), so a full chunk just means "more next step": the events scan
         // then resumes at its end, where it finds nothing.
-        let bound = event_bound(s.before);
+        let bound = uuid7_bound(s.before);
         let more = keys == limit || activity == limit;
         let next = next.or(more.then_some(bound.max(s.from)));
         Ok(Pruned { removed: events + keys + activity, next })
@@ -70,7 +71,7 @@ impl Tables<'_> {
         limit: usize,
     ) -> Result<(usize, Option<u128>), StoreError> {
         let mut ids = Vec::new();
-        for row in self.events.range(from..event_bound(before))? {
+        for row in self.events.range(from..uuid7_bound(before))? {
             ids.push(row?.0.value());
             if ids.len() == limit {
                 break;
@@ -91,7 +92,7 @@ impl Tables<'_> {
     fn prune_event(&mut self, id: u128) -> Result<bool, StoreError> {
         let rows: Vec<RuleEventRecord> = self
             .rule_events
-            .range((id, "")..=(id, "\u{10FFFF}"))?
+            .range(rule_events_of(id))?
             .map(|row| decode(row?.1.value()))
             .collect::<Result<_, StoreError>>()?;
         if rows.iter().any(|r| !r.status.is_terminal()) {
@@ -107,10 +108,4 @@ impl Tables<'_> {
         self.events.remove(id)?;
         Ok(true)
     }
-}
-
-/// The first event id created at `before` (UUID v7: the top 48 bits are the
-/// Unix ms), so `..event_bound(before)` is every event created before it.
-pub(in crate::store) fn event_bound(before: u64) -> u128 {
-    u128::from(before) << 80
 }
