@@ -42,8 +42,13 @@ async fn pass(shared: &Shared, retention: Duration) {
     let now = clock::now_ms();
     let before = now.saturating_sub(retention.as_millis() as u64);
     match shared.store.prune_all(before, now).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(pruned = n, "retention"),
+        Ok(p) if p.removed == 0 && p.writer_steps == 0 => {}
+        Ok(p) => tracing::debug!(
+            pruned = p.removed,
+            writer_steps = p.writer_steps,
+            skipped_steps = p.skipped_steps,
+            "retention"
+        ),
         Err(e) => tracing::warn!(error = %e, "retention pruning failed; will try again"),
     }
 }

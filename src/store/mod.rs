@@ -27,6 +27,7 @@ pub use contact_records::{
 };
 pub use contacts_read::{ActivityPage, SuppressedPage};
 pub use due::{DueKey, Landed, QueueDepth};
+pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{

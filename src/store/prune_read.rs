@@ -10,64 +10,128 @@
 //! events/s (BENCHMARKS.md, tenth session). Read here first, the pages are
 //! in memory when the writer gets to them, and a slow disk read holds up
 //! this task alone.
+//!
+//! The read also tells whether the step has anything to delete. Old events
+//! still delivering (a destination down for longer than the window) are
+//! looked at again on every pass; a step made only of them goes no further
+//! than this read, rather than costing the writer a commit and an fsync.
 
+use super::records::RuleEventRecord;
 use super::tables::{
     ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY, IDEMPOTENCY_BY_TIME,
     RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
 };
 use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP};
-use super::{PruneStep, Store, StoreError};
-use redb::ReadableDatabase;
+use super::{PruneStep, Store, StoreError, decode};
+use redb::{ReadTransaction, ReadableDatabase};
+
+/// What reading one step ahead found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ahead {
+    /// Rows read: events, their deliveries and attempts, expired keys, old activity.
+    pub(super) rows: usize,
+    /// Whether the writer would delete anything: a finished event, an
+    /// expired key or old activity.
+    pub(super) deletes: bool,
+    /// Where the writer's step would resume the events scan (its `next`
+    /// when it deletes nothing).
+    pub(super) next: Option<u128>,
+}
+
+/// What a whole pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrunePass {
+    /// Rows deleted (see [`Pruned::removed`](super::Pruned::removed)).
+    pub removed: usize,
+    /// Steps sent to the writer, each one commit.
+    pub writer_steps: usize,
+    /// Steps that found nothing to delete, and so were not sent.
+    pub skipped_steps: usize,
+}
 
 impl Store {
     /// A whole pass: steps of [`PRUNE_STEP`] rows until every row older than
-    /// `before` (Unix ms) has been looked at once; returns the rows deleted.
-    pub async fn prune_all(&self, before: u64, now: u64) -> Result<usize, StoreError> {
+    /// `before` (Unix ms) has been looked at once.
+    pub async fn prune_all(&self, before: u64, now: u64) -> Result<PrunePass, StoreError> {
         let mut step = PruneStep { before, now, limit: PRUNE_STEP, from: 0 };
-        let mut removed = 0;
+        let mut pass = PrunePass::default();
         loop {
             let store = self.clone();
-            // Best effort: should the read fail, the writer reads the pages itself.
-            let _ = tokio::task::spawn_blocking(move || store.read_ahead(&step)).await;
-            let done = self.writer.prune(step).await?;
-            removed += done.removed;
-            match done.next {
+            let ahead = tokio::task::spawn_blocking(move || store.read_ahead(&step)).await;
+            let next = match ahead {
+                Ok(Ok(Ahead { deletes: false, next, .. })) => {
+                    pass.skipped_steps += 1;
+                    next
+                }
+                // Something to delete, or (should the read fail) the writer
+                // reads the pages itself and decides.
+                _ => {
+                    let done = self.writer.prune(step).await?;
+                    pass.removed += done.removed;
+                    pass.writer_steps += 1;
+                    done.next
+                }
+            };
+            match next {
                 Some(from) => step.from = from,
-                None => return Ok(removed),
+                None => return Ok(pass),
             }
         }
     }
 
     /// Reads every row the writer will look at for `s` (the events scanned
     /// with their deliveries and attempts, the expired idempotency keys, the
-    /// old contact activity); returns how many.
-    pub(super) fn read_ahead(&self, s: &PruneStep) -> Result<usize, StoreError> {
+    /// old contact activity).
+    pub(super) fn read_ahead(&self, s: &PruneStep) -> Result<Ahead, StoreError> {
         let txn = self.db.get()?.begin_read()?;
         let limit = s.limit.max(1);
-        let events = txn.open_table(EVENT_ROWS)?;
-        let rules = txn.open_table(RULE_EVENTS)?;
-        let attempts = txn.open_table(ATTEMPTS)?;
-        let mut rows = 0;
-        for row in events.range(s.from..uuid7_bound(s.before))?.take(limit) {
-            let id = row?.0.value();
-            let of_rules = rules.range(rule_events_of(id))?.count();
-            let of_attempts = attempts.range(attempts_of(id))?.count();
-            rows += 1 + of_rules + of_attempts;
-        }
+        let mut ahead = events_ahead(&txn, s.from, s.before, limit)?;
         let cutoff = s.now.saturating_sub(IDEMPOTENCY_TTL_MS);
         let keys = txn.open_table(IDEMPOTENCY)?;
         let by_time = txn.open_table(IDEMPOTENCY_BY_TIME)?;
+        let mut heads = 0;
         for row in by_time.range((0, "", "")..(cutoff, "", ""))?.take(limit) {
             let (k, _) = row?;
             let (_, ws, key) = k.value();
-            rows += 1 + usize::from(keys.get((ws, key))?.is_some());
+            heads += 1 + usize::from(keys.get((ws, key))?.is_some());
         }
         let activity = txn.open_table(ACTIVITY)?;
         let old = txn.open_table(ACTIVITY_BY_TIME)?;
         for row in old.range((0, 0)..(uuid7_bound(s.before), 0))?.take(limit) {
             let (id, contact) = row?.0.value();
-            rows += 1 + usize::from(activity.get((contact, id))?.is_some());
+            heads += 1 + usize::from(activity.get((contact, id))?.is_some());
         }
-        Ok(rows)
+        ahead.rows += heads;
+        ahead.deletes |= heads > 0;
+        Ok(ahead)
     }
+}
+
+/// The events part of [`Store::read_ahead`]: the next `limit` events in
+/// `from..` created before `before`, with their deliveries and attempts;
+/// `deletes` when one of them is finished (the writer would delete it).
+fn events_ahead(
+    txn: &ReadTransaction,
+    from: u128,
+    before: u64,
+    limit: usize,
+) -> Result<Ahead, StoreError> {
+    let events = txn.open_table(EVENT_ROWS)?;
+    let rules = txn.open_table(RULE_EVENTS)?;
+    let attempts = txn.open_table(ATTEMPTS)?;
+    let (mut rows, mut seen, mut last, mut finished) = (0, 0, from, false);
+    for row in events.range(from..uuid7_bound(before))?.take(limit) {
+        let id = row?.0.value();
+        (seen, last) = (seen + 1, id);
+        let mut done = true;
+        for r in rules.range(rule_events_of(id))? {
+            let r: RuleEventRecord = decode(r?.1.value())?;
+            done &= r.status.is_terminal();
+            rows += 1;
+        }
+        finished |= done;
+        rows += 1 + attempts.range(attempts_of(id))?.count();
+    }
+    let next = (seen == limit).then(|| last + 1);
+    Ok(Ahead { rows, deletes: finished, next })
 }

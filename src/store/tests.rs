@@ -234,7 +234,7 @@ async fn prune_keeps_events_with_unfinished_deliveries() {
         w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 100, None)], 100).await.unwrap();
     let future = clock_ms() + 60_000;
     let pruned = store.prune_all(future, future).await.unwrap();
-    assert_eq!(pruned, 1);
+    assert_eq!(pruned.removed, 1);
     assert!(store.event(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
     assert!(store.payload(event_key(&done[0].event.id).unwrap()).unwrap().is_none());
     assert!(store.event(event_key(&pending[0].event.id).unwrap()).unwrap().is_some());
@@ -254,15 +254,18 @@ async fn prune_steps_over_a_head_of_unfinished_events() {
     let finished: Vec<_> = (0..10).map(|i| new_event("ws", "a", &[], i, None)).collect();
     let finished = w.ingest(finished, 100).await.unwrap();
     let future = clock_ms() + 60_000;
-    assert_eq!(store.prune_all(future, future).await.unwrap(), 10);
+    let first = store.prune_all(future, future).await.unwrap();
+    // Step 1 is 100 unfinished events: nothing for the writer. Step 2 is
+    // the other 50 and the 10 finished ones.
+    assert_eq!(first, PrunePass { removed: 10, writer_steps: 1, skipped_steps: 1 });
     for done in &finished {
         assert!(store.event(event_key(&done.event.id).unwrap()).unwrap().is_none());
     }
     assert_eq!(store.due_len().unwrap(), unfinished as u64);
     assert_eq!(
         store.prune_all(future, future).await.unwrap(),
-        0,
-        "a second pass finds nothing left"
+        PrunePass { removed: 0, writer_steps: 0, skipped_steps: 2 },
+        "a second pass reads the unfinished events again, and costs the writer no commit"
     );
 }
 
@@ -304,11 +307,17 @@ async fn a_prune_step_is_read_ahead_of_the_writer() {
     let later = clock_ms() + 2 * crate::store::writer::IDEMPOTENCY_TTL_MS;
     let step = |limit, now| crate::store::PruneStep { before: later, now, limit, from: 0 };
     // 4 events, the 2 deliveries of the last, and its expired key (2 rows).
-    assert_eq!(store.read_ahead(&step(100, later)).unwrap(), 4 + 2 + 2);
-    assert_eq!(store.read_ahead(&step(2, 0)).unwrap(), 2, "two events; no key expired yet");
-    assert_eq!(store.prune_all(later, later).await.unwrap(), 3 + 1, "the finished events, the key");
+    let all = store.read_ahead(&step(100, later)).unwrap();
+    assert_eq!((all.rows, all.deletes, all.next), (4 + 2 + 2, true, None));
+    let two = store.read_ahead(&step(2, 0)).unwrap();
+    assert_eq!(two.rows, 2, "two events; no key expired yet");
+    assert!(two.deletes, "both finished");
+    assert!(two.next.is_some(), "a full step: the scan goes on");
+    let pass = store.prune_all(later, later).await.unwrap();
+    assert_eq!(pass.removed, 3 + 1, "the finished events, the key");
     let left = store.read_ahead(&step(100, later)).unwrap();
-    assert_eq!(left, 1 + 2, "the event still delivering stays, and is read again next pass");
+    assert_eq!(left.rows, 1 + 2, "the event still delivering stays, and is read again next pass");
+    assert!(!left.deletes, "and the writer need not be asked about it");
 }
 
 fn clock_ms() -> u64 {
