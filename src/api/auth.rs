@@ -179,6 +179,21 @@ impl KeyRing {
         Ok(Principal::Publishable { workspace: workspace.to_string() })
     }
 
+    /// The machine credential whose access key is `kid`, compared with every
+    /// key in constant time like the publishable keys: the access key is not
+    /// a secret, but which keys exist, and how close a guess came, need not be
+    /// told by timing either.
+    fn machine_key(&self, kid: &str) -> Result<&MachineCredential, ApiError> {
+        let mut found = None;
+        for m in &self.machine {
+            let hit = bool::from(m.access_key.as_bytes().ct_eq(kid.as_bytes()));
+            if hit && found.is_none() {
+                found = Some(m);
+            }
+        }
+        found.ok_or_else(|| unauthorized("unknown access key in JWT `kid`"))
+    }
+
     /// Alg first, then the key by `kid`, then the signature with *that* key's
     /// secret (so one workspace's secret never validates another's token), and
     /// only then the claims.
@@ -195,11 +210,7 @@ impl KeyRing {
         check_alg(header.alg.as_deref())?;
         let kid =
             header.kid.ok_or_else(|| unauthorized("JWT header has no `kid` (the access key)"))?;
-        let cred = self
-            .machine
-            .iter()
-            .find(|m| m.access_key == kid)
-            .ok_or_else(|| unauthorized("unknown access key in JWT `kid`"))?;
+        let cred = self.machine_key(&kid)?;
         verify_signature(signing_input, signature, &cred.secret)?;
         let claims: Claims = decode_part(claims_b64)
             .ok_or_else(|| unauthorized("malformed JWT claims: expected base64url JSON"))?;

@@ -88,6 +88,14 @@ fn bulk_answer(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 300 * slots.len());
     let mut o = store::json::Obj::new(&mut out);
+    if errors == slots.len() {
+        // Every event refused is a 400, and a client reading any 400 looks
+        // for the error shape: it is here, with every item's errors, beside
+        // the bulk result the 207 has.
+        let (message, error) = all_refused(slots);
+        o.str("message", &message);
+        o.raw("error", |out| drop(serde_json::to_writer(&mut *out, &error)));
+    }
     o.num("count", (slots.len() - errors) as u64).num("error_count", errors as u64);
     o.raw("records", |out| {
         out.push(b'[');
@@ -105,6 +113,26 @@ fn bulk_answer(
     });
     o.end();
     out
+}
+
+/// The error part of an all-refused answer: one message, every item's fields.
+fn all_refused(slots: &[Result<usize, Vec<FieldError>>]) -> (String, Value) {
+    let items = slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().err().map(|e| (i, e)));
+    let data: Vec<Value> = items
+        .flat_map(|(i, errs)| {
+            errs.iter().map(move |e| json!({"param": format!("[{i}].{}", e.param), "msg": e.msg}))
+        })
+        .collect();
+    let first = data.first().map_or_else(String::new, |d| {
+        format!(
+            "; the first: {}: {}",
+            d["param"].as_str().unwrap_or(""),
+            d["msg"].as_str().unwrap_or("")
+        )
+    });
+    let message = format!("all {} events were refused{first}", slots.len());
+    let error = json!({ "name": "ValidationError", "message": message, "data": data });
+    (message, error)
 }
 
 fn item_error(i: usize, errs: &[FieldError]) -> Value {

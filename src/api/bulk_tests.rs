@@ -35,3 +35,23 @@ fn bulk_answer_is_the_serde_shape() {
     });
     assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&expected).unwrap());
 }
+
+/// Every event refused is a 400 that carries the error shape every other 400
+/// has, beside the bulk result.
+#[test]
+fn an_all_refused_answer_is_also_an_error_body() {
+    let e = |p: &str, m: &str| vec![FieldError { param: p.into(), msg: m.into() }];
+    let slots = vec![Err(e("event", "expected a string")), Err(e("payload", "required"))];
+    let out: Value = serde_json::from_slice(&bulk_answer(&slots, &[], 2)).unwrap();
+    let message = "all 2 events were refused; the first: [0].event: expected a string";
+    assert_eq!(out["message"], message);
+    assert_eq!(
+        out["error"],
+        json!({ "name": "ValidationError", "message": message, "data": [
+            { "param": "[0].event", "msg": "expected a string" },
+            { "param": "[1].payload", "msg": "required" },
+        ] })
+    );
+    assert_eq!((&out["count"], &out["error_count"]), (&json!(0), &json!(2)));
+    assert_eq!(out["records"][1], item_error(1, &slots[1].clone().unwrap_err()));
+}

@@ -54,7 +54,24 @@ pub fn connection_json(name: &str, c: &ConnectionConfig) -> Value {
             *slot = Value::String(shown);
         }
     }
+    redact_literal_headers(c, &mut value);
     json!({ "id": name, "name": name, "type": c.kind(), "settings": value })
+}
+
+/// A webhook's extra headers are where a credential goes when the receiver
+/// wants one the `auth` block cannot express (`X-Api-Key`), yet they are
+/// plain strings, so a literal value is not flagged as a secret by
+/// `validate` (most are not: `X-Source: meshes`). A value with no `${VAR}`
+/// at all is shown as `[redacted]`; one that reads the environment is shown
+/// as written (`Bearer ${TOKEN}`), the part from the environment never.
+fn redact_literal_headers(c: &ConnectionConfig, value: &mut Value) {
+    let ConnectionConfig::Webhook(w) = c else { return };
+    let Some(shown) = value.get_mut("headers").and_then(Value::as_object_mut) else { return };
+    for (name, template) in &w.headers {
+        if env::variables(&template.0).is_empty() {
+            shown.insert(name.clone(), Value::String("[redacted]".into()));
+        }
+    }
 }
 
 fn pointer_mut<'a>(v: &'a mut Value, path: &CfgPath) -> Option<&'a mut Value> {
@@ -192,5 +209,16 @@ mod tests {
         assert!(!text.contains("tok_literal_123"), "{text}");
         assert!(text.contains("${NEW}"), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn webhook_headers_show_only_what_reads_the_environment() {
+        let yaml = r#"{"type": "webhook", "url": "https://example.com/h", "headers": {"X-Api-Key": "key_literal_456", "Authorization": "Bearer ${HOOK_TOKEN}"}}"#;
+        let c: ConnectionConfig = serde_json::from_str(yaml).unwrap();
+        let shown = connection_json("hooks", &c);
+        assert_eq!(
+            shown["settings"]["headers"],
+            json!({ "X-Api-Key": "[redacted]", "Authorization": "Bearer ${HOOK_TOKEN}" })
+        );
     }
 }

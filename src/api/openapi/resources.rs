@@ -40,7 +40,8 @@ pub struct Connection {
     pub kind: String,
     /// The settings as configured (see `ConnectionConfig` in
     /// `meshes.schema.json`); each credential is replaced by its `${VAR}`
-    /// reference, or by `[redacted]` when it was written literally.
+    /// reference, or by `[redacted]` when it was written literally; so is a
+    /// webhook header value that reads no environment variable.
     pub settings: Map<String, Value>,
 }
 

@@ -67,7 +67,7 @@ pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
     let created = json!({ "description": "Accepted and stored; deliveries are queued",
         "headers": { "Idempotent-Replayed": { "description": "`true` when this answers a replayed `Idempotency-Key`", "schema": { "type": "string", "const": "true" } } },
         "content": { "application/json": { "schema": g.out::<s::EventCreated>() } } });
-    let bulk_400 = json!({ "anyOf": [g.out::<s::BulkResult>(), g.out::<s::ErrorBody>()] });
+    let bulk_400 = json!({ "anyOf": [g.out::<s::BulkRefused>(), g.out::<s::ErrorBody>()] });
     vec![
         Op::new("post", "/api/v1/events", "createEvent", "Send one event")
             .auth(Auth::Ingest)
@@ -85,7 +85,7 @@ pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
             .ok(207, "Some accepted, some refused (see each record)", g.out::<s::BulkResult>())
             .ok(
                 400,
-                "The body is invalid (an error) or every event was refused (a bulk result)",
+                "The body is invalid, or every event was refused (the error, with the bulk result beside it)",
                 bulk_400,
             )
             .errors(&[401, 403, 408, 413, 415, 429, 503]),

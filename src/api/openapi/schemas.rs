@@ -181,6 +181,22 @@ pub struct BulkResult {
     pub records: Vec<BulkRecord>,
 }
 
+/// A bulk request whose every event was refused (400): the error every
+/// 400 has, and the bulk result with each item's errors.
+#[derive(Serialize, JsonSchema)]
+pub struct BulkRefused {
+    /// `all N events were refused`, and the first item's error.
+    pub message: String,
+    /// Details: `data` holds every item's invalid fields.
+    pub error: ErrorDetail,
+    /// Events accepted: 0.
+    pub count: u64,
+    /// Events refused: all of them.
+    pub error_count: u64,
+    /// One per input event: why it was refused.
+    pub records: Vec<BulkRecord>,
+}
+
 /// One bulk item's result.
 #[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
@@ -198,7 +214,10 @@ pub struct EventPage {
     pub count: u64,
     /// The page size used.
     pub limit: u64,
-    /// Pass as `cursor` for the next page; null on the last page.
+    /// Pass as `cursor` for the next page; null on the last page. A page
+    /// examines at most 5,000 events, so with a rare filter it can hold
+    /// fewer than `limit` records, even none, and still have a cursor: page
+    /// until this is null.
     pub next_cursor: Option<String>,
     /// The events.
     pub records: Vec<EventDetail>,
