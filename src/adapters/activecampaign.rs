@@ -87,12 +87,15 @@ impl ActiveCampaignAdapter {
         c: &Contact,
         deadline: Instant,
     ) -> Result<(String, AttemptReport), AttemptReport> {
-        let mut contact = Value::Object(c.fields(&[
+        let mut contact = Value::Object(c.standard(&[
             ("firstName", &c.first_name),
             ("lastName", &c.last_name),
             ("phone", &c.phone),
         ]));
         contact["email"] = json!(c.require_email()?);
+        if !c.custom.is_empty() {
+            contact["fieldValues"] = field_values(c);
+        }
         let reply = self
             .api
             .call(Method::POST, &["contact", "sync"])
@@ -154,6 +157,12 @@ impl ActiveCampaignAdapter {
             }
         }
     }
+}
+
+/// Custom fields as `fieldValues`: keyed by the custom field id, valued as
+/// text (ActiveCampaign stores every custom value as a string).
+fn field_values(c: &Contact) -> Value {
+    c.custom_text().map(|(field, value)| json!({"field": field, "value": value})).collect()
 }
 
 /// The `contactTags[]` row id carrying `tag`.

@@ -125,8 +125,14 @@ impl AweberAdapter {
         subscribers: &[&str],
         deadline: Instant,
     ) -> Result<AttemptReport, AttemptReport> {
-        let mut body = Value::Object(c.fields(&[("name", &c.name), ("ip_address", &c.ip_address)]));
+        let mut body =
+            Value::Object(c.standard(&[("name", &c.name), ("ip_address", &c.ip_address)]));
         body["email"] = json!(c.require_email()?);
+        if !c.custom.is_empty() {
+            // Keyed by the list's custom field name; AWeber's values are strings.
+            let fields = c.custom_text().map(|(name, v)| (name.to_string(), Value::String(v)));
+            body["custom_fields"] = Value::Object(fields.collect());
+        }
         let reply = self
             .auth
             .send(deadline, || self.api.call(Method::POST, subscribers).json(&body))

@@ -100,18 +100,38 @@ impl Contact {
     }
 
     /// A JSON object of `(provider field, value)` pairs for the fields that
-    /// are present, then [`Contact::custom`]. Absent fields are left out, so
-    /// an upsert never blanks what the provider already has.
-    pub fn fields(&self, pairs: &[(&str, &Option<String>)]) -> Map<String, Value> {
+    /// are present. Absent fields are left out, so an upsert never blanks
+    /// what the provider already has.
+    pub fn standard(&self, pairs: &[(&str, &Option<String>)]) -> Map<String, Value> {
         let mut out = Map::new();
         for (key, value) in pairs {
             if let Some(v) = value {
                 out.insert((*key).to_string(), Value::String(v.clone()));
             }
         }
+        out
+    }
+
+    /// [`Contact::standard`], then [`Contact::custom`] beside it: for
+    /// providers whose custom fields share one object with the standard ones
+    /// (Mailchimp `merge_fields`, HubSpot `properties`).
+    pub fn fields(&self, pairs: &[(&str, &Option<String>)]) -> Map<String, Value> {
+        let mut out = self.standard(pairs);
         out.extend(self.custom.clone());
         out
     }
+
+    /// [`Contact::custom`] with every value as text, for providers whose
+    /// custom-field values are strings.
+    pub fn custom_text(&self) -> impl Iterator<Item = (&str, String)> {
+        self.custom.iter().map(|(k, v)| (k.as_str(), as_text(v)))
+    }
+}
+
+/// A mapped value as text: strings as they are, numbers and booleans
+/// rendered, anything else as its JSON (the same rule standard fields follow).
+pub fn as_text(v: &Value) -> String {
+    super::transform::text(v).unwrap_or_else(|| v.to_string())
 }
 
 #[cfg(test)]
@@ -158,5 +178,20 @@ mod tests {
         c.custom.insert("PLAN".into(), json!("pro"));
         let f = c.fields(&[("FNAME", &c.first_name), ("LNAME", &c.last_name)]);
         assert_eq!(Value::Object(f), json!({"FNAME": "A", "PLAN": "pro"}));
+        let standard = c.standard(&[("FNAME", &c.first_name)]);
+        assert_eq!(Value::Object(standard), json!({"FNAME": "A"}));
+    }
+
+    #[test]
+    fn custom_text_renders_every_value_as_a_string() {
+        let mut c = Contact::default();
+        for (k, v) in
+            [("s", json!("pro")), ("n", json!(3.5)), ("b", json!(true)), ("a", json!([1]))]
+        {
+            c.custom.insert(k.into(), v);
+        }
+        let got: Vec<(&str, String)> = c.custom_text().collect();
+        let want = [("s", "pro"), ("n", "3.5"), ("b", "true"), ("a", "[1]")];
+        assert_eq!(got, want.map(|(k, v)| (k, v.to_string())));
     }
 }

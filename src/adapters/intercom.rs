@@ -143,7 +143,12 @@ impl IntercomAdapter {
         if !create {
             return Ok(None);
         }
-        let mut body = Value::Object(c.fields(&[("name", &c.name), ("phone", &c.phone)]));
+        let mut body = Value::Object(c.standard(&[("name", &c.name), ("phone", &c.phone)]));
+        // Intercom types custom attributes itself (string, number, boolean,
+        // date as Unix seconds), so mapped values keep their JSON type.
+        if !c.custom.is_empty() {
+            body["custom_attributes"] = Value::Object(c.custom.clone());
+        }
         body["role"] = json!("user");
         body["email"] = json!(email);
         let made = self.api.call(Method::POST, &["contacts"]).json(&body).send(deadline).await?;

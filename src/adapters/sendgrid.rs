@@ -1,7 +1,7 @@
 //! SendGrid (v3): marketing lists and email.
 
 use super::adapter::{AttemptReport, Delivery};
-use super::contact::Contact;
+use super::contact::{Contact, as_text};
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, deadline, metadata_id, permanent, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
@@ -81,9 +81,12 @@ impl SendgridAdapter {
                 // Phone is left out: SendGrid's `phone_number_id` is an
                 // identifier (it would merge contacts), not the phone column.
                 let mut contact = Value::Object(
-                    c.fields(&[("first_name", &c.first_name), ("last_name", &c.last_name)]),
+                    c.standard(&[("first_name", &c.first_name), ("last_name", &c.last_name)]),
                 );
                 contact["email"] = json!(c.require_email()?);
+                if !c.custom.is_empty() {
+                    contact["custom_fields"] = custom_fields(&c);
+                }
                 let body = json!({"list_ids": [metadata_id(d)?], "contacts": [contact]});
                 (&["v3", "marketing", "contacts"], body, true)
             }
@@ -159,6 +162,17 @@ fn personalization(d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
         to["name"] = json!(name);
     }
     Ok(json!({"to": [to], "custom_args": {"meshes_delivery_id": d.delivery_id}}))
+}
+
+/// Custom fields keyed by field id (`e1_T`). Numbers stay numbers for
+/// Number fields; everything else is text, the only other type SendGrid
+/// stores (Date fields take their date as text too).
+fn custom_fields(c: &Contact) -> Value {
+    let value = |v: &Value| match v {
+        Value::Number(_) | Value::String(_) => v.clone(),
+        other => Value::String(as_text(other)),
+    };
+    Value::Object(c.custom.iter().map(|(id, v)| (id.clone(), value(v))).collect())
 }
 
 /// `Acme <hello@acme.dev>` → `{"email": "hello@acme.dev", "name": "Acme"}`.

@@ -88,9 +88,13 @@ impl ZoomAdapter {
                 "Zoom requires a first name: the payload has no `first_name` or `name`",
             )
         })?;
-        let mut body = Value::Object(c.fields(&[("last_name", &c.last_name), ("phone", &c.phone)]));
+        let mut body =
+            Value::Object(c.standard(&[("last_name", &c.last_name), ("phone", &c.phone)]));
         body["email"] = json!(c.require_email()?);
         body["first_name"] = json!(first);
+        if !c.custom.is_empty() {
+            body["custom_questions"] = custom_questions(&c);
+        }
         if meeting {
             body["auto_approve"] = json!(true);
         }
@@ -163,4 +167,10 @@ impl ZoomAdapter {
         }
         Err(too_many_pages(&format!("Zoom {what}")))
     }
+}
+
+/// Custom fields as answers to the meeting's registration questions,
+/// matched by question title; Zoom's answers are strings.
+fn custom_questions(c: &Contact) -> Value {
+    c.custom_text().map(|(title, value)| json!({"title": title, "value": value})).collect()
 }

@@ -182,3 +182,26 @@ async fn discover_pages_lists_and_tags_by_offset() {
         ])
     );
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_are_field_values_by_id_as_text() {
+    let fake = Fake::start().await;
+    let contact = json!({
+        "firstName": "Augusta", "lastName": "Lovelace", "phone": "+441234", "email": "Ada@Example.com",
+        "fieldValues": [
+            {"field": "12", "value": "pro"}, {"field": "13", "value": "3"}, {"field": "14", "value": "true"}
+        ]
+    });
+    let sync = api(Expect::new("POST", "/api/3/contact/sync").json(json!({"contact": contact})));
+    fake.expect(sync, synced()).await;
+    let mut payload = person();
+    payload["seats"] = json!(3);
+    let mut d = delivery(json!({"action": "sync_contact"}), payload);
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "first_name: { value: Augusta }\n\"12\": { value: pro }\n\"13\": { from: payload.seats }\n\"14\": { value: true }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&ac(&fake), &d).await);
+}

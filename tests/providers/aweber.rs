@@ -161,3 +161,23 @@ async fn discover_follows_next_collection_links_on_the_configured_host() {
     let got = discover(&aweber(&fake, true)).await.unwrap();
     assert_eq!(got, rows(&[("list", "111", "Newsletter"), ("list", "222", "Customers")]));
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_go_in_custom_fields_by_name_as_text() {
+    let fake = Fake::start().await;
+    fake.expect(token_call(), token()).await;
+    fake.expect(find(), entries(json!([]))).await;
+    let body = json!({
+        "name": "Ada Lovelace", "email": "Ada@Example.com",
+        "custom_fields": {"Plan": "pro", "Seats": "3"}
+    });
+    fake.expect(bearer(Expect::new("POST", SUBSCRIBERS).json(body)), ResponseTemplate::new(201))
+        .await;
+    let mut payload = person();
+    payload["seats"] = json!(3);
+    let mut d = delivery(json!({"action": "add_to_list", "id": 6051}), payload);
+    d.mapping = Arc::new(
+        serde_saphyr::from_str("Plan: { value: pro }\nSeats: { from: payload.seats }\n").unwrap(),
+    );
+    assert_delivered(&deliver(&aweber(&fake, true), &d).await);
+}

@@ -175,3 +175,31 @@ async fn discover_lists_tags_in_one_call_as_intercom_does_not_paginate_them() {
     let got = discover(&intercom(&fake)).await.unwrap();
     assert_eq!(got, rows(&[("tag", "17", "VIP"), ("tag", "18", "Trial")]));
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_are_custom_attributes_keeping_their_type() {
+    let fake = Fake::start().await;
+    fake.expect(search(), results(&[])).await;
+    let body = json!({
+        "name": "Ada Lovelace", "phone": "+441234", "role": "user", "email": "ada@example.com",
+        "custom_attributes": {"monthly_spend": 155.5, "paid_subscriber": true, "plan": "pro"}
+    });
+    fake.expect(
+        api(Expect::new("POST", "/contacts").json(body)),
+        ResponseTemplate::new(200).set_body_json(json!({"type": "contact", "id": "new1"})),
+    )
+    .await;
+    fake.expect(tag_it("new1"), tag()).await;
+    let mut payload = person();
+    payload["spend"] = json!(155.5);
+    let mut d = delivery(json!({"action": "add_tag", "id": "7522907"}), payload);
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "monthly_spend: { from: payload.spend }\npaid_subscriber: { value: true }\nplan: { value: pro }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&intercom(&fake), &d).await);
+    let sent = &fake.bodies("/contacts").await[0];
+    spec::check(&spec::load("intercom.EXTRACT.json"), "post", "/contacts", sent);
+}

@@ -212,3 +212,28 @@ async fn discover_follows_page_tokens_for_lists_and_dynamic_templates() {
         rows(&[("list", "l1", "All"), ("list", "l2", "Paid"), ("template", "d-1", "Welcome")])
     );
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_go_in_custom_fields_by_id() {
+    let fake = Fake::start().await;
+    let contact = json!({
+        "first_name": "Ada", "last_name": "Lovelace", "email": "Ada@Example.com",
+        "custom_fields": {"e1_T": "pro", "e2_N": 3, "e3_T": "true"}
+    });
+    let body = json!({"list_ids": [LIST], "contacts": [contact]});
+    let upsert = Expect::new("PUT", "/v3/marketing/contacts").header("authorization", AUTH);
+    fake.expect(upsert.json(body), accepted()).await;
+    let mut payload = person();
+    payload["seats"] = json!(3);
+    let mut d = rule(json!({"action": "add_to_list", "id": LIST}));
+    d.payload = payload;
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "e1_T: { value: pro }\ne2_N: { from: payload.seats }\ne3_T: { value: true }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&sendgrid(&fake, ""), &d).await);
+    let sent = &fake.bodies("/v3/marketing/contacts").await[0];
+    spec::check(&spec::load("tsg_mc_contacts_v3.yaml"), "put", "/v3/marketing/contacts", sent);
+}

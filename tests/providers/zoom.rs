@@ -170,3 +170,26 @@ async fn discover_pages_meetings_by_token_and_skips_webinars_without_the_plan() 
         ])
     );
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_answer_custom_questions_by_title_as_text() {
+    let fake = Fake::start().await;
+    fake.expect(token_call(), token("zt-1")).await;
+    let mut body = registrant();
+    body["first_name"] = json!("Augusta");
+    body["custom_questions"] = json!([
+        {"title": "Company size", "value": "250"}, {"title": "Role", "value": "CTO"}
+    ]);
+    fake.expect(register("webinars", "zt-1", body), created()).await;
+    let mut payload = person();
+    payload["employees"] = json!(250);
+    let mut d =
+        delivery(json!({"action": "add_webinar_registrant", "id": 85_746_065_432_i64}), payload);
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "first_name: { value: Augusta }\nCompany size: { from: payload.employees }\nRole: { value: CTO }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&zoom(&fake), &d).await);
+}
