@@ -280,8 +280,12 @@ impl Call<'_> {
         self
     }
 
-    /// Sends, reading the answer before `deadline`.
+    /// Sends, reading the answer before `deadline`. Inside a delivery
+    /// attempt it first waits for the connection's request budget
+    /// ([`super::limits::paced`]), and `deadline` moves by the attempt's waits.
     pub async fn send(self, deadline: Instant) -> Result<Reply, AttemptReport> {
+        let waited = super::limits::request_turn().await;
+        let deadline = deadline.checked_add(waited).unwrap_or(deadline);
         let mut request =
             self.api.client.request(self.method, self.url).headers(self.api.headers.clone());
         request = request.headers(self.headers);

@@ -338,7 +338,11 @@ pub struct DeliveryOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1024))]
     pub concurrency: Option<u32>,
-    /// Most requests this connection may send in a window (the provider's API limit).
+    /// Most HTTP requests this connection may send to the provider in a
+    /// window (the provider's API limit). Every request counts, not every
+    /// attempt: an action that looks a contact up before writing, or
+    /// refreshes an OAuth token first, spends one per request. Unset: the
+    /// provider's documented default, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     /// Time allowed for one attempt.
@@ -372,11 +376,12 @@ pub struct RetryOverride {
     pub max_retry_after: Option<Duration>,
 }
 
-/// A request budget: at most `requests` per `per`.
+/// A request budget: at most `requests` HTTP requests per `per`, all of
+/// them at once after an idle window, then one every `per / requests`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Requests allowed in each window.
+    /// HTTP requests allowed in each window.
     #[schemars(range(min = 1))]
     pub requests: u32,
     /// The window, e.g. `1s` or `1m`.

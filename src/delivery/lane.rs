@@ -2,9 +2,8 @@
 //! breaker. Lanes are independent, so a slow or failing connection only
 //! ever uses its own permits.
 
+use crate::adapters::limits::RequestBudget;
 use crate::config::model::{CircuitBreaker, RateLimit};
-use governor::{DefaultDirectRateLimiter, Quota};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,7 +18,7 @@ const RECORDING_PER_SLOT: usize = 4;
 pub struct LaneSettings {
     /// Attempts in flight at once.
     pub concurrency: u32,
-    /// Request budget, if any.
+    /// Request budget (HTTP requests to the destination), if any.
     pub rate_limit: Option<RateLimit>,
     /// Breaker thresholds.
     pub breaker: CircuitBreaker,
@@ -51,25 +50,22 @@ pub struct Lane {
     permits: Arc<Semaphore>,
     /// Free recording slots: attempts not yet written, answered or not.
     recording: Arc<Semaphore>,
-    /// Request pacing.
-    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Request pacing: one turn per HTTP request an attempt sends. A new
+    /// lane (a reload changing the settings) starts a fresh budget.
+    pub budget: Option<Arc<RequestBudget>>,
     breaker: Mutex<Breaker>,
 }
 
 impl Lane {
     /// A lane with all permits free and the breaker closed.
     pub fn new(settings: LaneSettings) -> Self {
-        let limiter = settings
-            .rate_limit
-            .as_ref()
-            .and_then(quota)
-            .map(|q| Arc::new(DefaultDirectRateLimiter::direct(q)));
+        let budget = settings.rate_limit.as_ref().and_then(RequestBudget::new).map(Arc::new);
         Lane {
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1) as usize)),
             recording: Arc::new(Semaphore::new(
                 settings.concurrency.max(1) as usize * RECORDING_PER_SLOT,
             )),
-            limiter,
+            budget,
             breaker: Mutex::new(Breaker::Closed { failures: 0 }),
             settings,
         }
@@ -140,12 +136,6 @@ pub struct Slots {
     pub request: OwnedSemaphorePermit,
     /// Released when its outcome is on disk.
     pub recording: OwnedSemaphorePermit,
-}
-
-fn quota(r: &RateLimit) -> Option<Quota> {
-    let n = NonZeroU32::new(r.requests)?;
-    let per = r.per.get().checked_div(r.requests)?;
-    Quota::with_period(per).map(|q| q.allow_burst(n))
 }
 
 #[cfg(test)]
@@ -221,13 +211,5 @@ mod tests {
         l.record(true, 0);
         l.record(false, 0);
         assert_eq!(l.breaker(), Breaker::Closed { failures: 1 });
-    }
-
-    #[test]
-    fn rate_limit_quota_spreads_requests() {
-        let q = quota(&RateLimit { requests: 5, per: D::from_millis(1_000) }).unwrap();
-        assert_eq!(q.burst_size().get(), 5);
-        assert_eq!(q.replenish_interval(), std::time::Duration::from_millis(200));
-        assert!(quota(&RateLimit { requests: 0, per: D::from_millis(1_000) }).is_none());
     }
 }

@@ -5,6 +5,7 @@ use super::engine::{Shared, orphan_reason};
 use super::lane::{Lane, Slots};
 use super::retry;
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
+use crate::adapters::limits;
 use crate::clock;
 use crate::config::model::Outcome;
 use crate::gateway::runtime::{ConnectionRt, Runtime, Target};
@@ -51,13 +52,15 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         return None;
     }
     let target = rt.workspace(&event.workspace)?.target(&key.rule)?;
-    if let Some(limiter) = &lane.limiter {
-        limiter.until_ready().await;
+    // The first turn is taken before the attempt's clock starts, as the
+    // attempt's own deadline must not include queueing for the budget.
+    if let Some(budget) = &lane.budget {
+        budget.take().await;
     }
     let delivery = delivery(&view, key, target, &conn, payload);
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
-    let report = conn.adapter.deliver(&delivery, conn.timeout).await;
+    let report = send(&conn, lane, &delivery).await;
     let duration = t0.elapsed();
     let now = clock::now_ms();
     let next = retry::next_step(
@@ -71,6 +74,16 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+}
+
+/// Calls the adapter; with a rate limit, each further HTTP request it sends
+/// (a look-up before the write, a token refresh) takes its own turn.
+async fn send(conn: &ConnectionRt, lane: &Lane, delivery: &Delivery) -> AttemptReport {
+    let call = conn.adapter.deliver(delivery, conn.timeout);
+    match &lane.budget {
+        Some(budget) => limits::paced(budget.clone(), true, call).await,
+        None => call.await,
+    }
 }
 
 /// What the adapter is given for this attempt.

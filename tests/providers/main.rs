@@ -15,6 +15,7 @@ mod end_to_end;
 
 mod activecampaign;
 mod aweber;
+mod budget;
 mod customer_io;
 mod discord;
 mod hubspot;
