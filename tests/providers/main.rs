@@ -18,6 +18,7 @@ mod aweber;
 mod customer_io;
 mod discord;
 mod hubspot;
+mod hubspot_properties;
 mod intercom;
 mod mailchimp;
 mod mailerlite;
