@@ -57,6 +57,16 @@ pub enum AttemptResult {
         /// A readable reason (never contains credentials).
         message: String,
     },
+    /// A documented quota is spent until a known reset (a daily limit):
+    /// nothing can succeed before `until`, so the next try waits for it.
+    Deferred {
+        /// Why it failed (`rate_limited`).
+        code: Outcome,
+        /// When the quota resets (Unix ms): the earliest time worth a try.
+        until: u64,
+        /// A readable reason (never contains credentials).
+        message: String,
+    },
     /// Retrying cannot help (validation error, 410 Gone, bad credentials).
     Permanent {
         /// Why it failed.
@@ -82,7 +92,9 @@ impl AttemptReport {
     pub fn outcome(&self) -> Outcome {
         match &self.result {
             AttemptResult::Delivered => Outcome::Delivered,
-            AttemptResult::Retry { code, .. } | AttemptResult::Permanent { code, .. } => *code,
+            AttemptResult::Retry { code, .. }
+            | AttemptResult::Deferred { code, .. }
+            | AttemptResult::Permanent { code, .. } => *code,
         }
     }
 }

@@ -82,7 +82,9 @@ pub async fn fetch(call: Call<'_>, until: Instant) -> Result<Value, DiscoverErro
 pub fn failed(report: super::adapter::AttemptReport) -> DiscoverError {
     use super::adapter::AttemptResult;
     DiscoverError::Provider(match report.result {
-        AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. } => message,
+        AttemptResult::Retry { message, .. }
+        | AttemptResult::Deferred { message, .. }
+        | AttemptResult::Permanent { message, .. } => message,
         AttemptResult::Delivered => "no answer".into(),
     })
 }

@@ -7,7 +7,7 @@ use super::discover::{
     ActionOption, Discovered, MAX_PAGES, discovery_deadline, failed, json_of, text, too_many_pages,
 };
 use super::http::{
-    Api, Reply, deadline, delivered, invalid, metadata_id, plain, secret, unknown_action,
+    Api, Reply, deadline, delivered, invalid, metadata_id, permanent, plain, secret, unknown_action,
 };
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
 use super::{BuildError, Lookup};
@@ -15,7 +15,7 @@ use crate::config::diagnostic::{Code, Issue, Path};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::{Outcome, Scalar};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -166,18 +166,9 @@ impl HubspotAdapter {
             (200, Some(id)) => return Ok(Found::Existing(id)),
             (404, _) if !create => return Ok(Found::Absent),
             (404, _) => {}
-            _ => return Err(classify(&found)),
+            _ => return Err(classify_answer(&found, "contact lookup")),
         }
-        let mut properties = c.fields(&[
-            ("firstname", &c.first_name),
-            ("lastname", &c.last_name),
-            ("phone", &c.phone),
-        ]);
-        properties.insert("email".into(), json!(email));
-        if let Some((name, value)) = extra {
-            properties.insert(name.clone(), json!(value));
-        }
-        let body = json!({"properties": properties, "associations": []});
+        let body = json!({"properties": properties(c, &email, extra)?, "associations": []});
         let made = self
             .auth
             .send(deadline, || {
@@ -188,9 +179,90 @@ impl HubspotAdapter {
             (200..=299, Some(id)) => Ok(Found::Created(id)),
             // Created meanwhile (or the lookup index lagged): the message names the id.
             (409, _) => existing_id(&made).map(Found::Existing).ok_or_else(|| classify(&made)),
-            _ => Err(classify(&made)),
+            _ => Err(classify_answer(&made, "contact creation")),
         }
     }
+}
+
+/// A new contact's properties, every value a string as HubSpot's
+/// `SimplePublicObjectInputForCreate` types them (mapped `to_number` and
+/// `to_boolean` values included).
+fn properties(
+    c: &Contact,
+    email: &str,
+    extra: Option<&(String, String)>,
+) -> Result<Map<String, Value>, AttemptReport> {
+    let fields =
+        c.fields(&[("firstname", &c.first_name), ("lastname", &c.last_name), ("phone", &c.phone)]);
+    let mut out = Map::new();
+    for (name, value) in fields {
+        if let Some(text) = property_value(&name, &value)? {
+            out.insert(name, Value::String(text));
+        }
+    }
+    out.insert("email".into(), json!(email));
+    if let Some((name, value)) = extra {
+        out.insert(name.clone(), json!(value));
+    }
+    Ok(out)
+}
+
+/// A mapped value as HubSpot property text: numbers in plain decimal
+/// (`1e21` is written out), booleans `true`/`false`, a list `;`-joined (the
+/// multiple-checkbox form). Null is left out, so nothing is blanked.
+fn property_value(name: &str, v: &Value) -> Result<Option<String>, AttemptReport> {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(decimal(n)),
+        _ => None,
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(items) => {
+            let texts: Option<Vec<String>> = items.iter().map(scalar).collect();
+            texts.map(|t| Some(t.join(";"))).ok_or_else(|| not_a_value(name, v))
+        }
+        other => scalar(other).map(Some).ok_or_else(|| not_a_value(name, v)),
+    }
+}
+
+/// `n` without an exponent: integers as they are, others by `f64`'s
+/// shortest round-trip form.
+fn decimal(n: &serde_json::Number) -> String {
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i.to_string(),
+        (_, Some(u), _) => u.to_string(),
+        (_, _, Some(f)) => f.to_string(),
+        _ => n.to_string(),
+    }
+}
+
+fn not_a_value(name: &str, v: &Value) -> AttemptReport {
+    let kind = if v.is_object() { "an object" } else { "a list holding lists or objects" };
+    permanent(
+        Outcome::MappingError,
+        format!(
+            "HubSpot property `{name}` takes text, a number, a boolean or a list of them; the mapping gave {kind}"
+        ),
+    )
+}
+
+/// [`classify`], except that a 2xx without the contact's `id` is not a
+/// success: the action needs the id and was not done. Retried, since the
+/// lookup and the create are both safe to repeat.
+fn classify_answer(reply: &Reply, what: &str) -> AttemptReport {
+    if !reply.ok() {
+        return classify(reply);
+    }
+    reply.report(AttemptResult::Retry {
+        code: Outcome::RejectedServerError,
+        after: None,
+        message: format!(
+            "HTTP {}: HubSpot answered the {what} without the contact's `id`, so the action was not done",
+            reply.status
+        ),
+    })
 }
 
 /// The outcome of find-or-create.
@@ -218,18 +290,30 @@ fn existing_id(reply: &Reply) -> Option<String> {
     (!digits.is_empty()).then_some(digits)
 }
 
+/// The longest a daily quota can stay spent: it resets at midnight in the
+/// portal's time zone, which the API does not tell us, and whatever that
+/// zone the next midnight is at most a day away.
+pub const DAILY_RESET_BOUND: Duration = Duration::from_secs(86_400);
+
 /// A 429's `policyName`: the ten-second window clears in 10 s; the daily
-/// quota not before the portal's midnight, so it waits an hour at a time.
+/// quota not before the portal's midnight (the SDK does not retry it), so
+/// the next try waits [`DAILY_RESET_BOUND`], or less when HubSpot says so.
 fn classify(reply: &Reply) -> AttemptReport {
-    if reply.status != 429 || reply.retry_hint().is_some() {
+    if reply.status != 429 {
         return reply.default_report();
     }
     let policy = reply.str_at("/policyName").unwrap_or_default();
-    let after =
-        if policy.contains("DAILY") { Duration::from_secs(3600) } else { Duration::from_secs(10) };
+    if policy.contains("DAILY") {
+        let wait = reply.retry_hint().map_or(DAILY_RESET_BOUND, |h| h.min(DAILY_RESET_BOUND));
+        let until = crate::clock::now_ms() + wait.as_millis() as u64;
+        return reply.deferred(until, "HubSpot's daily limit resets at the portal's midnight");
+    }
+    if reply.retry_hint().is_some() {
+        return reply.default_report();
+    }
     reply.report(AttemptResult::Retry {
         code: Outcome::RateLimited,
-        after: Some(after),
+        after: Some(Duration::from_secs(10)),
         message: reply.message(),
     })
 }
@@ -250,8 +334,10 @@ impl HubspotAdapter {
         let mut out = Vec::new();
         let mut offset = 0_u64;
         for _ in 0..MAX_PAGES {
+            // The spec's ListSearchRequest requires `additionalProperties`
+            // (extra list properties to return): none are needed.
             let body = json!({"query": "", "count": 500, "offset": offset,
-                "processingTypes": ["MANUAL", "SNAPSHOT"]});
+                "processingTypes": ["MANUAL", "SNAPSHOT"], "additionalProperties": []});
             let call = || {
                 self.api
                     .call(Method::POST, &["crm", "v3", "lists", "search"])

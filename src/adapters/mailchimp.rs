@@ -6,6 +6,7 @@ use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options,
 use super::http::{Api, Reply, deadline, invalid, metadata_id, plain, secret, unknown_action};
 use super::{BuildError, Lookup};
 use crate::config::env::{EnvString, Secret};
+use crate::config::model::Outcome;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,11 +64,10 @@ impl MailchimpAdapter {
         if action == "remove_from_list" {
             // Archive: history is kept and the person can be re-added later.
             let reply = self.api.call(Method::DELETE, &member).send(deadline).await?;
-            return Ok(if reply.status == 404 {
-                reply.report(AttemptResult::Delivered)
-            } else {
-                classify(&reply)
-            });
+            if reply.status != 404 {
+                return Ok(classify(&reply));
+            }
+            return self.absent_member(&list, deadline).await;
         }
         // PUT on the hash is an upsert: safe to retry, and an existing
         // member's status (e.g. unsubscribed) is left alone.
@@ -92,6 +92,32 @@ impl MailchimpAdapter {
     }
 }
 
+impl MailchimpAdapter {
+    /// A 404 on a member's DELETE: the member is already gone (done) or the
+    /// audience does not exist (permanent). Mailchimp answers both with the
+    /// same "Resource Not Found" problem, so the audience itself is read.
+    async fn absent_member(
+        &self,
+        list: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<AttemptReport, AttemptReport> {
+        let reply = self
+            .api
+            .call(Method::GET, &["lists", list])
+            .query("fields", "id")
+            .send(deadline)
+            .await?;
+        Ok(match reply.status {
+            200..=299 => reply.report(AttemptResult::Delivered),
+            404 => reply.report(AttemptResult::Permanent {
+                code: Outcome::RejectedClientError,
+                message: format!("{}: audience `{list}` does not exist", reply.message()),
+            }),
+            _ => classify(&reply),
+        })
+    }
+}
+
 /// `data_center`, else the key's `-us6` suffix; only `[a-z0-9]` (it becomes a host name).
 fn data_center(cfg: &MailchimpConfig, key: &str, lookup: Lookup<'_>) -> Result<String, BuildError> {
     let (field, dc) = match plain("data_center", cfg.data_center.as_ref(), lookup)? {
@@ -113,13 +139,30 @@ pub fn subscriber_hash(email: &str) -> String {
     Md5::digest(email.to_lowercase().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Mailchimp throttles with a bare 403 (no problem+json body) at high
-/// volume; a 403 with a body is a permissions or plan problem.
+/// Mailchimp throttles with a 403 that is not one of its problem+json
+/// errors at high volume (bare, or a proxy's HTML page); a 403 problem is
+/// a permissions or plan problem.
 fn classify(reply: &Reply) -> AttemptReport {
-    if reply.status == 403 && reply.excerpt.trim().is_empty() {
-        return reply.throttled("Mailchimp throttled the request (403 without a body)");
+    if reply.status == 403 && !is_problem(reply) {
+        return reply.throttled("Mailchimp throttled the request (403 without a problem body)");
     }
     reply.default_report()
+}
+
+/// Whether the body is one of Mailchimp's errors: a body sent as
+/// `application/problem+json`, or JSON with a problem's `title` or `detail`.
+fn is_problem(reply: &Reply) -> bool {
+    if reply.excerpt.trim().is_empty() {
+        return false;
+    }
+    let content_type = reply.headers.get(reqwest::header::CONTENT_TYPE);
+    let media = content_type.and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = media.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/problem+json") {
+        return true;
+    }
+    let field = |k: &str| reply.json.as_ref().and_then(|j| j.get(k)).is_some_and(Value::is_string);
+    field("title") || field("detail")
 }
 
 provider_adapter!(MailchimpAdapter, discover: audiences);

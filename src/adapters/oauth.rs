@@ -269,7 +269,9 @@ fn parse(reply: &Reply) -> Result<Token, AttemptReport> {
     };
     if !reply.ok() {
         return Err(match reply.classify() {
-            AttemptResult::Retry { .. } | AttemptResult::Delivered => reply.default_report(),
+            AttemptResult::Retry { .. }
+            | AttemptResult::Deferred { .. }
+            | AttemptResult::Delivered => reply.default_report(),
             AttemptResult::Permanent { .. } => {
                 let why = match (reply.str_at("/error"), reply.str_at("/error_description")) {
                     (Some(e), Some(d)) => reply.redact(&format!("{e}: {d}")),

@@ -66,7 +66,7 @@ impl Reply {
     /// hint, 401/403 `auth_failed`, other 4xx permanent.
     pub fn classify(&self) -> AttemptResult {
         match classify_status(self.status, self.retry_hint(), "") {
-            AttemptResult::Delivered => AttemptResult::Delivered,
+            r @ (AttemptResult::Delivered | AttemptResult::Deferred { .. }) => r,
             AttemptResult::Retry { code, after, .. } => {
                 AttemptResult::Retry { code, after, message: self.message() }
             }
@@ -90,6 +90,13 @@ impl Reply {
         self.report(self.classify())
     }
 
+    /// A documented quota spent until `until` (Unix ms), e.g. a daily limit.
+    pub fn deferred(&self, until: u64, why: &str) -> AttemptReport {
+        let at = crate::clock::rfc3339(until);
+        let message = format!("{} ({why}: next try at {at})", self.message());
+        self.report(AttemptResult::Deferred { code: Outcome::RateLimited, until, message })
+    }
+
     /// A throttle signalled some other way than 429 (AWeber and Mailchimp 403s).
     pub fn throttled(&self, why: &str) -> AttemptReport {
         self.report(AttemptResult::Retry {
@@ -98,6 +105,15 @@ impl Reply {
             message: format!("HTTP {}: {why}", self.status),
         })
     }
+}
+
+/// The next 00:00 UTC after `now_ms`, plus `margin`. A `now_ms` within
+/// `margin` after a midnight gives that midnight: a daily limit reported
+/// then may come from a provider whose clock is still on the day before.
+pub fn next_utc_midnight(now_ms: u64, margin: Duration) -> u64 {
+    const DAY: u64 = 86_400_000;
+    let margin = margin.as_millis().min(u128::from(DAY)) as u64;
+    (now_ms.saturating_sub(margin) / DAY + 1) * DAY + margin
 }
 
 /// The provider's error text from common JSON error shapes: `message`,
@@ -194,4 +210,29 @@ pub fn metadata_id(d: &super::adapter::Delivery) -> Result<String, AttemptReport
 /// (validation prevents it; a hand-edited store could still carry one).
 pub fn unknown_action(kind: &str, action: &str) -> AttemptReport {
     permanent(Outcome::MappingError, format!("`{kind}` has no action `{action}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::rfc3339;
+
+    #[test]
+    fn the_next_utc_midnight_allows_for_a_provider_clock_behind_ours() {
+        let margin = Duration::from_secs(60);
+        let at = |rfc: &str| {
+            let t = httpdate::parse_http_date(rfc).unwrap();
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+        };
+        let evening = at("Tue, 10 Mar 2026 23:59:59 GMT");
+        assert_eq!(rfc3339(next_utc_midnight(evening, margin)), "2026-03-11T00:01:00.000Z");
+        assert_eq!(rfc3339(next_utc_midnight(evening, Duration::ZERO)), "2026-03-11T00:00:00.000Z");
+        // Just past midnight by our clock: the limit is still the old day's.
+        let just_after = at("Wed, 11 Mar 2026 00:00:30 GMT");
+        assert_eq!(rfc3339(next_utc_midnight(just_after, margin)), "2026-03-11T00:01:00.000Z");
+        let later = at("Wed, 11 Mar 2026 00:01:30 GMT");
+        assert_eq!(rfc3339(next_utc_midnight(later, margin)), "2026-03-12T00:01:00.000Z");
+        let exact = at("Wed, 11 Mar 2026 00:00:00 GMT");
+        assert_eq!(rfc3339(next_utc_midnight(exact, Duration::ZERO)), "2026-03-12T00:00:00.000Z");
+    }
 }

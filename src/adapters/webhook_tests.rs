@@ -267,7 +267,7 @@ async fn classifies_answers() {
                 assert!(status != 410 || message.contains("gone"), "{message}");
                 assert!(status != 300 || message.contains("redirects"), "{message}");
             }
-            AttemptResult::Delivered => panic!("{status} delivered"),
+            other => panic!("{status}: {other:?}"),
         }
     }
 }

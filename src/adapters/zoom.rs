@@ -1,6 +1,6 @@
 //! Zoom (API v2, server-to-server OAuth): meeting and webinar registrants.
 
-use super::adapter::{AttemptReport, AttemptResult, Delivery};
+use super::adapter::{AttemptReport, Delivery};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
@@ -9,6 +9,7 @@ use super::discover::{
 };
 use super::http::{Api, Reply, deadline, metadata_id, permanent, secret, unknown_action};
 use super::oauth::{Bearer, ClientAuth, Grant, TokenCache};
+use super::reply::next_utc_midnight;
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -107,15 +108,17 @@ impl ZoomAdapter {
     }
 }
 
+/// Past 00:00 UTC by this much, so a clock a little ahead of Zoom's does
+/// not try while Zoom still counts the old day (and then wait a whole day).
+pub const RESET_MARGIN: Duration = Duration::from_secs(60);
+
 /// Zoom's per-registrant limit (3 registrations of one email a day) lifts
-/// at 00:00 UTC; other 429s follow the default.
+/// at 00:00 UTC ("do not retry until after 00:00 UTC"): the next try waits
+/// for it; other 429s follow the default.
 fn classify(reply: &Reply) -> AttemptReport {
-    let message = reply.message();
-    if reply.status == 429 && message.contains("daily rate limit") {
-        let day = 86_400_000;
-        let until_midnight = day - crate::clock::now_ms() % day;
-        let after = Some(Duration::from_millis(until_midnight));
-        return reply.report(AttemptResult::Retry { code: Outcome::RateLimited, after, message });
+    if reply.status == 429 && reply.message().contains("daily rate limit") {
+        let until = next_utc_midnight(crate::clock::now_ms(), RESET_MARGIN);
+        return reply.deferred(until, "Zoom's per-registrant daily limit lifts at 00:00 UTC");
     }
     reply.default_report()
 }

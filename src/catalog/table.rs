@@ -93,11 +93,13 @@ pub const INTEGRATIONS: &[Integration] = &[
         kind: "discord",
         name: "Discord",
         auth: "Channel webhook URL, or bot token",
+        // No data source: the Discord adapter lists no channels (a bot's
+        // channel id is taken as written).
         actions: &[act(
             "send_message",
             "Post a message",
             &[CHANNEL, opt("title", "Embed title"), TEMPLATE_TEXT],
-            Some("channels"),
+            None,
         )],
     },
     Integration {

@@ -247,7 +247,8 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// Attempt outcomes that are retried; any other failure is terminal.
     pub retry_on: Vec<Outcome>,
-    /// Upper bound for a destination's `Retry-After` request.
+    /// Upper bound for a destination's `Retry-After` request. A documented
+    /// quota reset (Zoom's and HubSpot's daily limits) is waited for in full.
     pub max_retry_after: Duration,
 }
 
@@ -371,7 +372,8 @@ pub struct RetryOverride {
     /// Attempt outcomes that are retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<Vec<Outcome>>,
-    /// Upper bound for a destination's `Retry-After` request.
+    /// Upper bound for a destination's `Retry-After` request. A documented
+    /// quota reset (Zoom's and HubSpot's daily limits) is waited for in full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retry_after: Option<Duration>,
 }

@@ -1,4 +1,5 @@
-//! The scheduler's scan cursor: entries ahead of it are found without
+//! The scheduler's scan cursor (and, last, how a deferred try meets the
+//! retry budget): entries ahead of it are found without
 //! walking the in-flight ones again, an entry committed behind it is found
 //! on the next tick (the store's landed mark), and the periodic scans from
 //! the head still find one that came without a mark. Ticks are given explicit
@@ -135,5 +136,65 @@ async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     settle(&engine).await;
     engine.tick_at(now + HEAD_SCAN_EVERY_MS).unwrap();
     assert!(shared.in_flight.contains(behind, "r1"), "the periodic head scan finds it");
+    store.close().await;
+}
+
+/// A try blocked by a daily quota is logged but spends no retry budget:
+/// with three tries in the schedule, a 5xx, a daily 429, then two more 5xx
+/// make three budgeted tries, the last one failing the delivery.
+#[tokio::test]
+async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
+    use crate::adapters::adapter::AttemptResult;
+    use crate::config::model::{Outcome, RetryPolicy};
+    use crate::store::{AttemptDone, AttemptRecord, Next};
+    let (_dir, store, _engine) = setup();
+    let policy = RetryPolicy {
+        schedule: vec![crate::config::duration::Duration::from_millis(0); 3],
+        ..RetryPolicy::default()
+    };
+    let (id, ev) = event(1_000);
+    store.writer().ingest(vec![ev], 1_000).await.unwrap();
+    let server_error = AttemptResult::Retry {
+        code: Outcome::RejectedServerError,
+        after: None,
+        message: "HTTP 503".into(),
+    };
+    let midnight = 86_400_000;
+    let daily = AttemptResult::Deferred {
+        code: Outcome::RateLimited,
+        until: midnight,
+        message: "HTTP 429".into(),
+    };
+    let mut nexts = Vec::new();
+    let tries = [(1_u32, &server_error), (2, &daily), (3, &server_error), (4, &server_error)];
+    for (n, result) in tries {
+        let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+        let (due, now) = (rec.next_attempt_at.unwrap(), rec.next_attempt_at.unwrap() + 10);
+        let next = super::super::retry::next_step(result, &policy, n - rec.budget_start, now, 0.5);
+        nexts.push(next.clone());
+        let attempt = AttemptRecord {
+            attempt: n,
+            started_at: now,
+            duration_ms: 1,
+            outcome: Outcome::RateLimited,
+            http_status: Some(429),
+            response_excerpt: None,
+            error: None,
+        };
+        let key = DueKey { conn_key: format!("{WS}/out"), due, event: id, rule: "r1".into() };
+        store.writer().attempt(AttemptDone { key, attempt: Some(attempt), next }).await.unwrap();
+    }
+    assert_eq!(
+        nexts,
+        [
+            Next::Retry { at: 1_010 },
+            Next::Deferred { at: midnight },
+            Next::Retry { at: midnight + 10 },
+            Next::Failed
+        ],
+        "the deferred try waited for the reset and left the budget as it was"
+    );
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    assert_eq!((rec.attempts, rec.budget_start), (4, 1), "every try is logged");
     store.close().await;
 }

@@ -32,6 +32,20 @@ pub fn next_step(
             };
             Next::Retry { at: now_ms + delay.as_millis() as u64 }
         }
+        // The reset is the provider's documented one, not a header guess, so
+        // `max_retry_after` does not cap it: capped, the delivery was sent
+        // again every hour into the same spent quota until the reset. And
+        // the try does not spend the retry budget (the store moves the
+        // budget's start past it): it could not have succeeded, and a
+        // delivery blocked in its last scheduled try would otherwise fail
+        // hours before the quota it waits for comes back. The schedule
+        // resumes where it was. At most one such try per reset.
+        AttemptResult::Deferred { code, until, .. } => {
+            if !policy.retry_on.contains(code) {
+                return Next::Failed;
+            }
+            Next::Deferred { at: (*until).max(now_ms) }
+        }
     }
 }
 
@@ -91,6 +105,42 @@ mod tests {
         // A hint shorter than the schedule does not shorten it.
         let short = retry(Outcome::RateLimited, Some(Duration::from_secs(1)));
         assert_eq!(next_step(&short, &p, 2, 0, 0.5), Next::Retry { at: 300_000 });
+    }
+
+    #[test]
+    fn an_ordinary_retry_after_is_capped_by_max_retry_after() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.max_retry_after.get(), Duration::from_secs(3_600), "the default cap");
+        let two_hours = retry(Outcome::RateLimited, Some(Duration::from_secs(7_200)));
+        assert_eq!(next_step(&two_hours, &p, 1, 1_000, 0.5), Next::Retry { at: 3_601_000 });
+    }
+
+    #[test]
+    fn a_quota_reset_is_waited_for_past_the_cap_and_the_schedule() {
+        use crate::adapters::reply::next_utc_midnight;
+        let p = RetryPolicy::default();
+        // 2026-03-10T09:15:00Z: a Zoom daily limit lifts at 00:00 UTC, 14 h 45 min away.
+        let now = 1_773_134_100_000;
+        let midnight = next_utc_midnight(now, Duration::ZERO);
+        assert_eq!(crate::clock::rfc3339(midnight), "2026-03-11T00:00:00.000Z");
+        let daily = AttemptResult::Deferred {
+            code: Outcome::RateLimited,
+            until: midnight,
+            message: "".into(),
+        };
+        assert_eq!(next_step(&daily, &p, 1, now, 0.5), Next::Deferred { at: midnight });
+        // Even as the last try of the budget: it does not spend one.
+        let last = p.schedule.len() as u32;
+        assert_eq!(next_step(&daily, &p, last, now, 0.5), Next::Deferred { at: midnight });
+        // A reset already past is tried now; a user who does not retry
+        // `rate_limited` gets a failure, as for any other 429.
+        assert_eq!(
+            next_step(&daily, &p, 1, midnight + 5, 0.5),
+            Next::Deferred { at: midnight + 5 }
+        );
+        let mut no_429 = p.clone();
+        no_429.retry_on = vec![Outcome::Timeout];
+        assert_eq!(next_step(&daily, &no_429, 1, now, 0.5), Next::Failed);
     }
 
     #[test]

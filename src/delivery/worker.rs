@@ -138,7 +138,7 @@ fn load(
 fn healthy(result: &AttemptResult) -> bool {
     match result {
         AttemptResult::Delivered => true,
-        AttemptResult::Retry { .. } => false,
+        AttemptResult::Retry { .. } | AttemptResult::Deferred { .. } => false,
         AttemptResult::Permanent { code, .. } => *code != Outcome::AuthFailed,
     }
 }
@@ -151,13 +151,15 @@ fn record(
 ) -> AttemptRecord {
     let error = match (&report.result, d.warnings.joined()) {
         (AttemptResult::Delivered, warnings) => warnings,
-        (AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. }, None) => {
-            Some(message.clone())
-        }
         (
-            AttemptResult::Retry { message, .. } | AttemptResult::Permanent { message, .. },
-            Some(w),
-        ) => Some(format!("{message} (mapping warnings: {w})")),
+            AttemptResult::Retry { message, .. }
+            | AttemptResult::Deferred { message, .. }
+            | AttemptResult::Permanent { message, .. },
+            warnings,
+        ) => match warnings {
+            None => Some(message.clone()),
+            Some(w) => Some(format!("{message} (mapping warnings: {w})")),
+        },
     };
     AttemptRecord {
         attempt: d.attempt,

@@ -172,3 +172,65 @@ async fn discover_has_nothing_to_list_and_sends_nothing() {
         assert!(err.contains("no account data to list"), "{err}");
     }
 }
+
+/// Every way each integration can be configured (a mode each), pointed at `base`.
+fn modes(kind: &str, base: &str) -> Vec<String> {
+    let oauth = "client_id: cid\nclient_secret: ${S}\nrefresh_token: ${S}";
+    let modes = match kind {
+        "activecampaign" => vec![format!("api_url: {base}\napi_key: ${{S}}")],
+        "aweber" => vec![format!("{oauth}\nbase_url: {base}")],
+        "customer_io" => ["", "\napp_api_key: ${S}"]
+            .iter()
+            .map(|app| format!("site_id: s1\napi_key: ${{S}}{app}\nbase_url: {base}"))
+            .collect(),
+        "discord" | "slack" => vec![
+            format!("webhook_url: {base}/hook"),
+            format!("bot_token: ${{S}}\nbase_url: {base}"),
+        ],
+        "hubspot" | "intercom" => vec![format!("access_token: ${{S}}\nbase_url: {base}")],
+        "log" => vec![String::new()],
+        "mailchimp" | "mailerlite" | "resend" | "sendgrid" => {
+            vec![format!("api_key: ${{S}}\nbase_url: {base}")]
+        }
+        "salesforce" => vec![format!("{oauth}\nlogin_url: {base}")],
+        "webhook" => vec![format!("url: {base}/hook")],
+        "zoom" => {
+            vec![format!("account_id: a1\nclient_id: cid\nclient_secret: ${{S}}\nbase_url: {base}")]
+        }
+        other => panic!("no test configuration for `{other}`: add its modes here"),
+    };
+    modes.into_iter().map(|m| format!("type: {kind}\n{m}\n")).collect()
+}
+
+/// The catalog's `data_source` (what `GET /integrations`, `meshes actions`
+/// and `validate --check-remote` offer to list) names account data only
+/// where the adapter can list it, in at least one of its modes.
+#[tokio::test]
+async fn the_catalog_offers_data_sources_exactly_where_adapters_discover() {
+    use meshes::adapters::discover::DiscoverError;
+    // Any provider call fails: discovery that is attempted is a provider error.
+    let down = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&down)
+        .await;
+    for integration in meshes::catalog::INTEGRATIONS {
+        let mut discovers = false;
+        for yaml in modes(integration.kind, &down.uri()) {
+            let a = adapter(&yaml, &[("S", "secret")]);
+            match a.discover().await {
+                Err(DiscoverError::Unsupported(_)) => {}
+                Err(DiscoverError::Provider(_)) => discovers = true,
+                Ok(found) => panic!("{yaml}: discovered {found:?} from a failing provider"),
+            }
+        }
+        let offered: Vec<&str> = integration.actions.iter().filter_map(|a| a.data_source).collect();
+        assert_eq!(
+            !offered.is_empty(),
+            discovers,
+            "`{}`: the catalog offers {offered:?}, discovery {}",
+            integration.kind,
+            if discovers { "lists account data" } else { "has nothing to list" }
+        );
+    }
+}

@@ -54,17 +54,52 @@ async fn add_to_list_upserts_on_the_lower_cased_email_hash() {
     );
 }
 
+fn delete() -> Expect {
+    Expect::new("DELETE", &member_path()).header("authorization", BASIC)
+}
+
+/// The audience read that tells a missing member from a missing audience.
+fn audience() -> Expect {
+    Expect::new("GET", "/3.0/lists/8f2c1e9a4b").query("fields", "id").header("authorization", BASIC)
+}
+
+/// Mailchimp's 404 problem: the same for a missing member and a missing audience.
+fn not_found() -> ResponseTemplate {
+    ResponseTemplate::new(404).insert_header("content-type", "application/problem+json").set_body_json(
+        json!({"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": "Resource Not Found", "status": 404, "detail": "The requested resource could not be found.", "instance": "f570b1d5"}),
+    )
+}
+
 #[tokio::test]
 async fn remove_from_list_archives_and_absent_members_count_as_removed() {
     let fake = Fake::start().await;
-    let delete = Expect::new("DELETE", &member_path()).header("authorization", BASIC);
-    fake.expect(delete.clone(), ResponseTemplate::new(204)).await;
+    fake.expect(delete(), ResponseTemplate::new(204)).await;
     assert_delivered(&deliver(&mailchimp(&fake), &action("remove_from_list")).await);
 
     let fake = Fake::start().await;
-    let missing = json!({"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": "Resource Not Found", "status": 404, "detail": "The requested resource could not be found."});
-    fake.expect(delete, ResponseTemplate::new(404).set_body_json(missing)).await;
+    fake.expect(delete(), not_found()).await;
+    let found = json!({"id": "8f2c1e9a4b"});
+    fake.expect(audience(), ResponseTemplate::new(200).set_body_json(found)).await;
     assert_delivered(&deliver(&mailchimp(&fake), &action("remove_from_list")).await);
+}
+
+#[tokio::test]
+async fn removing_from_a_missing_audience_is_permanent() {
+    let fake = Fake::start().await;
+    fake.expect(delete(), not_found()).await;
+    fake.expect(audience(), not_found()).await;
+    let r = deliver(&mailchimp(&fake), &action("remove_from_list")).await;
+    assert_permanent(&r, Outcome::RejectedClientError, "audience `8f2c1e9a4b` does not exist");
+    assert_eq!(r.http_status, Some(404));
+}
+
+#[tokio::test]
+async fn a_failed_audience_read_is_classified_like_any_answer() {
+    let fake = Fake::start().await;
+    fake.expect(delete(), not_found()).await;
+    fake.expect(audience(), ResponseTemplate::new(503)).await;
+    let r = deliver(&mailchimp(&fake), &action("remove_from_list")).await;
+    assert_retry(&r, Outcome::RejectedServerError, None);
 }
 
 #[tokio::test]
@@ -83,20 +118,45 @@ async fn compliance_state_is_permanent_with_mailchimps_title() {
 }
 
 #[tokio::test]
-async fn an_empty_403_is_a_throttle_but_a_403_with_a_body_is_not() {
-    let fake = Fake::start().await;
-    fake.expect(upsert(), ResponseTemplate::new(403)).await;
-    assert_retry(
-        &deliver(&mailchimp(&fake), &action("add_to_list")).await,
-        Outcome::RateLimited,
-        None,
-    );
+async fn a_403_without_a_problem_body_is_a_throttle() {
+    let html = "<html><head><title>403 Forbidden</title></head><body>Access denied</body></html>";
+    let throttles = [
+        ResponseTemplate::new(403),
+        ResponseTemplate::new(403).set_body_raw(html, "text/html"),
+        ResponseTemplate::new(403).set_body_raw("Forbidden", "text/plain"),
+        // JSON, but not a problem: no `title` or `detail`.
+        ResponseTemplate::new(403).set_body_json(json!({"error": "blocked"})),
+    ];
+    for answer in throttles {
+        let fake = Fake::start().await;
+        fake.expect(upsert(), answer).await;
+        let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
+        assert_retry(&r, Outcome::RateLimited, None);
+        assert_eq!(r.http_status, Some(403));
+    }
+}
 
-    let fake = Fake::start().await;
+#[tokio::test]
+async fn a_403_problem_is_a_permanent_auth_failure() {
     let forbidden = json!({"title": "Forbidden", "status": 403, "detail": "You don't have permission to access this resource."});
-    fake.expect(upsert(), ResponseTemplate::new(403).set_body_json(forbidden)).await;
-    let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
-    assert_permanent(&r, Outcome::AuthFailed, "Forbidden");
+    // The media type tells, even for a problem with neither `title` nor `detail`.
+    let bare =
+        json!({"type": "https://mailchimp.com/developer/marketing/docs/errors/", "status": 403});
+    let problems = [
+        (
+            ResponseTemplate::new(403)
+                .set_body_raw(bare.to_string(), "application/problem+json; charset=utf-8"),
+            "mailchimp.com/developer",
+        ),
+        // Served as plain JSON: the problem fields tell.
+        (ResponseTemplate::new(403).set_body_json(forbidden), "Forbidden"),
+    ];
+    for (answer, text) in problems {
+        let fake = Fake::start().await;
+        fake.expect(upsert(), answer).await;
+        let r = deliver(&mailchimp(&fake), &action("add_to_list")).await;
+        assert_permanent(&r, Outcome::AuthFailed, text);
+    }
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ mod budget;
 mod customer_io;
 mod discord;
 mod hubspot;
+mod hubspot_properties;
 mod intercom;
 mod mailchimp;
 mod mailerlite;

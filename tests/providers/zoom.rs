@@ -94,10 +94,32 @@ async fn the_per_registrant_daily_limit_waits_until_midnight_utc() {
         ResponseTemplate::new(429).set_body_json(daily),
     )
     .await;
+    let before = meshes::clock::now_ms();
     let r = deliver(&zoom(&fake), &rule("add_webinar_registrant")).await;
-    let AttemptResult::Retry { code, after: Some(after), .. } = r.result else { panic!("{r:?}") };
-    assert_eq!(code, Outcome::RateLimited);
-    assert!(after > Duration::ZERO && after <= Duration::from_secs(86_400), "{after:?}");
+    let after = meshes::clock::now_ms();
+    let AttemptResult::Deferred { code, until, message } = r.result else { panic!("{r:?}") };
+    assert_eq!((code, r.http_status), (Outcome::RateLimited, Some(429)));
+    // The next 00:00 UTC, a minute late for clock skew: not an hour from
+    // now, whatever the connection's `max_retry_after`.
+    let midnight = |now: u64| (now - 60_000) / 86_400_000 * 86_400_000 + 86_400_000 + 60_000;
+    assert!(until == midnight(before) || until == midnight(after), "{until}");
+    assert!(meshes::clock::rfc3339(until).ends_with("T00:01:00.000Z"), "{until}");
+    assert!(message.contains("daily rate limit") && message.contains("00:00 UTC"), "{message}");
+}
+
+#[tokio::test]
+async fn other_429s_follow_the_retry_after_header() {
+    let fake = Fake::start().await;
+    fake.expect(token_call(), token("zt-1")).await;
+    let busy = json!({"code": 429, "message": "You have reached the maximum per-second rate limit for this API. Try again later."});
+    fake.expect(
+        register("webinars", "zt-1", registrant()),
+        ResponseTemplate::new(429).insert_header("retry-after", "7200").set_body_json(busy),
+    )
+    .await;
+    let r = deliver(&zoom(&fake), &rule("add_webinar_registrant")).await;
+    // Capped later, by the engine (`max_retry_after`), like any provider's hint.
+    assert_retry(&r, Outcome::RateLimited, Some(Duration::from_secs(7_200)));
 }
 
 #[tokio::test]

@@ -143,6 +143,13 @@ impl Tables<'_> {
                 rec.status = Status::Retrying;
                 self.schedule(k.event, &mut rec, *at)?;
             }
+            Next::Deferred { at } => {
+                // The budget counts attempts after `budget_start`: moving it
+                // past this one leaves the budget as it was before it.
+                rec.budget_start = rec.budget_start.saturating_add(1).min(rec.attempts);
+                rec.status = Status::Retrying;
+                self.schedule(k.event, &mut rec, *at)?;
+            }
             Next::Completed => finish(&mut rec, Status::Completed, now, None),
             Next::Failed => finish(&mut rec, Status::Failed, now, None),
             Next::Canceled { reason } => {

@@ -53,6 +53,12 @@ pub enum Next {
         /// Due time.
         at: u64,
     },
+    /// Try again at this time (Unix ms), the attempt just made not
+    /// counting against the retry budget (a quota that resets then).
+    Deferred {
+        /// Due time.
+        at: u64,
+    },
     /// Delivered.
     Completed,
     /// Terminal failure.
