@@ -212,10 +212,8 @@ fn properties(
 /// multiple-checkbox form). Null is left out, so nothing is blanked.
 fn property_value(name: &str, v: &Value) -> Result<Option<String>, AttemptReport> {
     let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(decimal(n)),
-        _ => None,
+        other => super::transform::text(other),
     };
     match v {
         Value::Null => Ok(None),

@@ -10,8 +10,8 @@ use crate::store::{self, NewEvent};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 /// Most events in one bulk request.
 pub const MAX_BULK: usize = 100;
@@ -92,9 +92,10 @@ fn bulk_answer(
         // Every event refused is a 400, and a client reading any 400 looks
         // for the error shape: it is here, with every item's errors, beside
         // the bulk result the 207 has.
-        let (message, error) = all_refused(slots);
-        o.str("message", &message);
-        o.raw("error", |out| drop(serde_json::to_writer(&mut *out, &error)));
+        let body = all_refused(slots).body();
+        for key in ["message", "error"] {
+            o.raw(key, |out| drop(serde_json::to_writer(&mut *out, &body[key])));
+        }
     }
     o.num("count", (slots.len() - errors) as u64).num("error_count", errors as u64);
     o.raw("records", |out| {
@@ -115,32 +116,30 @@ fn bulk_answer(
     out
 }
 
-/// The error part of an all-refused answer: one message, every item's fields.
-fn all_refused(slots: &[Result<usize, Vec<FieldError>>]) -> (String, Value) {
-    let items = slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().err().map(|e| (i, e)));
-    let data: Vec<Value> = items
-        .flat_map(|(i, errs)| {
-            errs.iter().map(move |e| json!({"param": format!("[{i}].{}", e.param), "msg": e.msg}))
-        })
+/// The error of an all-refused answer: one message, every item's fields.
+fn all_refused(slots: &[Result<usize, Vec<FieldError>>]) -> ApiError {
+    let data: Vec<FieldError> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some(indexed(i, s.as_ref().err()?)))
+        .flatten()
         .collect();
-    let first = data.first().map_or_else(String::new, |d| {
-        format!(
-            "; the first: {}: {}",
-            d["param"].as_str().unwrap_or(""),
-            d["msg"].as_str().unwrap_or("")
-        )
-    });
+    let first =
+        data.first().map_or_else(String::new, |e| format!("; the first: {}: {}", e.param, e.msg));
     let message = format!("all {} events were refused{first}", slots.len());
-    let error = json!({ "name": "ValidationError", "message": message, "data": data });
-    (message, error)
+    ApiError::BadRequest { message, data }
 }
 
 fn item_error(i: usize, errs: &[FieldError]) -> Value {
-    let data: Vec<Value> =
-        errs.iter().map(|e| json!({"param": format!("[{i}].{}", e.param), "msg": e.msg})).collect();
+    let data: Vec<FieldError> = indexed(i, errs).collect();
     let message =
-        errs.iter().map(|e| format!("[{i}].{}: {}", e.param, e.msg)).collect::<Vec<_>>().join("; ");
-    json!({ "message": message, "error": { "name": "ValidationError", "message": message, "data": data } })
+        data.iter().map(|e| format!("{}: {}", e.param, e.msg)).collect::<Vec<_>>().join("; ");
+    ApiError::BadRequest { message, data }.body()
+}
+
+/// One refused item's fields, each `param` prefixed with the item's index.
+fn indexed(i: usize, errs: &[FieldError]) -> impl Iterator<Item = FieldError> + '_ {
+    errs.iter().map(move |e| FieldError { param: format!("[{i}].{}", e.param), msg: e.msg.clone() })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::store::EventRecord;
+use serde_json::json;
 
 fn stored(id: &str, resource_id: Option<&str>) -> store::Ingested {
     let event = EventRecord {

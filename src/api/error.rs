@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A problem with one input field.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -146,19 +146,27 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, name) = self.parts();
-        self.log();
+impl ApiError {
+    /// The JSON body: `{message, error: {name, message, data}}`. Also written
+    /// inside the bulk answer, for each refused item and when all are.
+    pub(super) fn body(&self) -> Value {
+        let (_, name) = self.parts();
         // `to_string` of `Internal` is the fixed "internal error": the detail
-        // was logged above and never reaches the client.
+        // is logged, never sent to the client.
         let message = self.to_string();
-        let data = match &self {
+        let data = match self {
             ApiError::BadRequest { data, .. } => data.as_slice(),
             _ => &[],
         };
-        let body = json!({ "message": message, "error": { "name": name, "message": message, "data": data } });
-        let mut resp = (status, Json(body)).into_response();
+        json!({ "message": message, "error": { "name": name, "message": message, "data": data } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.parts();
+        self.log();
+        let mut resp = (status, Json(self.body())).into_response();
         let h = resp.headers_mut();
         if let Some(secs) = self.retry_after() {
             // `Retry-After: 0` invites an immediate retry storm; one second is the floor.

@@ -21,7 +21,7 @@ use super::tables::{
     ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY, IDEMPOTENCY_BY_TIME,
     RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
 };
-use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP};
+use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP, resume_after};
 use super::{PruneStep, Store, StoreError, decode};
 use redb::{ReadTransaction, ReadableDatabase};
 
@@ -119,10 +119,10 @@ fn events_ahead(
     let events = txn.open_table(EVENT_ROWS)?;
     let rules = txn.open_table(RULE_EVENTS)?;
     let attempts = txn.open_table(ATTEMPTS)?;
-    let (mut rows, mut seen, mut last, mut finished) = (0, 0, from, false);
+    let (mut rows, mut seen, mut last, mut finished) = (0, 0, None, false);
     for row in events.range(from..uuid7_bound(before))?.take(limit) {
         let id = row?.0.value();
-        (seen, last) = (seen + 1, id);
+        (seen, last) = (seen + 1, Some(id));
         let mut done = true;
         for r in rules.range(rule_events_of(id))? {
             let r: RuleEventRecord = decode(r?.1.value())?;
@@ -132,6 +132,6 @@ fn events_ahead(
         finished |= done;
         rows += 1 + attempts.range(attempts_of(id))?.count();
     }
-    let next = (seen == limit).then(|| last + 1);
+    let next = resume_after(seen, limit, last);
     Ok(Ahead { rows, deletes: finished, next })
 }

@@ -318,6 +318,7 @@ mod prune;
 mod requests;
 mod tables;
 
+pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 pub use tables::Tables;

@@ -46,6 +46,14 @@ pub struct Pruned {
     pub next: Option<u128>,
 }
 
+/// Where a step's events scan resumes: after its last event when it looked
+/// at a full `limit` of them, else nowhere (it reached the bound). The
+/// writer's step and the read ahead of it must agree on this, since a step
+/// the read finds nothing in is skipped with the read's answer.
+pub(crate) fn resume_after(seen: usize, limit: usize, last: Option<u128>) -> Option<u128> {
+    if seen == limit { last.map(|l| l + 1) } else { None }
+}
+
 impl Tables<'_> {
     pub(super) fn prune_step(&mut self, s: PruneStep) -> Result<Pruned, StoreError> {
         let limit = s.limit.max(1);
@@ -77,7 +85,7 @@ impl Tables<'_> {
                 break;
             }
         }
-        let next = (ids.len() == limit).then(|| ids.last().map_or(from, |l| l + 1));
+        let next = resume_after(ids.len(), limit, ids.last().copied());
         let mut pruned = 0;
         for id in ids {
             if self.prune_event(id)? {
