@@ -64,6 +64,8 @@ pub enum AttemptResult {
         code: Outcome,
         /// When the quota resets (Unix ms): the earliest time worth a try.
         until: u64,
+        /// Whose quota is spent: this delivery's, or the whole connection's.
+        scope: QuotaScope,
         /// A readable reason (never contains credentials).
         message: String,
     },
@@ -74,6 +76,18 @@ pub enum AttemptResult {
         /// A readable reason (never contains credentials).
         message: String,
     },
+}
+
+/// Whose quota a [`AttemptResult::Deferred`] attempt found spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    /// Only this delivery's (Zoom's per-registrant limit): the connection's
+    /// other deliveries go on.
+    Delivery,
+    /// The account's (HubSpot's daily limit): every delivery of the
+    /// connection would fail the same way, so the connection pauses until
+    /// the reset instead of each delivery spending a request to learn it.
+    Connection,
 }
 
 /// The result of one attempt plus what the attempt log records.

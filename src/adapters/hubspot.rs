@@ -288,23 +288,17 @@ fn existing_id(reply: &Reply) -> Option<String> {
     (!digits.is_empty()).then_some(digits)
 }
 
-/// The longest a daily quota can stay spent: it resets at midnight in the
-/// portal's time zone, which the API does not tell us, and whatever that
-/// zone the next midnight is at most a day away.
-pub const DAILY_RESET_BOUND: Duration = Duration::from_secs(86_400);
-
 /// A 429's `policyName`: the ten-second window clears in 10 s; the daily
-/// quota not before the portal's midnight (the SDK does not retry it), so
-/// the next try waits [`DAILY_RESET_BOUND`], or less when HubSpot says so.
+/// quota not before the portal's midnight (the SDK does not retry it), in
+/// a time zone the API does not tell: the connection waits a day, or less
+/// when HubSpot says so.
 fn classify(reply: &Reply) -> AttemptReport {
     if reply.status != 429 {
         return reply.default_report();
     }
     let policy = reply.str_at("/policyName").unwrap_or_default();
     if policy.contains("DAILY") {
-        let wait = reply.retry_hint().map_or(DAILY_RESET_BOUND, |h| h.min(DAILY_RESET_BOUND));
-        let until = crate::clock::now_ms() + wait.as_millis() as u64;
-        return reply.deferred(until, "HubSpot's daily limit resets at the portal's midnight");
+        return reply.daily_quota("HubSpot's daily limit resets at the portal's midnight");
     }
     if reply.retry_hint().is_some() {
         return reply.default_report();

@@ -147,10 +147,17 @@ tokio::task_local! {
 /// Runs one delivery attempt so that every provider request it sends takes a
 /// turn from `budget`. `prepaid`: the caller already took one turn, which the
 /// first request uses (an adapter sending no [`super::http::Call`], like the
-/// generic webhook, is paced by that turn alone).
-pub async fn paced<F: Future>(budget: Arc<RequestBudget>, prepaid: bool, attempt: F) -> F::Output {
-    let turns = Turns { budget, prepaid: AtomicBool::new(prepaid), waited: AtomicU64::new(0) };
-    TURNS.scope(Arc::new(turns), attempt).await
+/// generic webhook, is paced by that turn alone). Also returns how long its
+/// requests waited for turns in all, which is not the attempt's own time.
+pub async fn paced<F: Future>(
+    budget: Arc<RequestBudget>,
+    prepaid: bool,
+    attempt: F,
+) -> (F::Output, std::time::Duration) {
+    let turns =
+        Arc::new(Turns { budget, prepaid: AtomicBool::new(prepaid), waited: AtomicU64::new(0) });
+    let output = TURNS.scope(turns.clone(), attempt).await;
+    (output, std::time::Duration::from_nanos(turns.waited.load(Ordering::Relaxed)))
 }
 
 /// Waits for this request's turn (nothing outside [`paced`]); returns how

@@ -59,11 +59,12 @@ async fn each_request_of_an_attempt_takes_a_turn_and_moves_the_deadline() {
     // The engine takes the first turn before the attempt; its first request
     // uses it, each later one waits for its own.
     b.take().await;
-    let waited = paced(b.clone(), true, async {
+    let (waited, total) = paced(b.clone(), true, async {
         [request_turn().await, request_turn().await, request_turn().await]
     })
     .await;
     assert_eq!(waited, [ms(0), ms(1_000), ms(2_000)], "the attempt's total wait so far");
+    assert_eq!(total, ms(2_000), "what the attempt's recorded duration leaves out");
     assert_eq!(start.elapsed(), ms(2_000));
     assert_eq!(b.wait_now(), ms(1_000), "three requests, three turns");
 }
@@ -73,7 +74,8 @@ async fn an_attempt_sending_nothing_through_call_spends_only_the_first_turn() {
     // The generic webhook sends its one request itself: paced as before.
     let b = budget(2, 2_000);
     b.take().await;
-    paced(b.clone(), true, async {}).await;
+    let ((), waited) = paced(b.clone(), true, async {}).await;
+    assert_eq!(waited, Std::ZERO);
     assert_eq!(b.wait_now(), Std::ZERO, "one of the two turns left");
     // Outside an attempt (discovery, `validate --check-remote`) nothing is paced.
     assert_eq!(request_turn().await, Std::ZERO);
@@ -87,8 +89,8 @@ async fn waiting_attempts_get_turns_in_the_order_they_asked() {
     let first = tokio::spawn(paced(b.clone(), false, async { request_turn().await }));
     tokio::task::yield_now().await;
     let second = tokio::spawn(paced(b.clone(), false, async { request_turn().await }));
-    assert_eq!(second.await.unwrap(), ms(2_000));
-    assert_eq!(first.await.unwrap(), ms(1_000));
+    assert_eq!(second.await.unwrap().0, ms(2_000));
+    assert_eq!(first.await.unwrap().0, ms(1_000));
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! section 0), with the provider's own error message and wait hint; and the
 //! reports a provider flow ends with when no answer decides it.
 
-use super::adapter::{AttemptReport, AttemptResult, classify_status};
+use super::adapter::{AttemptReport, AttemptResult, QuotaScope, classify_status};
 use crate::config::model::Outcome;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -91,10 +91,20 @@ impl Reply {
     }
 
     /// A documented quota spent until `until` (Unix ms), e.g. a daily limit.
-    pub fn deferred(&self, until: u64, why: &str) -> AttemptReport {
+    pub fn deferred(&self, until: u64, scope: QuotaScope, why: &str) -> AttemptReport {
         let at = crate::clock::rfc3339(until);
         let message = format!("{} ({why}: next try at {at})", self.message());
-        self.report(AttemptResult::Deferred { code: Outcome::RateLimited, until, message })
+        self.report(AttemptResult::Deferred { code: Outcome::RateLimited, until, scope, message })
+    }
+
+    /// An account's spent daily quota (HubSpot's, Resend's): the whole
+    /// connection waits for the reset, which is the destination's own hint
+    /// when it gives one within a day, and otherwise [`DAY`] from now: a
+    /// midnight in an unknown time zone, or a rolling day, is never further.
+    pub fn daily_quota(&self, why: &str) -> AttemptReport {
+        let wait = self.retry_hint().map_or(DAY, |h| h.min(DAY));
+        let until = crate::clock::now_ms() + wait.as_millis() as u64;
+        self.deferred(until, QuotaScope::Connection, why)
     }
 
     /// A throttle signalled some other way than 429 (AWeber and Mailchimp 403s).
@@ -106,6 +116,9 @@ impl Reply {
         })
     }
 }
+
+/// The longest a daily quota stays spent.
+pub const DAY: Duration = Duration::from_secs(86_400);
 
 /// The next 00:00 UTC after `now_ms`, plus `margin`. A `now_ms` within
 /// `margin` after a midnight gives that midnight: a daily limit reported

@@ -166,6 +166,11 @@ fn classify(reply: &Reply) -> AttemptReport {
         (409, "concurrent_idempotent_requests") => {
             AttemptResult::Retry { code: Outcome::RateLimited, after: reply.retry_hint(), message }
         }
+        // The team's quota: "wait until 24 hours have passed" (or the
+        // `retry-after` Resend sends), for every delivery of the connection.
+        (429, "daily_quota_exceeded") => {
+            return reply.daily_quota("Resend's daily sending quota");
+        }
         (429, "monthly_quota_exceeded") => {
             AttemptResult::Permanent { code: Outcome::RateLimited, message }
         }

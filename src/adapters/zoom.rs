@@ -1,6 +1,6 @@
 //! Zoom (API v2, server-to-server OAuth): meeting and webinar registrants.
 
-use super::adapter::{AttemptReport, Delivery};
+use super::adapter::{AttemptReport, Delivery, QuotaScope};
 use super::contact::Contact;
 use super::discover::PAGE_LIMIT;
 use super::discover::{
@@ -118,7 +118,8 @@ pub const RESET_MARGIN: Duration = Duration::from_secs(60);
 fn classify(reply: &Reply) -> AttemptReport {
     if reply.status == 429 && reply.message().contains("daily rate limit") {
         let until = next_utc_midnight(crate::clock::now_ms(), RESET_MARGIN);
-        return reply.deferred(until, "Zoom's per-registrant daily limit lifts at 00:00 UTC");
+        let why = "Zoom's per-registrant daily limit lifts at 00:00 UTC";
+        return reply.deferred(until, QuotaScope::Delivery, why);
     }
     reply.default_report()
 }

@@ -248,8 +248,15 @@ pub struct RetryPolicy {
     /// Attempt outcomes that are retried; any other failure is terminal.
     pub retry_on: Vec<Outcome>,
     /// Upper bound for a destination's `Retry-After` request. A documented
-    /// quota reset (Zoom's and HubSpot's daily limits) is waited for in full.
+    /// quota reset (Zoom's, HubSpot's and Resend's daily limits) is waited for
+    /// in full, up to `max_deferrals` times.
     pub max_retry_after: Duration,
+    /// How many documented quota resets one delivery may wait for (Zoom's
+    /// per-registrant and HubSpot's and Resend's daily limits) before it
+    /// fails. Such a wait spends none of `schedule`; a quota still spent
+    /// after this many resets needs a plan change or a person, not more
+    /// waiting. A manual retry starts the count again; 0 fails at once.
+    pub max_deferrals: u32,
 }
 
 impl Default for RetryPolicy {
@@ -268,6 +275,7 @@ impl Default for RetryPolicy {
                 Outcome::InternalError,
             ],
             max_retry_after: Duration::from_millis(3_600_000),
+            max_deferrals: 7,
         }
     }
 }
@@ -373,9 +381,14 @@ pub struct RetryOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<Vec<Outcome>>,
     /// Upper bound for a destination's `Retry-After` request. A documented
-    /// quota reset (Zoom's and HubSpot's daily limits) is waited for in full.
+    /// quota reset (Zoom's, HubSpot's and Resend's daily limits) is waited for
+    /// in full, up to `max_deferrals` times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retry_after: Option<Duration>,
+    /// How many documented quota resets one delivery may wait for before
+    /// it fails (a manual retry starts the count again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deferrals: Option<u32>,
 }
 
 /// A request budget: at most `requests` HTTP requests per `per`, all of

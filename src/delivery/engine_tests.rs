@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::delivery::retry::Spent;
 use crate::gateway::runtime;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
 
@@ -139,6 +140,26 @@ async fn under_a_backlog_the_head_is_scanned_at_least_every_second() {
     store.close().await;
 }
 
+/// A connection paused for its account's quota (as a HubSpot or Resend
+/// daily 429 pauses it) sends nothing until the reset, then one probe.
+#[tokio::test]
+async fn a_paused_connection_is_not_dispatched_until_its_reset() {
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
+    let conn = engine.shared.runtime.load().connections().next().unwrap().clone();
+    engine.lane(&conn).pause_until(now + 3_600_000);
+    let (first, a) = event(now);
+    let (second, b) = event(now);
+    store.writer().ingest(vec![a, b], now).await.unwrap();
+    let wake = engine.tick_at(now).unwrap();
+    assert!(shared.in_flight.is_empty(), "paused: nothing dispatched");
+    assert!(wake > now, "the tick sleeps ({wake})");
+    engine.tick_at(now + 3_600_000).unwrap();
+    let probes = [first, second].iter().filter(|id| shared.in_flight.contains(**id, "r1")).count();
+    assert_eq!(probes, 1, "at the reset, one probe");
+    store.close().await;
+}
+
 /// A try blocked by a daily quota is logged but spends no retry budget:
 /// with three tries in the schedule, a 5xx, a daily 429, then two more 5xx
 /// make three budgeted tries, the last one failing the delivery.
@@ -163,6 +184,7 @@ async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
     let daily = AttemptResult::Deferred {
         code: Outcome::RateLimited,
         until: midnight,
+        scope: crate::adapters::adapter::QuotaScope::Delivery,
         message: "HTTP 429".into(),
     };
     let mut nexts = Vec::new();
@@ -170,7 +192,8 @@ async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
     for (n, result) in tries {
         let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
         let (due, now) = (rec.next_attempt_at.unwrap(), rec.next_attempt_at.unwrap() + 10);
-        let next = super::super::retry::next_step(result, &policy, n - rec.budget_start, now, 0.5);
+        let spent = Spent { attempts: n - rec.budget_start, deferrals: rec.deferrals };
+        let next = super::super::retry::next_step(result, &policy, spent, now, 0.5);
         nexts.push(next.clone());
         let attempt = AttemptRecord {
             attempt: n,
@@ -196,5 +219,9 @@ async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
     );
     let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
     assert_eq!((rec.attempts, rec.budget_start), (4, 1), "every try is logged");
+    assert_eq!(rec.deferrals, 1, "the wait is counted against max_deferrals");
+    store.writer().retry(id, "r1", midnight + 100).await.unwrap();
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    assert_eq!((rec.budget_start, rec.deferrals), (4, 0), "a manual retry starts both afresh");
     store.close().await;
 }

@@ -126,6 +126,19 @@ impl Lane {
             },
         };
     }
+
+    /// Pauses the connection until `until` (Unix ms): an account-wide quota
+    /// is spent, and every attempt before its reset would only be refused.
+    /// Then one probe goes, as after any open breaker. A longer pause
+    /// already set stays.
+    pub fn pause_until(&self, until: u64) {
+        let Ok(mut b) = self.breaker.lock() else { return };
+        let later = match *b {
+            Breaker::Open { until: set } => set.max(until),
+            _ => until,
+        };
+        *b = Breaker::Open { until: later };
+    }
 }
 
 /// What one dispatched attempt holds: `request` until the destination has
@@ -170,6 +183,24 @@ mod tests {
         assert_eq!(l.capacity(2_020), 1);
         l.record(true, 2_030);
         assert_eq!(l.capacity(2_030), 4);
+    }
+
+    #[test]
+    fn a_spent_account_quota_pauses_the_lane_until_its_reset() {
+        let l = lane(4, 20);
+        l.pause_until(5_000);
+        assert_eq!(l.breaker(), Breaker::Open { until: 5_000 });
+        assert_eq!(l.capacity(4_999), 0, "nothing goes before the reset");
+        // Attempts already out come back refused: the pause stays as set,
+        // and a shorter one does not cut it.
+        l.record(false, 100);
+        l.pause_until(3_000);
+        assert_eq!(l.reopens_at(), Some(5_000));
+        l.pause_until(8_000);
+        assert_eq!(l.reopens_at(), Some(8_000), "a later reset extends it");
+        assert_eq!(l.capacity(8_000), 1, "then one probe");
+        l.record(true, 8_100);
+        assert_eq!(l.capacity(8_100), 4, "the quota is back: all slots");
     }
 
     #[test]

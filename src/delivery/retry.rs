@@ -5,13 +5,22 @@ use crate::config::model::RetryPolicy;
 use crate::store::Next;
 use std::time::Duration;
 
-/// Decides what follows an attempt. `attempts_in_budget` counts the attempts
-/// made since the delivery was created or last retried by hand, including
-/// this one; `unit` is a number in [0, 1) drawn for jitter.
+/// What a delivery has used of its retry policy since it was created or
+/// last retried by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    /// Attempts that count against `schedule`, this one included.
+    pub attempts: u32,
+    /// Quota resets already waited for, this attempt's not included.
+    pub deferrals: u32,
+}
+
+/// Decides what follows an attempt; `unit` is a number in [0, 1) drawn for
+/// jitter.
 pub fn next_step(
     result: &AttemptResult,
     policy: &RetryPolicy,
-    attempts_in_budget: u32,
+    spent: Spent,
     now_ms: u64,
     unit: f64,
 ) -> Next {
@@ -22,7 +31,7 @@ pub fn next_step(
             if !policy.retry_on.contains(code) {
                 return Next::Failed;
             }
-            let Some(base) = policy.schedule.get(attempts_in_budget as usize) else {
+            let Some(base) = policy.schedule.get(spent.attempts as usize) else {
                 return Next::Failed;
             };
             let delay = jittered(base.get(), policy.jitter, unit);
@@ -39,9 +48,10 @@ pub fn next_step(
         // budget's start past it): it could not have succeeded, and a
         // delivery blocked in its last scheduled try would otherwise fail
         // hours before the quota it waits for comes back. The schedule
-        // resumes where it was. At most one such try per reset.
+        // resumes where it was. At most one such try per reset, and at most
+        // `max_deferrals` resets: a quota spent day after day needs a person.
         AttemptResult::Deferred { code, until, .. } => {
-            if !policy.retry_on.contains(code) {
+            if !policy.retry_on.contains(code) || spent.deferrals >= policy.max_deferrals {
                 return Next::Failed;
             }
             Next::Deferred { at: (*until).max(now_ms) }
@@ -69,6 +79,10 @@ mod tests {
         }
     }
 
+    fn n(attempts: u32) -> Spent {
+        Spent { attempts, deferrals: 0 }
+    }
+
     fn retry(code: Outcome, after: Option<Duration>) -> AttemptResult {
         AttemptResult::Retry { code, after, message: String::new() }
     }
@@ -77,13 +91,13 @@ mod tests {
     fn follows_the_schedule_then_fails() {
         let p = policy();
         let r = retry(Outcome::RejectedServerError, None);
-        assert_eq!(next_step(&r, &p, 1, 1_000, 0.5), Next::Retry { at: 6_000 });
-        assert_eq!(next_step(&r, &p, 2, 1_000, 0.5), Next::Retry { at: 301_000 });
-        assert_eq!(next_step(&r, &p, 3, 1_000, 0.5), Next::Failed);
-        assert_eq!(next_step(&AttemptResult::Delivered, &p, 1, 0, 0.5), Next::Completed);
+        assert_eq!(next_step(&r, &p, n(1), 1_000, 0.5), Next::Retry { at: 6_000 });
+        assert_eq!(next_step(&r, &p, n(2), 1_000, 0.5), Next::Retry { at: 301_000 });
+        assert_eq!(next_step(&r, &p, n(3), 1_000, 0.5), Next::Failed);
+        assert_eq!(next_step(&AttemptResult::Delivered, &p, n(1), 0, 0.5), Next::Completed);
         let permanent =
             AttemptResult::Permanent { code: Outcome::RejectedClientError, message: String::new() };
-        assert_eq!(next_step(&permanent, &p, 1, 0, 0.5), Next::Failed);
+        assert_eq!(next_step(&permanent, &p, n(1), 0, 0.5), Next::Failed);
     }
 
     #[test]
@@ -99,12 +113,12 @@ mod tests {
     fn retry_after_is_honoured_and_clamped() {
         let mut p = policy();
         let r = retry(Outcome::RateLimited, Some(Duration::from_secs(60)));
-        assert_eq!(next_step(&r, &p, 1, 0, 0.5), Next::Retry { at: 60_000 });
+        assert_eq!(next_step(&r, &p, n(1), 0, 0.5), Next::Retry { at: 60_000 });
         p.max_retry_after = D::from_millis(10_000);
-        assert_eq!(next_step(&r, &p, 1, 0, 0.5), Next::Retry { at: 10_000 });
+        assert_eq!(next_step(&r, &p, n(1), 0, 0.5), Next::Retry { at: 10_000 });
         // A hint shorter than the schedule does not shorten it.
         let short = retry(Outcome::RateLimited, Some(Duration::from_secs(1)));
-        assert_eq!(next_step(&short, &p, 2, 0, 0.5), Next::Retry { at: 300_000 });
+        assert_eq!(next_step(&short, &p, n(2), 0, 0.5), Next::Retry { at: 300_000 });
     }
 
     #[test]
@@ -112,7 +126,7 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.max_retry_after.get(), Duration::from_secs(3_600), "the default cap");
         let two_hours = retry(Outcome::RateLimited, Some(Duration::from_secs(7_200)));
-        assert_eq!(next_step(&two_hours, &p, 1, 1_000, 0.5), Next::Retry { at: 3_601_000 });
+        assert_eq!(next_step(&two_hours, &p, n(1), 1_000, 0.5), Next::Retry { at: 3_601_000 });
     }
 
     #[test]
@@ -126,21 +140,43 @@ mod tests {
         let daily = AttemptResult::Deferred {
             code: Outcome::RateLimited,
             until: midnight,
+            scope: crate::adapters::adapter::QuotaScope::Delivery,
             message: "".into(),
         };
-        assert_eq!(next_step(&daily, &p, 1, now, 0.5), Next::Deferred { at: midnight });
+        assert_eq!(next_step(&daily, &p, n(1), now, 0.5), Next::Deferred { at: midnight });
         // Even as the last try of the budget: it does not spend one.
         let last = p.schedule.len() as u32;
-        assert_eq!(next_step(&daily, &p, last, now, 0.5), Next::Deferred { at: midnight });
+        assert_eq!(next_step(&daily, &p, n(last), now, 0.5), Next::Deferred { at: midnight });
         // A reset already past is tried now; a user who does not retry
         // `rate_limited` gets a failure, as for any other 429.
         assert_eq!(
-            next_step(&daily, &p, 1, midnight + 5, 0.5),
+            next_step(&daily, &p, n(1), midnight + 5, 0.5),
             Next::Deferred { at: midnight + 5 }
         );
         let mut no_429 = p.clone();
         no_429.retry_on = vec![Outcome::Timeout];
-        assert_eq!(next_step(&daily, &no_429, 1, now, 0.5), Next::Failed);
+        assert_eq!(next_step(&daily, &no_429, n(1), now, 0.5), Next::Failed);
+    }
+
+    #[test]
+    fn a_delivery_waits_for_at_most_max_deferrals_resets() {
+        let p = RetryPolicy { max_deferrals: 2, ..RetryPolicy::default() };
+        assert_eq!(RetryPolicy::default().max_deferrals, 7, "the default: a week of daily resets");
+        let daily = AttemptResult::Deferred {
+            code: Outcome::RateLimited,
+            until: 86_400_000,
+            scope: crate::adapters::adapter::QuotaScope::Connection,
+            message: "".into(),
+        };
+        let waited = |deferrals| Spent { attempts: 1, deferrals };
+        assert_eq!(next_step(&daily, &p, waited(0), 0, 0.5), Next::Deferred { at: 86_400_000 });
+        assert_eq!(next_step(&daily, &p, waited(1), 0, 0.5), Next::Deferred { at: 86_400_000 });
+        assert_eq!(next_step(&daily, &p, waited(2), 0, 0.5), Next::Failed, "the third reset");
+        let never = RetryPolicy { max_deferrals: 0, ..RetryPolicy::default() };
+        assert_eq!(next_step(&daily, &never, waited(0), 0, 0.5), Next::Failed);
+        // An ordinary failure after the waits still has its schedule.
+        let error = retry(Outcome::RejectedServerError, None);
+        assert_eq!(next_step(&error, &p, waited(2), 0, 0.5), Next::Retry { at: 5_000 });
     }
 
     #[test]
@@ -148,11 +184,11 @@ mod tests {
         let mut p = policy();
         p.retry_on = vec![Outcome::Timeout];
         assert_eq!(
-            next_step(&retry(Outcome::RejectedServerError, None), &p, 1, 0, 0.5),
+            next_step(&retry(Outcome::RejectedServerError, None), &p, n(1), 0, 0.5),
             Next::Failed
         );
         assert_eq!(
-            next_step(&retry(Outcome::Timeout, None), &p, 1, 0, 0.5),
+            next_step(&retry(Outcome::Timeout, None), &p, n(1), 0, 0.5),
             Next::Retry { at: 5_000 }
         );
     }

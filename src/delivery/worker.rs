@@ -2,9 +2,9 @@
 //! comes next and record it.
 
 use super::engine::{Shared, orphan_reason};
-use super::lane::{Lane, Slots};
+use super::lane::{Breaker, Lane, Slots};
 use super::retry;
-use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery};
+use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
 use crate::clock;
 use crate::config::model::Outcome;
@@ -60,29 +60,46 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let delivery = delivery(&view, key, target, &conn, payload);
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
-    let report = send(&conn, lane, &delivery).await;
-    let duration = t0.elapsed();
+    let (report, queued) = send(&conn, lane, &delivery).await;
+    let duration = t0.elapsed().saturating_sub(queued);
     let now = clock::now_ms();
-    let next = retry::next_step(
-        &report.result,
-        &conn.retry,
-        delivery.attempt - rec.budget_start,
-        now,
-        rand::random(),
-    );
+    let spent =
+        retry::Spent { attempts: delivery.attempt - rec.budget_start, deferrals: rec.deferrals };
+    let next = retry::next_step(&report.result, &conn.retry, spent, now, rand::random());
     lane.record(healthy(&report.result), now);
+    if let AttemptResult::Deferred { until, scope: QuotaScope::Connection, .. } = report.result {
+        pause(&conn, lane, until);
+    }
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
+    let open = !matches!(lane.breaker(), Breaker::Closed { .. });
+    metrics::gauge!("meshes_circuit_open", "connection" => conn.conn_key.clone())
+        .set(f64::from(u8::from(open)));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
 }
 
+/// Holds the connection's deliveries until an account-wide quota resets.
+fn pause(conn: &ConnectionRt, lane: &Lane, until: u64) {
+    if lane.reopens_at().is_none_or(|set| set < until) {
+        let at = clock::rfc3339(until);
+        tracing::warn!(connection = %conn.conn_key, until = %at, "the account's quota is spent: the connection pauses until it resets");
+    }
+    lane.pause_until(until);
+}
+
 /// Calls the adapter; with a rate limit, each further HTTP request it sends
-/// (a look-up before the write, a token refresh) takes its own turn.
-async fn send(conn: &ConnectionRt, lane: &Lane, delivery: &Delivery) -> AttemptReport {
+/// (a look-up before the write, a token refresh) takes its own turn. Also
+/// says how long those turns were waited for: the attempt's recorded
+/// duration (and its latency metric) is the destination's time, not ours.
+async fn send(
+    conn: &ConnectionRt,
+    lane: &Lane,
+    delivery: &Delivery,
+) -> (AttemptReport, std::time::Duration) {
     let call = conn.adapter.deliver(delivery, conn.timeout);
     match &lane.budget {
         Some(budget) => limits::paced(budget.clone(), true, call).await,
-        None => call.await,
+        None => (call.await, std::time::Duration::ZERO),
     }
 }
 

@@ -264,6 +264,7 @@ fn connection_rt(
         jitter: r.jitter.unwrap_or(d.retry.jitter),
         retry_on: r.retry_on.unwrap_or_else(|| d.retry.retry_on.clone()),
         max_retry_after: r.max_retry_after.unwrap_or(d.retry.max_retry_after),
+        max_deferrals: r.max_deferrals.unwrap_or(d.retry.max_deferrals),
     };
     ConnectionRt {
         name: name.to_string(),

@@ -139,6 +139,7 @@ impl RuleEventRecord {
             status: self.status,
             attempts: self.attempts,
             budget_start: self.budget_start,
+            deferrals: self.deferrals,
             next_attempt_at: self.next_attempt_at,
             last_outcome: self.last_outcome,
             last_http_status: self.last_http_status,
@@ -164,6 +165,7 @@ pub(crate) struct RuleEventJson<'a> {
     pub(crate) status: Status,
     pub(crate) attempts: u32,
     pub(crate) budget_start: u32,
+    pub(crate) deferrals: u32,
     pub(crate) next_attempt_at: Option<u64>,
     pub(crate) last_outcome: Option<Outcome>,
     pub(crate) last_http_status: Option<u16>,
@@ -183,6 +185,9 @@ impl RuleEventJson<'_> {
         o.str("status", self.status.as_str());
         o.num("attempts", u64::from(self.attempts));
         o.num("budget_start", u64::from(self.budget_start));
+        if self.deferrals > 0 {
+            o.num("deferrals", u64::from(self.deferrals));
+        }
         if let Some(at) = self.next_attempt_at {
             o.num("next_attempt_at", at);
         }

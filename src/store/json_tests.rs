@@ -41,15 +41,15 @@ prop_compose! {
 
 prop_compose! {
     fn counts()(
-        attempts in any::<u32>(), budget_start in any::<u32>(),
+        attempts in any::<u32>(), budget_start in any::<u32>(), deferrals in 0..3u32,
         next_attempt_at in proptest::option::of(any::<u64>()),
         last_outcome in proptest::option::of(outcome()),
         last_http_status in proptest::option::of(any::<u16>()),
         last_error in proptest::option::of(text()),
         started_at in proptest::option::of(any::<u64>()),
         completed_at in proptest::option::of(any::<u64>()),
-    ) -> (u32, u32, Option<u64>, Option<Outcome>, Option<u16>, Option<String>, Option<u64>, Option<u64>) {
-        (attempts, budget_start, next_attempt_at, last_outcome, last_http_status, last_error, started_at, completed_at)
+    ) -> ((u32, u32, u32), Option<u64>, Option<Outcome>, Option<u16>, Option<String>, Option<u64>, Option<u64>) {
+        ((attempts, budget_start, deferrals), next_attempt_at, last_outcome, last_http_status, last_error, started_at, completed_at)
     }
 }
 
@@ -60,9 +60,9 @@ prop_compose! {
     ) -> RuleEventRecord {
         RuleEventRecord {
             rule_id, connection, action, conn_key, status,
-            attempts: c.0, budget_start: c.1, next_attempt_at: c.2, last_outcome: c.3,
-            last_http_status: c.4, last_error: c.5, delivery_id, created_at,
-            started_at: c.6, completed_at: c.7,
+            attempts: c.0.0, budget_start: c.0.1, deferrals: c.0.2, next_attempt_at: c.1,
+            last_outcome: c.2, last_http_status: c.3, last_error: c.4, delivery_id, created_at,
+            started_at: c.5, completed_at: c.6,
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct RuleEventRecord {
     pub attempts: u32,
     /// Attempts made before the last manual retry; the schedule restarts from there.
     pub budget_start: u32,
+    /// Quota resets waited for since the last manual retry (absent: none,
+    /// as in records written before it was counted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferrals: u32,
     /// When the next attempt is due (Unix ms), while pending or retrying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<u64>,
@@ -207,4 +211,8 @@ impl EventView {
         }
         self.rule_events.iter().filter_map(|r| r.completed_at).max().or(Some(self.event.created_at))
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -45,7 +45,7 @@ async fn an_attempt_spends_one_turn_per_request_it_sends() {
     // As the engine does: the first turn before the attempt, the rest per request.
     budget.take().await;
     let d = delivery(json!({"action": "add_tag", "id": 7}), person());
-    assert_delivered(&paced(budget.clone(), true, deliver(&ac, &d)).await);
+    assert_delivered(&paced(budget.clone(), true, deliver(&ac, &d)).await.0);
     let hour = Duration::from_secs(3_600);
     let wait = budget.wait_now();
     assert!(wait > hour - Duration::from_secs(60) && wait <= hour, "all three spent: {wait:?}");

@@ -3,7 +3,7 @@
 
 use crate::fake::*;
 use crate::spec;
-use meshes::adapters::adapter::{Adapter, AttemptResult};
+use meshes::adapters::adapter::{Adapter, AttemptResult, QuotaScope};
 use meshes::config::model::Outcome;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -209,8 +209,9 @@ async fn assert_daily(answer: ResponseTemplate, wait: Duration) {
     let before = meshes::clock::now_ms();
     let r = deliver(&private_app(&fake), &add()).await;
     let after = meshes::clock::now_ms();
-    let AttemptResult::Deferred { code, until, message } = r.result else { panic!("{r:?}") };
+    let AttemptResult::Deferred { code, until, scope, message } = r.result else { panic!("{r:?}") };
     assert_eq!(code, Outcome::RateLimited);
+    assert_eq!(scope, QuotaScope::Connection, "the portal's quota: every delivery waits");
     let wait = wait.as_millis() as u64;
     assert!((before + wait..=after + wait).contains(&until), "{until} not {wait} ms on");
     assert!(message.contains("You have reached your limit") && message.contains("midnight"));

@@ -2,7 +2,7 @@
 
 use crate::fake::*;
 use crate::spec;
-use meshes::adapters::adapter::Adapter;
+use meshes::adapters::adapter::{Adapter, AttemptResult, QuotaScope};
 use meshes::config::model::Outcome;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -177,6 +177,36 @@ async fn rate_limits_use_retry_after_or_the_reset_header() {
         Outcome::RateLimited,
         Some(Duration::from_secs(1)),
     );
+}
+
+/// The team's daily quota pauses the whole connection until it resets:
+/// `retry-after` when Resend sends it, else a day ("wait until 24 hours
+/// have passed").
+#[tokio::test]
+async fn the_daily_quota_defers_the_connection() {
+    let day = 86_400_000;
+    for (answer, wait) in [
+        (
+            error(429, "daily_quota_exceeded", "You have reached your daily email sending quota."),
+            day,
+        ),
+        (
+            error(429, "daily_quota_exceeded", "quota").insert_header("retry-after", "5400"),
+            5_400_000,
+        ),
+    ] {
+        let fake = Fake::start().await;
+        fake.expect(Expect::new("POST", &seg_path()), answer).await;
+        let before = meshes::clock::now_ms();
+        let r = deliver(&resend(&fake, ""), &segment_action("add_to_segment")).await;
+        let after = meshes::clock::now_ms();
+        let AttemptResult::Deferred { code, until, scope, message } = r.result else {
+            panic!("{r:?}")
+        };
+        assert_eq!((code, scope), (Outcome::RateLimited, QuotaScope::Connection));
+        assert!((before + wait..=after + wait).contains(&until), "{until}: not {wait} ms on");
+        assert!(message.contains("daily_quota_exceeded") && message.contains("next try at"));
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Zoom: server-to-server OAuth, meeting and webinar registrants.
 
 use crate::fake::*;
-use meshes::adapters::adapter::{Adapter, AttemptResult};
+use meshes::adapters::adapter::{Adapter, AttemptResult, QuotaScope};
 use meshes::config::model::Outcome;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -97,7 +97,8 @@ async fn the_per_registrant_daily_limit_waits_until_midnight_utc() {
     let before = meshes::clock::now_ms();
     let r = deliver(&zoom(&fake), &rule("add_webinar_registrant")).await;
     let after = meshes::clock::now_ms();
-    let AttemptResult::Deferred { code, until, message } = r.result else { panic!("{r:?}") };
+    let AttemptResult::Deferred { code, until, scope, message } = r.result else { panic!("{r:?}") };
+    assert_eq!(scope, QuotaScope::Delivery, "one registrant's limit: the others go on");
     assert_eq!((code, r.http_status), (Outcome::RateLimited, Some(429)));
     // The next 00:00 UTC, a minute late for clock skew: not an hour from
     // now, whatever the connection's `max_retry_after`.

@@ -21,6 +21,7 @@ pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventJson<'_> {
         status: Status::Pending,
         attempts: 0,
         budget_start: 0,
+        deferrals: 0,
         next_attempt_at: Some(r.due),
         last_outcome: None,
         last_http_status: None,
@@ -147,6 +148,7 @@ impl Tables<'_> {
                 // The budget counts attempts after `budget_start`: moving it
                 // past this one leaves the budget as it was before it.
                 rec.budget_start = rec.budget_start.saturating_add(1).min(rec.attempts);
+                rec.deferrals = rec.deferrals.saturating_add(1);
                 rec.status = Status::Retrying;
                 self.schedule(k.event, &mut rec, *at)?;
             }
@@ -171,6 +173,7 @@ impl Tables<'_> {
         self.unschedule(event, &mut rec)?;
         rec.status = Status::Pending;
         rec.budget_start = rec.attempts;
+        rec.deferrals = 0;
         rec.completed_at = None;
         self.schedule(event, &mut rec, now)?;
         self.put(event, &rec)?;
@@ -294,6 +297,7 @@ mod tests {
             status: Status::Pending,
             attempts: 0,
             budget_start: 0,
+            deferrals: 0,
             next_attempt_at: Some(1_795_000_000_123),
             last_outcome: None,
             last_http_status: None,
