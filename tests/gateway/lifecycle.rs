@@ -1,0 +1,96 @@
+//! Restarts and config reloads while deliveries are pending: nothing is
+//! lost, removed rules are canceled and rotated secrets apply.
+
+use super::support::*;
+use super::{signed_with, verify_signature};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_deliveries_survive_a_restart() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503));
+    let mut gw = TestGateway::start(&webhook_config(
+        &[("signup", &rx.url)],
+        "[0s, 300ms, 300ms, 300ms, 300ms, 300ms, 300ms, 300ms, 300ms, 300ms]",
+    ))
+    .await;
+    let (_, body) = gw.post_event(json!({"event": "user.signup", "payload": {"n": 1}})).await;
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    gw.wait_status(&id, "retrying").await;
+    gw.stop().await;
+    rx.set_default(Reply::Status(200));
+    gw.boot().await;
+    gw.wait_status(&id, "completed").await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_good_configs_and_rejects_bad_ones() {
+    let rx = Receiver::start().await;
+    let cfg = webhook_config(&[("signup", &rx.url)], "[0s]");
+    let gw = TestGateway::start(&cfg).await;
+    let (_, ready) = gw.get("/readyz").await;
+    assert_eq!(ready["config"]["version"], 1);
+    gw.write_config("version: 1\nworkspace: [this is not valid\n");
+    let ready = eventually("the bad config reported", Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        (!r["last_reload_error"].is_null()).then_some(r)
+    })
+    .await;
+    assert_eq!(ready["config"]["version"], 1, "the old config keeps serving");
+    assert!(
+        ready["last_reload_error"]["errors"][0].as_str().unwrap().contains("meshes.yaml:"),
+        "{ready}"
+    );
+    let (code, _) = gw.post_event(json!({"event": "user.signup", "payload": {"n": 1}})).await;
+    assert_eq!(code, 201);
+    rx.wait_for(1).await;
+    // A good change (a second rule) applies and clears the error.
+    let two = cfg.replace("rules:\n", "rules:\n  - id: second\n    event: user.other\n    connection: signup\n    metadata: { action: send_webhook }\n");
+    gw.write_config(&two);
+    let r = eventually("the good config applied", Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        (r["config"]["version"] == 2).then_some(r)
+    })
+    .await;
+    assert!(r["last_reload_error"].is_null(), "{r}");
+    gw.post_event(json!({"event": "user.other", "payload": {"n": 2}})).await;
+    rx.wait_for(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_cancels_removed_rules_and_rotates_credentials() {
+    let (rx_a, rx_b) = (Receiver::start().await, Receiver::start().await);
+    rx_a.set_default(Reply::Status(503));
+    rx_b.set_default(Reply::Status(503));
+    let cfg = webhook_config(
+        &[("a", &rx_a.url), ("b", &rx_b.url)],
+        "[0s, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms, 200ms]",
+    );
+    let gw = TestGateway::start(&cfg).await;
+    let (_, a) = gw.post_event(json!({"event": "user.a", "payload": {"n": 1}})).await;
+    let (_, b) = gw.post_event(json!({"event": "user.b", "payload": {"n": 2}})).await;
+    let (a, b) = (a["event"]["id"].as_str().unwrap(), b["event"]["id"].as_str().unwrap());
+    gw.wait_status(a, "retrying").await;
+    gw.wait_status(b, "retrying").await;
+    assert!(rx_a.seen().iter().all(verify_signature));
+    // Drop rule b; give connection a a new signing secret; a recovers.
+    const NEW: &str = "whsec_YW5vdGhlci1zZWNyZXQtZm9yLXRlc3Rz";
+    let start = cfg.find("  - id: b-rule").unwrap();
+    let end = start + cfg[start..].find("delivery:\n  retry").unwrap();
+    let next = format!("{}{}", &cfg[..start], &cfg[end..]).replacen(WHSEC, NEW, 1);
+    gw.write_config(&next);
+    eventually("the new config", Duration::from_secs(10), || async {
+        (gw.get("/readyz").await.1["config"]["version"] == 2).then_some(())
+    })
+    .await;
+    rx_a.set_default(Reply::Status(200));
+    let b_view = gw.wait_status(b, "canceled").await;
+    let rule = &b_view["rule_events"][0];
+    assert!(rule["last_error"].as_str().unwrap().contains("b-rule"), "{b_view}");
+    gw.wait_status(a, "completed").await;
+    let last = rx_a.seen().last().cloned().unwrap();
+    assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");
+    assert!(!signed_with(&last, WHSEC));
+}
