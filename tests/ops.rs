@@ -55,6 +55,10 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
     assert!(line(&format!("meshes_queue_depth{{{}}}", conn("down"))).ends_with(" 0"));
     assert!(line(&format!("meshes_retry_backlog{{{}}}", conn("ok"))).ends_with(" 0"));
     assert!(line("meshes_pending_deliveries").ends_with(" 1"));
+    // One 503 is far from the breaker's threshold: neither connection is paused.
+    for name in ["ok", "down"] {
+        assert!(line(&format!("meshes_circuit_open{{{}}}", conn(name))).ends_with(" 0"));
+    }
     // Latencies are real histograms with buckets.
     for h in [
         "meshes_ingest_duration_seconds",

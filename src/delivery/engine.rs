@@ -194,12 +194,9 @@ impl Engine {
     }
 
     fn lane(&mut self, conn: &ConnectionRt) -> Arc<Lane> {
-        let lane = self
-            .lanes
-            .entry(conn.conn_key.clone())
-            .or_insert_with(|| Arc::new(Lane::new(conn.lane.clone())));
+        let lane = self.lanes.entry(conn.conn_key.clone()).or_insert_with(|| new_lane(conn));
         if lane.settings != conn.lane {
-            *lane = Arc::new(Lane::new(conn.lane.clone()));
+            *lane = new_lane(conn);
         }
         lane.clone()
     }
@@ -251,6 +248,12 @@ impl Engine {
         self.tasks.spawn(async move { worker::run(shared, lane, key, slots).await });
         true
     }
+}
+
+/// A lane with its breaker closed, as the metrics then say.
+fn new_lane(conn: &ConnectionRt) -> Arc<Lane> {
+    super::worker::circuit_gauge(&conn.conn_key, false);
+    Arc::new(Lane::new(conn.lane.clone()))
 }
 
 /// Cancels what can no longer be delivered after a reload: deliveries of

@@ -105,6 +105,11 @@ impl Lane {
         }
     }
 
+    /// Whether the connection is paused or probing: not closed.
+    pub fn is_open(&self) -> bool {
+        !matches!(self.breaker(), Breaker::Closed { .. })
+    }
+
     /// The breaker state (for metrics and tests).
     pub fn breaker(&self) -> Breaker {
         self.breaker.lock().map(|b| *b).unwrap_or(Breaker::HalfOpen)

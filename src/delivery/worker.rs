@@ -2,7 +2,7 @@
 //! comes next and record it.
 
 use super::engine::{Shared, orphan_reason};
-use super::lane::{Breaker, Lane, Slots};
+use super::lane::{Lane, Slots};
 use super::retry;
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
@@ -66,16 +66,25 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let spent =
         retry::Spent { attempts: delivery.attempt - rec.budget_start, deferrals: rec.deferrals };
     let next = retry::next_step(&report.result, &conn.retry, spent, now, rand::random());
+    let was_open = lane.is_open();
     lane.record(healthy(&report.result), now);
     if let AttemptResult::Deferred { until, scope: QuotaScope::Connection, .. } = report.result {
         pause(&conn, lane, until);
     }
+    if lane.is_open() != was_open {
+        circuit_gauge(&conn.conn_key, !was_open);
+    }
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
-    let open = !matches!(lane.breaker(), Breaker::Closed { .. });
-    metrics::gauge!("meshes_circuit_open", "connection" => conn.conn_key.clone())
-        .set(f64::from(u8::from(open)));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+}
+
+/// `meshes_circuit_open{connection}`: 1 while the connection is paused or
+/// probing (breaker or spent quota), else 0. Set on changes only, and to 0
+/// by the engine for each new lane.
+pub fn circuit_gauge(conn_key: &str, open: bool) {
+    metrics::gauge!("meshes_circuit_open", "connection" => conn_key.to_string())
+        .set(f64::from(u8::from(open)));
 }
 
 /// Holds the connection's deliveries until an account-wide quota resets.
