@@ -203,7 +203,8 @@ pub async fn unsubscribed(
     let p = machine(&st, &headers)?;
     let limit = super::page_limit(q.limit.as_deref())?;
     let after = check::suppressed_cursor(q.cursor.as_deref())?;
-    let as_of = check::as_of(q.as_of.as_deref(), clock::now_ms())?;
+    // Not past an unsubscribe still being written: it would join the page later.
+    let as_of = st.shared.store.stamps.settled(check::as_of(q.as_of.as_deref(), clock::now_ms())?);
     let page =
         st.shared.store.suppressed(p.workspace(), as_of, after, limit).map_err(unavailable)?;
     let records: Vec<_> = page.records.iter().map(output::suppressed).collect();

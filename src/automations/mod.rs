@@ -29,3 +29,5 @@ pub use compiled::AutomationIndex;
 mod tests;
 #[cfg(test)]
 mod tests_clock;
+#[cfg(test)]
+mod tests_stamps;

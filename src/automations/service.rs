@@ -248,7 +248,10 @@ pub async fn unsubscribe(
     reason: String,
 ) -> Result<ContactRecord, ContactError> {
     let now = clock::now_ms();
-    edit(shared, ws, id, move |c, changes| {
+    // Held until the write commits: the writer hands the job's result back
+    // (or drops it, when this request is gone) only after its fsync.
+    let pending = shared.store.stamps.hold(now);
+    let edited = edit_holding(shared, ws, id, pending, move |c, changes| {
         if c.unsubscribed_at.is_none() {
             c.unsubscribed_at = Some(now);
             c.suppression = Some(reason.clone());
@@ -257,8 +260,8 @@ pub async fn unsubscribe(
                 contact::Change { from: Value::Bool(false), to: Value::Bool(true) },
             );
         }
-    })
-    .await
+    });
+    edited.await.map(|(c, _released)| c)
 }
 
 /// Lifts a suppression (the contact opted back in): email steps and email
@@ -287,6 +290,18 @@ async fn edit(
     id: u128,
     change: impl FnOnce(&mut ContactRecord, &mut contact::Changes) + Send + 'static,
 ) -> Result<ContactRecord, ContactError> {
+    edit_holding(shared, ws, id, (), change).await.map(|(c, ())| c)
+}
+
+/// [`edit`], with `hold` returned beside the contact: it lives until the
+/// write has committed.
+async fn edit_holding<H: Send + 'static>(
+    shared: &Shared,
+    ws: &str,
+    id: u128,
+    hold: H,
+    change: impl FnOnce(&mut ContactRecord, &mut contact::Changes) + Send + 'static,
+) -> Result<(ContactRecord, H), ContactError> {
     job(shared, ws, move |t, ws, now| {
         let c = match existing(t, &ws.id, id)? {
             Ok(c) => c,
@@ -298,7 +313,8 @@ async fn edit(
         let mut run = Run::new(t, ws, now, Some(edited), Some(c));
         run.fire_changes(changes, 0);
         let (stored, effects) = run.finish()?;
-        Ok(stored.map(|c| (c, effects)).ok_or_else(|| ContactError::NotFound("contact".into())))
+        let found = stored.map(|c| ((c, hold), effects));
+        Ok(found.ok_or_else(|| ContactError::NotFound("contact".into())))
     })
     .await
 }

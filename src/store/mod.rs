@@ -14,6 +14,7 @@ pub mod json;
 mod migrate;
 mod prune_read;
 pub mod records;
+pub mod stamps;
 mod tables;
 pub mod writer;
 
@@ -119,6 +120,8 @@ pub struct Store {
     db: DbSlot,
     writer: writer::Handle,
     landed: Landed,
+    /// Suppression stamps whose writes have not committed yet.
+    pub stamps: stamps::PendingStamps,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -139,7 +142,7 @@ impl Store {
         let (writer, thread) =
             writer::spawn(db.clone(), landed.clone()).map_err(|e| err(e.to_string()))?;
         let thread = Arc::new(std::sync::Mutex::new(Some(thread)));
-        Ok(Store { db, writer, landed, thread })
+        Ok(Store { db, writer, landed, stamps: stamps::PendingStamps::default(), thread })
     }
 
     /// Waits for the writer to commit what it has queued, then stops it.
