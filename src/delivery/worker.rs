@@ -160,11 +160,14 @@ fn load(
 }
 
 /// Whether an attempt says the destination is healthy (for the circuit
-/// breaker): a per-request rejection is healthy, an outage is not.
+/// breaker): a per-request rejection is healthy, an outage is not. One
+/// registrant's spent daily quota is about that request; an account's
+/// pauses the connection anyway.
 fn healthy(result: &AttemptResult) -> bool {
     match result {
         AttemptResult::Delivered => true,
-        AttemptResult::Retry { .. } | AttemptResult::Deferred { .. } => false,
+        AttemptResult::Deferred { scope, .. } => *scope == QuotaScope::Delivery,
+        AttemptResult::Retry { .. } => false,
         AttemptResult::Permanent { code, .. } => *code != Outcome::AuthFailed,
     }
 }
@@ -240,6 +243,26 @@ mod tests {
 
     fn report(result: AttemptResult) -> AttemptReport {
         AttemptReport { result, http_status: None, response_excerpt: None }
+    }
+
+    #[test]
+    fn only_outages_and_account_quotas_count_against_the_breaker() {
+        let deferred = |scope| AttemptResult::Deferred {
+            code: Outcome::RateLimited,
+            until: 0,
+            scope,
+            message: String::new(),
+        };
+        assert!(healthy(&deferred(QuotaScope::Delivery)), "one registrant's daily limit");
+        assert!(!healthy(&deferred(QuotaScope::Connection)));
+        let retry =
+            AttemptResult::Retry { code: Outcome::Timeout, after: None, message: "".into() };
+        assert!(!healthy(&retry));
+        let auth = AttemptResult::Permanent { code: Outcome::AuthFailed, message: "".into() };
+        assert!(!healthy(&auth));
+        let rejected =
+            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: "".into() };
+        assert!(healthy(&rejected) && healthy(&AttemptResult::Delivered));
     }
 
     #[test]
