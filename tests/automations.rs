@@ -1,6 +1,8 @@
 //! Automations on a running gateway: event triggers through the durable
 //! inbox, contacts upserted from events, and a restart in the middle of a
-//! sequence that neither skips nor repeats a step.
+//! sequence that neither skips nor repeats a step. A retrying step email
+//! keeps its connection and metadata when steps are inserted before it, and
+//! one to a contact who unsubscribed meanwhile is canceled, not sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -135,5 +137,108 @@ automations:
     })
     .await;
     assert_eq!(rx.seen().len(), 1);
+    gw.stop().await;
+}
+
+/// A stand-in Resend at `url/resend` and a `log` connection; `welcome`
+/// enrolls each new contact in `drip`, whose `steps` are given.
+fn email_config(url: &str, steps: &str) -> String {
+    let schedule = format!("[0s{}]", ", 250ms".repeat(30));
+    format!(
+        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
+         machine_keys: [ {{ access_key: {AK}, secret: {SECRET} }} ]\n\
+         connections:\n  email: {{ type: resend, api_key: re_test_key_1, base_url: {url}/resend }}\n  \
+         audit: {{ type: log }}\n\
+         delivery: {{ retry: {{ schedule: {schedule}, jitter: 0 }} }}\n\
+         automations:\n  - {{ id: welcome, trigger: contact_created, actions: [ {{ enroll: drip }} ] }}\n\
+         sequences:\n  drip:\n    steps:\n{steps}"
+    )
+}
+
+const WELCOME: &str =
+    "      - { connection: email, metadata: { action: send_email_template, id: tmpl-welcome } }\n";
+const AUDIT: &str = "      - { connection: audit, metadata: { action: log } }\n";
+
+/// Creates a contact (so `welcome` enrolls it) and returns its id and the
+/// event id and delivery id of the first step's delivery.
+async fn enroll_one(gw: &TestGateway, rx: &Receiver) -> (String, String, String) {
+    let shared = gw.gateway.as_ref().unwrap().shared.clone();
+    let who = Who { external_id: Some("u-1".into()), email: Some("ada@example.com".into()) };
+    let (c, _) = service::upsert(&shared, WS, who, Upsert::default()).await.unwrap();
+    rx.wait_for(1).await;
+    let page = shared.store.list(WS, &Default::default(), None, 10, &|_, _| false).unwrap();
+    assert_eq!(page.records.len(), 1);
+    let v = &page.records[0];
+    (c.id, v.event.id.clone(), v.rule_events[0].rule_id.clone())
+}
+
+/// The attempts of one delivery, through the API (its id goes in the path).
+async fn attempts(gw: &TestGateway, event: &str, rule: &str) -> Vec<Value> {
+    let (status, body) = gw.get(&format!("/api/v1/events/{event}/rules/{rule}/attempts")).await;
+    assert_eq!(status, 200, "{body}");
+    body["records"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrying_step_keeps_its_connection_when_a_step_is_inserted_before_it() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(500));
+    let mut gw = TestGateway::start(&email_config(&rx.url, WELCOME)).await;
+    let (_, event, rule) = enroll_one(&gw, &rx).await;
+    gw.wait_status(&event, "retrying").await;
+    // Step 0 is now a `log` step; the pending email is step 1.
+    gw.write_config(&email_config(&rx.url, &format!("{AUDIT}{WELCOME}")));
+    eventually("the new config", Duration::from_secs(10), || async {
+        (gw.get("/readyz").await.1["config"]["version"] == 2).then_some(())
+    })
+    .await;
+    rx.set_default(Reply::Status(200));
+    let view = gw.wait_status(&event, "completed").await;
+    assert_eq!(
+        (&view["rule_events"][0]["connection"], &view["rule_events"][0]["last_http_status"]),
+        (&json!("email"), &json!(200))
+    );
+    let sent = rx.seen();
+    let last = body_of(sent.last().unwrap());
+    assert!(sent.iter().all(|s| s.uri.ends_with("/resend/emails")), "only emails");
+    assert_eq!(
+        (&last["template"]["id"], &last["to"]),
+        (&json!("tmpl-welcome"), &json!(["ada@example.com"]))
+    );
+    // Each attempt was one of those requests: none was printed by `audit`.
+    let tried = attempts(&gw, &event, &rule).await;
+    assert_eq!(tried.len(), sent.len(), "{tried:?}");
+    assert!(tried.iter().all(|a| a["http_status"].is_number()), "{tried:?}");
+    let page = gw
+        .gateway
+        .as_ref()
+        .unwrap()
+        .shared
+        .store
+        .list(WS, &Default::default(), None, 10, &|_, _| false)
+        .unwrap();
+    assert_eq!(page.records.len(), 1, "the log step did not run for this enrolment");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_cancels_an_email_that_is_still_retrying() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(500));
+    let mut gw = TestGateway::start(&email_config(&rx.url, WELCOME)).await;
+    let (contact, event, rule) = enroll_one(&gw, &rx).await;
+    gw.wait_status(&event, "retrying").await;
+    let (status, body) = gw.post(&format!("/api/v1/contacts/{contact}/unsubscribe")).await;
+    assert_eq!((status, &body["contact"]["unsubscribed"]), (200, &json!(true)), "{body}");
+    rx.set_default(Reply::Status(200));
+    let view = gw.wait_status(&event, "canceled").await;
+    let rec = &view["rule_events"][0];
+    let why = rec["last_error"].as_str().unwrap();
+    assert!(why.contains("contact is suppressed (unsubscribed)"), "{view}");
+    // Every request the provider saw was refused: no email went out.
+    let tried = attempts(&gw, &event, &rule).await;
+    assert_eq!(tried.len(), rx.seen().len(), "{tried:?}");
+    assert!(tried.iter().all(|a| a["http_status"] == 500), "{tried:?}");
+    assert_eq!(rec["attempts"], tried.len(), "the cancel is not an attempt");
     gw.stop().await;
 }

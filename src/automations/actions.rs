@@ -1,20 +1,33 @@
 //! What each automation action does to the contact, its enrolments and
 //! the outbox.
 
-use super::compiled::{AUTOMATION_PREFIX, AutomationRt, kind_name};
+use super::compiled::{AutomationRt, kind_name};
 use super::contact::{self, Changes};
 use super::engine::{EventFact, Fired, Run, outcome};
 use crate::adapters::template;
 use crate::api::ingest::{EventInput, first_delay_ms, new_event};
 use crate::config::automation::{AutomationAction, SetField, TriggerKind};
 use crate::store::{
-    ActionOutcome, EnrollmentRecord, EnrollmentStatus, EventRecord, NewEvent, NewRuleEvent,
-    StoreError, event_key,
+    ActionOutcome, ContactRecord, EnrollmentRecord, EnrollmentStatus, EventRecord, NewEvent,
+    NewRuleEvent, StoreError, event_key,
 };
 use serde_json::{Map, Value, json};
 
 /// Actions that send email: skipped for suppressed (unsubscribed, bounced) contacts.
 pub const EMAIL_ACTIONS: [&str; 2] = ["send_email", "send_email_template"];
+
+/// Whether a suppressed contact stops a delivery with this action.
+pub fn suppressible(action: &str) -> bool {
+    EMAIL_ACTIONS.contains(&action)
+}
+
+/// Why a delivery with `action` must not reach `c`, if it must not: checked
+/// when an automation or sequence creates it and again at each attempt.
+pub fn suppression(c: &ContactRecord, action: &str) -> Option<String> {
+    (c.unsubscribed_at.is_some() && suppressible(action)).then(|| {
+        format!("contact is suppressed ({})", c.suppression.as_deref().unwrap_or("unsubscribed"))
+    })
+}
 
 impl Run<'_, '_> {
     pub(super) fn act(
@@ -32,7 +45,7 @@ impl Run<'_, '_> {
             AutomationAction::Enroll(seq) => self.enroll(seq, depth),
             AutomationAction::Unenroll(seq) => self.unenroll(seq, "unenroll action"),
             AutomationAction::Notify(n) => {
-                let rule_id = format!("{AUTOMATION_PREFIX}{}:{index}", a.automation.id);
+                let rule_id = a.delivery_id(index);
                 let event = f.event.as_ref().map_or_else(
                     || format!("contact.{}", kind_name(f.firing.kind)),
                     |e| e.name.clone(),
@@ -151,11 +164,7 @@ impl Run<'_, '_> {
         created_by: &str,
     ) -> Result<ActionOutcome, StoreError> {
         let Some(c) = &self.contact else { return Ok(skipped("notify", connection, "no contact")) };
-        if c.unsubscribed_at.is_some() && EMAIL_ACTIONS.contains(&action) {
-            let why = format!(
-                "contact is suppressed ({})",
-                c.suppression.as_deref().unwrap_or("unsubscribed")
-            );
+        if let Some(why) = suppression(c, action) {
             return Ok(skipped("notify", connection, &why));
         }
         let Some(conn) = self.ws.connections.get(connection) else {

@@ -1,6 +1,7 @@
 //! A workspace's automations and sequences, compiled once per config load:
 //! conditions parsed, automations indexed by trigger kind.
 
+use super::targets::{self, Gone, Slot};
 use crate::config::automation::{
     Automation, AutomationAction, Sequence, Step, Trigger, TriggerFilter, TriggerKind,
 };
@@ -19,6 +20,27 @@ pub struct AutomationRt {
     pub condition: Option<cel::Program>,
     /// Set once a failing condition has been logged at warn level.
     pub(crate) warned: AtomicBool,
+    /// Each action's [`targets::fingerprint`] (`None` unless it is a `notify`).
+    fingerprints: Vec<Option<String>>,
+}
+
+impl AutomationRt {
+    /// The delivery id of the `notify` action at `index`.
+    pub fn delivery_id(&self, index: usize) -> String {
+        let fp = self.fingerprints.get(index).cloned().flatten().unwrap_or_default();
+        targets::delivery_id(AUTOMATION_PREFIX, &self.automation.id, index, &fp)
+    }
+
+    fn slot(&self, index: usize) -> Option<Slot<'_>> {
+        match self.automation.actions.get(index)? {
+            AutomationAction::Notify(n) => Some(Slot {
+                connection: &n.connection,
+                metadata: &n.metadata,
+                fingerprint: self.fingerprints.get(index)?.as_deref()?,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A sequence with its compiled `exit_when`.
@@ -32,6 +54,27 @@ pub struct SequenceRt {
     pub exit: Option<cel::Program>,
     /// Set once a failing condition has been logged at warn level.
     pub(crate) warned: AtomicBool,
+    /// Each step's [`targets::fingerprint`] (`None` for a wait).
+    fingerprints: Vec<Option<String>>,
+}
+
+impl SequenceRt {
+    /// The delivery id of the delivery step at `index`.
+    pub fn delivery_id(&self, index: usize) -> String {
+        let fp = self.fingerprints.get(index).cloned().flatten().unwrap_or_default();
+        targets::delivery_id(SEQUENCE_PREFIX, &self.name, index, &fp)
+    }
+
+    fn slot(&self, index: usize) -> Option<Slot<'_>> {
+        match self.sequence.steps.get(index)? {
+            Step::Deliver(d) => Some(Slot {
+                connection: &d.connection,
+                metadata: &d.metadata,
+                fingerprint: self.fingerprints.get(index)?.as_deref()?,
+            }),
+            Step::Wait(_) => None,
+        }
+    }
 }
 
 /// What fired: a trigger kind and the name it concerns.
@@ -74,6 +117,7 @@ impl AutomationIndex {
                 automation: a.clone(),
                 condition,
                 warned: AtomicBool::new(false),
+                fingerprints: a.actions.iter().map(action_fingerprint).collect(),
             });
             index.by_id.insert(a.id.clone(), rt.clone());
             if a.enabled {
@@ -88,6 +132,7 @@ impl AutomationIndex {
                 sequence: s.clone(),
                 exit,
                 warned: AtomicBool::new(false),
+                fingerprints: s.steps.iter().map(step_fingerprint).collect(),
             };
             index.sequences.insert(name.clone(), Arc::new(rt));
         }
@@ -119,26 +164,40 @@ impl AutomationIndex {
     }
 
     /// The connection and metadata behind an automation or sequence
-    /// delivery id (`@automation:<id>:<action>`, `@sequence:<name>:<step>`);
-    /// `None` once the config no longer has it.
+    /// delivery id, as [`targets::resolve`] finds them in this config.
     pub fn target(&self, rule_id: &str) -> Option<(&str, &Metadata)> {
+        self.resolve(rule_id).ok().map(|s| (s.connection, s.metadata))
+    }
+
+    /// The step behind a delivery id, or why there is none.
+    pub fn resolve(&self, rule_id: &str) -> Result<Slot<'_>, Gone> {
         if let Some(rest) = rule_id.strip_prefix(AUTOMATION_PREFIX) {
-            let (id, n) = rest.rsplit_once(':')?;
-            let a = self.by_id.get(id)?;
+            let id = targets::parse(rest).ok_or(Gone::Removed)?;
+            let a = self.by_id.get(id.owner).ok_or(Gone::Removed)?;
             if !a.automation.enabled {
-                return None;
+                return Err(Gone::Disabled);
             }
-            match a.automation.actions.get(n.parse::<usize>().ok()?)? {
-                AutomationAction::Notify(n) => Some((&n.connection, &n.metadata)),
-                _ => None,
-            }
+            targets::resolve(a.automation.actions.len(), |i| a.slot(i), id)
         } else {
-            let (name, n) = rule_id.strip_prefix(SEQUENCE_PREFIX)?.rsplit_once(':')?;
-            match self.sequences.get(name)?.sequence.steps.get(n.parse::<usize>().ok()?)? {
-                Step::Deliver(d) => Some((&d.connection, &d.metadata)),
-                Step::Wait(_) => None,
-            }
+            let rest = rule_id.strip_prefix(SEQUENCE_PREFIX).ok_or(Gone::Removed)?;
+            let id = targets::parse(rest).ok_or(Gone::Removed)?;
+            let s = self.sequences.get(id.owner).ok_or(Gone::Removed)?;
+            targets::resolve(s.sequence.steps.len(), |i| s.slot(i), id)
         }
+    }
+}
+
+fn action_fingerprint(a: &AutomationAction) -> Option<String> {
+    match a {
+        AutomationAction::Notify(n) => Some(targets::fingerprint(&n.connection, &n.metadata)),
+        _ => None,
+    }
+}
+
+fn step_fingerprint(s: &Step) -> Option<String> {
+    match s {
+        Step::Deliver(d) => Some(targets::fingerprint(&d.connection, &d.metadata)),
+        Step::Wait(_) => None,
     }
 }
 

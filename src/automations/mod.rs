@@ -8,6 +8,7 @@
 //! - [`actions`]: what each action does (tags, fields, enrolments, deliveries, events).
 //! - [`sequences`]: advancing an enrolment step by step, durably.
 //! - [`service`]: the operations the contacts API calls.
+//! - [`targets`]: delivery ids of steps and actions, and what they name after a reload.
 //! - [`worker`]: the background tasks (due sequence steps, events for `event` automations).
 //!
 //! Every run happens inside one writer transaction, so a contact change and
@@ -21,6 +22,7 @@ pub mod context;
 pub mod engine;
 pub mod sequences;
 pub mod service;
+pub mod targets;
 pub mod worker;
 
 pub use compiled::AutomationIndex;

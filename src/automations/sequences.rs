@@ -7,7 +7,7 @@
 //! step counter and the deliveries commit together, so a restart resumes at
 //! exactly the next step: none skipped, none repeated.
 
-use super::compiled::{SEQUENCE_PREFIX, SequenceRt};
+use super::compiled::SequenceRt;
 use super::contact;
 use super::context::{Facts, evaluate};
 use super::engine::{Effects, Run};
@@ -81,7 +81,7 @@ fn steps(
                 return Ok(());
             }
             Step::Deliver(d) => {
-                let rule_id = format!("{SEQUENCE_PREFIX}{}:{index}", seq.name);
+                let rule_id = seq.delivery_id(index);
                 let event = format!("sequence.{}", seq.name);
                 let by = format!("sequence:{}", seq.name);
                 let mut o =

@@ -240,7 +240,9 @@ pub async fn remove_tag(
 }
 
 /// Suppresses a contact (`unsubscribed`, `bounced`, `complained`): email
-/// steps and email notifications skip it from now on.
+/// steps and email notifications skip it from now on, and those already
+/// queued are canceled at their next attempt (the delivery worker reads
+/// the suppression then).
 pub async fn unsubscribe(
     shared: &Shared,
     ws: &str,

@@ -292,6 +292,11 @@ pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
     let Some(ws) = rt.workspace(ws_id) else {
         return Some(format!("workspace `{ws_id}` was removed from the config"));
     };
+    if key.rule.starts_with('@')
+        && let Err(gone) = ws.automations.resolve(&key.rule)
+    {
+        return Some(format!("automation or sequence step `{}` {gone}", key.rule));
+    }
     let what = if key.rule.starts_with('@') { "automation or sequence step" } else { "rule" };
     match ws.target(&key.rule) {
         None => Some(format!("{what} `{}` was removed from the config", key.rule)),

@@ -225,3 +225,40 @@ async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
     assert_eq!((rec.budget_start, rec.deferrals), (4, 0), "a manual retry starts both afresh");
     store.close().await;
 }
+
+/// Log connections `a` and `b`; automation `x:1` (enabled or not) notifies
+/// through `a`; sequence `drip` has `steps`.
+fn contacts_runtime(steps: &str, enabled: bool) -> Runtime {
+    let text = format!(
+        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: mesh_pub_t }}\n\
+         connections:\n  a: {{ type: log }}\n  b: {{ type: log }}\n\
+         automations:\n  - id: \"x:1\"\n    trigger: contact_created\n    enabled: {enabled}\n    \
+         actions: [ {{ enroll: drip }}, {{ notify: {{ connection: a, metadata: {{ action: log }} }} }} ]\n\
+         sequences:\n  drip:\n    steps:\n{steps}"
+    );
+    runtime::from_text(text)
+}
+
+const ON_A: &str = "      - { connection: a, metadata: { action: log } }\n";
+const ON_B: &str = "      - { connection: b, metadata: { action: log } }\n";
+
+#[test]
+fn orphan_reasons_say_whether_a_step_changed_or_went() {
+    let before = contacts_runtime(ON_A, true);
+    let ws = before.workspace(WS).unwrap();
+    let step = ws.automations.sequence("drip").unwrap().delivery_id(0);
+    let notify = ws.automations.resolve("@automation:x:1:1").map(|s| s.fingerprint.to_string());
+    let notify = format!("@automation:x:1:1:{}", notify.unwrap());
+    let key =
+        |rule: &str| DueKey { conn_key: format!("{WS}/a"), due: 0, event: 1, rule: rule.into() };
+    let reason = |rt: &Runtime, rule: &str| orphan_reason(rt, &key(rule));
+    assert_eq!((reason(&before, &step), reason(&before, &notify)), (None, None));
+    let moved = contacts_runtime(&format!("{ON_B}{ON_A}"), true);
+    assert_eq!(reason(&moved, &step), None);
+    let changed = reason(&contacts_runtime(ON_B, true), &step).unwrap();
+    assert!(changed.ends_with("was changed in the config (its place now delivers through another connection or action)"), "{changed}");
+    let removed = reason(&contacts_runtime("      - { wait: 1s }\n", true), &step).unwrap();
+    assert!(removed.ends_with("was removed from the config"), "{removed}");
+    let disabled = reason(&contacts_runtime(ON_A, false), &notify).unwrap();
+    assert!(disabled.ends_with("was disabled in the config"), "{disabled}");
+}

@@ -6,10 +6,11 @@ use super::lane::{Lane, Slots};
 use super::retry;
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
+use crate::automations::actions;
 use crate::clock;
 use crate::config::model::Outcome;
 use crate::gateway::runtime::{ConnectionRt, Runtime, Target};
-use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError};
+use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError, event_key};
 use std::sync::Arc;
 
 /// Runs one attempt and records it; always releases the delivery.
@@ -52,6 +53,9 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
         return None;
     }
     let target = rt.workspace(&event.workspace)?.target(&key.rule)?;
+    if let Some(stop) = stop_suppressed(shared, &view, key, &target.metadata.action) {
+        return stop;
+    }
     // The first turn is taken before the attempt's clock starts, as the
     // attempt's own deadline must not include queueing for the budget.
     if let Some(budget) = &lane.budget {
@@ -157,6 +161,49 @@ fn load(
     let ws = rt.workspace(&view.event.workspace)?;
     let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();
     Some((conn, view, payload))
+}
+
+/// `Some` when the attempt is not sent: `Some(done)` cancels a suppressed
+/// contact's email, `None` waits as the contact could not be read (an
+/// unreadable suppression is not taken as "send").
+fn stop_suppressed(
+    shared: &Shared,
+    view: &AttemptView,
+    key: &DueKey,
+    action: &str,
+) -> Option<Option<AttemptDone>> {
+    match suppressed(shared, view, &key.rule, action) {
+        Ok(None) => None,
+        Ok(Some(reason)) => {
+            let next = Next::Canceled { reason };
+            Some(Some(AttemptDone { key: key.clone(), attempt: None, next }))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rule = %key.rule, "cannot read the contact; the attempt waits");
+            Some(None)
+        }
+    }
+}
+
+/// Why an automation or sequence email must not go out any more: its
+/// contact was suppressed (unsubscribed, bounced) after it was queued, and
+/// retries can span days. One point read, and only for deliveries the
+/// creation-time check covers; ordinary rules never read contacts.
+fn suppressed(
+    shared: &Shared,
+    view: &AttemptView,
+    rule: &str,
+    action: &str,
+) -> Result<Option<String>, StoreError> {
+    let event = &view.event;
+    if !rule.starts_with('@') || !actions::suppressible(action) || event.resource != "contact" {
+        return Ok(None);
+    }
+    let Some(id) = event.resource_id.as_deref().and_then(event_key) else { return Ok(None) };
+    let contact = shared.store.contact(id)?.filter(|c| c.workspace == event.workspace);
+    Ok(contact
+        .and_then(|c| actions::suppression(&c, action))
+        .map(|why| format!("{why} since this email was queued; it is not sent")))
 }
 
 /// Whether an attempt says the destination is healthy (for the circuit
