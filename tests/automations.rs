@@ -242,3 +242,48 @@ async fn unsubscribing_cancels_an_email_that_is_still_retrying() {
     assert_eq!(rec["attempts"], tried.len(), "the cancel is not an attempt");
     gw.stop().await;
 }
+
+/// `upsert_from_events` checks the event's email as the contacts API does:
+/// one the API would refuse creates no contact, while the event itself is
+/// accepted and delivered as usual; a name the API would refuse is not copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_emails_the_api_refuses_create_no_contact() {
+    let rx = Receiver::start().await;
+    let cfg = config(
+        &rx.url,
+        r"
+contacts: { upsert_from_events: true }
+rules:
+  - { id: all, event: user.signup, connection: mail, metadata: { action: send_webhook } }
+automations:
+  - { id: seen, trigger: { event: user.signup }, actions: [ { add_tag: seen } ] }
+",
+    );
+    let mut gw = TestGateway::start(&cfg).await;
+    let long = format!("{}@example.com", "a".repeat(300));
+    let huge = format!("{}@example.com", "b".repeat(600_000));
+    let bad = [" spaced@example.com ".to_string(), long, huge, "@example.com".into()];
+    for email in &bad {
+        let (status, _) =
+            gw.post_event(json!({"event": "user.signup", "payload": {"email": email}})).await;
+        assert_eq!(status, 201, "the event itself is accepted");
+    }
+    let payload =
+        json!({"email": "ok@example.com", "first_name": "x".repeat(201), "last_name": "Hopper"});
+    let (status, _) = gw.post_event(json!({"event": "user.signup", "payload": payload})).await;
+    assert_eq!(status, 201);
+    let shared = gw.gateway.as_ref().unwrap().shared.clone();
+    let ok = eventually("the valid event's contact", Duration::from_secs(10), || async {
+        shared.store.contact_by_email(WS, "ok@example.com").unwrap()
+    })
+    .await;
+    assert_eq!((ok.first_name, ok.last_name.as_deref()), (None, Some("Hopper")));
+    assert_eq!(ok.tags, ["seen"]);
+    // Events are handled in order, so the refused ones were handled before.
+    for email in &bad {
+        assert!(shared.store.contact_by_email(WS, email).unwrap().is_none(), "{}", &email[..20]);
+        assert!(shared.store.contact_by_email(WS, email.trim()).unwrap().is_none());
+    }
+    assert_eq!(rx.wait_for(5).await.len(), 5, "every event was delivered");
+    gw.stop().await;
+}

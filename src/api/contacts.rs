@@ -9,6 +9,8 @@ mod check;
 mod input;
 mod output;
 
+pub use input::standard_field;
+
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::{AppState, body_json, machine};
 use crate::automations::service;

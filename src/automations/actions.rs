@@ -68,6 +68,9 @@ impl Run<'_, '_> {
     fn tag(&mut self, tag: &str, add: bool, depth: u32) -> ActionOutcome {
         let name = if add { "add_tag" } else { "remove_tag" };
         let Some(c) = &mut self.contact else { return skipped(name, tag, "no contact") };
+        if let Some(why) = contact::tags_full(c, tag).filter(|_| add) {
+            return skipped(name, tag, &why);
+        }
         let mut changes = Changes::new();
         let changed = if add {
             contact::add_tag(c, tag, &mut changes)
@@ -86,19 +89,20 @@ impl Run<'_, '_> {
         let value = render(&s.value, &ctx);
         let mut changes = Changes::new();
         let field = s.field.as_str();
-        if let Some(key) = field.strip_prefix("custom_fields.") {
-            contact::set_custom(c, key, value, &mut changes);
-        } else if matches!(field, "email" | "external_id") {
+        if matches!(field, "email" | "external_id") {
             return failed("set_field", field, "identity fields are set through the contacts API");
-        } else if let Some(slot) = contact::standard_mut(c, field) {
-            let new = value.as_str().map(str::to_string);
-            if *slot != new {
-                let from = slot.clone().map_or(Value::Null, Value::String);
-                *slot = new;
-                changes.insert(field.into(), contact::Change { from, to: value });
+        }
+        if contact::STANDARD_FIELDS.contains(&field) {
+            if let Err(why) = contact::set_standard(c, field, &value, &mut changes) {
+                return failed("set_field", field, &why);
             }
         } else {
-            contact::set_custom(c, field, value, &mut changes);
+            // A name that is not a standard field is a custom field, prefixed or not.
+            let key = field.strip_prefix("custom_fields.").unwrap_or(field);
+            if let Some(why) = contact::custom_full(c, key, &value) {
+                return skipped("set_field", field, &why);
+            }
+            contact::set_custom(c, key, value, &mut changes);
         }
         let changed = !changes.is_empty();
         self.fire_changes(changes, depth);

@@ -14,6 +14,10 @@ pub const STANDARD_FIELDS: [&str; 6] =
 /// Most custom fields one contact keeps.
 pub const MAX_CUSTOM_FIELDS: usize = 500;
 
+/// Most tags one contact keeps: every tag change copies and diffs the list
+/// on the single writer thread, so it must stay small.
+pub const MAX_TAGS_PER_CONTACT: usize = 1_000;
+
 /// One field's old and new value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -43,26 +47,59 @@ pub struct Upsert {
 pub fn apply(c: &mut ContactRecord, u: &Upsert) -> (Changes, Vec<String>) {
     let mut changes = Changes::new();
     for (field, value) in &u.fields {
-        let new = value.as_str().map(str::to_string);
-        let slot = standard_mut(c, field);
-        if let Some(slot) = slot
-            && *slot != new
-        {
-            let from = slot.clone().map_or(Value::Null, Value::String);
-            *slot = new;
-            changes.insert((*field).to_string(), Change { from, to: value.clone() });
-        }
+        // The API hands over only checked text and nulls, which always fit.
+        let _ = set_standard(c, field, value, &mut changes);
     }
     for (key, value) in &u.custom_fields {
         set_custom(c, key, value.clone(), &mut changes);
     }
-    let mut added = Vec::new();
-    for tag in &u.tag_names {
-        if add_tag(c, tag, &mut changes) {
-            added.push(tag.clone());
-        }
-    }
+    let added = add_tags(c, &u.tag_names, &mut changes);
     (changes, added)
+}
+
+/// Sets a standard field: text as given, a number or boolean as its text
+/// (what a YAML author writing `value: 5551234` means), `null` clears.
+/// Objects and arrays are refused rather than read as `null`.
+pub fn set_standard(
+    c: &mut ContactRecord,
+    field: &str,
+    value: &Value,
+    changes: &mut Changes,
+) -> Result<(), String> {
+    let new = match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(format!("`{field}` takes text, a number or a boolean, not a list or map"));
+        }
+    };
+    let Some(slot) = standard_mut(c, field) else {
+        return Err(format!("`{field}` is not a standard field"));
+    };
+    if *slot != new {
+        let from = slot.clone().map_or(Value::Null, Value::String);
+        let to = new.clone().map_or(Value::Null, Value::String);
+        *slot = new;
+        changes.insert(field.to_string(), Change { from, to });
+    }
+    Ok(())
+}
+
+/// Why `key` cannot be added: the contact already keeps the most custom
+/// fields. Changing or removing a key it has is always allowed.
+pub fn custom_full(c: &ContactRecord, key: &str, value: &Value) -> Option<String> {
+    let adds = !value.is_null() && !c.custom_fields.contains_key(key);
+    (adds && c.custom_fields.len() >= MAX_CUSTOM_FIELDS).then(|| {
+        format!("the contact already has {MAX_CUSTOM_FIELDS} custom fields, the most it keeps")
+    })
+}
+
+/// Why `tag` cannot be added: the contact already keeps the most tags.
+pub fn tags_full(c: &ContactRecord, tag: &str) -> Option<String> {
+    (c.tags.len() >= MAX_TAGS_PER_CONTACT && !c.has_tag(tag))
+        .then(|| format!("the contact already has {MAX_TAGS_PER_CONTACT} tags, the most it keeps"))
 }
 
 /// Sets (or, with `null`, removes) a custom field.
@@ -94,20 +131,40 @@ pub fn standard_mut<'c>(c: &'c mut ContactRecord, field: &str) -> Option<&'c mut
 
 /// Adds a tag; `false` when the contact already had it.
 pub fn add_tag(c: &mut ContactRecord, tag: &str, changes: &mut Changes) -> bool {
-    let Err(at) = c.tags.binary_search_by(|t| t.as_str().cmp(tag)) else { return false };
-    let from = json!(c.tags);
-    c.tags.insert(at, tag.to_string());
-    note_tags(changes, from, &c.tags);
-    true
+    !add_tags(c, std::slice::from_ref(&tag.to_string()), changes).is_empty()
+}
+
+/// Adds tags; returns those the contact did not have. The list is copied
+/// into `changes` once for the whole batch, not once per tag.
+pub fn add_tags(c: &mut ContactRecord, tags: &[String], changes: &mut Changes) -> Vec<String> {
+    let mut from = None;
+    let mut added = Vec::new();
+    for tag in tags {
+        if let Err(at) = c.tags.binary_search_by(|t| t.as_str().cmp(tag)) {
+            from.get_or_insert_with(|| first_from(changes, &c.tags));
+            c.tags.insert(at, tag.clone());
+            added.push(tag.clone());
+        }
+    }
+    if let Some(from) = from {
+        note_tags(changes, from, &c.tags);
+    }
+    added
 }
 
 /// Removes a tag; `false` when the contact did not have it.
 pub fn remove_tag(c: &mut ContactRecord, tag: &str, changes: &mut Changes) -> bool {
     let Ok(at) = c.tags.binary_search_by(|t| t.as_str().cmp(tag)) else { return false };
-    let from = json!(c.tags);
+    let from = first_from(changes, &c.tags);
     c.tags.remove(at);
     note_tags(changes, from, &c.tags);
     true
+}
+
+/// The tags before this change; not copied again when an earlier edit in
+/// the same change already recorded them.
+fn first_from(changes: &Changes, tags: &[String]) -> Value {
+    if changes.contains_key("tags") { Value::Null } else { json!(tags) }
 }
 
 /// Several tag edits in one change keep the first `from`.
@@ -236,5 +293,19 @@ mod tests {
         set_custom(&mut c, "plan", Value::Null, &mut ch);
         assert!(!c.custom_fields.contains_key("plan"));
         assert_eq!(view(&c)["unsubscribed"], json!(false));
+    }
+
+    #[test]
+    fn standard_fields_take_scalars_as_text_and_refuse_structures() {
+        let mut c = contact();
+        let mut ch = Changes::new();
+        set_standard(&mut c, "phone", &json!(5551234), &mut ch).unwrap();
+        assert_eq!((c.phone.as_deref(), &ch["phone"].to), (Some("5551234"), &json!("5551234")));
+        for bad in [json!({"a": 1}), json!(["x"])] {
+            assert!(set_standard(&mut c, "phone", &bad, &mut ch).unwrap_err().contains("`phone`"));
+        }
+        assert_eq!(c.phone.as_deref(), Some("5551234"), "a refused value clears nothing");
+        let added = add_tags(&mut c, &["b".into(), "a".into(), "b".into()], &mut ch);
+        assert_eq!((added, &ch["tags"].from), (vec!["b".to_string(), "a".into()], &json!([])));
     }
 }

@@ -1,7 +1,8 @@
 //! Running automations: a firing (a contact change, a tag, a tracked or
 //! ingested event) starts every automation whose trigger matches; each
 //! condition is evaluated, actions run in order, and actions that change
-//! the contact fire their own triggers — up to [`MAX_DEPTH`] levels deep.
+//! the contact fire their own triggers — up to [`MAX_DEPTH`] levels deep
+//! and [`MAX_RUNS`] runs in all.
 //!
 //! Everything happens inside one writer transaction ([`Tables`]): the
 //! contact change, the activity log, the enrolments and the deliveries
@@ -17,13 +18,18 @@ use crate::store::{
     ActionOutcome, ActivityRecord, ContactRecord, StoreError, Tables, TriggerFact, event_key,
 };
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// How many levels of automations triggering automations run before the
 /// chain is cut (and the cut recorded): loops the validator cannot see
 /// statically (conditions, emitted events) still end.
 pub const MAX_DEPTH: u32 = 8;
+
+/// Most automation runs one write sets off. The depth limit alone lets k
+/// automations that each change the contact again fan out to k^8 runs, all
+/// in one writer transaction that ingest waits behind; this caps the total.
+pub const MAX_RUNS: usize = 1_000;
 
 /// An event as automations see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +86,8 @@ pub struct Run<'r, 't> {
     original: Option<ContactRecord>,
     queue: VecDeque<Fired>,
     pub(super) effects: Effects,
+    /// Automation runs so far, against [`MAX_RUNS`].
+    runs: usize,
 }
 
 impl std::fmt::Debug for Run<'_, '_> {
@@ -100,7 +108,8 @@ impl<'r, 't> Run<'r, 't> {
         contact: Option<ContactRecord>,
         original: Option<ContactRecord>,
     ) -> Self {
-        Run { t, ws, now, contact, original, queue: VecDeque::new(), effects: Effects::default() }
+        let (queue, effects) = (VecDeque::new(), Effects::default());
+        Run { t, ws, now, contact, original, queue, effects, runs: 0 }
     }
 
     /// Queues a firing.
@@ -117,7 +126,8 @@ impl<'r, 't> Run<'r, 't> {
             return;
         }
         if let Some(tags) = changes.get("tags") {
-            let set = |v: &Value| -> Vec<String> {
+            // Sets, so a change to a long tag list is diffed in linear time.
+            let set = |v: &Value| -> BTreeSet<String> {
                 v.as_array()
                     .into_iter()
                     .flatten()
@@ -126,10 +136,10 @@ impl<'r, 't> Run<'r, 't> {
                     .collect()
             };
             let (from, to) = (set(&tags.from), set(&tags.to));
-            for t in to.iter().filter(|t| !from.contains(t)) {
+            for t in to.difference(&from) {
                 self.fire(Fired::new(TriggerKind::TagAdded, Some(t.clone()), depth));
             }
-            for t in from.iter().filter(|t| !to.contains(t)) {
+            for t in from.difference(&to) {
                 self.fire(Fired::new(TriggerKind::TagRemoved, Some(t.clone()), depth));
             }
         }
@@ -142,13 +152,20 @@ impl<'r, 't> Run<'r, 't> {
     /// Handles every queued firing (and what they fire), then stores the
     /// contact. Returns the contact as stored and what the run created.
     pub fn finish(mut self) -> Result<(Option<ContactRecord>, Effects), StoreError> {
+        let mut skipped = Skipped::default();
         while let Some(f) = self.queue.pop_front() {
             let autos: Vec<Arc<AutomationRt>> =
                 self.ws.automations.matching(&f.firing).cloned().collect();
             for a in autos {
+                if self.runs >= MAX_RUNS {
+                    skipped.add(&a, &f);
+                    continue;
+                }
+                self.runs += 1;
                 self.run_one(&a, &f)?;
             }
         }
+        self.over_budget(skipped)?;
         if let Some(c) = &mut self.contact
             && self.original.as_ref() != Some(c)
         {
@@ -201,6 +218,32 @@ impl<'r, 't> Run<'r, 't> {
         self.log(record)
     }
 
+    /// Counts, logs and records the runs [`MAX_RUNS`] left out.
+    fn over_budget(&mut self, skipped: Skipped) -> Result<(), StoreError> {
+        let Some(first) = skipped.first else { return Ok(()) };
+        let total: u64 = skipped.by_automation.values().sum();
+        for (id, n) in &skipped.by_automation {
+            metrics::counter!("meshes_automation_run_limit_total", "automation" => id.clone())
+                .increment(*n);
+        }
+        tracing::warn!(
+            skipped = total,
+            limit = MAX_RUNS,
+            "automation runs cut at the per-change limit (a loop?)"
+        );
+        let mut record = self.activity("loop_limit", Some(&first));
+        let mut named: Vec<String> =
+            skipped.by_automation.iter().take(5).map(|(id, n)| format!("{id} ×{n}")).collect();
+        if skipped.by_automation.len() > 5 {
+            named.push(format!("{} more automations", skipped.by_automation.len() - 5));
+        }
+        record.note = Some(format!(
+            "not run: {total} more automation runs ({}); this change already set off {MAX_RUNS} runs (limit {MAX_RUNS}); automations are triggering each other in a loop",
+            named.join(", ")
+        ));
+        self.log(record)
+    }
+
     fn condition(&self, program: &cel::Program, f: &Fired) -> Result<bool, String> {
         let contact = self.contact.as_ref().map_or(Value::Null, contact::view);
         let changes = contact::changes_view(&f.changes);
@@ -244,6 +287,23 @@ impl<'r, 't> Run<'r, 't> {
             return Ok(());
         };
         self.t.add_activity(id, &record)
+    }
+}
+
+/// Runs left out by [`MAX_RUNS`]: how many per automation, and the first
+/// firing cut (the activity entry shows its trigger and depth).
+#[derive(Default)]
+struct Skipped {
+    by_automation: BTreeMap<String, u64>,
+    first: Option<Fired>,
+}
+
+impl Skipped {
+    fn add(&mut self, a: &AutomationRt, f: &Fired) {
+        *self.by_automation.entry(a.automation.id.clone()).or_default() += 1;
+        if self.first.is_none() {
+            self.first = Some(f.clone());
+        }
     }
 }
 

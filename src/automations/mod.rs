@@ -4,7 +4,7 @@
 //! - [`compiled`]: a workspace's automations indexed by trigger, conditions compiled once.
 //! - [`contact`]: upsert merges, tags and fields, each change described as `changes`.
 //! - [`context`]: the CEL variables (`contact`, `changes`, `event`, `trigger`).
-//! - [`engine`]: a run: triggers → conditions → actions, with a depth limit for loops.
+//! - [`engine`]: a run: triggers → conditions → actions, with depth and total-run limits for loops.
 //! - [`actions`]: what each action does (tags, fields, enrolments, deliveries, events).
 //! - [`sequences`]: advancing an enrolment step by step, durably.
 //! - [`service`]: the operations the contacts API calls.
@@ -31,5 +31,7 @@ pub use compiled::AutomationIndex;
 mod tests;
 #[cfg(test)]
 mod tests_clock;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_stamps;

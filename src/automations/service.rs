@@ -113,7 +113,7 @@ pub fn upsert_in(
         ContactRecord::new(uuid::Uuid::now_v7().to_string(), ws.id.clone(), now)
     });
     let changes = contact::apply(&mut c, &identified(u, who)).0;
-    if let Some(refused) = over_cap(&c) {
+    if let Some(refused) = over_cap(&c, original.as_ref()) {
         return Ok(Err(refused));
     }
     let mut run = Run::new(t, ws, now, Some(c), original);
@@ -144,16 +144,31 @@ fn identified(u: &Upsert, who: &Who) -> Upsert {
     u
 }
 
-/// Per request the API caps keys; this caps what many requests add up to,
-/// so one contact's record cannot grow without bound.
-fn over_cap(c: &ContactRecord) -> Option<ContactError> {
-    (c.custom_fields.len() > contact::MAX_CUSTOM_FIELDS).then(|| {
-        ContactError::Invalid(
+/// Per request the API caps keys and tags; this caps what many requests
+/// add up to, so one contact's record cannot grow without bound. Only what
+/// the request adds is refused: a contact already past a cap (automations
+/// before the caps existed could put it there) still takes other changes.
+fn over_cap(c: &ContactRecord, before: Option<&ContactRecord>) -> Option<ContactError> {
+    let fields = c.custom_fields.len();
+    let adds_key =
+        || c.custom_fields.keys().any(|k| before.is_none_or(|b| !b.custom_fields.contains_key(k)));
+    if fields > contact::MAX_CUSTOM_FIELDS && adds_key() {
+        return Some(ContactError::Invalid(
             "custom_fields",
             format!(
-                "the contact would have {} custom fields; at most {} are kept (set unused ones to null)",
-                c.custom_fields.len(),
+                "the contact would have {fields} custom fields; at most {} are kept (set unused ones to null)",
                 contact::MAX_CUSTOM_FIELDS
+            ),
+        ));
+    }
+    let tags = c.tags.len();
+    let had = before.map_or(0, |b| b.tags.len());
+    (tags > contact::MAX_TAGS_PER_CONTACT && tags > had).then(|| {
+        ContactError::Invalid(
+            "tag_names",
+            format!(
+                "the contact would have {tags} tags; at most {} are kept (remove unused ones with DELETE /contacts/{{id}}/tags/{{name}})",
+                contact::MAX_TAGS_PER_CONTACT
             ),
         )
     })
@@ -219,9 +234,7 @@ pub async fn add_tags(
     tags: Vec<String>,
 ) -> Result<ContactRecord, ContactError> {
     edit(shared, ws, id, move |c, changes| {
-        for tag in &tags {
-            contact::add_tag(c, tag, changes);
-        }
+        contact::add_tags(c, &tags, changes);
     })
     .await
 }
@@ -312,6 +325,9 @@ async fn edit_holding<H: Send + 'static>(
         let mut edited = c.clone();
         let mut changes = contact::Changes::new();
         change(&mut edited, &mut changes);
+        if let Some(refused) = over_cap(&edited, Some(&c)) {
+            return Ok(Err(refused));
+        }
         let mut run = Run::new(t, ws, now, Some(edited), Some(c));
         run.fire_changes(changes, 0);
         let (stored, effects) = run.finish()?;

@@ -7,6 +7,7 @@ use super::contact::Upsert;
 use super::engine::{Effects, EventFact, Fired, Run};
 use super::sequences;
 use super::service::{Who, upsert_in, wake};
+use crate::api::contacts::standard_field;
 use crate::clock;
 use crate::config::automation::TriggerKind;
 use crate::delivery::engine::Shared;
@@ -132,12 +133,11 @@ async fn inbox_tick(shared: &Shared) -> Result<bool, StoreError> {
 fn on_event(t: &mut Tables<'_>, rt: &Runtime, id: u128, now: u64) -> Result<Effects, StoreError> {
     let Some((event, payload)) = t.event_with_payload(id)? else { return Ok(Effects::default()) };
     let Some(ws) = rt.workspace(&event.workspace) else { return Ok(Effects::default()) };
-    let email = payload.get("email").and_then(Value::as_str).filter(|e| e.contains('@'));
+    let upserts = ws.automations.upsert_from_events();
+    let email = event_email(&payload, upserts, &event.id);
     let mut total = Effects::default();
-    if ws.automations.upsert_from_events()
-        && let Some(email) = email
-    {
-        let who = Who { external_id: None, email: Some(email.to_string()) };
+    if upserts && let Some(email) = &email {
+        let who = Who { external_id: None, email: Some(email.clone()) };
         match upsert_in(t, ws, now, &who, &from_payload(&payload), 0)? {
             Ok((_, e)) => add(&mut total, e),
             Err(e) => {
@@ -145,7 +145,7 @@ fn on_event(t: &mut Tables<'_>, rt: &Runtime, id: u128, now: u64) -> Result<Effe
             }
         }
     }
-    let contact = match email {
+    let contact = match &email {
         Some(e) => t.contact_by_email(&ws.id, e)?,
         None => None,
     };
@@ -157,11 +157,29 @@ fn on_event(t: &mut Tables<'_>, rt: &Runtime, id: u128, now: u64) -> Result<Effe
     Ok(total)
 }
 
-/// The standard fields an event payload carries.
+/// The event's `email` if the contacts API would take it. One it would
+/// refuse names no contact; when it would have created one, that is counted
+/// (the event itself was accepted and is delivered as usual).
+fn event_email(payload: &Value, upserts: bool, event: &str) -> Option<String> {
+    let v = payload.get("email").filter(|v| !v.is_null())?;
+    let checked = standard_field("email", v);
+    if checked.is_err() && upserts {
+        metrics::counter!("meshes_contact_upserts_from_events_refused_total").increment(1);
+        // Not the value: it may be a megabyte of whatever the sender put there.
+        tracing::debug!(
+            event,
+            "event email refused by the contacts API checks; no contact upserted"
+        );
+    }
+    checked.ok()
+}
+
+/// The standard fields an event payload carries, each checked as the
+/// contacts API checks it; one that fails is left out.
 fn from_payload(payload: &Value) -> Upsert {
     let mut u = Upsert::default();
     for field in ["first_name", "last_name", "name", "phone"] {
-        if let Some(v) = payload.get(field).filter(|v| v.is_string()) {
+        if let Some(v) = payload.get(field).filter(|v| standard_field(field, v).is_ok()) {
             u.fields.insert(field, v.clone());
         }
     }

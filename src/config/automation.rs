@@ -132,7 +132,11 @@ pub enum AutomationAction {
 pub struct SetField {
     /// Field name: a standard field (`first_name`, …) or `custom_fields.<key>`.
     pub field: String,
-    /// New value; `{{contact.field}}` templates are expanded.
+    /// New value; `{{contact.field}}` templates are expanded. A standard
+    /// field takes text (a number or boolean is written as its text) and
+    /// `null` clears it; a custom field takes any JSON value and `null`
+    /// removes it. A custom field the contact does not have yet is skipped
+    /// (and the skip recorded) once the contact keeps 500.
     pub value: serde_json::Value,
 }
 

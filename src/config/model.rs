@@ -56,7 +56,19 @@ pub struct ContactSettings {
     /// Also upsert a contact from every ingested event whose payload has an
     /// `email` (matched case-insensitively; `first_name`, `last_name`, `name`
     /// and `phone` are copied too), so apps that only send events still
-    /// drive automations. Off by default: events stay events.
+    /// drive automations. Each value is checked as the contacts API checks
+    /// it: an event whose `email` the API would refuse creates no contact
+    /// (counted in `meshes_contact_upserts_from_events_refused_total`; the
+    /// event is still delivered), and a name or phone it would refuse is not
+    /// copied. Off by default: events stay events.
+    ///
+    /// Trust: events may be sent with the publishable key, which is public
+    /// (it ships in browser code). With this on, anyone holding it can create
+    /// contacts and overwrite `first_name`, `last_name`, `name` and `phone`
+    /// of any contact whose email they know, and so fire `contact_updated`
+    /// automations, while the contacts API itself takes a machine JWT only.
+    /// Turn it on only when that is acceptable, for example when events come
+    /// only from your servers.
     pub upsert_from_events: bool,
 }
 

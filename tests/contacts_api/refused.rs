@@ -117,3 +117,25 @@ async fn contact_routes_need_a_machine_key() {
     let (s, _) = api.find("external_id=x").await;
     assert_eq!(s, 404, "nothing was created by the refused requests");
 }
+
+/// A contact keeps at most 1,000 tags: adding past that is a 400 naming
+/// `tag_names` and the limit, while tags it already has are still fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_past_the_per_contact_cap_are_a_400() {
+    let api = Api::start().await;
+    let id = api.create(json!({"external_id": "many"})).await;
+    for batch in 0..20 {
+        let names: Vec<String> = (0..50).map(|i| format!("t{batch:02}-{i:02}")).collect();
+        let (s, b) = api.add_tags(&id, json!({"tag_names": names})).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let (s, b) = api.add_tags(&id, json!({"tag_names": ["t00-00", "one-more"]})).await;
+    assert_eq!(params(s, &b), ["tag_names"]);
+    assert!(b["message"].as_str().unwrap().contains("1001 tags; at most 1000"), "{b}");
+    let (s, b) = api.upsert(json!({"external_id": "many", "tag_names": ["one-more"]})).await;
+    assert_eq!(params(s, &b), ["tag_names"]);
+    let (s, b) =
+        api.upsert(json!({"external_id": "many", "tag_names": ["t00-00"], "name": "Ada"})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["contact"]["tags"].as_array().unwrap().len(), 1000);
+}

@@ -109,12 +109,17 @@ pub fn upsert(v: Value) -> Result<UpsertInput, Vec<FieldError>> {
 
 /// One standard field's string value, checked.
 fn standard(field: &str, v: &Value, e: &mut Errors) -> Option<String> {
-    let checked = match field {
+    standard_field(field, v).map_err(|msg| e.push(field, msg)).ok()
+}
+
+/// A standard field's value as the contacts API takes it (also applied to
+/// what `contacts.upsert_from_events` reads from event payloads).
+pub fn standard_field(field: &str, v: &Value) -> Result<String, String> {
+    match field {
         "email" => email(v),
         "phone" => text(v, MAX_PHONE),
         _ => text(v, MAX_TEXT),
-    };
-    checked.map_err(|msg| e.push(field, msg)).ok()
+    }
 }
 
 fn custom_fields(v: Value, e: &mut Errors) -> Map<String, Value> {

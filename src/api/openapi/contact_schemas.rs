@@ -49,10 +49,12 @@ pub struct UpsertBody {
     #[schemars(length(min = 1, max = 50), regex(pattern = NAME))]
     pub phone: Option<String>,
     /// Merged into the contact's custom fields: at most 100 keys of 1–100
-    /// characters; a `null` value removes the key, omitted keys are kept.
+    /// characters; a `null` value removes the key, omitted keys are kept. A
+    /// contact keeps at most 500: a request that adds keys past that is a 400.
     #[schemars(extend("maxProperties" = 100, "propertyNames" = { "minLength": 1, "maxLength": 100, "pattern": NAME }))]
     pub custom_fields: Option<Map<String, Value>>,
-    /// Tags to add (never removes any): at most 50.
+    /// Tags to add (never removes any): at most 50. A contact keeps at most
+    /// 1,000: a request that adds tags past that is a 400 on `tag_names`.
     #[schemars(length(max = 50))]
     pub tag_names: Option<Vec<Tag>>,
 }
@@ -71,7 +73,8 @@ pub struct Tag(#[schemars(length(min = 1, max = 100), regex(pattern = NAME))] pu
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagsBody {
-    /// Tags to add: 1 to 50.
+    /// Tags to add: 1 to 50. A contact keeps at most 1,000: a request that
+    /// adds tags past that is a 400 on `tag_names`.
     #[schemars(length(min = 1, max = 50))]
     pub tag_names: Vec<Tag>,
 }

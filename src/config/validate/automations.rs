@@ -35,7 +35,9 @@ pub(super) fn check_automation<'a>(
             AutomationAction::AddTag(t) => check_tag(t, here.key("add_tag"), out),
             AutomationAction::RemoveTag(t) => check_tag(t, here.key("remove_tag"), out),
             AutomationAction::SetField(f) => {
-                check_set_field(&f.field, here.key("set_field").key("field"), out);
+                let at = here.key("set_field");
+                check_set_field(&f.field, at.key("field"), out);
+                check_set_value(&f.field, &f.value, at.key("value"), out);
             }
             AutomationAction::Enroll(s) => check_sequence_ref(parts, s, here.key("enroll"), out),
             AutomationAction::Unenroll(s) => {
@@ -82,6 +84,31 @@ fn check_set_field(field: &str, at: Path, out: &mut Vec<Issue>) {
     if let Some(p) = problem {
         out.push(Issue::error(Code::InvalidValue, at, format!("field `{field}` {p}")));
     }
+}
+
+/// Standard fields hold text: a number or boolean is written as its text
+/// and `null` clears, but a list or map has no text to write.
+fn check_set_value(field: &str, value: &serde_json::Value, at: Path, out: &mut Vec<Issue>) {
+    let kind = match value {
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a map",
+        _ => return,
+    };
+    if !["first_name", "last_name", "name", "phone"].contains(&field) {
+        return;
+    }
+    let mut shown = value.to_string();
+    if shown.len() > 60 {
+        let cut = (0..=57).rev().find(|&i| shown.is_char_boundary(i)).unwrap_or(0);
+        shown = format!("{}…", &shown[..cut]);
+    }
+    out.push(Issue::error(
+        Code::InvalidValue,
+        at,
+        format!(
+            "value `{shown}` for the standard field `{field}` is {kind}; expected text, a number or boolean (written as its text) or null (clears it); structured values go in a `custom_fields.<key>` field"
+        ),
+    ));
 }
 
 fn check_notify<'a>(parts: &'a Parts, n: &'a Notify, at: &Path, out: &mut Vec<Issue>) {
