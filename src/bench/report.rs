@@ -44,6 +44,14 @@ impl Row {
         self
     }
 
+    /// Adds a target this run cannot judge (`met` stays `—`): the note in
+    /// `target` says what would.
+    #[must_use]
+    pub fn unjudged(mut self, target: &str) -> Row {
+        self.target = target.into();
+        self
+    }
+
     /// Adds the ceiling's figure and the ratio `value / ceiling`.
     #[must_use]
     pub fn ceiling(mut self, shown: String, ratio: Option<f64>) -> Row {
