@@ -11,8 +11,9 @@
 //!   `bench`, `schema`, `openapi`, `token`); the only place that uses
 //!   `anyhow` and decides exit codes.
 //! - [`config`]: parse → validate → build for `meshes.yaml`.
-//!   - [`config::model`], [`config::automation`]: the serde/schemars types of
-//!     the file, every field documented (the docs become the schema).
+//!   - [`config::model`], [`config::delivery`], [`config::automation`]: the
+//!     serde/schemars types of the file (`delivery:` sections in their own
+//!     module), every field documented (the docs become the schema).
 //!   - [`config::env`], [`config::duration`]: `${VAR}` strings, secrets that
 //!     never print, `5m`-style durations.
 //!   - [`config::load`]: files and directories; [`config::spans`]: line and

@@ -10,6 +10,7 @@
 
 pub mod automation;
 pub mod condition;
+pub mod delivery;
 pub mod diagnostic;
 pub mod duration;
 pub mod env;
