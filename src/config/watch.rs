@@ -5,15 +5,23 @@
 //! watched inode disappears), and Kubernetes ConfigMap volumes publish by
 //! swapping a `..data` symlink. Both show up as events in the directory.
 //!
+//! A path through a symlinked directory (git-sync's `current ->
+//! .worktrees/<rev>`, a `releases/current` link) is published by swapping
+//! that link: its parent is watched too, for the link's own entry, and the
+//! watched directories are resolved again after every change, so edits in
+//! the new target are seen as well.
+//!
 //! This module only says "something changed"; the receiver re-reads and
 //! validates the config.
 
+use arc_swap::ArcSwap;
 use notify::RecommendedWatcher;
 use notify::RecursiveMode;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -56,8 +64,16 @@ pub enum WatchError {
 
 /// Keeps the OS watcher alive; dropping it stops watching.
 pub struct ConfigWatcher {
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _watching: Arc<Watching>,
     tx: mpsc::Sender<Trigger>,
+}
+
+/// The OS watcher and what it watches, shared with the task that resolves
+/// the paths again after each change.
+struct Watching {
+    paths: Vec<PathBuf>,
+    debouncer: Mutex<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    interest: Arc<ArcSwap<Interest>>,
 }
 
 impl std::fmt::Debug for ConfigWatcher {
@@ -69,7 +85,7 @@ impl std::fmt::Debug for ConfigWatcher {
 /// What a change must touch to matter, as canonical paths: a config file,
 /// a `..data` entry (ConfigMaps), or any YAML file in a directory given as
 /// config.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Interest {
     files: BTreeSet<PathBuf>,
     yaml_dirs: BTreeSet<PathBuf>,
@@ -87,11 +103,13 @@ impl Interest {
             let fail = |source| WatchError::Path { path: given.clone(), source };
             let abs = std::path::absolute(given).map_err(fail)?;
             if abs.is_dir() {
+                interest.symlinked_ancestors(&abs);
                 let dir = std::fs::canonicalize(&abs).map_err(fail)?;
                 interest.yaml_dirs.insert(dir.clone());
                 interest.dirs.insert(dir);
                 continue;
             }
+            interest.symlinked_ancestors(&abs);
             // The file's directory, not the file: it may be a symlink into `..data`.
             let not_a_file = || fail(std::io::Error::other("not a file path"));
             let (parent, name) = abs.parent().zip(abs.file_name()).ok_or_else(not_a_file)?;
@@ -100,6 +118,20 @@ impl Interest {
             interest.dirs.insert(dir);
         }
         Ok(interest)
+    }
+
+    /// Each directory on the way to `abs` that is a symlink: its entry, in
+    /// its (real) parent, is a path of interest, as swapping the link is
+    /// how a new revision is published.
+    fn symlinked_ancestors(&mut self, abs: &Path) {
+        for link in abs.ancestors() {
+            let is_link = std::fs::symlink_metadata(link).is_ok_and(|m| m.is_symlink());
+            let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else { continue };
+            if let (true, Ok(dir)) = (is_link, std::fs::canonicalize(parent)) {
+                self.files.insert(dir.join(name));
+                self.dirs.insert(dir);
+            }
+        }
     }
 
     fn matches(&self, path: &Path) -> bool {
@@ -128,7 +160,12 @@ type Batch = BTreeSet<PathBuf>;
 
 /// The debouncer callback (on the debouncer's thread): passes on each
 /// debounced batch that touched something of interest.
-fn on_events(interest: &Interest, raw: &mpsc::UnboundedSender<Batch>, result: DebounceEventResult) {
+fn on_events(
+    interest: &ArcSwap<Interest>,
+    raw: &mpsc::UnboundedSender<Batch>,
+    result: DebounceEventResult,
+) {
+    let interest = interest.load();
     let events = match result {
         Ok(events) => events,
         Err(errors) => {
@@ -164,6 +201,7 @@ async fn coalesce(
     mut raw: mpsc::UnboundedReceiver<Batch>,
     tx: mpsc::Sender<Trigger>,
     quiet: Duration,
+    watching: std::sync::Weak<Watching>,
 ) {
     while let Some(mut paths) = raw.recv().await {
         let still_watching = loop {
@@ -176,6 +214,10 @@ async fn coalesce(
                 () = tx.closed() => return,
             }
         };
+        // A swapped link may point the config's directories elsewhere now.
+        if let Some(w) = watching.upgrade() {
+            w.refresh();
+        }
         // Full means a reload is already pending, which covers this change.
         let _ = tx.try_send(Trigger::FileChanged(paths.into_iter().collect()));
         if !still_watching {
@@ -197,24 +239,55 @@ impl ConfigWatcher {
         config_paths: &[PathBuf],
         debounce: Duration,
     ) -> Result<(Self, mpsc::Receiver<Trigger>), WatchError> {
-        let interest = Interest::of(config_paths)?;
-        let dirs = interest.dirs.clone();
+        let first = Interest::of(config_paths)?;
+        let dirs = first.dirs.clone();
+        let interest = Arc::new(ArcSwap::from_pointee(first));
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
-        let handler = move |result: DebounceEventResult| on_events(&interest, &raw_tx, result);
+        let seen = interest.clone();
+        let handler = move |result: DebounceEventResult| on_events(&seen, &raw_tx, result);
         let mut debouncer = new_debouncer(debounce, None, handler).map_err(WatchError::Init)?;
         for dir in dirs {
             debouncer
                 .watch(&dir, RecursiveMode::NonRecursive)
                 .map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
         }
+        let watching = Arc::new(Watching {
+            paths: config_paths.to_vec(),
+            debouncer: Mutex::new(debouncer),
+            interest,
+        });
         let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(coalesce(raw_rx, tx.clone(), debounce));
-        Ok((ConfigWatcher { _debouncer: debouncer, tx }, rx))
+        tokio::spawn(coalesce(raw_rx, tx.clone(), debounce, Arc::downgrade(&watching)));
+        Ok((ConfigWatcher { _watching: watching, tx }, rx))
     }
 
     /// A sender into the same channel, for other triggers (SIGHUP).
     pub fn sender(&self) -> mpsc::Sender<Trigger> {
         self.tx.clone()
+    }
+}
+
+impl Watching {
+    /// Resolves the config paths again and moves the OS watches to the
+    /// directories they lead to now. A path that cannot be resolved (a
+    /// link mid-swap) keeps the old watches: the reload reports the error.
+    fn refresh(&self) {
+        let Ok(now) = Interest::of(&self.paths) else { return };
+        let before = self.interest.load_full();
+        if *before == now {
+            return;
+        }
+        let Ok(mut debouncer) = self.debouncer.lock() else { return };
+        for dir in now.dirs.difference(&before.dirs) {
+            if let Err(e) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config's new directory");
+            }
+        }
+        for dir in before.dirs.difference(&now.dirs) {
+            // The old revision may be gone already: nothing to unwatch then.
+            let _ = debouncer.unwatch(dir);
+        }
+        self.interest.store(Arc::new(now));
     }
 }
 

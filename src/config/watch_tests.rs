@@ -51,6 +51,46 @@ async fn rename_over_save_triggers() {
     assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![file]));
 }
 
+/// git-sync's layout: the config is read through `current`, a link to one
+/// checkout, and a new revision is published by swapping the link.
+#[tokio::test]
+async fn a_swapped_directory_link_triggers_and_the_new_target_is_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for rev in ["rev1", "rev2"] {
+        fs::create_dir(d.join(rev)).unwrap();
+        fs::write(d.join(rev).join("meshes.yaml"), "version: 1\n").unwrap();
+    }
+    std::os::unix::fs::symlink("rev1", d.join("current")).unwrap();
+    let (_w, mut rx) = watch(&d.join("current/meshes.yaml"));
+    std::os::unix::fs::symlink("rev2", d.join("current.tmp")).unwrap();
+    fs::rename(d.join("current.tmp"), d.join("current")).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("current")]));
+    // The watch followed the link: an edit in the new checkout is seen...
+    fs::write(d.join("rev2/meshes.yaml"), "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("rev2/meshes.yaml")]));
+    // ...and the old checkout no longer matters.
+    fs::write(d.join("rev1/meshes.yaml"), "version: 1\n# stale\n").unwrap();
+    assert_quiet(&mut rx, "an edit in the checkout no longer linked").await;
+}
+
+/// The same for a config directory given through a link.
+#[tokio::test]
+async fn a_config_directory_given_through_a_link_follows_its_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for rev in ["a", "b"] {
+        fs::create_dir(d.join(rev)).unwrap();
+    }
+    std::os::unix::fs::symlink("a", d.join("live")).unwrap();
+    let (_w, mut rx) = watch(&d.join("live"));
+    std::os::unix::fs::symlink("b", d.join("live.tmp")).unwrap();
+    fs::rename(d.join("live.tmp"), d.join("live")).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("live")]));
+    fs::write(d.join("b/team.yaml"), "version: 1\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("b/team.yaml")]));
+}
+
 #[tokio::test]
 async fn configmap_symlink_swap_triggers() {
     let dir = tempfile::tempdir().unwrap();
