@@ -128,3 +128,59 @@ async fn cli_prints_a_table_or_json_with_env_secrets() {
     assert_eq!(broken.status.code(), Some(2), "{err}");
     assert!(err.contains("HTTP 500") && !err.contains(MC_KEY), "{err}");
 }
+
+/// Two workspaces with a connection `mc`: the name alone is ambiguous (an
+/// error naming both), `--workspace` picks one by id or by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_asks_which_workspace_when_a_name_is_ambiguous() {
+    const OTHER: &str = "0b5e1f4c-7d1a-4c3e-9a51-2f6d8e9b7c10";
+    let server = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("a.yaml");
+    std::fs::write(&first, config(&server.uri())).unwrap();
+    let second = format!(
+        "version: 1\nworkspace: {{ id: {OTHER}, name: other, publishable_key: mesh_pub_other }}\n\
+         connections:\n  mc: {{ type: mailchimp, api_key: {MC_KEY}, base_url: {}/down/3.0 }}\n\
+         rules:\n  - {{ id: r, event: user.signup, connection: mc, metadata: {{ action: add_to_list, id: a1 }} }}\n",
+        server.uri()
+    );
+    std::fs::write(dir.path().join("b.yaml"), second).unwrap();
+    let config_dir = dir.path().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args =
+            vec!["actions".to_string(), "mc".into(), "--config".into(), config_dir.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("meshes")
+                .unwrap()
+                .args(args)
+                .env_remove("MESHES_CONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let ambiguous = run(&[]).await.unwrap();
+    let err = String::from_utf8_lossy(&ambiguous.stderr);
+    assert_eq!(ambiguous.status.code(), Some(2), "{err}");
+    assert!(err.contains("`mc` exists in 2 workspaces"), "{err}");
+    assert!(
+        err.contains(&format!("`{WS}` (test)")) && err.contains(&format!("`{OTHER}` (other)")),
+        "{err}"
+    );
+    assert!(err.contains("--workspace"), "{err}");
+    assert!(ambiguous.stdout.is_empty());
+    let by_name = run(&["--workspace", "test"]).await.unwrap();
+    let err = String::from_utf8_lossy(&by_name.stderr);
+    assert_eq!(by_name.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&by_name.stdout), "KIND  ID  NAME\nlist  a1  Newsletter\n");
+    // The other workspace's `mc` is the one whose provider fails.
+    let by_id = run(&["--workspace", OTHER]).await.unwrap();
+    let err = String::from_utf8_lossy(&by_id.stderr);
+    assert_eq!(by_id.status.code(), Some(2), "{err}");
+    assert!(err.contains("HTTP 500"), "{err}");
+    assert_eq!(hits(&server, "/3.0/lists").await, 1);
+    let unknown = run(&["--workspace", "nope"]).await.unwrap();
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{err}");
+    assert!(err.contains("no workspace `nope`") && err.contains("(other)"), "{err}");
+}

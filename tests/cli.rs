@@ -88,6 +88,33 @@ fn check_env_fails_on_unset_variables_only_when_asked() {
         .code(0);
 }
 
+/// A value behind `${VAR}` is checked like a literal once `--check-env`
+/// knows it, located at its field and never printed when it is a secret.
+#[test]
+fn check_env_checks_the_values_of_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "version: 1\nworkspace: { id: 3f216741-15dd-4e46-b5ac-0077a2640e89, name: t, publishable_key: mesh_pub_t }\n\
+                connections:\n  hook:\n    type: webhook\n    url: \"${HOOK_URL}\"\n    signing_secret: \"${HOOK_SECRET}\"\n\
+                rules:\n  - { id: r, event: user.signup, connection: hook, metadata: { action: send_webhook } }\n";
+    let file = write(dir.path(), "hook.yaml", text);
+    let run = |url: &str, secret: &str, check_env: bool| {
+        let mut cmd = meshes();
+        cmd.arg("validate").args(check_env.then_some("--check-env")).arg(&file);
+        cmd.env("HOOK_URL", url).env("HOOK_SECRET", secret).assert()
+    };
+    let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    run("https://example.com/h", good, true).code(0).stdout("");
+    run("https://example.com/h", "whsec_c2hvcnQtU0VDUkVU", false).code(0);
+    let out = run("nope", "whsec_c2hvcnQtU0VDUkVU", true).code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        stdout.contains(":6:10: error[invalid-value]: connections.hook.url: not a URL"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(":7:21: error[invalid-value]: connections.hook.signing_secret: the key is shorter than 24 bytes"), "{stdout}");
+    assert!(!stdout.contains("c2hvcnQt") && !stdout.contains("nope"), "{stdout}");
+}
+
 #[test]
 fn github_format_prints_escaped_annotations() {
     meshes()

@@ -47,6 +47,30 @@ fn every_shipped_config_is_valid_without_warnings() {
     }
 }
 
+/// What `validate` accepts, the gateway builds: every shipped config, its
+/// variables set to well-formed values, becomes a runtime.
+#[test]
+fn every_shipped_config_builds_into_a_runtime() {
+    let env = |var: &str| {
+        let value = match var {
+            v if v.ends_with("_URL") => "https://example.com/hook",
+            v if v.contains("WEBHOOK_SECRET") => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "MAILCHIMP_API_KEY" => "key-us6",
+            _ => "value",
+        };
+        Some(value.to_string())
+    };
+    let client = reqwest::Client::new();
+    for file in shipped_configs() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let report = check_text(&file.display().to_string(), &text);
+        assert_eq!(report.errors(), 0, "{}", lines(&report).join("\n"));
+        let built =
+            meshes::gateway::runtime::build(&report.configs, 1, "h".into(), 0, &env, &client, None);
+        assert!(built.is_ok(), "{}: {:?}", file.display(), built.err());
+    }
+}
+
 #[test]
 fn examples_validate_together() {
     let loaded = config::read_paths(&[root().join("examples")]).unwrap();

@@ -72,3 +72,28 @@ impl ConnectionConfig {
         })
     }
 }
+
+impl ConnectionConfig {
+    /// The problems [`build`](Self::build) would reject this config for, for
+    /// `validate`: every one for a webhook (its values are independent), the
+    /// first for the other integrations (their builds chain one value into
+    /// the next). Nothing is sent anywhere.
+    pub fn check_values(&self, lookup: Lookup<'_>) -> Vec<BuildError> {
+        match self {
+            ConnectionConfig::Webhook(c) => webhook::check(c, lookup),
+            ConnectionConfig::Log(_) => Vec::new(),
+            _ => match probe_client() {
+                Some(client) => self.build(lookup, client).err().into_iter().collect(),
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+/// A client for builds that only check values; adapters keep it but never
+/// send with it here. `None` if TLS cannot be set up, where `serve` would fail anyway.
+fn probe_client() -> Option<&'static reqwest::Client> {
+    static CLIENT: std::sync::LazyLock<Option<reqwest::Client>> =
+        std::sync::LazyLock::new(|| reqwest::Client::builder().build().ok());
+    CLIENT.as_ref()
+}

@@ -79,8 +79,9 @@ pub fn invalid(field: &str, message: impl Into<String>) -> BuildError {
 
 /// Parses an absolute http(s) URL with a host; errors never echo the value.
 pub fn parse_url(field: &str, raw: &str) -> Result<reqwest::Url, BuildError> {
-    let url =
-        reqwest::Url::parse(raw.trim()).map_err(|e| invalid(field, format!("not a URL ({e})")))?;
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
+        invalid(field, format!("not a URL ({e}): expected an absolute http:// or https:// URL"))
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(invalid(field, "expected an http:// or https:// URL with a host"));
     }

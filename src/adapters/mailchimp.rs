@@ -125,10 +125,12 @@ fn data_center(cfg: &MailchimpConfig, key: &str, lookup: Lookup<'_>) -> Result<S
         None => ("api_key", key.rsplit_once('-').map(|(_, dc)| dc.to_string()).unwrap_or_default()),
     };
     if dc.is_empty() || !dc.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-        return Err(invalid(
-            field,
-            "no data center: expected a key ending in `-<dc>` (e.g. `…-us6`) or `data_center: us6`",
-        ));
+        let message = if field == "data_center" {
+            "not a data center: expected lowercase letters and digits, e.g. `us6`"
+        } else {
+            "no data center: expected a key ending in `-<dc>` (e.g. `…-us6`) or `data_center: us6`"
+        };
+        return Err(invalid(field, message));
     }
     Ok(dc)
 }

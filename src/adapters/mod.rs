@@ -283,6 +283,45 @@ pub enum BuildError {
         /// What is wrong and what was expected (no secret values).
         message: String,
     },
+    /// A map key is unusable (a header name): the key is at fault, not its value.
+    #[error("connection field `{field}`: {message}")]
+    Key {
+        /// The config field, e.g. `headers.Bad Header`.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+impl BuildError {
+    /// The config field as written in the message (`headers.X-Tenant`, `signing_secret[1]`).
+    pub fn field(&self) -> &str {
+        match self {
+            BuildError::Env { field, .. }
+            | BuildError::Invalid { field, .. }
+            | BuildError::Key { field, .. } => field,
+        }
+    }
+
+    /// The field's path under the connection at `at`. A header name may
+    /// hold dots, so everything after `headers.` is one key.
+    pub fn path(&self, at: &Path) -> Path {
+        if let Some(name) = self.field().strip_prefix("headers.") {
+            return at.key("headers").key(name);
+        }
+        let mut path = at.clone();
+        for part in self.field().split('.') {
+            let (key, index) = match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+                Some((key, i)) => (key, i.parse().ok()),
+                None => (part, None),
+            };
+            path = path.key(key);
+            if let Some(i) = index {
+                path = path.index(i);
+            }
+        }
+        path
+    }
 }
 
 /// Looks up environment variables when building adapters (the process

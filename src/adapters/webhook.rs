@@ -133,6 +133,10 @@ crate::no_env_fields!(Method, PayloadFormat);
 mod runtime;
 pub use runtime::{WebhookAdapter, sign};
 
+#[path = "webhook_checks.rs"]
+mod checks;
+pub use checks::check;
+
 #[cfg(test)]
 #[path = "webhook_tests.rs"]
 mod tests;

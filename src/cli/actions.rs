@@ -3,7 +3,8 @@
 
 use crate::adapters::discover::{ActionOption, DiscoverError};
 use crate::gateway::reload;
-use anyhow::{Context, bail};
+use crate::gateway::runtime::{ConnectionRt, Runtime, WorkspaceRt};
+use anyhow::bail;
 use clap::ValueEnum;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,10 @@ pub struct Args {
         default_value = "meshes.yaml"
     )]
     config: Vec<PathBuf>,
+    /// The workspace (id or name) whose connection to list, when several
+    /// workspaces have a connection of that name.
+    #[arg(long, value_name = "ID_OR_NAME")]
+    workspace: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -58,10 +63,7 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
         }
     };
     let name = &args.connection;
-    let conn = rt
-        .connections()
-        .find(|c| &c.name == name)
-        .with_context(|| format!("no connection `{name}` in the config"))?;
+    let conn = find(&rt, name, args.workspace.as_deref())?;
     let kind = conn.config.kind();
     let options = match conn.adapter.discover().await {
         Ok(options) => options,
@@ -80,6 +82,47 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
         Format::Table => print!("{}", table(&options)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The connection `name`, in the one workspace that has it (or the one
+/// `workspace` names, by id or name); an ambiguous name is an error rather
+/// than whichever workspace a hash map yields first.
+fn find<'a>(
+    rt: &'a Runtime,
+    name: &str,
+    workspace: Option<&str>,
+) -> anyhow::Result<&'a ConnectionRt> {
+    let mut all: Vec<&WorkspaceRt> = rt.workspaces.values().map(AsRef::as_ref).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let chosen: Vec<&WorkspaceRt> = match workspace {
+        None => all.clone(),
+        Some(w) => all.iter().copied().filter(|ws| ws.id == w || ws.name == w).collect(),
+    };
+    if let (Some(w), true) = (workspace, chosen.is_empty()) {
+        bail!("no workspace `{w}` in the config; workspaces: {}", list(&all));
+    }
+    let found: Vec<(&WorkspaceRt, &ConnectionRt)> = chosen
+        .into_iter()
+        .filter_map(|ws| Some((ws, ws.connections.get(name)?.as_ref())))
+        .collect();
+    match found.as_slice() {
+        [] if workspace.is_some() => bail!("no connection `{name}` in the chosen workspace"),
+        [] => bail!("no connection `{name}` in the config"),
+        [(_, conn)] => Ok(conn),
+        many => {
+            let spaces: Vec<&WorkspaceRt> = many.iter().map(|(ws, _)| *ws).collect();
+            bail!(
+                "connection `{name}` exists in {} workspaces: {}; choose one with `--workspace <id or name>`",
+                spaces.len(),
+                list(&spaces)
+            )
+        }
+    }
+}
+
+/// `id (name)`, comma-separated.
+fn list(spaces: &[&WorkspaceRt]) -> String {
+    spaces.iter().map(|ws| format!("`{}` ({})", ws.id, ws.name)).collect::<Vec<_>>().join(", ")
 }
 
 /// `KIND  ID  NAME` columns, padded to the widest value.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 mod automations;
+mod values;
 
 use automations::{check_automation, check_sequence};
 
@@ -112,7 +113,12 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     for (name, conn) in &parts.connections {
         if let Some(conn) = conn {
             let at = Path::root().key("connections").key(name.clone());
-            out.extend(conn.check_credentials(&at));
+            let credentials = conn.check_credentials(&at);
+            // A build without its credentials fails for the reason already given.
+            if credentials.is_empty() {
+                values::check(conn, &at, opts, &mut out);
+            }
+            out.extend(credentials);
             if let Some(m) = conn.mapping() {
                 super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
                 super::mapping::check(m, &at.key("mapping"), &mut out);
