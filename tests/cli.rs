@@ -53,7 +53,7 @@ fn missing_file_and_bad_usage_exit_two() {
         .args(["validate", "does/not/exist.yaml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cannot read does/not/exist.yaml"));
+        .stderr("error: cannot read does/not/exist.yaml: no such file or directory\n");
     meshes().args(["validate", "--format", "xml", "meshes.yaml"]).assert().code(2);
     meshes().arg("frobnicate").assert().code(2);
 }
@@ -167,6 +167,78 @@ fn directories_validate_every_config_and_skip_other_yaml() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no meshes config found"));
+}
+
+#[test]
+fn a_compose_file_beside_a_config_is_skipped_but_an_emptied_config_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("meshes.yaml", dir.path().join("meshes.yaml")).unwrap();
+    write(dir.path(), "docker-compose.yml", "version: \"3.8\"\nservices:\n  app: { image: x }\n");
+    let path = dir.path().to_str().unwrap();
+    meshes().args(["validate", path]).assert().code(0).stderr(
+        predicate::str::contains("note: skipped").and(predicate::str::contains("docker-compose")),
+    );
+    let b = write(dir.path(), "b.yaml", "# emptied\n\n");
+    meshes()
+        .args(["validate", path])
+        .assert()
+        .code(1)
+        .stdout(format!("{b}:1:1: error[empty-file]: (root): the file is empty (nothing but whitespace and comments): a config cut short or half written; write the config, or delete the file to remove its workspace\n"))
+        .stderr(predicate::str::contains("invalid: 1 error(s), 0 warning(s) in 2 file(s)"));
+}
+
+/// A directory with a config that has an error and a file that is not UTF-8.
+fn unreadable_beside_invalid() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    std::fs::copy(format!("{FIXTURES}/unknown-connection.yaml"), &a).unwrap();
+    let c = dir.path().join("c.yaml");
+    std::fs::write(&c, b"version: 1\nworkspace: caf\xe9\n").unwrap();
+    (dir, a.display().to_string(), c.display().to_string())
+}
+
+#[test]
+fn an_unreadable_file_is_a_located_error_beside_the_others() {
+    let (dir, a, c) = unreadable_beside_invalid();
+    meshes()
+        .args(["validate", dir.path().to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains(format!(
+                "{c}:2:15: error[unreadable-file]: (root): the file is not UTF-8 (byte 0xe9 here)"
+            ))
+            .and(predicate::str::contains(format!("{a}:9:47: error[unknown-connection]"))),
+        )
+        .stderr(predicate::str::contains("invalid: 2 error(s)"));
+    meshes().args(["validate", "--format", "github", &c]).assert().code(1).stdout(
+        predicate::str::starts_with(format!(
+            "::error file={c},line=2,col=15,title=meshes error[unreadable-file]::"
+        )),
+    );
+}
+
+#[test]
+fn json_reports_unreadable_files() {
+    let (dir, a, c) = unreadable_beside_invalid();
+    let out = meshes()
+        .args(["validate", "--format", "json", dir.path().to_str().unwrap()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["errors"], 2);
+    let d = &json["diagnostics"];
+    assert_eq!(
+        (d[0]["file"].as_str(), d[0]["code"].as_str()),
+        (Some(c.as_str()), Some("unreadable-file"))
+    );
+    assert_eq!(
+        (d[1]["file"].as_str(), d[1]["code"].as_str()),
+        (Some(a.as_str()), Some("unknown-connection"))
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn lines(report: &Report) -> Vec<String> {
     report.diagnostics.iter().map(ToString::to_string).collect()
 }
 
-/// meshes.yaml and every config in examples/ (those with a top-level `version:`).
+/// meshes.yaml and every config in examples/ (those with a top-level `workspace`).
 fn shipped_configs() -> Vec<PathBuf> {
     let mut files = vec![root().join("meshes.yaml")];
     let loaded = config::read_paths(&[root().join("examples")]).unwrap();
@@ -79,8 +79,19 @@ fn examples_validate_together() {
         "expected one example per integration, found {}",
         loaded.sources.len()
     );
-    let report = config::check_sources(&loaded.sources, CheckOptions::default());
+    let report = loaded.check(CheckOptions::default());
     assert!(report.diagnostics.is_empty(), "{}", lines(&report).join("\n"));
+    let skipped: Vec<&str> = loaded.skipped.iter().map(|s| s.rsplit('/').next().unwrap()).collect();
+    assert_eq!(skipped, ["github-actions-validate.yml", "kubernetes-sidecar.yaml"]);
+}
+
+/// serde-saphyr's default node budget (250,000) rejected about 20,000 rules.
+#[test]
+fn a_30000_rule_config_parses_and_classifies() {
+    let text = meshes::bench::configs::many_rules(30_000);
+    let value = config::yaml::parse(&text).map_err(|(issue, l, c)| format!("{l}:{c}: {issue:?}"));
+    assert_eq!(value.unwrap()["rules"].as_array().map(Vec::len), Some(30_000));
+    assert_eq!(config::yaml::classify(&text), config::yaml::Kind::Config);
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn check(path: &Path) -> config::Report {
     let rel = relative(path);
     let loaded = config::read_paths(std::slice::from_ref(&rel)).unwrap();
     let check_env = rel.to_string_lossy().contains(".check-env.");
-    config::check_sources(&loaded.sources, CheckOptions { check_env })
+    loaded.check(CheckOptions { check_env })
 }
 
 #[test]

@@ -11,6 +11,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Config files or directories (repeat, or comma-separate in MESHES_CONFIG).
+    /// A directory's configs are the *.yaml/*.yml files with a top-level
+    /// `workspace` key (see `meshes validate --help`). On reload, a file that
+    /// served a workspace and is now empty or no longer a config is rejected;
+    /// deleting the file removes its workspace.
     #[arg(
         long = "config",
         short = 'c',

@@ -10,7 +10,11 @@ use std::time::Instant;
 /// Arguments of `meshes validate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Config files, or directories of them (default: meshes.yaml).
+    /// Config files, or directories of them (default: meshes.yaml). In a
+    /// directory, a *.yaml/*.yml file is a config when its top level has a
+    /// `workspace` key, or `version` and a meshes section (rules,
+    /// connections, …); other YAML is skipped with a note, and an empty or
+    /// unparseable file is an error.
     #[arg(value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
     /// Output format.
@@ -42,14 +46,16 @@ enum Format {
     Json,
 }
 
-/// Runs the check; `Err` only for usage and I/O problems (exit 2).
+/// Runs the check; `Err` only for usage problems (exit 2): a missing
+/// argument, an unlistable directory. A file that cannot be read is a
+/// diagnostic like any other (exit 1).
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let paths =
         if args.paths.is_empty() { vec![PathBuf::from("meshes.yaml")] } else { args.paths.clone() };
     let loaded = config::read_paths(&paths)?;
     let check_env = args.check_env || args.check_remote;
-    let mut report = config::check_sources(&loaded.sources, CheckOptions { check_env });
+    let mut report = loaded.check(CheckOptions { check_env });
     if args.check_remote && report.errors() > 0 {
         eprintln!("note: --check-remote skipped: the config has errors");
     } else if args.check_remote {
@@ -89,9 +95,11 @@ fn human(report: &Report, loaded: &config::Loaded, failed: bool) {
         println!("{d}");
     }
     for name in &loaded.skipped {
-        eprintln!("note: skipped {name}: not a meshes config (no top-level `version:`)");
+        eprintln!(
+            "note: skipped {name}: not a meshes config (no top-level `workspace` key, nor `version` with a meshes section)"
+        );
     }
-    let files = loaded.sources.len();
+    let files = loaded.sources.len() + loaded.problems.len();
     let (errors, warnings) = (report.errors(), report.warnings());
     if failed {
         eprintln!("invalid: {errors} error(s), {warnings} warning(s) in {files} file(s)");

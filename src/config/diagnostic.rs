@@ -116,6 +116,10 @@ macro_rules! codes {
 codes! {
     /// The YAML is malformed (bad indent, unclosed quote, tab, …).
     YamlSyntax => "yaml-syntax",
+    /// A file that cannot be read, or is not UTF-8.
+    UnreadableFile => "unreadable-file",
+    /// A config file with nothing but whitespace and comments.
+    EmptyFile => "empty-file",
     /// A mapping key appears twice.
     DuplicateKey => "duplicate-key",
     /// A field the schema does not define.

@@ -1,5 +1,12 @@
 //! Finding and reading config files: `FILE` or `DIR` arguments.
+//!
+//! A problem with one file (unreadable, not UTF-8, empty, not YAML) is a
+//! diagnostic of that file, reported with the other files' diagnostics;
+//! only a missing argument or an unlistable directory stops the load.
 
+use super::diagnostic::{Code, Diagnostic, Severity};
+use super::yaml::{self, Kind};
+use super::{CheckOptions, Report};
 use std::path::{Path, PathBuf};
 
 /// A config file's name (as the user wrote it) and text.
@@ -11,72 +18,140 @@ pub struct Source {
     pub text: String,
 }
 
-/// Why files could not be found or read (exit code 2, not 1).
+/// Why the arguments could not be loaded at all (exit code 2, not 1).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// A path could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The path.
+    /// A path given as an argument does not exist.
+    #[error("cannot read {0}: no such file or directory")]
+    Missing(String),
+    /// A directory could not be listed.
+    #[error("cannot list {path}: {error}")]
+    Dir {
+        /// The directory.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (shown in the message, so not a `source`).
+        error: std::io::Error,
     },
-    /// A directory holds no config.
+    /// A directory holds no config and no broken file.
     #[error(
-        "{0}: no meshes config found (expected *.yaml or *.yml files with a top-level `version:` key)"
+        "{0}: no meshes config found (expected *.yaml or *.yml files whose top level has a `workspace` key)"
     )]
     EmptyDir(String),
 }
 
-/// Files read from the arguments, and files in directories that were
-/// skipped because they are not meshes configs.
+/// Files read from the arguments, files in directories that were skipped
+/// because they are not meshes configs, and files that could not be used.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// Config files, in argument order (directories sorted by name).
     pub sources: Vec<Source>,
     /// Non-config YAML files found in directories (workflows, manifests).
     pub skipped: Vec<String>,
+    /// Errors of files that are not usable YAML: unreadable, not UTF-8,
+    /// empty, or (in a directory) not parseable.
+    pub problems: Vec<Diagnostic>,
 }
 
-/// Reads each `FILE`, and each `DIR`'s `*.yaml`/`*.yml` files that look like
-/// meshes configs (a top-level `version:` line), non-recursively.
+impl Loaded {
+    /// Checks the sources; the file problems come first.
+    pub fn check(&self, opts: CheckOptions) -> Report {
+        let mut report = super::check_sources(&self.sources, opts);
+        report.diagnostics.splice(0..0, self.problems.iter().cloned());
+        report
+    }
+}
+
+/// Reads each `FILE`, and each `DIR`'s `*.yaml`/`*.yml` files that are
+/// meshes configs ([`yaml::classify`]), non-recursively.
 pub fn read_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     for path in paths {
         let name = path.display().to_string();
-        if !path.is_dir() {
-            loaded.sources.push(read(path, name)?);
-            continue;
-        }
-        let before = loaded.sources.len();
-        for file in yaml_files(path)? {
-            let source = read(&file, file.display().to_string())?;
-            if looks_like_config(&source.text) {
-                loaded.sources.push(source);
-            } else {
-                loaded.skipped.push(source.name);
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::Missing(name));
             }
-        }
-        if loaded.sources.len() == before {
-            return Err(LoadError::EmptyDir(name));
+            Ok(meta) if meta.is_dir() => read_dir(path, name, &mut loaded)?,
+            _ => match read(path, name) {
+                Ok(source) if yaml::is_blank(&source.text) => {
+                    loaded.problems.push(empty(source.name));
+                }
+                Ok(source) => loaded.sources.push(source),
+                Err(problem) => loaded.problems.push(problem),
+            },
         }
     }
     Ok(loaded)
 }
 
-fn read(path: &Path, name: String) -> Result<Source, LoadError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| LoadError::Read { path: name.clone(), source })?;
-    let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
-        path: name.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 ({e})")),
+fn read_dir(dir: &Path, name: String, loaded: &mut Loaded) -> Result<(), LoadError> {
+    let before = (loaded.sources.len(), loaded.problems.len());
+    for file in yaml_files(dir)? {
+        let source = match read(&file, file.display().to_string()) {
+            Ok(source) => source,
+            Err(problem) => {
+                loaded.problems.push(problem);
+                continue;
+            }
+        };
+        match yaml::classify(&source.text) {
+            Kind::Config => loaded.sources.push(source),
+            Kind::Other => loaded.skipped.push(source.name),
+            Kind::Empty => loaded.problems.push(empty(source.name)),
+            Kind::Broken((issue, line, column)) => {
+                let message = format!(
+                    "{}; a file in a config directory that is not YAML may be a broken meshes config, so it is not skipped",
+                    issue.message
+                );
+                loaded.problems.push(error(source.name, (line, column), issue.code, message));
+            }
+        }
+    }
+    if (loaded.sources.len(), loaded.problems.len()) == before {
+        return Err(LoadError::EmptyDir(name));
+    }
+    Ok(())
+}
+
+fn error(file: String, (line, column): (usize, usize), code: Code, message: String) -> Diagnostic {
+    let path = "(root)".into();
+    Diagnostic { file, line, column, severity: Severity::Error, code, path, message }
+}
+
+fn empty(file: String) -> Diagnostic {
+    let message = "the file is empty (nothing but whitespace and comments): a config cut short or half written; write the config, or delete the file to remove its workspace".to_string();
+    error(file, (1, 1), Code::EmptyFile, message)
+}
+
+/// Reads a file as UTF-8 text, without a byte order mark.
+fn read(path: &Path, name: String) -> Result<Source, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        error(name.clone(), (1, 1), Code::UnreadableFile, format!("cannot read the file: {e}"))
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&name, e))?;
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
     Ok(Source { name, text })
 }
 
+/// Points at the first byte that is not UTF-8 (the column counts characters).
+fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Diagnostic {
+    let bytes = e.as_bytes();
+    let valid = e.utf8_error().valid_up_to();
+    let good = String::from_utf8_lossy(&bytes[..valid]);
+    let line = good.matches('\n').count() + 1;
+    let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let message = format!(
+        "the file is not UTF-8 (byte 0x{:02x} here); save it as UTF-8",
+        bytes.get(valid).copied().unwrap_or_default()
+    );
+    error(name.to_string(), (line, column), Code::UnreadableFile, message)
+}
+
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let err = |source| LoadError::Read { path: dir.display().to_string(), source };
+    let err = |error| LoadError::Dir { path: dir.display().to_string(), error };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {
         let path = entry.map_err(err)?.path();
@@ -90,8 +165,58 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-/// A meshes config has `version:` at the top level; GitHub workflows and
-/// Kubernetes manifests living beside configs do not.
-pub fn looks_like_config(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with("version:"))
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const A: &str = "version: 1\nworkspace: { id: a, name: A, publishable_key: pk_a }\n";
+
+    fn dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_directory_sorts_configs_skips_other_yaml_and_rejects_empty_files() {
+        let compose = b"version: \"3.8\"\nservices: {}\n";
+        let d = dir(&[("a.yaml", A.as_bytes()), ("b.yaml", b"  \n"), ("compose.yml", compose)]);
+        let loaded = read_paths(&[d.path().to_path_buf()]).unwrap();
+        let names: Vec<&str> = loaded.sources.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.len() == 1 && names[0].ends_with("a.yaml"), "{names:?}");
+        assert!(loaded.skipped[0].ends_with("compose.yml"), "{:?}", loaded.skipped);
+        let p = &loaded.problems[0];
+        assert!(p.file.ends_with("b.yaml") && p.code == Code::EmptyFile, "{p}");
+    }
+
+    #[test]
+    fn unparseable_and_non_utf8_files_are_located_problems() {
+        let d = dir(&[
+            ("a.yaml", A.as_bytes()),
+            ("b.yaml", b"x: 1\ny: [\n"),
+            ("c.yml", b"ok\nab\xffc"),
+        ]);
+        let loaded = read_paths(&[d.path().to_path_buf()]).unwrap();
+        assert_eq!(loaded.sources.len(), 1);
+        let (b, c) = (&loaded.problems[0], &loaded.problems[1]);
+        assert_eq!(b.code, Code::YamlSyntax, "{b}");
+        assert!(b.message.contains("may be a broken meshes config"), "{b}");
+        assert_eq!((c.code, c.line, c.column), (Code::UnreadableFile, 2, 3), "{c}");
+        assert!(c.message.contains("0xff"), "{c}");
+    }
+
+    #[test]
+    fn a_bom_is_dropped_and_a_missing_argument_is_a_load_error() {
+        let d = dir(&[("a.yaml", format!("\u{feff}{A}").as_bytes())]);
+        let loaded = read_paths(&[d.path().to_path_buf()]).unwrap();
+        assert!(loaded.sources[0].text.starts_with("version"));
+        let missing = read_paths(&[d.path().join("nope.yaml")]).unwrap_err();
+        assert!(matches!(missing, LoadError::Missing(_)), "{missing}");
+        let only_other = dir(&[("ci.yml", b"on: push\njobs: {}\n")]);
+        let none = read_paths(&[only_other.path().to_path_buf()]).unwrap_err();
+        assert!(matches!(none, LoadError::EmptyDir(_)), "{none}");
+    }
 }

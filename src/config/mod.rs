@@ -22,6 +22,7 @@ pub mod schema;
 pub mod spans;
 pub mod validate;
 pub mod watch;
+pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Issue, Path, Severity};
 pub use load::{LoadError, Loaded, Source, read_paths};
@@ -146,7 +147,7 @@ fn check_one(
     timings: &mut Timings,
 ) -> Checked {
     let t = Instant::now();
-    let parsed = parse_yaml(&source.text);
+    let parsed = yaml::parse(&source.text);
     let spans = SpanIndex::build(&source.text);
     timings.parse += t.elapsed();
     let mut issues: Vec<Issue> = spans
@@ -189,30 +190,6 @@ fn last_key(path: &Path) -> String {
         Some(diagnostic::Seg::Key(k)) => k.clone(),
         _ => path.to_string(),
     }
-}
-
-/// Parses YAML with serde-saphyr; a syntax error comes back with its position.
-fn parse_yaml(text: &str) -> Result<Value, (Issue, usize, usize)> {
-    let options =
-        serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-        let (line, column) =
-            e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-        let message = syntax_message(&e.to_string());
-        (Issue::error(Code::YamlSyntax, Path::root(), message), line, column)
-    })
-}
-
-/// serde-saphyr prints `error: line L column C: <message>` and a snippet;
-/// the diagnostic already carries the position, so keep the message.
-fn syntax_message(full: &str) -> String {
-    let first = full.lines().next().unwrap_or(full);
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let message = match first.strip_prefix("line ") {
-        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
-        None => first,
-    };
-    format!("invalid YAML: {message}")
 }
 
 /// Workspace ids, publishable keys and machine access keys identify a

@@ -47,18 +47,40 @@ pub enum Reloaded {
     },
 }
 
+/// The config in force, as a reload compares against it.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    /// Its content hash.
+    pub hash: String,
+    /// The files its workspaces came from.
+    pub files: Vec<String>,
+}
+
+impl Serving {
+    fn of(rt: &Runtime) -> Self {
+        let files = rt.workspaces.values().map(|w| w.file.clone()).collect();
+        Self { hash: rt.hash.clone(), files }
+    }
+}
+
 /// Reads, checks and builds the config at `paths` (`version` for the result);
 /// OAuth connections persist rotated refresh tokens in `tokens` when given.
 pub fn load(
     paths: &[PathBuf],
     version: u64,
     client: &reqwest::Client,
-    current_hash: Option<&str>,
+    serving: Option<&Serving>,
     tokens: Option<&Arc<TokenStore>>,
 ) -> Result<Option<Runtime>, Vec<String>> {
     let loaded = config::read_paths(paths).map_err(|e| vec![e.to_string()])?;
+    if !loaded.problems.is_empty() {
+        return Err(loaded.problems.iter().map(ToString::to_string).collect());
+    }
+    if let Some(serving) = serving {
+        no_longer_configs(&loaded, serving)?;
+    }
     let hash = content_hash(&loaded.sources);
-    if current_hash == Some(hash.as_str()) {
+    if serving.is_some_and(|s| s.hash == hash) {
         return Ok(None);
     }
     // Unset variables are reported by the build step, which knows which
@@ -87,6 +109,24 @@ pub fn load(
     .map(Some)
 }
 
+/// A file that served a workspace and is still there but no longer reads as
+/// a meshes config is a broken edit, not a removal: dropping its workspace
+/// would cancel that workspace's pending deliveries. Deleting the file is
+/// how a workspace is removed.
+fn no_longer_configs(loaded: &config::Loaded, serving: &Serving) -> Result<(), Vec<String>> {
+    let errors: Vec<String> = loaded
+        .skipped
+        .iter()
+        .filter(|f| serving.files.contains(f))
+        .map(|f| {
+            format!(
+                "{f}: no longer a meshes config (its top level has no `workspace` key), but it configures a workspace in force; fix the file, or delete it to remove the workspace"
+            )
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
 /// Re-reads the config and swaps it in if it is valid and different.
 pub async fn reload(
     paths: &[PathBuf],
@@ -98,11 +138,11 @@ pub async fn reload(
     let current = shared.runtime.load_full();
     // Parsing and building a large config takes a while (0.4–1 s for 10,000
     // rules): keep it off the async workers that serve requests.
-    let (paths, client, hash) = (paths.to_vec(), client.clone(), current.hash.clone());
+    let (paths, client, serving) = (paths.to_vec(), client.clone(), Serving::of(&current));
     let tokens = tokens.cloned();
     let version = current.version + 1;
     let result = tokio::task::spawn_blocking(move || {
-        load(&paths, version, &client, Some(&hash), tokens.as_ref())
+        load(&paths, version, &client, Some(&serving), tokens.as_ref())
     })
     .await
     .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));

@@ -94,3 +94,65 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");
     assert!(!signed_with(&last, WHSEC));
 }
+
+/// A gateway serving a directory: `conf/meshes.yaml` (workspace `other`) and
+/// `conf/b.yaml` (the test workspace, whose one rule posts to `url`).
+async fn two_workspace_directory(url: &str) -> (TestGateway, std::path::PathBuf) {
+    let other = webhook_config(&[("other", url)], "[0s]")
+        .replace(WS, "6c1a0b1e-7f0d-4a51-9d43-2b8f5e0c9a10")
+        .replace(PK, "mesh_pub_other_key_0002")
+        .replace(AK, "mk_other_0002");
+    let mut gw = TestGateway::prepare(&other);
+    let conf = gw.dir.path().join("conf");
+    std::fs::write(conf.join("b.yaml"), webhook_config(&[("b", url)], "[0s, 1h]")).unwrap();
+    let dir = conf.clone();
+    gw.tune = Some(std::sync::Arc::new(move |o: &mut meshes::gateway::GatewayOptions| {
+        o.config = vec![dir.clone()];
+    }));
+    gw.boot().await;
+    assert_eq!(gw.get("/readyz").await.1["config"]["workspaces"], 2);
+    (gw, conf.join("b.yaml"))
+}
+
+/// Waits for a rejected reload whose first error contains `needle`.
+async fn rejected_with(gw: &TestGateway, needle: &str) -> serde_json::Value {
+    eventually(&format!("a reload rejected with `{needle}`"), Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        let first = r["last_reload_error"]["errors"][0].as_str().unwrap_or_default();
+        first.contains(needle).then_some(r)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_config_in_a_directory_is_rejected_and_its_deliveries_kept() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503));
+    let (gw, b) = two_workspace_directory(&rx.url).await;
+    let (_, body) = gw.post_event(json!({"event": "user.b", "payload": {"n": 1}})).await;
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    gw.wait_status(&id, "retrying").await;
+
+    std::fs::write(&b, "").unwrap();
+    let r = rejected_with(&gw, &format!("{}:1:1: error[empty-file]", b.display())).await;
+    assert_eq!(
+        (r["config"]["version"].as_u64(), r["config"]["workspaces"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // YAML that is not a meshes config, in a file that served a workspace:
+    // a broken edit too, not a removal.
+    std::fs::write(&b, "on: push\njobs: {}\n").unwrap();
+    let r = rejected_with(&gw, &format!("{}: no longer a meshes config", b.display())).await;
+    assert_eq!(r["config"]["workspaces"], 2, "{r}");
+    let (_, view) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(view["event"]["status"], "retrying", "the delivery is still pending: {view}");
+
+    // Deleting the file is how a workspace is removed (its events are then
+    // out of reach of its machine key, so the test stops at /readyz).
+    std::fs::remove_file(&b).unwrap();
+    eventually("the workspace removed", Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        (r["config"]["workspaces"] == 1 && r["last_reload_error"].is_null()).then_some(())
+    })
+    .await;
+}

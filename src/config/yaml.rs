@@ -1,0 +1,234 @@
+//! YAML parsing with serde-saphyr: the parser limits, syntax messages, and the
+//! cheap top-level look that tells a meshes config from other YAML.
+
+use super::diagnostic::{Code, Issue, Path};
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_saphyr::budget::BudgetBreach;
+
+/// The most YAML nodes (mappings, sequences, scalars) one file may hold.
+/// serde-saphyr's default (250,000) stops at about 20,000 rules; this admits
+/// 100,000 rules of 40 nodes each. Alias bombs stay bounded by the alias,
+/// anchor and replay limits, which keep their defaults.
+pub const MAX_NODES: usize = 4_000_000;
+
+fn options(max_nodes: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = max_nodes;
+    // Every node is one event, every collection one more (its end).
+    budget.max_events = 2 * max_nodes;
+    serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        budget: Some(budget),
+    }
+}
+
+/// A syntax or size error with its 1-based position.
+pub type ParseError = (Issue, usize, usize);
+
+/// Parses YAML into a JSON value; a syntax error comes back with its position.
+pub fn parse(text: &str) -> Result<Value, ParseError> {
+    parse_limited(text, MAX_NODES)
+}
+
+fn parse_limited(text: &str, max_nodes: usize) -> Result<Value, ParseError> {
+    serde_saphyr::from_str_with_options::<Value>(text, options(max_nodes))
+        .map_err(|e| located(&e, max_nodes))
+}
+
+fn located(e: &serde_saphyr::Error, max_nodes: usize) -> ParseError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+    let message = budget_message(e, max_nodes).unwrap_or_else(|| syntax_message(&e.to_string()));
+    (Issue::error(Code::YamlSyntax, Path::root(), message), line, column)
+}
+
+/// A breached parser limit, said as a size problem rather than a syntax one.
+fn budget_message(e: &serde_saphyr::Error, max_nodes: usize) -> Option<String> {
+    let mut e = e;
+    loop {
+        match e {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => e = error,
+            serde_saphyr::Error::Budget { breach, .. } => {
+                return Some(breach_text(breach, max_nodes));
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn breach_text(breach: &BudgetBreach, max_nodes: usize) -> String {
+    match breach {
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+            "the file is too large: more than {max_nodes} YAML nodes (mappings, sequences and scalars), the limit of one config file"
+        ),
+        other => format!(
+            "the file exceeds a YAML parser limit ({other:?}); aliases, anchors and nesting are bounded to stop expansion bombs"
+        ),
+    }
+}
+
+/// serde-saphyr prints `error: line L column C: <message>` and a snippet;
+/// the diagnostic already carries the position, so keep the message.
+fn syntax_message(full: &str) -> String {
+    let first = full.lines().next().unwrap_or(full);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match first.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+        None => first,
+    };
+    format!("invalid YAML: {message}")
+}
+
+/// What a file in a config directory holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A meshes config.
+    Config,
+    /// Valid YAML that is something else (a workflow, a manifest).
+    Other,
+    /// Nothing but whitespace, comments and document markers.
+    Empty,
+    /// Not YAML at all.
+    Broken(ParseError),
+}
+
+/// Top-level keys that only a meshes config has, beside `version`.
+const SECTIONS: &[&str] =
+    &["connections", "rules", "automations", "sequences", "machine_keys", "delivery", "contacts"];
+
+/// A meshes config is one document whose top level is a mapping with a
+/// `workspace` key, or a `version` key and a meshes section. A bare
+/// `version:` is not enough: docker-compose files have one too.
+pub fn classify(text: &str) -> Kind {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if is_blank(text) {
+        return Kind::Empty;
+    }
+    let docs = match serde_saphyr::from_multiple_with_options::<Top>(text, options(MAX_NODES)) {
+        Ok(docs) => docs,
+        Err(e) => return Kind::Broken(located(&e, MAX_NODES)),
+    };
+    let [Top(Some(keys))] = docs.as_slice() else { return Kind::Other };
+    let has = |k: &str| keys.iter().any(|key| key == k);
+    if has("workspace") || (has("version") && SECTIONS.iter().any(|s| has(s))) {
+        Kind::Config
+    } else {
+        Kind::Other
+    }
+}
+
+/// Nothing but whitespace, comments and document markers (a BOM aside).
+pub fn is_blank(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines().map(str::trim).all(|l| {
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..." || l.starts_with("--- #")
+    })
+}
+
+/// A document's top-level string keys (`None` when it is not a mapping);
+/// values are skipped without being built.
+struct Top(Option<Vec<String>>);
+
+impl<'de> Deserialize<'de> for Top {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+macro_rules! not_a_mapping {
+    ($($name:ident: $t:ty),*) => {
+        $(fn $name<E: de::Error>(self, _: $t) -> Result<Top, E> { Ok(Top(None)) })*
+    };
+}
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<Value>()? {
+            map.next_value::<IgnoredAny>()?;
+            if let Value::String(k) = key {
+                keys.push(k);
+            }
+        }
+        Ok(Top(Some(keys)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Top(None))
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(TopVisitor)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top(None))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top(None))
+    }
+
+    not_a_mapping!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
+        visit_u128: u128, visit_f64: f64, visit_str: &str, visit_bytes: &[u8]);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "version: 1\nworkspace: { id: a, name: A, publishable_key: pk }\n";
+
+    #[test]
+    fn meshes_configs_are_recognised() {
+        assert_eq!(classify(MINIMAL), Kind::Config);
+        assert_eq!(classify(&format!("\u{feff}{MINIMAL}")), Kind::Config, "a BOM");
+        assert_eq!(classify("\"version\": 1\n'workspace': {}\n"), Kind::Config, "quoted keys");
+        assert_eq!(classify("{version: 1, workspace: {}}"), Kind::Config, "flow style");
+        assert_eq!(classify("# a comment\nversion: 1\nrules: []\n"), Kind::Config);
+        assert_eq!(classify("connections: {}\nworkspace: x\n"), Kind::Config, "no version");
+    }
+
+    #[test]
+    fn other_yaml_is_not_a_config() {
+        let compose = "version: \"3.8\"\nservices:\n  meshes: { image: meshes }\n";
+        assert_eq!(classify(compose), Kind::Other, "docker-compose has a version too");
+        assert_eq!(classify("name: ci\non: push\njobs: {}\n"), Kind::Other);
+        assert_eq!(classify("- workspace\n- rules\n"), Kind::Other, "a sequence");
+        assert_eq!(classify("just text\n"), Kind::Other, "a scalar");
+        assert_eq!(classify("kind: A\n---\nworkspace: x\n"), Kind::Other, "several documents");
+        assert_eq!(classify("version: 1\n"), Kind::Other, "a version alone");
+    }
+
+    #[test]
+    fn blank_files_are_empty_and_broken_files_are_located() {
+        for text in ["", "  \n\n", "# only\n  # comments\n", "---\n...\n", "\u{feff}"] {
+            assert_eq!(classify(text), Kind::Empty, "{text:?}");
+        }
+        let Kind::Broken((issue, line, _)) = classify("version: 1\nworkspace: [unclosed\n") else {
+            panic!("a syntax error classifies as broken")
+        };
+        assert_eq!(issue.code, Code::YamlSyntax);
+        assert!(line >= 2, "{line}");
+    }
+
+    #[test]
+    fn a_breached_node_budget_is_a_size_error() {
+        let big: String = (0..60).map(|i| format!("- [{i}]\n")).collect();
+        assert!(parse_limited(&big, 121).is_ok(), "60 sequences of one scalar and the root");
+        let (issue, _, _) = parse_limited(&big, 100).unwrap_err();
+        assert!(issue.message.contains("too large: more than 100 YAML nodes"), "{}", issue.message);
+    }
+}
