@@ -24,6 +24,13 @@ pub fn now_ms() -> u64 {
     origin.wall_ms + origin.instant.elapsed().as_millis() as u64
 }
 
+/// `now_ms` plus `delay`, saturating: config durations are capped far below
+/// overflow, but a due time must never wrap to the past (and fire at once)
+/// or panic, whatever the delay.
+pub fn after(now_ms: u64, delay: std::time::Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// `2026-11-23T13:45:00.123Z` for a Unix-millisecond timestamp.
 pub fn rfc3339(ms: u64) -> String {
     let secs = ms / 1000;
@@ -128,6 +135,14 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn after_saturates_instead_of_wrapping() {
+        use std::time::Duration;
+        assert_eq!(after(1_000, Duration::from_millis(250)), 1_250);
+        assert_eq!(after(1_000, Duration::from_millis(u64::MAX)), u64::MAX);
+        assert_eq!(after(u64::MAX - 1, Duration::from_secs(u64::MAX)), u64::MAX);
     }
 
     #[test]

@@ -276,6 +276,77 @@ fn secrets_never_appear_in_output() {
     }
 }
 
+/// Validates `files` (written to a fresh directory) in every format and
+/// returns all output, asserting none of `secrets` appears in it.
+fn assert_hidden(files: &[(&str, &str)], env: &[(&str, &str)], secrets: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = files.iter().map(|(n, t)| write(dir.path(), n, t)).collect();
+    let mut all = String::new();
+    for format in ["human", "github", "json"] {
+        let out = meshes()
+            .args(["validate", "--format", format])
+            .args(&paths)
+            .envs(env.iter().copied())
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in secrets {
+            assert!(!text.contains(secret), "`{secret}` leaked in {format}: {text}");
+        }
+        all.push_str(&text);
+    }
+    all
+}
+
+const HEAD: &str =
+    "version: 1\nworkspace:\n  id: 3f216741-15dd-4e46-b5ac-0077a2640e89\n  name: w\n";
+
+#[test]
+fn secrets_written_as_numbers_are_described_not_echoed() {
+    let text = format!(
+        "{HEAD}  publishable_key: pk\nmachine_keys:\n  - {{ access_key: ak, secret: 987654321987654 }}\nconnections:\n  hooks: {{ type: webhook, url: https://example.com, signing_secret: 424242424242 }}\n"
+    );
+    let all = assert_hidden(&[("m.yaml", &text)], &[], &["987654321987654", "424242424242"]);
+    assert!(all.contains("a number (hidden: this field holds a secret)"), "{all}");
+}
+
+#[test]
+fn a_token_pasted_inside_braces_is_not_printed() {
+    let text = format!(
+        "{HEAD}  publishable_key: pk\nmachine_keys:\n  - {{ access_key: ak, secret: \"${{sk_live-SECRETVALUE42}}\" }}\n"
+    );
+    let all = assert_hidden(&[("m.yaml", &text)], &[], &["SECRETVALUE42", "sk_live"]);
+    assert!(all.contains("invalid variable name"), "{all}");
+}
+
+#[test]
+fn duplicate_keys_are_named_by_place_not_by_resolved_value() {
+    let one = format!(
+        "{HEAD}  publishable_key: ${{PK}}\nmachine_keys:\n  - {{ access_key: \"${{AK1}}\", secret: s }}\n  - {{ access_key: \"${{AK2}}\", secret: s }}\n"
+    );
+    let two = one.replace("0077a2640e89", "0077a2640e8a").replace("${AK2}", "other");
+    let env = [
+        ("PK", "pk-resolved-value-77"),
+        ("AK1", "ak-resolved-value-88"),
+        ("AK2", "ak-resolved-value-88"),
+    ];
+    let all = assert_hidden(
+        &[("a.yaml", &one), ("b.yaml", &two)],
+        &env,
+        &["pk-resolved-value-77", "ak-resolved-value-88"],
+    );
+    // Within one file (AK1 and AK2 resolve alike) and across files (PK, AK1).
+    assert!(all.contains("a.yaml:8:19: error[duplicate-id]"), "{all}");
+    assert!(all.contains("b.yaml:5:20: error[duplicate-publishable-key]"), "{all}");
+    assert!(all.contains("b.yaml:7:19: error[duplicate-id]"), "{all}");
+}
+
 #[test]
 fn schema_command_prints_the_committed_schema() {
     let committed = std::fs::read_to_string("schema/meshes.schema.json").unwrap();

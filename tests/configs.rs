@@ -208,3 +208,24 @@ fn rest_after_word(s: &str) -> &str {
     let end = s.find(|c: char| c == ',' || c == '}' || c.is_whitespace()).unwrap_or(s.len());
     &s[end..]
 }
+
+/// JSON Schema counts `8.0` and `1e3` as integers, so decoding must too: the
+/// schema accepted them, and a refusal then came back unlocated at 1:1.
+#[test]
+fn whole_floats_decode_where_integers_are_due() {
+    let text = "version: 1.0
+workspace: { id: 3f216741-15dd-4e46-b5ac-0077a2640e89, name: w, publishable_key: pk }
+delivery:
+  concurrency: 8.0
+  circuit_breaker: { failure_threshold: 1e3 }
+  retry: { max_deferrals: 3.0, jitter: 1.0 }
+";
+    let report = check_text("floats.yaml", text);
+    assert!(report.diagnostics.is_empty(), "{:?}", lines(&report));
+    let config = &report.configs[0].1;
+    assert_eq!(config.version, 1);
+    assert_eq!(config.delivery.concurrency, 8);
+    assert_eq!(config.delivery.circuit_breaker.failure_threshold, 1000);
+    assert_eq!(config.delivery.retry.max_deferrals, 3);
+    assert!((config.delivery.retry.jitter - 1.0).abs() < f64::EPSILON);
+}

@@ -227,5 +227,5 @@ fn regex_lite(s: &str) -> bool {
 }
 
 fn too_large(s: &str) -> bool {
-    duration::parse(s).is_err_and(|e| e.contains("too large"))
+    matches!(duration::parse(s), Err(duration::DurationError::TooLarge(_)))
 }

@@ -103,7 +103,7 @@ impl Reply {
     /// midnight in an unknown time zone, or a rolling day, is never further.
     pub fn daily_quota(&self, why: &str) -> AttemptReport {
         let wait = self.retry_hint().map_or(DAY, |h| h.min(DAY));
-        let until = crate::clock::now_ms() + wait.as_millis() as u64;
+        let until = crate::clock::after(crate::clock::now_ms(), wait);
         self.deferred(until, QuotaScope::Connection, why)
     }
 

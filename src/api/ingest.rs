@@ -198,7 +198,7 @@ pub fn new_event(
                 conn_key: conn.conn_key.clone(),
                 delivery_id: uuid::Uuid::now_v7().to_string(),
                 // The schedule's first entry delays the first attempt.
-                due: now + first_delay_ms(&conn.retry),
+                due: now.saturating_add(first_delay_ms(&conn.retry)),
             })
         })
         .collect();
@@ -235,7 +235,7 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
 
 /// The first attempt's delay: `schedule[0]` (0 when the schedule is empty).
 pub fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
-    policy.schedule.first().map_or(0, |d| d.get().as_millis() as u64)
+    policy.schedule.first().map_or(0, |d| d.millis())
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Run<'_, '_> {
             action: action.to_string(),
             conn_key: conn.conn_key.clone(),
             delivery_id: uuid::Uuid::now_v7().to_string(),
-            due: self.now + first_delay_ms(&conn.retry),
+            due: self.now.saturating_add(first_delay_ms(&conn.retry)),
         };
         let new = self.contact_event(&c.id, event, &payload, rule, created_by);
         let stored = self.t.insert_event(new, self.now)?;

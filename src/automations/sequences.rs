@@ -77,7 +77,7 @@ fn steps(
         e.step += 1;
         match step {
             Step::Wait(w) => {
-                e.due = Some(run.now + w.wait.get().as_millis() as u64);
+                e.due = Some(crate::clock::after(run.now, w.wait.get()));
                 return Ok(());
             }
             Step::Deliver(d) => {

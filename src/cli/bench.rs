@@ -201,7 +201,7 @@ impl Scratch {
 }
 
 pub(super) fn duration(s: &str) -> Result<Duration, String> {
-    crate::config::duration::parse(s).map(|d| d.get())
+    crate::config::duration::parse(s).map(|d| d.get()).map_err(|e| e.to_string())
 }
 
 /// Runs `meshes bench …`.

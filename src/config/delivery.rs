@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 pub struct DeliverySettings {
     /// When failed deliveries are attempted again.
     pub retry: RetryPolicy,
-    /// Time allowed for one attempt, connect to last byte.
+    /// Time allowed for one attempt, connect to last byte; at least `100ms`
+    /// (a shorter one fails every attempt before the destination answers).
+    #[schemars(extend("format" = "meshes-timeout"))]
     pub timeout: Duration,
     /// Attempts in flight at once, per connection.
     #[schemars(range(min = 1, max = 1024))]
@@ -159,8 +161,9 @@ pub struct DeliveryOverride {
     /// provider's documented default, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Time allowed for one attempt.
+    /// Time allowed for one attempt; at least `100ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "meshes-timeout"))]
     pub timeout: Option<Duration>,
     /// Retry settings for this connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +207,8 @@ pub struct RateLimit {
     /// HTTP requests allowed in each window.
     #[schemars(range(min = 1))]
     pub requests: u32,
-    /// The window, e.g. `1s` or `1m`.
+    /// The window, e.g. `1s` or `1m`; longer than `0s` (a zero window
+    /// expresses no rate).
+    #[schemars(extend("format" = "meshes-window"))]
     pub per: Duration,
 }

@@ -26,43 +26,99 @@ impl Duration {
     pub fn get(self) -> StdDuration {
         self.0
     }
+    /// Whole milliseconds, saturating (config values stay far below the cap).
+    pub fn millis(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
-/// Parses `1h30m`-style strings; the error says what was expected.
-pub fn parse(s: &str) -> Result<Duration, String> {
-    let expected = || {
-        format!(
-            "invalid duration `{s}`: expected a number followed by a unit (ms, s, m, h, d), e.g. `30s`, `5m`, `1h30m`"
-        )
-    };
+/// The longest duration a config may hold: ten years, above any retry
+/// delay, sequence wait or retention window anyone needs, and far enough
+/// from `u64` milliseconds that adding it to a timestamp cannot overflow.
+pub const MAX_MS: u64 = 3_650 * 86_400_000;
+
+/// The JSON Schema `format` of every config duration: the schema check holds
+/// it to [`MAX_MS`] (a pattern cannot bound a number).
+pub const FORMAT: &str = "meshes-duration";
+
+/// Why a duration string was rejected; the message names the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not `<number><unit>` pieces.
+    #[error(
+        "invalid duration `{0}`: expected a number followed by a unit (ms, s, m, h, d), e.g. `30s`, `5m`, `1h30m`"
+    )]
+    Malformed(String),
+    /// Well formed but longer than [`MAX_MS`].
+    #[error("invalid duration `{0}`: too large, expected at most 3650d (ten years)")]
+    TooLarge(String),
+}
+
+/// Parses `1h30m`-style strings, at most [`MAX_MS`].
+pub fn parse(s: &str) -> Result<Duration, DurationError> {
+    let malformed = || DurationError::Malformed(s.to_string());
+    let too_large = || DurationError::TooLarge(s.to_string());
     if s.is_empty() {
-        return Err(expected());
+        return Err(malformed());
     }
     let mut total: u64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(expected());
+            return Err(malformed());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| expected())?;
+        // Only digits, so the one way to fail is more than u64 holds.
+        let n: Option<u64> = rest[..digits].parse().ok();
         rest = &rest[digits..];
         let (unit, factor) = UNITS
             .iter()
             .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
-            .ok_or_else(expected)?;
+            .ok_or_else(malformed)?;
         rest = &rest[unit.len()..];
         total = n
-            .checked_mul(*factor)
+            .and_then(|n| n.checked_mul(*factor))
             .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(|| format!("duration `{s}` is too large"))?;
+            .unwrap_or(u64::MAX);
+    }
+    if total > MAX_MS {
+        return Err(too_large());
     }
     Ok(Duration::from_millis(total))
 }
 
+/// The `format` of a delivery timeout: at least [`MIN_TIMEOUT_MS`].
+pub const TIMEOUT_FORMAT: &str = "meshes-timeout";
+/// The shortest attempt timeout: below it every attempt fails before a
+/// destination can answer.
+pub const MIN_TIMEOUT_MS: u64 = 100;
+/// The `format` of a rate-limit window: longer than zero.
+pub const WINDOW_FORMAT: &str = "meshes-window";
+
+/// The shortest value a duration `format` allows, if it sets one.
+pub fn minimum_ms(format: &str) -> Option<u64> {
+    match format {
+        TIMEOUT_FORMAT => Some(MIN_TIMEOUT_MS),
+        WINDOW_FORMAT => Some(1),
+        _ => None,
+    }
+}
+
+/// What a minimum `format` check accepts: values that do not parse pass,
+/// the pattern and [`FORMAT`] report those.
+pub fn at_least(s: &str, min_ms: u64) -> bool {
+    parse(s).map_or(true, |d| d.millis() >= min_ms)
+}
+
+/// What a [`FORMAT`] check accepts: a malformed string passes here because
+/// the schema's pattern reports it, once.
+pub fn within_max(s: &str) -> bool {
+    !matches!(parse(s), Err(DurationError::TooLarge(_)))
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.0.as_millis() as u64;
+        let mut ms = self.millis();
         if ms == 0 {
             return f.write_str("0s");
         }
@@ -106,7 +162,8 @@ impl JsonSchema for Duration {
         json_schema!({
             "type": "string",
             "pattern": PATTERN,
-            "description": "A duration: a number and a unit (ms, s, m, h, d), combinable: `250ms`, `30s`, `5m`, `1h30m`, `3d`.",
+            "format": FORMAT,
+            "description": "A duration: a number and a unit (ms, s, m, h, d), combinable: `250ms`, `30s`, `5m`, `1h30m`, `3d`; at most `3650d` (ten years).",
             "examples": ["30s", "5m", "1h30m"]
         })
     }
@@ -130,10 +187,18 @@ mod tests {
         for bad in ["", "5", "m", "5 m", "5min", "-5s", "1.5s", "5S"] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(
-            parse("99999999999999999999d").unwrap_err().contains("too large")
-                || parse("99999999999999999999d").is_err()
-        );
+    }
+
+    #[test]
+    fn rejects_more_than_ten_years_naming_the_maximum() {
+        assert_eq!(parse("3650d"), Ok(Duration::from_millis(MAX_MS)));
+        for big in ["3651d", "3650d1ms", "213503982334d", "99999999999999999999d"] {
+            assert_eq!(parse(big), Err(DurationError::TooLarge(big.into())), "{big}");
+            assert!(!within_max(big));
+        }
+        let message = parse("99999999999999999999d").unwrap_err().to_string();
+        assert!(message.contains("at most 3650d"), "{message}");
+        assert!(within_max("5 minutes"), "the pattern reports malformed values");
     }
 
     #[test]

@@ -87,12 +87,11 @@ fn check_name(name: &str, offset: usize) -> Result<(), TemplateError> {
     if valid {
         return Ok(());
     }
+    // The braces may hold a pasted credential, so the message never quotes them.
     let message = if name.is_empty() {
         "empty variable name in `${}`: expected `${NAME}`".to_string()
     } else {
-        format!(
-            "invalid variable name `{name}`: expected letters, digits and `_`, not starting with a digit"
-        )
+        "invalid variable name in `${…}`: expected letters, digits and `_`, not starting with a digit".to_string()
     };
     Err(TemplateError { offset, message })
 }
@@ -139,6 +138,12 @@ pub fn resolve(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Strin
         }
     }
     Ok(out)
+}
+
+/// The value a template has under `lookup`, or the template itself when it
+/// does not resolve: what uniqueness checks compare, never what they print.
+pub fn effective(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    resolve(s, lookup).unwrap_or_else(|_| s.to_string())
 }
 
 /// Reads the process environment; the default lookup for [`resolve`].
@@ -240,7 +245,9 @@ mod tests {
         assert!(err.message.contains("unterminated"), "{}", err.message);
         assert!(parse("${}").unwrap_err().message.contains("empty variable name"));
         assert_eq!(parse("x${1ABC}").unwrap_err().offset, 1);
-        assert!(parse("${A-B}").unwrap_err().message.contains("`A-B`"));
+        let pasted = parse("${sk_live-SECRETVALUE42}").unwrap_err().message;
+        assert!(pasted.contains("invalid variable name"), "{pasted}");
+        assert!(!pasted.contains("SECRETVALUE42"), "{pasted}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod automation;
 pub mod condition;
+mod decode;
 pub mod delivery;
 pub mod diagnostic;
 pub mod duration;
@@ -99,7 +100,7 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
         mine.sort_by_key(|d| (d.line, d.column, d.severity));
         let has_errors = mine.iter().any(|d| d.severity == Severity::Error);
         if let (false, Some(value)) = (has_errors, c.value) {
-            build(source, value, &mut report);
+            build(source, &c.spans, value, &mut report);
         }
     }
     report
@@ -122,21 +123,11 @@ pub fn place(file: &str, spans: &SpanIndex, issue: Issue) -> Diagnostic {
     }
 }
 
-fn build(source: &Source, value: Value, report: &mut Report) {
-    match serde_json::from_value::<ConfigFile>(value) {
+fn build(source: &Source, spans: &SpanIndex, value: Value, report: &mut Report) {
+    match decode::decode(value) {
         Ok(config) => report.configs.push((source.name.clone(), config)),
         // The schema accepted what the types reject: a bug, but never a silent pass.
-        Err(e) => report.diagnostics.push(Diagnostic {
-            file: source.name.clone(),
-            line: 1,
-            column: 1,
-            severity: Severity::Error,
-            code: Code::InvalidValue,
-            path: "(root)".into(),
-            message: format!(
-                "the config passed the schema but does not decode ({e}); please report this"
-            ),
-        }),
+        Err(issue) => report.diagnostics.push(place(&source.name, spans, issue)),
     }
 }
 
@@ -166,7 +157,10 @@ fn check_one(
         })
         .collect();
     let value = match parsed {
-        Ok(v) => v,
+        Ok(mut v) => {
+            decode::integral_floats(&mut v);
+            v
+        }
         Err((issue, line, column)) => {
             let mut spans = SpanIndex::default();
             spans.pin_root(line, column);
@@ -195,7 +189,7 @@ fn last_key(path: &Path) -> String {
 /// Workspace ids, publishable keys and machine access keys identify a
 /// workspace at run time, so each must be unique across all files.
 fn cross_file(names: &[&str], checked: &[Checked], issues: &mut [Vec<Issue>]) {
-    let mut seen: Vec<(Code, String, usize)> = Vec::new();
+    let mut seen: Vec<(Code, String, usize, Path)> = Vec::new();
     for (i, c) in checked.iter().enumerate() {
         let parts = &c.parts;
         let mut claims: Vec<(Code, Path, String)> = Vec::new();
@@ -213,21 +207,22 @@ fn cross_file(names: &[&str], checked: &[Checked], issues: &mut [Vec<Issue>]) {
             claims.push((Code::DuplicateId, at, effective(&key.access_key)));
         }
         for (code, path, value) in claims {
-            let clash = seen.iter().find(|(c, v, f)| *c == code && *v == value && *f != i);
-            if let Some((_, _, first)) = clash {
+            let clash = seen.iter().find(|(c, v, f, _)| *c == code && *v == value && *f != i);
+            // Named by place, not value: the value may have come from the environment.
+            if let Some((_, _, first, at)) = clash {
                 let what = last_key(&path).replace('_', " ");
                 let message = format!(
-                    "{what} `{value}` is already used by the workspace in {}; expected a value unique across workspaces",
+                    "{what} is already used by the workspace in {} (at `{at}`); expected a value unique across workspaces",
                     names[*first]
                 );
-                issues[i].push(Issue::error(code, path, message));
+                issues[i].push(Issue::error(code, path.clone(), message));
             }
-            seen.push((code, value, i));
+            seen.push((code, value, i, path));
         }
     }
 }
 
 /// The value an env string has now, or its template when a variable is unset.
 fn effective(s: &env::EnvString) -> String {
-    env::resolve(&s.0, env::process_env).unwrap_or_else(|_| s.0.clone())
+    env::effective(&s.0, env::process_env)
 }

@@ -18,8 +18,24 @@ pub fn root_schema() -> &'static Value {
         if let Some(obj) = value.as_object_mut() {
             obj.insert("$id".into(), Value::from("https://meshes.dev/schema/meshes.schema.json"));
         }
+        bound_uint32(&mut value);
         value
     })
+}
+
+/// schemars gives `u32` fields `minimum: 0` but no maximum; without one a
+/// larger number passes the schema and only fails decoding.
+fn bound_uint32(node: &mut Value) {
+    match node {
+        Value::Object(o) => {
+            if o.get("format").and_then(Value::as_str) == Some("uint32") {
+                o.entry("maximum").or_insert_with(|| Value::from(u32::MAX));
+            }
+            o.values_mut().for_each(bound_uint32);
+        }
+        Value::Array(a) => a.iter_mut().for_each(bound_uint32),
+        _ => {}
+    }
 }
 
 /// What `meshes schema` prints and `schema/meshes.schema.json` holds.
@@ -68,7 +84,9 @@ impl Checker {
         let root: Value = serde_json::from_str(COMMITTED)
             .expect("schema/meshes.schema.json, embedded at build time, is not JSON: regenerate it, then rebuild");
         #[allow(clippy::expect_used)]
-        let validator = jsonschema::draft202012::new(&root).expect("committed schema compiles");
+        let validator = duration_formats(jsonschema::draft202012::options())
+            .build(&root)
+            .expect("committed schema compiles");
         Checker { root, validator }
     }
 
@@ -80,6 +98,23 @@ impl Checker {
         }
         issues
     }
+}
+
+/// The duration bounds a pattern cannot express, as `format` checks; every
+/// other format (`uint32`, `double`) stays an annotation.
+fn duration_formats(
+    options: jsonschema::ValidationOptions<'_>,
+) -> jsonschema::ValidationOptions<'_> {
+    use super::duration::{
+        FORMAT, TIMEOUT_FORMAT, WINDOW_FORMAT, at_least, minimum_ms, within_max,
+    };
+    let min = |format: &str| minimum_ms(format).unwrap_or_default();
+    let (timeout, window) = (min(TIMEOUT_FORMAT), min(WINDOW_FORMAT));
+    options
+        .should_validate_formats(true)
+        .with_format(FORMAT, within_max)
+        .with_format(TIMEOUT_FORMAT, move |s: &str| at_least(s, timeout))
+        .with_format(WINDOW_FORMAT, move |s: &str| at_least(s, window))
 }
 
 impl Default for Checker {

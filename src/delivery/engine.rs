@@ -167,7 +167,7 @@ impl Engine {
     /// [`Engine::tick`] at `now` (Unix ms): tests pass their own time.
     fn tick_at(&mut self, now: u64) -> Result<u64, StoreError> {
         let rt = self.shared.runtime.load_full();
-        let mut wake_at = now + IDLE.as_millis() as u64;
+        let mut wake_at = crate::clock::after(now, IDLE);
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));
         // A cursor at or past an entry committed since the last tick would

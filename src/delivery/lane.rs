@@ -127,7 +127,7 @@ impl Lane {
             }
             (Breaker::Open { until }, false) => Breaker::Open { until },
             (_, false) => Breaker::Open {
-                until: now_ms + self.settings.breaker.cooldown.get().as_millis() as u64,
+                until: crate::clock::after(now_ms, self.settings.breaker.cooldown.get()),
             },
         };
     }

@@ -39,7 +39,7 @@ pub fn next_step(
                 Some(hint) => delay.max((*hint).min(policy.max_retry_after.get())),
                 None => delay,
             };
-            Next::Retry { at: now_ms + delay.as_millis() as u64 }
+            Next::Retry { at: crate::clock::after(now_ms, delay) }
         }
         // The reset is the provider's documented one, not a header guess, so
         // `max_retry_after` does not cap it: capped, the delivery was sent

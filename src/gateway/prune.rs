@@ -40,7 +40,7 @@ pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken)
 /// Looks at every event older than the window once.
 async fn pass(shared: &Shared, retention: Duration) {
     let now = clock::now_ms();
-    let before = now.saturating_sub(retention.as_millis() as u64);
+    let before = now.saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     match shared.store.prune_all(before, now).await {
         Ok(p) if p.removed == 0 && p.writer_steps == 0 => {}
         Ok(p) => tracing::debug!(

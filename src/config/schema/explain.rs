@@ -22,6 +22,10 @@ fn schema_node<'a>(root: &'a Value, location: &Location) -> Option<&'a Value> {
     // The last segment is the failing keyword itself; we want its parent object.
     for seg in &segments[..segments.len().saturating_sub(1)] {
         node = deref(root, node);
+        // `deref` has already followed it.
+        if seg == "$ref" {
+            continue;
+        }
         node = match node {
             Value::Object(o) => o.get(seg)?,
             Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
@@ -45,6 +49,10 @@ fn deref<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
 pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Issue>) {
     let path = to_path(error.instance_path());
     let instance = error.instance();
+    let found = match schema_node(root, error.schema_path()) {
+        Some(node) if is_secret(node) => hidden(instance),
+        _ => describe(instance),
+    };
     let issue = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
@@ -66,7 +74,7 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
         ValidationErrorKind::Type { kind } => Issue::error(
             Code::InvalidType,
             path,
-            format!("expected {}, found {}", type_names(kind), describe(instance)),
+            format!("expected {}, found {found}", type_names(kind)),
         ),
         // The semantic check reports it with the connection's own actions.
         ValidationErrorKind::Enum { .. } if is_metadata_action(&path) => return,
@@ -74,13 +82,17 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
         ValidationErrorKind::Constant { expected_value } => Issue::error(
             Code::InvalidValue,
             path,
-            format!("expected `{}`, found {}", plain(expected_value), describe(instance)),
+            format!("expected `{}`, found {found}", plain(expected_value)),
         ),
         ValidationErrorKind::Pattern { pattern } => pattern_issue(path, instance, pattern),
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
             return explain_union(root, error, context, out);
         }
-        _ => Issue::error(Code::InvalidValue, path, bound_message(error)),
+        ValidationErrorKind::Format { format } => match format_issue(path, instance, format) {
+            Some(issue) => issue,
+            None => return,
+        },
+        _ => Issue::error(Code::InvalidValue, path, bound_message(error, &found)),
     };
     out.push(issue);
 }
@@ -110,7 +122,7 @@ fn enum_issue(path: Path, instance: &Value, options: &Value) -> Issue {
 fn pattern_issue(path: Path, instance: &Value, pattern: &str) -> Issue {
     let found = plain(instance);
     if pattern == duration::PATTERN {
-        let message = duration::parse(&found).err().unwrap_or_default();
+        let message = duration::parse(&found).err().map(|e| e.to_string()).unwrap_or_default();
         return Issue::error(Code::InvalidDuration, path, message);
     }
     let expected = match pattern {
@@ -129,8 +141,24 @@ fn pattern_issue(path: Path, instance: &Value, pattern: &str) -> Issue {
     )
 }
 
-fn bound_message(error: &ValidationError<'_>) -> String {
-    let found = describe(error.instance());
+/// The duration formats of [`duration`]: each reports only what the
+/// pattern and the other formats do not, so one value gets one message.
+fn format_issue(path: Path, instance: &Value, format: &str) -> Option<Issue> {
+    let text = instance.as_str()?;
+    if format == duration::FORMAT {
+        let message = duration::parse(text).err()?.to_string();
+        return Some(Issue::error(Code::InvalidDuration, path, message));
+    }
+    let min = duration::minimum_ms(format)?;
+    let shortest = duration::Duration::from_millis(min);
+    let message = match min {
+        1 => format!("invalid duration `{text}`: expected more than 0s"),
+        _ => format!("invalid duration `{text}`: too short, expected at least {shortest}"),
+    };
+    Some(Issue::error(Code::InvalidDuration, path, message))
+}
+
+fn bound_message(error: &ValidationError<'_>, found: &str) -> String {
     match error.kind() {
         ValidationErrorKind::Minimum { limit } => {
             format!("expected at least {limit}, found {found}")
@@ -215,7 +243,11 @@ fn explain_union(
         Some(errs) => errs.iter().for_each(|e| explain(root, e, out)),
         None => {
             let kinds: Vec<&str> = branches.iter().filter_map(|b| b["type"].as_str()).collect();
-            let message = format!("expected {}, found {}", kinds.join(" or "), describe(instance));
+            let found = match branches.iter().any(|b| is_secret(b)) {
+                true => hidden(instance),
+                false => describe(instance),
+            };
+            let message = format!("expected {}, found {found}", kinds.join(" or "));
             out.push(Issue::error(Code::InvalidType, path, message));
         }
     }
@@ -318,6 +350,25 @@ fn describe(v: &Value) -> String {
         Value::Array(a) => format!("a list of {} item(s)", a.len()),
         Value::Object(_) => "a mapping".into(),
     }
+}
+
+/// A schema node of a credential (`Secret` carries `x-meshes-secret`).
+fn is_secret(node: &Value) -> bool {
+    node["x-meshes-secret"] == true
+}
+
+/// [`describe`] without the value: a credential written as a number or a
+/// list is still a credential, and messages reach logs, CI and `/readyz`.
+fn hidden(v: &Value) -> String {
+    let kind = match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    };
+    format!("{kind} (hidden: this field holds a secret)")
 }
 
 fn plain(v: &Value) -> String {

@@ -109,7 +109,7 @@ impl std::fmt::Debug for Checks<'_> {
 pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     let mut out = Vec::new();
     check_env_fields(parts, opts, &mut out);
-    check_ids(parts, &mut out);
+    check_ids(parts, opts, &mut out);
     for (name, conn) in &parts.connections {
         if let Some(conn) = conn {
             let at = Path::root().key("connections").key(name.clone());
@@ -194,29 +194,36 @@ fn check_env_fields(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
     }
 }
 
-fn check_ids(parts: &Parts, out: &mut Vec<Issue>) {
-    let rules = parts.rules.iter().map(|(i, r)| (*i, r.id.as_str()));
-    duplicates("rules", "id", "rule id", rules, out);
-    let autos = parts.automations.iter().map(|(i, a)| (*i, a.id.as_str()));
-    duplicates("automations", "id", "automation id", autos, out);
-    let keys = parts.machine_keys.iter().map(|(i, k)| (*i, k.access_key.0.as_str()));
+fn check_ids(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
+    let rules = parts.rules.iter().map(|(i, r)| (*i, r.id.clone()));
+    duplicates("rules", "id", "rule id `{}`", rules, out);
+    let autos = parts.automations.iter().map(|(i, a)| (*i, a.id.clone()));
+    duplicates("automations", "id", "automation id `{}`", autos, out);
+    // Compared as resolved, like the check across files, and never printed:
+    // the value may come from the environment.
+    let keys =
+        parts.machine_keys.iter().map(|(i, k)| (*i, env::effective(&k.access_key.0, opts.lookup)));
     duplicates("machine_keys", "access_key", "access key", keys, out);
 }
 
-fn duplicates<'a>(
+/// `what` names the value; a `{}` in it is replaced by the value itself.
+fn duplicates(
     section: &str,
     field: &str,
     what: &str,
-    items: impl Iterator<Item = (usize, &'a str)>,
+    items: impl Iterator<Item = (usize, String)>,
     out: &mut Vec<Issue>,
 ) {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, id) in items {
-        match seen.get(id) {
+        match seen.get(&id) {
             Some(first) => out.push(Issue::error(
                 Code::DuplicateId,
                 Path::root().key(section).index(i).key(field),
-                format!("duplicate {what} `{id}`: already used by {section}[{first}]; expected unique values"),
+                format!(
+                    "duplicate {}: already used by {section}[{first}]; expected unique values",
+                    what.replace("{}", &id)
+                ),
             )),
             None => {
                 seen.insert(id, i);
