@@ -70,17 +70,23 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let spent =
         retry::Spent { attempts: delivery.attempt - rec.budget_start, deferrals: rec.deferrals };
     let next = retry::next_step(&report.result, &conn.retry, spent, now, rand::random());
+    feed_lane(&conn, lane, &report.result, now);
+    observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
+    let attempt = record(&delivery, &report, started, duration);
+    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+}
+
+/// Tells the lane's breaker how the destination answered; an account's
+/// spent quota pauses the connection until its reset.
+fn feed_lane(conn: &ConnectionRt, lane: &Lane, result: &AttemptResult, now: u64) {
     let was_open = lane.is_open();
-    lane.record(healthy(&report.result), now);
-    if let AttemptResult::Deferred { until, scope: QuotaScope::Connection, .. } = report.result {
-        pause(&conn, lane, until);
+    lane.record(healthy(result), now);
+    if let AttemptResult::Deferred { until, scope: QuotaScope::Connection, .. } = result {
+        pause(conn, lane, *until);
     }
     if lane.is_open() != was_open {
         circuit_gauge(&conn.conn_key, !was_open);
     }
-    observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
-    let attempt = record(&delivery, &report, started, duration);
-    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
 }
 
 /// `meshes_circuit_open{connection}`: 1 while the connection is paused or
