@@ -124,9 +124,9 @@ pub const DAY: Duration = Duration::from_secs(86_400);
 /// `margin` after a midnight gives that midnight: a daily limit reported
 /// then may come from a provider whose clock is still on the day before.
 pub fn next_utc_midnight(now_ms: u64, margin: Duration) -> u64 {
-    const DAY: u64 = 86_400_000;
-    let margin = margin.as_millis().min(u128::from(DAY)) as u64;
-    (now_ms.saturating_sub(margin) / DAY + 1) * DAY + margin
+    let day = DAY.as_millis() as u64;
+    let margin = margin.min(DAY).as_millis() as u64;
+    (now_ms.saturating_sub(margin) / day + 1) * day + margin
 }
 
 /// The provider's error text from common JSON error shapes: `message`,
