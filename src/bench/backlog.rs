@@ -69,6 +69,7 @@ pub async fn run(work: &WorkDir, o: &BacklogOpts) -> Result<Vec<Row>> {
     f.peak_drain = status_bytes(server.pid(), "VmHWM")?;
     server.stop(Duration::from_secs(60)).await?;
     receiver.stop(Duration::from_secs(10)).await?;
+    work.discard(&data);
     progress(&format!("  drained {} in {:.2?}", f.drained, f.took));
     Ok(rows(&f))
 }

@@ -45,6 +45,7 @@ pub async fn run(work: &WorkDir, o: &ConfigOpts) -> Result<Vec<Row>> {
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     server.stop(Duration::from_secs(30)).await?;
+    work.discard(&data);
     let r = median(reloads);
     let m = matching(n, o.match_time)?;
     let b = &format!("Config ({n} rules)");

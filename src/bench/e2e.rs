@@ -63,6 +63,7 @@ pub async fn run(work: &WorkDir, o: &E2eOpts) -> Result<Vec<Row>> {
     rows.push(latency(&server, &receiver, &client, o.timing, rate).await?);
     server.stop(Duration::from_secs(30)).await?;
     receiver.stop(Duration::from_secs(10)).await?;
+    work.discard(&data);
     Ok(rows)
 }
 
@@ -284,7 +285,11 @@ async fn sustained(
             thousands(result.events_per_sec())
         ),
     )
-    .target("≥ 10,000 with a flat backlog", kept_up && delivered >= 10_000.0 * 0.98))
+    // The tolerances are in the target's text, so the row says what passed.
+    .target(
+        "≥ 10,000 (2 % slack for the window's edges), backlog grows < 1 s of ingest",
+        kept_up && delivered >= 10_000.0 * 0.98,
+    ))
 }
 
 fn latency_text(stats: &Value) -> String {

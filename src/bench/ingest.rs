@@ -137,6 +137,7 @@ pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
         progress(&format!("{}: meshes (pid {})", case.label, server.pid()));
         let m = measure(spec(case, server.addr, o.timing), server.pid()).await?;
         server.stop(std::time::Duration::from_secs(30)).await?;
+        work.discard(&data);
         progress(&format!(
             "  {} events/s, {}",
             thousands(m.load.events_per_sec()),
@@ -163,11 +164,12 @@ async fn ceiling_runs(
     if cases.is_empty() {
         return Ok(out);
     }
-    let (name, extra) = if durable {
-        let log = work.fresh("durable-ceiling")?.join("log");
-        ("durable ceiling server", vec!["--log-file".into(), log.into_os_string()])
-    } else {
-        ("ceiling server", Vec::new())
+    let log_dir = if durable { Some(work.fresh("durable-ceiling")?) } else { None };
+    let (name, extra) = match &log_dir {
+        Some(dir) => {
+            ("durable ceiling server", vec!["--log-file".into(), dir.join("log").into_os_string()])
+        }
+        None => ("ceiling server", Vec::new()),
     };
     let port = process::free_port()?;
     let server =
@@ -184,6 +186,9 @@ async fn ceiling_runs(
         out.insert(case.label.clone(), m);
     }
     server.stop(std::time::Duration::from_secs(10)).await?;
+    if let Some(dir) = log_dir {
+        work.discard(&dir);
+    }
     Ok(out)
 }
 

@@ -166,16 +166,27 @@ async fn slot(spec: Arc<LoadSpec>, i: usize, t0: Instant, sent: Arc<AtomicU64>) 
     let mut stats = SlotStats::default();
     let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     // Pacing: each slot sends every `concurrency / rate` seconds, staggered.
-    let interval = spec.rate.filter(|r| *r > 0.0).map(|r| spec.concurrency as f64 / r);
-    let mut next = t0
-        + interval.map_or(Duration::ZERO, |iv| {
-            Duration::from_secs_f64(iv * i as f64 / spec.concurrency.max(1) as f64)
-        });
+    let interval = match pacing(&spec) {
+        Ok(iv) => iv,
+        Err(e) => {
+            stats.error(e);
+            return stats;
+        }
+    };
+    let mut next = t0 + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(stagger(&spec, i)));
     let mut n = i;
     while Instant::now() < end {
+        // Paced, a request's latency runs from when it was due, not from
+        // when a slot still waiting for the previous answer got to send it:
+        // a stall then shows in the latency it caused (no coordinated omission).
+        let mut due = None;
         if let Some(iv) = interval {
+            if next >= end {
+                break;
+            }
             tokio::time::sleep_until(next).await;
-            next += Duration::from_secs_f64(iv);
+            due = Some(next);
+            next += iv;
         }
         if spec.max_requests.is_some_and(|max| sent.fetch_add(1, Ordering::Relaxed) >= max) {
             break;
@@ -187,7 +198,7 @@ async fn slot(spec: Arc<LoadSpec>, i: usize, t0: Instant, sent: Arc<AtomicU64>) 
             stats.error("cannot build the request".into());
             break;
         };
-        let sent_at = Instant::now();
+        let sent_at = due.unwrap_or_else(Instant::now);
         match exchange(&mut sender, req).await {
             Ok(status) => {
                 stats.outcome(&spec.ok_statuses, status, sent_at, (start, end));
@@ -197,6 +208,21 @@ async fn slot(spec: Arc<LoadSpec>, i: usize, t0: Instant, sent: Arc<AtomicU64>) 
         }
     }
     stats
+}
+
+/// Each slot's interval between sends when the load is paced.
+fn pacing(spec: &LoadSpec) -> Result<Option<Duration>, String> {
+    let Some(rate) = spec.rate else { return Ok(None) };
+    let per_slot = spec.concurrency.max(1) as f64 / rate;
+    match Duration::try_from_secs_f64(per_slot) {
+        Ok(iv) if rate.is_finite() && rate > 0.0 => Ok(Some(iv)),
+        _ => Err(format!("rate {rate}/s gives no usable interval between requests")),
+    }
+}
+
+/// Where slot `i` starts within its interval, so the slots' sends interleave.
+fn stagger(spec: &LoadSpec, i: usize) -> f64 {
+    i as f64 / spec.concurrency.max(1) as f64
 }
 
 /// The slot's connection, (re)connecting when needed; `None` after a failed
@@ -339,6 +365,35 @@ mod tests {
         assert_eq!(bad.ok, 0);
         assert_eq!(bad.errors.get("status 400"), Some(&10));
         server.abort();
+    }
+
+    /// A paced load at 1 request/s over 8 slots: each slot sends every 8 s,
+    /// slot i first at i s, so a 2.5 s window holds the sends due at 0, 1
+    /// and 2 s, and nothing is sent after it (on tokio's paused clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_load_sends_only_what_is_due_inside_its_window() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(crate::bench::servers::ceiling(listener));
+        let mut paced = spec(addr, event_bodies("e", 8), u64::MAX);
+        (paced.concurrency, paced.rate, paced.max_requests) = (8, Some(1.0), None);
+        paced.duration = Duration::from_millis(2_500);
+        let t0 = Instant::now();
+        let r = run(paced, t0).await;
+        assert_eq!((r.ok_total, r.error_count()), (3, 0), "{}", r.errors_text());
+        assert!(t0.elapsed() < Duration::from_secs(3), "ran {:?}", t0.elapsed());
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_rate_with_no_usable_interval_is_an_error_not_a_panic() {
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let mut tiny = spec(addr, event_bodies("e", 1), 1);
+        tiny.rate = Some(1e-20);
+        let r = run(tiny, Instant::now()).await;
+        assert_eq!(r.ok_total, 0);
+        assert!(r.errors.keys().all(|k| k.contains("no usable interval")), "{}", r.errors_text());
+        assert_eq!(r.error_count(), 4, "one per slot: {}", r.errors_text());
     }
 
     #[test]

@@ -118,6 +118,15 @@ impl WorkDir {
         std::fs::create_dir_all(&p).map_err(io(format!("create {}", p.display())))?;
         Ok(p)
     }
+
+    /// Removes a [`WorkDir::fresh`] directory once its case is measured
+    /// (unless kept), so `bench all` needs the disk of its largest case (the
+    /// 1,000,000-delivery backlog), not of all of them together.
+    pub fn discard(&self, dir: &Path) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Drop for WorkDir {

@@ -134,20 +134,60 @@ impl Machine {
     }
 }
 
-/// The checkout's commit when the benchmark runs, `-modified` when the code
-/// (sources, manifests, build script, link layout) differs from it: the
-/// binary may then not be that commit's. Edited docs do not count.
+/// The commit of the checkout this binary was built in (found from the
+/// binary's own path, `…/target/release/meshes`, not from the working
+/// directory), `-modified` when its code (sources, manifests, build script,
+/// link layout) differs from that commit, and a warning when the binary is
+/// older than that code: it was then built from something else.
 fn git_commit() -> String {
-    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let Some(root) = std::env::current_exe().ok().as_deref().and_then(checkout_of) else {
+        return "commit unknown: the binary is not inside a meshes checkout".into();
+    };
+    let git = |args: &[&str]| {
+        std::process::Command::new("git").arg("-C").arg(&root).args(args).output().ok()
+    };
     let Some(head) = git(&["rev-parse", "--short", "HEAD"]).filter(|o| o.status.success()) else {
         return "commit unknown".into();
     };
-    let code = ["src", "build.rs", "Cargo.toml", "Cargo.lock", "link"];
     let mut diff = vec!["diff", "--quiet", "HEAD", "--"];
-    diff.extend(code);
+    diff.extend(CODE);
     let modified = git(&diff).is_some_and(|o| o.status.code() == Some(1));
     let head = String::from_utf8_lossy(&head.stdout);
-    format!("commit {}{}", head.trim(), if modified { "-modified" } else { "" })
+    let stale = if binary_is_stale(&root) {
+        " — WARNING: the binary is older than this code; rebuild it"
+    } else {
+        ""
+    };
+    format!("commit {}{}{stale}", head.trim(), if modified { "-modified" } else { "" })
+}
+
+/// What a build reads, relative to the checkout.
+const CODE: [&str; 5] = ["src", "build.rs", "Cargo.toml", "Cargo.lock", "link"];
+
+/// The meshes checkout holding `exe`: the nearest ancestor with a
+/// `Cargo.toml` that names the package `meshes`.
+fn checkout_of(exe: &Path) -> Option<std::path::PathBuf> {
+    exe.ancestors().skip(1).find_map(|dir| {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+        manifest.lines().any(|l| l.trim() == "name = \"meshes\"").then(|| dir.to_path_buf())
+    })
+}
+
+/// True when a file of the checkout's code changed after the binary was written.
+fn binary_is_stale(root: &Path) -> bool {
+    let built = std::env::current_exe().and_then(std::fs::metadata).and_then(|m| m.modified());
+    let Ok(built) = built else { return false };
+    let mut dirs: Vec<std::path::PathBuf> = CODE.iter().map(|c| root.join(c)).collect();
+    while let Some(path) = dirs.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            dirs.extend(entries.map(|e| e.path()));
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The mount holding `dir` (longest mount-point prefix in /proc/mounts):

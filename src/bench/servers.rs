@@ -101,10 +101,16 @@ pub async fn ceiling(listener: TcpListener) {
 type Pending = (Bytes, tokio::sync::oneshot::Sender<bool>);
 
 /// The durable ceiling: the ceiling plus the least any server that keeps
-/// "a 201 means it is on disk" must add. Each parsed body is appended to one
+/// "a 201 means it is on disk" must add. Each parsed body is written to one
 /// log file and `fdatasync`'d before the 201; bodies that arrive while a sync
 /// runs share the next one (group commit, as in meshes' writer). No index,
 /// no records, no deliveries: nothing can be read back but by replaying the log.
+///
+/// A log made by [`preallocate`] is overwritten in place, round and round,
+/// as a write-ahead log reuses its segments: an `fdatasync` after writes into
+/// blocks the file already has flushes only the data, while one after an
+/// append also writes the file's block map (a second device round trip on
+/// ext4). Any other file is appended to.
 pub async fn durable_ceiling(listener: TcpListener, log: std::fs::File) {
     let (tx, rx) = std::sync::mpsc::channel::<Pending>();
     std::thread::spawn(move || group_commit(log, &rx));
@@ -125,10 +131,31 @@ pub async fn durable_ceiling(listener: TcpListener, log: std::fs::File) {
     .await;
 }
 
-/// The log's one writer: takes every body queued, appends them
-/// (length-prefixed) with one `write` and one `fdatasync`, then answers them all.
-fn group_commit(mut log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>) {
+/// Size of the durable ceiling's preallocated log: a few seconds of
+/// single-event ingest at the ceiling's rate, so the ring wraps in a long run.
+pub const LOG_RING: u64 = 64 << 20;
+
+/// Makes `file` a [`LOG_RING`]-byte log of written zeros, synced: every block
+/// allocated and written once before the first request.
+pub fn preallocate(file: &std::fs::File) -> std::io::Result<()> {
     use std::io::Write as _;
+    let chunk = vec![0u8; 1 << 20];
+    let mut w = file;
+    w.set_len(0)?;
+    for _ in 0..LOG_RING / chunk.len() as u64 {
+        w.write_all(&chunk)?;
+    }
+    file.sync_all()
+}
+
+/// The log's one writer: takes every body queued, writes them
+/// (length-prefixed) with one `pwrite` and one `fdatasync`, then answers them
+/// all. In a preallocated log the next batch that would pass the end starts
+/// again at offset 0; a length of 0 ends the records.
+fn group_commit(log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>) {
+    use std::os::unix::fs::FileExt as _;
+    let ring = log.metadata().map_or(0, |m| m.len());
+    let mut at = if ring > 0 { 0 } else { u64::MAX };
     let (mut buf, mut waiting) = (Vec::new(), Vec::new());
     while let Ok(first) = rx.recv() {
         waiting.push(first);
@@ -138,7 +165,19 @@ fn group_commit(mut log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>)
             buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
             buf.extend_from_slice(body);
         }
-        let ok = log.write_all(&buf).and_then(|()| log.sync_data()).is_ok();
+        let written = if at == u64::MAX {
+            std::io::Write::write_all(&mut &log, &buf)
+        } else {
+            if at + buf.len() as u64 + 4 > ring {
+                at = 0;
+            }
+            // The zero length after the batch marks where this pass ends.
+            buf.extend_from_slice(&[0; 4]);
+            let r = log.write_all_at(&buf, at);
+            at += buf.len() as u64 - 4;
+            r
+        };
+        let ok = written.and_then(|()| log.sync_data()).is_ok();
         for (_, done) in waiting.drain(..) {
             let _ = done.send(ok);
         }

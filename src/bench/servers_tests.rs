@@ -3,10 +3,11 @@ use super::*;
 use crate::bench::load::{self, test_spec as spec};
 use tokio::time::Instant;
 
-/// The log's records: a little-endian u32 length, then the body.
+/// The log's records: a little-endian u32 length, then the body; a length
+/// of 0 (a preallocated log's zeros) ends them.
 fn records(mut log: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
-    while !log.is_empty() {
+    while log.len() >= 4 && log[..4] != [0; 4] {
         let (len, rest) = log.split_at(4);
         let (body, rest) = rest.split_at(u32::from_le_bytes(len.try_into().unwrap()) as usize);
         out.push(serde_json::from_slice(body).unwrap());
@@ -31,6 +32,37 @@ async fn the_durable_ceiling_answers_201_once_each_body_is_in_its_log() {
     let sent: Vec<Value> = bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
     assert!(logged.iter().all(|v| sent.contains(v)), "a logged body was never sent");
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preallocated_log_is_overwritten_in_place_and_wraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let ring = 4096;
+    std::fs::write(&path, vec![0u8; ring]).unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(durable_ceiling(listener, file));
+    let bodies = load::event_bodies("e", 8);
+    let r = load::run(spec(addr, bodies.clone(), 200), Instant::now()).await;
+    assert_eq!((r.ok, r.error_count()), (200, 0), "{}", r.errors_text());
+    let log = std::fs::read(&path).unwrap();
+    assert_eq!(log.len(), ring, "the log never grows past its preallocated size");
+    let sent: Vec<Value> = bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
+    let logged = records(&log);
+    let total: usize = bodies.iter().map(|b| b.len() + 4).sum::<usize>() * 200 / bodies.len();
+    assert!(total > 2 * ring, "the bodies fill the ring more than twice");
+    assert!(!logged.is_empty(), "the latest pass starts at offset 0");
+    assert!(logged.iter().all(|v| sent.contains(v)), "a logged body was never sent");
+    server.abort();
+}
+
+#[test]
+fn preallocate_writes_the_whole_ring_once() {
+    let file = tempfile::tempfile().unwrap();
+    preallocate(&file).unwrap();
+    assert_eq!(file.metadata().unwrap().len(), LOG_RING);
 }
 
 #[tokio::test]

@@ -224,7 +224,7 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
         }
         Command::Load(a) => return load_cmd(a).await,
         Command::Soak(a) => return soak_cmd(a).await,
-        Command::All(c) => (c, all(c).await?),
+        Command::All(c) => return all_cmd(c).await,
         Command::Ingest { common, concurrency, bulk_concurrency } => {
             let w = common.scratch.work_dir()?;
             (common, ingest::run(&w, &common.ingest(concurrency.clone(), *bulk_concurrency)).await?)
@@ -240,13 +240,27 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn all(c: &Common) -> anyhow::Result<Vec<Row>> {
+/// Every part in turn. A part that fails ends the run, but the table of the
+/// parts before it is still printed (a full disk in the backlog part does
+/// not throw away the ingest figures).
+async fn all_cmd(c: &Common) -> anyhow::Result<ExitCode> {
     let w = c.scratch.work_dir()?;
-    let mut rows = ingest::run(&w, &c.ingest(vec![64, 256], 16)).await.context("ingest")?;
-    rows.extend(e2e::run(&w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
-    rows.extend(backlog::run(&w, &c.backlog()).await.context("backlog")?);
-    rows.extend(config::run(&w, &c.config()).await.context("config")?);
-    Ok(rows)
+    let mut rows = Vec::new();
+    let failed = all(c, &w, &mut rows).await.err();
+    let dir = c.scratch.parent_dir()?;
+    print!("{}", markdown(&Machine::detect(&dir), &command_line(), &rows));
+    match failed {
+        Some(e) => Err(e.context("the table above has only the parts that finished")),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn all(c: &Common, w: &crate::bench::WorkDir, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    rows.extend(ingest::run(w, &c.ingest(vec![64, 256], 16)).await.context("ingest")?);
+    rows.extend(e2e::run(w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
+    rows.extend(backlog::run(w, &c.backlog()).await.context("backlog")?);
+    rows.extend(config::run(w, &c.config()).await.context("config")?);
+    Ok(())
 }
 
 async fn soak_cmd(a: &SoakArgs) -> anyhow::Result<ExitCode> {

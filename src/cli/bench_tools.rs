@@ -37,8 +37,10 @@ pub(super) struct ReceiverArgs {
 pub(super) struct CeilingArgs {
     #[command(flatten)]
     pub(super) listen: Listen,
-    /// Durable: append each body to this file and fdatasync it before the 201
-    /// (one sync per batch of waiting requests). Put it on the disk you measure.
+    /// Durable: write each body to this file and fdatasync it before the 201
+    /// (one sync per batch of waiting requests). The file is replaced by a
+    /// 64 MiB log of written zeros first, then overwritten in place, as a
+    /// write-ahead log reuses its segments. Put it on the disk you measure.
     #[arg(long)]
     pub(super) log_file: Option<PathBuf>,
 }
@@ -64,8 +66,9 @@ pub(super) struct LoadArgs {
     /// Extra header, `Name: value` (repeatable).
     #[arg(long = "header", value_name = "K:V")]
     headers: Vec<String>,
-    /// Statuses counted as success.
-    #[arg(long, value_delimiter = ',', default_values_t = [201, 207])]
+    /// Statuses counted as success, e.g. `201,207` (default: any 2xx, so a
+    /// webhook endpoint answering 200 or 202 counts too).
+    #[arg(long, value_delimiter = ',')]
     ok: Vec<u16>,
     /// Events per request, for events/s (e.g. 100 for a bulk body).
     #[arg(long, default_value_t = 1)]
@@ -84,11 +87,16 @@ pub(super) enum Helper {
 }
 
 pub(super) fn open_log(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
         .open(path)
-        .with_context(|| format!("cannot open the log file {}", path.display()))
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    servers::preallocate(&file)
+        .with_context(|| format!("cannot preallocate the log file {}", path.display()))?;
+    Ok(file)
 }
 
 /// Runs the ceiling server or the receiver until SIGTERM/SIGINT.
@@ -149,6 +157,9 @@ async fn load_spec(a: &LoadArgs) -> anyhow::Result<load::LoadSpec> {
     } else {
         std::fs::read_to_string(&a.body).with_context(|| format!("cannot read {}", a.body))?
     };
+    if let Some(r) = a.rate.filter(|r| !(r.is_finite() && *r >= 0.01)) {
+        bail!("--rate is requests per second in total, at least 0.01; got {r}");
+    }
     let mut headers = Vec::new();
     for h in &a.headers {
         let (k, v) =
@@ -165,7 +176,7 @@ async fn load_spec(a: &LoadArgs) -> anyhow::Result<load::LoadSpec> {
         warmup: a.warmup,
         duration: a.duration,
         events_per_request: a.events_per_request,
-        ok_statuses: a.ok.clone(),
+        ok_statuses: if a.ok.is_empty() { (200..300).collect() } else { a.ok.clone() },
         rate: a.rate,
         max_requests: None,
     })

@@ -177,9 +177,32 @@ impl Rng {
     }
 }
 
-/// A number from the environment, or `default`.
+/// A number from the environment, or `default` when unset. A value that is
+/// not a number fails the test: `MESHES_CRASH_CYCLES=1_000` must not quietly
+/// run the default 3 cycles and pass as a long run.
 pub fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    match std::env::var(name) {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("{name}={s:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Waits until the server's due index is empty: every delivery committed so
+/// far, acknowledged or not, has its outcome on disk.
+pub async fn wait_no_pending(base: &str) {
+    let http = reqwest::Client::new();
+    eventually("no pending deliveries", Duration::from_secs(60), || async {
+        let v: Value = http.get(format!("{base}/readyz")).send().await.ok()?.json().await.ok()?;
+        (v["store"]["pending_deliveries"] == 0).then_some(())
+    })
+    .await;
+}
+
+/// Fails if the server printed a panic.
+pub fn assert_no_panic(server: &Server) {
+    let lines = server.lines.lock().unwrap();
+    let panics: Vec<&String> = lines.iter().filter(|l| l.contains("panicked")).collect();
+    assert!(panics.is_empty(), "the server panicked: {panics:?}");
 }
 
 /// A test that panics must not leave its server running.
