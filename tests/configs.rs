@@ -71,6 +71,26 @@ fn every_shipped_config_builds_into_a_runtime() {
     }
 }
 
+/// A machine secret read from a file or a Kubernetes secret often ends in a
+/// newline no client signs with: it is dropped, as from provider credentials.
+#[test]
+fn a_machine_secret_with_a_trailing_newline_verifies_jwts_signed_without_it() {
+    let text = "version: 1\nworkspace: { id: 3f216741-15dd-4e46-b5ac-0077a2640e89, name: w, publishable_key: pk_w }\n\
+                machine_keys:\n  - access_key: mk_w\n    secret: ${MK_SECRET}\n";
+    let report = check_text("w.yaml", text);
+    assert_eq!(report.errors(), 0, "{}", lines(&report).join("\n"));
+    let env = |_: &str| Some("s3cret-value\n".to_string());
+    let client = reqwest::Client::new();
+    let rt =
+        meshes::gateway::runtime::build(&report.configs, 1, "h".into(), 0, &env, &client, None)
+            .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let jwt = meshes::api::auth::mint_jwt("mk_w", b"s3cret-value", now.as_secs(), 60);
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {jwt}").parse().unwrap());
+    assert!(rt.keys.authenticate(&headers, now.as_secs()).is_ok());
+}
+
 #[test]
 fn examples_validate_together() {
     let loaded = config::read_paths(&[root().join("examples")]).unwrap();

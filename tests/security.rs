@@ -140,7 +140,7 @@ async fn bad_jwts_are_refused_with_a_clear_401() {
         (
             "unknown kid",
             token(&with("kid", json!("mk_nope")), &claims(now, now + 30), s),
-            "unknown access key",
+            "not a configured access key",
         ),
         ("long-lived", token(&header(), &claims(now, now + 3_600), s), "lifetime"),
         ("wrong secret", token(&header(), &claims(now, now + 30), b"not-the-secret"), "signature"),

@@ -183,7 +183,7 @@ impl KeyRing {
     /// key in constant time like the publishable keys: the access key is not
     /// a secret, but which keys exist, and how close a guess came, need not be
     /// told by timing either.
-    fn machine_key(&self, kid: &str) -> Result<&MachineCredential, ApiError> {
+    fn machine_key(&self, kid: &str) -> Option<&MachineCredential> {
         let mut found = None;
         for m in &self.machine {
             let hit = bool::from(m.access_key.as_bytes().ct_eq(kid.as_bytes()));
@@ -191,7 +191,7 @@ impl KeyRing {
                 found = Some(m);
             }
         }
-        found.ok_or_else(|| unauthorized("unknown access key in JWT `kid`"))
+        found
     }
 
     /// Alg first, then the key by `kid`, then the signature with *that* key's
@@ -210,8 +210,14 @@ impl KeyRing {
         check_alg(header.alg.as_deref())?;
         let kid =
             header.kid.ok_or_else(|| unauthorized("JWT header has no `kid` (the access key)"))?;
-        let cred = self.machine_key(&kid)?;
-        verify_signature(signing_input, signature, &cred.secret)?;
+        // An unknown `kid` fails like a wrong signature, after the same HMAC
+        // work (against a secret nobody has): neither the answer nor its
+        // timing tells which access keys exist.
+        let cred = self.machine_key(&kid);
+        let secret = cred.map_or(UNKNOWN_KEY_SECRET, |c| c.secret.as_slice());
+        let checked = verify_signature(signing_input, signature, secret);
+        let cred = cred.ok_or_else(|| unauthorized(NOT_VERIFIED))?;
+        checked?;
         let claims: Claims = decode_part(claims_b64)
             .ok_or_else(|| unauthorized("malformed JWT claims: expected base64url JSON"))?;
         check_identity(&claims, &kid)?;
@@ -219,6 +225,15 @@ impl KeyRing {
         Ok(Principal::Machine { workspace: cred.workspace.clone(), access_key: kid })
     }
 }
+
+/// The one answer to an unknown access key and to a wrong signature.
+const NOT_VERIFIED: &str = "invalid JWT signature: the `kid` is not a configured access key, or \
+     the token was not signed with that key's secret";
+
+/// What a token naming an unknown access key is checked against, so that it
+/// costs the same HMAC as a known one. Never matches: no token is signed with it
+/// (a 64-byte key is hashed like any secret of that length).
+const UNKNOWN_KEY_SECRET: &[u8] = &[0x5a; 64];
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 fn bearer_token(value: &HeaderValue) -> Result<&str, ApiError> {
@@ -264,7 +279,7 @@ fn verify_signature(
         .map_err(|_| ApiError::Internal("HMAC rejected a machine key secret".into()))?;
     mac.update(signing_input.as_bytes());
     // `verify_slice` compares in constant time.
-    mac.verify_slice(&signature).map_err(|_| unauthorized("invalid JWT signature"))
+    mac.verify_slice(&signature).map_err(|_| unauthorized(NOT_VERIFIED))
 }
 
 fn check_identity(c: &Claims, kid: &str) -> Result<(), ApiError> {

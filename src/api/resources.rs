@@ -66,12 +66,48 @@ pub fn connection_json(name: &str, c: &ConnectionConfig) -> Value {
 /// as written (`Bearer ${TOKEN}`), the part from the environment never.
 fn redact_literal_headers(c: &ConnectionConfig, value: &mut Value) {
     let ConnectionConfig::Webhook(w) = c else { return };
+    value["url"] = Value::String(shown_url(&w.url.0));
     let Some(shown) = value.get_mut("headers").and_then(Value::as_object_mut) else { return };
     for (name, template) in &w.headers {
         if env::variables(&template.0).is_empty() {
             shown.insert(name.clone(), Value::String("[redacted]".into()));
         }
     }
+}
+
+/// A webhook URL as shown: its userinfo and its query values can be
+/// credentials (`https://user:pass@…`, `?token=…`), so each of them that is
+/// written in the file, not read from the environment, is `[redacted]`.
+fn shown_url(template: &str) -> String {
+    let literal = |s: &str| !s.is_empty() && env::variables(s).is_empty();
+    let (base, query) = match template.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (template, None),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((user, host)) if literal(user) => {
+                    format!("{scheme}://[redacted]@{host}{path}")
+                }
+                _ => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) if literal(v) => format!("{k}=[redacted]"),
+                _ if !p.contains('=') && literal(p) => "[redacted]".to_string(),
+                _ => p.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", params.join("&"));
+    }
+    out
 }
 
 fn pointer_mut<'a>(v: &'a mut Value, path: &CfgPath) -> Option<&'a mut Value> {
@@ -209,6 +245,34 @@ mod tests {
         assert!(!text.contains("tok_literal_123"), "{text}");
         assert!(text.contains("${NEW}"), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn a_credential_default_in_the_file_is_redacted() {
+        let yaml = r#"{"type": "mailchimp", "data_center": "us6", "api_key": "${MC_KEY:-key_in_git-us6}"}"#;
+        let c: ConnectionConfig = serde_json::from_str(yaml).unwrap();
+        let text = connection_json("mc", &c).to_string();
+        assert!(!text.contains("key_in_git"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn webhook_url_credentials_written_in_the_file_are_redacted() {
+        let cases = [
+            ("https://example.com/h", "https://example.com/h"),
+            ("https://u:pw_lit@example.com/h?x=1", "https://[redacted]@example.com/h?x=[redacted]"),
+            (
+                "https://example.com/h?token=tok_lit&t=${TOK}",
+                "https://example.com/h?token=[redacted]&t=${TOK}",
+            ),
+            ("https://${USER}@example.com/h?sig", "https://${USER}@example.com/h?[redacted]"),
+            ("${HOOK_URL}", "${HOOK_URL}"),
+        ];
+        for (url, want) in cases {
+            let c: ConnectionConfig =
+                serde_json::from_value(json!({"type": "webhook", "url": url})).unwrap();
+            assert_eq!(connection_json("h", &c)["settings"]["url"], want, "{url}");
+        }
     }
 
     #[test]

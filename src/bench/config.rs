@@ -78,6 +78,7 @@ fn validate(path: &Path) -> Result<Duration> {
     let exe = std::env::current_exe().map_err(io("find the meshes binary"))?;
     let t0 = Instant::now();
     let out = std::process::Command::new(exe)
+        .envs(super::configs::ENV)
         .arg("validate")
         .arg(path)
         .output()

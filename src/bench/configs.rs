@@ -1,6 +1,7 @@
 //! The generated `meshes.yaml` files. Credentials are fixed (the benchmarks
-//! only ever talk to loopback); secrets are written as `${VAR:-default}` so
-//! the configs are warning-free, like a real one.
+//! only ever talk to loopback); secrets are written as `${VAR}` and every
+//! process the benchmarks start gets [`ENV`], so the configs are
+//! warning-free, like a real one.
 
 use super::{Result, io};
 use std::fmt::Write as _;
@@ -16,6 +17,8 @@ pub const AK: &str = "mk_bench_0001";
 pub const SECRET: &str = "bench-machine-secret-0001";
 /// Webhook signing secret (signing is part of the measured delivery cost).
 pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The variables the generated configs read, set for every process started.
+pub const ENV: [(&str, &str); 2] = [("MESHES_BENCH_SECRET", SECRET), ("MESHES_BENCH_WHSEC", WHSEC)];
 
 /// One webhook connection.
 #[derive(Debug, Clone)]
@@ -54,12 +57,12 @@ pub type RuleSpec = (String, String, String, Option<String>);
 /// A complete config: workspace, keys, `hooks`, `rules`, and a retry `schedule`.
 pub fn gateway(hooks: &[Hook], rules: &[RuleSpec], schedule: &str) -> String {
     let mut s = format!(
-        "version: 1\nworkspace:\n  id: {WS}\n  name: bench\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: ${{MESHES_BENCH_SECRET:-{SECRET}}}\nconnections:\n"
+        "version: 1\nworkspace:\n  id: {WS}\n  name: bench\n  publishable_key: {PK}\nmachine_keys:\n  - access_key: {AK}\n    secret: ${{MESHES_BENCH_SECRET}}\nconnections:\n"
     );
     for h in hooks {
         let _ = write!(
             s,
-            "  {}:\n    type: webhook\n    url: {}\n    signing_secret: ${{MESHES_BENCH_WHSEC:-{WHSEC}}}\n    delivery:\n      timeout: 5s\n      concurrency: {}\n",
+            "  {}:\n    type: webhook\n    url: {}\n    signing_secret: ${{MESHES_BENCH_WHSEC}}\n    delivery:\n      timeout: 5s\n      concurrency: {}\n",
             h.name, h.url, h.concurrency
         );
         if let Some((threshold, cooldown)) = h.breaker {

@@ -41,6 +41,7 @@ impl Proc {
         let child = Command::new(exe)
             .args(args)
             .env("MESHES_LOG", std::env::var("MESHES_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(super::configs::ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

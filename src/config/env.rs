@@ -183,9 +183,16 @@ impl Secret {
     pub fn template(&self) -> &str {
         &self.0
     }
-    /// True when the value is written in the file instead of coming from the environment.
+    /// True when any of the value is written in the file instead of coming
+    /// from the environment: text, or a `${VAR:-default}` whose default is
+    /// itself a credential in git (and silently in force when `VAR` is unset).
     pub fn is_literal(&self) -> bool {
-        parse(&self.0).is_ok_and(|parts| parts.iter().any(|p| matches!(p, Part::Text(_))))
+        parse(&self.0).is_ok_and(|parts| {
+            parts.iter().any(|p| match p {
+                Part::Text(_) => true,
+                Part::Var { default, .. } => default.is_some_and(|d| !d.is_empty()),
+            })
+        })
     }
 }
 
@@ -256,6 +263,8 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert!(s.is_literal());
         assert!(!Secret::new("${TOKEN}").is_literal());
+        assert!(Secret::new("${TOKEN:-sk_live_123}").is_literal(), "a default is in git");
+        assert!(!Secret::new("${TOKEN:-}").is_literal(), "an empty default holds nothing");
         assert_eq!(variables("${A}-${B:-x}-${C}"), vec!["A", "C"]);
     }
 }

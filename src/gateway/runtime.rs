@@ -181,12 +181,19 @@ pub fn build(
 
 /// The file's machine keys whose variables are set. A key whose secret is
 /// not set is disabled, not fatal: it fails closed (nobody can sign with
-/// it) and ingest keeps working.
+/// it) and ingest keeps working. Surrounding whitespace is dropped, as from
+/// provider credentials: a secret read from a file or a `kubectl` secret
+/// often ends in a newline that no client signs with.
 fn machine_keys(file: &str, cfg: &ConfigFile, lookup: Lookup<'_>) -> Vec<MachineCredential> {
     let mut keys = Vec::new();
     for (i, k) in cfg.machine_keys.iter().enumerate() {
-        let access = env::resolve(&k.access_key.0, lookup);
-        let secret = env::resolve(k.secret.template(), lookup);
+        let access = env::resolve(&k.access_key.0, lookup).map(|a| a.trim().to_string());
+        let secret = env::resolve(k.secret.template(), lookup).map(|s| {
+            if s.trim().len() != s.len() {
+                tracing::warn!(file = %file, key = i, "machine key secret: surrounding whitespace removed");
+            }
+            s.trim().to_string()
+        });
         match (access, secret) {
             (Ok(access_key), Ok(secret)) if !secret.is_empty() => keys.push(MachineCredential {
                 access_key,

@@ -177,7 +177,7 @@ fn check_env_fields(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
             out.push(Issue::warning(
                 Code::LiteralSecret,
                 f.path.clone(),
-                "credential written in the file: expected a reference such as `${API_KEY}` so the value comes from the environment, not git",
+                "credential written in the file (as text or as a `${VAR:-default}`): expected a reference such as `${API_KEY}` so the value comes from the environment, not git",
             ));
         }
         if opts.check_env {
