@@ -240,7 +240,7 @@ impl Run<'_, '_> {
             return Ok(skipped("emit", event, "no payload and no contact"));
         }
         let raw = serde_json::value::to_raw_value(&body)
-            .map_err(|e| StoreError::Unavailable(format!("emit payload: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("emit payload: {e}")))?;
         let input = EventInput {
             event: event.to_string(),
             resource: "contact".into(),

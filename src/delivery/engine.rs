@@ -311,3 +311,7 @@ pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "engine_unreadable_tests.rs"]
+mod unreadable_tests;

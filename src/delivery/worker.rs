@@ -43,7 +43,10 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
             next: Next::Canceled { reason },
         });
     }
-    let (conn, view, payload) = load(shared, &rt, key)?;
+    let (conn, view, payload) = match load(shared, &rt, key) {
+        Ok(loaded) => loaded?,
+        Err(unreadable) => return Some(*unreadable),
+    };
     let (event, rec) = (&view.event, &view.rule_event);
     // The scheduler's snapshot may predate the commit of this delivery's
     // previous attempt (it saw the due entry, then found it no longer in
@@ -149,20 +152,29 @@ fn delivery(
 }
 
 /// The connection the rule routes to now, the event, this delivery's record
-/// and the payload.
-fn load(
-    shared: &Shared,
-    rt: &Runtime,
-    key: &DueKey,
-) -> Option<(Arc<ConnectionRt>, AttemptView, serde_json::Value)> {
-    let warn = |what: &str, e: StoreError| {
-        tracing::warn!(error = %e, rule = %key.rule, "cannot read {what}; the attempt waits");
-    };
-    let view = shared
-        .store
-        .attempt_view(key.event, &key.rule)
-        .map_err(|e| warn("the event", e))
-        .ok()??;
+/// and the payload. `Err` when they will not decode: waiting would not
+/// help, so the delivery fails (the writer logs it once).
+fn load(shared: &Shared, rt: &Runtime, key: &DueKey) -> Result<Option<Loaded>, Box<AttemptDone>> {
+    match shared.store.attempt_view(key.event, &key.rule) {
+        Ok(view) => Ok(view.and_then(|view| route(rt, key, view))),
+        Err(StoreError::Corrupt(why)) => {
+            let reason = format!(
+                "internal_error: the stored event or delivery could not be read ({why}); it is not retried"
+            );
+            let next = Next::Unreadable { reason, at: clock::now_ms() };
+            Err(Box::new(AttemptDone { key: key.clone(), attempt: None, next }))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rule = %key.rule, "cannot read the event; the attempt waits");
+            Ok(None)
+        }
+    }
+}
+
+/// The connection an attempt goes through, what it reads, and its payload.
+type Loaded = (Arc<ConnectionRt>, AttemptView, serde_json::Value);
+
+fn route(rt: &Runtime, key: &DueKey, view: AttemptView) -> Option<Loaded> {
     let payload = serde_json::from_slice(&view.payload).unwrap_or(serde_json::Value::Null);
     let ws = rt.workspace(&view.event.workspace)?;
     let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();

@@ -8,11 +8,17 @@
 //! deletes the old ones, so a crash mid-way leaves every event in exactly one
 //! layout and the next start carries on.
 //!
+//! Idempotency keys used to name their event (`idempotency`: id, time), so
+//! a key whose event was pruned (a retention under 24 h) let a repeat in as
+//! a new event. They now keep the event's record (`idempotency_replies`);
+//! keys are moved the same way, each taking its event's record with it. A
+//! key whose event is already gone is dropped: it no longer worked before.
+//!
 //! There is no way back: a binary from before layout 2 would find none of
 //! the events in a migrated store (downgrades are not supported).
 
 use super::StoreError;
-use super::tables::{EVENT_ROWS, event_row};
+use super::tables::{EVENT_ROWS, IDEMPOTENCY_REPLIES, event_row, split_row};
 use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 
 /// Layout 1: event id → event record (JSON).
@@ -23,12 +29,63 @@ pub(super) const LEGACY_PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition
 pub(super) const LEGACY_BY_WORKSPACE: TableDefinition<(&str, u128), ()> =
     TableDefinition::new("by_workspace");
 
+/// Before replies were kept: (workspace, key) → (event id, accepted at ms).
+pub(super) const LEGACY_IDEMPOTENCY: TableDefinition<(&str, &str), (u128, u64)> =
+    TableDefinition::new("idempotency");
+
 /// Events moved per transaction: bounds the memory of one commit.
 const CHUNK: usize = 10_000;
 
-/// Moves every layout-1 event into `event_rows` and drops the old tables.
-/// Returns how many events moved (0 for a store already in layout 2).
+/// Brings a store of any earlier layout to the current one. Returns how
+/// many events moved (0 for a store already in layout 2).
 pub fn run(db: &Database) -> Result<u64, StoreError> {
+    let moved = event_rows(db)?;
+    idempotency_replies(db)?;
+    Ok(moved)
+}
+
+/// Moves every legacy idempotency key to `idempotency_replies`, with its
+/// event's record, and drops the old table.
+fn idempotency_replies(db: &Database) -> Result<(), StoreError> {
+    loop {
+        let txn = db.begin_write()?;
+        if !txn.list_tables()?.any(|t| t.name() == LEGACY_IDEMPOTENCY.name()) {
+            return Ok(());
+        }
+        if move_keys(&txn)? == 0 {
+            txn.delete_table(LEGACY_IDEMPOTENCY)?;
+        }
+        txn.commit()?;
+    }
+}
+
+fn move_keys(txn: &redb::WriteTransaction) -> Result<usize, StoreError> {
+    let mut old = txn.open_table(LEGACY_IDEMPOTENCY)?;
+    let mut replies = txn.open_table(IDEMPOTENCY_REPLIES)?;
+    let events = txn.open_table(EVENT_ROWS)?;
+    type Key = (String, String, u128, u64);
+    let chunk: Vec<Key> = old
+        .iter()?
+        .take(CHUNK)
+        .map(|r| {
+            let (k, v) = r?;
+            let ((ws, key), (id, at)) = (k.value(), v.value());
+            Ok((ws.to_string(), key.to_string(), id, at))
+        })
+        .collect::<Result<_, redb::StorageError>>()?;
+    for (ws, key, id, at) in &chunk {
+        if let Some(row) = events.get(*id)?
+            && let Ok((record, _)) = split_row(row.value())
+        {
+            replies.insert((ws.as_str(), key.as_str()), (*at, record))?;
+        }
+        old.remove((ws.as_str(), key.as_str()))?;
+    }
+    Ok(chunk.len())
+}
+
+/// Moves every layout-1 event into `event_rows` and drops the old tables.
+fn event_rows(db: &Database) -> Result<u64, StoreError> {
     let mut moved = 0u64;
     loop {
         let txn = db.begin_write()?;

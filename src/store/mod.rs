@@ -21,7 +21,11 @@ pub mod writer;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod idempotency_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unreadable_tests;
 
 pub use contact_records::{
     ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
@@ -59,6 +63,22 @@ pub enum StoreError {
     /// The writer thread has stopped (shutdown or a fatal error).
     #[error("store writer stopped")]
     Closed,
+    /// A stored record will not decode. It fails the request that read it,
+    /// not the store: the file itself is fine.
+    #[error("store record unreadable: {0}")]
+    Corrupt(String),
+    /// A request the store cannot apply (an id that is not a UUID): it
+    /// fails alone, the rest of its write batch commits.
+    #[error("store request refused: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Whether the storage itself failed (I/O, redb): the writer then
+    /// reopens the file. Otherwise only the request that hit it fails.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, StoreError::Open { .. } | StoreError::Unavailable(_) | StoreError::Closed)
+    }
 }
 
 impl From<redb::Error> for StoreError {
@@ -84,8 +104,7 @@ pub fn event_key(id: &str) -> Option<u128> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Unavailable(format!("corrupt record: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("corrupt record: {e}")))
 }
 
 /// Filters of `GET /events`.

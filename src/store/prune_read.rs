@@ -18,7 +18,7 @@
 
 use super::records::RuleEventRecord;
 use super::tables::{
-    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY, IDEMPOTENCY_BY_TIME,
+    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY_BY_TIME, IDEMPOTENCY_REPLIES,
     RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
 };
 use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP, resume_after};
@@ -87,7 +87,7 @@ impl Store {
         let limit = s.limit.max(1);
         let mut ahead = events_ahead(&txn, s.from, s.before, limit)?;
         let cutoff = s.now.saturating_sub(IDEMPOTENCY_TTL_MS);
-        let keys = txn.open_table(IDEMPOTENCY)?;
+        let keys = txn.open_table(IDEMPOTENCY_REPLIES)?;
         let by_time = txn.open_table(IDEMPOTENCY_BY_TIME)?;
         let mut heads = 0;
         for row in by_time.range((0, "", "")..(cutoff, "", ""))?.take(limit) {
@@ -125,8 +125,9 @@ fn events_ahead(
         (seen, last) = (seen + 1, Some(id));
         let mut done = true;
         for r in rules.range(rule_events_of(id))? {
-            let r: RuleEventRecord = decode(r?.1.value())?;
-            done &= r.status.is_terminal();
+            // As the writer's step: an unreadable delivery keeps its event.
+            let r: Result<RuleEventRecord, _> = decode(r?.1.value());
+            done &= r.is_ok_and(|r| r.status.is_terminal());
             rows += 1;
         }
         finished |= done;

@@ -32,12 +32,20 @@ pub const ATTEMPTS: TableDefinition<(u128, &str, u32), &[u8]> = TableDefinition:
 /// (connection key, due ms, event id, rule id): the due-time index, partitioned
 /// by connection so one backed-up connection never hides another's due work.
 pub const DUE: TableDefinition<(&str, u64, u128, &str), ()> = TableDefinition::new("due");
-/// (workspace, idempotency key) → (event id, accepted at ms).
-pub const IDEMPOTENCY: TableDefinition<(&str, &str), (u128, u64)> =
-    TableDefinition::new("idempotency");
+/// (workspace, idempotency key) → (accepted at ms, the original event's
+/// record JSON): all a replay answers, so it outlives the event itself
+/// (`delivery.retention` may be shorter than the key's 24 h). Keys are per
+/// workspace: another workspace's key never answers.
+pub const IDEMPOTENCY_REPLIES: TableDefinition<(&str, &str), (u64, &[u8])> =
+    TableDefinition::new("idempotency_replies");
 /// (accepted at ms, workspace, key): expiring idempotency keys in time order.
 pub const IDEMPOTENCY_BY_TIME: TableDefinition<(u64, &str, &str), ()> =
     TableDefinition::new("idempotency_by_time");
+
+/// (event id, rule id) → the bytes of a delivery record that would not
+/// decode, set aside when the delivery was failed in its place (for a
+/// person to look at); pruned with its event.
+pub const QUARANTINE: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("quarantine");
 
 /// Contact id → contact record (JSON).
 pub const CONTACTS: TableDefinition<u128, &[u8]> = TableDefinition::new("contacts");
@@ -70,8 +78,9 @@ pub fn create_all(db: &Database) -> Result<(), redb::Error> {
     txn.open_table(RULE_EVENTS)?;
     txn.open_table(ATTEMPTS)?;
     txn.open_table(DUE)?;
-    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(IDEMPOTENCY_REPLIES)?;
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
+    txn.open_table(QUARANTINE)?;
     txn.open_table(CONTACTS)?;
     txn.open_table(CONTACT_EMAILS)?;
     txn.open_table(CONTACT_EXTERNAL_IDS)?;
@@ -104,7 +113,7 @@ pub fn row_record(row: &[u8]) -> Result<super::EventRecord, StoreError> {
 
 /// The record and payload of an event row.
 pub fn split_row(row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
-    let corrupt = || StoreError::Unavailable("corrupt event row: bad record length".into());
+    let corrupt = || StoreError::Corrupt("corrupt event row: bad record length".into());
     let (len, rest) = row.split_first_chunk::<4>().ok_or_else(corrupt)?;
     let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|_| corrupt())?;
     if len > rest.len() {

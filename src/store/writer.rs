@@ -10,7 +10,6 @@ use super::db::DbSlot;
 use super::json::RuleEventJson;
 use super::records::EventRecord;
 use super::{DueKey, Landed, StoreError};
-use redb::Database;
 use std::any::Any;
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,8 +52,9 @@ impl Prepared {
 
 /// A unit of work run inside the writer's transaction (automations): it
 /// reads and writes through [`Tables`] and its result is handed back only
-/// after the commit. An `Err` fails the whole batch, so jobs return domain
-/// errors inside `Ok` and only store errors as `Err`.
+/// after the commit. A storage `Err` fails the whole batch; any other `Err`
+/// (a record that will not decode, a bad id) fails this job alone, so jobs
+/// return domain refusals inside `Ok` and only store errors as `Err`.
 type Job =
     Box<dyn for<'t> FnOnce(&mut Tables<'t>) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
 
@@ -158,6 +158,11 @@ impl Handle {
     pub async fn probe(&self) -> Result<(), StoreError> {
         call(&self.tx, Op::Probe).await
     }
+    /// Requests waiting for the writer (tests line up a batch with it).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
     /// Asks the writer to stop once everything queued so far is committed.
     /// Other handles may still exist; their later requests fail with `Closed`.
     pub async fn shutdown(&self) {
@@ -199,7 +204,7 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>, landed: &Landed) {
             let (len, started) = (batch.len(), std::time::Instant::now());
             match db.get() {
                 Ok(handle) => {
-                    if apply_batch(&handle, batch, &m, landed) {
+                    if commit::apply_batch(&handle, batch, &m, landed) {
                         batcher.committed(len, started.elapsed());
                         db.committed();
                     } else {
@@ -223,46 +228,13 @@ type IngestAnswer = (Vec<Prepared>, Vec<Option<EventRecord>>);
 enum Answer {
     Ingest(Vec<Option<EventRecord>>),
     Unit,
+    /// An attempt whose delivery record was set aside as unreadable.
+    Quarantined(quarantine::Quarantined),
     Retry(RetryOutcome),
     Cancel(Option<usize>),
     Count(usize),
     Pruned(Pruned),
     Job(Box<dyn Any + Send>),
-}
-
-/// Applies and commits a batch; `false` when the store failed under it.
-/// The earliest due time it wrote goes to `landed` once it is committed (a
-/// scheduler reading it earlier could scan before the entry is visible).
-fn apply_batch(db: &Database, mut batch: Vec<Op>, m: &WriterMetrics, landed: &Landed) -> bool {
-    let started = std::time::Instant::now();
-    let mut applied = started;
-    let result = (|| -> Result<Vec<Answer>, StoreError> {
-        let txn = db.begin_write()?;
-        let (answers, earliest) = {
-            let mut t = Tables::open(&txn)?;
-            let answers = batch.iter_mut().map(|op| t.apply(op)).collect::<Result<Vec<_>, _>>()?;
-            (answers, t.earliest_due)
-        };
-        applied = std::time::Instant::now();
-        txn.commit()?;
-        landed.note(earliest);
-        Ok(answers)
-    })();
-    // Where the writer's time goes: building the transaction vs commit + fsync.
-    m.ops.record(batch.len() as f64);
-    m.apply.record((applied - started).as_secs_f64());
-    m.commit.record(applied.elapsed().as_secs_f64());
-    match result {
-        Ok(answers) => {
-            batch.into_iter().zip(answers).for_each(|(op, a)| reply(op, Ok(a)));
-            true
-        }
-        Err(e) => {
-            tracing::error!(error = %e, ops = batch.len(), "store write failed; nothing in this batch was acknowledged");
-            batch.into_iter().for_each(|op| reply(op, Err(e.clone())));
-            false
-        }
-    }
 }
 
 fn reply(op: Op, answer: Result<Answer, StoreError>) {
@@ -277,7 +249,12 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
             Answer::Ingest(originals) => (events, originals),
             _ => (events, Vec::new()),
         }))),
-        (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|_| ()))),
+        (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|a| {
+            // Reported once it is committed: from then on it is never due again.
+            if let Answer::Quarantined(q) = a {
+                q.report();
+            }
+        }))),
         (Op::Retry(.., r), a) => drop(
             r.send(a.map(|a| if let Answer::Retry(o) = a { o } else { RetryOutcome::NotFound })),
         ),
@@ -313,8 +290,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 mod apply;
 mod batch;
+mod commit;
 pub(crate) mod contacts;
 mod prune;
+mod quarantine;
 mod requests;
 mod tables;
 

@@ -4,9 +4,10 @@ use super::{
     AttemptDone, IDEMPOTENCY_TTL_MS, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode,
     encode_rule_event,
 };
+use crate::config::model::Outcome;
 use crate::store::json::RuleEventJson;
 use crate::store::records::{EventRecord, RuleEventRecord, Status};
-use crate::store::tables::{row_record, rule_events_of};
+use crate::store::tables::{rule_events_of, split_row};
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
@@ -49,7 +50,7 @@ impl Tables<'_> {
             return Ok(Some(original));
         }
         let id = event_key(&e.record.id)
-            .ok_or_else(|| StoreError::Unavailable("event id is not a UUID".into()))?;
+            .ok_or_else(|| StoreError::Invalid("event id is not a UUID".into()))?;
         self.events.insert(id, p.row.as_slice())?;
         for (r, encoded) in e.rules.iter().zip(&p.rule_events) {
             self.rule_events.insert((id, r.rule_id.as_str()), encoded.as_slice())?;
@@ -60,13 +61,16 @@ impl Tables<'_> {
             self.inbox_push(id)?;
         }
         if let Some(key) = &e.idempotency_key {
-            self.idempotency.insert((ws, key.as_str()), (id, now))?;
+            // The record's JSON, as the event row holds it: the replay's answer.
+            let record = split_row(&p.row)?.0;
+            self.idempotency.insert((ws, key.as_str()), (now, record))?;
             self.idempotency_by_time.insert((now, ws, key.as_str()), ())?;
         }
         Ok(None)
     }
 
-    /// The event an unexpired key already created (it may be in this same batch).
+    /// The event an unexpired key already created (it may be in this same
+    /// batch, or pruned already: the key keeps its record).
     fn idempotent_original(
         &self,
         ws: &str,
@@ -74,14 +78,11 @@ impl Tables<'_> {
         now: u64,
     ) -> Result<Option<EventRecord>, StoreError> {
         let Some(found) = self.idempotency.get((ws, key))? else { return Ok(None) };
-        let (id, at) = found.value();
+        let (at, record) = found.value();
         if now.saturating_sub(at) >= IDEMPOTENCY_TTL_MS {
             return Ok(None);
         }
-        match self.events.get(id)? {
-            Some(raw) => Ok(Some(row_record(raw.value())?)),
-            None => Ok(None),
-        }
+        Ok(Some(decode(record)?))
     }
 
     fn rule_event(&self, event: u128, rule: &str) -> Result<Option<RuleEventRecord>, StoreError> {
@@ -91,7 +92,7 @@ impl Tables<'_> {
         }
     }
 
-    fn put(&mut self, event: u128, rec: &RuleEventRecord) -> Result<(), StoreError> {
+    pub(super) fn put(&mut self, event: u128, rec: &RuleEventRecord) -> Result<(), StoreError> {
         self.rule_events
             .insert((event, rec.rule_id.as_str()), encode_rule_event(rec.json()).as_slice())?;
         Ok(())
@@ -156,6 +157,10 @@ impl Tables<'_> {
             Next::Failed => finish(&mut rec, Status::Failed, now, None),
             Next::Canceled { reason } => {
                 finish(&mut rec, Status::Canceled, now, Some(reason.clone()))
+            }
+            Next::Unreadable { reason, at } => {
+                finish(&mut rec, Status::Failed, *at, Some(reason.clone()));
+                rec.last_outcome = Some(Outcome::InternalError);
             }
         }
         self.put(k.event, &rec)
@@ -250,7 +255,7 @@ impl Tables<'_> {
         }
         for (t, ws, key) in &expired {
             self.idempotency_by_time.remove((*t, ws.as_str(), key.as_str()))?;
-            let current = self.idempotency.get((ws.as_str(), key.as_str()))?.map(|v| v.value().1);
+            let current = self.idempotency.get((ws.as_str(), key.as_str()))?.map(|v| v.value().0);
             if current == Some(*t) {
                 self.idempotency.remove((ws.as_str(), key.as_str()))?;
             }

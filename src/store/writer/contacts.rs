@@ -25,7 +25,7 @@ pub fn email_key(email: &str) -> String {
 }
 
 fn key(id: &str) -> Result<u128, StoreError> {
-    event_key(id).ok_or_else(|| StoreError::Unavailable(format!("`{id}` is not a UUID")))
+    event_key(id).ok_or_else(|| StoreError::Invalid(format!("`{id}` is not a UUID")))
 }
 
 impl<'t> Tables<'t> {

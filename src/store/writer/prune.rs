@@ -7,8 +7,9 @@
 //! stop every younger event from ever being pruned.
 
 use super::Tables;
+use crate::config::model::Outcome;
 use crate::store::records::RuleEventRecord;
-use crate::store::tables::{rule_events_of, uuid7_bound};
+use crate::store::tables::{QUARANTINE, rule_events_of, uuid7_bound};
 use crate::store::{StoreError, decode};
 use redb::ReadableTable;
 
@@ -98,11 +99,23 @@ impl Tables<'_> {
     /// Deletes one event with its deliveries and attempts, unless one of its
     /// deliveries is unfinished.
     fn prune_event(&mut self, id: u128) -> Result<bool, StoreError> {
-        let rows: Vec<RuleEventRecord> = self
+        let rows: Vec<RuleEventRecord> = match self
             .rule_events
             .range(rule_events_of(id))?
             .map(|row| decode(row?.1.value()))
-            .collect::<Result<_, StoreError>>()?;
+            .collect::<Result<_, StoreError>>()
+        {
+            Ok(rows) => rows,
+            // Whether it is finished cannot be told: it stays, and the
+            // rest of the step goes on (an error here used to stop every
+            // pass at this event). Its attempt fails it, then it goes.
+            Err(StoreError::Corrupt(e)) => {
+                let event = uuid::Uuid::from_u128(id);
+                tracing::warn!(%event, error = %e, "a delivery of this event cannot be read; the event is not pruned");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         if rows.iter().any(|r| !r.status.is_terminal()) {
             return Ok(false);
         }
@@ -112,6 +125,10 @@ impl Tables<'_> {
                 (id, r.rule_id.as_str(), 0)..=(id, r.rule_id.as_str(), u32::MAX),
                 |_, _| false,
             )?;
+        }
+        // Only a delivery failed as unreadable can have bytes set aside.
+        if rows.iter().any(|r| r.last_outcome == Some(Outcome::InternalError)) {
+            self.txn.open_table(QUARANTINE)?.retain_in(rule_events_of(id), |_, _| false)?;
         }
         self.events.remove(id)?;
         Ok(true)

@@ -68,6 +68,14 @@ pub enum Next {
         /// Why.
         reason: String,
     },
+    /// The delivery's stored records will not decode: it fails with
+    /// `internal_error` and is never due again (retrying cannot fix it).
+    Unreadable {
+        /// What would not decode.
+        reason: String,
+        /// When this was found (Unix ms).
+        at: u64,
+    },
 }
 
 /// The result of an attempt to record.

@@ -16,7 +16,7 @@ pub struct Tables<'t> {
     pub(super) rule_events: Table<'t, (u128, &'static str), &'static [u8]>,
     pub(super) attempts: Table<'t, (u128, &'static str, u32), &'static [u8]>,
     pub(super) due: Table<'t, (&'static str, u64, u128, &'static str), ()>,
-    pub(super) idempotency: Table<'t, (&'static str, &'static str), (u128, u64)>,
+    pub(super) idempotency: Table<'t, (&'static str, &'static str), (u64, &'static [u8])>,
     pub(super) idempotency_by_time: Table<'t, (u64, &'static str, &'static str), ()>,
     /// The earliest due time this transaction put in the due index.
     pub(super) earliest_due: u64,
@@ -37,7 +37,7 @@ impl<'t> Tables<'t> {
             rule_events: txn.open_table(RULE_EVENTS)?,
             attempts: txn.open_table(ATTEMPTS)?,
             due: txn.open_table(DUE)?,
-            idempotency: txn.open_table(IDEMPOTENCY)?,
+            idempotency: txn.open_table(IDEMPOTENCY_REPLIES)?,
             idempotency_by_time: txn.open_table(IDEMPOTENCY_BY_TIME)?,
             earliest_due: u64::MAX,
         })
@@ -52,10 +52,10 @@ impl<'t> Tables<'t> {
             Op::Ingest(events, now, _) => Answer::Ingest(
                 events.iter().map(|e| self.ingest(e, *now)).collect::<Result<_, _>>()?,
             ),
-            Op::Attempt(done, _) => {
-                self.attempt(done)?;
-                Answer::Unit
-            }
+            Op::Attempt(done, _) => match self.record_attempt(done)? {
+                Some(q) => Answer::Quarantined(q),
+                None => Answer::Unit,
+            },
             Op::Retry(event, rule, now, _) => Answer::Retry(self.retry(*event, rule, *now)?),
             Op::Cancel(event, rule, reason, now, _) => {
                 Answer::Cancel(self.cancel(*event, rule.as_deref(), reason, *now)?)
