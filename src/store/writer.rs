@@ -316,9 +316,11 @@ mod batch;
 pub(crate) mod contacts;
 mod prune;
 mod requests;
+mod reroute;
 mod tables;
 
 pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
+pub use reroute::Route;
 pub use tables::Tables;
