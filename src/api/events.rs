@@ -5,7 +5,8 @@ use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
 use super::{AppState, body, machine, principal, render};
 use crate::clock;
-use crate::store::{self, ListFilter, NewEvent, RetryOutcome, Status};
+use crate::delivery::route::{Fate, fate};
+use crate::store::{self, DueKey, ListFilter, NewEvent, RetryOutcome, Status};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -241,7 +242,7 @@ pub async fn retry(
             retry_after_secs: 5,
         });
     }
-    match st.shared.store.writer().retry(key, &rule, now).await.map_err(unavailable)? {
+    match queue_retry(&st, key, rec, now).await.map_err(unavailable)? {
         RetryOutcome::NotFound => {
             Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")))
         }
@@ -256,6 +257,25 @@ pub async fn retry(
             Ok((StatusCode::ACCEPTED, Json(json!({ "rule_event": rec }))).into_response())
         }
     }
+}
+
+/// Schedules a delivery again now, under the connection its rule targets in
+/// the config in force (a rule edit applies to its deliveries): queued
+/// under the one it last used, it would be attempted under that one's lane,
+/// or never if that connection was removed.
+async fn queue_retry(
+    st: &AppState,
+    event: u128,
+    rec: &store::RuleEventRecord,
+    now: u64,
+) -> Result<RetryOutcome, store::StoreError> {
+    let due = DueKey { conn_key: rec.conn_key.clone(), due: now, event, rule: rec.rule_id.clone() };
+    let to = match fate(&st.shared.runtime.load(), &due) {
+        Fate::Move(to) => Some(to),
+        Fate::Keep | Fate::Cancel(_) => None,
+    };
+    let rule = rec.rule_id.clone();
+    st.shared.store.writer().run(move |t| t.retry_via(event, &rule, to.as_ref(), now)).await
 }
 
 /// `POST /events/{id}/cancel`.

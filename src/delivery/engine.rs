@@ -3,6 +3,7 @@
 //! due time or a wake-up. Reads are bounded by free capacity, so memory does
 //! not grow with the backlog.
 
+use super::cleanup::Cleanups;
 use super::lane::Lane;
 use super::worker;
 use crate::clock;
@@ -101,6 +102,8 @@ pub struct Shared {
     pub sequences_wake: Notify,
     /// Wakes the automation inbox worker (events for `event` automations).
     pub inbox_wake: Notify,
+    /// The reload cleanups: the newest one runs, shutdown stops it.
+    pub cleanups: Cleanups,
 }
 
 /// The scheduler task's state.
@@ -122,6 +125,7 @@ impl Engine {
             wake: Notify::new(),
             sequences_wake: Notify::new(),
             inbox_wake: Notify::new(),
+            cleanups: Cleanups::default(),
         });
         Engine { shared, lanes: HashMap::new(), cursors: HashMap::new(), tasks: TaskTracker::new() }
     }
@@ -254,58 +258,6 @@ impl Engine {
 fn new_lane(conn: &ConnectionRt) -> Arc<Lane> {
     super::worker::circuit_gauge(&conn.conn_key, false);
     Arc::new(Lane::new(conn.lane.clone()))
-}
-
-/// Cancels what can no longer be delivered after a reload: deliveries of
-/// removed connections, removed or disabled rules and removed workspaces.
-/// Runs in chunks so the writer keeps serving ingest in between.
-pub async fn cancel_orphans(shared: &Shared, rt: &Runtime) -> Result<usize, StoreError> {
-    let mut canceled = 0;
-    for (conn_key, _) in shared.store.due_partitions()? {
-        loop {
-            let entries = shared.store.partition_entries(&conn_key, 1_000)?;
-            let orphans: Vec<(DueKey, String)> =
-                entries.into_iter().filter_map(|k| orphan_reason(rt, &k).map(|r| (k, r))).collect();
-            if orphans.is_empty() {
-                break;
-            }
-            for (reason, keys) in group_by_reason(orphans) {
-                canceled +=
-                    shared.store.writer().cancel_keys(keys, &reason, clock::now_ms()).await?;
-            }
-        }
-    }
-    Ok(canceled)
-}
-
-fn group_by_reason(items: Vec<(DueKey, String)>) -> HashMap<String, Vec<DueKey>> {
-    let mut out: HashMap<String, Vec<DueKey>> = HashMap::new();
-    for (k, r) in items {
-        out.entry(r).or_default().push(k);
-    }
-    out
-}
-
-/// Why a due delivery can no longer go anywhere, if it can't.
-pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
-    let (ws_id, conn) = key.conn_key.split_once('/')?;
-    let Some(ws) = rt.workspace(ws_id) else {
-        return Some(format!("workspace `{ws_id}` was removed from the config"));
-    };
-    if key.rule.starts_with('@')
-        && let Err(gone) = ws.automations.resolve(&key.rule)
-    {
-        return Some(format!("automation or sequence step `{}` {gone}", key.rule));
-    }
-    let what = if key.rule.starts_with('@') { "automation or sequence step" } else { "rule" };
-    match ws.target(&key.rule) {
-        None => Some(format!("{what} `{}` was removed from the config", key.rule)),
-        Some(t) if !t.enabled => Some(format!("{what} `{}` was disabled in the config", key.rule)),
-        Some(_) if !ws.connections.contains_key(conn) => {
-            Some(format!("connection `{conn}` was removed from the config"))
-        }
-        Some(_) => None,
-    }
 }
 
 #[cfg(test)]

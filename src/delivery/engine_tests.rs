@@ -10,6 +10,7 @@
 
 use super::*;
 use crate::delivery::retry::Spent;
+use crate::delivery::route::orphan_reason;
 use crate::gateway::runtime;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
 
@@ -205,7 +206,8 @@ async fn a_try_into_a_spent_daily_quota_spends_no_retry_budget() {
             error: None,
         };
         let key = DueKey { conn_key: format!("{WS}/out"), due, event: id, rule: "r1".into() };
-        store.writer().attempt(AttemptDone { key, attempt: Some(attempt), next }).await.unwrap();
+        let done = AttemptDone { key, attempt: Some(attempt), next, at: now };
+        store.writer().attempt(done).await.unwrap();
     }
     assert_eq!(
         nexts,
@@ -261,4 +263,57 @@ fn orphan_reasons_say_whether_a_step_changed_or_went() {
     assert!(removed.ends_with("was removed from the config"), "{removed}");
     let disabled = reason(&contacts_runtime(ON_A, false), &notify).unwrap();
     assert!(disabled.ends_with("was disabled in the config"), "{disabled}");
+}
+
+/// Log connections `out` and `other`; rule `r1` on `rule_on`, if any.
+fn two_connections(rule_on: Option<&str>) -> Arc<Runtime> {
+    let rules = rule_on.map_or(" []".to_string(), |c| {
+        format!("\n  - {{ id: r1, event: a, connection: {c}, metadata: {{ action: log }} }}")
+    });
+    let text = format!(
+        "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: mesh_pub_t }}\n\
+         connections:\n  out: {{ type: log }}\n  other: {{ type: log }}\nrules:{rules}\n"
+    );
+    Arc::new(runtime::from_text(text))
+}
+
+/// Rule `r1` moved from `out` (kept) to `other`: until the reload cleanup
+/// gets there, the scheduler dispatches the delivery from `out`'s queue.
+/// It used to be sent from there, under `out`'s lane; now it moves first.
+#[tokio::test]
+async fn a_worker_moves_a_delivery_whose_rule_now_targets_another_connection() {
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
+    let (id, ev) = event(now);
+    store.writer().ingest(vec![ev], now).await.unwrap();
+    shared.runtime.store(two_connections(Some("other")));
+    engine.tick_at(now).unwrap();
+    assert!(shared.in_flight.contains(id, "r1"), "dispatched from `out`");
+    settle(&engine).await;
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    let other = format!("{WS}/other");
+    assert_eq!((&rec.conn_key, rec.attempts, rec.next_attempt_at), (&other, 0, Some(now)));
+    engine.tick_at(now).unwrap();
+    assert!(shared.in_flight.contains(id, "r1"), "dispatched from `other`");
+    settle(&engine).await;
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    assert_eq!((rec.status, rec.attempts), (crate::store::Status::Completed, 1));
+    store.close().await;
+}
+
+/// A delivery canceled by the worker with no attempt (its rule removed)
+/// ends at the worker's time; it used to show 1970-01-01.
+#[tokio::test]
+async fn a_delivery_canceled_at_attempt_time_ends_now() {
+    let (_dir, store, mut engine) = setup();
+    let (shared, now) = (engine.shared(), clock::now_ms());
+    let (id, ev) = event(now);
+    store.writer().ingest(vec![ev], now).await.unwrap();
+    shared.runtime.store(two_connections(None));
+    engine.tick_at(now).unwrap();
+    settle(&engine).await;
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    assert_eq!((rec.status, rec.attempts), (crate::store::Status::Canceled, 0));
+    assert!(rec.completed_at.is_some_and(|t| t >= now && t <= clock::now_ms()), "{rec:?}");
+    store.close().await;
 }

@@ -1,6 +1,8 @@
 //! Delivery: the scheduler over the due index, per-connection lanes and attempts.
 
+pub mod cleanup;
 pub mod engine;
 pub mod lane;
 pub mod retry;
+pub mod route;
 mod worker;

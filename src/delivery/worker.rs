@@ -1,9 +1,11 @@
 //! One attempt: read the delivery, pace it, call the adapter, decide what
 //! comes next and record it.
 
-use super::engine::{Shared, orphan_reason};
+use super::cleanup::move_one;
+use super::engine::Shared;
 use super::lane::{Lane, Slots};
 use super::retry;
+use super::route::{Fate, fate};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
 use crate::automations::actions;
@@ -36,12 +38,8 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, slots: Slots
 
 async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDone> {
     let rt = shared.runtime.load_full();
-    if let Some(reason) = orphan_reason(&rt, key) {
-        return Some(AttemptDone {
-            key: key.clone(),
-            attempt: None,
-            next: Next::Canceled { reason },
-        });
+    if let Some(stop) = reroute(shared, &rt, key).await {
+        return stop;
     }
     let (conn, view, payload) = match load(shared, &rt, key) {
         Ok(loaded) => loaded?,
@@ -76,7 +74,36 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     feed_lane(&conn, lane, &report.result, now);
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);
-    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next })
+    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next, at: now })
+}
+
+/// `Some` when the entry is not attempted here: `Some(done)` cancels it,
+/// `None` leaves it to the queue of the connection its rule now targets.
+async fn reroute(shared: &Shared, rt: &Arc<Runtime>, key: &DueKey) -> Option<Option<AttemptDone>> {
+    match fate(rt, key) {
+        Fate::Keep => None,
+        Fate::Cancel(reason) => Some(Some(canceled(key, reason))),
+        Fate::Move(to) => {
+            // Met before the reload cleanup got to it: sent from here, it
+            // would go under the old connection's lane (concurrency, rate
+            // limit, breaker). Left where it is if this fails or the config
+            // changed again: the next dispatch decides anew.
+            if let Err(e) = move_one(shared, rt.clone(), key.clone(), to).await {
+                tracing::warn!(error = %e, rule = %key.rule, "cannot move a delivery to its rule's connection; it waits");
+            }
+            Some(None)
+        }
+    }
+}
+
+/// The end of a delivery that is not sent, decided now.
+fn canceled(key: &DueKey, reason: String) -> AttemptDone {
+    AttemptDone {
+        key: key.clone(),
+        attempt: None,
+        next: Next::Canceled { reason },
+        at: clock::now_ms(),
+    }
 }
 
 /// Tells the lane's breaker how the destination answered; an account's
@@ -192,10 +219,7 @@ fn stop_suppressed(
 ) -> Option<Option<AttemptDone>> {
     match suppressed(shared, view, &key.rule, action) {
         Ok(None) => None,
-        Ok(Some(reason)) => {
-            let next = Next::Canceled { reason };
-            Some(Some(AttemptDone { key: key.clone(), attempt: None, next }))
-        }
+        Ok(Some(reason)) => Some(Some(canceled(key, reason))),
         Err(e) => {
             tracing::warn!(error = %e, rule = %key.rule, "cannot read the contact; the attempt waits");
             Some(None)

@@ -7,10 +7,11 @@ use super::runtime::{self, Runtime, content_hash};
 use crate::adapters::token_store::TokenStore;
 use crate::clock;
 use crate::config::{self, CheckOptions, Severity};
-use crate::delivery::engine::{Shared, cancel_orphans};
+use crate::delivery::{self, cleanup::Swept, engine::Shared};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// The last rejected reload, for `/readyz`.
 #[derive(Debug, Default)]
@@ -174,8 +175,8 @@ fn settle(
             let version = rt.version;
             apply(&shared.runtime, rt);
             status.set(None);
-            let shared = shared.clone();
-            tokio::spawn(async move { cleanup(&shared).await });
+            let (shared, stop) = (shared.clone(), shared.cleanups.begin());
+            tokio::spawn(async move { cleanup(&shared, &stop).await });
             Reloaded::Applied { version }
         }
         Err(errors) => {
@@ -193,17 +194,16 @@ fn apply(slot: &ArcSwap<Runtime>, rt: Runtime) {
     slot.store(Arc::new(rt));
 }
 
-/// Cancels deliveries the config in force can no longer make.
-pub async fn cleanup(shared: &Shared) {
-    let rt = shared.runtime.load_full();
-    match cancel_orphans(shared, &rt).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            canceled = n,
-            "canceled deliveries of rules or connections no longer in the config"
+/// Cancels deliveries the config in force can no longer make and moves
+/// those whose rule now targets another connection, until done or `stop`.
+pub async fn cleanup(shared: &Shared, stop: &CancellationToken) {
+    match delivery::cleanup::run(shared, stop).await {
+        None => tracing::debug!("reload cleanup stopped (a newer reload, or shutdown)"),
+        Some(Swept { canceled: 0, moved: 0 }) => {}
+        Some(Swept { canceled, moved }) => tracing::info!(
+            canceled,
+            moved,
+            "settled deliveries of rules or connections the config changed or removed"
         ),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not cancel orphaned deliveries; will try after the next reload")
-        }
     }
 }

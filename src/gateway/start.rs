@@ -164,6 +164,7 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
 
 /// The tasks that run beside the HTTP server.
 struct Background {
+    shared: Arc<Shared>,
     engine: JoinHandle<()>,
     cleanup: JoinHandle<()>,
     pruner: JoinHandle<()>,
@@ -180,10 +181,11 @@ impl Background {
     ) -> Self {
         use crate::automations::worker;
         let cleanup = {
-            let shared = shared.clone();
-            async move { reload::cleanup(&shared).await }
+            let (shared, stop) = (shared.clone(), shared.cleanups.begin());
+            async move { reload::cleanup(&shared, &stop).await }
         };
         Background {
+            shared: shared.clone(),
             engine: tokio::spawn(engine.run(shutdown.clone(), drain)),
             cleanup: tokio::spawn(cleanup),
             pruner: tokio::spawn(super::prune::prune_loop(shared.clone(), shutdown.clone())),
@@ -201,6 +203,9 @@ impl Background {
         let _ = self.sequences.await;
         let _ = self.inbox.await;
         self.pruner.abort();
+        // Reload cleanups stop between two writer jobs; the pass of the next
+        // start picks up where they left off.
+        self.shared.cleanups.stop_all();
         self.cleanup.abort();
         drop(watcher);
         let _ = reloader.await;

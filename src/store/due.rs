@@ -115,23 +115,6 @@ impl Store {
         Ok(range.next().transpose()?.map(|(k, _)| k.value().1))
     }
 
-    /// Every connection partition that has due entries, and how many (a
-    /// full scan: for orphan cleanup and metrics, not the hot path).
-    pub fn due_partitions(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let table = txn.open_table(DUE)?;
-        let mut out: Vec<(String, u64)> = Vec::new();
-        for row in table.iter()? {
-            let (key, _) = row?;
-            let conn = key.value().0;
-            match out.last_mut() {
-                Some((c, n)) if c == conn => *n += 1,
-                _ => out.push((conn.to_string(), 1)),
-            }
-        }
-        Ok(out)
-    }
-
     /// Per connection: deliveries due by `now` (waiting for a slot) and
     /// deliveries scheduled later (retry backlog, or paused by the breaker).
     /// A full scan of the due index: for metrics scrapes, not the hot path.
@@ -152,13 +135,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `limit` due entries of one partition (any due time), for orphan cleanup.
-    pub fn partition_entries(
+    /// Up to `limit` due entries of any partition, in index order, after
+    /// `after` (exclusive): the reload cleanup pages through the whole index
+    /// with it, one bounded read per step.
+    pub fn due_page(
         &self,
-        conn_key: &str,
+        after: Option<&DueKey>,
         limit: usize,
     ) -> Result<Vec<DueKey>, StoreError> {
-        self.due(conn_key, u64::MAX, limit, &|_, _| false)
+        use std::ops::Bound::{Excluded, Unbounded};
+        let txn = self.db.get()?.begin_read()?;
+        let table = txn.open_table(DUE)?;
+        let start = after.map_or(Unbounded, |k| {
+            Excluded((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))
+        });
+        let mut out = Vec::new();
+        for row in table.range::<(&str, u64, u128, &str)>((start, Unbounded))?.take(limit) {
+            let (key, _) = row?;
+            let (c, due, event, rule) = key.value();
+            out.push(DueKey { conn_key: c.to_string(), due, event, rule: rule.to_string() });
+        }
+        Ok(out)
     }
 
     /// The earliest due time committed since the scheduler last asked

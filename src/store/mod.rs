@@ -36,7 +36,8 @@ pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{
-    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, RetryOutcome, Tables,
+    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, RetryOutcome, Route,
+    Tables,
 };
 
 use db::{DbSlot, Opener};

@@ -119,6 +119,7 @@ async fn attempts_move_deliveries_through_their_states() {
         key: due,
         attempt: Some(attempt(1, 100, Outcome::RejectedServerError)),
         next: Next::Retry { at: 5_100 },
+        at: 101,
     })
     .await
     .unwrap();
@@ -130,7 +131,8 @@ async fn attempts_move_deliveries_through_their_states() {
     let due = store.due("ws/c", 5_100, 10, &no_skip).unwrap().remove(0);
     let mut ok = attempt(2, 5_100, Outcome::Delivered);
     ok.error = None;
-    w.attempt(AttemptDone { key: due, attempt: Some(ok), next: Next::Completed }).await.unwrap();
+    let done = AttemptDone { key: due, attempt: Some(ok), next: Next::Completed, at: 5_101 };
+    w.attempt(done).await.unwrap();
     let view = store.event(key).unwrap().unwrap();
     assert_eq!(view.status(|_| false), Status::Completed);
     assert_eq!(view.rule_events[0].attempts, 2);
@@ -185,6 +187,7 @@ async fn an_attempt_finishing_after_cancel_does_not_resurrect_it() {
         key: due,
         attempt: Some(attempt(1, 100, Outcome::RejectedServerError)),
         next: Next::Retry { at: 900 },
+        at: 101,
     })
     .await
     .unwrap();
@@ -388,6 +391,7 @@ async fn the_landed_mark_is_the_earliest_due_time_committed_since_last_taken() {
         key: due,
         attempt: Some(attempt(1, 300, Outcome::RejectedServerError)),
         next,
+        at: 301,
     })
     .await
     .unwrap();

@@ -295,9 +295,11 @@ pub(crate) mod contacts;
 mod prune;
 mod quarantine;
 mod requests;
+mod reroute;
 mod tables;
 
 pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
+pub use reroute::Route;
 pub use tables::Tables;

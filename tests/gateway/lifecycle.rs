@@ -95,6 +95,43 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     assert!(!signed_with(&last, WHSEC));
 }
 
+/// A rule moved to another connection, the old one deleted: its pending
+/// delivery follows it (it used to be canceled as "connection removed"),
+/// and a manual retry queues it under the new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_moved_to_another_connection_takes_its_deliveries_along() {
+    let (old, new) = (Receiver::start().await, Receiver::start().await);
+    old.set_default(Reply::Status(503));
+    let cfg = webhook_config(&[("a", &old.url)], "[0s, 1h]");
+    let gw = TestGateway::start(&cfg).await;
+    let (_, body) = gw.post_event(json!({"event": "user.a", "payload": {"n": 1}})).await;
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    gw.wait_status(&id, "retrying").await;
+
+    let next = cfg
+        .replace(
+            &format!("  a:\n    type: webhook\n    url: {}", old.url),
+            &format!("  b:\n    type: webhook\n    url: {}", new.url),
+        )
+        .replace("connection: a\n", "connection: b\n");
+    assert!(next.contains("connection: b\n") && !next.contains("  a:\n"), "{next}");
+    gw.write_config(&next);
+    let path = format!("/api/v1/events/{id}");
+    let moved = eventually("the delivery on connection b", Duration::from_secs(10), || async {
+        let (_, body) = gw.get(&path).await;
+        let rule = body["event"]["rule_events"][0].clone();
+        (rule["connection"] == "b").then_some(rule)
+    })
+    .await;
+    assert_eq!(moved["status"], "retrying", "{moved}");
+    assert!(moved["last_error"].as_str().unwrap().contains("503"), "{moved}");
+
+    let (code, resp) = gw.post(&format!("/api/v1/events/{id}/rules/a-rule/retry")).await;
+    assert_eq!(code, 202, "{resp}");
+    gw.wait_status(&id, "completed").await;
+    assert_eq!((old.seen().len(), new.seen().len()), (1, 1));
+}
+
 /// A gateway serving a directory: `conf/meshes.yaml` (workspace `other`) and
 /// `conf/b.yaml` (the test workspace, whose one rule posts to `url`).
 async fn two_workspace_directory(url: &str) -> (TestGateway, std::path::PathBuf) {

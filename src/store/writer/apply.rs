@@ -139,7 +139,7 @@ impl Tables<'_> {
             return self.put(k.event, &rec);
         }
         rec.next_attempt_at = None;
-        let now = done.attempt.as_ref().map_or(0, |a| a.started_at + a.duration_ms);
+        let now = done.attempt.as_ref().map_or(done.at, |a| a.started_at + a.duration_ms);
         match &done.next {
             Next::Retry { at } => {
                 rec.status = Status::Retrying;

@@ -87,6 +87,9 @@ pub struct AttemptDone {
     pub attempt: Option<AttemptRecord>,
     /// What to do next.
     pub next: Next,
+    /// The worker's clock when it decided (Unix ms): when a delivery
+    /// canceled with no attempt ended.
+    pub at: u64,
 }
 
 /// Result of a manual retry.
