@@ -188,8 +188,13 @@ fn load(shared: &Shared, rt: &Runtime, key: &DueKey) -> Result<Option<Loaded>, B
             let reason = format!(
                 "internal_error: the stored event or delivery could not be read ({why}); it is not retried"
             );
-            let next = Next::Unreadable { reason, at: clock::now_ms() };
-            Err(Box::new(AttemptDone { key: key.clone(), attempt: None, next }))
+            let next = Next::Unreadable { reason };
+            Err(Box::new(AttemptDone {
+                key: key.clone(),
+                attempt: None,
+                next,
+                at: clock::now_ms(),
+            }))
         }
         Err(e) => {
             tracing::warn!(error = %e, rule = %key.rule, "cannot read the event; the attempt waits");

@@ -37,8 +37,8 @@ async fn an_unreadable_delivery_fails_once_and_then_is_pruned() {
 
     // The worker's answer to an unreadable read; the writer fails it.
     let key = store.due("ws/hook", u64::MAX, 10, &|_, _| false).unwrap().remove(0);
-    let next = Next::Unreadable { reason: "internal_error: test".into(), at: now };
-    w.attempt(AttemptDone { key, attempt: None, next }).await.unwrap();
+    let next = Next::Unreadable { reason: "internal_error: test".into() };
+    w.attempt(AttemptDone { key, attempt: None, next, at: now }).await.unwrap();
     assert_eq!(store.due_len().unwrap(), 0, "never due again");
     let view = store.event(id).unwrap().unwrap();
     let rec = &view.rule_events[0];
@@ -71,7 +71,7 @@ async fn a_cancel_that_meets_an_unreadable_record_fails_it() {
     garble(&store, id, "r1");
     let key = store.due("ws/hook", u64::MAX, 10, &|_, _| false).unwrap().remove(0);
     let next = Next::Canceled { reason: "rule `r1` was removed from the config".into() };
-    w.attempt(AttemptDone { key, attempt: None, next }).await.unwrap();
+    w.attempt(AttemptDone { key, attempt: None, next, at: 10 }).await.unwrap();
     assert_eq!(store.due_len().unwrap(), 0);
     let rec = &store.event(id).unwrap().unwrap().rule_events[0];
     assert_eq!((rec.status, rec.last_outcome), (Status::Failed, Some(Outcome::InternalError)));

@@ -158,8 +158,8 @@ impl Tables<'_> {
             Next::Canceled { reason } => {
                 finish(&mut rec, Status::Canceled, now, Some(reason.clone()))
             }
-            Next::Unreadable { reason, at } => {
-                finish(&mut rec, Status::Failed, *at, Some(reason.clone()));
+            Next::Unreadable { reason } => {
+                finish(&mut rec, Status::Failed, now, Some(reason.clone()));
                 rec.last_outcome = Some(Outcome::InternalError);
             }
         }

@@ -41,7 +41,7 @@ impl Tables<'_> {
             Err(StoreError::Corrupt(why)) => self.set_aside(k, &why)?,
             Err(e) => return Err(e),
             Ok(()) => match &done.next {
-                Next::Unreadable { reason, .. } => reason.clone(),
+                Next::Unreadable { reason } => reason.clone(),
                 _ => return Ok(None),
             },
         };

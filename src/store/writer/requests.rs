@@ -73,8 +73,6 @@ pub enum Next {
     Unreadable {
         /// What would not decode.
         reason: String,
-        /// When this was found (Unix ms).
-        at: u64,
     },
 }
 
