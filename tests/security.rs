@@ -10,6 +10,10 @@ mod support;
 #[path = "security/leaks.rs"]
 mod leaks;
 
+/// Idempotency keys never cross credentials.
+#[path = "security/idempotency.rs"]
+mod idempotency;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};

@@ -352,6 +352,7 @@ fn no_answer(idempotent: bool, code: Outcome, what: &str) -> AttemptReport {
 /// URL (which may be a credential), so the message is built from the causes
 /// and redacted.
 fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> AttemptReport {
+    crate::delivery::local::note(e);
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

@@ -205,6 +205,7 @@ async fn read_response(mut response: reqwest::Response, deadline: Instant) -> At
 /// the URL, which may carry a token, so the message is built from the
 /// underlying causes, with the URL's secret parts scrubbed for good measure.
 fn transport_failure(e: &reqwest::Error, url: &reqwest::Url) -> AttemptReport {
+    crate::delivery::local::note(e);
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

@@ -31,7 +31,8 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    let key = idempotency_key(headers)?;
+    // Every item carries the whole body's hash: a repeat is the same request.
+    let key = idempotency_key(headers, &p, bytes)?;
     let now = clock::now_ms();
     let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut batch: Vec<NewEvent> = Vec::new();
@@ -40,13 +41,7 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
         let parsed = parse_event(item.get(), &ws.id)
             .unwrap_or_else(|e| Err(vec![FieldError { param: "body".into(), msg: e.to_string() }]));
         slots.push(parsed.map(|input| {
-            batch.push(new_event(
-                ws,
-                input,
-                &created_by(&p),
-                now,
-                key.as_ref().map(|k| format!("{k}#{i}")),
-            ));
+            batch.push(new_event(ws, input, &created_by(&p), now, key.as_ref().map(|k| k.item(i))));
             batch.len() - 1
         }));
     }

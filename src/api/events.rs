@@ -40,7 +40,8 @@ async fn create_from(
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
     let input = parse_event(text, &ws.id).map_err(body::syntax_error)?.map_err(bad_request)?;
     let now = clock::now_ms();
-    let ev = new_event(ws, input, &created_by(&p), now, idempotency_key(headers)?);
+    let key = idempotency_key(headers, &p, bytes)?;
+    let ev = new_event(ws, input, &created_by(&p), now, key);
     let mut out = ingest(st, vec![ev], now).await?;
     let done = out.remove(0);
     let mut body = Vec::with_capacity(320);
@@ -116,9 +117,10 @@ pub(super) async fn ingest(
         .shared
         .store
         .writer()
-        .ingest(batch, now)
+        .ingest_checked(batch, now)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|conflict| ApiError::Conflict(conflict.to_string()))?;
     st.ingest_metrics.duration.record(t0.elapsed().as_secs_f64());
     st.ingest_metrics.ingested.increment(n);
     st.shared.wake.notify_one();

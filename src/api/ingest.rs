@@ -1,9 +1,11 @@
 //! Checking an ingest body and turning it into a [`NewEvent`].
 
+use super::auth::Principal;
 use super::error::{ApiError, FieldError};
 use super::raw;
 use crate::gateway::rules::EventFacts;
 use crate::gateway::runtime::WorkspaceRt;
+use crate::store::writer::IdempotencyKey;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
 use serde::Deserialize;
 use serde_json::Value;
@@ -177,7 +179,7 @@ pub fn new_event(
     input: EventInput,
     created_by: &str,
     now: u64,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
 ) -> NewEvent {
     let facts = EventFacts {
         event: &input.event,
@@ -220,8 +222,14 @@ pub fn new_event(
     }
 }
 
-/// Reads and checks the `Idempotency-Key` header.
-pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+/// Reads and checks the `Idempotency-Key` header: the key of the credential
+/// `p` (a publishable key never replays, nor blocks, a machine key's request,
+/// nor one machine key another's), bound to the request body `body`.
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    p: &Principal,
+    body: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let s = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
     if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY {
@@ -230,7 +238,11 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
             &format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters, found {}", s.len()),
         ));
     }
-    Ok(Some(s.to_string()))
+    let scope = match p {
+        Principal::Publishable { .. } => "pk".to_string(),
+        Principal::Machine { access_key, .. } => format!("mk:{access_key}"),
+    };
+    Ok(Some(IdempotencyKey::new(s.to_string(), scope, body)))
 }
 
 /// The first attempt's delay: `schedule[0]` (0 when the schedule is empty).

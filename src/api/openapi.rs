@@ -136,7 +136,9 @@ fn error_response(code: u16) -> Value {
         404 => "No such resource in the caller's workspace",
         405 => "Not supported: connections and rules are managed in meshes.yaml",
         408 => "The body was not complete within the body read timeout (30 s by default)",
-        409 => "The `external_id` and the `email` given belong to two different contacts",
+        409 => {
+            "A conflict: an `Idempotency-Key` sent again with a different body within 24 h (ingest), or an `external_id` and an `email` that belong to two different contacts (contacts)"
+        }
         413 => {
             "The body is larger than the route's limit (8 MiB for bulk events, 1 MiB everywhere else)"
         }

@@ -74,6 +74,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
+    raise_open_file_limit();
     let metrics = crate::api::ops::prometheus_builder().install_recorder()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -109,6 +110,19 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     );
     gateway.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every connection, inbound or outbound, takes a descriptor: the soft
+/// limit (1,024 under systemd) is raised to the hard one, which is there
+/// to be used. The connection cap is then derived from it.
+fn raise_open_file_limit() {
+    match crate::server::fds::raise_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(before, after, "raised the open-file limit to its hard limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit; keeping it"),
+    }
 }
 
 /// Until SIGTERM or Ctrl-C.

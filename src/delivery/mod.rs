@@ -3,6 +3,7 @@
 pub mod cleanup;
 pub mod engine;
 pub mod lane;
+pub mod local;
 pub mod retry;
 pub mod route;
 mod worker;

@@ -4,6 +4,7 @@
 use super::cleanup::move_one;
 use super::engine::Shared;
 use super::lane::{Lane, Slots};
+use super::local;
 use super::retry;
 use super::route::{Fate, fate};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
@@ -65,13 +66,21 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let delivery = delivery(&view, key, target, &conn, payload);
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
-    let (report, queued) = send(&conn, lane, &delivery).await;
+    let ((mut report, queued), out_of_fds) = local::watch(send(&conn, lane, &delivery)).await;
     let duration = t0.elapsed().saturating_sub(queued);
     let now = clock::now_ms();
-    let spent =
-        retry::Spent { attempts: delivery.attempt - rec.budget_start, deferrals: rec.deferrals };
-    let next = retry::next_step(&report.result, &conn.retry, spent, now, rand::random());
-    feed_lane(&conn, lane, &report.result, now);
+    let next = if local::is_local(out_of_fds, &report.result) {
+        // Not the destination's doing: its breaker is not told.
+        local::explain(&mut report);
+        local::postponed(now, rand::random())
+    } else {
+        let spent = retry::Spent {
+            attempts: delivery.attempt - rec.budget_start,
+            deferrals: rec.deferrals,
+        };
+        feed_lane(&conn, lane, &report.result, now);
+        retry::next_step(&report.result, &conn.retry, spent, now, rand::random())
+    };
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next, at: now })

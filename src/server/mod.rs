@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tower::Service;
 
 mod body;
+pub mod fds;
 
 use body::{BodyBudget, Guarded};
 pub use body::{BodyBudgetFull, BodyTimeout};
@@ -53,7 +54,8 @@ pub struct ServerOptions {
     /// (slow POST) cannot hold a connection and a handler forever.
     pub body_read_timeout: Duration,
     /// Most connections served at once; further ones wait in the listen
-    /// backlog until a slot frees up.
+    /// backlog until a slot frees up. Lowered at start to leave room under
+    /// the open-file limit ([`fds::connection_cap`]).
     pub max_connections: usize,
     /// Time given to in-flight requests at shutdown; connections still open
     /// after it are closed.
@@ -97,12 +99,23 @@ where
     let builder = http1_builder(&opts);
     let budget = BodyBudget::new(opts.body_memory);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let limit = fds::soft_limit();
+    let cap = fds::connection_cap(opts.max_connections, limit);
+    tracing::info!(
+        connections = cap,
+        configured = opts.max_connections,
+        open_file_limit = limit,
+        "connection cap (room is kept under the open-file limit for deliveries and the store)"
+    );
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut accept_log = fds::AcceptLog::default();
     // Cancelled only when draining times out: drops the stragglers so no
     // connection (and no handler holding app state) outlives `serve`.
     let hard_stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    while let Some((stream, permit)) = next_connection(&listener, &slots, &shutdown).await {
+    while let Some((stream, permit)) =
+        next_connection(&listener, &slots, &shutdown, &mut accept_log).await
+    {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
@@ -152,6 +165,7 @@ async fn next_connection(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
     shutdown: &CancellationToken,
+    log: &mut fds::AcceptLog,
 ) -> Option<(TcpStream, OwnedSemaphorePermit)> {
     loop {
         let permit = tokio::select! {
@@ -169,7 +183,9 @@ async fn next_connection(
         };
         drop(permit);
         // EMFILE and friends: keep serving the open connections, retry later.
-        tracing::warn!(error = %error, "accept failed; retrying");
+        if let Some(failures) = log.failed(tokio::time::Instant::now()) {
+            tracing::warn!(error = %error, failures, "accept failed; retrying");
+        }
         tokio::select! {
             () = shutdown.cancelled() => return None,
             () = tokio::time::sleep(ACCEPT_BACKOFF) => {}

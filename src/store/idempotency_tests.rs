@@ -1,17 +1,23 @@
 //! An `Idempotency-Key` answers its repeats for 24 h, whatever the
 //! retention: the key keeps the original's record, so pruning the event
 //! (a retention shorter than a day) neither lets a repeat in as a second
-//! event nor changes what the repeat answers.
+//! event nor changes what the repeat answers. Keys are per credential and
+//! bound to the request body.
 
 use super::migrate::LEGACY_IDEMPOTENCY;
-use super::tables::{EVENT_ROWS, event_row};
+use super::tables::{EVENT_ROWS, IDEMPOTENCY_BY_TIME, IDEMPOTENCY_REPLIES, event_row};
 use super::tests::new_event;
-use super::writer::IDEMPOTENCY_TTL_MS;
+use super::writer::{IDEMPOTENCY_TTL_MS, IdempotencyKey};
 use super::*;
 use redb::TableHandle;
 
 fn wall_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn bulk_item(mut e: NewEvent, i: usize) -> NewEvent {
+    e.idempotency_key = e.idempotency_key.map(|k| k.item(i));
+    e
 }
 
 fn events_in(store: &Store, ws: &str) -> usize {
@@ -31,14 +37,12 @@ async fn a_repeat_after_its_event_was_pruned_answers_the_original() {
     let store = Store::open(dir.path()).unwrap();
     let w = store.writer();
     let now = wall_ms();
-    // One event, and a bulk of two (keys `<key>#<index>`): all without
-    // deliveries, so finished and prunable at once.
+    // One event, and a bulk of two: all without deliveries, so finished
+    // and prunable at once.
     let mut first = new_event("ws", "order.paid", &[], now, Some("order-42"));
     first.record.resource_id = Some("42".into());
-    let bulk = vec![
-        new_event("ws", "a", &[], now, Some("b#0")),
-        new_event("ws", "a", &[], now, Some("b#1")),
-    ];
+    let item = |i| bulk_item(new_event("ws", "a", &[], now, Some("b")), i);
+    let bulk = vec![item(0), item(1)];
     let original = w.ingest(vec![first.clone()], now).await.unwrap().remove(0);
     let originals = w.ingest(bulk.clone(), now).await.unwrap();
     prune_events(&store, now).await;
@@ -99,5 +103,104 @@ async fn a_key_written_before_replies_were_kept_still_answers() {
     let legacy = txn.list_tables().unwrap().any(|t| t.name() == "idempotency");
     assert!(!legacy, "the old table is gone");
     drop(txn);
+    store.close().await;
+}
+
+/// An event sent by `created_by` under `scope` with the body `body`.
+fn sent(by: (&str, &str), event: &str, key: &str, body: &[u8], now: u64) -> NewEvent {
+    let mut e = new_event("ws", event, &[], now, None);
+    e.record.created_by = by.0.into();
+    e.idempotency_key = Some(IdempotencyKey::new(key.into(), by.1.into(), body));
+    e
+}
+
+const PUBLIC: (&str, &str) = ("publishable_key", "pk");
+const SERVER: (&str, &str) = ("mk_server", "mk:mk_server");
+
+#[tokio::test]
+async fn keys_are_per_credential_and_bound_to_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let now = wall_ms();
+    let ingest = |e: NewEvent| async { w.ingest_checked(vec![e], now + 1).await.unwrap() };
+    let ignored = ingest(sent(PUBLIC, "t.ignored", "order-42", b"a", now)).await.unwrap();
+    // The server's machine key with the same key: its own, real event.
+    let paid = ingest(sent(SERVER, "payment.succeeded", "order-42", b"b", now)).await.unwrap();
+    assert!(!paid[0].duplicate, "another credential's key must not replay");
+    assert_eq!(paid[0].event.event, "payment.succeeded");
+    assert_ne!(paid[0].event.id, ignored[0].event.id);
+    // Each credential's repeat answers its own original, nothing of the other's.
+    let again = ingest(sent(PUBLIC, "t.ignored", "order-42", b"a", now)).await.unwrap();
+    assert_eq!((again[0].duplicate, &again[0].event), (true, &ignored[0].event));
+    let again = ingest(sent(SERVER, "payment.succeeded", "order-42", b"b", now)).await.unwrap();
+    assert_eq!((again[0].duplicate, &again[0].event), (true, &paid[0].event));
+    // The same key with another body: refused, nothing written.
+    let reused = ingest(sent(SERVER, "payment.succeeded", "order-42", b"c", now)).await;
+    let message = reused.unwrap_err().to_string();
+    assert!(message.contains("`order-42` was already used with a different request body"));
+    assert_eq!(events_in(&store, "ws"), 2);
+    // A bulk item never meets a single event's key, whatever the key says.
+    let single = ingest(sent(PUBLIC, "a", "k#0", b"x", now)).await.unwrap();
+    let bulk = vec![bulk_item(sent(PUBLIC, "a", "k", b"x", now), 0)];
+    let item = w.ingest_checked(bulk, now + 1).await.unwrap().unwrap();
+    assert!(!item[0].duplicate);
+    assert_ne!(item[0].event.id, single[0].event.id);
+    store.close().await;
+}
+
+/// One item of a bulk request reusing its key with another body refuses the
+/// whole request: none of its items is written, even new ones.
+#[tokio::test]
+async fn a_bulk_conflict_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let now = wall_ms();
+    let first = vec![bulk_item(sent(PUBLIC, "a", "b", b"[1]", now), 0)];
+    w.ingest_checked(first, now).await.unwrap().unwrap();
+    let item = |i| bulk_item(sent(PUBLIC, "a", "b", b"[1,2]", now), i);
+    let conflict = w.ingest_checked(vec![item(0), item(1)], now).await.unwrap();
+    assert_eq!(conflict.unwrap_err().key, "b");
+    assert_eq!(events_in(&store, "ws"), 1);
+    store.close().await;
+}
+
+/// A row written before keys were scoped (no scope, no hash) keeps working
+/// for its 24 h, for the credential that created its event only, and a
+/// repeat naming another event is a conflict.
+#[tokio::test]
+async fn a_row_from_before_scoped_keys_answers_its_own_credential_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = wall_ms();
+    let original = sent(PUBLIC, "order.paid", "order-42", b"a", now);
+    {
+        let db = redb::Database::create(dir.path().join("meshes.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut keys = txn.open_table(IDEMPOTENCY_REPLIES).unwrap();
+            let record = serde_json::to_vec(&original.record).unwrap();
+            keys.insert(("ws", "order-42"), (now, record.as_slice())).unwrap();
+            txn.open_table(IDEMPOTENCY_BY_TIME)
+                .unwrap()
+                .insert((now, "ws", "order-42"), ())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let at = |t: u64, e: NewEvent| async move { w.ingest_checked(vec![e], t).await.unwrap() };
+    // Another body from the same credential cannot be compared: it replays.
+    let again = at(now + 5, sent(PUBLIC, "order.paid", "order-42", b"other", now)).await.unwrap();
+    assert!(again[0].duplicate);
+    assert_eq!(again[0].event, original.record);
+    let other_event = at(now + 5, sent(PUBLIC, "t.ignored", "order-42", b"a", now)).await;
+    assert!(other_event.is_err(), "another event type under the key is a conflict");
+    let machine = at(now + 5, sent(SERVER, "order.paid", "order-42", b"a", now)).await.unwrap();
+    assert!(!machine[0].duplicate, "another credential never sees the old row");
+    let late = now + IDEMPOTENCY_TTL_MS;
+    let expired = at(late, sent(PUBLIC, "t.ignored", "order-42", b"a", now)).await.unwrap();
+    assert!(!expired[0].duplicate, "the old row expires like any other");
     store.close().await;
 }

@@ -32,10 +32,10 @@ pub const ATTEMPTS: TableDefinition<(u128, &str, u32), &[u8]> = TableDefinition:
 /// (connection key, due ms, event id, rule id): the due-time index, partitioned
 /// by connection so one backed-up connection never hides another's due work.
 pub const DUE: TableDefinition<(&str, u64, u128, &str), ()> = TableDefinition::new("due");
-/// (workspace, idempotency key) → (accepted at ms, the original event's
-/// record JSON): all a replay answers, so it outlives the event itself
-/// (`delivery.retention` may be shorter than the key's 24 h). Keys are per
-/// workspace: another workspace's key never answers.
+/// (workspace, idempotency key with its credential) → (accepted at ms, the
+/// request body's hash and the original event's record JSON): all a replay
+/// answers, so it outlives the event itself (`delivery.retention` may be
+/// shorter than the key's 24 h). Layout in `writer::idempotency`.
 pub const IDEMPOTENCY_REPLIES: TableDefinition<(&str, &str), (u64, &[u8])> =
     TableDefinition::new("idempotency_replies");
 /// (accepted at ms, workspace, key): expiring idempotency keys in time order.

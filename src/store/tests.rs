@@ -20,7 +20,7 @@ pub(super) fn new_event(
             created_at: now,
         },
         payload: br#"{"email":"a@example.com"}"#.to_vec(),
-        idempotency_key: key.map(str::to_string),
+        idempotency_key: key.map(|k| writer::IdempotencyKey::new(k.into(), "pk".into(), b"{}")),
         inbox: false,
         rules: rules
             .iter()

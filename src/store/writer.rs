@@ -96,11 +96,23 @@ impl Handle {
         events: Vec<NewEvent>,
         now: u64,
     ) -> Result<Vec<Ingested>, StoreError> {
+        let stored = self.ingest_checked(events, now).await?;
+        stored.map_err(|conflict| StoreError::Invalid(conflict.to_string()))
+    }
+    /// Like [`Handle::ingest`], but an `Idempotency-Key` reused with another
+    /// body is an answer of its own (nothing of that request is written).
+    pub async fn ingest_checked(
+        &self,
+        events: Vec<NewEvent>,
+        now: u64,
+    ) -> Result<Result<Vec<Ingested>, KeyConflict>, StoreError> {
         // Encoding happens here, on the caller's task, so the one writer
         // thread spends its time on the B-trees and the fsync only.
         let prepared = events.into_iter().map(Prepared::new).collect();
         let (prepared, originals) = call(&self.tx, |r| Op::Ingest(prepared, now, r)).await?;
-        Ok(prepared.into_iter().zip(originals).map(|(p, original)| p.answer(original)).collect())
+        Ok(originals.map(|originals| {
+            prepared.into_iter().zip(originals).map(|(p, original)| p.answer(original)).collect()
+        }))
     }
     /// Records an attempt and the delivery's next state.
     pub async fn attempt(&self, done: AttemptDone) -> Result<(), StoreError> {
@@ -221,12 +233,13 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>, landed: &Landed) {
     }
 }
 
-/// The events of an ingest op, and the original of each idempotent repeat.
-type IngestAnswer = (Vec<Prepared>, Vec<Option<EventRecord>>);
+/// The events of an ingest op, and the original of each idempotent repeat
+/// (or the key reused with another body).
+type IngestAnswer = (Vec<Prepared>, Result<Vec<Option<EventRecord>>, KeyConflict>);
 
 /// One answer per op, sent only after the commit.
 enum Answer {
-    Ingest(Vec<Option<EventRecord>>),
+    Ingest(Result<Vec<Option<EventRecord>>, KeyConflict>),
     Unit,
     /// An attempt whose delivery record was set aside as unreadable.
     Quarantined(quarantine::Quarantined),
@@ -247,7 +260,7 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
         }))),
         (Op::Ingest(events, _, r), a) => drop(r.send(a.map(|a| match a {
             Answer::Ingest(originals) => (events, originals),
-            _ => (events, Vec::new()),
+            _ => (events, Ok(Vec::new())),
         }))),
         (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|a| {
             // Reported once it is committed: from then on it is never due again.
@@ -292,12 +305,14 @@ mod apply;
 mod batch;
 mod commit;
 pub(crate) mod contacts;
+mod idempotency;
 mod prune;
 mod quarantine;
 mod requests;
 mod reroute;
 mod tables;
 
+pub use idempotency::{IdempotencyKey, KeyConflict};
 pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};

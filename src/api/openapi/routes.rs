@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// Statuses any authenticated route can answer: 400 (both credential
 /// headers sent), 401, 403, 429.
 const AUTHED: &[u16] = &[400, 401, 403, 429];
-const INGEST: &[u16] = &[400, 401, 403, 408, 413, 415, 429, 503];
+const INGEST: &[u16] = &[400, 401, 403, 408, 409, 413, 415, 429, 503];
 const BY_ID: &[u16] = &[400, 401, 403, 404, 429, 503];
 const RETRY: &[u16] = &[400, 401, 403, 404, 425, 429, 503];
 const RESOURCE: &[u16] = &[400, 401, 403, 404, 429];
@@ -37,7 +37,7 @@ fn rule_id() -> Value {
 
 fn idempotency_key() -> Value {
     json!({ "name": "Idempotency-Key", "in": "header", "required": false,
-        "description": "Replays of the same key within the dedup window return the first result (with `Idempotent-Replayed: true`) instead of a new event. Bulk items use `<key>#<index>`.",
+        "description": "A repeat of the same request with the same key within 24 h returns the first result (with `Idempotent-Replayed: true`) instead of a new event. Keys are per credential (the publishable key, each machine key): another credential's key is never replayed. A key sent again with a different body (compared byte for byte) is refused with 409. A bulk request's key covers the whole request and never meets a single event's key.",
         "schema": { "type": "string", "minLength": 1, "maxLength": 255 } })
 }
 
@@ -88,7 +88,7 @@ pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
                 "The body is invalid, or every event was refused (the error, with the bulk result beside it)",
                 bulk_400,
             )
-            .errors(&[401, 403, 408, 413, 415, 429, 503]),
+            .errors(&[401, 403, 408, 409, 413, 415, 429, 503]),
         preflight("/api/v1/events/bulk", "preflightEventsBulk"),
     ]
 }

@@ -1,13 +1,12 @@
 //! How each writer request changes the tables (inside the batch's transaction).
 
 use super::{
-    AttemptDone, IDEMPOTENCY_TTL_MS, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode,
-    encode_rule_event,
+    AttemptDone, NewRuleEvent, Next, Prepared, RetryOutcome, Tables, encode, encode_rule_event,
 };
 use crate::config::model::Outcome;
 use crate::store::json::RuleEventJson;
-use crate::store::records::{EventRecord, RuleEventRecord, Status};
-use crate::store::tables::{rule_events_of, split_row};
+use crate::store::records::{RuleEventRecord, Status};
+use crate::store::tables::rule_events_of;
 use crate::store::{DueKey, StoreError, decode, event_key};
 use redb::ReadableTable;
 
@@ -35,20 +34,9 @@ pub(super) fn pending(r: &NewRuleEvent, created_at: u64) -> RuleEventJson<'_> {
 }
 
 impl Tables<'_> {
-    /// Stores one event; `Some(original)` when its idempotency key already
-    /// names an unexpired event (then nothing is written).
-    pub(super) fn ingest(
-        &mut self,
-        p: &Prepared,
-        now: u64,
-    ) -> Result<Option<EventRecord>, StoreError> {
+    /// Writes a new event: its row, deliveries, due entries and key.
+    pub(super) fn store_event(&mut self, p: &Prepared, now: u64) -> Result<(), StoreError> {
         let e = &p.event;
-        let ws = e.record.workspace.as_str();
-        if let Some(key) = &e.idempotency_key
-            && let Some(original) = self.idempotent_original(ws, key, now)?
-        {
-            return Ok(Some(original));
-        }
         let id = event_key(&e.record.id)
             .ok_or_else(|| StoreError::Invalid("event id is not a UUID".into()))?;
         self.events.insert(id, p.row.as_slice())?;
@@ -60,29 +48,7 @@ impl Tables<'_> {
         if e.inbox {
             self.inbox_push(id)?;
         }
-        if let Some(key) = &e.idempotency_key {
-            // The record's JSON, as the event row holds it: the replay's answer.
-            let record = split_row(&p.row)?.0;
-            self.idempotency.insert((ws, key.as_str()), (now, record))?;
-            self.idempotency_by_time.insert((now, ws, key.as_str()), ())?;
-        }
-        Ok(None)
-    }
-
-    /// The event an unexpired key already created (it may be in this same
-    /// batch, or pruned already: the key keeps its record).
-    fn idempotent_original(
-        &self,
-        ws: &str,
-        key: &str,
-        now: u64,
-    ) -> Result<Option<EventRecord>, StoreError> {
-        let Some(found) = self.idempotency.get((ws, key))? else { return Ok(None) };
-        let (at, record) = found.value();
-        if now.saturating_sub(at) >= IDEMPOTENCY_TTL_MS {
-            return Ok(None);
-        }
-        Ok(Some(decode(record)?))
+        self.remember_key(p, now)
     }
 
     fn rule_event(&self, event: u128, rule: &str) -> Result<Option<RuleEventRecord>, StoreError> {
@@ -150,6 +116,11 @@ impl Tables<'_> {
                 // past this one leaves the budget as it was before it.
                 rec.budget_start = rec.budget_start.saturating_add(1).min(rec.attempts);
                 rec.deferrals = rec.deferrals.saturating_add(1);
+                rec.status = Status::Retrying;
+                self.schedule(k.event, &mut rec, *at)?;
+            }
+            Next::Postponed { at } => {
+                rec.budget_start = rec.budget_start.saturating_add(1).min(rec.attempts);
                 rec.status = Status::Retrying;
                 self.schedule(k.event, &mut rec, *at)?;
             }
@@ -234,33 +205,6 @@ impl Tables<'_> {
             canceled += 1;
         }
         Ok(canceled)
-    }
-
-    /// Forgets idempotency keys older than the TTL (a key re-used after it
-    /// was overwritten points elsewhere now: leave that mapping alone).
-    pub(super) fn prune_idempotency(
-        &mut self,
-        now: u64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        let cutoff = now.saturating_sub(IDEMPOTENCY_TTL_MS);
-        let mut expired: Vec<(u64, String, String)> = Vec::new();
-        for row in self.idempotency_by_time.range((0u64, "", "")..(cutoff, "", ""))? {
-            let (k, _) = row?;
-            let (t, ws, key) = k.value();
-            expired.push((t, ws.to_string(), key.to_string()));
-            if expired.len() == limit {
-                break;
-            }
-        }
-        for (t, ws, key) in &expired {
-            self.idempotency_by_time.remove((*t, ws.as_str(), key.as_str()))?;
-            let current = self.idempotency.get((ws.as_str(), key.as_str()))?.map(|v| v.value().0);
-            if current == Some(*t) {
-                self.idempotency.remove((ws.as_str(), key.as_str()))?;
-            }
-        }
-        Ok(expired.len())
     }
 }
 

@@ -11,7 +11,7 @@ pub struct NewEvent {
     /// The raw JSON payload.
     pub payload: Vec<u8>,
     /// `Idempotency-Key` header, if sent.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<super::IdempotencyKey>,
     /// The deliveries.
     pub rules: Vec<NewRuleEvent>,
     /// Whether automations must see it (queued in the automation inbox in
@@ -56,6 +56,13 @@ pub enum Next {
     /// Try again at this time (Unix ms), the attempt just made not
     /// counting against the retry budget (a quota that resets then).
     Deferred {
+        /// Due time.
+        at: u64,
+    },
+    /// Try again at this time (Unix ms): the attempt failed for this
+    /// process's own reason (out of file descriptors) and counts neither
+    /// against the retry budget nor as a deferral.
+    Postponed {
         /// Due time.
         at: u64,
     },

@@ -49,9 +49,7 @@ impl<'t> Tables<'t> {
                 Some(job) => Answer::Job(job(self)?),
                 None => Answer::Unit,
             },
-            Op::Ingest(events, now, _) => Answer::Ingest(
-                events.iter().map(|e| self.ingest(e, *now)).collect::<Result<_, _>>()?,
-            ),
+            Op::Ingest(events, now, _) => Answer::Ingest(self.ingest_all(events, *now)?),
             Op::Attempt(done, _) => match self.record_attempt(done)? {
                 Some(q) => Answer::Quarantined(q),
                 None => Answer::Unit,

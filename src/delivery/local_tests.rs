@@ -1,0 +1,154 @@
+//! Running out of descriptors is told apart from a network error, and an
+//! attempt it failed spends none of the delivery's retry budget.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::config::model::RetryPolicy;
+use crate::delivery::retry::{self, Spent};
+use crate::store::{AttemptDone, AttemptRecord, DueKey, EventRecord, NewEvent, NewRuleEvent};
+use crate::store::{Status, Store};
+
+/// What reqwest hands an adapter: the OS error a few causes down.
+#[derive(Debug)]
+struct Wrapped(std::io::Error);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("error trying to connect")
+    }
+}
+
+impl Error for Wrapped {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn os(errno: rustix::io::Errno) -> Wrapped {
+    Wrapped(std::io::Error::from_raw_os_error(errno.raw_os_error()))
+}
+
+fn network_error() -> AttemptResult {
+    let message = "could not connect: Too many open files (os error 24)".into();
+    AttemptResult::Retry { code: Outcome::NetworkError, after: None, message }
+}
+
+#[test]
+fn only_emfile_and_enfile_are_out_of_descriptors() {
+    use rustix::io::Errno;
+    assert!(out_of_descriptors(&os(Errno::MFILE)));
+    assert!(out_of_descriptors(&os(Errno::NFILE)));
+    assert!(!out_of_descriptors(&os(Errno::CONNREFUSED)));
+    assert!(!out_of_descriptors(&std::io::Error::other("Too many open files (os error 24)")));
+}
+
+#[tokio::test]
+async fn an_attempt_hears_of_its_own_requests_only() {
+    let emfile = os(rustix::io::Errno::MFILE);
+    let (_, seen) = watch(async { note(&emfile) }).await;
+    assert!(seen);
+    let (_, seen) = watch(async { note(&os(rustix::io::Errno::CONNREFUSED)) }).await;
+    assert!(!seen);
+    note(&emfile); // outside any attempt: nothing to tell, and no panic
+    let (_, seen) = watch(async {}).await;
+    assert!(!seen, "each attempt starts afresh");
+    assert!(is_local(true, &network_error()));
+    let timeout = AttemptResult::Retry { code: Outcome::Timeout, after: None, message: "".into() };
+    assert!(!is_local(true, &timeout), "a request that went out is the destination's");
+    assert!(!is_local(false, &network_error()));
+}
+
+fn event(due: u64) -> (u128, NewEvent) {
+    let id = uuid::Uuid::now_v7();
+    let record = EventRecord {
+        id: id.to_string(),
+        workspace: "ws".into(),
+        event: "a".into(),
+        resource: "global".into(),
+        resource_id: None,
+        created_by: "publishable_key".into(),
+        created_at: due,
+    };
+    let rule = NewRuleEvent {
+        rule_id: "r1".into(),
+        connection: "out".into(),
+        action: "send_webhook".into(),
+        conn_key: "ws/out".into(),
+        delivery_id: uuid::Uuid::now_v7().to_string(),
+        due,
+    };
+    let ev = NewEvent {
+        record,
+        payload: b"{}".to_vec(),
+        idempotency_key: None,
+        rules: vec![rule],
+        inbox: false,
+    };
+    (id.as_u128(), ev)
+}
+
+/// With three tries in the schedule, a 5xx, two tries that found no
+/// descriptor, then two more 5xx are three budgeted tries: the last fails
+/// the delivery. Without the postponement the third try would have.
+#[tokio::test]
+async fn tries_without_descriptors_spend_no_retry_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let policy = RetryPolicy {
+        schedule: vec![crate::config::duration::Duration::from_millis(0); 3],
+        ..RetryPolicy::default()
+    };
+    let (id, ev) = event(1_000);
+    store.writer().ingest(vec![ev], 1_000).await.unwrap();
+    let server_error = AttemptResult::Retry {
+        code: Outcome::RejectedServerError,
+        after: None,
+        message: "".into(),
+    };
+    let (local, remote) = ((true, network_error()), (false, server_error));
+    let mut nexts = Vec::new();
+    for (n, (seen, result)) in
+        [(1_u32, &remote), (2, &local), (3, &local), (4, &remote), (5, &remote)]
+    {
+        let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+        let (due, now) = (rec.next_attempt_at.unwrap(), rec.next_attempt_at.unwrap() + 10);
+        let next = if is_local(*seen, result) {
+            postponed(now, 0.5)
+        } else {
+            let spent = Spent { attempts: n - rec.budget_start, deferrals: rec.deferrals };
+            retry::next_step(result, &policy, spent, now, 0.5)
+        };
+        nexts.push(next.clone());
+        let attempt = AttemptRecord {
+            attempt: n,
+            started_at: now,
+            duration_ms: 1,
+            outcome: Outcome::NetworkError,
+            http_status: None,
+            response_excerpt: None,
+            error: None,
+        };
+        let key = DueKey { conn_key: "ws/out".into(), due, event: id, rule: "r1".into() };
+        store
+            .writer()
+            .attempt(AttemptDone { key, attempt: Some(attempt), next, at: now })
+            .await
+            .unwrap();
+    }
+    let wait = WAIT.as_millis() as u64;
+    assert_eq!(
+        nexts,
+        [
+            Next::Retry { at: 1_010 },
+            Next::Postponed { at: 1_020 + wait },
+            Next::Postponed { at: 1_030 + 2 * wait },
+            Next::Retry { at: 1_040 + 2 * wait },
+            Next::Failed,
+        ]
+    );
+    let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+    assert_eq!((rec.status, rec.attempts, rec.budget_start), (Status::Failed, 5, 2));
+    assert_eq!(rec.deferrals, 0, "not a quota wait: max_deferrals is untouched");
+    store.close().await;
+}

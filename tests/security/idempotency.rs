@@ -1,0 +1,84 @@
+//! `Idempotency-Key`s are per credential and bound to the body: the public
+//! publishable key can neither pre-empt a server's event by using its key
+//! first nor read a server-sent event's metadata by replaying its key.
+
+use super::support::*;
+use serde_json::Value;
+
+/// Sends `body` to `path` with key `key`, as the publishable key (`jwt`
+/// `None`) or a machine JWT: the status, the replay header and the JSON.
+async fn send(
+    gw: &TestGateway,
+    path: &str,
+    jwt: Option<String>,
+    key: &str,
+    body: &str,
+) -> (u16, bool, Value) {
+    let req = gw.http.post(format!("{}{path}", gw.base)).header("idempotency-key", key);
+    let req = match jwt {
+        Some(jwt) => req.bearer_auth(jwt),
+        None => req.header("x-meshes-publishable-key", PK),
+    };
+    let resp =
+        req.header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    (resp.status().as_u16(), replayed, resp.json().await.unwrap())
+}
+
+const PAID: &str =
+    r#"{"event":"user.paid","resource":"order","resource_id":"42","payload":{"n":1}}"#;
+const IGNORED: &str = r#"{"event":"t.ignored","payload":{"n":1}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishable_key_cannot_take_a_machine_keys_idempotency_key() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start(&webhook_config(&[("paid", &rx.url)], "[0s]")).await;
+    let (status, _, squat) = send(&gw, "/api/v1/events", None, "order-42", IGNORED).await;
+    assert_eq!(status, 201);
+    let (status, replayed, real) =
+        send(&gw, "/api/v1/events", Some(gw.jwt()), "order-42", PAID).await;
+    assert_eq!((status, replayed), (201, false), "{real}");
+    assert_eq!(real["event"]["event"], "user.paid");
+    assert_ne!(real["event"]["id"], squat["event"]["id"]);
+    let id = real["event"]["id"].as_str().unwrap();
+    gw.wait_status(id, "completed").await;
+    assert_eq!(rx.seen().len(), 1, "the real event was delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishable_key_cannot_read_a_machine_sent_event_by_its_key() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start(&webhook_config(&[("paid", &rx.url)], "[0s]")).await;
+    let (status, _, real) = send(&gw, "/api/v1/events", Some(gw.jwt()), "order-7", PAID).await;
+    assert_eq!(status, 201);
+    assert_eq!(real["event"]["created_by"], AK);
+    // The same body, even: a new event of its own, nothing of the server's.
+    let (status, replayed, probe) = send(&gw, "/api/v1/events", None, "order-7", PAID).await;
+    assert_eq!((status, replayed), (201, false), "{probe}");
+    assert_ne!(probe["event"]["id"], real["event"]["id"]);
+    assert_eq!(probe["event"]["created_by"], "publishable_key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_reused_with_another_body_is_a_409_and_bulk_items_keep_to_themselves() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start(&webhook_config(&[("paid", &rx.url)], "[0s]")).await;
+    let (status, _, first) = send(&gw, "/api/v1/events", None, "k", IGNORED).await;
+    assert_eq!(status, 201);
+    let (status, replayed, again) = send(&gw, "/api/v1/events", None, "k", IGNORED).await;
+    assert_eq!((status, replayed, &again["event"]["id"]), (201, true, &first["event"]["id"]));
+    let (status, replayed, refused) = send(&gw, "/api/v1/events", None, "k", PAID).await;
+    assert_eq!((status, replayed), (409, false), "{refused}");
+    assert_eq!(refused["error"]["name"], "ConflictError");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("`k` was already used with a different request body"), "{message}");
+    // A bulk request keyed `k` does not meet the single event sent with `k#0`.
+    let (_, _, single) = send(&gw, "/api/v1/events", None, "k#0", IGNORED).await;
+    let bulk = format!("[{IGNORED}]");
+    let (status, replayed, items) = send(&gw, "/api/v1/events/bulk", None, "k", &bulk).await;
+    assert_eq!((status, replayed), (201, false), "{items}");
+    assert_ne!(items["records"][0]["event"]["id"], single["event"]["id"]);
+    let (status, _, refused) =
+        send(&gw, "/api/v1/events/bulk", None, "k", &format!("[{PAID}]")).await;
+    assert_eq!(status, 409, "{refused}");
+}
