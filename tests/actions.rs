@@ -5,7 +5,10 @@
 
 mod support;
 
+use meshes::config::duration::Duration as Window;
+use meshes::config::model::RateLimit;
 use serde_json::{Value, json};
+use std::time::Duration;
 use support::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -90,6 +93,35 @@ async fn errors_are_clear_and_never_leak_the_key() {
     }
     // Failures are not cached: each call asked the provider again.
     assert_eq!(hits(&server, "/down/3.0/lists").await, 2);
+    gw.stop().await;
+}
+
+/// A cold cache under 30 concurrent requests costs the provider one listing,
+/// and that listing's request is a turn of the connection's budget (the
+/// one its deliveries spend), not a request on top of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_listing_paid_from_the_budget() {
+    let server = MockServer::start().await;
+    let lists = json!({"lists": [{"id": "a1", "name": "Newsletter"}], "total_items": 1});
+    // Slow enough that every request arrives while the listing runs.
+    let slow =
+        ResponseTemplate::new(200).set_body_json(lists).set_delay(Duration::from_millis(500));
+    Mock::given(method("GET")).and(path("/3.0/lists")).respond_with(slow).mount(&server).await;
+    let limited = "    delivery: { rate_limit: { requests: 1, per: 1h } }\n    base_url: ";
+    let mut gw =
+        TestGateway::start(&config(&server.uri()).replacen("    base_url: ", limited, 1)).await;
+    let calls = (0..30).map(|_| gw.get("/api/v1/connections/mc/actions"));
+    let answers = futures::future::join_all(calls).await;
+    for (status, body) in &answers {
+        assert_eq!((*status, &body["count"]), (200, &json!(1)), "{body}");
+    }
+    assert_eq!(hits(&server, "/3.0/lists").await, 1);
+    let limit = RateLimit { requests: 1, per: Window::from_millis(3_600_000) };
+    let shared = &gw.gateway.as_ref().unwrap().shared;
+    let budget = shared.budgets.get(&format!("{WS}/mc"), Some(&limit)).unwrap();
+    let wait = budget.wait_now();
+    let hour = Duration::from_secs(3_600);
+    assert!(wait > hour - Duration::from_secs(60) && wait <= hour, "the turn was spent: {wait:?}");
     gw.stop().await;
 }
 

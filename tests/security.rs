@@ -14,6 +14,10 @@ mod leaks;
 #[path = "security/idempotency.rs"]
 mod idempotency;
 
+/// Echoed credentials come back redacted.
+#[path = "security/echoes.rs"]
+mod echoes;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};

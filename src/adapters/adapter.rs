@@ -122,14 +122,18 @@ pub const EXCERPT_LIMIT: usize = 4096;
 /// the lossy text is cut again on a character boundary, since each invalid
 /// byte becomes a 3-byte replacement character.
 pub fn excerpt(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(EXCERPT_LIMIT)];
-    let cut = &cut[..cut.len() - split_char_tail(cut)];
-    let mut text = String::from_utf8_lossy(cut).into_owned();
+    let mut text = lossy(&body[..body.len().min(EXCERPT_LIMIT)]);
     if text.len() > EXCERPT_LIMIT {
         let end = (0..=EXCERPT_LIMIT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(end);
     }
     text
+}
+
+/// `body` as text (lossy UTF-8), without a character split by its end.
+pub fn lossy(body: &[u8]) -> String {
+    let whole = &body[..body.len() - split_char_tail(body)];
+    String::from_utf8_lossy(whole).into_owned()
 }
 
 /// Length of an incomplete UTF-8 sequence at the end of `bytes` (0 if none).

@@ -6,6 +6,7 @@ use super::http::{Call, Reply, deadline};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -103,6 +104,19 @@ pub fn json_of(reply: Reply) -> Result<Value, DiscoverError> {
     })
 }
 
+/// Runs `discovery` so that each request it sends waits for a turn of the
+/// connection's `budget`, as a delivery's do: listing the account must not
+/// use up the provider quota the deliveries need.
+pub async fn paced(
+    discovery: super::adapter::BoxFuture<'_, Discovered>,
+    budget: Option<Arc<super::limits::RequestBudget>>,
+) -> Discovered {
+    match budget {
+        Some(budget) => super::limits::paced(budget, false, discovery).await.0,
+        None => discovery.await,
+    }
+}
+
 /// A deadline for one discovery.
 pub fn discovery_deadline() -> Instant {
     deadline(DISCOVERY_TIMEOUT)
@@ -138,32 +152,50 @@ pub fn too_many_pages(what: &str) -> DiscoverError {
     DiscoverError::Provider(format!("{what}: more than {MAX_PAGES} pages, stopped"))
 }
 
-/// One connection's discovered options, kept for a TTL.
+/// One connection's discovered options, kept for a TTL, fetched by one
+/// caller at a time.
 #[derive(Debug, Default)]
 pub struct Cache {
     entry: Mutex<Option<(Instant, Arc<Vec<ActionOption>>)>>,
+    /// Held while a fetch runs; the last fetch's number and result.
+    flight: tokio::sync::Mutex<Option<(u64, Fetched)>>,
+    /// Fetches finished so far (the last one's number).
+    finished: AtomicU64,
 }
+
+type Fetched = Result<Arc<Vec<ActionOption>>, DiscoverError>;
 
 impl Cache {
     /// The cached options if fetched less than `ttl` before `now`, else
     /// the result of `fetch` (cached when it succeeds; failures are not).
-    pub async fn get_or_fetch<F>(
-        &self,
-        now: Instant,
-        ttl: Duration,
-        fetch: F,
-    ) -> Result<Arc<Vec<ActionOption>>, DiscoverError>
+    ///
+    /// Callers arriving while a fetch runs wait for it and share its result,
+    /// a failure included: a cold cache under N requests costs the provider
+    /// one listing, not N (each up to [`MAX_PAGES`] pages of [`PAGE_LIMIT`]).
+    pub async fn get_or_fetch<F>(&self, now: Instant, ttl: Duration, fetch: F) -> Fetched
     where
         F: std::future::Future<Output = Discovered>,
     {
         if let Some(hit) = self.fresh(now, ttl) {
             return Ok(hit);
         }
-        let options = Arc::new(fetch.await?);
-        if let Ok(mut slot) = self.entry.lock() {
+        let seen = self.finished.load(Ordering::Acquire);
+        let mut last = self.flight.lock().await;
+        if let Some((n, result)) = last.as_ref()
+            && *n > seen
+        {
+            return result.clone();
+        }
+        // A caller that gives up (its request dropped) releases the lock
+        // without a result: the next waiter fetches.
+        let result = fetch.await.map(Arc::new);
+        if let (Ok(options), Ok(mut slot)) = (&result, self.entry.lock()) {
             *slot = Some((now, options.clone()));
         }
-        Ok(options)
+        let n = self.finished.load(Ordering::Acquire) + 1;
+        *last = Some((n, result.clone()));
+        self.finished.store(n, Ordering::Release);
+        result
     }
 
     fn fresh(&self, now: Instant, ttl: Duration) -> Option<Arc<Vec<ActionOption>>> {
@@ -190,6 +222,62 @@ mod tests {
         assert_eq!(cache.get_or_fetch(later, ttl, two()).await.unwrap()[0].id, "1");
         let expired = t0 + ttl;
         assert_eq!(cache.get_or_fetch(expired, ttl, two()).await.unwrap()[0].id, "2");
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch_and_its_failure() {
+        let cache = Cache::default();
+        let ttl = Duration::from_secs(300);
+        let calls = AtomicU64::new(0);
+        let gate = tokio::sync::Notify::new();
+        let fetch = |result: Discovered| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            gate.notified().await;
+            result
+        };
+        let failure = || Err(DiscoverError::Provider("HTTP 500".into()));
+        // `join_all` polls every caller before the gate opens: the first
+        // holds the fetch, the other nine wait for it.
+        let callers = (0..10).map(|_| cache.get_or_fetch(Instant::now(), ttl, fetch(failure())));
+        let (results, ()) =
+            tokio::join!(futures::future::join_all(callers), async { gate.notify_one() });
+        let refused = DiscoverError::Provider("HTTP 500".into());
+        assert!(results.iter().all(|r| r.as_ref().err() == Some(&refused)), "{results:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // The failure is not cached: a caller after it fetches again.
+        let ok = Ok(vec![ActionOption::new("tag", "t", "T")]);
+        let later = cache.get_or_fetch(Instant::now(), ttl, fetch(ok));
+        let (found, ()) = tokio::join!(later, async { gate.notify_one() });
+        assert_eq!(found.unwrap().len(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_discovery_request_waits_for_a_turn_of_the_budget() {
+        use crate::adapters::limits::{RequestBudget, request_turn};
+        use crate::config::model::RateLimit;
+        let limit =
+            RateLimit { requests: 2, per: crate::config::duration::Duration::from_millis(2_000) };
+        let budget = Arc::new(RequestBudget::new(&limit).unwrap());
+        let t0 = Instant::now();
+        // Four requests (what `Call::send` does per page): a burst of two,
+        // then one a second.
+        let pages = Box::pin(async {
+            let mut at = Vec::new();
+            for _ in 0..4 {
+                request_turn().await;
+                at.push(Instant::now().duration_since(t0).as_millis());
+            }
+            Ok(vec![ActionOption::new(
+                "list",
+                at.iter().map(u128::to_string).collect::<Vec<_>>().join(","),
+                "",
+            )])
+        });
+        let found = paced(pages, Some(budget.clone())).await.unwrap();
+        assert_eq!(found[0].id, "0,0,1000,2000");
+        // A delivery asking now waits behind them.
+        assert_eq!(budget.wait_now(), Duration::from_secs(1));
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ pub use super::reply::{
     Reply, delivered, error_message, metadata_id, permanent, retry_hint, settle, unknown_action,
 };
 
-use super::adapter::{AttemptReport, AttemptResult, EXCERPT_LIMIT, excerpt};
+use super::adapter::{AttemptReport, AttemptResult};
+use super::redact::Secrets;
 use super::{BuildError, Lookup, resolve_field};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -22,7 +23,6 @@ use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,17 +33,13 @@ const AGENT: &str = concat!("meshes/", env!("CARGO_PKG_VERSION"));
 /// the first kilobytes; the rest is never needed).
 const BODY_LIMIT: usize = 256 * 1024;
 
-/// Shortest credential redacted from messages (shorter ones would scrub
-/// ordinary words; real credentials are far longer).
-const MIN_SECRET: usize = 6;
-
 /// One provider connection's HTTP side: base URL, fixed headers (auth) and
 /// the secrets that must never appear in a message or excerpt.
 #[derive(Clone)]
 pub struct Api {
     base: reqwest::Url,
     headers: HeaderMap,
-    secrets: Arc<[String]>,
+    secrets: Secrets,
     client: reqwest::Client,
 }
 
@@ -104,7 +100,7 @@ impl Api {
     pub fn at(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
-        Ok(Api { base, headers, secrets: Arc::from([]), client })
+        Ok(Api { base, headers, secrets: Secrets::default(), client })
     }
 
     /// An API whose URL is itself the credential (Slack and Discord
@@ -124,7 +120,7 @@ impl Api {
             .map_err(|_| invalid(name.as_str(), "not a valid HTTP header value"))?;
         v.set_sensitive(true);
         self.headers.insert(name, v);
-        Ok(self)
+        Ok(self.redacting(value))
     }
 
     /// Adds a fixed, non-secret header (`Accept`, API version pins).
@@ -149,11 +145,7 @@ impl Api {
 
     /// Adds a value to scrub from every message and excerpt.
     pub fn redacting(mut self, secret: &str) -> Self {
-        if secret.len() >= MIN_SECRET {
-            let mut all = self.secrets.to_vec();
-            all.push(secret.to_string());
-            self.secrets = all.into();
-        }
+        self.secrets = self.secrets.with([secret]);
         self
     }
 
@@ -177,12 +169,13 @@ impl Api {
             body: None,
             idempotent: true,
             limit: BODY_LIMIT,
+            secrets: Vec::new(),
         }
     }
 
     /// Replaces every credential in `text` with `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
-        redact(&self.secrets, text)
+        self.secrets.redact(text)
     }
 }
 
@@ -196,6 +189,9 @@ pub struct Call<'a> {
     body: Option<Body>,
     idempotent: bool,
     limit: usize,
+    /// Credentials of this call only (an OAuth access token, which rotates):
+    /// redacted from its answer with the connection's own.
+    secrets: Vec<String>,
 }
 
 /// A request body.
@@ -229,6 +225,7 @@ impl Call<'_> {
             v.set_sensitive(true);
             self.headers.insert(AUTHORIZATION, v);
         }
+        self.secrets.push(token.to_string());
         self
     }
 
@@ -259,6 +256,7 @@ impl Call<'_> {
                 v.set_sensitive(true);
                 self.headers.insert(AUTHORIZATION, v);
             }
+            self.secrets.extend([password.clone(), encoded]);
         }
         self
     }
@@ -296,25 +294,41 @@ impl Call<'_> {
             None => {}
         }
         let (idempotent, limit) = (self.idempotent, self.limit);
+        let secrets = self.api.secrets.with(&self.secrets);
         match tokio::time::timeout_at(deadline, request.send()).await {
             Err(_) => {
                 Err(no_answer(idempotent, Outcome::Timeout, "no response within the timeout"))
             }
-            Ok(Err(e)) => Err(transport_failure(self.api, &e, idempotent)),
-            Ok(Ok(response)) => Ok(read(self.api, response, deadline, limit).await),
+            Ok(Err(e)) => Err(transport_failure(&secrets, &e, idempotent)),
+            Ok(Ok(response)) => Ok(read(secrets, response, deadline, limit).await),
         }
     }
 }
 
 /// Reads at most `limit` bytes before the deadline.
 async fn read(
-    api: &Api,
+    secrets: Secrets,
     mut response: reqwest::Response,
     deadline: Instant,
     limit: usize,
 ) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
+    let (buf, complete) = read_body(&mut response, deadline, limit).await;
+    // The JSON stays raw (a rotated refresh token must be read as sent);
+    // messages built from it are redacted by `Reply::message`.
+    let json = serde_json::from_slice(&buf).ok();
+    let text = secrets.excerpt(&buf, complete);
+    Reply { status, headers, json, excerpt: text, secrets }
+}
+
+/// At most `limit` bytes of the body before `deadline`, and whether that
+/// is all of it. A body still arriving at the deadline keeps what came.
+pub(super) async fn read_body(
+    response: &mut reqwest::Response,
+    deadline: Instant,
+    limit: usize,
+) -> (Vec<u8>, bool) {
     let mut buf = Vec::new();
     while buf.len() < limit {
         match tokio::time::timeout_at(deadline, response.chunk()).await {
@@ -322,14 +336,11 @@ async fn read(
                 let take = chunk.len().min(limit - buf.len());
                 buf.extend_from_slice(&chunk[..take]);
             }
-            _ => break,
+            Ok(Ok(None)) => return (buf, true),
+            _ => return (buf, false),
         }
     }
-    // The JSON stays raw (a rotated refresh token must be read as sent);
-    // messages built from it are redacted by `Reply::message`.
-    let json = serde_json::from_slice(&buf).ok();
-    let text = api.redact(&excerpt(&buf[..buf.len().min(EXCERPT_LIMIT)]));
-    Reply { status, headers, json, excerpt: text, secrets: api.secrets.clone() }
+    (buf, false)
 }
 
 /// A failure with no HTTP answer.
@@ -351,7 +362,7 @@ fn no_answer(idempotent: bool, code: Outcome, what: &str) -> AttemptReport {
 /// Classifies a failure before any response. reqwest's `Display` names the
 /// URL (which may be a credential), so the message is built from the causes
 /// and redacted.
-fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> AttemptReport {
+fn transport_failure(secrets: &Secrets, e: &reqwest::Error, idempotent: bool) -> AttemptReport {
     crate::delivery::local::note(e);
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
@@ -359,7 +370,7 @@ fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> Attempt
         causes.push(cause.to_string());
         source = cause.source();
     }
-    let detail = api.redact(&causes.join(": "));
+    let detail = secrets.redact(&causes.join(": "));
     let with =
         |what: &str| if detail.is_empty() { what.to_string() } else { format!("{what}: {detail}") };
     if e.is_builder() {
@@ -373,17 +384,6 @@ fn transport_failure(api: &Api, e: &reqwest::Error, idempotent: bool) -> Attempt
     }
     let code = if e.is_timeout() { Outcome::Timeout } else { Outcome::NetworkError };
     no_answer(idempotent, code, &with("the request failed"))
-}
-
-/// Replaces every one of `secrets` in `text` with `[redacted]`.
-pub fn redact(secrets: &[String], text: &str) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "[redacted]");
-        }
-    }
-    out
 }
 
 /// A deadline `timeout` from now (about a year for absurd timeouts).

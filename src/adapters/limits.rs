@@ -13,6 +13,7 @@
 use super::ConnectionConfig;
 use crate::config::duration::Duration;
 use crate::config::model::{DeliveryOverride, RateLimit};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,6 +124,38 @@ impl RequestBudget {
     /// When a request due at `due` at the even spacing may go.
     fn turn(&self, due: Instant, now: Instant) -> Instant {
         due.checked_sub(self.burst).map_or(now, |t| t.max(now))
+    }
+}
+
+/// Every connection's request budget by `<workspace>/<connection>`, shared
+/// by its deliveries and its discovery calls (`GET /connections/{id}/actions`),
+/// so both count against the one provider quota. A changed rate limit (a
+/// reload) starts a fresh budget.
+#[derive(Debug, Default)]
+pub struct Budgets(Mutex<HashMap<String, (RateLimit, Arc<RequestBudget>)>>);
+
+impl Budgets {
+    /// The budget of `conn_key` under `limit` (`None` without a limit).
+    pub fn get(&self, conn_key: &str, limit: Option<&RateLimit>) -> Option<Arc<RequestBudget>> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(limit) = limit else {
+            map.remove(conn_key);
+            return None;
+        };
+        if let Some((known, budget)) = map.get(conn_key)
+            && known == limit
+        {
+            return Some(budget.clone());
+        }
+        let budget = Arc::new(RequestBudget::new(limit)?);
+        map.insert(conn_key.to_string(), (limit.clone(), budget.clone()));
+        Some(budget)
+    }
+
+    /// Forgets the budgets of connections no longer configured.
+    pub fn retain(&self, live: impl Fn(&str) -> bool) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|k, _| live(k));
     }
 }
 

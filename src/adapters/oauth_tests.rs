@@ -185,3 +185,70 @@ async fn a_rotated_refresh_token_is_redacted_from_later_errors() {
     assert!(text.contains("invalid_grant"), "{text}");
     assert!(!text.contains("rtok-two"), "{text}");
 }
+
+/// Answers with the request's `Authorization` header, as an echo service does.
+struct EchoAuth(u16);
+
+impl wiremock::Respond for EchoAuth {
+    fn respond(&self, r: &wiremock::Request) -> ResponseTemplate {
+        let auth = r.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+        ResponseTemplate::new(self.0).set_body_json(json!({"message": format!("got {auth:?}")}))
+    }
+}
+
+#[tokio::test]
+async fn each_access_token_is_redacted_from_the_answer_to_the_call_it_was_sent_on() {
+    let server = MockServer::start().await;
+    // A 401 with the first token: the refresh rotates it to the second.
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(token_reply("access-token-one", 3600))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(token_reply("access-token-two", 3600))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer access-token-one"))
+        .respond_with(EchoAuth(401))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).respond_with(EchoAuth(500)).mount(&server).await;
+    let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+    let api = Api::at(parse_url("u", &server.uri()).unwrap(), reqwest::Client::new()).unwrap();
+    let mut answers = Vec::new();
+    let reply = c
+        .authorized(soon(), |t| {
+            let call = api.call(reqwest::Method::GET, &["thing"]).bearer(&t.access_token);
+            call.send(soon())
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 500);
+    answers.push(reply.excerpt.clone());
+    answers.push(format!("{:?}", reply.classify()));
+    for text in &answers {
+        assert!(text.contains("Bearer [redacted]"), "{text}");
+        assert!(!text.contains("access-token"), "{text}");
+    }
+    // The connection's own list did not grow: the token is the call's alone.
+    assert!(api.redact("access-token-two").contains("access-token-two"));
+}
+
+#[tokio::test]
+async fn the_basic_client_credentials_are_redacted_from_the_token_endpoint_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(EchoAuth(400)).mount(&server).await;
+    let c = cache(&server, ClientAuth::Basic, refresh("rtok-one"));
+    let err = c.token(soon()).await.unwrap_err();
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("cid:csecret")
+    };
+    let text = format!("{err:?}");
+    assert!(text.contains("Basic [redacted]"), "{text}");
+    assert!(!text.contains(&encoded), "{text}");
+}

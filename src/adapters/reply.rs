@@ -19,8 +19,8 @@ pub struct Reply {
     pub json: Option<Value>,
     /// The first `EXCERPT_LIMIT` bytes of the body, credentials redacted.
     pub excerpt: String,
-    /// The connection's credentials, scrubbed from every message.
-    pub(super) secrets: std::sync::Arc<[String]>,
+    /// The connection's credentials and this call's, scrubbed from every message.
+    pub(super) secrets: super::redact::Secrets,
 }
 
 impl Reply {
@@ -41,7 +41,7 @@ impl Reply {
     /// `text` with the connection's credentials scrubbed (for messages
     /// built from [`Reply::json`], which is kept raw).
     pub fn redact(&self, text: &str) -> String {
-        super::http::redact(&self.secrets, text)
+        self.secrets.redact(text)
     }
 
     /// The provider's wait hint: `Retry-After`, else a reset header.

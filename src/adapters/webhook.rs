@@ -137,6 +137,9 @@ pub use runtime::{WebhookAdapter, sign};
 mod checks;
 pub use checks::check;
 
+#[path = "webhook_secrets.rs"]
+mod secrets;
+
 #[cfg(test)]
 #[path = "webhook_tests.rs"]
 mod tests;

@@ -5,8 +5,9 @@
 use super::{Method, PayloadFormat, WebhookConfig};
 use crate::adapters::adapter::{
     Adapter, AttemptReport, AttemptResult, BoxFuture, Delivery, EXCERPT_LIMIT, classify_status,
-    excerpt, retry_after,
+    retry_after,
 };
+use crate::adapters::redact::Secrets;
 use crate::adapters::{BuildError, Lookup};
 use crate::config::model::Outcome;
 use base64::Engine as _;
@@ -32,6 +33,8 @@ pub struct WebhookAdapter {
     format: PayloadFormat,
     keys: Vec<Vec<u8>>,
     headers: HeaderMap,
+    /// Scrubbed from the receiver's answers, which may echo the request.
+    secrets: Secrets,
     client: reqwest::Client,
 }
 
@@ -73,6 +76,7 @@ impl WebhookAdapter {
     ) -> Result<Self, BuildError> {
         let resolved = super::checks::resolve(cfg, lookup)
             .map_err(|errors| errors.into_iter().next().unwrap_or_else(no_reason))?;
+        let secrets = super::secrets::secrets(cfg, &resolved.url, lookup);
         Ok(WebhookAdapter {
             url: resolved.url,
             method: match cfg.method {
@@ -83,6 +87,7 @@ impl WebhookAdapter {
             format: cfg.payload_format,
             keys: resolved.keys,
             headers: resolved.headers,
+            secrets,
             client,
         })
     }
@@ -131,8 +136,8 @@ impl WebhookAdapter {
             self.client.request(self.method.clone(), self.url.clone()).headers(headers).body(body);
         match tokio::time::timeout_at(deadline, request.send()).await {
             Err(_) => retry(Outcome::Timeout, format!("no response within {timeout:?}")),
-            Ok(Err(e)) => transport_failure(&e, &self.url),
-            Ok(Ok(response)) => read_response(response, deadline).await,
+            Ok(Err(e)) => transport_failure(&e, &self.url, &self.secrets),
+            Ok(Ok(response)) => read_response(response, deadline, &self.secrets).await,
         }
     }
 }
@@ -165,23 +170,20 @@ fn no_reason() -> BuildError {
     BuildError::Invalid { field: "url".into(), message: "the config could not be resolved".into() }
 }
 
-/// Reads at most [`EXCERPT_LIMIT`] bytes of the body (never the rest), then
+/// Reads the excerpt's bytes plus one credential's length (never the rest),
+/// so a credential straddling the excerpt's end is redacted whole, then
 /// classifies. A body still arriving at the deadline keeps what came so far:
 /// the status already decided the outcome.
-async fn read_response(mut response: reqwest::Response, deadline: Instant) -> AttemptReport {
+async fn read_response(
+    mut response: reqwest::Response,
+    deadline: Instant,
+    secrets: &Secrets,
+) -> AttemptReport {
     let status = response.status().as_u16();
     let after = retry_after(response.headers());
-    let mut buf = Vec::with_capacity(EXCERPT_LIMIT);
-    while buf.len() < EXCERPT_LIMIT {
-        match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                let take = chunk.len().min(EXCERPT_LIMIT - buf.len());
-                buf.extend_from_slice(&chunk[..take]);
-            }
-            _ => break,
-        }
-    }
-    let text = excerpt(&buf);
+    let limit = EXCERPT_LIMIT + secrets.longest();
+    let (buf, complete) = crate::adapters::http::read_body(&mut response, deadline, limit).await;
+    let text = secrets.excerpt(&buf, complete);
     let rejected =
         |message: String| AttemptResult::Permanent { code: Outcome::RejectedClientError, message };
     let result = match status {
@@ -204,7 +206,7 @@ async fn read_response(mut response: reqwest::Response, deadline: Instant) -> At
 /// Classifies a failure before any response. reqwest's own `Display` names
 /// the URL, which may carry a token, so the message is built from the
 /// underlying causes, with the URL's secret parts scrubbed for good measure.
-fn transport_failure(e: &reqwest::Error, url: &reqwest::Url) -> AttemptReport {
+fn transport_failure(e: &reqwest::Error, url: &reqwest::Url, secrets: &Secrets) -> AttemptReport {
     crate::delivery::local::note(e);
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
@@ -212,7 +214,7 @@ fn transport_failure(e: &reqwest::Error, url: &reqwest::Url) -> AttemptReport {
         causes.push(cause.to_string());
         source = cause.source();
     }
-    let detail = scrub(&causes.join(": "), url);
+    let detail = secrets.redact(&scrub(&causes.join(": "), url));
     if e.is_builder() {
         let message = format!("the request could not be built: {detail}");
         return report(AttemptResult::Permanent { code: Outcome::InternalError, message });

@@ -161,8 +161,9 @@ pub async fn actions(
         .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}` in this workspace")))?;
     let kind = conn.config.kind();
     let now = tokio::time::Instant::now();
-    let found =
-        conn.actions.get_or_fetch(now, discover::DEFAULT_TTL, conn.adapter.discover()).await;
+    let budget = st.shared.budgets.get(&conn.conn_key, conn.lane.rate_limit.as_ref());
+    let fetch = discover::paced(conn.adapter.discover(), budget);
+    let found = conn.actions.get_or_fetch(now, discover::DEFAULT_TTL, fetch).await;
     let records = found.map_err(|e| match e {
         DiscoverError::Unsupported(m) => {
             ApiError::NotImplemented(format!("connection `{id}` (type `{kind}`): {m}"))

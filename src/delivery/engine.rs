@@ -104,6 +104,8 @@ pub struct Shared {
     pub inbox_wake: Notify,
     /// The reload cleanups: the newest one runs, shutdown stops it.
     pub cleanups: Cleanups,
+    /// Each connection's request budget (its lane's, and its discovery's).
+    pub budgets: crate::adapters::limits::Budgets,
 }
 
 /// The scheduler task's state.
@@ -126,6 +128,7 @@ impl Engine {
             sequences_wake: Notify::new(),
             inbox_wake: Notify::new(),
             cleanups: Cleanups::default(),
+            budgets: crate::adapters::limits::Budgets::default(),
         });
         Engine { shared, lanes: HashMap::new(), cursors: HashMap::new(), tasks: TaskTracker::new() }
     }
@@ -174,6 +177,7 @@ impl Engine {
         let mut wake_at = crate::clock::after(now, IDLE);
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));
+        self.shared.budgets.retain(|k| live.contains(k));
         // A cursor at or past an entry committed since the last tick would
         // pass over it: read that partition from its head instead.
         let landed = self.shared.store.take_landed().unwrap_or(u64::MAX);
@@ -198,9 +202,11 @@ impl Engine {
     }
 
     fn lane(&mut self, conn: &ConnectionRt) -> Arc<Lane> {
-        let lane = self.lanes.entry(conn.conn_key.clone()).or_insert_with(|| new_lane(conn));
+        let budgets = &self.shared.budgets;
+        let lane =
+            self.lanes.entry(conn.conn_key.clone()).or_insert_with(|| new_lane(conn, budgets));
         if lane.settings != conn.lane {
-            *lane = new_lane(conn);
+            *lane = new_lane(conn, budgets);
         }
         lane.clone()
     }
@@ -255,9 +261,10 @@ impl Engine {
 }
 
 /// A lane with its breaker closed, as the metrics then say.
-fn new_lane(conn: &ConnectionRt) -> Arc<Lane> {
+fn new_lane(conn: &ConnectionRt, budgets: &crate::adapters::limits::Budgets) -> Arc<Lane> {
     super::worker::circuit_gauge(&conn.conn_key, false);
-    Arc::new(Lane::new(conn.lane.clone()))
+    let budget = budgets.get(&conn.conn_key, conn.lane.rate_limit.as_ref());
+    Arc::new(Lane::with_budget(conn.lane.clone(), budget))
 }
 
 #[cfg(test)]

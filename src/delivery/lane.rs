@@ -50,16 +50,21 @@ pub struct Lane {
     permits: Arc<Semaphore>,
     /// Free recording slots: attempts not yet written, answered or not.
     recording: Arc<Semaphore>,
-    /// Request pacing: one turn per HTTP request an attempt sends. A new
-    /// lane (a reload changing the settings) starts a fresh budget.
+    /// Request pacing: one turn per HTTP request an attempt sends; the
+    /// connection's, which its discovery calls spend too.
     pub budget: Option<Arc<RequestBudget>>,
     breaker: Mutex<Breaker>,
 }
 
 impl Lane {
-    /// A lane with all permits free and the breaker closed.
+    /// A lane with all permits free, the breaker closed and its own budget.
     pub fn new(settings: LaneSettings) -> Self {
         let budget = settings.rate_limit.as_ref().and_then(RequestBudget::new).map(Arc::new);
+        Self::with_budget(settings, budget)
+    }
+
+    /// A lane spending `budget` (the connection's, shared with its other users).
+    pub fn with_budget(settings: LaneSettings, budget: Option<Arc<RequestBudget>>) -> Self {
         Lane {
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1) as usize)),
             recording: Arc::new(Semaphore::new(

@@ -12,6 +12,7 @@ mod due;
 pub mod fault;
 pub mod json;
 mod migrate;
+mod perms;
 mod prune_read;
 pub mod records;
 pub mod stamps;
@@ -154,8 +155,9 @@ impl Store {
     /// Like [`Store::open`], with the file opened by `opener` (fault tests).
     pub fn open_with(dir: &Path, opener: Opener) -> Result<Store, StoreError> {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        let db = DbSlot::open(dir.join("meshes.redb"), opener).map_err(|e| err(e.to_string()))?;
+        let file = dir.join("meshes.redb");
+        perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
+        let db = DbSlot::open(file, opener).map_err(|e| err(e.to_string()))?;
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
         migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
         let landed = Landed::default();

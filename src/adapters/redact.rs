@@ -1,0 +1,193 @@
+//! The credentials scrubbed from everything kept of a destination's answer
+//! (excerpts, messages): a destination that echoes the request (an echo
+//! service, a debug error page, a gateway) must not get our own credentials
+//! stored and served back by the API. Provider adapters and the webhook
+//! adapter share this one list type.
+
+use super::adapter::{EXCERPT_LIMIT, excerpt, lossy};
+use std::sync::Arc;
+
+/// Shortest credential redacted (shorter ones would scrub ordinary words;
+/// real credentials are far longer).
+pub const MIN_SECRET: usize = 6;
+
+/// What a credential is replaced with.
+const REDACTED: &str = "[redacted]";
+
+/// The shortest tail of a cut-off body that counts as the start of a
+/// credential: shorter ones say nothing about it, and would scrub ordinary
+/// final characters.
+const MIN_PARTIAL: usize = 3;
+
+/// A set of credentials, longest first so that one containing another is
+/// replaced whole (replacing the shorter first would leave the rest).
+#[derive(Clone, Default)]
+pub struct Secrets(Arc<[String]>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// These secrets plus `more` (those shorter than [`MIN_SECRET`] are skipped).
+    #[must_use]
+    pub fn with<S: AsRef<str>>(&self, more: impl IntoIterator<Item = S>) -> Self {
+        let mut all = self.0.to_vec();
+        for s in more {
+            let s = s.as_ref();
+            if s.len() >= MIN_SECRET && !all.iter().any(|known| known == s) {
+                all.push(s.to_string());
+            }
+        }
+        if all.len() == self.0.len() {
+            return self.clone();
+        }
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Secrets(all.into())
+    }
+
+    /// The length of the longest one (0 without any).
+    pub fn longest(&self) -> usize {
+        self.0.first().map_or(0, String::len)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with every secret replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.0.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// At most [`EXCERPT_LIMIT`] bytes of `body`, redacted before the cut so
+    /// a credential straddling the limit loses its prefix too. `complete`:
+    /// `body` is the whole answer; otherwise its end may split a credential
+    /// (the read stopped at a size limit or the deadline), and a tail that
+    /// starts one is redacted as well.
+    pub fn excerpt(&self, body: &[u8], complete: bool) -> String {
+        if self.is_empty() {
+            return excerpt(body);
+        }
+        let enough = EXCERPT_LIMIT + self.longest();
+        // Redaction shrinks the text, so the window grows until its redacted
+        // text reaches past the cut by a whole credential (or is the body).
+        let mut end = body.len().min(enough);
+        let text = loop {
+            let mut text = self.redact(&lossy(&body[..end]));
+            if end < body.len() || !complete {
+                self.redact_partial_tail(&mut text);
+            }
+            if end == body.len() || text.len() >= enough {
+                break text;
+            }
+            end = body.len().min(end.saturating_mul(2));
+        };
+        cut(text)
+    }
+
+    /// Replaces a tail of `text` that is the start of a secret.
+    fn redact_partial_tail(&self, text: &mut String) {
+        for s in self.0.iter() {
+            let longest = (s.len() - 1).min(text.len());
+            let found = (MIN_PARTIAL..=longest)
+                .rev()
+                .find(|&k| s.is_char_boundary(k) && text.ends_with(&s[..k]));
+            if let Some(k) = found {
+                text.truncate(text.len() - k);
+                text.push_str(REDACTED);
+                return;
+            }
+        }
+    }
+}
+
+/// `text` cut to at most [`EXCERPT_LIMIT`] bytes, on a character boundary.
+fn cut(mut text: String) -> String {
+    if text.len() > EXCERPT_LIMIT {
+        let end = (0..=EXCERPT_LIMIT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "tok_0123456789abcdef";
+
+    fn secrets() -> Secrets {
+        Secrets::default().with([TOKEN, "short", "other-secret"])
+    }
+
+    #[test]
+    fn a_credential_straddling_the_cut_is_redacted_whole() {
+        // The token starts 12 bytes before the limit: the old cut kept those 12.
+        for before in [1, 12, TOKEN.len() - 1] {
+            let mut body = "x".repeat(EXCERPT_LIMIT - before).into_bytes();
+            body.extend_from_slice(TOKEN.as_bytes());
+            body.extend_from_slice(b" and more");
+            let text = secrets().excerpt(&body, true);
+            assert_eq!(text.len(), EXCERPT_LIMIT);
+            let rest = text.strip_prefix(&"x".repeat(EXCERPT_LIMIT - before)).unwrap();
+            assert!("[redacted] and more".starts_with(rest), "{before}: {rest}");
+        }
+    }
+
+    #[test]
+    fn redaction_that_shrinks_the_text_still_reaches_every_credential() {
+        // Each 20-byte token becomes 10 bytes: the window must grow past
+        // EXCERPT_LIMIT + 20 raw bytes to fill the excerpt.
+        let body = format!("{TOKEN} ").repeat(1_000);
+        let text = secrets().excerpt(body.as_bytes(), true);
+        assert!(text.len() <= EXCERPT_LIMIT && text.len() > EXCERPT_LIMIT - 11, "{}", text.len());
+        assert!(!text.contains("tok_"), "...{}", tail(&text));
+    }
+
+    #[test]
+    fn a_body_cut_off_inside_a_credential_keeps_none_of_it() {
+        let body = format!("echo: {}", &TOKEN[..9]);
+        assert_eq!(secrets().excerpt(body.as_bytes(), false), "echo: [redacted]");
+        // A complete body ending the same way is left alone: it is not a cut.
+        assert_eq!(secrets().excerpt(b"echo: tok", true), "echo: tok");
+    }
+
+    #[test]
+    fn short_values_are_never_redacted_and_longer_ones_win() {
+        assert_eq!(secrets().len(), 2);
+        // A secret that starts another must not leave the other's rest behind.
+        let nested = Secrets::default().with(["tok_0123", TOKEN]);
+        assert_eq!(nested.redact(&format!("a {TOKEN} short")), "a [redacted] short");
+        assert_eq!(Secrets::default().excerpt(b"plain", true), "plain");
+    }
+
+    #[test]
+    fn the_cut_stays_on_a_character_boundary_after_redaction() {
+        let mut body = TOKEN.to_string();
+        body.push_str(&"é".repeat(EXCERPT_LIMIT));
+        let text = secrets().excerpt(body.as_bytes(), true);
+        assert!(text.starts_with("[redacted]é") && text.len() <= EXCERPT_LIMIT);
+        assert!(text.len() > EXCERPT_LIMIT - 2);
+    }
+
+    fn tail(text: &str) -> &str {
+        let start = (0..=text.len().saturating_sub(40)).rev().find(|&i| text.is_char_boundary(i));
+        &text[start.unwrap_or(0)..]
+    }
+}
