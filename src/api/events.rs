@@ -244,7 +244,8 @@ pub async fn retry(
             retry_after_secs: 5,
         });
     }
-    match queue_retry(&st, key, rec, now).await.map_err(unavailable)? {
+    let to = retry_route(&st, key, rec, now)?;
+    match queue_retry(&st, key, rec, to, now).await.map_err(unavailable)? {
         RetryOutcome::NotFound => {
             Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")))
         }
@@ -261,21 +262,37 @@ pub async fn retry(
     }
 }
 
-/// Schedules a delivery again now, under the connection its rule targets in
-/// the config in force (a rule edit applies to its deliveries): queued
-/// under the one it last used, it would be attempted under that one's lane,
-/// or never if that connection was removed.
-async fn queue_retry(
+/// Where a retried delivery is queued: under the connection its rule
+/// targets in the config in force (a rule edit applies to its deliveries).
+/// Queued under the one it last used, it would be attempted under that
+/// one's lane. A delivery the config can no longer make (its rule or
+/// connection removed) is refused with the reason: queued, it would sit
+/// under a connection nothing reads, pending, until the next reload.
+fn retry_route(
     st: &AppState,
     event: u128,
     rec: &store::RuleEventRecord,
     now: u64,
-) -> Result<RetryOutcome, store::StoreError> {
+) -> Result<Option<store::Route>, ApiError> {
     let due = DueKey { conn_key: rec.conn_key.clone(), due: now, event, rule: rec.rule_id.clone() };
-    let to = match fate(&st.shared.runtime.load(), &due) {
-        Fate::Move(to) => Some(to),
-        Fate::Keep | Fate::Cancel(_) => None,
-    };
+    match fate(&st.shared.runtime.load(), &due) {
+        Fate::Move(to) => Ok(Some(to)),
+        Fate::Keep => Ok(None),
+        Fate::Cancel(reason) => Err(ApiError::Conflict(format!(
+            "rule `{}` cannot be retried: {reason}; restore it in the config first",
+            rec.rule_id
+        ))),
+    }
+}
+
+/// Schedules a delivery again now, under `to` when its rule moved.
+async fn queue_retry(
+    st: &AppState,
+    event: u128,
+    rec: &store::RuleEventRecord,
+    to: Option<store::Route>,
+    now: u64,
+) -> Result<RetryOutcome, store::StoreError> {
     let rule = rec.rule_id.clone();
     st.shared.store.writer().run(move |t| t.retry_via(event, &rule, to.as_ref(), now)).await
 }

@@ -18,7 +18,7 @@ use super::engine::Shared;
 use super::route::{Fate, fate};
 use crate::clock;
 use crate::gateway::runtime::Runtime;
-use crate::store::{DueKey, Route, StoreError};
+use crate::store::{DueKey, Quarantined, Route, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -182,23 +182,27 @@ pub async fn commit(shared: &Shared, plan: Plan) -> Result<Option<Swept>, StoreE
     let (slot, now) = (shared.runtime.clone(), clock::now_ms());
     let decided = Arc::as_ptr(&plan.decided) as usize;
     let Plan { cancels, moves, decided: _keep } = plan;
-    shared
+    let done = shared
         .store
         .writer()
         .run(move |t| {
             if Arc::as_ptr(&slot.load()) as usize != decided {
                 return Ok(None);
             }
-            let mut swept = Swept::default();
+            let (mut swept, mut bad) = (Swept::default(), Vec::new());
             for (reason, keys) in &cancels {
-                swept.canceled += t.cancel_due(keys, reason, now)?;
+                swept.canceled += t.cancel_due(keys, reason, now, &mut bad)?;
             }
             for (key, to) in &moves {
-                swept.moved += usize::from(t.move_due(key, to)?);
+                swept.moved += usize::from(t.move_due(key, to, &mut bad)?);
             }
-            Ok(Some(swept))
+            Ok(Some((swept, bad)))
         })
-        .await
+        .await?;
+    Ok(done.map(|(swept, bad)| {
+        bad.iter().for_each(Quarantined::report);
+        swept
+    }))
 }
 
 #[cfg(test)]

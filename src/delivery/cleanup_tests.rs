@@ -244,3 +244,41 @@ async fn a_full_disk_delays_the_cleanup_but_does_not_end_it() {
     assert_eq!(count(&store, "r"), 0);
     store.close().await;
 }
+
+/// A rename while an attempt is on the wire: the cleanup moves the entry
+/// (same due time) before the outcome lands. The outcome decides and the
+/// moved entry goes; left due, the delivered event was sent again.
+#[tokio::test]
+async fn an_outcome_that_lands_after_its_delivery_moved_settles_it() {
+    let (_dir, store, shared) = setup(config(&["hooks", "console"], &[("rule-r", "a", "hooks")]));
+    store.writer().ingest(events("rule-r", "hooks", 1_000, 1), 1_000).await.unwrap();
+    let on_the_wire = due(&store).remove(0);
+    shared.runtime.store(config(&["console"], &[("rule-r", "a", "console")]));
+    let swept = run(&shared, &CancellationToken::new()).await;
+    assert_eq!(swept, Some(Swept { canceled: 0, moved: 1 }));
+    let next = crate::store::Next::Completed;
+    let done =
+        crate::store::AttemptDone { key: on_the_wire.clone(), attempt: None, next, at: 2_000 };
+    store.writer().attempt(done).await.unwrap();
+    assert!(due(&store).is_empty(), "the moved entry went with the outcome");
+    let rec = store.attempt_view(on_the_wire.event, "rule-r").unwrap().unwrap().rule_event;
+    assert_eq!((rec.status, rec.completed_at), (Status::Completed, Some(2_000)));
+    store.close().await;
+}
+
+/// One record that will not decode used to fail the page's writer job,
+/// and the pass retried that page until the next reload.
+#[tokio::test]
+async fn an_unreadable_record_is_set_aside_and_the_pass_goes_on() {
+    let (_dir, store, shared) = setup(config(&["hooks", "console"], &[("r", "a", "hooks")]));
+    store.writer().ingest(events("r", "hooks", 1_000, 3), 1_000).await.unwrap();
+    let bad = due(&store).remove(1);
+    store.garble_for_tests(bad.event, &bad.rule);
+    shared.runtime.store(config(&["console"], &[]));
+    let swept = run(&shared, &CancellationToken::new()).await;
+    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0 }), "the two readable ones");
+    assert!(due(&store).is_empty());
+    let view = store.event(bad.event).unwrap().unwrap();
+    assert_eq!(view.rule_events[0].status, Status::Failed, "set aside, not left pending");
+    store.close().await;
+}

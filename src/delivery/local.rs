@@ -15,11 +15,19 @@ use crate::config::model::Outcome;
 use crate::store::Next;
 use std::cell::Cell;
 use std::error::Error;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// How long a delivery waits after such an attempt (±50 %): descriptors come
-/// back as connections close, within seconds.
+/// back as connections close, within seconds. It doubles with each such
+/// attempt in a row, server-wide, up to [`MAX_WAIT`]: a shortage that lasts
+/// (a hard limit too low) must not turn the backlog into a busy loop.
 pub const WAIT: Duration = Duration::from_secs(2);
+/// The longest wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Attempts in a row, server-wide, that found no descriptor.
+static STREAK: AtomicU32 = AtomicU32::new(0);
 
 tokio::task_local! {
     static OUT_OF_DESCRIPTORS: Cell<bool>;
@@ -85,9 +93,29 @@ pub fn explain(report: &mut AttemptReport) {
     }
 }
 
-/// The next step after such an attempt; `unit` in [0, 1) spreads the wait.
-pub fn postponed(now_ms: u64, unit: f64) -> Next {
-    Next::Postponed { at: crate::clock::after(now_ms, super::retry::jittered(WAIT, 0.5, unit)) }
+/// The next step after such an attempt, the `streak`-th in a row (from 0);
+/// `unit` in [0, 1) spreads the wait.
+pub fn postponed(now_ms: u64, streak: u32, unit: f64) -> Next {
+    let wait = WAIT.saturating_mul(1 << streak.min(16)).min(MAX_WAIT);
+    Next::Postponed { at: crate::clock::after(now_ms, super::retry::jittered(wait, 0.5, unit)) }
+}
+
+/// Counts an attempt that found no descriptor; returns the streak before it.
+/// The first of a streak is logged (a log line per attempt would flood).
+pub fn short_of_descriptors() -> u32 {
+    metrics::counter!("meshes_deliveries_postponed_total").increment(1);
+    let streak = STREAK.fetch_add(1, Ordering::Relaxed);
+    if streak == 0 {
+        tracing::warn!(
+            "out of file descriptors: deliveries wait and are tried again (raise the open-file limit)"
+        );
+    }
+    streak
+}
+
+/// An attempt that got a descriptor ends the streak.
+pub fn had_descriptors() {
+    STREAK.store(0, Ordering::Relaxed);
 }
 
 #[cfg(all(test, unix))]

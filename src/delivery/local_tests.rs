@@ -108,13 +108,14 @@ async fn tries_without_descriptors_spend_no_retry_budget() {
     };
     let (local, remote) = ((true, network_error()), (false, server_error));
     let mut nexts = Vec::new();
-    for (n, (seen, result)) in
-        [(1_u32, &remote), (2, &local), (3, &local), (4, &remote), (5, &remote)]
-    {
+    let mut streak = 0;
+    for (seen, result) in [&remote, &local, &local, &remote, &remote] {
         let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+        let n = rec.attempts + 1; // as the worker numbers them
         let (due, now) = (rec.next_attempt_at.unwrap(), rec.next_attempt_at.unwrap() + 10);
         let next = if is_local(*seen, result) {
-            postponed(now, 0.5)
+            streak += 1;
+            postponed(now, streak - 1, 0.5)
         } else {
             let spent = Spent { attempts: n - rec.budget_start, deferrals: rec.deferrals };
             retry::next_step(result, &policy, spent, now, 0.5)
@@ -142,13 +143,25 @@ async fn tries_without_descriptors_spend_no_retry_budget() {
         [
             Next::Retry { at: 1_010 },
             Next::Postponed { at: 1_020 + wait },
-            Next::Postponed { at: 1_030 + 2 * wait },
-            Next::Retry { at: 1_040 + 2 * wait },
+            Next::Postponed { at: 1_030 + 3 * wait },
+            Next::Retry { at: 1_040 + 3 * wait },
             Next::Failed,
         ]
     );
     let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
-    assert_eq!((rec.status, rec.attempts, rec.budget_start), (Status::Failed, 5, 2));
+    assert_eq!((rec.status, rec.attempts, rec.budget_start), (Status::Failed, 3, 0));
+    let rows = store.attempts(id, "r1").unwrap();
+    assert_eq!(rows.len(), 3, "the postponed tries left no rows of their own: {rows:?}");
     assert_eq!(rec.deferrals, 0, "not a quota wait: max_deferrals is untouched");
     store.close().await;
+}
+
+#[test]
+fn the_wait_doubles_with_the_streak_up_to_a_minute() {
+    let at = |streak| match postponed(0, streak, 0.5) {
+        Next::Postponed { at } => at,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!([at(0), at(1), at(2), at(4)], [2_000, 4_000, 8_000, 32_000]);
+    assert_eq!([at(5), at(40), at(u32::MAX)], [60_000; 3], "capped");
 }

@@ -72,8 +72,9 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let next = if local::is_local(out_of_fds, &report.result) {
         // Not the destination's doing: its breaker is not told.
         local::explain(&mut report);
-        local::postponed(now, rand::random())
+        local::postponed(now, local::short_of_descriptors(), rand::random())
     } else {
+        local::had_descriptors();
         let spent = retry::Spent {
             attempts: delivery.attempt - rec.budget_start,
             deferrals: rec.deferrals,

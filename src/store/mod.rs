@@ -37,8 +37,8 @@ pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{
-    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, RetryOutcome, Route,
-    Tables,
+    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, Quarantined,
+    RetryOutcome, Route, Tables,
 };
 
 use db::{DbSlot, Opener};

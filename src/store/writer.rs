@@ -315,6 +315,7 @@ mod tables;
 pub use idempotency::{IdempotencyKey, KeyConflict};
 pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
+pub use quarantine::Quarantined;
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 pub use reroute::Route;
 pub use tables::Tables;

@@ -89,6 +89,10 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     let b_view = gw.wait_status(b, "canceled").await;
     let rule = &b_view["rule_events"][0];
     assert!(rule["last_error"].as_str().unwrap().contains("b-rule"), "{b_view}");
+    // Queued again, it would sit pending under a queue nothing reads.
+    let (code, resp) = gw.post(&format!("/api/v1/events/{b}/rules/b-rule/retry")).await;
+    assert_eq!(code, 409, "{resp}");
+    assert!(resp["message"].as_str().unwrap().contains("was removed from the config"), "{resp}");
     gw.wait_status(a, "completed").await;
     let last = rx_a.seen().last().cloned().unwrap();
     assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");

@@ -88,6 +88,7 @@ impl Tables<'_> {
         let k = &done.key;
         self.due.remove((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
         let Some(mut rec) = self.rule_event(k.event, &k.rule)? else { return Ok(()) };
+        let attempts_before = rec.attempts;
         if let Some(a) = &done.attempt {
             self.attempts.insert((k.event, k.rule.as_str(), a.attempt), encode(a).as_slice())?;
             rec.attempts = rec.attempts.max(a.attempt);
@@ -98,11 +99,15 @@ impl Tables<'_> {
         }
         // The entry just consumed is the one the record pointed at, unless the
         // delivery was canceled or re-scheduled meanwhile: then leave it be.
-        if rec.status.is_terminal()
-            || rec.next_attempt_at != Some(k.due)
-            || rec.conn_key != k.conn_key
-        {
+        if rec.status.is_terminal() || rec.next_attempt_at != Some(k.due) {
             return self.put(k.event, &rec);
+        }
+        // Moved to its rule's new connection, at the same due time, while
+        // this attempt ran (the scheduler skips it there while it is in
+        // flight): this outcome decides, and the moved entry goes. Left
+        // due, a delivered event would be sent again from the new queue.
+        if rec.conn_key != k.conn_key {
+            self.due.remove((rec.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
         }
         rec.next_attempt_at = None;
         let now = done.attempt.as_ref().map_or(done.at, |a| a.started_at + a.duration_ms);
@@ -120,7 +125,10 @@ impl Tables<'_> {
                 self.schedule(k.event, &mut rec, *at)?;
             }
             Next::Postponed { at } => {
-                rec.budget_start = rec.budget_start.saturating_add(1).min(rec.attempts);
+                // Not counted: the next try takes the same number, so its row
+                // replaces this one, and a shortage that lasts leaves one row
+                // per delivery, not one per try.
+                rec.attempts = attempts_before;
                 rec.status = Status::Retrying;
                 self.schedule(k.event, &mut rec, *at)?;
             }

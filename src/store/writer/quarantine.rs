@@ -15,14 +15,15 @@ use serde_json::Value;
 /// A delivery failed as unreadable, reported (logged and counted) once
 /// its commit is done: it is never due again, so this happens once.
 #[derive(Debug)]
-pub(crate) struct Quarantined {
+pub struct Quarantined {
     event: u128,
     rule: String,
     reason: String,
 }
 
 impl Quarantined {
-    pub(super) fn report(&self) {
+    /// Logs and counts it; call once its commit is done.
+    pub fn report(&self) {
         metrics::counter!("meshes_deliveries_unreadable_total").increment(1);
         let event = uuid::Uuid::from_u128(self.event);
         tracing::error!(%event, rule = %self.rule, reason = %self.reason, "a delivery could not be read: failed with internal_error, not retried");
@@ -46,6 +47,13 @@ impl Tables<'_> {
             },
         };
         Ok(Some(Quarantined { event: k.event, rule: k.rule.clone(), reason }))
+    }
+
+    /// Fails and sets aside the undecodable record behind `k`, which the
+    /// caller has taken out of the due index (a cancel or a move that met it).
+    pub(super) fn quarantine(&mut self, k: &DueKey, why: &str) -> Result<Quarantined, StoreError> {
+        let reason = self.set_aside(k, why)?;
+        Ok(Quarantined { event: k.event, rule: k.rule.clone(), reason })
     }
 
     /// Moves the undecodable record of `k` to [`QUARANTINE`] and stores a

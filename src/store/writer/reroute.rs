@@ -3,7 +3,7 @@
 //! transaction (see [`super::Handle::run`]): the cleanup checks, in the same
 //! transaction, that the config it decided under is still in force.
 
-use super::{RetryOutcome, Tables, encode_rule_event};
+use super::{Quarantined, RetryOutcome, Tables, encode_rule_event};
 use crate::store::records::RuleEventRecord;
 use crate::store::{DueKey, StoreError, decode};
 use redb::ReadableTable;
@@ -20,10 +20,23 @@ pub struct Route {
 impl Tables<'_> {
     /// Moves the delivery behind `key` to `to`'s partition, due at the same
     /// time, and records its new connection with it. True when moved; a
-    /// stale entry (the record no longer points at it) is only removed.
-    pub fn move_due(&mut self, key: &DueKey, to: &Route) -> Result<bool, StoreError> {
+    /// stale entry (the record no longer points at it) is only removed, and
+    /// an unreadable record is set aside into `bad`.
+    pub fn move_due(
+        &mut self,
+        key: &DueKey,
+        to: &Route,
+        bad: &mut Vec<Quarantined>,
+    ) -> Result<bool, StoreError> {
         self.due.remove((key.conn_key.as_str(), key.due, key.event, key.rule.as_str()))?;
-        let Some(mut rec) = self.record(key.event, &key.rule)? else { return Ok(false) };
+        let rec = match self.record(key.event, &key.rule) {
+            Err(StoreError::Corrupt(why)) => {
+                bad.push(self.quarantine(key, &why)?);
+                return Ok(false);
+            }
+            other => other?,
+        };
+        let Some(mut rec) = rec else { return Ok(false) };
         if rec.status.is_terminal()
             || rec.next_attempt_at != Some(key.due)
             || rec.conn_key != key.conn_key
@@ -34,14 +47,26 @@ impl Tables<'_> {
         Ok(true)
     }
 
-    /// Cancels the deliveries behind `keys` (stale entries are only removed).
+    /// Cancels the deliveries behind `keys` (stale entries are only
+    /// removed). A record that will not decode is set aside into `bad`: an
+    /// error would fail the whole job, and the pass would retry the same
+    /// page until the next reload, every entry after it left pending.
     pub fn cancel_due(
         &mut self,
         keys: &[DueKey],
         reason: &str,
         now: u64,
+        bad: &mut Vec<Quarantined>,
     ) -> Result<usize, StoreError> {
-        self.cancel_keys(keys, reason, now)
+        let mut canceled = 0;
+        for k in keys {
+            match self.cancel_keys(std::slice::from_ref(k), reason, now) {
+                Ok(n) => canceled += n,
+                Err(StoreError::Corrupt(why)) => bad.push(self.quarantine(k, &why)?),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(canceled)
     }
 
     /// A manual retry that queues the delivery under `to` (the connection
