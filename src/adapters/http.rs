@@ -363,14 +363,7 @@ fn no_answer(idempotent: bool, code: Outcome, what: &str) -> AttemptReport {
 /// URL (which may be a credential), so the message is built from the causes
 /// and redacted.
 fn transport_failure(secrets: &Secrets, e: &reqwest::Error, idempotent: bool) -> AttemptReport {
-    crate::delivery::local::note(e);
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let detail = secrets.redact(&causes.join(": "));
+    let detail = secrets.redact(&transport_causes(e));
     let with =
         |what: &str| if detail.is_empty() { what.to_string() } else { format!("{what}: {detail}") };
     if e.is_builder() {
@@ -384,6 +377,20 @@ fn transport_failure(secrets: &Secrets, e: &reqwest::Error, idempotent: bool) ->
     }
     let code = if e.is_timeout() { Outcome::Timeout } else { Outcome::NetworkError };
     no_answer(idempotent, code, &with("the request failed"))
+}
+
+/// The causes under a transport error, joined (not redacted): reqwest's own
+/// `Display` names the URL, which may be a credential. Also tells the
+/// attempt running on this task when a cause is a lack of file descriptors.
+pub(super) fn transport_causes(e: &reqwest::Error) -> String {
+    crate::delivery::local::note(e);
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.join(": ")
 }
 
 /// A deadline `timeout` from now (about a year for absurd timeouts).

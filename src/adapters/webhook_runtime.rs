@@ -207,14 +207,8 @@ async fn read_response(
 /// the URL, which may carry a token, so the message is built from the
 /// underlying causes, with the URL's secret parts scrubbed for good measure.
 fn transport_failure(e: &reqwest::Error, url: &reqwest::Url, secrets: &Secrets) -> AttemptReport {
-    crate::delivery::local::note(e);
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let detail = secrets.redact(&scrub(&causes.join(": "), url));
+    let causes = crate::adapters::http::transport_causes(e);
+    let detail = secrets.redact(&scrub(&causes, url));
     if e.is_builder() {
         let message = format!("the request could not be built: {detail}");
         return report(AttemptResult::Permanent { code: Outcome::InternalError, message });

@@ -155,7 +155,7 @@ pub fn preallocate(file: &std::fs::File) -> std::io::Result<()> {
 fn group_commit(log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>) {
     use std::os::unix::fs::FileExt as _;
     let ring = log.metadata().map_or(0, |m| m.len());
-    let mut at = if ring > 0 { 0 } else { u64::MAX };
+    let mut at = 0;
     let (mut buf, mut waiting) = (Vec::new(), Vec::new());
     while let Ok(first) = rx.recv() {
         waiting.push(first);
@@ -165,7 +165,7 @@ fn group_commit(log: std::fs::File, rx: &std::sync::mpsc::Receiver<Pending>) {
             buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
             buf.extend_from_slice(body);
         }
-        let written = if at == u64::MAX {
+        let written = if ring == 0 {
             std::io::Write::write_all(&mut &log, &buf)
         } else {
             if at + buf.len() as u64 + 4 > ring {

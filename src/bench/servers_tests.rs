@@ -16,22 +16,27 @@ fn records(mut log: &[u8]) -> Vec<Value> {
     out
 }
 
+/// `n` single-event POSTs of `bodies` to a durable ceiling writing `log`.
+async fn load_durable(log: std::fs::File, bodies: &[bytes::Bytes], n: u64) -> load::LoadResult {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(durable_ceiling(listener, log));
+    let r = load::run(spec(addr, bodies.to_vec(), n), Instant::now()).await;
+    server.abort();
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_durable_ceiling_answers_201_once_each_body_is_in_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
-    let file = std::fs::File::create(&path).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(durable_ceiling(listener, file));
     let bodies = load::event_bodies("e", 8);
-    let r = load::run(spec(addr, bodies.clone(), 200), Instant::now()).await;
+    let r = load_durable(std::fs::File::create(&path).unwrap(), &bodies, 200).await;
     assert_eq!((r.ok, r.error_count()), (200, 0), "{}", r.errors_text());
     let logged = records(&std::fs::read(&path).unwrap());
     assert_eq!(logged.len(), 200);
     let sent: Vec<Value> = bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
     assert!(logged.iter().all(|v| sent.contains(v)), "a logged body was never sent");
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,11 +46,8 @@ async fn a_preallocated_log_is_overwritten_in_place_and_wraps() {
     let ring = 4096;
     std::fs::write(&path, vec![0u8; ring]).unwrap();
     let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(durable_ceiling(listener, file));
     let bodies = load::event_bodies("e", 8);
-    let r = load::run(spec(addr, bodies.clone(), 200), Instant::now()).await;
+    let r = load_durable(file, &bodies, 200).await;
     assert_eq!((r.ok, r.error_count()), (200, 0), "{}", r.errors_text());
     let log = std::fs::read(&path).unwrap();
     assert_eq!(log.len(), ring, "the log never grows past its preallocated size");
@@ -55,7 +57,6 @@ async fn a_preallocated_log_is_overwritten_in_place_and_wraps() {
     assert!(total > 2 * ring, "the bodies fill the ring more than twice");
     assert!(!logged.is_empty(), "the latest pass starts at offset 0");
     assert!(logged.iter().all(|v| sent.contains(v)), "a logged body was never sent");
-    server.abort();
 }
 
 #[test]
@@ -72,13 +73,9 @@ async fn the_durable_ceiling_answers_503_when_its_log_cannot_be_written() {
     std::fs::write(&path, b"").unwrap();
     // Opened read-only: every append fails.
     let file = std::fs::File::open(&path).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(durable_ceiling(listener, file));
-    let r = load::run(spec(addr, load::event_bodies("e", 2), 10), Instant::now()).await;
+    let r = load_durable(file, &load::event_bodies("e", 2), 10).await;
     assert_eq!(r.ok, 0);
     assert_eq!(r.errors.get("status 503"), Some(&10), "{}", r.errors_text());
-    server.abort();
 }
 
 /// Posts one delivery with `webhook-id: id`; returns the status.

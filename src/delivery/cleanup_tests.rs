@@ -8,7 +8,8 @@
 use super::*;
 use crate::delivery::engine::Engine;
 use crate::gateway::runtime;
-use crate::store::{EventRecord, NewEvent, NewRuleEvent, Status, Store};
+use crate::store::tests::new_event;
+use crate::store::{NewEvent, Status, Store};
 use arc_swap::ArcSwap;
 
 const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
@@ -33,29 +34,7 @@ fn config(conns: &[&str], rules: &[(&str, &str, &str)]) -> Arc<Runtime> {
 
 /// `n` events, each with one delivery of `rule` on `conn` due at `due`.
 fn events(rule: &str, conn: &str, due: u64, n: usize) -> Vec<NewEvent> {
-    let one = |_| NewEvent {
-        record: EventRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            workspace: WS.into(),
-            event: "a".into(),
-            resource: "global".into(),
-            resource_id: None,
-            created_by: "publishable_key".into(),
-            created_at: due,
-        },
-        payload: b"{}".to_vec(),
-        idempotency_key: None,
-        rules: vec![NewRuleEvent {
-            rule_id: rule.into(),
-            connection: conn.into(),
-            action: "log".into(),
-            conn_key: format!("{WS}/{conn}"),
-            delivery_id: uuid::Uuid::now_v7().to_string(),
-            due,
-        }],
-        inbox: false,
-    };
-    (0..n).map(one).collect()
+    (0..n).map(|_| new_event(WS, "a", &[(rule, conn)], due, None)).collect()
 }
 
 fn setup_with(store: Store, rt: Arc<Runtime>) -> Arc<Shared> {

@@ -10,7 +10,7 @@
 
 use super::*;
 use crate::delivery::retry::Spent;
-use crate::delivery::route::orphan_reason;
+use crate::delivery::route::{Fate, fate};
 use crate::gateway::runtime;
 use crate::store::{EventRecord, NewEvent, NewRuleEvent};
 
@@ -253,7 +253,10 @@ fn orphan_reasons_say_whether_a_step_changed_or_went() {
     let notify = format!("@automation:x:1:1:{}", notify.unwrap());
     let key =
         |rule: &str| DueKey { conn_key: format!("{WS}/a"), due: 0, event: 1, rule: rule.into() };
-    let reason = |rt: &Runtime, rule: &str| orphan_reason(rt, &key(rule));
+    let reason = |rt: &Runtime, rule: &str| match fate(rt, &key(rule)) {
+        Fate::Cancel(reason) => Some(reason),
+        Fate::Keep | Fate::Move(_) => None,
+    };
     assert_eq!((reason(&before, &step), reason(&before, &notify)), (None, None));
     let moved = contacts_runtime(&format!("{ON_B}{ON_A}"), true);
     assert_eq!(reason(&moved, &step), None);

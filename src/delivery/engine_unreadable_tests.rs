@@ -20,25 +20,7 @@ fn runtime() -> Runtime {
 }
 
 fn event(due: u64) -> NewEvent {
-    let rec = |id: uuid::Uuid| crate::store::EventRecord {
-        id: id.to_string(),
-        workspace: WS.into(),
-        event: "a".into(),
-        resource: "global".into(),
-        resource_id: None,
-        created_by: "publishable_key".into(),
-        created_at: due,
-    };
-    let rule = crate::store::NewRuleEvent {
-        rule_id: "r1".into(),
-        connection: "out".into(),
-        action: "log".into(),
-        conn_key: format!("{WS}/out"),
-        delivery_id: uuid::Uuid::now_v7().to_string(),
-        due,
-    };
-    let (record, payload) = (rec(uuid::Uuid::now_v7()), b"{}".to_vec());
-    NewEvent { record, payload, idempotency_key: None, rules: vec![rule], inbox: false }
+    crate::store::tests::new_event(WS, "a", &[("r1", "out")], due, None)
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use super::*;
 use crate::config::model::RetryPolicy;
 use crate::delivery::retry::{self, Spent};
-use crate::store::{AttemptDone, AttemptRecord, DueKey, EventRecord, NewEvent, NewRuleEvent};
+use crate::store::{AttemptDone, AttemptRecord, DueKey, NewEvent};
 use crate::store::{Status, Store};
 
 /// What reqwest hands an adapter: the OS error a few causes down.
@@ -60,32 +60,8 @@ async fn an_attempt_hears_of_its_own_requests_only() {
 }
 
 fn event(due: u64) -> (u128, NewEvent) {
-    let id = uuid::Uuid::now_v7();
-    let record = EventRecord {
-        id: id.to_string(),
-        workspace: "ws".into(),
-        event: "a".into(),
-        resource: "global".into(),
-        resource_id: None,
-        created_by: "publishable_key".into(),
-        created_at: due,
-    };
-    let rule = NewRuleEvent {
-        rule_id: "r1".into(),
-        connection: "out".into(),
-        action: "send_webhook".into(),
-        conn_key: "ws/out".into(),
-        delivery_id: uuid::Uuid::now_v7().to_string(),
-        due,
-    };
-    let ev = NewEvent {
-        record,
-        payload: b"{}".to_vec(),
-        idempotency_key: None,
-        rules: vec![rule],
-        inbox: false,
-    };
-    (id.as_u128(), ev)
+    let ev = crate::store::tests::new_event("ws", "a", &[("r1", "out")], due, None);
+    (uuid::Uuid::parse_str(&ev.record.id).unwrap().as_u128(), ev)
 }
 
 /// With three tries in the schedule, a 5xx, two tries that found no

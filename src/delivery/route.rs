@@ -46,15 +46,6 @@ pub fn fate(rt: &Runtime, key: &DueKey) -> Fate {
     }
 }
 
-/// Why a due delivery can no longer go anywhere, if it can't (a move is
-/// not a reason to cancel).
-pub fn orphan_reason(rt: &Runtime, key: &DueKey) -> Option<String> {
-    match fate(rt, key) {
-        Fate::Cancel(reason) => Some(reason),
-        Fate::Keep | Fate::Move(_) => None,
-    }
-}
-
 fn step_fate(ws: &WorkspaceRt, rule: &str, conn: &str) -> Fate {
     let what = "automation or sequence step";
     if let Err(gone) = ws.automations.resolve(rule) {

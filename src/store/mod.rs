@@ -24,7 +24,7 @@ mod fault_tests;
 #[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod unreadable_tests;
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::model::Outcome;
 
-pub(super) fn new_event(
+pub(crate) fn new_event(
     ws: &str,
     event: &str,
     rules: &[(&str, &str)],

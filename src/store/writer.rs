@@ -9,7 +9,7 @@
 use super::db::DbSlot;
 use super::json::RuleEventJson;
 use super::records::EventRecord;
-use super::{DueKey, Landed, StoreError};
+use super::{Landed, StoreError};
 use std::any::Any;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,7 +66,6 @@ enum Op {
     Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
-    CancelKeys(Vec<DueKey>, String, u64, oneshot::Sender<Result<usize, StoreError>>),
     Prune(PruneStep, oneshot::Sender<Result<Pruned, StoreError>>),
     /// Finish what is queued before it, then stop (later requests get `Closed`).
     Shutdown,
@@ -137,15 +136,6 @@ impl Handle {
     ) -> Result<Option<usize>, StoreError> {
         call(&self.tx, |r| Op::Cancel(event, rule.map(str::to_string), reason.to_string(), now, r))
             .await
-    }
-    /// Cancels the deliveries behind these due entries (orphans after a reload).
-    pub async fn cancel_keys(
-        &self,
-        keys: Vec<DueKey>,
-        reason: &str,
-        now: u64,
-    ) -> Result<usize, StoreError> {
-        call(&self.tx, |r| Op::CancelKeys(keys, reason.to_string(), now, r)).await
     }
     /// One bounded step of pruning (see [`PruneStep`]): finished events
     /// created before `step.before`, idempotency keys older than 24 h and old
@@ -245,7 +235,6 @@ enum Answer {
     Quarantined(quarantine::Quarantined),
     Retry(RetryOutcome),
     Cancel(Option<usize>),
-    Count(usize),
     Pruned(Pruned),
     Job(Box<dyn Any + Send>),
 }
@@ -273,9 +262,6 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
         ),
         (Op::Cancel(.., r), a) => {
             drop(r.send(a.map(|a| if let Answer::Cancel(n) = a { n } else { None })))
-        }
-        (Op::CancelKeys(.., r), a) => {
-            drop(r.send(a.map(|a| if let Answer::Count(n) = a { n } else { 0 })))
         }
         (Op::Prune(.., r), a) => drop(r.send(a.map(|a| match a {
             Answer::Pruned(p) => p,

@@ -194,25 +194,23 @@ impl Tables<'_> {
         Ok(Some(canceled))
     }
 
-    pub(super) fn cancel_keys(
+    /// Cancels the delivery behind the due entry `k`; false for a stale
+    /// entry (the record no longer points at it), which is only removed.
+    pub(super) fn cancel_key(
         &mut self,
-        keys: &[DueKey],
+        k: &DueKey,
         reason: &str,
         now: u64,
-    ) -> Result<usize, StoreError> {
-        let mut canceled = 0;
-        for k in keys {
-            self.due.remove((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
-            let Some(mut rec) = self.rule_event(k.event, &k.rule)? else { continue };
-            if rec.status.is_terminal() || rec.next_attempt_at != Some(k.due) {
-                continue; // a stale index entry: removing it was all there was to do
-            }
-            rec.next_attempt_at = None;
-            finish(&mut rec, Status::Canceled, now, Some(reason.to_string()));
-            self.put(k.event, &rec)?;
-            canceled += 1;
+    ) -> Result<bool, StoreError> {
+        self.due.remove((k.conn_key.as_str(), k.due, k.event, k.rule.as_str()))?;
+        let Some(mut rec) = self.rule_event(k.event, &k.rule)? else { return Ok(false) };
+        if rec.status.is_terminal() || rec.next_attempt_at != Some(k.due) {
+            return Ok(false);
         }
-        Ok(canceled)
+        rec.next_attempt_at = None;
+        finish(&mut rec, Status::Canceled, now, Some(reason.to_string()));
+        self.put(k.event, &rec)?;
+        Ok(true)
     }
 }
 

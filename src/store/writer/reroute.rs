@@ -60,8 +60,8 @@ impl Tables<'_> {
     ) -> Result<usize, StoreError> {
         let mut canceled = 0;
         for k in keys {
-            match self.cancel_keys(std::slice::from_ref(k), reason, now) {
-                Ok(n) => canceled += n,
+            match self.cancel_key(k, reason, now) {
+                Ok(done) => canceled += usize::from(done),
                 Err(StoreError::Corrupt(why)) => bad.push(self.quarantine(k, &why)?),
                 Err(e) => return Err(e),
             }

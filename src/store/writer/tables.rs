@@ -58,9 +58,6 @@ impl<'t> Tables<'t> {
             Op::Cancel(event, rule, reason, now, _) => {
                 Answer::Cancel(self.cancel(*event, rule.as_deref(), reason, *now)?)
             }
-            Op::CancelKeys(keys, reason, now, _) => {
-                Answer::Count(self.cancel_keys(keys, reason, *now)?)
-            }
             Op::Prune(step, _) => Answer::Pruned(self.prune_step(*step)?),
             Op::Shutdown | Op::Probe(_) => Answer::Unit,
         })
