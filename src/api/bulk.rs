@@ -52,7 +52,13 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
         n if n == slots.len() => StatusCode::BAD_REQUEST,
         _ => StatusCode::MULTI_STATUS,
     };
-    Ok(json_response(status, bulk_answer(&slots, &stored, errors)))
+    let mut resp = json_response(status, bulk_answer(&slots, &stored, errors));
+    // The key covers the whole body, so its items are repeats all together.
+    if !stored.is_empty() && stored.iter().all(|d| d.duplicate) {
+        resp.headers_mut()
+            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 /// The body's items, still raw. One pass: each is read once more, by

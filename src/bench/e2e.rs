@@ -311,7 +311,7 @@ async fn latency(
         .send()
         .await
         .map_err(super::http("reset the receiver"))?;
-    let mut spec = ingest_spec(server, E2E, false, 16, timing);
+    let mut spec = ingest_spec(server, E2E, false, LATENCY_CONNECTIONS, timing);
     spec.warmup = Duration::ZERO;
     spec.duration = timing.warmup + timing.duration;
     spec.rate = Some(rate);
@@ -319,12 +319,28 @@ async fn latency(
     wait_drained(client, server, Duration::from_secs(600)).await?;
     let stats = received(client, &receiver.base).await?;
     progress(&format!("  {} (errors: {})", latency_text(&stats), result.errors_text()));
+    let reached = result.events_per_sec();
+    // The percentiles start at ingest: an event the load generator sent
+    // late (its connections all busy) waited outside them, so say so.
+    let pace = if reached >= rate * 0.98 {
+        format!("at {} events/s", thousands(reached))
+    } else {
+        format!("at {} events/s (paced at {}: fell behind)", thousands(reached), thousands(rate))
+    };
     Ok(Row::info(
         "E2E (paced single events)",
-        &format!(
-            "ingest→delivery p50 / p99 / p999 at {} events/s",
-            thousands(result.events_per_sec())
+        &format!("ingest→delivery p50 / p99 / p999 {pace}"),
+        format!(
+            "{} (duplicates: {}; ingest answered p99 {:.1} ms after its due time)",
+            latency_text(&stats),
+            stats["duplicates"],
+            result.latency.quantile(0.99) as f64 / 1000.0
         ),
-        format!("{} (duplicates: {})", latency_text(&stats), stats["duplicates"]),
     ))
 }
+
+/// Connections of the latency phase: at a pace of ~10,000/s and ~2 ms per
+/// answer, 16 could not keep up (the table showed 9,339/s), and events
+/// waited in the load generator, outside the percentiles. Idle connections
+/// cost nothing: the pace, not their number, sets the load.
+const LATENCY_CONNECTIONS: usize = 64;

@@ -7,6 +7,11 @@
 //! the breaker opens after the first failure), so each ingest writes what a
 //! real one writes (event, payload, delivery, due index) while delivery
 //! costs nothing. Each case gets a fresh process and an empty store.
+//!
+//! Every case also reports the bytes the server wrote to disk per event,
+//! and one case paces single events at a modest rate: a group commit of
+//! one event writes every B-tree page it touched, so a server that is
+//! cheap on disk at full speed can be costly at the rates most users run.
 
 use super::load::{self, LoadResult, LoadSpec};
 use super::process::{self, clock_ticks, cpu_seconds};
@@ -14,6 +19,7 @@ use super::report::{Row, ratio, thousands};
 use super::{Result, Timing, WorkDir, configs, progress};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tokio::time::Instant;
 
 /// Events per bulk request (the API's maximum).
@@ -30,7 +36,13 @@ pub struct IngestOpts {
     pub timing: Timing,
     /// Also measure the ceiling servers (for the ratios).
     pub ceiling: bool,
+    /// Events/s of the paced single-event case (0: skip it).
+    pub paced_rate: f64,
 }
+
+/// Connections of the paced case: enough that the pace, not the
+/// connections, sets the rate.
+const PACED_CONCURRENCY: usize = 16;
 
 /// A load run with the server's CPU over the same window.
 #[derive(Debug, Clone)]
@@ -41,6 +53,9 @@ pub struct Measured {
     pub server_cpu: f64,
     /// CPU seconds the load generator (this process) used in the window.
     pub client_cpu: f64,
+    /// Bytes written to the data dir's disk in the window, by any process
+    /// ([`process::device_written`]; the benchmarks are all that runs).
+    pub disk_written: Option<u64>,
 }
 
 impl Measured {
@@ -49,25 +64,39 @@ impl Measured {
         let events = self.load.events();
         if events == 0 { f64::NAN } else { self.server_cpu * 1000.0 / events as f64 }
     }
+
+    /// Disk bytes written per successful event, when known.
+    pub fn disk_per_event(&self) -> Option<f64> {
+        let events = self.load.events();
+        self.disk_written.filter(|_| events > 0).map(|b| b as f64 / events as f64)
+    }
 }
 
 /// Runs `spec` while sampling `pid`'s CPU at the window's edges.
 pub async fn measure(spec: LoadSpec, pid: u32) -> Result<Measured> {
+    measure_on(spec, pid, None).await
+}
+
+/// [`measure`], also counting what the device behind `stat`
+/// ([`process::device_stat`]) wrote in the window.
+pub async fn measure_on(spec: LoadSpec, pid: u32, stat: Option<PathBuf>) -> Result<Measured> {
     let ticks = clock_ticks();
+    let written = move || stat.as_deref().and_then(process::device_written);
     let me = std::process::id();
     let t0 = Instant::now();
     let (warmup, window) = (spec.warmup, spec.duration);
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(t0 + warmup).await;
-        let a = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks));
+        let a = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks), written());
         tokio::time::sleep_until(t0 + warmup + window).await;
-        let b = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks));
+        let b = (cpu_seconds(pid, ticks), cpu_seconds(me, ticks), written());
         (a, b)
     });
     let load = load::run(spec, t0).await;
-    let ((s0, c0), (s1, c1)) =
+    let ((s0, c0, d0), (s1, c1, d1)) =
         sampler.await.map_err(|e| super::BenchError::Failed(format!("cpu sampler: {e}")))?;
-    Ok(Measured { load, server_cpu: s1? - s0?, client_cpu: c1? - c0? })
+    let disk_written = d0.zip(d1).map(|(a, b)| b.saturating_sub(a));
+    Ok(Measured { load, server_cpu: s1? - s0?, client_cpu: c1? - c0?, disk_written })
 }
 
 #[derive(Debug, Clone)]
@@ -75,17 +104,33 @@ struct Case {
     label: String,
     bulk: bool,
     concurrency: usize,
+    /// Requests/s in total, for the paced case.
+    rate: Option<f64>,
 }
 
 fn cases(o: &IngestOpts) -> Vec<Case> {
     let mut v: Vec<Case> = o
         .concurrency
         .iter()
-        .map(|&c| Case { label: format!("Ingest single c={c}"), bulk: false, concurrency: c })
+        .map(|&c| Case {
+            label: format!("Ingest single c={c}"),
+            bulk: false,
+            concurrency: c,
+            rate: None,
+        })
         .collect();
     if o.bulk_concurrency > 0 {
         let c = o.bulk_concurrency;
-        v.push(Case { label: format!("Ingest bulk×{BULK} c={c}"), bulk: true, concurrency: c });
+        let label = format!("Ingest bulk×{BULK} c={c}");
+        v.push(Case { label, bulk: true, concurrency: c, rate: None });
+    }
+    if o.paced_rate > 0.0 {
+        v.push(Case {
+            label: format!("Ingest single paced {}/s", thousands(o.paced_rate)),
+            bulk: false,
+            concurrency: PACED_CONCURRENCY,
+            rate: Some(o.paced_rate),
+        });
     }
     v
 }
@@ -107,7 +152,7 @@ fn spec(case: &Case, addr: SocketAddr, timing: Timing) -> LoadSpec {
         duration: timing.duration,
         events_per_request: per,
         ok_statuses: vec![201, 207],
-        rate: None,
+        rate: case.rate,
         max_requests: None,
     }
 }
@@ -135,7 +180,8 @@ pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
         let (server, _) =
             process::start_meshes(&config, &data, &work.path.join("meshes.log")).await?;
         progress(&format!("{}: meshes (pid {})", case.label, server.pid()));
-        let m = measure(spec(case, server.addr, o.timing), server.pid()).await?;
+        let disk = process::device_stat(&data);
+        let m = measure_on(spec(case, server.addr, o.timing), server.pid(), disk).await?;
         server.stop(std::time::Duration::from_secs(30)).await?;
         work.discard(&data);
         progress(&format!(
@@ -143,8 +189,10 @@ pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
             thousands(m.load.events_per_sec()),
             m.load.latency.summary_ms()
         ));
+        let d = durable.get(&case.label);
         rows.extend(case_rows(case, &m, ceiling.get(&case.label)));
-        if let Some(d) = durable.get(&case.label) {
+        rows.push(disk_row(case, &m, d));
+        if let (Some(d), None) = (d, case.rate) {
             rows.push(durable_row(case, &m, d));
         }
     }
@@ -177,7 +225,8 @@ async fn ceiling_runs(
             .await?;
     for case in cases {
         progress(&format!("{}: {name} (pid {})", case.label, server.pid()));
-        let m = measure(spec(case, server.addr, timing), server.pid()).await?;
+        let disk = process::device_stat(&work.path);
+        let m = measure_on(spec(case, server.addr, timing), server.pid(), disk).await?;
         progress(&format!(
             "  {} events/s, {}",
             thousands(m.load.events_per_sec()),
@@ -199,7 +248,10 @@ fn case_rows(case: &Case, m: &Measured, ceiling: Option<&Measured>) -> Vec<Row> 
     let shown = |v: Option<String>| v.unwrap_or_else(|| "—".into());
     let mut throughput = Row::info(b, "events/s", thousands(eps))
         .ceiling(shown(ceil_eps.map(thousands)), ceil_eps.and_then(|c| ratio(eps, c)));
-    throughput = if case.bulk {
+    throughput = if case.rate.is_some() {
+        // Paced: both servers keep the pace; the rate is the setting, not a result.
+        Row::info(b, "events/s (paced)", thousands(eps))
+    } else if case.bulk {
         throughput.target("≥ 150,000", eps >= 150_000.0)
     } else if let Some(c) = ceil_eps {
         throughput.target("≥ 0.6× ceiling", eps >= 0.6 * c)
@@ -209,7 +261,7 @@ fn case_rows(case: &Case, m: &Measured, ceiling: Option<&Measured>) -> Vec<Row> 
     let p99_ms = m.load.latency.quantile(0.99) as f64 / 1000.0;
     let mut latency = Row::info(b, "latency p50 / p99 / p999", m.load.latency.summary_ms())
         .ceiling(shown(ceiling.map(|c| c.load.latency.summary_ms())), None);
-    if !case.bulk && case.concurrency == 64 {
+    if !case.bulk && case.rate.is_none() && case.concurrency == 64 {
         latency = latency.target("p99 < 10 ms", p99_ms < 10.0);
     }
     let cpu = m.cpu_per_1k();
@@ -225,6 +277,22 @@ fn case_rows(case: &Case, m: &Measured, ceiling: Option<&Measured>) -> Vec<Row> 
     let errors = Row::info(b, "failed requests (not 201/207)", m.load.errors_text())
         .target("none", m.load.error_count() == 0);
     vec![throughput, latency, cpu_row, errors]
+}
+
+/// Bytes written to disk per event, against the durable ceiling's (its log
+/// writes each fsync'd group of bodies in place).
+fn disk_row(case: &Case, m: &Measured, durable: Option<&Measured>) -> Row {
+    let shown = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), bytes);
+    let durable_disk = durable.and_then(Measured::disk_per_event);
+    let theirs = durable.map(|_| format!("{} (durable)", shown(durable_disk)));
+    let ratio = m.disk_per_event().zip(durable_disk).and_then(|(a, b)| ratio(a, b));
+    Row::info(&case.label, "disk written per event (device)", shown(m.disk_per_event()))
+        .ceiling(theirs.unwrap_or_else(|| "—".into()), ratio)
+}
+
+/// `812 B`, `54.7 KB` (10^3, like the table's MB).
+fn bytes(v: f64) -> String {
+    if v < 1000.0 { format!("{v:.0} B") } else { format!("{:.1} KB", v / 1000.0) }
 }
 
 /// The same throughput against the durable ceiling: how much of what an

@@ -3,7 +3,7 @@
 use super::{BenchError, Result, http, io};
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -184,6 +184,30 @@ pub fn thread_disk_reads(pid: u32, name: &str) -> Option<u64> {
     })?;
     let io = std::fs::read_to_string(task.path().join("io")).ok()?;
     io.lines().find_map(|l| l.strip_prefix("read_bytes:")?.trim().parse().ok())
+}
+
+/// The kernel's I/O counters of the block device holding `dir`
+/// (`/sys/class/block/<name>/stat`); `None` for a mount with no block
+/// device (tmpfs, overlay).
+pub fn device_stat(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let (dev, _, _) = super::report::mount_of(&dir)?;
+    // `/dev/mapper/x` is a link to `/dev/dm-0`; the sysfs name is the target's.
+    let dev = std::fs::canonicalize(&dev).ok()?;
+    let stat = Path::new("/sys/class/block").join(dev.file_name()?).join("stat");
+    stat.is_file().then_some(stat)
+}
+
+/// Bytes written to the device so far (sectors written, the stat file's
+/// seventh field, are 512 bytes whatever the device's block size). This is
+/// what the disk was asked to write, by every process: the page cache's
+/// per-process `write_bytes` counts a whole large folio each time a few
+/// bytes in it are dirtied, a thousand times what reached the disk for a
+/// log rewritten in place.
+pub fn device_written(stat: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    let sectors: u64 = text.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
 }
 
 /// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.

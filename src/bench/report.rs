@@ -194,19 +194,23 @@ fn binary_is_stale(root: &Path) -> bool {
 /// `ext4 on /dev/vda mounted at /`.
 pub fn filesystem(dir: &Path) -> String {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let best = mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3).then(|| (f[0], f[1], f[2]))
-        })
-        .filter(|(_, at, _)| dir.starts_with(at))
-        .max_by_key(|(_, at, _)| at.len());
-    match best {
+    match mount_of(&dir) {
         Some((dev, at, fs)) => format!("{} ({fs} on {dev} mounted at {at})", dir.display()),
         None => format!("{} (filesystem unknown)", dir.display()),
     }
+}
+
+/// `(device, mount point, file system)` of the mount holding `dir`.
+pub fn mount_of(dir: &Path) -> Option<(String, String, String)> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string()))
+        })
+        .filter(|(_, at, _)| dir.starts_with(at))
+        .max_by_key(|(_, at, _)| at.len())
 }
 
 /// The whole report: machine, command, date, then the table.

@@ -30,6 +30,10 @@ enum Command {
         /// Concurrency of the bulk run (0 to skip).
         #[arg(long, default_value_t = 16)]
         bulk_concurrency: usize,
+        /// Events/s of the paced single-event case, which shows latency and
+        /// disk bytes per event at an ordinary rate (0 to skip).
+        #[arg(long, default_value_t = 1000.0)]
+        paced_rate: f64,
     },
     /// Ingest → webhook delivery to a receiver process.
     E2e {
@@ -148,13 +152,19 @@ impl Common {
             duration: self.duration.unwrap_or(d.duration),
         }
     }
-    fn ingest(&self, concurrency: Vec<usize>, bulk_concurrency: usize) -> ingest::IngestOpts {
+    fn ingest(
+        &self,
+        concurrency: Vec<usize>,
+        bulk_concurrency: usize,
+        paced_rate: f64,
+    ) -> ingest::IngestOpts {
         let concurrency = concurrency.into_iter().filter(|c| *c > 0).collect();
         ingest::IngestOpts {
             concurrency,
             bulk_concurrency,
             timing: self.timing(),
             ceiling: !self.no_ceiling,
+            paced_rate,
         }
     }
     fn e2e(&self, rate: Option<f64>, sustain: f64) -> e2e::E2eOpts {
@@ -225,9 +235,10 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
         Command::Load(a) => return load_cmd(a).await,
         Command::Soak(a) => return soak_cmd(a).await,
         Command::All(c) => return all_cmd(c).await,
-        Command::Ingest { common, concurrency, bulk_concurrency } => {
+        Command::Ingest { common, concurrency, bulk_concurrency, paced_rate } => {
             let w = common.scratch.work_dir()?;
-            (common, ingest::run(&w, &common.ingest(concurrency.clone(), *bulk_concurrency)).await?)
+            let opts = common.ingest(concurrency.clone(), *bulk_concurrency, *paced_rate);
+            (common, ingest::run(&w, &opts).await?)
         }
         Command::E2e { common, rate, sustain } => {
             (common, e2e::run(&common.scratch.work_dir()?, &common.e2e(*rate, *sustain)).await?)
@@ -256,7 +267,7 @@ async fn all_cmd(c: &Common) -> anyhow::Result<ExitCode> {
 }
 
 async fn all(c: &Common, w: &crate::bench::WorkDir, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    rows.extend(ingest::run(w, &c.ingest(vec![64, 256], 16)).await.context("ingest")?);
+    rows.extend(ingest::run(w, &c.ingest(vec![64, 256], 16, 1000.0)).await.context("ingest")?);
     rows.extend(e2e::run(w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
     rows.extend(backlog::run(w, &c.backlog()).await.context("backlog")?);
     rows.extend(config::run(w, &c.config()).await.context("config")?);

@@ -30,9 +30,14 @@ pub use body::{BodyBudgetFull, BodyTimeout};
 /// Retrying at once would spin while the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Most bytes hyper buffers per connection while reading a request head
-/// (larger heads are answered 431). hyper's default, ~400 KiB, times the
-/// connection cap would allow gigabytes of headers.
+/// Longest request head (request line and headers); longer ones are
+/// answered 431. Two hyper settings enforce it: the read buffer's cap
+/// refuses a head still incomplete once that much is buffered (hyper's
+/// default, ~400 KiB, times the connection cap would allow gigabytes of
+/// headers), and the header-size cap refuses a complete head longer than
+/// this. The buffer cap alone is checked between reads, and one read can
+/// overshoot it, so a head that arrived in one piece got through up to
+/// nearly twice the limit.
 const MAX_HEAD_BUFFER: usize = 64 << 10;
 
 /// Accept-loop settings.
@@ -154,7 +159,8 @@ fn http1_builder(opts: &ServerOptions) -> http1::Builder {
         .timer(TokioTimer::new())
         .header_read_timeout(limit)
         .keep_alive(keep_alive)
-        .max_buf_size(MAX_HEAD_BUFFER);
+        .max_buf_size(MAX_HEAD_BUFFER)
+        .max_header_size(MAX_HEAD_BUFFER);
     builder
 }
 

@@ -78,6 +78,9 @@ async fn a_key_reused_with_another_body_is_a_409_and_bulk_items_keep_to_themselv
     let (status, replayed, items) = send(&gw, "/api/v1/events/bulk", None, "k", &bulk).await;
     assert_eq!((status, replayed), (201, false), "{items}");
     assert_ne!(items["records"][0]["event"]["id"], single["event"]["id"]);
+    // Its repeat says it is one, like a single event's (the OpenAPI text promises it).
+    let (status, replayed, again) = send(&gw, "/api/v1/events/bulk", None, "k", &bulk).await;
+    assert_eq!((status, replayed, &again), (201, true, &items));
     let (status, _, refused) =
         send(&gw, "/api/v1/events/bulk", None, "k", &format!("[{PAID}]")).await;
     assert_eq!(status, 409, "{refused}");
