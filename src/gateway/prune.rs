@@ -39,6 +39,10 @@ pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken)
 
 /// Looks at every event older than the window once.
 async fn pass(shared: &Shared, retention: Duration) {
+    // Ids carry the wall clock (`Uuid::now_v7`) and `now_ms` follows its
+    // steps to within a second, so this bound and the ids agree. After a
+    // step back, the uuid crate holds ids at their newest time until the
+    // clock catches up: those events are kept longer, never pruned early.
     let now = clock::now_ms();
     let before = now.saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
     match shared.store.prune_all(before, now).await {

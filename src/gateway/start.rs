@@ -125,6 +125,7 @@ pub async fn start(
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
     let opener = opts.store_opener.clone().unwrap_or_else(crate::store::db::file_opener);
     let store = Store::open_with(&opts.data_dir, opener)?;
+    super::clock_check::warn_if_behind(&store, crate::clock::now_ms());
     let engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(rt)));
     let shared = engine.shared();
     let status = Arc::new(ReloadStatus::default());

@@ -12,6 +12,7 @@ mod due;
 pub mod fault;
 pub mod json;
 mod migrate;
+mod newest;
 mod perms;
 mod prune_read;
 pub mod records;
