@@ -59,6 +59,24 @@ fn missing_file_and_bad_usage_exit_two() {
 }
 
 #[test]
+fn a_zero_rate_limit_is_refused_before_serving() {
+    // It used to become one request a second per credential, silently.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &data, "--no-watch"];
+    let refused = || {
+        predicate::str::contains("invalid value '0' for '--rate-limit <RATE_LIMIT>'")
+            .and(predicate::str::contains("0 is not in 1.."))
+    };
+    let timeout = std::time::Duration::from_secs(30);
+    let flag = meshes().args(serve).args(["--rate-limit", "0"]).timeout(timeout).assert();
+    flag.code(2).stderr(refused());
+    let env = meshes().args(serve).env("MESHES_RATE_LIMIT", "0").timeout(timeout).assert();
+    env.code(2).stderr(refused());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no store was created");
+}
+
+#[test]
 fn warnings_pass_unless_denied() {
     let file = format!("{FIXTURES}/warnings.yaml");
     meshes()

@@ -28,6 +28,11 @@ const EARLY: Duration = Duration::from_secs(60);
 /// Lifetime assumed when the token response has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// Longest a token is reused before it is refreshed, whatever `expires_in`
+/// says: a provider announcing years gains nothing, and an absurd value
+/// (up to `u64::MAX` seconds) must not overflow the clock arithmetic.
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+
 /// How the token is obtained.
 #[derive(Clone)]
 pub enum Grant {
@@ -290,8 +295,12 @@ fn parse(reply: &Reply) -> Result<Token, AttemptReport> {
         .as_ref()
         .and_then(|j| j.get("expires_in"))
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-        .map_or(DEFAULT_LIFETIME, Duration::from_secs);
-    let refresh_at = Instant::now() + lifetime.saturating_sub(EARLY);
+        .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+        .min(MAX_LIFETIME);
+    let now = Instant::now();
+    // Unreachable with the cap; if it ever overflowed, the token would
+    // simply be refreshed at its next use.
+    let refresh_at = now.checked_add(lifetime.saturating_sub(EARLY)).unwrap_or(now);
     Ok(Token { access_token, refresh_at, response: reply.json.clone().unwrap_or(Value::Null) })
 }
 

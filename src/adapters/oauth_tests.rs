@@ -64,6 +64,33 @@ async fn a_token_near_expiry_is_refreshed_before_use() {
 }
 
 #[tokio::test]
+async fn an_absurd_expires_in_is_capped_at_a_day_as_a_number_or_a_string() {
+    // Up to u64::MAX seconds used to overflow `Instant + Duration` and
+    // panic the attempt. Capped, the token is used and cached for a day.
+    for expires_in in
+        [json!(u64::MAX), json!(u64::MAX.to_string()), json!(9_300_000_000_000_000_000u64)]
+    {
+        let server = MockServer::start().await;
+        let reply = json!({"access_token": "long", "expires_in": expires_in});
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let c = cache(&server, ClientAuth::Body, refresh("rtok-one"));
+        let before = Instant::now();
+        let token = c.token(soon()).await.unwrap();
+        assert_eq!(token.access_token, "long");
+        let lifetime = token.refresh_at.saturating_duration_since(before);
+        let capped = MAX_LIFETIME - EARLY;
+        assert!(lifetime >= capped, "{expires_in}: {lifetime:?}");
+        assert!(lifetime <= capped + Duration::from_secs(5), "{expires_in}: {lifetime:?}");
+        assert!(Arc::ptr_eq(&token, &c.token(soon()).await.unwrap()), "cached, not refetched");
+    }
+}
+
+#[tokio::test]
 async fn zoom_account_credentials_use_basic_auth() {
     let server = MockServer::start().await;
     // base64("cid:csecret")

@@ -36,8 +36,13 @@ pub struct Args {
     /// Seconds given to running attempts and requests at shutdown.
     #[arg(long, env = "MESHES_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     shutdown_timeout: u64,
-    /// Requests per second allowed per credential (burst: twice that).
-    #[arg(long, env = "MESHES_RATE_LIMIT", default_value_t = 1000)]
+    /// Requests per second allowed per credential, at least 1 (burst: twice that).
+    #[arg(
+        long,
+        env = "MESHES_RATE_LIMIT",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     rate_limit: u32,
     /// Store page cache in MiB (memory use is flat beyond it, whatever the backlog).
     #[arg(long, env = "MESHES_STORE_CACHE_MB", default_value_t = 32)]

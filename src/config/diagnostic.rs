@@ -164,6 +164,9 @@ codes! {
     UnusedSequence => "unused-sequence",
     /// Automations that trigger each other in a loop.
     AutomationLoop => "automation-loop",
+    /// A `delivery.retention` under ten seconds: finished events vanish
+    /// before anyone can look at them.
+    ShortRetention => "short-retention",
     /// A field mapping without exactly one source, with a bad `from` path,
     /// bad `substring` arguments or transforms in an order that cannot work.
     InvalidMapping => "invalid-mapping",

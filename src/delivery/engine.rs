@@ -274,3 +274,7 @@ mod tests;
 #[cfg(test)]
 #[path = "engine_unreadable_tests.rs"]
 mod unreadable_tests;
+
+#[cfg(test)]
+#[path = "engine_panic_tests.rs"]
+mod panic_tests;

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod engine;
 pub mod lane;
 pub mod local;
+mod panicked;
 pub mod retry;
 pub mod route;
 mod worker;

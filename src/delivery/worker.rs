@@ -5,6 +5,7 @@ use super::cleanup::move_one;
 use super::engine::Shared;
 use super::lane::{Lane, Slots};
 use super::local;
+use super::panicked::{self, Release};
 use super::retry;
 use super::route::{Fate, fate};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
@@ -16,10 +17,12 @@ use crate::gateway::runtime::{ConnectionRt, Runtime, Target};
 use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError, event_key};
 use std::sync::Arc;
 
-/// Runs one attempt and records it; always releases the delivery.
+/// Runs one attempt and records it; always releases the delivery, even
+/// when the attempt panics.
 pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, slots: Slots) {
     let Slots { request, recording } = slots;
-    let done = attempt(&shared, &lane, &key).await;
+    let _release = Release::new(shared.clone(), &key, recording);
+    let done = panicked::caught(&shared, &key, attempt(&shared, &lane, &key)).await;
     // The destination has answered: its request slot takes the next due
     // delivery while this outcome waits for the writer's next commit. The
     // delivery stays in flight (never dispatched twice) until it is written.
@@ -32,9 +35,6 @@ pub async fn run(shared: Arc<Shared>, lane: Arc<Lane>, key: DueKey, slots: Slots
             tracing::error!(error = %e, rule = %key.rule, "could not record an attempt; it will be retried");
         }
     }
-    shared.in_flight.remove(key.event, &key.rule);
-    drop(recording);
-    shared.wake.notify_one();
 }
 
 async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDone> {

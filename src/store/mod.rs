@@ -25,6 +25,8 @@ mod fault_tests;
 #[cfg(test)]
 mod idempotency_tests;
 #[cfg(test)]
+mod prune_inbox_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod unreadable_tests;

@@ -18,8 +18,8 @@
 
 use super::records::RuleEventRecord;
 use super::tables::{
-    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, EVENT_ROWS, IDEMPOTENCY_BY_TIME, IDEMPOTENCY_REPLIES,
-    RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
+    ACTIVITY, ACTIVITY_BY_TIME, ATTEMPTS, AUTOMATION_INBOX, EVENT_ROWS, IDEMPOTENCY_BY_TIME,
+    IDEMPOTENCY_REPLIES, RULE_EVENTS, attempts_of, rule_events_of, uuid7_bound,
 };
 use super::writer::{IDEMPOTENCY_TTL_MS, PRUNE_STEP, resume_after};
 use super::{PruneStep, Store, StoreError, decode};
@@ -119,11 +119,13 @@ fn events_ahead(
     let events = txn.open_table(EVENT_ROWS)?;
     let rules = txn.open_table(RULE_EVENTS)?;
     let attempts = txn.open_table(ATTEMPTS)?;
+    let inbox = txn.open_table(AUTOMATION_INBOX)?;
     let (mut rows, mut seen, mut last, mut finished) = (0, 0, None, false);
     for row in events.range(from..uuid7_bound(before))?.take(limit) {
         let id = row?.0.value();
         (seen, last) = (seen + 1, Some(id));
-        let mut done = true;
+        // As the writer's step: an event automations have yet to see stays.
+        let mut done = inbox.get(id)?.is_none();
         for r in rules.range(rule_events_of(id))? {
             // As the writer's step: an unreadable delivery keeps its event.
             let r: Result<RuleEventRecord, _> = decode(r?.1.value());

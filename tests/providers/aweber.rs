@@ -181,3 +181,17 @@ async fn mapped_custom_fields_go_in_custom_fields_by_name_as_text() {
     );
     assert_delivered(&deliver(&aweber(&fake, true), &d).await);
 }
+
+#[tokio::test]
+async fn a_token_said_to_last_forever_is_used_and_reused() {
+    // `expires_in` near u64::MAX seconds used to overflow the clock and
+    // panic the attempt, pinning the delivery in flight.
+    let fake = Fake::start().await;
+    let forever = json!({"access_token": "aw-at", "refresh_token": "aw-refresh-token",
+        "expires_in": u64::MAX, "token_type": "bearer"});
+    fake.expect(token_call(), ResponseTemplate::new(200).set_body_json(forever)).await;
+    fake.expect_n(find(), entries(json!([{"id": 9, "status": "subscribed"}])), 2).await;
+    let a = aweber(&fake, true);
+    assert_delivered(&deliver(&a, &rule("add_to_list")).await);
+    assert_delivered(&deliver(&a, &rule("add_to_list")).await);
+}

@@ -5,6 +5,7 @@
 use super::automation::{Automation, Sequence};
 use super::condition;
 use super::diagnostic::{Code, Issue, Path, expected_one_of};
+use super::duration::Duration;
 use super::env::{self, EnvFields};
 use super::model::{MachineKey, Metadata, Rule, Workspace};
 use crate::adapters::ConnectionConfig;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 mod automations;
+mod retention;
 mod values;
 
 use automations::{check_automation, check_sequence};
@@ -39,6 +41,8 @@ pub struct Parts {
     pub used_connections: HashSet<String>,
     /// Sequence names some `enroll` action names, read the same way.
     pub enrolled: HashSet<String>,
+    /// `delivery.retention`, when written and valid.
+    pub retention: Option<Duration>,
 }
 
 /// Every string value under a key named `key`, at any depth.
@@ -79,6 +83,7 @@ impl Parts {
             sequences: map("sequences").map(|(k, v)| (k.clone(), item(v))).collect(),
             used_connections: referenced(doc, "connection"),
             enrolled: referenced(&doc["automations"], "enroll"),
+            retention: item(&doc["delivery"]["retention"]),
         }
     }
 
@@ -147,6 +152,7 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     }
     unused(parts, &mut out);
     super::loops::check(parts, &mut out);
+    retention::check(parts.retention, &mut out);
     out
 }
 

@@ -209,4 +209,9 @@ impl<'t> Tables<'t> {
         self.c()?.inbox.insert(event, ())?;
         Ok(())
     }
+
+    /// Whether automations have yet to see an event.
+    pub(super) fn in_inbox(&mut self, event: u128) -> Result<bool, StoreError> {
+        Ok(self.c()?.inbox.get(event)?.is_some())
+    }
 }

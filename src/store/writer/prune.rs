@@ -4,7 +4,8 @@
 //! steps. An event that still has unfinished deliveries is kept and stepped
 //! over: restarting every step from the oldest event would let a head of
 //! `limit` such events (a long retry schedule, a destination down for good)
-//! stop every younger event from ever being pruned.
+//! stop every younger event from ever being pruned. So is an event still
+//! in the automation inbox.
 
 use super::Tables;
 use crate::config::model::Outcome;
@@ -97,7 +98,9 @@ impl Tables<'_> {
     }
 
     /// Deletes one event with its deliveries and attempts, unless one of its
-    /// deliveries is unfinished.
+    /// deliveries is unfinished or `event` automations have yet to see it
+    /// (its deliveries can all finish first, and the automation worker
+    /// skips an event that is gone).
     fn prune_event(&mut self, id: u128) -> Result<bool, StoreError> {
         let rows: Vec<RuleEventRecord> = match self
             .rule_events
@@ -116,7 +119,7 @@ impl Tables<'_> {
             }
             Err(e) => return Err(e),
         };
-        if rows.iter().any(|r| !r.status.is_terminal()) {
+        if rows.iter().any(|r| !r.status.is_terminal()) || self.in_inbox(id)? {
             return Ok(false);
         }
         for r in &rows {
