@@ -27,6 +27,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// step. Large enough that scheduling noise and NTP slewing never reach it,
 /// small against the 5 s a JWT `iat` may be ahead.
 const STEP_MS: i64 = 1_000;
+/// Longest a reading of the wall clock may take (measured on the monotonic
+/// clock around it) and still be used to detect a step.
+const BRACKET_MS: u64 = 50;
 /// At most one warning about a step per this much (monotonic) time: a clock
 /// that keeps jumping would otherwise fill the log.
 const WARN_EVERY_MS: u64 = 60_000;
@@ -53,7 +56,15 @@ pub fn now_ms() -> u64 {
     // (which would look like a step back and undo the correction).
     let offset = clock.offset.load(Ordering::Acquire);
     let std_elapsed = millis(clock.std_instant.elapsed());
-    clock.now(offset, wall_ms(), std_elapsed, millis(clock.tokio_instant.elapsed()))
+    let wall = wall_ms();
+    let tokio_elapsed = millis(clock.tokio_instant.elapsed());
+    // A thread descheduled between the two readings above would see a
+    // "step" of its own delay: only a reading bracketed tightly by the
+    // monotonic clock may detect one.
+    if millis(clock.std_instant.elapsed()).saturating_sub(std_elapsed) > BRACKET_MS {
+        return compose(clock.wall_ms, offset, tokio_elapsed);
+    }
+    clock.now(offset, wall, std_elapsed, tokio_elapsed)
 }
 
 fn wall_ms() -> u64 {

@@ -40,6 +40,9 @@ pub struct IngestOpts {
     pub paced_rate: f64,
 }
 
+/// Default events/s of the paced case: an ordinary production rate.
+pub const PACED_RATE: f64 = 1000.0;
+
 /// Connections of the paced case: enough that the pace, not the
 /// connections, sets the rate.
 const PACED_CONCURRENCY: usize = 16;

@@ -32,7 +32,7 @@ enum Command {
         bulk_concurrency: usize,
         /// Events/s of the paced single-event case, which shows latency and
         /// disk bytes per event at an ordinary rate (0 to skip).
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, default_value_t = ingest::PACED_RATE)]
         paced_rate: f64,
     },
     /// Ingest → webhook delivery to a receiver process.
@@ -267,7 +267,9 @@ async fn all_cmd(c: &Common) -> anyhow::Result<ExitCode> {
 }
 
 async fn all(c: &Common, w: &crate::bench::WorkDir, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    rows.extend(ingest::run(w, &c.ingest(vec![64, 256], 16, 1000.0)).await.context("ingest")?);
+    rows.extend(
+        ingest::run(w, &c.ingest(vec![64, 256], 16, ingest::PACED_RATE)).await.context("ingest")?,
+    );
     rows.extend(e2e::run(w, &c.e2e(None, 10_000.0)).await.context("end to end")?);
     rows.extend(backlog::run(w, &c.backlog()).await.context("backlog")?);
     rows.extend(config::run(w, &c.config()).await.context("config")?);

@@ -63,6 +63,7 @@ enum LogFormat {
 /// Runs the gateway.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     init_tracing(args.log_format);
+    std::panic::set_hook(Box::new(log_panic));
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("meshes").build()?;
     runtime.block_on(serve(args))
@@ -76,6 +77,24 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// A panic (a bug: attempts and requests that panic are caught and answered)
+/// goes to the log as one record, in the log's format, with where it
+/// happened. Its message is kept only when it is a literal in the code: a
+/// formatted one (`expect` with a value, an index out of bounds…) could
+/// quote a request, a provider's answer or a credential, and std's default
+/// hook printed it raw to stderr.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let literal = info.payload().downcast_ref::<&'static str>().copied();
+    let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+    let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+    tracing::error!(
+        location = %at,
+        thread = %thread,
+        message = literal.unwrap_or("(formatted; withheld: it may quote data)"),
+        "panicked: a bug in meshes"
+    );
 }
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {

@@ -44,9 +44,13 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Whether the cursor may skip the head scan. A reading before the
+    /// last scan (the wall clock stepped back) is a reason to scan, not a
+    /// reason to skip scans for the step's length.
     fn usable(&self, now: u64) -> bool {
-        now < self.head_scanned_at + HEAD_SCAN_EVERY_MS
-            && self.short_since.is_none_or(|t| now < t + HEAD_SCAN_SHORT_MS)
+        let within = |since: u64, span: u64| (since..since.saturating_add(span)).contains(&now);
+        within(self.head_scanned_at, HEAD_SCAN_EVERY_MS)
+            && self.short_since.is_none_or(|t| within(t, HEAD_SCAN_SHORT_MS))
     }
 }
 

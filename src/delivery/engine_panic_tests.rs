@@ -21,11 +21,12 @@ impl Adapter for Panics {
     }
 }
 
-/// Connection `out` (two tries, a minute apart) whose adapter panics.
+/// Connection `out` (two tries, a minute apart; its breaker opens on one
+/// unhealthy answer, so a panic counted as one would show) whose adapter panics.
 fn runtime() -> Runtime {
     let mut rt = runtime::from_text(format!(
         "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: mesh_pub_t }}\n\
-         connections:\n  out:\n    type: log\n    delivery: {{ retry: {{ schedule: [0s, 1m], jitter: 0 }} }}\n\
+         connections:\n  out:\n    type: log\n    delivery: {{ retry: {{ schedule: [0s, 1m], jitter: 0 }}, circuit_breaker: {{ failure_threshold: 1 }} }}\n\
          rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
     ));
     let ws = Arc::get_mut(rt.workspaces.get_mut(WS).unwrap()).unwrap();
@@ -61,7 +62,8 @@ async fn a_panicking_attempt_releases_its_delivery_and_is_retried_then_failed() 
     assert!(shared.in_flight.contains(id, "r1"), "dispatched");
     released(&shared).await;
     let lane = engine.lanes[&format!("{WS}/out")].clone();
-    assert_eq!(lane.capacity(now), 8, "both of its slots are free again");
+    assert_eq!(lane.capacity(now), 8, "its request slot is free again");
+    assert_eq!(lane.free_recording(), lane.recording_slots(), "and its recording slot");
     let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
     assert_eq!((rec.status, rec.attempts), (Status::Retrying, 1));
     assert_eq!(rec.last_outcome, Some(Outcome::InternalError));

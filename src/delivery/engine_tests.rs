@@ -148,7 +148,7 @@ async fn a_paused_connection_is_not_dispatched_until_its_reset() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
     let conn = engine.shared.runtime.load().connections().next().unwrap().clone();
-    engine.lane(&conn).pause_until(now + 3_600_000);
+    engine.lane(&conn).pause_until(now + 3_600_000, now);
     let (first, a) = event(now);
     let (second, b) = event(now);
     store.writer().ingest(vec![a, b], now).await.unwrap();

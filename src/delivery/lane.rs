@@ -36,6 +36,10 @@ pub enum Breaker {
     Open {
         /// When a probe may go.
         until: u64,
+        /// When it was set (Unix ms). A reading before it means the wall
+        /// clock stepped back since: the wait is moved back with it, or
+        /// the connection would stay paused for the step's length too.
+        since: u64,
     },
     /// One probe attempt is allowed; its result closes or re-opens the circuit.
     HalfOpen,
@@ -83,7 +87,11 @@ impl Lane {
         let Ok(mut b) = self.breaker.lock() else { return 0 };
         match *b {
             Breaker::Closed { .. } => free,
-            Breaker::Open { until } if now_ms >= until => {
+            Breaker::Open { until, since } if now_ms < since => {
+                *b = Breaker::Open { until: until - (since - now_ms), since: now_ms };
+                0
+            }
+            Breaker::Open { until, .. } if now_ms >= until => {
                 *b = Breaker::HalfOpen;
                 free.min(1)
             }
@@ -102,10 +110,20 @@ impl Lane {
         Some(Slots { request, recording })
     }
 
+    /// Recording slots free now, and in all (tests check none leaks).
+    #[cfg(test)]
+    pub fn free_recording(&self) -> usize {
+        self.recording.available_permits()
+    }
+    #[cfg(test)]
+    pub fn recording_slots(&self) -> usize {
+        self.settings.concurrency.max(1) as usize * RECORDING_PER_SLOT
+    }
+
     /// When an open breaker lets a probe through.
     pub fn reopens_at(&self) -> Option<u64> {
         match self.breaker.lock().map(|b| *b) {
-            Ok(Breaker::Open { until }) => Some(until),
+            Ok(Breaker::Open { until, .. }) => Some(until),
             _ => None,
         }
     }
@@ -130,9 +148,10 @@ impl Lane {
             (Breaker::Closed { failures }, false) if failures + 1 < threshold => {
                 Breaker::Closed { failures: failures + 1 }
             }
-            (Breaker::Open { until }, false) => Breaker::Open { until },
+            (open @ Breaker::Open { .. }, false) => open,
             (_, false) => Breaker::Open {
                 until: crate::clock::after(now_ms, self.settings.breaker.cooldown.get()),
+                since: now_ms,
             },
         };
     }
@@ -141,13 +160,13 @@ impl Lane {
     /// is spent, and every attempt before its reset would only be refused.
     /// Then one probe goes, as after any open breaker. A longer pause
     /// already set stays.
-    pub fn pause_until(&self, until: u64) {
+    pub fn pause_until(&self, until: u64, now_ms: u64) {
         let Ok(mut b) = self.breaker.lock() else { return };
         let later = match *b {
-            Breaker::Open { until: set } => set.max(until),
+            Breaker::Open { until: set, .. } => set.max(until),
             _ => until,
         };
-        *b = Breaker::Open { until: later };
+        *b = Breaker::Open { until: later, since: now_ms };
     }
 }
 
@@ -184,12 +203,12 @@ mod tests {
         l.record(false, 0);
         assert_eq!(l.capacity(0), 4);
         l.record(false, 10);
-        assert_eq!(l.breaker(), Breaker::Open { until: 1_010 });
+        assert_eq!(l.breaker(), Breaker::Open { until: 1_010, since: 10 });
         assert_eq!(l.capacity(500), 0, "paused: no attempts spent");
         assert_eq!(l.reopens_at(), Some(1_010));
         assert_eq!(l.capacity(1_010), 1, "one probe");
         l.record(false, 1_020);
-        assert_eq!(l.breaker(), Breaker::Open { until: 2_020 });
+        assert_eq!(l.breaker(), Breaker::Open { until: 2_020, since: 1_020 });
         assert_eq!(l.capacity(2_020), 1);
         l.record(true, 2_030);
         assert_eq!(l.capacity(2_030), 4);
@@ -198,19 +217,34 @@ mod tests {
     #[test]
     fn a_spent_account_quota_pauses_the_lane_until_its_reset() {
         let l = lane(4, 20);
-        l.pause_until(5_000);
-        assert_eq!(l.breaker(), Breaker::Open { until: 5_000 });
+        l.pause_until(5_000, 0);
+        assert_eq!(l.breaker(), Breaker::Open { until: 5_000, since: 0 });
         assert_eq!(l.capacity(4_999), 0, "nothing goes before the reset");
         // Attempts already out come back refused: the pause stays as set,
         // and a shorter one does not cut it.
         l.record(false, 100);
-        l.pause_until(3_000);
+        l.pause_until(3_000, 100);
         assert_eq!(l.reopens_at(), Some(5_000));
-        l.pause_until(8_000);
+        l.pause_until(8_000, 100);
         assert_eq!(l.reopens_at(), Some(8_000), "a later reset extends it");
         assert_eq!(l.capacity(8_000), 1, "then one probe");
         l.record(true, 8_100);
         assert_eq!(l.capacity(8_100), 4, "the quota is back: all slots");
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_does_not_add_its_length_to_the_pause() {
+        let l = lane(4, 1);
+        l.record(false, 10_000_000);
+        assert_eq!(l.reopens_at(), Some(10_001_000));
+        // An hour back, half-way through the cooldown. The time already
+        // waited is unknown, so the cooldown runs again from the step,
+        // where it would otherwise wait an hour more.
+        let back = 10_000_500 - 3_600_000;
+        assert_eq!(l.capacity(back), 0);
+        assert_eq!(l.reopens_at(), Some(back + 1_000));
+        assert_eq!(l.capacity(back + 999), 0);
+        assert_eq!(l.capacity(back + 1_000), 1, "then the probe");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 /// What the attempt row says. The panic message is not repeated: it may
 /// quote anything the code had at hand, secrets included.
 const MESSAGE: &str =
-    "internal_error: the attempt was aborted by a bug in meshes (a panic; the log has details)";
+    "internal_error: the attempt was aborted by a bug in meshes (a panic; the log says where)";
 
 /// Gives back what a dispatched attempt holds, however its task ends (a
 /// panic outside [`caught`], or the task dropped at shutdown): its

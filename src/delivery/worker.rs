@@ -143,7 +143,7 @@ fn pause(conn: &ConnectionRt, lane: &Lane, until: u64) {
         let at = clock::rfc3339(until);
         tracing::warn!(connection = %conn.conn_key, until = %at, "the account's quota is spent: the connection pauses until it resets");
     }
-    lane.pause_until(until);
+    lane.pause_until(until, clock::now_ms());
 }
 
 /// Calls the adapter; with a rate limit, each further HTTP request it sends
