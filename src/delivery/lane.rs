@@ -88,7 +88,7 @@ impl Lane {
         match *b {
             Breaker::Closed { .. } => free,
             Breaker::Open { until, since } if now_ms < since => {
-                *b = Breaker::Open { until: until - (since - now_ms), since: now_ms };
+                *b = Breaker::Open { until: until.saturating_sub(since - now_ms), since: now_ms };
                 0
             }
             Breaker::Open { until, .. } if now_ms >= until => {
@@ -245,6 +245,12 @@ mod tests {
         assert_eq!(l.reopens_at(), Some(back + 1_000));
         assert_eq!(l.capacity(back + 999), 0);
         assert_eq!(l.capacity(back + 1_000), 1, "then the probe");
+        // A quota reset already past when it was set, then a step back
+        // longer than the time since: moved back, it stays in the past.
+        let l = lane(4, 1);
+        l.pause_until(9_000, 10_000);
+        assert_eq!(l.capacity(500), 0, "the step is noted first");
+        assert_eq!(l.capacity(500), 1, "then the probe: the reset is past");
     }
 
     #[test]
