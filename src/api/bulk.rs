@@ -2,7 +2,7 @@
 //! commit, each accepted or refused on its own.
 
 use super::error::{ApiError, FieldError};
-use super::events::{created_by, ingest, json_response};
+use super::events::{created_by, ingest, json_response, mark_replayed};
 use super::ingest::{idempotency_key, new_event, parse_event};
 use super::{AppState, body, principal, render};
 use crate::clock;
@@ -55,8 +55,7 @@ async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<R
     let mut resp = json_response(status, bulk_answer(&slots, &stored, errors));
     // The key covers the whole body, so its items are repeats all together.
     if !stored.is_empty() && stored.iter().all(|d| d.duplicate) {
-        resp.headers_mut()
-            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        mark_replayed(&mut resp);
     }
     Ok(resp)
 }

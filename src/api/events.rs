@@ -48,10 +48,15 @@ async fn create_from(
     render::write_created(&done.event, &mut body);
     let mut resp = json_response(StatusCode::CREATED, body);
     if done.duplicate {
-        resp.headers_mut()
-            .insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        mark_replayed(&mut resp);
     }
     Ok(resp)
+}
+
+/// `Idempotent-Replayed: true`: the answer is the original one, for a key
+/// seen before (single events and bulk requests alike).
+pub(super) fn mark_replayed(resp: &mut Response) {
+    resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
 }
 
 /// A JSON body with the header axum's `Json` sets.

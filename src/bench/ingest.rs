@@ -177,14 +177,15 @@ pub async fn run(work: &WorkDir, o: &IngestOpts) -> Result<Vec<Row>> {
     let rules = [configs::rule("ingest", "bench.ingest", "parked")];
     let config =
         configs::write(&work.path, "ingest.yaml", &configs::gateway(&[hook], &rules, "[0s, 1h]"))?;
+    // Every case's data dir is in the work dir, on the one device.
+    let disk = process::device_stat(&work.path);
     let mut rows = Vec::new();
     for case in &cases {
         let data = work.fresh("ingest-data")?;
         let (server, _) =
             process::start_meshes(&config, &data, &work.path.join("meshes.log")).await?;
         progress(&format!("{}: meshes (pid {})", case.label, server.pid()));
-        let disk = process::device_stat(&data);
-        let m = measure_on(spec(case, server.addr, o.timing), server.pid(), disk).await?;
+        let m = measure_on(spec(case, server.addr, o.timing), server.pid(), disk.clone()).await?;
         server.stop(std::time::Duration::from_secs(30)).await?;
         work.discard(&data);
         progress(&format!(
@@ -226,10 +227,10 @@ async fn ceiling_runs(
     let server =
         process::start_helper("ceiling-server", &extra, port, &work.path.join("ceiling.log"))
             .await?;
+    let disk = process::device_stat(&work.path);
     for case in cases {
         progress(&format!("{}: {name} (pid {})", case.label, server.pid()));
-        let disk = process::device_stat(&work.path);
-        let m = measure_on(spec(case, server.addr, timing), server.pid(), disk).await?;
+        let m = measure_on(spec(case, server.addr, timing), server.pid(), disk.clone()).await?;
         progress(&format!(
             "  {} events/s, {}",
             thousands(m.load.events_per_sec()),
