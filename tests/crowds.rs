@@ -112,6 +112,51 @@ async fn bodies_past_the_memory_budget_are_503_until_the_holder_is_answered() {
     drop(a);
 }
 
+/// A request without a valid key is refused from its headers: its body is
+/// drained, never held, so it cannot take the budget from keyed clients.
+#[tokio::test]
+async fn bodies_without_a_valid_key_never_hold_the_budget() {
+    let gw = TestGateway::start_with(&config(), |o| o.server.body_memory = BUDGET).await;
+    let mut a = TcpStream::connect(gw.base.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /api/v1/events/bulk HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Meshes-Publishable-Key: not-a-key\r\nContent-Length: 7000\r\n\r\n[";
+    a.write_all(head.as_bytes()).await.unwrap();
+    a.write_all(&[b' '; 5999]).await.unwrap();
+    // Held, those 6,000 bytes would leave no room for 3,000 more (the test
+    // above): every keyed request fits while A stalls.
+    for _ in 0..20 {
+        let (status, _, body) = post(&gw, &event_of(3000)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut rest = vec![b' '; 999];
+    rest.push(b']');
+    a.write_all(&rest).await.unwrap();
+    let a_answer = answer(&mut a).await;
+    assert!(a_answer.starts_with("HTTP/1.1 401"), "{a_answer}");
+    assert!(a_answer.to_ascii_lowercase().contains("connection: close"), "{a_answer}");
+}
+
+/// An oversized body is drained before its 413 (so the client can read
+/// it), and what is drained is thrown away as it comes: it is not held
+/// against the budget.
+#[tokio::test]
+async fn drained_oversized_bodies_never_hold_the_budget() {
+    let gw = TestGateway::start_with(&config(), |o| o.server.body_memory = BUDGET).await;
+    let mut a = TcpStream::connect(gw.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Meshes-Publishable-Key: {PK}\r\nContent-Length: {}\r\n\r\n",
+        2 << 20
+    );
+    a.write_all(head.as_bytes()).await.unwrap();
+    a.write_all(&[b' '; 7000]).await.unwrap();
+    for _ in 0..20 {
+        let (status, _, body) = post(&gw, &event_of(3000)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    a.write_all(&vec![b' '; (2 << 20) - 7000]).await.unwrap();
+    let a_answer = answer(&mut a).await;
+    assert!(a_answer.starts_with("HTTP/1.1 413"), "{a_answer}");
+}
+
 #[tokio::test]
 async fn request_heads_past_64_kib_are_431_however_they_arrive() {
     let gw = TestGateway::start(&config()).await;

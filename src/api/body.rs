@@ -57,37 +57,49 @@ const DRAIN_CAP: u64 = 32 << 20;
 /// Longest time spent discarding it.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Answers 413 to a request whose `Content-Length` is over `limit`, after
-/// reading and discarding the body (up to `DRAIN_CAP` bytes and
-/// `DRAIN_TIME`). Answering while the client is still sending and then
-/// closing makes the kernel reset the connection, and most clients report
-/// the reset instead of the 413; draining lets them read the answer.
-pub async fn reject_oversize(
+/// The body routes' guard, run before their handlers read a byte of the
+/// body: the caller must be a machine key (401/403 otherwise), and a
+/// `Content-Length` over `limit` is 413. Both refusals drain the body
+/// ([`refuse`]) instead of buffering it, so a client without a valid key
+/// can neither hold the server's body budget nor wait out a body timeout
+/// for its 403. The principal is handed to the handler in the request's
+/// extensions: authenticating again would take a second rate-limit token.
+pub async fn machine_first(
+    st: super::AppState,
     limit: usize,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match declared_over(req.headers(), limit) {
-        Some(len) => drain_and_refuse(req.into_body(), len, limit).await,
-        None => next.run(req).await,
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let principal = match super::machine(&st, &parts.headers) {
+        Ok(p) => p,
+        Err(e) => return refuse(&parts, body, e.into_response()).await,
+    };
+    if declared_over(&parts.headers, limit).is_some() {
+        return refuse(&parts, body, body_limit_error(limit).into_response()).await;
     }
+    req = axum::extract::Request::from_parts(parts, body);
+    req.extensions_mut().insert(principal);
+    next.run(req).await
 }
 
-/// Reads a whole body of at most `limit` bytes inside the handler, with the
-/// same answers as [`reject_oversize`] and axum's body limit, for the ingest
-/// routes: per-route layers cost an allocation or two each per request.
+/// Reads a whole body of at most `limit` bytes inside the handler, once
+/// the caller is known, with the same answers as [`machine_first`] and
+/// axum's body limit, for the ingest routes: per-route layers cost an
+/// allocation or two each per request.
 pub async fn read_limited(
-    req: axum::extract::Request,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
     limit: usize,
-) -> Result<(axum::http::request::Parts, bytes::Bytes), axum::response::Response> {
+) -> Result<bytes::Bytes, axum::response::Response> {
     use axum::response::IntoResponse;
     use http_body_util::BodyExt;
-    let (parts, body) = req.into_parts();
-    if let Some(len) = declared_over(&parts.headers, limit) {
-        return Err(drain_and_refuse(body, len, limit).await);
+    if declared_over(&parts.headers, limit).is_some() {
+        return Err(refuse(parts, body, body_limit_error(limit).into_response()).await);
     }
     match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(body_limit_error(limit).into_response())
         }
@@ -97,24 +109,46 @@ pub async fn read_limited(
 
 /// The `Content-Length` when it is over `limit`.
 fn declared_over(headers: &HeaderMap, limit: usize) -> Option<u64> {
-    let declared = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
-    (declared > limit as u64).then_some(declared)
+    headers_len(headers).filter(|&declared| declared > limit as u64)
 }
 
-async fn drain_and_refuse(
+/// Answers `refusal` to a request whose body will not be used, after
+/// reading and discarding the body (up to `DRAIN_CAP` bytes and
+/// `DRAIN_TIME`), then closes the connection. Answering while the client
+/// is still sending and then closing makes the kernel reset the
+/// connection, and most clients report the reset instead of the answer;
+/// draining lets them read it. Discarded bytes go back to the server's
+/// body budget as they are read ([`crate::server::BodyCredit`]).
+pub async fn refuse(
+    parts: &axum::http::request::Parts,
     mut body: axum::body::Body,
-    len: u64,
-    limit: usize,
+    mut refusal: axum::response::Response,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     use http_body_util::BodyExt;
-    if len <= DRAIN_CAP {
-        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+    let credit = parts.extensions.get::<crate::server::BodyCredit>();
+    let declared = headers_len(&parts.headers);
+    if declared.is_none_or(|len| len <= DRAIN_CAP) {
+        let drain = async {
+            let mut drained = 0u64;
+            while drained <= DRAIN_CAP
+                && let Some(Ok(frame)) = body.frame().await
+            {
+                let n = frame.data_ref().map_or(0, bytes::Bytes::len);
+                drained += n as u64;
+                if let Some(credit) = credit {
+                    credit.discarded(n);
+                }
+            }
+        };
         let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
-    let mut response = body_limit_error(limit).into_response();
-    response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-    response
+    refusal.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    refusal
+}
+
+/// The declared `Content-Length`, if any.
+fn headers_len(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()
 }
 
 /// 413 for a body over `limit` bytes.

@@ -16,15 +16,25 @@ use serde_json::value::RawValue;
 /// Most events in one bulk request.
 pub const MAX_BULK: usize = 100;
 /// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
+/// The caller is authenticated before any of the body is read.
 pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
-    match body::read_limited(req, super::MAX_BULK_BODY).await {
-        Ok((parts, bytes)) => bulk_from(&st, &parts.headers, &bytes).await.into_response(),
+    let (parts, body) = req.into_parts();
+    let p = match principal(&st, &parts.headers) {
+        Ok(p) => p,
+        Err(e) => return body::refuse(&parts, body, e.into_response()).await,
+    };
+    match body::read_limited(&parts, body, super::MAX_BULK_BODY).await {
+        Ok(bytes) => bulk_from(&st, p, &parts.headers, &bytes).await.into_response(),
         Err(refused) => refused,
     }
 }
 
-async fn bulk_from(st: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
-    let p = principal(st, headers)?;
+async fn bulk_from(
+    st: &AppState,
+    p: super::auth::Principal,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
     let items = bulk_items(text)?;
     let rt = st.shared.runtime.load_full();

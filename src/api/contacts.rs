@@ -11,15 +11,16 @@ mod output;
 
 pub use input::standard_field;
 
+use super::auth::Principal;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::{AppState, body_json, machine};
 use crate::automations::service;
 use crate::clock;
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use check::bad_request;
 use serde::Deserialize;
@@ -44,9 +45,9 @@ fn contact_json(c: &crate::store::ContactRecord) -> Json<Value> {
 pub async fn upsert(
     State(st): State<AppState>,
     headers: HeaderMap,
+    Extension(p): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let p = machine(&st, &headers)?;
     let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
     let input = input::upsert(value).map_err(bad_request)?;
     let (c, created) = service::upsert(&st.shared, p.workspace(), input.who, input.upsert).await?;
@@ -117,10 +118,10 @@ pub async fn get(
 pub async fn add_tags(
     State(st): State<AppState>,
     headers: HeaderMap,
+    Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = machine(&st, &headers)?;
     let key = contact_key(&st, p.workspace(), &id)?;
     let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
     let tags = input::add_tags(value).map_err(bad_request)?;
@@ -145,10 +146,10 @@ pub async fn remove_tag(
 pub async fn unsubscribe(
     State(st): State<AppState>,
     headers: HeaderMap,
+    Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = machine(&st, &headers)?;
     let key = contact_key(&st, p.workspace(), &id)?;
     // The body is optional: an empty one means the default reason.
     let value = match body {
@@ -164,9 +165,9 @@ pub async fn unsubscribe(
 pub async fn track(
     State(st): State<AppState>,
     headers: HeaderMap,
+    Extension(p): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let p = machine(&st, &headers)?;
     let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
     let t = input::track(value).map_err(bad_request)?;
     let name = t.event_name.clone();

@@ -19,20 +19,26 @@ const RETRY_GUARD_MS: u64 = 5_000;
 
 /// `POST /events`. The body is read here rather than by extractors and
 /// per-route layers: this is the hottest route, and each layer costs
-/// allocations per request.
+/// allocations per request. The caller is authenticated from the headers
+/// before any of the body is read (see [`body::machine_first`]).
 pub async fn create(State(st): State<AppState>, req: Request) -> Response {
-    match body::read_limited(req, super::MAX_BODY).await {
-        Ok((parts, bytes)) => create_from(&st, &parts.headers, &bytes).await.into_response(),
+    let (parts, body) = req.into_parts();
+    let p = match principal(&st, &parts.headers) {
+        Ok(p) => p,
+        Err(e) => return body::refuse(&parts, body, e.into_response()).await,
+    };
+    match body::read_limited(&parts, body, super::MAX_BODY).await {
+        Ok(bytes) => create_from(&st, p, &parts.headers, &bytes).await.into_response(),
         Err(refused) => refused,
     }
 }
 
 async fn create_from(
     st: &AppState,
+    p: super::auth::Principal,
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
-    let p = principal(st, headers)?;
     let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
     let rt = st.shared.runtime.load_full();
     let ws = rt

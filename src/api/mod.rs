@@ -18,9 +18,10 @@ use crate::delivery::engine::Shared;
 use crate::gateway::reload::ReloadStatus;
 use auth::{Principal, RateLimits};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method};
+use axum::middleware::Next;
 use axum::routing::{MethodRouter, delete, get, post};
 use bytes::Bytes;
 use error::ApiError;
@@ -125,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/rules", get(resources::rules).merge(managed()))
         .route("/rules/{id}", get(resources::rule).merge(managed()))
         .route("/workspaces/{id}", get(resources::workspace_get))
-        .merge(contact_routes());
+        .merge(contact_routes(&state));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
@@ -138,8 +139,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The contacts API. Static segments (`upsert`, `unsubscribed`, `track`)
 /// take precedence over `{id}`.
-fn contact_routes() -> Router<AppState> {
+fn contact_routes(st: &AppState) -> Router<AppState> {
     use contacts::MAX_CONTACT_BODY as LIMIT;
+    let body_route = |route, limit| body_route(route, limit, st);
     Router::new()
         .route("/contacts", get(contacts::find))
         .route("/contacts/upsert", body_route(post(contacts::upsert), LIMIT))
@@ -153,10 +155,22 @@ fn contact_routes() -> Router<AppState> {
         .route("/events/track", body_route(post(contacts::track), LIMIT))
 }
 
-/// A route that reads a JSON body: body limit and oversize draining.
-fn body_route(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppState> {
+/// A machine-key route that reads a JSON body: the caller is checked and
+/// the declared size limited before the body is read
+/// ([`body::machine_first`]); the handler takes the principal as an
+/// `Extension`.
+fn body_route(
+    route: MethodRouter<AppState>,
+    limit: usize,
+    st: &AppState,
+) -> MethodRouter<AppState> {
     route.layer::<_, Infallible>(DefaultBodyLimit::max(limit)).layer::<_, Infallible>(
-        axum::middleware::from_fn(move |req, next| body::reject_oversize(limit, req, next)),
+        axum::middleware::from_fn_with_state(
+            st.clone(),
+            move |State(st): State<AppState>, req: Request, next: Next| {
+                body::machine_first(st, limit, req, next)
+            },
+        ),
     )
 }
 

@@ -75,6 +75,32 @@ impl ConnBodies {
         let n = self.held.swap(0, Ordering::AcqRel);
         self.budget.used.fetch_sub(n, Ordering::AcqRel);
     }
+
+    /// Bytes read and thrown away (a refused body drained so its client
+    /// can read the answer) are not held: they leave the budget at once.
+    fn forget(&self, n: usize) {
+        let Ok(before) = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| Some(held.saturating_sub(n)))
+        else {
+            return;
+        };
+        self.budget.used.fetch_sub(before.min(n), Ordering::AcqRel);
+    }
+}
+
+/// Handed to handlers in the request's extensions: a body they discard
+/// frame by frame is returned to the budget as it goes, so draining a
+/// refused upload (up to tens of MiB, to answer it cleanly) does not
+/// crowd out the bodies being accepted meanwhile.
+#[derive(Clone, Debug)]
+pub struct BodyCredit(Arc<ConnBodies>);
+
+impl BodyCredit {
+    /// `n` bytes of this request's body were read and dropped.
+    pub fn discarded(&self, n: usize) {
+        self.0.forget(n);
+    }
 }
 
 impl Drop for ConnBodies {
@@ -113,7 +139,8 @@ where
 
     fn call(&mut self, req: hyper::Request<Incoming>) -> Self::Future {
         let (limit, bodies) = (self.body_timeout, self.bodies.clone());
-        let req = req.map(|body| Body::new(GuardedBody::new(body, limit, bodies)));
+        let mut req = req.map(|body| Body::new(GuardedBody::new(body, limit, bodies)));
+        req.extensions_mut().insert(BodyCredit(self.bodies.clone()));
         Answering { inner: self.inner.call(req), bodies: self.bodies.clone() }
     }
 }

@@ -1,5 +1,5 @@
-//! The HTTP accept loop: header-read timeouts (slowloris), a connection
-//! cap, bounded header and body memory, and graceful shutdown.
+//! The HTTP accept loop: header-read and write-stall timeouts (slowloris
+//! both ways), a connection cap, bounded header and body memory, and graceful shutdown.
 //!
 //! `axum::serve` has no header-read timeout and no connection cap, so we
 //! drive hyper ourselves: one HTTP/1.1 connection task per accepted socket,
@@ -22,9 +22,10 @@ use tower::Service;
 
 mod body;
 pub mod fds;
+mod stall;
 
 use body::{BodyBudget, Guarded};
-pub use body::{BodyBudgetFull, BodyTimeout};
+pub use body::{BodyBudgetFull, BodyCredit, BodyTimeout};
 
 /// How long the loop pauses after a failed `accept` (EMFILE, ENFILE, …).
 /// Retrying at once would spin while the process is out of descriptors.
@@ -58,6 +59,11 @@ pub struct ServerOptions {
     /// its headers, or the read fails (408): a stalled or trickled body
     /// (slow POST) cannot hold a connection and a handler forever.
     pub body_read_timeout: Duration,
+    /// A client must take some of an answer within this time once the
+    /// server's send buffer is full, or the connection is closed: a client
+    /// that pipelines requests and never reads the answers cannot hold its
+    /// connection slot forever. Any progress restarts the clock.
+    pub write_stall_timeout: Duration,
     /// Most connections served at once; further ones wait in the listen
     /// backlog until a slot frees up. Lowered at start to leave room under
     /// the open-file limit ([`fds::connection_cap`]).
@@ -79,6 +85,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             keep_alive_idle: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_stall_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             drain_timeout: Duration::from_secs(30),
             body_memory: 64 << 20,
@@ -126,7 +133,8 @@ where
         }
         let guarded = Guarded::new(app.clone(), opts.body_read_timeout, budget.clone());
         let service = TowerToHyperService::new(guarded);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(stall::StallGuard::new(stream, opts.write_stall_timeout));
+        let conn = graceful.watch(builder.serve_connection(io, service));
         let hard_stop = hard_stop.clone();
         tasks.spawn(async move {
             tokio::select! {

@@ -222,3 +222,29 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+/// A client that asks for a large answer and never reads it holds its
+/// slot only until the write-stall timeout: then the next client, queued
+/// behind the cap of one connection, is served.
+#[tokio::test]
+async fn clients_that_never_read_their_answers_lose_their_slot() {
+    let big = Router::new()
+        .route("/big", get(|| async { vec![b'x'; 32 << 20] }))
+        .route("/", get(|| async { "hi" }));
+    let opts = ServerOptions {
+        write_stall_timeout: Duration::from_millis(200),
+        max_connections: 1,
+        ..ServerOptions::default()
+    };
+    let (addr, _token, _task) = start(big, opts).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(addr).await.unwrap();
+    // 32 MiB cannot fit in the two sockets' buffers, so the server's write
+    // blocks for as long as this client does not read.
+    send(&mut stuck, "/big").await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    send(&mut next, "/").await;
+    assert_eq!(timeout(WAIT, read_response(&mut next)).await.unwrap(), (200, "hi".to_owned()));
+    drop(stuck);
+}
