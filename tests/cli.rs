@@ -77,6 +77,23 @@ fn a_zero_rate_limit_is_refused_before_serving() {
 }
 
 #[test]
+fn a_data_dir_that_is_a_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "afile", "not a directory");
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &file, "--no-watch"];
+    let timeout = std::time::Duration::from_secs(30);
+    let out = meshes().args(serve).timeout(timeout).assert().code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot open the store at {file}: it is a file, not a directory")),
+        "{stderr}"
+    );
+    // The one error, not a token-file warning before it.
+    assert!(!stderr.contains("token"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
+
+#[test]
 fn warnings_pass_unless_denied() {
     let file = format!("{FIXTURES}/warnings.yaml");
     meshes()

@@ -129,11 +129,18 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     }
     wait_for_signal().await;
     tracing::info!(
-        "shutting down: no new requests; running attempts get {} s",
+        "shutting down: no new requests; running attempts get {} s (a second signal stops at once)",
         args.shutdown_timeout
     );
-    gateway.stop().await;
-    Ok(ExitCode::SUCCESS)
+    tokio::select! {
+        () = gateway.stop() => Ok(ExitCode::SUCCESS),
+        // Safe as a crash is: every 201 is on disk already, and attempts
+        // whose outcome is not are sent again at the next start.
+        () = wait_for_signal() => {
+            tracing::warn!("second signal: stopping without waiting; running attempts stay pending and are retried at the next start");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Every connection, inbound or outbound, takes a descriptor: the soft

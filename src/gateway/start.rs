@@ -119,6 +119,13 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Gateway, GatewayError> {
     let client = http_client()?;
+    // Before the token store looks in it, so the one error says what is wrong.
+    crate::store::not_a_file(&opts.data_dir).map_err(|e| {
+        GatewayError::Store(StoreError::Open {
+            path: opts.data_dir.display().to_string(),
+            message: e.to_string(),
+        })
+    })?;
     let tokens = TokenStore::open(&opts.data_dir);
     let rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?

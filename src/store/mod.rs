@@ -11,9 +11,11 @@ pub mod db;
 mod due;
 pub mod fault;
 pub mod json;
+mod layout;
 mod migrate;
 mod newest;
 mod perms;
+pub use perms::not_a_file;
 mod prune_read;
 pub mod records;
 pub mod stamps;
@@ -161,8 +163,10 @@ impl Store {
         let file = dir.join("meshes.redb");
         perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
         let db = DbSlot::open(file, opener).map_err(|e| err(e.to_string()))?;
+        layout::check(&*db.get()?).map_err(err)?;
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
         migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
+        layout::stamp(&*db.get()?).map_err(|e| err(e.to_string()))?;
         let landed = Landed::default();
         let (writer, thread) =
             writer::spawn(db.clone(), landed.clone()).map_err(|e| err(e.to_string()))?;

@@ -13,6 +13,7 @@ const OTHERS: u32 = 0o077;
 /// Creates `dir` (0700) and an empty `file` in it (0600) when missing, and
 /// warns about the ones that existed with access for other users.
 pub(super) fn prepare(dir: &Path, file: &Path) -> std::io::Result<()> {
+    not_a_file(dir)?;
     let existed = (dir.exists(), file.exists());
     create_private(dir, file)?;
     if existed.0 {
@@ -22,6 +23,18 @@ pub(super) fn prepare(dir: &Path, file: &Path) -> std::io::Result<()> {
         warn_if_shared(file, "store file");
     }
     Ok(())
+}
+
+/// A data directory path that names something else (a file) fails with
+/// that said, rather than with `create_dir`'s "File exists".
+pub fn not_a_file(dir: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is a file, not a directory (--data-dir names the directory meshes keeps its store in)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(unix)]
