@@ -194,6 +194,39 @@ async fn wrong_types_in_each_field_say_what_was_expected() {
     );
 }
 
+/// A numeric `resource_id` is kept only as the integer that was sent:
+/// `1e400` has no value and 30 digits do not fit in 64 bits (they were
+/// stored as null and as `1.2345678901234568e+29`). Same on both routes.
+#[tokio::test]
+async fn numeric_resource_ids_are_kept_exactly_or_refused() {
+    let gw = gateway().await;
+    let item = |id: &str| {
+        format!(r#"{{"event": "user.hook", "resource_id": {id}, "payload": {{"a": 1}}}}"#)
+    };
+    let want = "expected a string, or an integer within 64 bits (-2^63 to 2^64-1), found";
+    let (thirty, big) = ("123456789012345678901234567890", "1".repeat(80));
+    let shown_big = format!("{}…", &big[..57]);
+    for (id, shown) in [("1e400", "1e400"), (thirty, thirty), (big.as_str(), shown_big.as_str())] {
+        let got = send(&gw, EVENTS, Some("application/json"), item(id).into_bytes()).await;
+        refused(&got, 400, Some("resource_id"), &format!("resource_id: {want} {shown}"));
+    }
+    let (status, body) = send(&gw, EVENTS, Some("application/json"), item("42").into_bytes()).await;
+    assert_eq!((status, &body["event"]["resource_id"]), (201, &json!("42")), "{body}");
+    let bulk = format!("[{}, {}, {}]", item("1e400"), item(thirty), item("42"));
+    let (status, body) = send(&gw, BULK, Some("application/json"), bulk.into_bytes()).await;
+    assert_eq!(
+        (status, &body["count"], &body["error_count"]),
+        (207, &json!(1), &json!(2)),
+        "{body}"
+    );
+    for (i, shown) in [(0, "1e400"), (1, thirty)] {
+        let record = &body["records"][i];
+        assert_eq!(record["message"], format!("[{i}].resource_id: {want} {shown}"), "{body}");
+        assert_eq!(record["error"]["data"][0]["param"], format!("[{i}].resource_id"));
+    }
+    assert_eq!(body["records"][2]["event"]["resource_id"], "42", "{body}");
+}
+
 #[tokio::test]
 async fn huge_strings_are_accepted_in_payloads_and_refused_as_names() {
     let gw = gateway().await;

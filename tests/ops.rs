@@ -27,8 +27,10 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
     let text = eventually("the metrics to show it all", Duration::from_secs(10), || async {
         let text = gw.http.get(format!("{}/metrics", gw.base)).send().await.unwrap();
         let text = text.text().await.unwrap();
+        // The queue gauges can be a second stale (scrapes share a scan):
+        // wait for the failed delivery to show in the retry backlog.
         let done = text.contains(r#"meshes_config_reloads_total{result="rejected"} 1"#)
-            && text.contains("meshes_retry_backlog{connection=\"");
+            && text.contains(&format!("meshes_retry_backlog{{connection=\"{WS}/down\"}} 1"));
         done.then_some(text)
     })
     .await;

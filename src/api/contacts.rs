@@ -13,6 +13,7 @@ pub use input::standard_field;
 
 use super::auth::Principal;
 use super::error::{ApiError, ApiPath, ApiQuery};
+use super::reads::read;
 use super::{AppState, body_json, machine};
 use crate::automations::service;
 use crate::clock;
@@ -28,10 +29,6 @@ use serde_json::{Value, json};
 
 /// Largest contact request body.
 pub const MAX_CONTACT_BODY: usize = super::MAX_BODY;
-
-fn unavailable(e: crate::store::StoreError) -> ApiError {
-    ApiError::Unavailable(e.to_string())
-}
 
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no contact `{id}` in this workspace"))
@@ -69,11 +66,10 @@ pub async fn find(
     ApiQuery(q): ApiQuery<FindQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let ws = p.workspace();
-    let store = &st.shared.store;
-    let (found, what) = match (&q.email, &q.external_id) {
-        (Some(e), None) => (store.contact_by_email(ws, e), format!("email `{e}`")),
-        (None, Some(x)) => (store.contact_by_external_id(ws, x), format!("external_id `{x}`")),
+    let ws = p.workspace().to_string();
+    let (by_email, key) = match (q.email, q.external_id) {
+        (Some(e), None) => (true, e),
+        (None, Some(x)) => (false, x),
         _ => {
             return Err(ApiError::field(
                 "email",
@@ -81,8 +77,16 @@ pub async fn find(
             ));
         }
     };
+    let what = if by_email { format!("email `{key}`") } else { format!("external_id `{key}`") };
+    let found = read(&st, move |sh| {
+        if by_email {
+            sh.store.contact_by_email(&ws, &key)
+        } else {
+            sh.store.contact_by_external_id(&ws, &key)
+        }
+    })
+    .await?;
     let c = found
-        .map_err(unavailable)?
         .ok_or_else(|| ApiError::NotFound(format!("no contact with {what} in this workspace")))?;
     Ok(contact_json(&c))
 }
@@ -90,11 +94,12 @@ pub async fn find(
 /// The contact a `{id}` path segment names: a contact id, or an email
 /// address (an `@` is never in a UUID), so apps that only know the email
 /// can use every contact route.
-fn contact_key(st: &AppState, ws: &str, id: &str) -> Result<u128, ApiError> {
+async fn contact_key(st: &AppState, ws: &str, id: &str) -> Result<u128, ApiError> {
     if !id.contains('@') {
         return check::contact_id(id);
     }
-    st.shared.store.contact_key_by_email(ws, id).map_err(unavailable)?.ok_or_else(|| {
+    let (ws, email) = (ws.to_string(), id.to_string());
+    read(st, move |sh| sh.store.contact_key_by_email(&ws, &email)).await?.ok_or_else(|| {
         ApiError::NotFound(format!("no contact with email `{id}` in this workspace"))
     })
 }
@@ -106,11 +111,14 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = contact_key(&st, p.workspace(), &id)?;
-    let c = service::get(&st.shared, p.workspace(), key)
-        .map_err(unavailable)?
-        .ok_or_else(|| not_found(&id))?;
-    let enrollments = st.shared.store.enrollments(key).map_err(unavailable)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
+    let ws = p.workspace().to_string();
+    let found = read(&st, move |sh| {
+        let Some(c) = service::get(sh, &ws, key)? else { return Ok(None) };
+        Ok(Some((c, sh.store.enrollments(key)?)))
+    })
+    .await?;
+    let (c, enrollments) = found.ok_or_else(|| not_found(&id))?;
     Ok(Json(serde_json::to_value(output::contact_detail(&c, &enrollments)).unwrap_or(Value::Null)))
 }
 
@@ -122,7 +130,7 @@ pub async fn add_tags(
     ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = contact_key(&st, p.workspace(), &id)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
     let value = body_json(&headers, body, MAX_CONTACT_BODY)?;
     let tags = input::add_tags(value).map_err(bad_request)?;
     let c = service::add_tags(&st.shared, p.workspace(), key, tags).await?;
@@ -136,7 +144,7 @@ pub async fn remove_tag(
     ApiPath((id, name)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = contact_key(&st, p.workspace(), &id)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
     let tag = input::tag(&Value::String(name)).map_err(|msg| ApiError::field("name", &msg))?;
     let c = service::remove_tag(&st.shared, p.workspace(), key, tag).await?;
     Ok(contact_json(&c))
@@ -150,7 +158,7 @@ pub async fn unsubscribe(
     ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = contact_key(&st, p.workspace(), &id)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
     // The body is optional: an empty one means the default reason.
     let value = match body {
         Ok(b) if b.is_empty() => None,
@@ -191,7 +199,7 @@ pub async fn resubscribe(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = contact_key(&st, p.workspace(), &id)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
     let c = service::resubscribe(&st.shared, p.workspace(), key).await?;
     Ok(contact_json(&c))
 }
@@ -208,8 +216,8 @@ pub async fn unsubscribed(
     let after = check::suppressed_cursor(q.cursor.as_deref())?;
     // Not past an unsubscribe still being written: it would join the page later.
     let as_of = st.shared.store.stamps.settled(check::as_of(q.as_of.as_deref(), clock::now_ms())?);
-    let page =
-        st.shared.store.suppressed(p.workspace(), as_of, after, limit).map_err(unavailable)?;
+    let ws = p.workspace().to_string();
+    let page = read(&st, move |sh| sh.store.suppressed(&ws, as_of, after, limit)).await?;
     let records: Vec<_> = page.records.iter().map(output::suppressed).collect();
     Ok(Json(json!({
         "as_of": clock::rfc3339(as_of),
@@ -228,13 +236,18 @@ pub async fn activity(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let key = contact_key(&st, p.workspace(), &id)?;
+    let key = contact_key(&st, p.workspace(), &id).await?;
     let limit = super::page_limit(q.limit.as_deref())?;
     let cursor = check::activity_cursor(q.cursor.as_deref())?;
-    service::get(&st.shared, p.workspace(), key)
-        .map_err(unavailable)?
-        .ok_or_else(|| not_found(&id))?;
-    let page = st.shared.store.activity(key, cursor, limit).map_err(unavailable)?;
+    let ws = p.workspace().to_string();
+    let page = read(&st, move |sh| {
+        if service::get(sh, &ws, key)?.is_none() {
+            return Ok(None);
+        }
+        sh.store.activity(key, cursor, limit).map(Some)
+    })
+    .await?
+    .ok_or_else(|| not_found(&id))?;
     let records: Vec<Value> = page.records.iter().map(output::activity).collect();
     Ok(Json(json!({
         "count": records.len(),

@@ -3,6 +3,7 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
+use super::reads::read;
 use super::{AppState, body, machine, principal, render};
 use crate::clock;
 use crate::delivery::route::{Fate, fate};
@@ -172,12 +173,12 @@ pub async fn list(
     };
     let filter =
         ListFilter { event: q.event, status, resource: q.resource, resource_id: q.resource_id };
+    let ws = p.workspace().to_string();
+    let page = read(&st, move |sh| {
+        sh.store.list(&ws, &filter, cursor, limit, &|e, r| sh.in_flight.contains(e, r))
+    })
+    .await?;
     let in_flight = |e: u128, r: &str| st.shared.in_flight.contains(e, r);
-    let page = st
-        .shared
-        .store
-        .list(p.workspace(), &filter, cursor, limit, &in_flight)
-        .map_err(unavailable)?;
     let records: Vec<Value> = page
         .records
         .iter()
@@ -197,10 +198,10 @@ fn unavailable(e: store::StoreError) -> ApiError {
 
 /// The event, if it exists in the caller's workspace (404 otherwise, so ids
 /// of other workspaces are indistinguishable from unknown ones).
-fn find(st: &AppState, ws: &str, id: &str) -> Result<(u128, store::EventView), ApiError> {
+async fn find(st: &AppState, ws: &str, id: &str) -> Result<(u128, store::EventView), ApiError> {
     let not_found = || ApiError::NotFound(format!("no event `{id}` in this workspace"));
     let key = store::event_key(id).ok_or_else(not_found)?;
-    let view = st.shared.store.event(key).map_err(unavailable)?.ok_or_else(not_found)?;
+    let view = read(st, move |sh| sh.store.event(key)).await?.ok_or_else(not_found)?;
     if view.event.workspace != ws {
         return Err(not_found());
     }
@@ -214,7 +215,7 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let (key, view) = find(&st, p.workspace(), &id)?;
+    let (key, view) = find(&st, p.workspace(), &id).await?;
     Ok(Json(
         json!({ "event": render::event_detail(&view, &|r| st.shared.in_flight.contains(key, r)) }),
     ))
@@ -227,8 +228,8 @@ pub async fn payload(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let (key, _) = find(&st, p.workspace(), &id)?;
-    let raw = st.shared.store.payload(key).map_err(unavailable)?.unwrap_or_default();
+    let (key, _) = find(&st, p.workspace(), &id).await?;
+    let raw = read(&st, move |sh| sh.store.payload(key)).await?.unwrap_or_default();
     let payload: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     Ok(Json(json!({ "payload": payload })))
 }
@@ -240,7 +241,7 @@ pub async fn retry(
     ApiPath((id, rule)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let p = machine(&st, &headers)?;
-    let (key, view) = find(&st, p.workspace(), &id)?;
+    let (key, view) = find(&st, p.workspace(), &id).await?;
     let rec = view.rule_events.iter().find(|r| r.rule_id == rule).ok_or_else(|| {
         ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`"))
     })?;
@@ -262,7 +263,7 @@ pub async fn retry(
         }
         RetryOutcome::Scheduled => {
             st.shared.wake.notify_one();
-            let (key, view) = find(&st, p.workspace(), &id)?;
+            let (key, view) = find(&st, p.workspace(), &id).await?;
             let rec = view
                 .rule_events
                 .iter()
@@ -333,7 +334,7 @@ async fn cancel_inner(
     rule: Option<&str>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(st, headers)?;
-    let (key, _) = find(st, p.workspace(), id)?;
+    let (key, _) = find(st, p.workspace(), id).await?;
     let reason = format!("canceled through the API by {}", created_by(&p));
     let n = st
         .shared
@@ -348,7 +349,7 @@ async fn cancel_inner(
             rule.unwrap_or_default()
         ))
     })?;
-    let (key, view) = find(st, p.workspace(), id)?;
+    let (key, view) = find(st, p.workspace(), id).await?;
     Ok(Json(
         json!({ "canceled": n, "event": render::event_detail(&view, &|r| st.shared.in_flight.contains(key, r)) }),
     ))
@@ -361,11 +362,11 @@ pub async fn attempts(
     ApiPath((id, rule)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
-    let (key, view) = find(&st, p.workspace(), &id)?;
+    let (key, view) = find(&st, p.workspace(), &id).await?;
     if !view.rule_events.iter().any(|r| r.rule_id == rule) {
         return Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")));
     }
-    let list = st.shared.store.attempts(key, &rule).map_err(unavailable)?;
+    let list = read(&st, move |sh| sh.store.attempts(key, &rule)).await?;
     let records: Vec<Value> = list
         .iter()
         .map(|a| {

@@ -36,6 +36,7 @@ fn state(dir: &std::path::Path) -> AppState {
         reload: Arc::new(ReloadStatus::default()),
         metrics: None,
         ingest_metrics: crate::api::events::IngestMetrics::new(),
+        reads: Default::default(),
     }
 }
 

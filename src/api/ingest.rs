@@ -74,9 +74,7 @@ fn check_event<'a>(obj: RawEvent<'a>, workspace: &str) -> Result<EventInput<'a>,
     let resource =
         name(obj.resource, "resource", false, &mut errors).unwrap_or_else(|| "global".to_string());
     let resource_id = match obj.resource_id {
-        Some(n) if raw::is_number(n) => {
-            serde_json::from_str::<serde_json::Number>(n.get()).ok().map(|n| n.to_string())
-        }
+        Some(n) if raw::is_number(n) => integer_id(n, &mut errors),
         other => name(other, "resource_id", false, &mut errors),
     };
     match obj.workspace {
@@ -146,6 +144,26 @@ fn name(
     None
 }
 
+/// A numeric `resource_id` as its decimal text, when that text is exactly
+/// what was sent: an integer that fits in 64 bits (signed or unsigned).
+/// Anything else would be stored as something the sender did not write: a
+/// float's text is serde's (`1e3` becomes `1000.0`), a larger integer
+/// loses digits (`1.2345678901234568e+29`), `1e400` has no value at all.
+fn integer_id(n: &RawValue, errors: &mut Vec<FieldError>) -> Option<String> {
+    let text = n.get();
+    // JSON writes an integer one way only (no `+`, no leading zeros), so
+    // the text as sent is its decimal text.
+    if text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok() {
+        return Some(text.to_string());
+    }
+    let found = shorten(text.to_string());
+    errors.push(err(
+        "resource_id",
+        format!("expected a string, or an integer within 64 bits (-2^63 to 2^64-1), found {found}"),
+    ));
+    None
+}
+
 fn err(param: &str, msg: String) -> FieldError {
     FieldError { param: param.to_string(), msg }
 }
@@ -166,6 +184,11 @@ fn short(v: &RawValue) -> String {
     // Re-serialized, so the message shows compact JSON whatever the spacing.
     let s = serde_json::from_str::<Value>(v.get())
         .map_or_else(|_| v.get().to_string(), |v| v.to_string());
+    shorten(s)
+}
+
+/// At most 60 bytes of `s`, cut with an ellipsis.
+fn shorten(s: String) -> String {
     if s.len() <= 60 {
         return s;
     }
@@ -270,8 +293,32 @@ mod tests {
         assert_eq!((e.event.as_str(), e.resource.as_str()), ("user.signup", "user"));
         assert_eq!(e.resource_id.as_deref(), Some("42"));
         assert_eq!(e.payload.get(), r#"{ "email": "ada@example.com" }"#);
-        let e = check(r#"{"event": "a", "resource_id": 1e3, "payload": {"n": 0}}"#).unwrap();
-        assert_eq!((e.resource.as_str(), e.resource_id.as_deref()), ("global", Some("1000.0")));
+        let e =
+            check(r#"{"event": "a", "resource_id": -9223372036854775808, "payload": {"n": 0}}"#);
+        assert_eq!(e.unwrap().resource_id.as_deref(), Some("-9223372036854775808"));
+        let e =
+            check(r#"{"event": "a", "resource_id": 18446744073709551615, "payload": {"n": 0}}"#);
+        assert_eq!(e.unwrap().resource_id.as_deref(), Some("18446744073709551615"));
+    }
+
+    #[test]
+    fn numeric_resource_ids_are_refused_unless_kept_exactly() {
+        let want = "expected a string, or an integer within 64 bits (-2^63 to 2^64-1), found";
+        let long = "1".repeat(100);
+        for (sent, shown) in [
+            ("1e400", "1e400".to_string()),
+            ("123456789012345678901234567890", "123456789012345678901234567890".to_string()),
+            ("18446744073709551616", "18446744073709551616".to_string()),
+            ("-9223372036854775809", "-9223372036854775809".to_string()),
+            ("1e3", "1e3".to_string()),
+            ("4.5", "4.5".to_string()),
+            (long.as_str(), format!("{}…", &long[..57])),
+        ] {
+            let got = errors(&format!(
+                r#"{{"event": "a", "resource_id": {sent}, "payload": {{"n": 0}}}}"#
+            ));
+            assert_eq!(got, [("resource_id".to_string(), format!("{want} {shown}"))], "{sent}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod ops;
 pub mod raw;
+pub mod reads;
 pub mod render;
 pub mod resources;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The ingest routes' metrics, looked up once.
     pub ingest_metrics: events::IngestMetrics,
+    /// The handlers' store reads: their limit, and the shared queue-depth scan.
+    pub reads: Arc<reads::Reads>,
 }
 
 /// Authenticates and rate-limits a request.

@@ -17,6 +17,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// version and hash, and the last reload error (the old config keeps serving).
 pub async fn readyz(State(st): State<AppState>) -> Response {
     let rt = st.shared.runtime.load_full();
+    // Inline, not through the read gate: the count is kept in the table's
+    // header (no scan), and a probe must not queue behind a crowd of listers.
     let store = match st.shared.store.writable().await {
         Ok(()) => st.shared.store.due_len(),
         Err(e) => Err(e),
@@ -41,12 +43,12 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 /// Prometheus text exposition.
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let store = st.shared.store.clone();
-    let now = crate::clock::now_ms();
-    // The scan is blocking I/O; keep it off the request threads.
-    match tokio::task::spawn_blocking(move || store.queue_depths(now)).await {
-        Ok(Ok(depths)) => record_depths(&st.shared.runtime.load(), &depths),
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read queue depths for /metrics"),
-        Err(e) => tracing::warn!(error = %e, "queue depth scan failed"),
+    // Unauthenticated and linear in the backlog: scrapes share one scan (up
+    // to `DEPTHS_MAX_AGE` old) rather than each walking the due index.
+    let depths = st.reads.depths.get(move || store.queue_depths(crate::clock::now_ms())).await;
+    match depths {
+        Ok(depths) => record_depths(&st.shared.runtime.load(), &depths),
+        Err(e) => tracing::warn!(error = ?e, "cannot read queue depths for /metrics"),
     }
     metrics::gauge!("meshes_deliveries_in_flight").set(st.shared.in_flight.len() as f64);
     let text = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();

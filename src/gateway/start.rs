@@ -143,6 +143,7 @@ pub async fn start(
         reload: status.clone(),
         metrics: opts.metrics.clone(),
         ingest_metrics: crate::api::events::IngestMetrics::new(),
+        reads: Default::default(),
     };
     let (watcher, reloader) =
         watch(&opts, shared.clone(), status, client, tokens, shutdown.clone())?;

@@ -43,7 +43,8 @@ pub struct NewEventBody {
     /// What the event is about (like `event`); defaults to `global`.
     #[schemars(length(min = 1, max = 200), regex(pattern = NAME))]
     pub resource: Option<String>,
-    /// Id of the resource: a string (1–200 characters) or a number.
+    /// Id of the resource: a string (1–200 characters) or an integer
+    /// within 64 bits.
     pub resource_id: Option<ResourceId>,
     /// The workspace; when given it must be the workspace of the key.
     pub workspace: Option<String>,
@@ -63,8 +64,14 @@ fn example_event() -> Value {
 pub enum ResourceId {
     /// Kept as written.
     Text(#[schemars(length(min = 1, max = 200), regex(pattern = NAME))] String),
-    /// Stored as its decimal text.
-    Number(f64),
+    /// Stored as its decimal text. Only integers from -2^63 to 2^64-1:
+    /// other numbers (`1.5`, `1e3`, longer integers) are refused with a
+    /// 400, as their text would not be kept exactly as sent.
+    Integer(#[schemars(schema_with = "integer_64")] i128),
+}
+
+fn integer_64(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "integer", "minimum": i64::MIN, "maximum": u64::MAX })
 }
 
 /// Body of `POST /events/bulk`: 1 to 100 events.
