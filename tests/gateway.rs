@@ -9,6 +9,10 @@ mod support;
 #[path = "gateway/lifecycle.rs"]
 mod lifecycle;
 
+/// What receivers get from a stored payload.
+#[path = "gateway/payload.rs"]
+mod payload;
+
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};

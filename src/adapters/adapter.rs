@@ -6,7 +6,6 @@
 //! them the same way.
 
 use crate::config::model::{Metadata, Outcome};
-use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -34,8 +33,9 @@ pub struct Delivery {
     pub rule_id: String,
     /// The rule's metadata (action and its parameters).
     pub metadata: Metadata,
-    /// The event payload (a JSON object).
-    pub payload: Value,
+    /// The event payload (a JSON object), held as text: adapters read what
+    /// they need from it while building a request (see [`super::payload`]).
+    pub payload: super::payload::Payload,
     /// The field mapping in force (connection's, overridden by the rule's);
     /// contact-based adapters apply it through [`super::contact::Contact::for_delivery`].
     pub mapping: std::sync::Arc<crate::config::mapping::Mapping>,

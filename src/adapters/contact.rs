@@ -33,6 +33,10 @@ pub struct Contact {
     pub custom: Map<String, Value>,
 }
 
+/// The payload fields [`Contact::from_payload`] reads.
+const STANDARD: [&str; 7] =
+    ["email", "first_name", "last_name", "name", "phone", "id", "ip_address"];
+
 /// A payload field as text: strings trimmed, numbers rendered, the rest absent.
 fn text(payload: &Value, key: &str) -> Option<String> {
     match payload.get(key)? {
@@ -74,7 +78,9 @@ impl Contact {
     /// # Errors
     /// A permanent `mapping_error` when a `fail_action` field cannot be mapped.
     pub fn for_delivery(d: &Delivery) -> Result<Contact, AttemptReport> {
-        let mut c = Contact::from_payload(&d.payload);
+        // Only the standard fields are read from the payload's text.
+        let standard = d.payload.fields(&STANDARD);
+        let mut c = Contact::from_payload(&Value::Object(standard));
         super::mapping::apply(d, &mut c)?;
         Ok(c)
     }

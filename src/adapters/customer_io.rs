@@ -110,13 +110,13 @@ impl CustomerIoAdapter {
                 self.identify(&c, &who, deadline).await?;
                 let name =
                     d.metadata.event_name_override.clone().unwrap_or_else(|| d.event.clone());
-                let body = json!({
-                    "name": name,
-                    "data": d.payload,
-                    "timestamp": d.created_at_ms / 1000,
+                let body = Track {
+                    name,
+                    data: d.payload.raw(),
+                    timestamp: d.created_at_ms / 1000,
                     // Customer.io drops a repeated event id: retries never double-count.
-                    "id": ulid(d.created_at_ms, &d.delivery_id),
-                });
+                    id: ulid(d.created_at_ms, &d.delivery_id),
+                };
                 let path = ["api", "v1", "customers", who.identifier.as_str(), "events"];
                 Ok(self
                     .api
@@ -167,6 +167,16 @@ impl CustomerIoAdapter {
         let call = self.api.call(Method::POST, &["api", "v1", "segments", &segment, op]);
         Ok(call.query("id_type", who.id_type).json(&body).send(deadline).await?.default_report())
     }
+}
+
+/// A `track_event` body, in this field order; the payload goes in as its
+/// text, never as a tree.
+#[derive(Serialize)]
+struct Track<'a> {
+    name: String,
+    data: &'a serde_json::value::RawValue,
+    timestamp: u64,
+    id: String,
 }
 
 fn person(c: &Contact) -> Result<Person, AttemptReport> {

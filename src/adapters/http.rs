@@ -22,7 +22,6 @@ use crate::config::model::Outcome;
 use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
-use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -231,13 +230,17 @@ impl Call<'_> {
 
     /// A JSON body (`Content-Type: application/json`).
     #[must_use]
-    pub fn json(self, body: &Value) -> Self {
+    pub fn json(self, body: &(impl serde::Serialize + ?Sized)) -> Self {
         self.json_as(body, "application/json")
     }
 
     /// A JSON body with a specific content type (Slack wants a charset).
     #[must_use]
-    pub fn json_as(mut self, body: &Value, content_type: &'static str) -> Self {
+    pub fn json_as(
+        mut self,
+        body: &(impl serde::Serialize + ?Sized),
+        content_type: &'static str,
+    ) -> Self {
         self.headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         self.body = serde_json::to_vec(body).ok().map(Body::Json);
         self

@@ -94,22 +94,14 @@ fn shown(v: &Value) -> String {
     }
 }
 
-/// Reads `payload.a.b`, `event`, `resource` or `resource_id`.
+/// Reads `payload.a.b` (that value only, from the payload's text),
+/// `event`, `resource` or `resource_id`.
 fn read(path: &str, d: &Delivery) -> Option<Value> {
     match path {
         "event" => Some(Value::String(d.event.clone())),
         "resource" => Some(Value::String(d.resource.clone())),
         "resource_id" => d.resource_id.clone().map(Value::String),
-        _ => {
-            let mut at = &d.payload;
-            for key in path.strip_prefix("payload.")?.split('.') {
-                at = match at {
-                    Value::Array(a) => a.get(key.parse::<usize>().ok()?)?,
-                    other => other.get(key)?,
-                };
-            }
-            Some(at.clone())
-        }
+        _ => d.payload.lookup(&path.strip_prefix("payload.")?.split('.').collect::<Vec<_>>()),
     }
 }
 

@@ -17,7 +17,7 @@ fn delivery(mapping: Value, payload: Value) -> Delivery {
         created_at_ms: 0,
         rule_id: "r1".into(),
         metadata: serde_json::from_value(json!({"action": "add_to_list"})).unwrap(),
-        payload,
+        payload: payload.into(),
         mapping: Arc::new(serde_json::from_value(mapping).unwrap()),
         warnings: Warnings::default(),
     }

@@ -109,6 +109,7 @@ pub mod http;
 pub mod limits;
 pub mod mapping;
 pub mod oauth;
+pub mod payload;
 pub mod redact;
 pub mod reply;
 pub mod template;

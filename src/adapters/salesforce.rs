@@ -277,7 +277,8 @@ impl SalesforceAdapter {
         let placeholder = Some("[not provided]".to_string());
         let company = d
             .payload
-            .get("company")
+            .lookup(&["company"])
+            .as_ref()
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| placeholder.clone());

@@ -11,23 +11,55 @@
 //! Text that is not a complete `{{…}}` is kept literally.
 
 use super::adapter::Delivery;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+/// Where placeholders read their values.
+pub trait Vars {
+    /// The value at a dotted path, if any.
+    fn get(&self, path: &str) -> Option<Value>;
+}
+
+impl Vars for Value {
+    fn get(&self, path: &str) -> Option<Value> {
+        lookup(self, path).cloned()
+    }
+}
+
+/// The values templates can reach for one delivery. Each placeholder reads
+/// its own path from the payload's text: the payload is never parsed whole
+/// (see [`super::payload`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'d>(&'d Delivery);
 
 /// The values templates can reach for one delivery.
-pub fn context(d: &Delivery) -> Value {
-    json!({
-        "payload": d.payload,
-        "event": d.event,
-        "event_id": d.event_id,
-        "resource": d.resource,
-        "resource_id": d.resource_id,
-        "workspace": d.workspace,
-        "rule_id": d.rule_id,
-    })
+pub fn context(d: &Delivery) -> Context<'_> {
+    Context(d)
+}
+
+impl Vars for Context<'_> {
+    fn get(&self, path: &str) -> Option<Value> {
+        if path.is_empty() {
+            return None;
+        }
+        let d = self.0;
+        let mut keys = path.split('.');
+        let top = match keys.next()? {
+            "payload" => return d.payload.lookup(&keys.collect::<Vec<_>>()),
+            "event" => Value::String(d.event.clone()),
+            "event_id" => Value::String(d.event_id.clone()),
+            "resource" => Value::String(d.resource.clone()),
+            "resource_id" => d.resource_id.clone().map_or(Value::Null, Value::String),
+            "workspace" => Value::String(d.workspace.clone()),
+            "rule_id" => Value::String(d.rule_id.clone()),
+            _ => return None,
+        };
+        // Text and null have nothing inside.
+        keys.next().is_none().then_some(top)
+    }
 }
 
 /// Renders `template` against `ctx`.
-pub fn render(template: &str, ctx: &Value) -> String {
+pub fn render(template: &str, ctx: &impl Vars) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -37,7 +69,7 @@ pub fn render(template: &str, ctx: &Value) -> String {
             out.push_str(&rest[start..]);
             return out;
         };
-        out.push_str(&value_text(lookup(ctx, after[..end].trim())));
+        out.push_str(&value_text(ctx.get(after[..end].trim()).as_ref()));
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -67,6 +99,7 @@ fn value_text(v: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn ctx() -> Value {
         json!({"payload": {"email": "a@b.co", "amount": 42.5, "paid": true,
@@ -97,6 +130,40 @@ mod tests {
         assert_eq!(render("a {{payload.email", &ctx()), "a {{payload.email");
         assert_eq!(render("} {x} }}{{event}}", &ctx()), "} {x} }}user.signup");
         assert_eq!(render("no placeholders", &ctx()), "no placeholders");
+    }
+
+    #[test]
+    fn a_delivery_renders_as_its_old_whole_value_context_did() {
+        let payload = json!({"email": "a@b.co", "n": [1.5, {"k": "v"}], "none": null, "": 1});
+        let d = Delivery {
+            delivery_id: "dlv".into(),
+            attempt: 1,
+            event_id: "e1".into(),
+            event: "user.signup".into(),
+            resource: "contact".into(),
+            resource_id: None,
+            workspace: "ws".into(),
+            created_at_ms: 0,
+            rule_id: "r1".into(),
+            metadata: serde_json::from_value(json!({"action": "send_email"})).unwrap(),
+            payload: payload.clone().into(),
+            mapping: Default::default(),
+            warnings: Default::default(),
+        };
+        // The context every attempt used to build, payload tree included.
+        let whole = json!({"payload": payload, "event": d.event, "event_id": d.event_id,
+            "resource": d.resource, "resource_id": d.resource_id, "workspace": d.workspace,
+            "rule_id": d.rule_id});
+        let template = "{{payload}}|{{payload.email}}|{{payload.n}}|{{payload.n.0}}|\
+            {{payload.n.1.k}}|{{payload.n.2}}|{{payload.none}}|{{payload.}}|{{payload.email.x}}|\
+            {{event}}|{{event.x}}|{{event_id}}|{{resource}}|{{resource_id}}|{{resource_id.x}}|\
+            {{workspace}}|{{rule_id}}|{{delivery_id}}|{{nope}}|{{}}";
+        assert_eq!(render(template, &context(&d)), render(template, &whole));
+        assert_eq!(
+            render(template, &context(&d)),
+            "{\"email\":\"a@b.co\",\"n\":[1.5,{\"k\":\"v\"}],\"none\":null,\"\":1}|a@b.co|\
+             [1.5,{\"k\":\"v\"}]|1.5|v|||1||user.signup||e1|contact|||ws|r1|||"
+        );
     }
 
     #[test]

@@ -92,19 +92,22 @@ impl WebhookAdapter {
         })
     }
 
-    /// The body, serialized once: these exact bytes are signed and sent.
-    fn body(&self, d: &Delivery, now_ms: u64) -> serde_json::Result<Vec<u8>> {
+    /// The body, built once: these exact bytes are signed and sent. The
+    /// payload goes in as its held text, never parsed: `raw` sends that
+    /// text itself, shared rather than copied.
+    fn body(&self, d: &Delivery, now_ms: u64) -> serde_json::Result<bytes::Bytes> {
         match self.format {
-            PayloadFormat::Raw => serde_json::to_vec(&d.payload),
+            PayloadFormat::Raw => Ok(d.payload.bytes()),
             PayloadFormat::Wrapped => serde_json::to_vec(&Wrapped {
                 uuid: &d.event_id,
                 event: &d.event,
                 resource: &d.resource,
                 resource_id: d.resource_id.as_deref(),
-                payload: &d.payload,
+                payload: d.payload.raw(),
                 time_created: d.created_at_ms,
                 time_sent: now_ms,
-            }),
+            })
+            .map(bytes::Bytes::from),
         }
     }
 
@@ -160,7 +163,7 @@ struct Wrapped<'a> {
     event: &'a str,
     resource: &'a str,
     resource_id: Option<&'a str>,
-    payload: &'a serde_json::Value,
+    payload: &'a serde_json::value::RawValue,
     time_created: u64,
     time_sent: u64,
 }

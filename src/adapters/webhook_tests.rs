@@ -91,7 +91,7 @@ fn delivery() -> Delivery {
         created_at_ms: 1_700_000_000_000,
         rule_id: "r1".into(),
         metadata: serde_json::from_value(serde_json::json!({"action": "send_webhook"})).unwrap(),
-        payload: serde_json::json!({"email": "ada@example.com"}),
+        payload: serde_json::json!({"email": "ada@example.com"}).into(),
         mapping: Default::default(),
         warnings: Default::default(),
     }

@@ -10,6 +10,7 @@ use super::retry;
 use super::route::{Fate, fate};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
+use crate::adapters::payload::Payload;
 use crate::automations::actions;
 use crate::clock;
 use crate::config::model::Outcome;
@@ -168,7 +169,7 @@ fn delivery(
     key: &DueKey,
     target: Target<'_>,
     conn: &ConnectionRt,
-    payload: serde_json::Value,
+    payload: Payload,
 ) -> Delivery {
     let (event, rec) = (&view.event, &view.rule_event);
     Delivery {
@@ -214,10 +215,12 @@ fn load(shared: &Shared, rt: &Runtime, key: &DueKey) -> Result<Option<Loaded>, B
 }
 
 /// The connection an attempt goes through, what it reads, and its payload.
-type Loaded = (Arc<ConnectionRt>, AttemptView, serde_json::Value);
+type Loaded = (Arc<ConnectionRt>, AttemptView, Payload);
 
-fn route(rt: &Runtime, key: &DueKey, view: AttemptView) -> Option<Loaded> {
-    let payload = serde_json::from_slice(&view.payload).unwrap_or(serde_json::Value::Null);
+/// The payload moves out of the view, which lives as long as the attempt:
+/// only its compact text is held while the receiver answers.
+fn route(rt: &Runtime, key: &DueKey, mut view: AttemptView) -> Option<Loaded> {
+    let payload = Payload::from_stored(&std::mem::take(&mut view.payload));
     let ws = rt.workspace(&view.event.workspace)?;
     let conn = ws.connections.get(ws.target(&key.rule)?.connection)?.clone();
     Some((conn, view, payload))
@@ -339,7 +342,7 @@ mod tests {
             created_at_ms: 0,
             rule_id: "r1".into(),
             metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             mapping: Arc::default(),
             warnings: crate::adapters::mapping::Warnings::default(),
         }

@@ -157,7 +157,7 @@ pub fn delivery(metadata: Value, payload: Value) -> Delivery {
         created_at_ms: 1_700_000_000_000,
         rule_id: "rule-1".into(),
         metadata: serde_json::from_value(metadata).unwrap(),
-        payload,
+        payload: payload.into(),
         mapping: Default::default(),
         warnings: Default::default(),
     }

@@ -226,7 +226,7 @@ async fn mapped_custom_fields_go_in_custom_fields_by_id() {
     let mut payload = person();
     payload["seats"] = json!(3);
     let mut d = rule(json!({"action": "add_to_list", "id": LIST}));
-    d.payload = payload;
+    d.payload = payload.into();
     d.mapping = Arc::new(
         serde_saphyr::from_str(
             "e1_T: { value: pro }\ne2_N: { from: payload.seats }\ne3_T: { value: true }\n",
