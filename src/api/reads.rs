@@ -78,11 +78,12 @@ async fn acquire(gate: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ApiError
     gate.clone().acquire_owned().await.map_err(|_| ApiError::Internal("read gate closed".into()))
 }
 
-/// A read that panicked is a bug: 500, detail logged. One cancelled means
-/// the runtime is shutting down: 503, try again.
+/// A read that panicked is a bug: 500 (the panic hook has logged where;
+/// the payload is not repeated here, as it may quote data). One cancelled
+/// means the runtime is shutting down: 503, try again.
 fn joined(e: JoinError) -> ApiError {
     if e.is_panic() {
-        ApiError::Internal(format!("a store read panicked: {e}"))
+        ApiError::Internal("a store read panicked (see the panic record before this one)".into())
     } else {
         ApiError::Unavailable("the server is shutting down".into())
     }
