@@ -7,5 +7,6 @@ pub mod reload;
 pub mod rules;
 pub mod runtime;
 mod start;
+mod starting;
 
 pub use start::{Gateway, GatewayError, GatewayOptions, start};

@@ -118,6 +118,7 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<Gateway, GatewayError> {
+    let starting = super::starting::Starting::spawn(&listener);
     let client = http_client()?;
     // Before the token store looks in it, so the one error says what is wrong.
     crate::store::not_a_file(&opts.data_dir).map_err(|e| {
@@ -148,6 +149,9 @@ pub async fn start(
     let (watcher, reloader) =
         watch(&opts, shared.clone(), status, client, tokens, shutdown.clone())?;
     let background = Background::spawn(engine, &shared, &shutdown, opts.drain);
+    if let Some(starting) = starting {
+        starting.stop().await;
+    }
     let server = serve(listener, app(state), shutdown.clone(), opts.server.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {

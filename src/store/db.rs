@@ -30,7 +30,27 @@ pub fn file_opener() -> Opener {
 
 /// The file on disk with a page cache of `bytes`.
 pub fn file_opener_with_cache(bytes: usize) -> Opener {
-    Arc::new(move |path: &Path| redb::Builder::new().set_cache_size(bytes).create(path))
+    Arc::new(move |path: &Path| {
+        redb::Builder::new().set_cache_size(bytes).set_repair_callback(repair_log()).create(path)
+    })
+}
+
+/// After an unclean stop redb checks and repairs the file before opening
+/// it, which takes seconds per GiB and answers nothing meanwhile: say so,
+/// and how far it got, every tenth of the way.
+fn repair_log() -> impl Fn(&mut redb::RepairSession) + 'static {
+    let logged = std::cell::Cell::new(-1i32);
+    move |session| {
+        // In [0, 1): a tenth at most 9.
+        let tenth = (session.progress() * 10.0) as i32;
+        if tenth > logged.get() {
+            logged.set(tenth);
+            tracing::info!(
+                done_percent = tenth * 10,
+                "repairing the store after an unclean stop (meshes serves once it is done)"
+            );
+        }
+    }
 }
 
 /// Shortest time between two reopen attempts while the disk is failing.

@@ -162,6 +162,7 @@ impl Store {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
         let file = dir.join("meshes.redb");
         perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
+        tracing::info!(path = %file.display(), "opening the store");
         let db = DbSlot::open(file, opener).map_err(|e| err(e.to_string()))?;
         layout::check(&*db.get()?).map_err(err)?;
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
