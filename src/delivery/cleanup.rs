@@ -1,6 +1,10 @@
-//! The pass after a reload over every queued delivery: cancels those the
-//! config in force can no longer make, moves those whose rule now delivers
-//! through another connection. The scheduler reads only the queues of
+//! The pass after a reload (and at startup) over every queued delivery:
+//! cancels those the config in force can no longer make, moves those whose
+//! rule now delivers through another connection. Moves are made at once;
+//! cancellations only once that config has been in force for
+//! [`CANCEL_GRACE`](super::route::CANCEL_GRACE), by a second pass after it
+//! when the first met any, so a config cut short by a slow write and
+//! replaced meanwhile cancels nothing. The scheduler reads only the queues of
 //! connections in the config, so a removed connection's entries are
 //! settled by this pass alone: it pages through the whole due index, one
 //! bounded read per step, and retries store errors with a backoff until it
@@ -15,7 +19,7 @@
 //! decided again.
 
 use super::engine::Shared;
-use super::route::{Fate, fate};
+use super::route::{Fate, fate, grace_left};
 use crate::clock;
 use crate::gateway::runtime::Runtime;
 use crate::store::{DueKey, Quarantined, Route, StoreError};
@@ -65,12 +69,15 @@ pub struct Swept {
     pub canceled: usize,
     /// Deliveries moved to their rule's new connection.
     pub moved: usize,
+    /// Deliveries left for a later pass to cancel: the config was in its grace.
+    pub deferred: usize,
 }
 
 impl std::ops::AddAssign for Swept {
     fn add_assign(&mut self, other: Swept) {
         self.canceled += other.canceled;
         self.moved += other.moved;
+        self.deferred += other.deferred;
     }
 }
 
@@ -85,10 +92,28 @@ pub enum Step {
     Stale,
 }
 
-/// Runs a pass to its end; `None` when stopped first (a newer reload, or
-/// shutdown) or the store writer is gone.
+/// Runs passes until one has nothing left to cancel later; `None` when
+/// stopped first (a newer reload, or shutdown) or the store writer is gone.
+/// A pass under a config in its grace moves what it must but cancels
+/// nothing: the next one starts when that grace ends, so a newer reload
+/// meanwhile (which stops this cleanup) leaves those deliveries pending.
 pub async fn run(shared: &Shared, stop: &CancellationToken) -> Option<Swept> {
-    retrying(stop, |cursor| async move { step(shared, cursor.as_ref()).await }).await
+    let mut total = Swept::default();
+    loop {
+        let pass = retrying(stop, |cursor| async move { step(shared, cursor.as_ref()).await });
+        let swept = pass.await?;
+        total += swept;
+        total.deferred = swept.deferred;
+        if swept.deferred == 0 {
+            return Some(total);
+        }
+        let left = grace_left(&shared.runtime.load());
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(left) => {}
+        }
+    }
 }
 
 /// Drives `step` from the index's head to its end. A store error (the
@@ -145,7 +170,7 @@ pub async fn move_one(
     key: DueKey,
     to: Route,
 ) -> Result<bool, StoreError> {
-    let plan = Plan { decided: rt, cancels: HashMap::new(), moves: vec![(key, to)] };
+    let plan = Plan { decided: rt, cancels: HashMap::new(), moves: vec![(key, to)], deferred: 0 };
     Ok(commit(shared, plan).await?.is_some_and(|s| s.moved == 1))
 }
 
@@ -155,17 +180,24 @@ pub struct Plan {
     decided: Arc<Runtime>,
     cancels: HashMap<String, Vec<DueKey>>,
     moves: Vec<(DueKey, Route)>,
+    deferred: usize,
 }
 
 impl Plan {
-    /// Decides each of `keys` under `rt`.
+    /// Decides each of `keys` under `rt`; while `rt` is in its grace its
+    /// cancellations are only counted, for a pass after the grace.
     pub fn decide(rt: Arc<Runtime>, keys: Vec<DueKey>) -> Plan {
-        let mut plan = Plan { cancels: HashMap::new(), moves: Vec::new(), decided: rt };
+        let may_cancel = grace_left(&rt).is_zero();
+        let mut plan =
+            Plan { cancels: HashMap::new(), moves: Vec::new(), decided: rt, deferred: 0 };
         for key in keys {
             match fate(&plan.decided, &key) {
                 Fate::Keep => {}
                 Fate::Move(to) => plan.moves.push((key, to)),
-                Fate::Cancel(reason) => plan.cancels.entry(reason).or_default().push(key),
+                Fate::Cancel(reason) if may_cancel => {
+                    plan.cancels.entry(reason).or_default().push(key);
+                }
+                Fate::Cancel(_) => plan.deferred += 1,
             }
         }
         plan
@@ -176,12 +208,13 @@ impl Plan {
 /// identity: the plan holds it, so its address cannot be reused meanwhile);
 /// `None` when it is not.
 pub async fn commit(shared: &Shared, plan: Plan) -> Result<Option<Swept>, StoreError> {
+    let deferred = plan.deferred;
     if plan.cancels.is_empty() && plan.moves.is_empty() {
-        return Ok(Some(Swept::default()));
+        return Ok(Some(Swept { deferred, ..Swept::default() }));
     }
     let (slot, now) = (shared.runtime.clone(), clock::now_ms());
     let decided = Arc::as_ptr(&plan.decided) as usize;
-    let Plan { cancels, moves, decided: _keep } = plan;
+    let Plan { cancels, moves, decided: _keep, .. } = plan;
     let done = shared
         .store
         .writer()
@@ -189,7 +222,7 @@ pub async fn commit(shared: &Shared, plan: Plan) -> Result<Option<Swept>, StoreE
             if Arc::as_ptr(&slot.load()) as usize != decided {
                 return Ok(None);
             }
-            let (mut swept, mut bad) = (Swept::default(), Vec::new());
+            let (mut swept, mut bad) = (Swept { deferred, ..Swept::default() }, Vec::new());
             for (reason, keys) in &cancels {
                 swept.canceled += t.cancel_due(keys, reason, now, &mut bad)?;
             }

@@ -1,12 +1,15 @@
 //! The reload cleanup: each page decided under the config in force, a
 //! decision dropped if the config changed before the writer applied it,
 //! moves to a rule's new connection, the whole index paged through, and
-//! store errors retried with a backoff (tokio's paused clock).
+//! store errors retried with a backoff (tokio's paused clock). A config
+//! cancels nothing in its grace ([`CANCEL_GRACE`]): tests that cancel
+//! advance the paused clock past it once the config is in force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::delivery::engine::Engine;
+use crate::delivery::route::CANCEL_GRACE;
 use crate::gateway::runtime;
 use crate::store::tests::new_event;
 use crate::store::{NewEvent, Status, Store};
@@ -60,34 +63,37 @@ fn count(store: &Store, rule: &str) -> usize {
 /// then rule-n added on the same connection (v3) while the pass is under
 /// way. The pass used to decide every page under v2 and cancel rule-n's
 /// deliveries although v3 is in force.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn each_page_is_decided_under_the_config_in_force_when_it_is_read() {
     let (_dir, store, shared) = setup(config(&["out"], &[("rule-r", "a", "out")]));
     store.writer().ingest(events("rule-r", "out", 1_000, PAGE + 500), 1_000).await.unwrap();
     shared.runtime.store(config(&["out"], &[]));
+    tokio::time::advance(CANCEL_GRACE).await;
     let Step::Next(cursor, first) = step(&shared, None).await.unwrap() else { panic!("a page") };
-    assert_eq!(first, Swept { canceled: PAGE, moved: 0 });
+    assert_eq!(first, Swept { canceled: PAGE, moved: 0, deferred: 0 });
 
     shared.runtime.store(config(&["out"], &[("rule-n", "b", "out")]));
+    tokio::time::advance(CANCEL_GRACE).await;
     store.writer().ingest(events("rule-n", "out", 1_001, 500), 1_001).await.unwrap();
     let (mut cursor, mut rest) = (Some(cursor), Swept::default());
     while let Step::Next(last, swept) = step(&shared, cursor.as_ref()).await.unwrap() {
         cursor = Some(last);
         rest += swept;
     }
-    assert_eq!(rest, Swept { canceled: 500, moved: 0 }, "the rest of rule-r only");
+    assert_eq!(rest, Swept { canceled: 500, moved: 0, deferred: 0 }, "the rest of rule-r only");
     assert_eq!((count(&store, "rule-r"), count(&store, "rule-n")), (0, 500));
     store.close().await;
 }
 
 /// The config changes between the decision and the writer: the writer job
 /// sees it and applies nothing; the page is decided again.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_decision_is_dropped_when_the_config_changed_before_the_writer_applied_it() {
     let v1 = config(&["out"], &[("rule-r", "a", "out")]);
     let (_dir, store, shared) = setup(v1.clone());
     store.writer().ingest(events("rule-r", "out", 1_000, 3), 1_000).await.unwrap();
     shared.runtime.store(config(&["out"], &[]));
+    tokio::time::advance(CANCEL_GRACE).await;
     let plan = Plan::decide(shared.runtime.load_full(), due(&store));
     // Restored (an equal config is another config in force).
     shared.runtime.store(config(&["out"], &[("rule-r", "a", "out")]));
@@ -126,7 +132,7 @@ async fn a_rule_moved_to_another_connection_takes_its_deliveries_along() {
     store.writer().ingest(events("rule-r", "hooks", 1_000, 3), 1_000).await.unwrap();
     shared.runtime.store(config(&["console"], &[("rule-r", "a", "console")]));
     let swept = run(&shared, &CancellationToken::new()).await;
-    assert_eq!(swept, Some(Swept { canceled: 0, moved: 3 }));
+    assert_eq!(swept, Some(Swept { canceled: 0, moved: 3, deferred: 0 }));
     let keys = due(&store);
     assert!(keys.iter().all(|k| k.conn_key == format!("{WS}/console") && k.due == 1_000));
     for k in &keys {
@@ -143,15 +149,16 @@ async fn a_rule_moved_to_another_connection_takes_its_deliveries_along() {
 
 /// Orphans behind a full page of valid entries: the pass used to read
 /// only each queue's first 1,000 entries.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_pass_pages_through_the_whole_index() {
     let v1 = config(&["out"], &[("keep", "a", "out"), ("gone", "b", "out")]);
     let (_dir, store, shared) = setup(v1);
     store.writer().ingest(events("keep", "out", 1_000, PAGE + 1), 1_000).await.unwrap();
     store.writer().ingest(events("gone", "out", 1_001, 2), 1_001).await.unwrap();
     shared.runtime.store(config(&["out"], &[("keep", "a", "out")]));
+    tokio::time::advance(CANCEL_GRACE).await;
     let swept = run(&shared, &CancellationToken::new()).await;
-    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0 }));
+    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0, deferred: 0 }));
     assert_eq!((count(&store, "keep"), count(&store, "gone")), (PAGE + 1, 0));
     store.close().await;
 }
@@ -167,7 +174,7 @@ async fn store_errors_are_retried_with_a_doubling_backoff() {
         let mut calls = calls.lock().unwrap();
         calls.push((start.elapsed().as_secs(), cursor.is_some()));
         let n = calls.len();
-        let swept = Swept { canceled: 1, moved: 0 };
+        let swept = Swept { canceled: 1, moved: 0, deferred: 0 };
         let out = match n {
             1 => Ok(Step::Next(key.clone(), swept)),
             2..=4 | 6 => Err(StoreError::Unavailable("disk full".into())),
@@ -177,7 +184,7 @@ async fn store_errors_are_retried_with_a_doubling_backoff() {
         async move { out }
     })
     .await;
-    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0 }));
+    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0, deferred: 0 }));
     let calls = calls.into_inner().unwrap();
     let expected = [(0, false), (0, true), (1, true), (3, true), (7, true), (7, true), (8, true)];
     assert_eq!(calls, expected, "(seconds, from the cursor) of each try");
@@ -208,6 +215,7 @@ async fn a_full_disk_delays_the_cleanup_but_does_not_end_it() {
     let shared = setup_with(store.clone(), config(&["out", "old"], &[("r", "a", "old")]));
     store.writer().ingest(events("r", "old", 1_000, 3), 1_000).await.unwrap();
     shared.runtime.store(config(&["out"], &[]));
+    tokio::time::advance(CANCEL_GRACE).await;
     disk.set(true);
     let task = tokio::spawn({
         let shared = shared.clone();
@@ -218,7 +226,7 @@ async fn a_full_disk_delays_the_cleanup_but_does_not_end_it() {
     }
     disk.set(false);
     let started = tokio::time::Instant::now();
-    assert_eq!(task.await.unwrap(), Some(Swept { canceled: 3, moved: 0 }));
+    assert_eq!(task.await.unwrap(), Some(Swept { canceled: 3, moved: 0, deferred: 0 }));
     assert!(started.elapsed() >= FIRST_BACKOFF, "it waited before trying again");
     assert_eq!(count(&store, "r"), 0);
     store.close().await;
@@ -234,7 +242,7 @@ async fn an_outcome_that_lands_after_its_delivery_moved_settles_it() {
     let on_the_wire = due(&store).remove(0);
     shared.runtime.store(config(&["console"], &[("rule-r", "a", "console")]));
     let swept = run(&shared, &CancellationToken::new()).await;
-    assert_eq!(swept, Some(Swept { canceled: 0, moved: 1 }));
+    assert_eq!(swept, Some(Swept { canceled: 0, moved: 1, deferred: 0 }));
     let next = crate::store::Next::Completed;
     let done =
         crate::store::AttemptDone { key: on_the_wire.clone(), attempt: None, next, at: 2_000 };
@@ -247,15 +255,16 @@ async fn an_outcome_that_lands_after_its_delivery_moved_settles_it() {
 
 /// One record that will not decode used to fail the page's writer job,
 /// and the pass retried that page until the next reload.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unreadable_record_is_set_aside_and_the_pass_goes_on() {
     let (_dir, store, shared) = setup(config(&["hooks", "console"], &[("r", "a", "hooks")]));
     store.writer().ingest(events("r", "hooks", 1_000, 3), 1_000).await.unwrap();
     let bad = due(&store).remove(1);
     store.garble_for_tests(bad.event, &bad.rule);
     shared.runtime.store(config(&["console"], &[]));
+    tokio::time::advance(CANCEL_GRACE).await;
     let swept = run(&shared, &CancellationToken::new()).await;
-    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0 }), "the two readable ones");
+    assert_eq!(swept, Some(Swept { canceled: 2, moved: 0, deferred: 0 }), "the two readable ones");
     assert!(due(&store).is_empty());
     let view = store.event(bad.event).unwrap().unwrap();
     assert_eq!(view.rule_events[0].status, Status::Failed, "set aside, not left pending");

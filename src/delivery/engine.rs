@@ -282,3 +282,7 @@ mod unreadable_tests;
 #[cfg(test)]
 #[path = "engine_panic_tests.rs"]
 mod panic_tests;
+
+#[cfg(test)]
+#[path = "engine_grace_tests.rs"]
+mod grace_tests;

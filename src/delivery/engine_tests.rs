@@ -304,15 +304,17 @@ async fn a_worker_moves_a_delivery_whose_rule_now_targets_another_connection() {
     store.close().await;
 }
 
-/// A delivery canceled by the worker with no attempt (its rule removed)
-/// ends at the worker's time; it used to show 1970-01-01.
-#[tokio::test]
+/// A delivery canceled by the worker with no attempt (its rule removed,
+/// and the config past its grace) ends at the worker's time; it used to
+/// show 1970-01-01.
+#[tokio::test(start_paused = true)]
 async fn a_delivery_canceled_at_attempt_time_ends_now() {
     let (_dir, store, mut engine) = setup();
     let (shared, now) = (engine.shared(), clock::now_ms());
     let (id, ev) = event(now);
     store.writer().ingest(vec![ev], now).await.unwrap();
     shared.runtime.store(two_connections(None));
+    tokio::time::advance(crate::delivery::route::CANCEL_GRACE).await;
     engine.tick_at(now).unwrap();
     settle(&engine).await;
     let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;

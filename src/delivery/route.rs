@@ -5,10 +5,34 @@
 //! workspace, is gone or disabled. Automation and sequence steps are found
 //! by their fingerprint (see [`crate::automations::targets`]), which hashes
 //! the connection: a step that now delivers elsewhere is another step.
+//! A cancellation waits until the config has been in force for
+//! [`CANCEL_GRACE`]; a move need not (nothing is lost, and the next config
+//! moves it back if need be), so an attempt moves its delivery at once.
 
 use crate::automations::targets::Gone;
 use crate::gateway::runtime::{Runtime, WorkspaceRt};
-use crate::store::{DueKey, Route};
+use crate::store::{AttemptDone, DueKey, Next, Route};
+use std::time::Duration;
+
+/// How long a config is in force before its cancellations take effect. A
+/// config file written in two steps further apart than the watcher's
+/// debounce (a slow copy, a network filesystem, a tool that truncates then
+/// writes) can be cut on a line boundary and still be valid: applied at
+/// once, it lacks the rules that were cut off, and canceling their pending
+/// deliveries would lose them for good when the rest of the file lands a
+/// moment later. Canceling is never urgent (nothing is sent meanwhile), so
+/// it waits; a config replaced within its grace cancels nothing. The
+/// startup config has a grace too: a file half written when the process
+/// starts is the same hazard. A constant, not a setting: it would be read
+/// from the very file that may be cut, and 10 s covers a slow write while
+/// leaving a removed rule's deliveries pending only briefly.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// How much of `rt`'s grace is left: zero once its cancellations may take
+/// effect.
+pub fn grace_left(rt: &Runtime) -> Duration {
+    CANCEL_GRACE.saturating_sub(rt.applied.elapsed())
+}
 
 /// What to do with a due entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +68,17 @@ pub fn fate(rt: &Runtime, key: &DueKey) -> Fate {
             }),
         },
     }
+}
+
+/// A delivery the config in force would cancel, while that config is in
+/// its grace: neither sent nor canceled, it comes due again when the grace
+/// ends and is decided then, under the config in force then. No attempt is
+/// recorded and nothing counts against its retry budget.
+pub(super) fn postponed(key: &DueKey, left: Duration) -> AttemptDone {
+    let now = crate::clock::now_ms();
+    // Rounded up: due a millisecond early, it would only be postponed again.
+    let at = crate::clock::after(now, left + Duration::from_millis(1));
+    AttemptDone { key: key.clone(), attempt: None, next: Next::Postponed { at }, at: now }
 }
 
 fn step_fate(ws: &WorkspaceRt, rule: &str, conn: &str) -> Fate {

@@ -7,7 +7,7 @@ use super::lane::{Lane, Slots};
 use super::local;
 use super::panicked::{self, Release};
 use super::retry;
-use super::route::{Fate, fate};
+use super::route::{Fate, fate, grace_left, postponed};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
 use crate::adapters::payload::Payload;
@@ -88,12 +88,16 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next, at: now })
 }
 
-/// `Some` when the entry is not attempted here: `Some(done)` cancels it,
-/// `None` leaves it to the queue of the connection its rule now targets.
+/// `Some` when the entry is not attempted here: `Some(done)` cancels it
+/// (or postpones it, under a config still in its grace), `None` leaves it
+/// to the queue of the connection its rule now targets.
 async fn reroute(shared: &Shared, rt: &Arc<Runtime>, key: &DueKey) -> Option<Option<AttemptDone>> {
     match fate(rt, key) {
         Fate::Keep => None,
-        Fate::Cancel(reason) => Some(Some(canceled(key, reason))),
+        Fate::Cancel(reason) => match grace_left(rt) {
+            left if left.is_zero() => Some(Some(canceled(key, reason))),
+            left => Some(Some(postponed(key, left))),
+        },
         Fate::Move(to) => {
             // Met before the reload cleanup got to it: sent from here, it
             // would go under the old connection's lane (concurrency, rate

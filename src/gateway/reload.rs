@@ -189,18 +189,24 @@ fn settle(
     }
 }
 
-fn apply(slot: &ArcSwap<Runtime>, rt: Runtime) {
+fn apply(slot: &ArcSwap<Runtime>, mut rt: Runtime) {
+    // Its cancellation grace counts from now, not from when its build
+    // started: a large config takes up to a second to build.
+    rt.applied = tokio::time::Instant::now();
     tracing::info!(version = rt.version, hash = %rt.hash, workspaces = rt.workspaces.len(), "config applied");
     slot.store(Arc::new(rt));
 }
 
-/// Cancels deliveries the config in force can no longer make and moves
-/// those whose rule now targets another connection, until done or `stop`.
+/// Moves the deliveries whose rule now targets another connection and,
+/// once the config in force has been in force for its grace
+/// ([`delivery::route::CANCEL_GRACE`]), cancels those it can no longer
+/// make, until done or `stop` (a newer reload stops it, grace included, so
+/// a config replaced within its grace cancels nothing).
 pub async fn cleanup(shared: &Shared, stop: &CancellationToken) {
     match delivery::cleanup::run(shared, stop).await {
         None => tracing::debug!("reload cleanup stopped (a newer reload, or shutdown)"),
-        Some(Swept { canceled: 0, moved: 0 }) => {}
-        Some(Swept { canceled, moved }) => tracing::info!(
+        Some(Swept { canceled: 0, moved: 0, .. }) => {}
+        Some(Swept { canceled, moved, .. }) => tracing::info!(
             canceled,
             moved,
             "settled deliveries of rules or connections the config changed or removed"

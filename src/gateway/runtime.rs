@@ -65,6 +65,12 @@ pub struct Runtime {
     pub hash: String,
     /// When it was loaded (Unix ms).
     pub loaded_at: u64,
+    /// When it was put in force, on tokio's monotonic clock: a step of the
+    /// wall clock must not stretch or skip its cancellation grace
+    /// ([`crate::delivery::route::CANCEL_GRACE`]), and tests drive it with
+    /// tokio's paused clock. Set when built (the startup config is in force
+    /// from then on) and again when a reload swaps it in.
+    pub applied: tokio::time::Instant,
     /// Workspaces by id.
     pub workspaces: HashMap<String, Arc<WorkspaceRt>>,
     /// Credentials.
@@ -176,7 +182,9 @@ pub fn build(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Runtime { version, hash, loaded_at, workspaces, keys: KeyRing::new(publishable, machine) })
+    let keys = KeyRing::new(publishable, machine);
+    let applied = tokio::time::Instant::now();
+    Ok(Runtime { version, hash, loaded_at, applied, workspaces, keys })
 }
 
 /// The file's machine keys whose variables are set. A key whose secret is

@@ -1,10 +1,35 @@
 //! Restarts and config reloads while deliveries are pending: nothing is
-//! lost, removed rules are canceled and rotated secrets apply.
+//! lost, removed rules are canceled (once their config has been in force
+//! for the cancellation grace, so a file cut short by a slow write loses
+//! nothing) and rotated secrets apply.
 
 use super::support::*;
 use super::{signed_with, verify_signature};
+use meshes::clock::parse_rfc3339;
+use meshes::delivery::route::CANCEL_GRACE;
 use serde_json::json;
 use std::time::Duration;
+
+/// Like `wait_status`, for a change that waits out the cancellation grace.
+async fn wait_status_past_grace(gw: &TestGateway, id: &str, want: &str) -> serde_json::Value {
+    let path = format!("/api/v1/events/{id}");
+    let limit = CANCEL_GRACE + Duration::from_secs(10);
+    eventually(&format!("event {id} reaching `{want}`"), limit, || async {
+        let (_, body) = gw.get(&path).await;
+        (body["event"]["status"] == want).then(|| body["event"].clone())
+    })
+    .await
+}
+
+/// Waits until config `version` serves; its load time (Unix ms).
+async fn serving(gw: &TestGateway, version: u64) -> u64 {
+    eventually(&format!("config version {version}"), Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        let loaded = r["config"]["loaded_at"].as_str().and_then(parse_rfc3339);
+        (r["config"]["version"] == version).then_some(loaded).flatten()
+    })
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_deliveries_survive_a_restart() {
@@ -81,14 +106,14 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     let end = start + cfg[start..].find("delivery:\n  retry").unwrap();
     let next = format!("{}{}", &cfg[..start], &cfg[end..]).replacen(WHSEC, NEW, 1);
     gw.write_config(&next);
-    eventually("the new config", Duration::from_secs(10), || async {
-        (gw.get("/readyz").await.1["config"]["version"] == 2).then_some(())
-    })
-    .await;
+    let loaded_at = serving(&gw, 2).await;
     rx_a.set_default(Reply::Status(200));
-    let b_view = gw.wait_status(b, "canceled").await;
+    let b_view = wait_status_past_grace(&gw, b, "canceled").await;
     let rule = &b_view["rule_events"][0];
     assert!(rule["last_error"].as_str().unwrap().contains("b-rule"), "{b_view}");
+    let canceled_at = rule["completed_at"].as_str().and_then(parse_rfc3339).unwrap();
+    let grace = CANCEL_GRACE.as_millis() as u64;
+    assert!(canceled_at >= loaded_at + grace, "canceled within the grace: {b_view}");
     // Queued again, it would sit pending under a queue nothing reads.
     let (code, resp) = gw.post(&format!("/api/v1/events/{b}/rules/b-rule/retry")).await;
     assert_eq!(code, 409, "{resp}");
@@ -97,6 +122,30 @@ async fn reload_cancels_removed_rules_and_rotates_credentials() {
     let last = rx_a.seen().last().cloned().unwrap();
     assert!(signed_with(&last, NEW), "the attempt after the reload used the new secret");
     assert!(!signed_with(&last, WHSEC));
+}
+
+/// The audit: the config file written in two steps further apart than the
+/// debounce. The first part is a valid config without `b-rule` and is
+/// applied; the whole file follows. The pending delivery of `b-rule` used to
+/// be canceled by the first reload, for good; it is now delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_cut_short_by_a_slow_write_cancels_nothing() {
+    let (rx_a, rx_b) = (Receiver::start().await, Receiver::start().await);
+    rx_b.set_default(Reply::Status(503));
+    let cfg = webhook_config(&[("a", &rx_a.url), ("b", &rx_b.url)], "[0s, 200ms, 200ms, 200ms]");
+    let gw = TestGateway::start(&cfg).await;
+    let (_, b) = gw.post_event(json!({"event": "user.b", "payload": {"n": 1}})).await;
+    let b = b["event"]["id"].as_str().unwrap();
+    gw.wait_status(b, "retrying").await;
+    // Cut on the line boundary before `b-rule` (the delivery settings went too).
+    gw.write_config(&cfg[..cfg.find("  - id: b-rule").unwrap()]);
+    serving(&gw, 2).await;
+    gw.write_config(&cfg);
+    serving(&gw, 3).await;
+    rx_b.set_default(Reply::Status(200));
+    let view = wait_status_past_grace(&gw, b, "completed").await;
+    let rule = &view["rule_events"][0];
+    assert_eq!((&rule["status"], &rule["last_http_status"]), (&json!("completed"), &json!(200)));
 }
 
 /// A rule moved to another connection, the old one deleted: its pending

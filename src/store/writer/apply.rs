@@ -129,7 +129,11 @@ impl Tables<'_> {
                 // replaces this one, and a shortage that lasts leaves one row
                 // per delivery, not one per try.
                 rec.attempts = attempts_before;
-                rec.status = Status::Retrying;
+                // Postponed before any attempt (a cancellation waiting out
+                // its config's grace): it has not failed, its status stays.
+                if done.attempt.is_some() {
+                    rec.status = Status::Retrying;
+                }
                 self.schedule(k.event, &mut rec, *at)?;
             }
             Next::Completed => finish(&mut rec, Status::Completed, now, None),

@@ -60,8 +60,9 @@ pub enum Next {
         at: u64,
     },
     /// Try again at this time (Unix ms): the attempt failed for this
-    /// process's own reason (out of file descriptors) and counts neither
-    /// against the retry budget nor as a deferral.
+    /// process's own reason (out of file descriptors), or none was made (a
+    /// cancellation waiting out the grace of the config in force), and it
+    /// counts neither against the retry budget nor as a deferral.
     Postponed {
         /// Due time.
         at: u64,
