@@ -18,14 +18,16 @@ use serde_json::Value;
 
 /// Runs the due steps of one enrolment. `due` is the index entry that came
 /// due; anything else (already advanced, unenrolled) is left alone, so a
-/// stale read never runs a step twice.
+/// stale read never runs a step twice. `grace` is what is left of `rt`'s
+/// cancellation grace ([`crate::delivery::route::grace_left`]), measured by
+/// the caller: the writer thread runs outside the runtime and its clock.
 pub fn advance(
     t: &mut Tables<'_>,
     rt: &Runtime,
-    contact_id: u128,
-    sequence: &str,
+    (contact_id, sequence): (u128, &str),
     due: u64,
     now: u64,
+    grace: std::time::Duration,
 ) -> Result<Effects, StoreError> {
     let Some(old) = t.enrollment(contact_id, sequence)? else { return Ok(Effects::default()) };
     if old.status != EnrollmentStatus::Active || old.due != Some(due) {
@@ -36,6 +38,14 @@ pub fn advance(
     let ws = stored.as_ref().and_then(|c| rt.workspace(&c.workspace));
     let seq = ws.and_then(|w| w.automations.sequence(sequence)).cloned();
     let (Some(ws), Some(seq), Some(c)) = (ws, seq, stored.clone()) else {
+        if stored.is_some() && !grace.is_zero() {
+            // A config cut short by a slow write may lack the sequence for
+            // a moment: decided again when its grace ends, under the
+            // config in force then (as deliveries are).
+            e.due = Some(crate::clock::after(now, grace + std::time::Duration::from_millis(1)));
+            t.put_enrollment(contact_id, &e, old.due)?;
+            return Ok(Effects::default());
+        }
         // Ended, not left due: a due entry nobody can run would come back forever.
         let why = "the sequence (or its workspace, or the contact) left the config";
         end(&mut e, EnrollmentStatus::Unenrolled, why);

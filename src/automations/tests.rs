@@ -13,6 +13,7 @@ use crate::gateway::runtime::{self, Runtime};
 use crate::store::{ContactRecord, EnrollmentStatus, Store, event_key};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(super) const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
 pub(super) const DAY: u64 = 86_400_000;
@@ -77,7 +78,7 @@ impl H {
             .run(move |t| {
                 let mut n = 0;
                 for (at, c, s) in &due {
-                    n += sequences::advance(t, &rt, *c, s, *at, now)?.deliveries;
+                    n += sequences::advance(t, &rt, (*c, s), *at, now, Duration::ZERO)?.deliveries;
                 }
                 Ok(n)
             })

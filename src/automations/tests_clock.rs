@@ -88,3 +88,56 @@ async fn custom_fields_are_capped_per_contact() {
     let stored = h.store.contact_by_email(WS, "cap@example.com").unwrap().unwrap();
     assert_eq!(stored.custom_fields.len(), 500, "nothing of the refused upsert was kept");
 }
+
+/// A config cut short by a slow write may lack a sequence for a moment:
+/// an enrolment that comes due then waits out that config's grace instead
+/// of ending for good, and ends only if the sequence is still gone after it.
+#[tokio::test(start_paused = true)]
+async fn a_sequence_missing_from_a_young_config_waits_for_its_grace() {
+    use crate::delivery::route::CANCEL_GRACE;
+    use crate::store::EnrollmentStatus;
+    let h = harness(WORKED);
+    let now = 1_000 * DAY;
+    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
+    let c = h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
+    let key = crate::store::event_key(&c.id).unwrap();
+    let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
+    assert_eq!(h.tick(now).await, 1, "the first email");
+    let due = enrolment(&h).due.unwrap();
+    // A config without the sequence (a file cut short): built now, so in its grace.
+    let cut = harness(
+        "connections:\n  crm: { type: log }\nautomations:\n  - id: tag-crm\n    trigger: { tag_added: paying-customer }\n    actions:\n      - notify: { connection: crm, metadata: { action: log } }\n",
+    )
+    .rt;
+    let tick = |at: u64| {
+        let (rt, store) = (cut.clone(), h.store.clone());
+        async move {
+            let due = store.sequence_due(at, 100).unwrap();
+            let n = due.len();
+            let grace = crate::delivery::route::grace_left(&rt);
+            store
+                .writer()
+                .run(move |t| {
+                    for (d, c, s) in &due {
+                        super::sequences::advance(t, &rt, (*c, s), *d, at, grace)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            n
+        }
+    };
+    assert_eq!(tick(due).await, 1);
+    let waiting = enrolment(&h);
+    assert_eq!(waiting.status, EnrollmentStatus::Active, "{waiting:?}");
+    let grace_ms = CANCEL_GRACE.as_millis() as u64;
+    assert!((due + 1..=due + grace_ms + 1).contains(&waiting.due.unwrap()), "{waiting:?}");
+    // Still gone once the grace has passed: now it ends.
+    tokio::time::advance(CANCEL_GRACE).await;
+    let later = waiting.due.unwrap();
+    assert_eq!(tick(later).await, 1);
+    let ended = enrolment(&h);
+    assert_eq!(ended.status, EnrollmentStatus::Unenrolled, "{ended:?}");
+    assert_eq!(ended.due, None);
+}

@@ -74,13 +74,14 @@ async fn sequence_tick(shared: &Shared, now: u64) -> Result<bool, StoreError> {
     }
     let full = due.len() == BATCH;
     let rt = shared.runtime.load_full();
+    let grace = crate::delivery::route::grace_left(&rt);
     let effects = shared
         .store
         .writer()
         .run(move |t| {
             let mut total = Effects::default();
             for (at, contact, seq) in &due {
-                add(&mut total, sequences::advance(t, &rt, *contact, seq, *at, now)?);
+                add(&mut total, sequences::advance(t, &rt, (*contact, seq), *at, now, grace)?);
             }
             Ok(total)
         })
