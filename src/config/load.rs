@@ -86,7 +86,11 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
 
 fn read_dir(dir: &Path, name: String, loaded: &mut Loaded) -> Result<(), LoadError> {
     let before = (loaded.sources.len(), loaded.problems.len());
-    for file in yaml_files(dir)? {
+    for (file, found) in yaml_files(dir)? {
+        if let Err(problem) = found {
+            loaded.problems.push(problem);
+            continue;
+        }
         let source = match read(&file, file.display().to_string()) {
             Ok(source) => source,
             Err(problem) => {
@@ -150,19 +154,53 @@ fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Diagnostic {
     error(name.to_string(), (line, column), Code::UnreadableFile, message)
 }
 
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+/// A directory entry to read, or the problem that stops it from being read.
+type Entry = (PathBuf, Result<(), Diagnostic>);
+
+/// The `*.yaml`/`*.yml` entries of `dir` that are files, by name.
+fn yaml_files(dir: &Path) -> Result<Vec<Entry>, LoadError> {
     let err = |error| LoadError::Dir { path: dir.display().to_string(), error };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {
         let path = entry.map_err(err)?.path();
         let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
         let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
-        if yaml && !hidden && path.is_file() {
-            files.push(path);
+        if !yaml || hidden {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => files.push((path, Ok(()))),
+            // A directory or a device named like a config: not a config file.
+            Ok(_) => {}
+            // Deleted since the listing: a removal, like a file not listed.
+            Err(_) if std::fs::symlink_metadata(&path).is_err_and(is_gone) => {}
+            // Still there but not readable (a dangling link, an I/O error):
+            // skipping it would remove its workspace.
+            Err(e) => {
+                let problem = unstatable(&path, &e);
+                files.push((path, Err(problem)));
+            }
         }
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
+}
+
+fn is_gone(e: std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
+}
+
+/// A directory entry that exists but cannot be looked at through.
+fn unstatable(path: &Path, e: &std::io::Error) -> Diagnostic {
+    let name = path.display().to_string();
+    let message = match std::fs::read_link(path) {
+        Ok(target) => format!(
+            "cannot read the file through its symbolic link to {}: {e}; restore the link's target, or delete the link to remove its workspace",
+            target.display()
+        ),
+        Err(_) => format!("cannot read the file: {e}"),
+    };
+    error(name, (1, 1), Code::UnreadableFile, message)
 }
 
 #[cfg(test)]
@@ -206,6 +244,24 @@ mod tests {
         assert!(b.message.contains("may be a broken meshes config"), "{b}");
         assert_eq!((c.code, c.line, c.column), (Code::UnreadableFile, 2, 3), "{c}");
         assert!(c.message.contains("0xff"), "{c}");
+    }
+
+    /// A link whose target moved away is a file still there, not a removal.
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_in_a_directory_is_a_problem_naming_it() {
+        let d = dir(&[("a.yaml", A.as_bytes())]);
+        let link = d.path().join("b.yaml");
+        std::os::unix::fs::symlink("../gone/b.yaml", &link).unwrap();
+        let loaded = read_paths(&[d.path().to_path_buf()]).unwrap();
+        assert_eq!(loaded.sources.len(), 1);
+        let p = &loaded.problems[0];
+        assert_eq!(
+            (p.file.as_str(), p.code),
+            (link.to_str().unwrap(), Code::UnreadableFile),
+            "{p}"
+        );
+        assert!(p.message.contains("symbolic link to ../gone/b.yaml"), "{p}");
     }
 
     #[test]

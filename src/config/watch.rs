@@ -9,7 +9,11 @@
 //! .worktrees/<rev>`, a `releases/current` link) is published by swapping
 //! that link: its parent is watched too, for the link's own entry, and the
 //! watched directories are resolved again after every change, so edits in
-//! the new target are seen as well.
+//! the new target are seen as well. The same resolving follows a config
+//! file that links into another directory (its target's directory is
+//! watched too) and a config directory replaced as a whole (its parent is
+//! watched for its entry, and a directory that is another one now, by
+//! device and inode, is watched again).
 //!
 //! This module only says "something changed"; the receiver re-reads and
 //! validates the config.
@@ -20,10 +24,14 @@ use notify::RecursiveMode;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+#[path = "watch_interest.rs"]
+mod interest;
+use interest::Interest;
 
 /// Why a reload was requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +42,10 @@ pub enum Trigger {
     FileChanged(Vec<PathBuf>),
     /// SIGHUP.
     Signal,
+    /// The watcher has just started: the config may have changed between
+    /// the first load and the first watch (opening the store can take
+    /// seconds after a crash).
+    Startup,
 }
 
 /// The watcher could not start.
@@ -82,66 +94,6 @@ impl std::fmt::Debug for ConfigWatcher {
     }
 }
 
-/// What a change must touch to matter, as canonical paths: a config file,
-/// a `..data` entry (ConfigMaps), or any YAML file in a directory given as
-/// config.
-#[derive(Debug, Default, PartialEq)]
-struct Interest {
-    files: BTreeSet<PathBuf>,
-    yaml_dirs: BTreeSet<PathBuf>,
-    /// The directories to watch.
-    dirs: BTreeSet<PathBuf>,
-}
-
-impl Interest {
-    /// Directories are canonicalized because macOS reports events under the
-    /// real path (`/private/var/…`); on Linux events carry the watched path,
-    /// so either way they compare equal to what we store.
-    fn of(config_paths: &[PathBuf]) -> Result<Self, WatchError> {
-        let mut interest = Interest::default();
-        for given in config_paths {
-            let fail = |source| WatchError::Path { path: given.clone(), source };
-            let abs = std::path::absolute(given).map_err(fail)?;
-            if abs.is_dir() {
-                interest.symlinked_ancestors(&abs);
-                let dir = std::fs::canonicalize(&abs).map_err(fail)?;
-                interest.yaml_dirs.insert(dir.clone());
-                interest.dirs.insert(dir);
-                continue;
-            }
-            interest.symlinked_ancestors(&abs);
-            // The file's directory, not the file: it may be a symlink into `..data`.
-            let not_a_file = || fail(std::io::Error::other("not a file path"));
-            let (parent, name) = abs.parent().zip(abs.file_name()).ok_or_else(not_a_file)?;
-            let dir = std::fs::canonicalize(parent).map_err(fail)?;
-            interest.files.insert(dir.join(name));
-            interest.dirs.insert(dir);
-        }
-        Ok(interest)
-    }
-
-    /// Each directory on the way to `abs` that is a symlink: its entry, in
-    /// its (real) parent, is a path of interest, as swapping the link is
-    /// how a new revision is published.
-    fn symlinked_ancestors(&mut self, abs: &Path) {
-        for link in abs.ancestors() {
-            let is_link = std::fs::symlink_metadata(link).is_ok_and(|m| m.is_symlink());
-            let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else { continue };
-            if let (true, Ok(dir)) = (is_link, std::fs::canonicalize(parent)) {
-                self.files.insert(dir.join(name));
-                self.dirs.insert(dir);
-            }
-        }
-    }
-
-    fn matches(&self, path: &Path) -> bool {
-        let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-        self.files.contains(path)
-            || path.file_name().is_some_and(|n| n == "..data")
-            || (yaml && path.parent().is_some_and(|p| self.yaml_dirs.contains(p)))
-    }
-}
-
 /// Whether an event kind can mean new content. Opens, reads and read-only
 /// closes cannot, and must be ignored: notify's inotify backend reports
 /// `IN_OPEN`, so the reload reading the file would otherwise trigger the
@@ -180,8 +132,7 @@ fn on_events(
     let paths: Batch = events
         .iter()
         .filter(|e| is_change(&e.kind))
-        .flat_map(|e| e.paths.iter())
-        .filter(|p| interest.matches(p))
+        .flat_map(|e| e.paths.iter().filter(|p| interest.matches(p, &e.kind)))
         .cloned()
         .collect();
     if rescan || !paths.is_empty() {
@@ -216,7 +167,7 @@ async fn coalesce(
         };
         // A swapped link may point the config's directories elsewhere now.
         if let Some(w) = watching.upgrade() {
-            w.refresh();
+            w.refresh(&paths);
         }
         // Full means a reload is already pending, which covers this change.
         let _ = tx.try_send(Trigger::FileChanged(paths.into_iter().collect()));
@@ -239,18 +190,12 @@ impl ConfigWatcher {
         config_paths: &[PathBuf],
         debounce: Duration,
     ) -> Result<(Self, mpsc::Receiver<Trigger>), WatchError> {
-        let first = Interest::of(config_paths)?;
-        let dirs = first.dirs.clone();
-        let interest = Arc::new(ArcSwap::from_pointee(first));
+        let interest = Arc::new(ArcSwap::from_pointee(Interest::of(config_paths)?));
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         let seen = interest.clone();
         let handler = move |result: DebounceEventResult| on_events(&seen, &raw_tx, result);
         let mut debouncer = new_debouncer(debounce, None, handler).map_err(WatchError::Init)?;
-        for dir in dirs {
-            debouncer
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .map_err(|source| WatchError::Watch { path: dir.clone(), source })?;
-        }
+        watch_all(&mut debouncer, &interest.load())?;
         let watching = Arc::new(Watching {
             paths: config_paths.to_vec(),
             debouncer: Mutex::new(debouncer),
@@ -267,42 +212,90 @@ impl ConfigWatcher {
     }
 }
 
+/// The first watches: any failure stops the watcher, but for a config
+/// directory's parent, which only serves to see the directory replaced.
+fn watch_all(
+    debouncer: &mut Debouncer<RecommendedWatcher, RecommendedCache>,
+    interest: &Interest,
+) -> Result<(), WatchError> {
+    for dir in interest.dirs.keys() {
+        match debouncer.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {}
+            Err(e) if interest.is_optional(dir) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory's parent: a replaced directory will not be seen");
+            }
+            Err(source) => return Err(WatchError::Watch { path: dir.clone(), source }),
+        }
+    }
+    Ok(())
+}
+
 impl Watching {
     /// Resolves the config paths again and moves the OS watches to the
     /// directories they lead to now. A path that cannot be resolved (a
     /// link mid-swap) keeps the old watches: the reload reports the error.
-    fn refresh(&self) {
+    ///
+    /// A directory among the `changed` paths (deleted, renamed, or its
+    /// entry changed) is watched again even when its device and inode look
+    /// the same: a directory deleted and made again often gets the old
+    /// inode number back.
+    fn refresh(&self, changed: &Batch) {
         let Ok(now) = Interest::of(&self.paths) else { return };
         let before = self.interest.load_full();
-        if *before == now {
+        let stale: BTreeSet<&PathBuf> = (before.dirs.iter())
+            .filter(|(dir, id)| changed.contains(*dir) || now.dirs.get(*dir) != Some(id))
+            .map(|(dir, _)| dir)
+            .collect();
+        if *before == now && stale.is_empty() {
             return;
         }
         let Ok(mut debouncer) = self.debouncer.lock() else { return };
-        for dir in now.dirs.difference(&before.dirs) {
-            if let Err(e) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config's new directory");
-            }
-        }
-        for dir in before.dirs.difference(&now.dirs) {
+        // Unwatched first: a path that names another directory now needs a
+        // new watch, and the old directory (renamed away) must go quiet.
+        for dir in &stale {
             // The old revision may be gone already: nothing to unwatch then.
             let _ = debouncer.unwatch(dir);
+        }
+        for (dir, id) in &now.dirs {
+            if (stale.contains(dir) || before.dirs.get(dir) != Some(id))
+                && let Err(e) = debouncer.watch(dir, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config's new directory");
+            }
         }
         self.interest.store(Arc::new(now));
     }
 }
 
-/// Sends [`Trigger::Signal`] on every SIGHUP (unix; elsewhere the task does
-/// nothing). Must be called inside a Tokio runtime. The task ends when every
-/// receiver is gone; the handler stays installed, so SIGHUP no longer
-/// terminates the process after the first call.
-pub fn forward_sighup(tx: mpsc::Sender<Trigger>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// SIGHUP, caught from [`listen_sighup`] on: signals that arrive before
+/// [`forward_sighup`] runs are remembered (as one), not lost or fatal.
+#[derive(Debug)]
+pub struct Hangup {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+/// Installs the SIGHUP handler (unix; elsewhere nothing): from here on a
+/// SIGHUP no longer terminates the process, for the life of the process.
+/// Must be called inside a Tokio runtime.
+pub fn listen_sighup() -> std::io::Result<Hangup> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        // Installed here, before returning: a SIGHUP sent after this call
-        // is seen even if the task has not been polled yet.
-        let mut hup = signal(SignalKind::hangup())?;
-        Ok(tokio::spawn(async move {
+        Ok(Hangup { signal: signal(SignalKind::hangup())? })
+    }
+    #[cfg(not(unix))]
+    Ok(Hangup {})
+}
+
+/// Sends [`Trigger::Signal`] for a SIGHUP received since `hup` was made,
+/// then on every SIGHUP. Must be called inside a Tokio runtime. The task
+/// ends when every receiver is gone; the handler stays installed.
+pub fn forward_sighup(hup: Hangup, tx: mpsc::Sender<Trigger>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = hup.signal;
+        tokio::spawn(async move {
             loop {
                 let received = tokio::select! {
                     received = hup.recv() => received,
@@ -314,12 +307,12 @@ pub fn forward_sighup(tx: mpsc::Sender<Trigger>) -> std::io::Result<tokio::task:
                 // Full means a reload is already pending.
                 let _ = tx.try_send(Trigger::Signal);
             }
-        }))
+        })
     }
     #[cfg(not(unix))]
     {
-        drop(tx);
-        Ok(tokio::spawn(async {}))
+        drop((hup, tx));
+        tokio::spawn(async {})
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use std::fs;
+use std::path::Path;
 
 const DEBOUNCE: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(5);
@@ -18,6 +19,16 @@ async fn next(rx: &mut mpsc::Receiver<Trigger>) -> Trigger {
 async fn assert_quiet(rx: &mut mpsc::Receiver<Trigger>, why: &str) {
     let got = tokio::time::timeout(DEBOUNCE * 6, rx.recv()).await;
     assert!(got.is_err(), "{why}: {got:?}");
+}
+
+/// Receives triggers until one names `path` (other changes may come first).
+async fn until(rx: &mut mpsc::Receiver<Trigger>, path: &Path) {
+    loop {
+        match next(rx).await {
+            Trigger::FileChanged(paths) if paths.iter().any(|p| p == path) => return,
+            _ => {}
+        }
+    }
 }
 
 /// A temporary directory holding `meshes.yaml` (canonical path).
@@ -196,11 +207,107 @@ async fn a_missing_directory_is_an_error() {
 async fn sighup_is_forwarded() {
     let (tx, mut rx) = mpsc::channel(1);
     // Installs tokio's handler first: the signal no longer terminates us.
-    let _task = forward_sighup(tx).unwrap();
+    let hup = listen_sighup().unwrap();
     let status = std::process::Command::new("kill")
         .args(["-HUP", &std::process::id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+    // Received before anything forwards it: remembered, not lost.
+    let _task = forward_sighup(hup, tx);
     assert_eq!(next(&mut rx).await, Trigger::Signal);
+}
+
+/// `-c rc` where `rc` is deleted and made again: the new directory is
+/// watched, so later edits in it still reload.
+#[tokio::test]
+async fn a_config_directory_made_again_is_watched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = fs::canonicalize(dir.path()).unwrap().join("rc");
+    fs::create_dir(&rc).unwrap();
+    fs::write(rc.join("a.yaml"), "version: 1\n").unwrap();
+    let (_w, mut rx) = watch(&rc);
+    fs::remove_dir_all(&rc).unwrap();
+    fs::create_dir(&rc).unwrap();
+    fs::write(rc.join("a.yaml"), "version: 1\n# new\n").unwrap();
+    assert!(matches!(next(&mut rx).await, Trigger::FileChanged(_)));
+    fs::write(rc.join("b.yaml"), "version: 1\n").unwrap();
+    until(&mut rx, &rc.join("b.yaml")).await;
+}
+
+/// `mv sw sw.old; mv sw.new sw`: the new directory is watched, the old one
+/// no longer is.
+#[tokio::test]
+async fn a_config_directory_swapped_by_rename_is_watched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for name in ["sw", "sw.new"] {
+        fs::create_dir(d.join(name)).unwrap();
+        fs::write(d.join(name).join("a.yaml"), "version: 1\n").unwrap();
+    }
+    let (_w, mut rx) = watch(&d.join("sw"));
+    fs::rename(d.join("sw"), d.join("sw.old")).unwrap();
+    fs::rename(d.join("sw.new"), d.join("sw")).unwrap();
+    until(&mut rx, &d.join("sw")).await;
+    fs::write(d.join("sw/b.yaml"), "version: 1\n").unwrap();
+    until(&mut rx, &d.join("sw/b.yaml")).await;
+    fs::write(d.join("sw.old/c.yaml"), "version: 1\n").unwrap();
+    assert_quiet(&mut rx, "an edit in the directory swapped out").await;
+}
+
+/// `-c rel/current/`: the trailing slash must not hide that `current` is
+/// a link, or its swap is never seen.
+#[tokio::test]
+async fn a_trailing_slash_does_not_hide_a_directory_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for rev in ["r1", "r2"] {
+        fs::create_dir(d.join(rev)).unwrap();
+    }
+    std::os::unix::fs::symlink("r1", d.join("current")).unwrap();
+    let (_w, mut rx) = watch(Path::new(&format!("{}/", d.join("current").display())));
+    std::os::unix::fs::symlink("r2", d.join("tmp")).unwrap();
+    fs::rename(d.join("tmp"), d.join("current")).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![d.join("current")]));
+    fs::write(d.join("r2/team.yaml"), "version: 1\n").unwrap();
+    until(&mut rx, &d.join("r2/team.yaml")).await;
+}
+
+/// `etc/meshes.yaml -> ../opt/meshes.yaml`: editing the target reloads,
+/// in place or by rename (`sed -i`).
+#[tokio::test]
+async fn editing_the_target_of_a_linked_config_file_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for sub in ["etc", "opt"] {
+        fs::create_dir(d.join(sub)).unwrap();
+    }
+    let target = d.join("opt/meshes.yaml");
+    fs::write(&target, "version: 1\n").unwrap();
+    std::os::unix::fs::symlink("../opt/meshes.yaml", d.join("etc/meshes.yaml")).unwrap();
+    let (_w, mut rx) = watch(&d.join("etc/meshes.yaml"));
+    fs::write(&target, "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![target.clone()]));
+    fs::write(d.join("opt/sedAbc123"), "version: 1\n# sed\n").unwrap();
+    fs::rename(d.join("opt/sedAbc123"), &target).unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![target]));
+}
+
+/// A linked file in a config directory: its target's edits are seen too.
+#[tokio::test]
+async fn editing_the_target_of_a_link_in_a_config_directory_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = fs::canonicalize(dir.path()).unwrap();
+    for sub in ["cdir", "tgt"] {
+        fs::create_dir(d.join(sub)).unwrap();
+    }
+    let target = d.join("tgt/prod.yaml");
+    fs::write(&target, "version: 1\n").unwrap();
+    std::os::unix::fs::symlink("../tgt/prod.yaml", d.join("cdir/prod.yaml")).unwrap();
+    let (_w, mut rx) = watch(&d.join("cdir"));
+    fs::write(&target, "version: 1\n# edit\n").unwrap();
+    assert_eq!(next(&mut rx).await, Trigger::FileChanged(vec![target]));
+    // Its directory moved away: the link dangles, which the reload reports.
+    fs::rename(d.join("tgt"), d.join("tgt.moving")).unwrap();
+    until(&mut rx, &d.join("tgt")).await;
 }

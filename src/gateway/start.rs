@@ -6,7 +6,7 @@ use crate::adapters::token_store::TokenStore;
 use crate::api::AppState;
 use crate::api::auth::RateLimits;
 use crate::api::hot::app;
-use crate::config::watch::{ConfigWatcher, Trigger, forward_sighup};
+use crate::config::watch::{ConfigWatcher, Trigger, WatchError, forward_sighup, listen_sighup};
 use crate::delivery::engine::{Engine, Shared};
 use crate::server::{ServerOptions, serve};
 use crate::store::{Store, StoreError};
@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +42,16 @@ pub struct GatewayOptions {
     pub server: ServerOptions,
     /// How the store file is opened (tests inject disk faults here).
     pub store_opener: Option<crate::store::db::Opener>,
+    /// How the config watcher is started (tests inject failures here).
+    pub watcher_starter: Option<WatcherStarter>,
 }
+
+/// Starts a config watcher on the config paths with the debounce.
+pub type WatcherStarter = Arc<
+    dyn Fn(&[PathBuf], Duration) -> Result<(ConfigWatcher, mpsc::Receiver<Trigger>), WatchError>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for GatewayOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +77,7 @@ impl GatewayOptions {
             metrics: None,
             server: ServerOptions::default(),
             store_opener: None,
+            watcher_starter: None,
         }
     }
 }
@@ -118,6 +129,12 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<Gateway, GatewayError> {
+    // First of all: a SIGHUP during the load and the store open (a repair
+    // after a crash takes seconds) would kill the process. It is kept, and
+    // reloads once the reloader runs.
+    let hup = listen_sighup()
+        .map_err(|e| tracing::warn!(error = %e, "SIGHUP will not reload the config"))
+        .ok();
     let starting = super::starting::Starting::spawn(&listener);
     let client = http_client()?;
     // Before the token store looks in it, so the one error says what is wrong.
@@ -146,8 +163,12 @@ pub async fn start(
         ingest_metrics: crate::api::events::IngestMetrics::new(),
         reads: Default::default(),
     };
-    let (watcher, reloader) =
-        watch(&opts, shared.clone(), status, client, tokens, shutdown.clone())?;
+    let (watcher, rx, tx) = start_watcher(&opts);
+    if let Some(hup) = hup {
+        forward_sighup(hup, tx);
+    }
+    let reloader = Reloader { paths: opts.config.clone(), shared: shared.clone(), status, client };
+    let reloader = reloader.spawn(rx, tokens, shutdown.clone());
     let background = Background::spawn(engine, &shared, &shutdown, opts.drain);
     if let Some(starting) = starting {
         starting.stop().await;
@@ -227,39 +248,72 @@ impl Background {
     }
 }
 
-fn watch(
+/// The file watcher (unless `--no-watch`), its trigger channel and a
+/// sender into it for SIGHUP. A watcher that cannot start leaves SIGHUP.
+fn start_watcher(
     opts: &GatewayOptions,
+) -> (Option<ConfigWatcher>, mpsc::Receiver<Trigger>, mpsc::Sender<Trigger>) {
+    let started = opts.watch.then(|| match &opts.watcher_starter {
+        Some(starter) => starter(&opts.config, opts.debounce),
+        None => ConfigWatcher::start(&opts.config, opts.debounce),
+    });
+    let (watcher, rx, tx) = match started {
+        Some(Ok((watcher, rx))) => {
+            let tx = watcher.sender();
+            // Changes made since the first load, before the first watch.
+            let _ = tx.try_send(Trigger::Startup);
+            (Some(watcher), rx, tx)
+        }
+        other => {
+            if let Some(Err(e)) = other {
+                tracing::warn!(
+                    error = %e,
+                    "the config is not watched: changes apply on SIGHUP only; when the error is \
+                     `Too many open files` or says a watch limit was reached, the node is out of inotify \
+                     instances or watches (per user, shared by all its processes): raise the sysctl \
+                     fs.inotify.max_user_instances or fs.inotify.max_user_watches"
+                );
+            }
+            let (tx, rx) = mpsc::channel(1);
+            (None, rx, tx)
+        }
+    };
+    metrics::gauge!("meshes_config_watcher_active").set(if watcher.is_some() { 1.0 } else { 0.0 });
+    (watcher, rx, tx)
+}
+
+/// What a reload needs.
+struct Reloader {
+    paths: Vec<PathBuf>,
     shared: Arc<Shared>,
     status: Arc<ReloadStatus>,
     client: reqwest::Client,
-    tokens: Arc<TokenStore>,
-    shutdown: CancellationToken,
-) -> Result<(Option<ConfigWatcher>, JoinHandle<()>), GatewayError> {
-    // SIGHUP reloads with or without the file watcher.
-    let (watcher, mut rx, tx) = if opts.watch {
-        let (watcher, rx) = ConfigWatcher::start(&opts.config, opts.debounce)
-            .map_err(|e| GatewayError::Io(e.to_string()))?;
-        let tx = watcher.sender();
-        (Some(watcher), rx, tx)
-    } else {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        (None, rx, tx)
-    };
-    if let Err(e) = forward_sighup(tx) {
-        tracing::warn!(error = %e, "SIGHUP will not reload the config");
+}
+
+impl Reloader {
+    /// Reloads on each trigger until shutdown or until every sender is gone.
+    fn spawn(
+        self,
+        mut rx: mpsc::Receiver<Trigger>,
+        tokens: Arc<TokenStore>,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let trigger = tokio::select! {
+                    t = rx.recv() => t,
+                    () = shutdown.cancelled() => None,
+                };
+                let Some(trigger) = trigger else { break };
+                let why = match trigger {
+                    Trigger::Signal => "SIGHUP",
+                    Trigger::Startup => "startup",
+                    Trigger::FileChanged(_) => "file change",
+                };
+                let Reloader { paths, shared, status, client } = &self;
+                let outcome = reload::reload(paths, shared, status, client, Some(&tokens)).await;
+                tracing::info!(trigger = why, ?outcome, "config reload");
+            }
+        })
     }
-    let paths = opts.config.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let trigger = tokio::select! {
-                t = rx.recv() => t,
-                () = shutdown.cancelled() => None,
-            };
-            let Some(trigger) = trigger else { break };
-            let why = if trigger == Trigger::Signal { "SIGHUP" } else { "file change" };
-            let outcome = reload::reload(&paths, &shared, &status, &client, Some(&tokens)).await;
-            tracing::info!(trigger = why, ?outcome, "config reload");
-        }
-    });
-    Ok((watcher, task))
 }

@@ -186,8 +186,9 @@ async fn a_rule_moved_to_another_connection_takes_its_deliveries_along() {
 }
 
 /// A gateway serving a directory: `conf/meshes.yaml` (workspace `other`) and
-/// `conf/b.yaml` (the test workspace, whose one rule posts to `url`).
-async fn two_workspace_directory(url: &str) -> (TestGateway, std::path::PathBuf) {
+/// `conf/b.yaml` (the test workspace, whose one rule posts to `url`), which
+/// is a link to `tgt/b.yaml` when `linked`.
+async fn two_workspace_directory(url: &str, linked: bool) -> (TestGateway, std::path::PathBuf) {
     let other = webhook_config(&[("other", url)], "[0s]")
         .replace(WS, "6c1a0b1e-7f0d-4a51-9d43-2b8f5e0c9a10")
         .replace(PK, "mesh_pub_other_key_0002")
@@ -195,6 +196,12 @@ async fn two_workspace_directory(url: &str) -> (TestGateway, std::path::PathBuf)
     let mut gw = TestGateway::prepare(&other);
     let conf = gw.dir.path().join("conf");
     std::fs::write(conf.join("b.yaml"), webhook_config(&[("b", url)], "[0s, 1h]")).unwrap();
+    if linked {
+        let tgt = gw.dir.path().join("tgt");
+        std::fs::create_dir(&tgt).unwrap();
+        std::fs::rename(conf.join("b.yaml"), tgt.join("b.yaml")).unwrap();
+        std::os::unix::fs::symlink("../tgt/b.yaml", conf.join("b.yaml")).unwrap();
+    }
     let dir = conf.clone();
     gw.tune = Some(std::sync::Arc::new(move |o: &mut meshes::gateway::GatewayOptions| {
         o.config = vec![dir.clone()];
@@ -218,7 +225,7 @@ async fn rejected_with(gw: &TestGateway, needle: &str) -> serde_json::Value {
 async fn an_emptied_config_in_a_directory_is_rejected_and_its_deliveries_kept() {
     let rx = Receiver::start().await;
     rx.set_default(Reply::Status(503));
-    let (gw, b) = two_workspace_directory(&rx.url).await;
+    let (gw, b) = two_workspace_directory(&rx.url, false).await;
     let (_, body) = gw.post_event(json!({"event": "user.b", "payload": {"n": 1}})).await;
     let id = body["event"]["id"].as_str().unwrap().to_string();
     gw.wait_status(&id, "retrying").await;
@@ -245,4 +252,45 @@ async fn an_emptied_config_in_a_directory_is_rejected_and_its_deliveries_kept() 
         (r["config"]["workspaces"] == 1 && r["last_reload_error"].is_null()).then_some(())
     })
     .await;
+}
+
+/// A config edited while the store opens, before the watcher starts, is
+/// applied once the watcher runs (it used to wait for the next edit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_edited_during_startup_is_applied() {
+    let rx = Receiver::start().await;
+    let cfg = webhook_config(&[("a", &rx.url)], "[0s]");
+    let mut gw = TestGateway::prepare(&cfg);
+    let (path, next) = (config_path(gw.dir.path()), with_second_rule(&cfg, "a"));
+    gw.tune = Some(std::sync::Arc::new(move |o: &mut meshes::gateway::GatewayOptions| {
+        let (path, next) = (path.clone(), next.clone());
+        o.store_opener = Some(opening_after(move || std::fs::write(&path, &next).unwrap()));
+    }));
+    gw.boot().await;
+    config_version(&gw, 2).await;
+    gw.post_event(json!({"event": "user.other", "payload": {"n": 1}})).await;
+    rx.wait_for(1).await;
+}
+
+/// `conf/b.yaml -> ../tgt/b.yaml`, then `tgt` moved away: the link still
+/// names a file that serves a workspace, so the reload is rejected and the
+/// workspace and its pending delivery stay (it used to count as deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_link_in_a_config_directory_is_rejected_and_its_deliveries_kept() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503));
+    let (gw, b) = two_workspace_directory(&rx.url, true).await;
+    let (_, body) = gw.post_event(json!({"event": "user.b", "payload": {"n": 1}})).await;
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    gw.wait_status(&id, "retrying").await;
+
+    std::fs::rename(gw.dir.path().join("tgt"), gw.dir.path().join("tgt.moving")).unwrap();
+    // Rewritten as is, so that a reload reads the directory whether or not
+    // the move itself was seen.
+    let main = b.with_file_name("meshes.yaml");
+    std::fs::write(&main, std::fs::read(&main).unwrap()).unwrap();
+    let r = rejected_with(&gw, &format!("{}:1:1: error[unreadable-file]", b.display())).await;
+    assert_eq!(r["config"]["workspaces"], 2, "{r}");
+    let (_, view) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(view["event"]["status"], "retrying", "the delivery is still pending: {view}");
 }

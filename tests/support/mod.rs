@@ -288,6 +288,33 @@ impl TestGateway {
     }
 }
 
+/// A store opener that runs `first` before opening: something that happens
+/// while the store opens (a repair after a crash can take seconds).
+pub fn opening_after(first: impl Fn() + Send + Sync + 'static) -> meshes::store::db::Opener {
+    let open = meshes::store::db::file_opener();
+    Arc::new(move |path: &Path| {
+        first();
+        open(path)
+    })
+}
+
+/// `cfg` with a second rule (`second`, on `user.other`, through `connection`).
+pub fn with_second_rule(cfg: &str, connection: &str) -> String {
+    cfg.replace(
+        "rules:\n",
+        &format!("rules:\n  - id: second\n    event: user.other\n    connection: {connection}\n    metadata: {{ action: send_webhook }}\n"),
+    )
+}
+
+/// Waits (at most 10 s) until `/readyz` shows config `version`.
+pub async fn config_version(gw: &TestGateway, version: u64) -> Value {
+    eventually(&format!("config version {version}"), Duration::from_secs(10), || async {
+        let (_, r) = gw.get("/readyz").await;
+        (r["config"]["version"] == version).then_some(r)
+    })
+    .await
+}
+
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
