@@ -132,7 +132,29 @@ async fn bodies_without_a_valid_key_never_hold_the_budget() {
     a.write_all(&rest).await.unwrap();
     let a_answer = answer(&mut a).await;
     assert!(a_answer.starts_with("HTTP/1.1 401"), "{a_answer}");
-    assert!(a_answer.to_ascii_lowercase().contains("connection: close"), "{a_answer}");
+    // Read to its end, so the connection stays usable.
+    assert!(!a_answer.to_ascii_lowercase().contains("connection: close"), "{a_answer}");
+    let again = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Meshes-Publishable-Key: {PK}\r\nContent-Length: {}\r\n\r\n{}",
+        event_of(10).to_string().len(),
+        event_of(10)
+    );
+    a.write_all(again.as_bytes()).await.unwrap();
+    let second = answer(&mut a).await;
+    assert!(second.starts_with("HTTP/1.1 201"), "{second}");
+}
+
+/// A client that waits for `100 Continue` before sending its body is
+/// refused from the headers without being asked for the body.
+#[tokio::test]
+async fn a_refused_client_waiting_to_continue_is_not_asked_for_its_body() {
+    let gw = TestGateway::start(&config()).await;
+    let mut a = TcpStream::connect(gw.base.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /api/v1/events/bulk HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nX-Meshes-Publishable-Key: not-a-key\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n";
+    a.write_all(head.as_bytes()).await.unwrap();
+    let first = answer(&mut a).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "no 100 Continue first: {first}");
+    assert!(first.to_ascii_lowercase().contains("connection: close"), "{first}");
 }
 
 /// An oversized body is drained before its 413 (so the client can read

@@ -84,6 +84,26 @@ pub async fn machine_first(
     next.run(req).await
 }
 
+/// The ingest routes' start: the caller from the headers (a refusal drains
+/// the body, see [`refuse`]), then the body, at most `limit` bytes.
+pub async fn keyed(
+    st: &super::AppState,
+    req: axum::extract::Request,
+    limit: usize,
+) -> Result<
+    (super::auth::Principal, axum::http::request::Parts, bytes::Bytes),
+    axum::response::Response,
+> {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let p = match super::principal(st, &parts.headers) {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(&parts, body, e.into_response()).await),
+    };
+    let bytes = read_limited(&parts, body, limit).await?;
+    Ok((p, parts, bytes))
+}
+
 /// Reads a whole body of at most `limit` bytes inside the handler, once
 /// the caller is known, with the same answers as [`machine_first`] and
 /// axum's body limit, for the ingest routes: per-route layers cost an
@@ -114,36 +134,53 @@ fn declared_over(headers: &HeaderMap, limit: usize) -> Option<u64> {
 
 /// Answers `refusal` to a request whose body will not be used, after
 /// reading and discarding the body (up to `DRAIN_CAP` bytes and
-/// `DRAIN_TIME`), then closes the connection. Answering while the client
-/// is still sending and then closing makes the kernel reset the
-/// connection, and most clients report the reset instead of the answer;
-/// draining lets them read it. Discarded bytes go back to the server's
-/// body budget as they are read ([`crate::server::BodyCredit`]).
+/// `DRAIN_TIME`). Answering while the client is still sending and then
+/// closing makes the kernel reset the connection, and most clients report
+/// the reset instead of the answer; draining lets them read it. Discarded
+/// bytes go back to the server's body budget as they are read
+/// ([`crate::server::BodyCredit`]). A body drained to its end leaves the
+/// connection usable (a rate-limited client keeps it); one cut short
+/// closes it. A client waiting for `100 Continue` is not asked for its body
+/// at all: polling it is what would send the `100`.
 pub async fn refuse(
     parts: &axum::http::request::Parts,
-    mut body: axum::body::Body,
+    body: axum::body::Body,
     mut refusal: axum::response::Response,
 ) -> axum::response::Response {
+    let waits_to_send = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers_len(&parts.headers);
+    let whole = !waits_to_send
+        && declared.is_none_or(|len| len <= DRAIN_CAP)
+        && tokio::time::timeout(DRAIN_TIME, drain(body, parts)).await.unwrap_or(false);
+    if !whole {
+        refusal.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    refusal
+}
+
+/// Reads `body` to its end (at most `DRAIN_CAP` bytes), dropping what it
+/// reads; `true` when it got to the end.
+async fn drain(mut body: axum::body::Body, parts: &axum::http::request::Parts) -> bool {
     use http_body_util::BodyExt;
     let credit = parts.extensions.get::<crate::server::BodyCredit>();
-    let declared = headers_len(&parts.headers);
-    if declared.is_none_or(|len| len <= DRAIN_CAP) {
-        let drain = async {
-            let mut drained = 0u64;
-            while drained <= DRAIN_CAP
-                && let Some(Ok(frame)) = body.frame().await
-            {
+    let mut drained = 0u64;
+    while drained <= DRAIN_CAP {
+        match body.frame().await {
+            None => return true,
+            Some(Err(_)) => return false,
+            Some(Ok(frame)) => {
                 let n = frame.data_ref().map_or(0, bytes::Bytes::len);
                 drained += n as u64;
                 if let Some(credit) = credit {
                     credit.discarded(n);
                 }
             }
-        };
-        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }
     }
-    refusal.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-    refusal
+    false
 }
 
 /// The declared `Content-Length`, if any.

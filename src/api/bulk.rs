@@ -4,7 +4,7 @@
 use super::error::{ApiError, FieldError};
 use super::events::{created_by, ingest, json_response, mark_replayed};
 use super::ingest::{idempotency_key, new_event, parse_event};
-use super::{AppState, body, principal, render};
+use super::{AppState, body, render};
 use crate::clock;
 use crate::store::{self, NewEvent};
 use axum::extract::{Request, State};
@@ -18,13 +18,8 @@ pub const MAX_BULK: usize = 100;
 /// `POST /events/bulk`: 1–100 events; 201 all accepted, 207 mixed, 400 none.
 /// The caller is authenticated before any of the body is read.
 pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let p = match principal(&st, &parts.headers) {
-        Ok(p) => p,
-        Err(e) => return body::refuse(&parts, body, e.into_response()).await,
-    };
-    match body::read_limited(&parts, body, super::MAX_BULK_BODY).await {
-        Ok(bytes) => bulk_from(&st, p, &parts.headers, &bytes).await.into_response(),
+    match body::keyed(&st, req, super::MAX_BULK_BODY).await {
+        Ok((p, parts, bytes)) => bulk_from(&st, p, &parts.headers, &bytes).await.into_response(),
         Err(refused) => refused,
     }
 }

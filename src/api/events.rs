@@ -4,7 +4,7 @@
 use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
 use super::ingest::{idempotency_key, new_event, parse_event};
 use super::reads::read;
-use super::{AppState, body, machine, principal, render};
+use super::{AppState, body, machine, render};
 use crate::clock;
 use crate::delivery::route::{Fate, fate};
 use crate::store::{self, DueKey, ListFilter, NewEvent, RetryOutcome, Status};
@@ -21,15 +21,10 @@ const RETRY_GUARD_MS: u64 = 5_000;
 /// `POST /events`. The body is read here rather than by extractors and
 /// per-route layers: this is the hottest route, and each layer costs
 /// allocations per request. The caller is authenticated from the headers
-/// before any of the body is read (see [`body::machine_first`]).
+/// before any of the body is read ([`body::keyed`]).
 pub async fn create(State(st): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let p = match principal(&st, &parts.headers) {
-        Ok(p) => p,
-        Err(e) => return body::refuse(&parts, body, e.into_response()).await,
-    };
-    match body::read_limited(&parts, body, super::MAX_BODY).await {
-        Ok(bytes) => create_from(&st, p, &parts.headers, &bytes).await.into_response(),
+    match body::keyed(&st, req, super::MAX_BODY).await {
+        Ok((p, parts, bytes)) => create_from(&st, p, &parts.headers, &bytes).await.into_response(),
         Err(refused) => refused,
     }
 }

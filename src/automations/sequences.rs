@@ -42,7 +42,7 @@ pub fn advance(
             // A config cut short by a slow write may lack the sequence for
             // a moment: decided again when its grace ends, under the
             // config in force then (as deliveries are).
-            e.due = Some(crate::clock::after(now, grace + std::time::Duration::from_millis(1)));
+            hold(&mut e, now, grace);
             t.put_enrollment(contact_id, &e, old.due)?;
             return Ok(Effects::default());
         }
@@ -54,8 +54,22 @@ pub fn advance(
     };
     let mut run = Run::new(t, ws, now, Some(c), stored);
     steps(&mut run, &seq, &mut e)?;
+    if e.status == EnrollmentStatus::Completed && !grace.is_zero() {
+        // Its last steps may be what a cut file lacks: the end is decided
+        // again after the grace, from the step it reached.
+        hold(&mut e, now, grace);
+    }
     run.t.put_enrollment(contact_id, &e, old.due)?;
     Ok(run.finish()?.1)
+}
+
+/// Keeps an enrolment active that a config in its grace would end, due
+/// again just past the grace (a millisecond early, it would only be put
+/// off again), when the config in force then decides.
+fn hold(e: &mut EnrollmentRecord, now: u64, grace: std::time::Duration) {
+    e.status = EnrollmentStatus::Active;
+    e.reason = None;
+    e.due = Some(crate::clock::after(now, grace + std::time::Duration::from_millis(1)));
 }
 
 fn end(e: &mut EnrollmentRecord, status: EnrollmentStatus, why: &str) {

@@ -141,3 +141,49 @@ async fn a_sequence_missing_from_a_young_config_waits_for_its_grace() {
     assert_eq!(ended.status, EnrollmentStatus::Unenrolled, "{ended:?}");
     assert_eq!(ended.due, None);
 }
+
+/// A file cut inside `sequences:` leaves a valid but shorter sequence: an
+/// enrolment that runs out of its steps under that config is not ended
+/// "completed" for good, and runs the rest once the whole file is back.
+#[tokio::test(start_paused = true)]
+async fn a_sequence_cut_short_by_a_young_config_is_not_completed() {
+    use crate::delivery::route::CANCEL_GRACE;
+    use crate::store::EnrollmentStatus;
+    let h = harness(WORKED);
+    let now = 1_000 * DAY;
+    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
+    let c = h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
+    let key = crate::store::event_key(&c.id).unwrap();
+    let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
+    assert_eq!(h.tick(now).await, 1, "the first email");
+    let due = enrolment(&h).due.unwrap();
+    // WORKED without its last step: valid, and built now (in its grace).
+    let last = WORKED.rfind("      - { connection: email").unwrap();
+    let cut = harness(&WORKED[..last]).rt;
+    let tick = |at: u64, rt: Arc<crate::gateway::runtime::Runtime>| {
+        let store = h.store.clone();
+        async move {
+            let due = store.sequence_due(at, 100).unwrap();
+            let grace = crate::delivery::route::grace_left(&rt);
+            store
+                .writer()
+                .run(move |t| {
+                    let mut n = 0;
+                    for (d, c, s) in &due {
+                        n += super::sequences::advance(t, &rt, (*c, s), *d, at, grace)?.deliveries;
+                    }
+                    Ok(n)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(tick(due, cut.clone()).await, 0, "no step left under the cut config");
+    let held = enrolment(&h);
+    assert_eq!((held.status, held.step), (EnrollmentStatus::Active, 2), "{held:?}");
+    // The whole file is back (and past the grace): the last email goes out.
+    tokio::time::advance(CANCEL_GRACE).await;
+    assert_eq!(tick(held.due.unwrap(), h.rt.clone()).await, 1, "the last email");
+    let done = enrolment(&h);
+    assert_eq!(done.status, EnrollmentStatus::Completed, "{done:?}");
+}

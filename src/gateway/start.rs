@@ -135,7 +135,13 @@ pub async fn start(
     let hup = listen_sighup()
         .map_err(|e| tracing::warn!(error = %e, "SIGHUP will not reload the config"))
         .ok();
-    let starting = super::starting::Starting::spawn(&listener);
+    // The port answers from now on ("starting" until the app is ready);
+    // a failed start stops it again.
+    let addr = listener.local_addr().map_err(|e| GatewayError::Io(e.to_string()))?;
+    let (switch, ready) = super::starting::Switch::new();
+    let serving = shutdown.child_token();
+    let failed = serving.clone().drop_guard();
+    let server = tokio::spawn(serve(listener, switch, serving, opts.server.clone()));
     let client = http_client()?;
     // Before the token store looks in it, so the one error says what is wrong.
     crate::store::not_a_file(&opts.data_dir).map_err(|e| {
@@ -145,16 +151,18 @@ pub async fn start(
         })
     })?;
     let tokens = TokenStore::open(&opts.data_dir);
-    let rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
+    let mut rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?
         .ok_or_else(|| GatewayError::Config(vec!["no config".into()]))?;
     let opener = opts.store_opener.clone().unwrap_or_else(crate::store::db::file_opener);
     let store = Store::open_with(&opts.data_dir, opener)?;
     super::clock_check::warn_if_behind(&store, crate::clock::now_ms());
+    // In force from now: the store open (a repair can take longer than the
+    // cancellation grace) must not use up the grace.
+    rt.applied = tokio::time::Instant::now();
     let engine = Engine::new(store.clone(), Arc::new(ArcSwap::from_pointee(rt)));
     let shared = engine.shared();
     let status = Arc::new(ReloadStatus::default());
-    let addr = listener.local_addr().map_err(|e| GatewayError::Io(e.to_string()))?;
     let state = AppState {
         shared: shared.clone(),
         limits: Arc::new(RateLimits::new(opts.rate_limit, opts.rate_limit.saturating_mul(2))),
@@ -170,13 +178,14 @@ pub async fn start(
     let reloader = Reloader { paths: opts.config.clone(), shared: shared.clone(), status, client };
     let reloader = reloader.spawn(rx, tokens, shutdown.clone());
     let background = Background::spawn(engine, &shared, &shutdown, opts.drain);
-    if let Some(starting) = starting {
-        starting.stop().await;
-    }
-    let server = serve(listener, app(state), shutdown.clone(), opts.server.clone());
+    // Set once, here: connections switch to it at their next request.
+    let _ = ready.set(app(state));
+    failed.disarm();
     let task = tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "server stopped with an error");
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "server task failed"),
         }
         background.finish(watcher, reloader).await;
         store.close().await;

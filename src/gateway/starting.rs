@@ -1,71 +1,77 @@
 //! The port answers while the gateway starts.
 //!
 //! `serve` binds its port first (a taken port fails at once); [`super::start`]
-//! then loads the config and opens the store: seconds, or minutes for a large store
-//! that redb repairs after an unclean stop. A port that accepts and never
-//! answers looks hung: a liveness probe would kill the process mid-repair,
-//! and it would restart into the same repair. So until the gateway serves,
-//! a second accept loop on the same socket answers `/healthz` (the process
-//! is alive) and everything else `503` with `Retry-After` (nothing is
-//! accepted: an event sent now is not stored).
+//! then loads the config and opens the store: seconds, or minutes for a
+//! large store that redb repairs after an unclean stop. A port that accepts
+//! and never answers looks hung: a liveness probe would kill the process
+//! mid-repair, and it would restart into the same repair. So the accept
+//! loop runs from the start, and until the gateway's app is ready each
+//! connection gets the "starting" answers: `/healthz` says the process is
+//! alive, everything else is `503` with `Retry-After` (an event sent now is
+//! not stored). One accept loop for both phases: no connection is dropped
+//! at the handover, and a kept-alive one switches at its next request.
 
 use crate::api::error::ApiError;
-use crate::server::{ServerOptions, serve};
+use crate::api::hot::App;
 use axum::Router;
-use axum::response::IntoResponse;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use futures::future::Either;
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use tower::Service;
 
-/// The accept loop answering during startup.
-/// Dropping it (startup failed) stops the loop without waiting.
-#[derive(Debug)]
-pub struct Starting {
-    stop: CancellationToken,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+/// Where the gateway's app is put once it is ready.
+pub type Ready = Arc<OnceLock<App>>;
+
+/// The accept loop's service: the "starting" answers until [`Ready`] is
+/// set, the app after. Each connection's copy looks once per request until
+/// it has the app, then keeps it (one clone per connection, as before).
+#[derive(Clone)]
+pub struct Switch {
+    ready: Ready,
+    starting: Router,
+    app: Option<App>,
 }
 
-impl Starting {
-    /// Answers on `listener`'s socket (through a duplicate of it) until
-    /// [`Starting::stop`]. `None` when the socket cannot be duplicated:
-    /// startup then goes unanswered, as it did before.
-    pub fn spawn(listener: &TcpListener) -> Option<Starting> {
-        let dup = duplicate(listener)
-            .map_err(|e| tracing::debug!(error = %e, "cannot answer during startup"))
-            .ok()?;
-        let stop = CancellationToken::new();
-        let opts = ServerOptions {
-            // Every answer closes its connection, so clients come back to
-            // the gateway proper once it serves.
-            keep_alive_idle: Duration::ZERO,
-            drain_timeout: Duration::from_secs(1),
-            max_connections: 256,
-            ..ServerOptions::default()
-        };
-        let task = tokio::spawn(serve(dup, router(), stop.clone(), opts));
-        Some(Starting { stop, task: Some(task) })
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch").field("ready", &self.app.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Switch {
+    /// A switch in the starting phase, and where to put the app.
+    pub fn new() -> (Switch, Ready) {
+        let ready = Ready::default();
+        (Switch { ready: ready.clone(), starting: starting(), app: None }, ready)
+    }
+}
+
+impl Service<Request> for Switch {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<<App as Service<Request>>::Future, <Router as Service<Request>>::Future>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready (see `App::poll_ready`; the router is too).
+        Poll::Ready(Ok(()))
     }
 
-    /// Stops answering and waits for the answers under way: called just
-    /// before the gateway's own accept loop takes the socket, so nothing
-    /// answers "starting" once "meshes is serving" is logged.
-    pub async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    fn call(&mut self, req: Request) -> Self::Future {
+        if self.app.is_none() {
+            self.app = self.ready.get().cloned();
+        }
+        match &mut self.app {
+            Some(app) => Either::Left(app.call(req)),
+            None => Either::Right(self.starting.call(req)),
         }
     }
 }
 
-impl Drop for Starting {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn router() -> Router {
+fn starting() -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "starting"})) }))
         .fallback(|| async {
@@ -77,46 +83,27 @@ fn router() -> Router {
         })
 }
 
-/// A second handle on the same listening socket: both accept, and closing
-/// one leaves the other listening.
-#[cfg(unix)]
-fn duplicate(listener: &TcpListener) -> std::io::Result<TcpListener> {
-    use std::os::fd::AsFd;
-    let fd = listener.as_fd().try_clone_to_owned()?;
-    let std = std::net::TcpListener::from(fd);
-    std.set_nonblocking(true)?;
-    TcpListener::from_std(std)
-}
-
-#[cfg(not(unix))]
-fn duplicate(_: &TcpListener) -> std::io::Result<TcpListener> {
-    Err(std::io::Error::other("not on this platform"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt;
 
-    async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Option<String>, String) {
-        let resp = reqwest::get(format!("http://{addr}{path}")).await.expect("answered");
-        let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
-        (resp.status().as_u16(), retry, resp.text().await.unwrap_or_default())
+    async fn get(s: &Switch, path: &str) -> (u16, Option<String>, String) {
+        let req = Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+        let resp = s.clone().oneshot(req).await.unwrap();
+        let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, retry, String::from_utf8_lossy(&body).into_owned())
     }
 
     #[tokio::test]
-    async fn answers_health_and_refuses_the_rest_until_stopped() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let starting = Starting::spawn(&listener).expect("duplicated");
-        let (status, _, body) = get(addr, "/healthz").await;
+    async fn answers_health_and_refuses_the_rest_while_starting() {
+        let (switch, _ready) = Switch::new();
+        let (status, _, body) = get(&switch, "/healthz").await;
         assert_eq!((status, body.as_str()), (200, r#"{"status":"starting"}"#));
-        let (status, retry, body) = get(addr, "/api/v1/events").await;
+        let (status, retry, body) = get(&switch, "/api/v1/events").await;
         assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
         assert!(body.contains("meshes is starting"), "{body}");
-        starting.stop().await;
-        // The original socket still listens: a connection is accepted by
-        // the kernel and waits for whoever serves next.
-        let conn = tokio::net::TcpStream::connect(addr).await;
-        assert!(conn.is_ok(), "the socket was closed with the duplicate");
     }
 }
