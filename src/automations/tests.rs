@@ -71,14 +71,23 @@ impl H {
 
     /// Runs every sequence step due at `now`.
     pub async fn tick(&self, now: u64) -> usize {
+        self.tick_with(self.rt.clone(), Duration::ZERO, now).await
+    }
+
+    /// [`H::tick`] under `rt`, with what is left of its cancellation grace.
+    pub async fn tick_under(&self, rt: Arc<Runtime>, now: u64) -> usize {
+        let grace = crate::delivery::route::grace_left(&rt);
+        self.tick_with(rt, grace, now).await
+    }
+
+    async fn tick_with(&self, rt: Arc<Runtime>, grace: Duration, now: u64) -> usize {
         let due = self.store.sequence_due(now, 100).unwrap();
-        let rt = self.rt.clone();
         self.store
             .writer()
             .run(move |t| {
                 let mut n = 0;
                 for (at, c, s) in &due {
-                    n += sequences::advance(t, &rt, (*c, s), *at, now, Duration::ZERO)?.deliveries;
+                    n += sequences::advance(t, &rt, (*c, s), *at, now, grace)?.deliveries;
                 }
                 Ok(n)
             })

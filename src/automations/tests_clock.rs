@@ -89,6 +89,16 @@ async fn custom_fields_are_capped_per_contact() {
     assert_eq!(stored.custom_fields.len(), 500, "nothing of the refused upsert was kept");
 }
 
+/// A contact enrolled in `welcome-pro` whose first email went out at
+/// `now`: its id and when its next step is due.
+async fn enrolled(h: &H, now: u64) -> (u128, u64) {
+    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
+    let c = h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
+    let key = crate::store::event_key(&c.id).unwrap();
+    assert_eq!(h.tick(now).await, 1, "the first email");
+    (key, h.store.enrollments(key).unwrap()[0].due.unwrap())
+}
+
 /// A config cut short by a slow write may lack a sequence for a moment:
 /// an enrolment that comes due then waits out that config's grace instead
 /// of ending for good, and ends only if the sequence is still gone after it.
@@ -97,46 +107,21 @@ async fn a_sequence_missing_from_a_young_config_waits_for_its_grace() {
     use crate::delivery::route::CANCEL_GRACE;
     use crate::store::EnrollmentStatus;
     let h = harness(WORKED);
-    let now = 1_000 * DAY;
-    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
-    let c = h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
-    let key = crate::store::event_key(&c.id).unwrap();
+    let (key, due) = enrolled(&h, 1_000 * DAY).await;
     let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
-    assert_eq!(h.tick(now).await, 1, "the first email");
-    let due = enrolment(&h).due.unwrap();
     // A config without the sequence (a file cut short): built now, so in its grace.
     let cut = harness(
         "connections:\n  crm: { type: log }\nautomations:\n  - id: tag-crm\n    trigger: { tag_added: paying-customer }\n    actions:\n      - notify: { connection: crm, metadata: { action: log } }\n",
     )
     .rt;
-    let tick = |at: u64| {
-        let (rt, store) = (cut.clone(), h.store.clone());
-        async move {
-            let due = store.sequence_due(at, 100).unwrap();
-            let n = due.len();
-            let grace = crate::delivery::route::grace_left(&rt);
-            store
-                .writer()
-                .run(move |t| {
-                    for (d, c, s) in &due {
-                        super::sequences::advance(t, &rt, (*c, s), *d, at, grace)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .unwrap();
-            n
-        }
-    };
-    assert_eq!(tick(due).await, 1);
+    assert_eq!(h.tick_under(cut.clone(), due).await, 0);
     let waiting = enrolment(&h);
     assert_eq!(waiting.status, EnrollmentStatus::Active, "{waiting:?}");
     let grace_ms = CANCEL_GRACE.as_millis() as u64;
     assert!((due + 1..=due + grace_ms + 1).contains(&waiting.due.unwrap()), "{waiting:?}");
     // Still gone once the grace has passed: now it ends.
     tokio::time::advance(CANCEL_GRACE).await;
-    let later = waiting.due.unwrap();
-    assert_eq!(tick(later).await, 1);
+    assert_eq!(h.tick_under(cut, waiting.due.unwrap()).await, 0);
     let ended = enrolment(&h);
     assert_eq!(ended.status, EnrollmentStatus::Unenrolled, "{ended:?}");
     assert_eq!(ended.due, None);
@@ -150,40 +135,17 @@ async fn a_sequence_cut_short_by_a_young_config_is_not_completed() {
     use crate::delivery::route::CANCEL_GRACE;
     use crate::store::EnrollmentStatus;
     let h = harness(WORKED);
-    let now = 1_000 * DAY;
-    h.upsert("p@example.com", custom(&[("plan", json!("free"))]), now).await;
-    let c = h.upsert("p@example.com", custom(&[("plan", json!("pro"))]), now).await;
-    let key = crate::store::event_key(&c.id).unwrap();
+    let (key, due) = enrolled(&h, 1_000 * DAY).await;
     let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
-    assert_eq!(h.tick(now).await, 1, "the first email");
-    let due = enrolment(&h).due.unwrap();
     // WORKED without its last step: valid, and built now (in its grace).
     let last = WORKED.rfind("      - { connection: email").unwrap();
     let cut = harness(&WORKED[..last]).rt;
-    let tick = |at: u64, rt: Arc<crate::gateway::runtime::Runtime>| {
-        let store = h.store.clone();
-        async move {
-            let due = store.sequence_due(at, 100).unwrap();
-            let grace = crate::delivery::route::grace_left(&rt);
-            store
-                .writer()
-                .run(move |t| {
-                    let mut n = 0;
-                    for (d, c, s) in &due {
-                        n += super::sequences::advance(t, &rt, (*c, s), *d, at, grace)?.deliveries;
-                    }
-                    Ok(n)
-                })
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(tick(due, cut.clone()).await, 0, "no step left under the cut config");
+    assert_eq!(h.tick_under(cut, due).await, 0, "no step left under the cut config");
     let held = enrolment(&h);
     assert_eq!((held.status, held.step), (EnrollmentStatus::Active, 2), "{held:?}");
     // The whole file is back (and past the grace): the last email goes out.
     tokio::time::advance(CANCEL_GRACE).await;
-    assert_eq!(tick(held.due.unwrap(), h.rt.clone()).await, 1, "the last email");
+    assert_eq!(h.tick_under(h.rt.clone(), held.due.unwrap()).await, 1, "the last email");
     let done = enrolment(&h);
     assert_eq!(done.status, EnrollmentStatus::Completed, "{done:?}");
 }
