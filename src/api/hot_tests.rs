@@ -4,15 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::api::auth::RateLimits;
-use crate::delivery::engine::Engine;
-use crate::gateway::reload::ReloadStatus;
-use crate::gateway::runtime;
-use crate::store::Store;
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
@@ -27,17 +20,7 @@ fn state(dir: &std::path::Path) -> AppState {
          connections:\n  out:\n    type: log\n\
          rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
     );
-    let rt = runtime::from_text(text);
-    let store = Store::open(dir).unwrap();
-    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(rt)));
-    AppState {
-        shared: engine.shared(),
-        limits: Arc::new(RateLimits::new(1_000_000, 2_000_000)),
-        reload: Arc::new(ReloadStatus::default()),
-        metrics: None,
-        ingest_metrics: crate::api::events::IngestMetrics::new(),
-        reads: Default::default(),
-    }
+    crate::api::test_state(dir, text, Default::default())
 }
 
 /// POST `path` with `body` and the given extra headers.

@@ -55,6 +55,26 @@ pub struct AppState {
     pub reads: Arc<reads::Reads>,
 }
 
+/// An `AppState` over a store in `dir` and the config `text`, for handler
+/// tests (rate limits high enough never to trip).
+#[cfg(test)]
+pub(crate) fn test_state(dir: &std::path::Path, text: String, reads: reads::Reads) -> AppState {
+    use crate::delivery::engine::Engine;
+    use arc_swap::ArcSwap;
+    #[allow(clippy::unwrap_used)]
+    let store = crate::store::Store::open(dir).unwrap();
+    let rt = crate::gateway::runtime::from_text(text);
+    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(rt)));
+    AppState {
+        shared: engine.shared(),
+        limits: Arc::new(RateLimits::new(1_000_000, 2_000_000)),
+        reload: Arc::new(ReloadStatus::default()),
+        metrics: None,
+        ingest_metrics: events::IngestMetrics::new(),
+        reads: Arc::new(reads),
+    }
+}
+
 /// Authenticates and rate-limits a request.
 pub fn principal(st: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let rt = st.shared.runtime.load_full();

@@ -6,13 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
-use crate::api::auth::{RateLimits, mint_jwt};
+use crate::api::auth::mint_jwt;
 use crate::api::router;
-use crate::delivery::engine::Engine;
-use crate::gateway::reload::ReloadStatus;
-use crate::gateway::runtime;
-use crate::store::Store;
-use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,18 +26,7 @@ fn state(dir: &std::path::Path, reads: Reads) -> AppState {
          connections:\n  out:\n    type: log\n\
          rules:\n  - {{ id: r1, event: a, connection: out, metadata: {{ action: log }} }}\n"
     );
-    let engine = Engine::new(
-        Store::open(dir).unwrap(),
-        Arc::new(ArcSwap::from_pointee(runtime::from_text(text))),
-    );
-    AppState {
-        shared: engine.shared(),
-        limits: Arc::new(RateLimits::new(1_000_000, 2_000_000)),
-        reload: Arc::new(ReloadStatus::default()),
-        metrics: None,
-        ingest_metrics: crate::api::events::IngestMetrics::new(),
-        reads: Arc::new(reads),
-    }
+    crate::api::test_state(dir, text, reads)
 }
 
 async fn ingest_one(st: &AppState) -> StatusCode {

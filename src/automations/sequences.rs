@@ -43,12 +43,11 @@ pub fn advance(
             // a moment: decided again when its grace ends, under the
             // config in force then (as deliveries are).
             hold(&mut e, now, grace);
-            t.put_enrollment(contact_id, &e, old.due)?;
-            return Ok(Effects::default());
+        } else {
+            // Ended, not left due: a due entry nobody can run would come back forever.
+            let why = "the sequence (or its workspace, or the contact) left the config";
+            end(&mut e, EnrollmentStatus::Unenrolled, why);
         }
-        // Ended, not left due: a due entry nobody can run would come back forever.
-        let why = "the sequence (or its workspace, or the contact) left the config";
-        end(&mut e, EnrollmentStatus::Unenrolled, why);
         t.put_enrollment(contact_id, &e, old.due)?;
         return Ok(Effects::default());
     };
@@ -64,12 +63,11 @@ pub fn advance(
 }
 
 /// Keeps an enrolment active that a config in its grace would end, due
-/// again just past the grace (a millisecond early, it would only be put
-/// off again), when the config in force then decides.
+/// again once the grace is over, when the config in force then decides.
 fn hold(e: &mut EnrollmentRecord, now: u64, grace: std::time::Duration) {
     e.status = EnrollmentStatus::Active;
     e.reason = None;
-    e.due = Some(crate::clock::after(now, grace + std::time::Duration::from_millis(1)));
+    e.due = Some(crate::delivery::route::after_grace(now, grace));
 }
 
 fn end(e: &mut EnrollmentRecord, status: EnrollmentStatus, why: &str) {

@@ -76,9 +76,15 @@ pub fn fate(rt: &Runtime, key: &DueKey) -> Fate {
 /// recorded and nothing counts against its retry budget.
 pub(super) fn postponed(key: &DueKey, left: Duration) -> AttemptDone {
     let now = crate::clock::now_ms();
-    // Rounded up: due a millisecond early, it would only be postponed again.
-    let at = crate::clock::after(now, left + Duration::from_millis(1));
+    let at = after_grace(now, left);
     AttemptDone { key: key.clone(), attempt: None, next: Next::Postponed { at }, at: now }
+}
+
+/// When something put off at `now` (Unix ms) for a grace with `left` to
+/// run is decided again: just past it, as a millisecond early it would
+/// only be put off again.
+pub fn after_grace(now: u64, left: Duration) -> u64 {
+    crate::clock::after(now, left + Duration::from_millis(1))
 }
 
 fn step_fate(ws: &WorkspaceRt, rule: &str, conn: &str) -> Fate {

@@ -144,12 +144,7 @@ pub async fn start(
     let server = tokio::spawn(serve(listener, switch, serving, opts.server.clone()));
     let client = http_client()?;
     // Before the token store looks in it, so the one error says what is wrong.
-    crate::store::not_a_file(&opts.data_dir).map_err(|e| {
-        GatewayError::Store(StoreError::Open {
-            path: opts.data_dir.display().to_string(),
-            message: e.to_string(),
-        })
-    })?;
+    Store::check_dir(&opts.data_dir)?;
     let tokens = TokenStore::open(&opts.data_dir);
     let mut rt = reload::load(&opts.config, 1, &client, None, Some(&tokens))
         .map_err(GatewayError::Config)?

@@ -158,13 +158,10 @@ const SMALL_BODY: u64 = 4 << 10;
 
 /// Whether a refused body could be large enough to matter to the budget:
 /// one declared over [`SMALL_BODY`], or one of unknown length (chunked).
-fn may_be_refused_large<B>(req: &hyper::Request<B>) -> bool {
-    let declared = req.headers().get(hyper::header::CONTENT_LENGTH);
-    let len = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    match len {
-        Some(n) => n > SMALL_BODY,
-        None => req.headers().contains_key(hyper::header::TRANSFER_ENCODING),
-    }
+/// hyper has parsed the framing already: its size hint is exact for a
+/// `Content-Length` (and zero for no body), unknown when chunked.
+fn may_be_refused_large(req: &hyper::Request<Incoming>) -> bool {
+    hyper::body::Body::size_hint(req.body()).exact().is_none_or(|n| n > SMALL_BODY)
 }
 
 pin_project_lite::pin_project! {

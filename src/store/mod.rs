@@ -15,7 +15,6 @@ mod layout;
 mod migrate;
 mod newest;
 mod perms;
-pub use perms::not_a_file;
 mod prune_read;
 pub mod records;
 pub mod stamps;
@@ -155,6 +154,16 @@ impl Store {
     /// Opens (or creates) `meshes.redb` in `dir` and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Self::open_with(dir, db::file_opener())
+    }
+
+    /// Fails when `dir` names something other than a directory, with the
+    /// error [`Store::open_with`] would give: for a caller that must know
+    /// before anything else looks in the directory.
+    pub fn check_dir(dir: &Path) -> Result<(), StoreError> {
+        perms::not_a_file(dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Like [`Store::open`], with the file opened by `opener` (fault tests).

@@ -27,7 +27,7 @@ pub(super) fn prepare(dir: &Path, file: &Path) -> std::io::Result<()> {
 
 /// A data directory path that names something else (a file) fails with
 /// that said, rather than with `create_dir`'s "File exists".
-pub fn not_a_file(dir: &Path) -> std::io::Result<()> {
+pub(super) fn not_a_file(dir: &Path) -> std::io::Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => Err(std::io::Error::new(
             std::io::ErrorKind::NotADirectory,
