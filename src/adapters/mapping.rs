@@ -43,8 +43,8 @@ impl Warnings {
 /// # Errors
 /// A permanent `mapping_error` when a `fail_action` field cannot be transformed.
 pub fn apply(d: &Delivery, contact: &mut Contact) -> Result<(), AttemptReport> {
-    for (field, m) in d.mapping.iter() {
-        match resolve(m, d) {
+    for ((field, m), source) in d.mapping.iter().zip(sources(d)) {
+        match resolve(m, source) {
             Ok(Some(v)) => set(contact, field, v),
             Ok(None) => {}
             Err(why) => {
@@ -62,14 +62,26 @@ pub fn apply(d: &Delivery, contact: &mut Contact) -> Result<(), AttemptReport> {
     Ok(())
 }
 
-/// The field's value, `None` when it has none (and no default), or why the
-/// source value does not fit its transforms.
-fn resolve(m: &FieldMap, d: &Delivery) -> Result<Option<Value>, String> {
-    let source = match (&m.from, &m.value) {
-        (Some(path), _) => read(path, d),
-        (None, Some(v)) => Some(v.clone()),
-        (None, None) => None,
-    };
+/// Each field's source value, in the mapping's order: its `from` path or
+/// its literal `value`. The payload's paths are read in one pass.
+fn sources(d: &Delivery) -> Vec<Option<Value>> {
+    let steps: Vec<Option<Vec<&str>>> = (d.mapping.values())
+        .map(|m| Some(m.from.as_deref()?.strip_prefix("payload.")?.split('.').collect()))
+        .collect();
+    let wanted: Vec<&[&str]> = steps.iter().flatten().map(Vec::as_slice).collect();
+    let mut found = d.payload.lookup_all(&wanted).into_iter();
+    (d.mapping.values().zip(&steps))
+        .map(|(m, steps)| match (steps, &m.from, &m.value) {
+            (Some(_), _, _) => found.next().flatten(),
+            (None, Some(path), _) => read(path, d),
+            (None, None, v) => v.clone(),
+        })
+        .collect()
+}
+
+/// The field's value from its `source`, `None` when it has none (and no
+/// default), or why the source value does not fit its transforms.
+fn resolve(m: &FieldMap, source: Option<Value>) -> Result<Option<Value>, String> {
     let Some(mut v) = source.filter(|v| !v.is_null()) else {
         return Ok(m.default.clone());
     };
@@ -94,14 +106,14 @@ fn shown(v: &Value) -> String {
     }
 }
 
-/// Reads `payload.a.b` (that value only, from the payload's text),
-/// `event`, `resource` or `resource_id`.
+/// Reads `event`, `resource` or `resource_id` (payload paths are read by
+/// [`sources`]).
 fn read(path: &str, d: &Delivery) -> Option<Value> {
     match path {
         "event" => Some(Value::String(d.event.clone())),
         "resource" => Some(Value::String(d.resource.clone())),
         "resource_id" => d.resource_id.clone().map(Value::String),
-        _ => d.payload.lookup(&path.strip_prefix("payload.")?.split('.').collect::<Vec<_>>()),
+        _ => None,
     }
 }
 

@@ -9,7 +9,6 @@
 //! ([`Payload::fields`]) or the whole text, embedded as is ([`Payload::raw`],
 //! [`Payload::bytes`]). Reads skip what they do not need without building it.
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -57,10 +56,24 @@ impl Payload {
     /// `Value` indexing: `None` when a step is missing or not a container.
     /// Only the value found is built.
     pub fn lookup(&self, path: &[&str]) -> Option<Value> {
+        self.lookup_all(&[path]).pop().flatten()
+    }
+
+    /// [`Payload::lookup`] for several paths in one pass over the text (a
+    /// template with twenty placeholders reads a large payload once, not
+    /// twenty times). The answers are in the order of `paths`.
+    pub fn lookup_all(&self, paths: &[&[&str]]) -> Vec<Option<Value>> {
+        let mut out = vec![None; paths.len()];
+        if paths.is_empty() {
+            return out;
+        }
+        let want = paths.iter().copied().enumerate().collect();
         let mut de = serde_json::Deserializer::from_str(self.as_str());
-        let found = Find { path }.deserialize(&mut de).ok()?;
-        de.end().ok()?;
-        found
+        let read = paths::Many { out: &mut out, want }.deserialize(&mut de);
+        match read.and_then(|()| de.end()) {
+            Ok(()) => out,
+            Err(_) => vec![None; paths.len()],
+        }
     }
 
     /// The top-level fields named in `keys` that the payload has (none when
@@ -211,90 +224,6 @@ impl<'de> Visitor<'de> for Compact<'_> {
     }
 }
 
-/// Finds the value at `path`, skipping everything else.
-struct Find<'p, 'k> {
-    path: &'p [&'k str],
-}
-
-impl<'de> DeserializeSeed<'de> for Find<'_, '_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        match self.path.split_first() {
-            None => Value::deserialize(d).map(Some),
-            Some((key, rest)) => d.deserialize_any(Step { key, rest }),
-        }
-    }
-}
-
-/// One step of a [`Find`]: `key` in the value being read, then `rest`.
-struct Step<'p, 'k> {
-    key: &'k str,
-    rest: &'p [&'k str],
-}
-
-impl<'de> Visitor<'de> for Step<'_, '_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    // Scalars have nothing inside to find.
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Value>, E> {
-        Ok(None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
-        let want = self.key.parse::<usize>().ok();
-        let mut found = None;
-        for i in 0.. {
-            if want == Some(i) {
-                match seq.next_element_seed(Find { path: self.rest })? {
-                    Some(v) => found = v,
-                    None => break,
-                }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
-                break;
-            }
-        }
-        Ok(found)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == self.key {
-                // Not returned yet: as with `Value`, a repeated key's last value counts.
-                found = map.next_value_seed(Find { path: self.rest })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
 /// Collects the named top-level fields of an object, skipping the rest.
 struct Pick<'k> {
     keys: &'k [&'k str],
@@ -356,6 +285,9 @@ impl<'de> Visitor<'de> for Pick<'_> {
         Ok(out)
     }
 }
+
+#[path = "payload_paths.rs"]
+mod paths;
 
 #[cfg(test)]
 #[path = "payload_tests.rs"]

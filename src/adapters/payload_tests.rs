@@ -95,6 +95,15 @@ fn lookup_finds_what_indexing_the_value_finds() {
     for path in paths {
         assert_eq!(held.lookup(path), indexed(&whole, path), "{path:?}");
     }
+    // All at once, twice over (a template may repeat a placeholder), in
+    // one pass: the same answers in the same order.
+    let twice: Vec<&[&str]> = paths.iter().chain(paths.iter().rev()).copied().collect();
+    let expected: Vec<_> = twice.iter().map(|p| indexed(&whole, p)).collect();
+    assert_eq!(held.lookup_all(&twice), expected);
+    let deep_only: Vec<&[&str]> = twice.iter().filter(|p| !p.is_empty()).copied().collect();
+    let expected: Vec<_> = deep_only.iter().map(|p| indexed(&whole, p)).collect();
+    assert_eq!(held.lookup_all(&deep_only), expected);
+    assert!(held.lookup_all(&[]).is_empty());
     let corrupt = Payload::from_stored(b"{");
     assert_eq!((corrupt.lookup(&["a"]), corrupt.lookup(&[])), (None, Some(Value::Null)));
 }
@@ -117,4 +126,41 @@ fn a_value_converts_to_its_compact_text() {
     assert_eq!(p.as_str(), r#"{"b":1,"a":[true,null]}"#);
     assert_eq!(p.raw().get(), p.as_str());
     assert_eq!(p, Payload::from_stored(br#"{ "b": 1, "a": [ true, null ] }"#));
+}
+
+proptest::proptest! {
+    /// Any value and any set of paths: one pass finds what indexing the
+    /// parsed value finds, path by path.
+    #[test]
+    fn lookup_all_agrees_with_indexing(
+        whole in json_value(),
+        paths in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(&["a", "b", "0", "1", ""][..]), 0..4),
+            0..8,
+        ),
+    ) {
+        let held = Payload::from(&whole);
+        let paths: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
+        let expected: Vec<_> = paths.iter().map(|p| indexed(&whole, p)).collect();
+        proptest::prop_assert_eq!(held.lookup_all(&paths), expected);
+    }
+}
+
+/// Small JSON values whose keys are the ones the paths above use.
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i32>().prop_map(Value::from),
+        "[a-z]{0,3}".prop_map(Value::from)
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        let key = proptest::sample::select(&["a", "b", "0", "1", ""][..]).prop_map(String::from);
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::vec((key, inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
 }

@@ -17,6 +17,11 @@ use serde_json::Value;
 pub trait Vars {
     /// The value at a dotted path, if any.
     fn get(&self, path: &str) -> Option<Value>;
+
+    /// The values at several paths, in their order.
+    fn get_all(&self, paths: &[&str]) -> Vec<Option<Value>> {
+        paths.iter().map(|p| self.get(p)).collect()
+    }
 }
 
 impl Vars for Value {
@@ -25,9 +30,9 @@ impl Vars for Value {
     }
 }
 
-/// The values templates can reach for one delivery. Each placeholder reads
-/// its own path from the payload's text: the payload is never parsed whole
-/// (see [`super::payload`]).
+/// The values templates can reach for one delivery. A template's payload
+/// placeholders are read from the payload's text in one pass: the payload
+/// is never parsed whole (see [`super::payload`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'d>(&'d Delivery);
 
@@ -56,24 +61,59 @@ impl Vars for Context<'_> {
         // Text and null have nothing inside.
         keys.next().is_none().then_some(top)
     }
+
+    fn get_all(&self, paths: &[&str]) -> Vec<Option<Value>> {
+        let steps: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
+        let in_payload: Vec<(usize, &[&str])> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s[0] == "payload")
+            .map(|(i, s)| (i, &s[1..]))
+            .collect();
+        let wanted: Vec<&[&str]> = in_payload.iter().map(|&(_, rest)| rest).collect();
+        let found = self.0.payload.lookup_all(&wanted);
+        let mut out: Vec<Option<Value>> = paths.iter().map(|p| self.get_other(p)).collect();
+        for ((slot, _), v) in in_payload.iter().zip(found) {
+            out[*slot] = v;
+        }
+        out
+    }
+}
+
+impl Context<'_> {
+    /// [`Vars::get`] for paths outside the payload (`None` for the payload's).
+    fn get_other(&self, path: &str) -> Option<Value> {
+        let payload = path == "payload" || path.starts_with("payload.");
+        (!payload).then(|| self.get(path)).flatten()
+    }
 }
 
 /// Renders `template` against `ctx`.
 pub fn render(template: &str, ctx: &impl Vars) -> String {
+    let (pieces, tail) = placeholders(template);
+    let paths: Vec<&str> = pieces.iter().map(|&(_, path)| path).collect();
+    let values = ctx.get_all(&paths);
     let mut out = String::with_capacity(template.len());
+    for ((text, _), v) in pieces.iter().zip(&values) {
+        out.push_str(text);
+        out.push_str(&value_text(v.as_ref()));
+    }
+    out.push_str(tail);
+    out
+}
+
+/// The template as (literal text, placeholder path) pairs, then the text
+/// after the last complete placeholder.
+fn placeholders(template: &str) -> (Vec<(&str, &str)>, &str) {
+    let mut pieces = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        out.push_str(&value_text(ctx.get(after[..end].trim()).as_ref()));
+        let Some(end) = after.find("}}") else { break };
+        pieces.push((&rest[..start], after[..end].trim()));
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
-    out
+    (pieces, rest)
 }
 
 /// The value at a dotted path, if any.
@@ -157,12 +197,12 @@ mod tests {
         let template = "{{payload}}|{{payload.email}}|{{payload.n}}|{{payload.n.0}}|\
             {{payload.n.1.k}}|{{payload.n.2}}|{{payload.none}}|{{payload.}}|{{payload.email.x}}|\
             {{event}}|{{event.x}}|{{event_id}}|{{resource}}|{{resource_id}}|{{resource_id.x}}|\
-            {{workspace}}|{{rule_id}}|{{delivery_id}}|{{nope}}|{{}}";
+            {{workspace}}|{{rule_id}}|{{delivery_id}}|{{nope}}|{{}}|{{payload.n.0}}|{{payload.email}}";
         assert_eq!(render(template, &context(&d)), render(template, &whole));
         assert_eq!(
             render(template, &context(&d)),
             "{\"email\":\"a@b.co\",\"n\":[1.5,{\"k\":\"v\"}],\"none\":null,\"\":1}|a@b.co|\
-             [1.5,{\"k\":\"v\"}]|1.5|v|||1||user.signup||e1|contact|||ws|r1|||"
+             [1.5,{\"k\":\"v\"}]|1.5|v|||1||user.signup||e1|contact|||ws|r1||||1.5|a@b.co"
         );
     }
 
