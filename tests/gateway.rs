@@ -289,6 +289,28 @@ async fn retry_is_refused_while_due_and_cancel_ends_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_an_attempt_that_delivers_ends_completed() {
+    let rx = Receiver::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    rx.set_default(Reply::Gate(gate.clone()));
+    let gw = TestGateway::start(&webhook_config(&[("signup", &rx.url)], "[0s, 1h]")).await;
+    let (_, body) = gw.post_event(json!({"event": "user.signup", "payload": {"n": 1}})).await;
+    let id = body["event"]["id"].as_str().unwrap().to_string();
+    rx.wait_for(1).await;
+    let (code, out) = gw.post(&format!("/api/v1/events/{id}/cancel")).await;
+    assert_eq!((code, out["canceled"].as_u64()), (200, Some(1)), "{out}");
+    assert_eq!(out["in_flight"], json!(["signup-rule"]), "{out}");
+    gate.notify_one();
+    // The receiver got it: the record says so, not `canceled`.
+    let detail = gw.wait_status(&id, "completed").await;
+    let rule = &detail["rule_events"][0];
+    assert_eq!(
+        (rule["last_outcome"].as_str(), rule["attempts"].as_u64()),
+        (Some("delivered"), Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_connection_does_not_delay_another() {
     let slow = Receiver::start().await;
     slow.set_default(Reply::Hang);

@@ -345,9 +345,16 @@ async fn cancel_inner(
         ))
     })?;
     let (key, view) = find(st, p.workspace(), id).await?;
-    Ok(Json(
-        json!({ "canceled": n, "event": render::event_detail(&view, &|r| st.shared.in_flight.contains(key, r)) }),
-    ))
+    let running = |r: &str| st.shared.in_flight.contains(key, r);
+    let in_flight: Vec<&str> = (view.rule_events.iter())
+        .filter(|r| r.status == Status::Canceled && running(&r.rule_id))
+        .map(|r| r.rule_id.as_str())
+        .collect();
+    Ok(Json(json!({
+        "canceled": n,
+        "in_flight": in_flight,
+        "event": render::event_detail(&view, &running),
+    })))
 }
 
 /// `GET /events/{id}/rules/{rule_id}/attempts`.

@@ -53,6 +53,9 @@ pub struct RetryPolicy {
     #[schemars(range(min = 0.0, max = 1.0))]
     pub jitter: f64,
     /// Attempt outcomes that are retried; any other failure is terminal.
+    /// Outcomes meshes treats as final by default (`auth_failed`,
+    /// `rejected_client_error`, `mapping_error`) are retried too when listed;
+    /// a `410 Gone` never is.
     pub retry_on: Vec<Outcome>,
     /// Upper bound for a destination's `Retry-After` request. A documented
     /// quota reset (Zoom's, HubSpot's and Resend's daily limits) is waited for
@@ -185,7 +188,10 @@ pub struct RetryOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub jitter: Option<f64>,
-    /// Attempt outcomes that are retried.
+    /// Attempt outcomes that are retried (any other failure is terminal).
+    /// Outcomes meshes treats as final by default (`auth_failed`,
+    /// `rejected_client_error`, `mapping_error`) are retried too when listed;
+    /// a `410 Gone` never is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<Vec<Outcome>>,
     /// Upper bound for a destination's `Retry-After` request. A documented

@@ -1,6 +1,6 @@
 //! When the next attempt happens: the schedule, jitter and `Retry-After`.
 
-use crate::adapters::adapter::AttemptResult;
+use crate::adapters::adapter::{AttemptReport, AttemptResult};
 use crate::config::model::RetryPolicy;
 use crate::store::Next;
 use std::time::Duration;
@@ -26,20 +26,19 @@ pub fn next_step(
 ) -> Next {
     match result {
         AttemptResult::Delivered => Next::Completed,
+        // The adapter judged that retrying cannot help, but `retry_on` is the
+        // user's word: one listing `auth_failed` while credentials are being
+        // rotated, or `rejected_client_error` for a receiver not deployed
+        // yet, gets the schedule.
+        AttemptResult::Permanent { code, .. } if policy.retry_on.contains(code) => {
+            scheduled(policy, spent, now_ms, unit, None)
+        }
         AttemptResult::Permanent { .. } => Next::Failed,
         AttemptResult::Retry { code, after, .. } => {
             if !policy.retry_on.contains(code) {
                 return Next::Failed;
             }
-            let Some(base) = policy.schedule.get(spent.attempts as usize) else {
-                return Next::Failed;
-            };
-            let delay = jittered(base.get(), policy.jitter, unit);
-            let delay = match after {
-                Some(hint) => delay.max((*hint).min(policy.max_retry_after.get())),
-                None => delay,
-            };
-            Next::Retry { at: crate::clock::after(now_ms, delay) }
+            scheduled(policy, spent, now_ms, unit, *after)
         }
         // The reset is the provider's documented one, not a header guess, so
         // `max_retry_after` does not cap it: capped, the delivery was sent
@@ -57,6 +56,43 @@ pub fn next_step(
             Next::Deferred { at: (*until).max(now_ms) }
         }
     }
+}
+
+/// [`next_step`] for an attempt's report. A `410 Gone` is final whatever
+/// `retry_on` lists: by the Standard Webhooks contract the receiver asks
+/// never to be sent it again.
+pub fn next_for(
+    report: &AttemptReport,
+    policy: &RetryPolicy,
+    spent: Spent,
+    now_ms: u64,
+    unit: f64,
+) -> Next {
+    let gone = report.http_status == Some(410);
+    if gone && !matches!(report.result, AttemptResult::Delivered) {
+        return Next::Failed;
+    }
+    next_step(&report.result, policy, spent, now_ms, unit)
+}
+
+/// The schedule's next attempt, or `Failed` when it is spent; `after` is
+/// the destination's hint, capped by `max_retry_after`.
+fn scheduled(
+    policy: &RetryPolicy,
+    spent: Spent,
+    now_ms: u64,
+    unit: f64,
+    after: Option<Duration>,
+) -> Next {
+    let Some(base) = policy.schedule.get(spent.attempts as usize) else {
+        return Next::Failed;
+    };
+    let delay = jittered(base.get(), policy.jitter, unit);
+    let delay = match after {
+        Some(hint) => delay.max(hint.min(policy.max_retry_after.get())),
+        None => delay,
+    };
+    Next::Retry { at: crate::clock::after(now_ms, delay) }
 }
 
 /// `base` spread by ±`jitter` (0.2 = ±20 %); `unit` in [0, 1) picks the point.
@@ -98,6 +134,28 @@ mod tests {
         let permanent =
             AttemptResult::Permanent { code: Outcome::RejectedClientError, message: String::new() };
         assert_eq!(next_step(&permanent, &p, n(1), 0, 0.5), Next::Failed);
+    }
+
+    #[test]
+    fn retry_on_retries_what_an_adapter_called_permanent_but_not_a_410() {
+        let mut p = policy();
+        p.retry_on = vec![Outcome::AuthFailed, Outcome::RejectedClientError];
+        let auth = AttemptResult::Permanent { code: Outcome::AuthFailed, message: String::new() };
+        assert_eq!(next_step(&auth, &p, n(1), 1_000, 0.5), Next::Retry { at: 6_000 });
+        assert_eq!(next_step(&auth, &p, n(3), 1_000, 0.5), Next::Failed, "schedule spent");
+        let mapping =
+            AttemptResult::Permanent { code: Outcome::MappingError, message: String::new() };
+        assert_eq!(next_step(&mapping, &p, n(1), 1_000, 0.5), Next::Failed, "not listed");
+        let report = |status| AttemptReport {
+            result: AttemptResult::Permanent {
+                code: Outcome::RejectedClientError,
+                message: String::new(),
+            },
+            http_status: Some(status),
+            response_excerpt: None,
+        };
+        assert_eq!(next_for(&report(404), &p, n(1), 1_000, 0.5), Next::Retry { at: 6_000 });
+        assert_eq!(next_for(&report(410), &p, n(1), 1_000, 0.5), Next::Failed);
     }
 
     #[test]

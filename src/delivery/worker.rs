@@ -81,7 +81,7 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
             deferrals: rec.deferrals,
         };
         feed_lane(&conn, lane, &report.result, now);
-        retry::next_step(&report.result, &conn.retry, spent, now, rand::random())
+        retry::next_for(&report, &conn.retry, spent, now, rand::random())
     };
     observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
     let attempt = record(&delivery, &report, started, duration);

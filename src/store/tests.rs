@@ -194,6 +194,35 @@ async fn an_attempt_finishing_after_cancel_does_not_resurrect_it() {
     let r = store.event(key).unwrap().unwrap().rule_events.remove(0);
     assert_eq!(r.status, Status::Canceled);
     assert_eq!(r.attempts, 1, "the attempt is still recorded");
+    assert_eq!(r.last_outcome, Some(Outcome::RejectedServerError));
+    assert_eq!(r.last_error.as_deref(), Some("canceled by API"), "the reason stays");
+    assert_eq!(store.due_len().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_attempt_that_delivers_after_cancel_completes_the_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let ev = w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 100, None)], 100).await.unwrap();
+    let key = event_key(&ev[0].event.id).unwrap();
+    let due = store.due("ws/c", 100, 10, &no_skip).unwrap().remove(0);
+    w.cancel(key, None, "canceled by API", 150).await.unwrap();
+    let done = AttemptDone {
+        key: due,
+        attempt: Some(attempt(1, 100, Outcome::Delivered)),
+        next: Next::Completed,
+        at: 101,
+    };
+    w.attempt(done).await.unwrap();
+    // The receiver has it: the record says delivered, not canceled.
+    let view = store.event(key).unwrap().unwrap();
+    let r = &view.rule_events[0];
+    assert_eq!(
+        (r.status, r.last_outcome, r.last_error.as_deref()),
+        (Status::Completed, Some(Outcome::Delivered), None)
+    );
+    assert_eq!(view.status(|_| false), Status::Completed);
     assert_eq!(store.due_len().unwrap(), 0);
 }
 

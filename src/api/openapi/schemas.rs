@@ -249,6 +249,9 @@ pub struct RetryScheduled {
 pub struct Canceled {
     /// Rule events canceled (finished ones are left as they are).
     pub canceled: u64,
+    /// Rules whose attempt was already running: it is not recalled, and the
+    /// delivery ends `completed` if that attempt delivers.
+    pub in_flight: Vec<String>,
     /// The event after the cancel.
     pub event: EventDetail,
 }

@@ -95,11 +95,21 @@ impl Tables<'_> {
             rec.started_at.get_or_insert(a.started_at);
             rec.last_outcome = Some(a.outcome);
             rec.last_http_status = a.http_status;
-            rec.last_error = a.error.clone();
+            // A delivery canceled while this attempt ran keeps its reason.
+            if !rec.status.is_terminal() {
+                rec.last_error = a.error.clone();
+            }
         }
         // The entry just consumed is the one the record pointed at, unless the
         // delivery was canceled or re-scheduled meanwhile: then leave it be.
         if rec.status.is_terminal() || rec.next_attempt_at != Some(k.due) {
+            // Canceled while this attempt ran, and the attempt delivered: the
+            // receiver has it, so the record says so (the cancel came too
+            // late). Otherwise the cancel stands and stops the retries.
+            if rec.status == Status::Canceled && matches!(done.next, Next::Completed) {
+                let now = done.attempt.as_ref().map_or(done.at, |a| a.started_at + a.duration_ms);
+                finish(&mut rec, Status::Completed, now, None);
+            }
             return self.put(k.event, &rec);
         }
         // Moved to its rule's new connection, at the same due time, while
