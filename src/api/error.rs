@@ -242,6 +242,12 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
+        // The decoder replaces bytes that are not UTF-8 with U+FFFD, so a
+        // filter would silently match nothing instead of being refused.
+        if let Some((name, raw)) = parts.uri.query().and_then(non_utf8_param) {
+            let msg = format!("`{raw}` is not UTF-8 once percent-decoded; expected UTF-8 text");
+            return Err(ApiError::field(&name, &msg));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
@@ -254,10 +260,57 @@ where
     }
 }
 
+/// The first query parameter whose name or value is not UTF-8 once
+/// percent-decoded: its name (lossily decoded) and the raw text at fault.
+fn non_utf8_param(query: &str) -> Option<(String, String)> {
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let utf8 = |s: &str| std::str::from_utf8(&percent_decoded(s)).is_ok();
+        let decoded_name = String::from_utf8_lossy(&percent_decoded(name)).into_owned();
+        match (utf8(name), utf8(value)) {
+            (true, true) => None,
+            (true, false) => Some((decoded_name, value.to_string())),
+            (false, _) => Some(("query".to_string(), name.to_string())),
+        }
+    })
+}
+
+/// `%XX` escapes decoded as `application/x-www-form-urlencoded` does; a `%`
+/// not followed by two hex digits stays as it is.
+fn percent_decoded(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |at: usize| b.get(at).and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderMap;
+
+    #[test]
+    fn query_text_that_is_not_utf8_once_decoded_is_found() {
+        assert_eq!(non_utf8_param("limit=5&event=user.signup&x=%C3%A9%zz%"), None);
+        assert_eq!(
+            non_utf8_param("limit=5&event=%FF"),
+            Some(("event".to_string(), "%FF".to_string()))
+        );
+        assert_eq!(non_utf8_param("%C3=1"), Some(("query".to_string(), "%C3".to_string())));
+    }
 
     async fn render(e: ApiError) -> (StatusCode, serde_json::Value, HeaderMap) {
         let (parts, b) = e.into_response().into_parts();

@@ -216,17 +216,22 @@ pub async fn get(
     ))
 }
 
-/// `GET /events/{id}/payload`.
+/// `GET /events/{id}/payload`: the payload as receivers get it (the text a
+/// webhook sends), written without building a tree of it.
 pub async fn payload(
     State(st): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, _) = find(&st, p.workspace(), &id).await?;
     let raw = read(&st, move |sh| sh.store.payload(key)).await?.unwrap_or_default();
-    let payload: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-    Ok(Json(json!({ "payload": payload })))
+    let text = crate::adapters::payload::Payload::from_stored(&raw);
+    let mut body = Vec::with_capacity(text.as_str().len() + 12);
+    body.extend_from_slice(b"{\"payload\":");
+    body.extend_from_slice(text.as_str().as_bytes());
+    body.push(b'}');
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `POST /events/{id}/rules/{rule_id}/retry`.

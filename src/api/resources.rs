@@ -14,6 +14,7 @@ use crate::gateway::runtime::WorkspaceRt;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -61,25 +62,45 @@ pub fn connection_json(name: &str, c: &ConnectionConfig) -> Value {
 /// A webhook's extra headers are where a credential goes when the receiver
 /// wants one the `auth` block cannot express (`X-Api-Key`), yet they are
 /// plain strings, so a literal value is not flagged as a secret by
-/// `validate` (most are not: `X-Source: meshes`). A value with no `${VAR}`
-/// at all is shown as `[redacted]`; one that reads the environment is shown
-/// as written (`Bearer ${TOKEN}`), the part from the environment never.
+/// `validate` (most are not: `X-Source: meshes`). A value is shown as
+/// written only when all of it comes from the environment, after at most an
+/// auth scheme (`${TOKEN}`, `Bearer ${TOKEN}`); any other text, or a
+/// `${VAR:-default}`, may be a credential in git, so it is `[redacted]`.
 fn redact_literal_headers(c: &ConnectionConfig, value: &mut Value) {
     let ConnectionConfig::Webhook(w) = c else { return };
     value["url"] = Value::String(shown_url(&w.url.0));
     let Some(shown) = value.get_mut("headers").and_then(Value::as_object_mut) else { return };
     for (name, template) in &w.headers {
-        if env::variables(&template.0).is_empty() {
+        if !from_env(&template.0, |at, text| at == 0 && is_auth_scheme(text)) {
             shown.insert(name.clone(), Value::String("[redacted]".into()));
         }
     }
 }
 
+/// True when `template` is only `${VAR}` references without defaults, apart
+/// from text that `allowed(position, text)` accepts.
+fn from_env(template: &str, allowed: impl Fn(usize, &str) -> bool) -> bool {
+    env::parse(template).is_ok_and(|parts| {
+        parts.iter().enumerate().all(|(at, p)| match p {
+            env::Part::Text(text) => allowed(at, text),
+            env::Part::Var { default, .. } => default.is_none(),
+        })
+    })
+}
+
+/// `Bearer `, `Token `: one word and a space.
+fn is_auth_scheme(text: &str) -> bool {
+    text.strip_suffix(' ').is_some_and(|word| {
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
 /// A webhook URL as shown: its userinfo and its query values can be
 /// credentials (`https://user:pass@…`, `?token=…`), so each of them that is
-/// written in the file, not read from the environment, is `[redacted]`.
+/// not wholly read from the environment is `[redacted]` (`${USER}:pw` too).
 fn shown_url(template: &str) -> String {
-    let literal = |s: &str| !s.is_empty() && env::variables(s).is_empty();
+    let literal = |s: &str| !s.is_empty() && !from_env(s, |_, _| false);
+    let userinfo_literal = |s: &str| !from_env(s, |_, text| text == ":");
     let (base, query) = match template.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (template, None),
@@ -88,7 +109,7 @@ fn shown_url(template: &str) -> String {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             match authority.rsplit_once('@') {
-                Some((user, host)) if literal(user) => {
+                Some((user, host)) if userinfo_literal(user) => {
                     format!("{scheme}://[redacted]@{host}{path}")
                 }
                 _ => base.to_string(),
@@ -227,15 +248,24 @@ pub async fn workspace_get(
 }
 
 /// Any write to a config-owned resource.
-pub async fn managed_in_git() -> ApiError {
-    ApiError::MethodNotAllowed(
+pub async fn managed_in_git() -> impl IntoResponse {
+    // RFC 9110: a 405 names the methods the resource does take.
+    let allow = [(axum::http::header::ALLOW, "GET,HEAD")];
+    (allow, ApiError::MethodNotAllowed(
         "connections and rules are managed in meshes.yaml: change the file (the gateway reloads it) instead of calling the API".into(),
-    )
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn writes_answer_405_naming_the_methods_allowed() {
+        let resp = managed_in_git().await.into_response();
+        assert_eq!(resp.status(), axum::http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[axum::http::header::ALLOW], "GET,HEAD");
+    }
 
     #[test]
     fn connection_json_never_shows_literal_secrets() {
@@ -268,6 +298,12 @@ mod tests {
             ),
             ("https://${USER}@example.com/h?sig", "https://${USER}@example.com/h?[redacted]"),
             ("${HOOK_URL}", "${HOOK_URL}"),
+            ("https://${U}:${P}@example.com/h", "https://${U}:${P}@example.com/h"),
+            // Partly from the environment, partly written in the file.
+            ("https://${HOME}:hunter2@example.com/h", "https://[redacted]@example.com/h"),
+            ("https://${U}:${P:-pw_default}@example.com/h", "https://[redacted]@example.com/h"),
+            ("https://example.com/h?sig=${X}literal", "https://example.com/h?sig=[redacted]"),
+            ("https://example.com/h?sig=${X:-dflt}", "https://example.com/h?sig=[redacted]"),
         ];
         for (url, want) in cases {
             let c: ConnectionConfig =
@@ -278,12 +314,18 @@ mod tests {
 
     #[test]
     fn webhook_headers_show_only_what_reads_the_environment() {
-        let yaml = r#"{"type": "webhook", "url": "https://example.com/h", "headers": {"X-Api-Key": "key_literal_456", "Authorization": "Bearer ${HOOK_TOKEN}"}}"#;
-        let c: ConnectionConfig = serde_json::from_str(yaml).unwrap();
+        let headers = json!({"X-Api-Key": "key_literal_456", "Authorization": "Bearer ${HOOK_TOKEN}",
+            "X-Token": "${T}", "X-Mixed": "k_${T}", "X-Default": "${T:-dflt}", "X-Two": "a b ${T}"});
+        let c: ConnectionConfig = serde_json::from_value(
+            json!({"type": "webhook", "url": "https://example.com/h", "headers": headers}),
+        )
+        .unwrap();
         let shown = connection_json("hooks", &c);
         assert_eq!(
             shown["settings"]["headers"],
-            json!({ "X-Api-Key": "[redacted]", "Authorization": "Bearer ${HOOK_TOKEN}" })
+            json!({ "X-Api-Key": "[redacted]", "Authorization": "Bearer ${HOOK_TOKEN}",
+                "X-Token": "${T}", "X-Mixed": "[redacted]", "X-Default": "[redacted]",
+                "X-Two": "[redacted]" })
         );
     }
 }

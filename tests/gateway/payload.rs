@@ -58,3 +58,20 @@ async fn raw_and_wrapped_webhooks_send_the_compact_payload() {
     assert_eq!(body, expected);
     assert!(verify_signature(&seen[0]), "signature does not verify");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_route_shows_the_text_receivers_get() {
+    let rx = Receiver::start().await;
+    let gw = TestGateway::start(&webhook_config(&[("raw", &rx.url)], "[0s]")).await;
+    let id = post_raw_text(&gw, "user.raw").await;
+    let resp = gw
+        .http
+        .get(format!("{}/api/v1/events/{id}/payload", gw.base))
+        .bearer_auth(gw.jwt())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().await.unwrap(), format!(r#"{{"payload":{DELIVERED}}}"#));
+}
