@@ -363,7 +363,11 @@ async fn bad_query_parameters_name_the_parameter() {
             "status: expected one of: pending, processing, retrying, completed, failed, canceled; found `nope`",
         ),
         ("status=ok&status=failed", "query", "query: could not be read: duplicate field `status`"),
-        ("event=%FF", "event", "event: `%FF` is not UTF-8 once percent-decoded; expected UTF-8 text"),
+        (
+            "event=%FF",
+            "event",
+            "event: `%FF` is not UTF-8 once percent-decoded; expected UTF-8 text",
+        ),
     ] {
         refused(&gw.get(&format!("{EVENTS}?{query}")).await, 400, Some(param), want);
     }

@@ -170,9 +170,14 @@ pub trait Adapter: Send + Sync + std::fmt::Debug {
 }
 
 /// Maps an HTTP status to the engine's default classification (design.md):
-/// 2xx delivered; 408/429/5xx retry; 410 and other 4xx permanent.
+/// 2xx delivered; 408/429/5xx retry; 410 and other 3xx/4xx permanent. A
+/// status with no meaning as a final answer (1xx, or outside 100–599) is a
+/// broken server, retried like a 5xx.
 pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -> AttemptResult {
-    let message = || format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+    let message = || match body.chars().take(200).collect::<String>() {
+        text if text.is_empty() => format!("HTTP {status}"),
+        text => format!("HTTP {status}: {text}"),
+    };
     match status {
         200..=299 => AttemptResult::Delivered,
         429 => AttemptResult::Retry {
@@ -189,7 +194,14 @@ pub fn classify_status(status: u16, retry_after: Option<Duration>, body: &str) -
             message: message(),
         },
         401 | 403 => AttemptResult::Permanent { code: Outcome::AuthFailed, message: message() },
-        _ => AttemptResult::Permanent { code: Outcome::RejectedClientError, message: message() },
+        300..=499 => {
+            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: message() }
+        }
+        _ => AttemptResult::Retry {
+            code: Outcome::RejectedServerError,
+            after: retry_after,
+            message: format!("{}: not a valid final HTTP status", message()),
+        },
     }
 }
 
@@ -232,6 +244,32 @@ mod tests {
         assert!(d > Duration::from_secs(115) && d <= Duration::from_secs(120), "{d:?}");
         assert_eq!(after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn statuses_classify_by_class_and_meaningless_ones_retry() {
+        let kind = |status| match classify_status(status, None, "") {
+            AttemptResult::Delivered => "delivered".to_string(),
+            AttemptResult::Retry { code, message, .. } => format!("retry {code:?} {message}"),
+            AttemptResult::Permanent { code, message } => format!("final {code:?} {message}"),
+            AttemptResult::Deferred { .. } => "deferred".to_string(),
+        };
+        assert_eq!(kind(204), "delivered");
+        assert_eq!(kind(302), "final RejectedClientError HTTP 302");
+        assert_eq!(kind(404), "final RejectedClientError HTTP 404");
+        assert_eq!(kind(403), "final AuthFailed HTTP 403");
+        assert_eq!(kind(503), "retry RejectedServerError HTTP 503");
+        for odd in [101, 600, 999] {
+            assert_eq!(
+                kind(odd),
+                format!("retry RejectedServerError HTTP {odd}: not a valid final HTTP status")
+            );
+        }
+        let AttemptResult::Permanent { message, .. } = classify_status(400, None, "bad field")
+        else {
+            panic!("400 is final")
+        };
+        assert_eq!(message, "HTTP 400: bad field");
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl Api {
     pub fn at(base: reqwest::Url, client: reqwest::Client) -> Result<Self, BuildError> {
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(AGENT));
-        Ok(Api { base, headers, secrets: Secrets::default(), client })
+        // A `base_url` with a user and password sends them as Basic auth.
+        let secrets = Secrets::default().with(super::webhook::userinfo(&base));
+        Ok(Api { base, headers, secrets, client })
     }
 
     /// An API whose URL is itself the credential (Slack and Discord

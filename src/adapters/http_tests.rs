@@ -100,6 +100,16 @@ async fn refused_connections_are_always_retryable_and_redacted() {
 }
 
 #[test]
+fn a_base_url_user_and_password_are_redacted_in_every_form() {
+    use base64::Engine as _;
+    let url = parse_url("base_url", "https://api_user_1:s3cret%2Fpass@api.example/v3").unwrap();
+    let api = Api::at(url, reqwest::Client::new()).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("api_user_1:s3cret/pass");
+    let echoed = format!("Basic {basic} api_user_1 s3cret/pass s3cret%2Fpass");
+    assert_eq!(api.redact(&echoed), "Basic [redacted] [redacted] [redacted] [redacted]");
+}
+
+#[test]
 fn error_messages_from_common_shapes() {
     let cases = [
         (json!({"message": "m"}), "m"),

@@ -139,6 +139,7 @@ pub use checks::check;
 
 #[path = "webhook_secrets.rs"]
 mod secrets;
+pub(crate) use secrets::userinfo;
 
 #[cfg(test)]
 #[path = "webhook_tests.rs"]

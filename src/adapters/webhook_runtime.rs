@@ -22,6 +22,8 @@ use tokio::time::Instant;
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+/// How long the response body is read for its excerpt once the status is in.
+const EXCERPT_GRACE: Duration = Duration::from_secs(2);
 
 /// Delivers events to one URL, signed per the Standard Webhooks spec.
 ///
@@ -185,13 +187,16 @@ async fn read_response(
     let status = response.status().as_u16();
     let after = retry_after(response.headers());
     let limit = EXCERPT_LIMIT + secrets.longest();
+    // The status has decided; the excerpt is a courtesy, so a body that
+    // trickles does not hold the connection's slot until the timeout.
+    let deadline = deadline.min(Instant::now() + EXCERPT_GRACE);
     let (buf, complete) = crate::adapters::http::read_body(&mut response, deadline, limit).await;
     let text = secrets.excerpt(&buf, complete);
     let rejected =
         |message: String| AttemptResult::Permanent { code: Outcome::RejectedClientError, message };
     let result = match status {
         // Standard Webhooks: a redirect means the URL should be updated.
-        300..=399 => rejected(format!(
+        300..=399 if status != 304 => rejected(format!(
             "HTTP {status}: the endpoint redirects; set the connection's `url` to the final URL"
         )),
         410 => {
@@ -226,11 +231,12 @@ fn transport_failure(e: &reqwest::Error, url: &reqwest::Url, secrets: &Secrets) 
     retry(code, if detail.is_empty() { what.to_string() } else { format!("{what}: {detail}") })
 }
 
-/// Removes the URL, its userinfo and its query from an error message.
+/// Removes the URL, its userinfo and its query from an error message
+/// (parts shorter than a credential stay, or `e` would scrub every word).
 fn scrub(message: &str, url: &reqwest::Url) -> String {
     let mut out = message.replace(url.as_str(), "<webhook url>");
     for secret in [Some(url.username()), url.password(), url.query()].into_iter().flatten() {
-        if !secret.is_empty() {
+        if secret.len() >= crate::adapters::redact::MIN_SECRET {
             out = out.replace(secret, "[redacted]");
         }
     }

@@ -73,15 +73,29 @@ fn url_secrets(template: &str, url: &reqwest::Url, lookup: Lookup<'_>, out: &mut
         out.extend(parts.filter(|p| token_like(p)).map(str::to_string));
         out.push(value);
     }
-    if let Some(password) = url.password() {
-        push_encoded(password, out);
-    }
+    out.extend(userinfo(url));
     for pair in url.query().unwrap_or_default().split('&') {
         let value = pair.split_once('=').map_or(pair, |(_, v)| v);
         if value.len() >= LITERAL_MIN {
             push_encoded(value, out);
         }
     }
+}
+
+/// A URL's user name and password, as written and decoded, and the
+/// `Authorization: Basic` value the HTTP client sends them as (it takes
+/// them out of the URL and decodes them first).
+pub(crate) fn userinfo(url: &reqwest::Url) -> Vec<String> {
+    let (user, password) = (url.username(), url.password());
+    if user.is_empty() && password.is_none() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    push_encoded(user, &mut out);
+    push_encoded(password.unwrap_or_default(), &mut out);
+    let pair = format!("{}:{}", out[0], out[2]);
+    out.push(STANDARD.encode(pair));
+    out
 }
 
 /// A value as sent (percent-encoded) and as a receiver may show it (decoded).
@@ -168,6 +182,18 @@ mod tests {
         let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string());
         let url = reqwest::Url::parse(&resolved(&cfg.url.0, &lookup)).unwrap();
         secrets(&cfg, &url, &lookup)
+    }
+
+    #[test]
+    fn url_userinfo_is_listed_as_sent_in_basic_auth() {
+        let yaml = "url: http://sk_live_user%2B1:pa55word-Secret9@h.example/hook\n";
+        let s = list(yaml, &[]);
+        let basic = STANDARD.encode("sk_live_user+1:pa55word-Secret9");
+        let echo = format!("authorization: Basic {basic}; user sk_live_user+1 sk_live_user%2B1");
+        assert_eq!(s.redact(&echo), "authorization: Basic [redacted]; user [redacted] [redacted]");
+        let only_user = list("url: http://sk_live_ONLYUSER_XYZ789@h.example/hook\n", &[]);
+        let basic = STANDARD.encode("sk_live_ONLYUSER_XYZ789:");
+        assert_eq!(only_user.redact(&format!("Basic {basic}")), "Basic [redacted]");
     }
 
     #[test]

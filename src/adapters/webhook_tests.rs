@@ -301,6 +301,33 @@ async fn a_stalled_body_keeps_the_status_and_what_arrived() {
     assert_eq!(r.response_excerpt.as_deref(), Some("partial"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_is_read_for_the_grace_only_not_the_whole_timeout() {
+    let (base, _) = receiver(|| {
+        let chunk = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from("par")) });
+        let body = Body::from_stream(chunk.chain(futures::stream::pending()));
+        (StatusCode::OK, body).into_response()
+    })
+    .await;
+    let start = tokio::time::Instant::now();
+    let r = deliver(&config(&base), Duration::from_secs(60)).await;
+    assert_eq!((r.result, r.response_excerpt.as_deref()), (AttemptResult::Delivered, Some("par")));
+    // The paused clock only moves to the next timer: the grace's, not the timeout's.
+    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn short_url_parts_do_not_scrub_words_out_of_errors() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let r = deliver(&config(&format!("http://e:o@127.0.0.1:{port}/x?c=1")), Duration::from_secs(5))
+        .await;
+    let AttemptResult::Retry { message, .. } = &r.result else { panic!("{r:?}") };
+    assert!(message.starts_with("could not connect: "), "{message}");
+    assert!(!message.contains("[redacted]"), "{message}");
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_a_network_error_without_the_url_secrets() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
