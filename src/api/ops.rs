@@ -42,46 +42,47 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    let store = st.shared.store.clone();
+    let shared = st.shared.clone();
     // Unauthenticated and linear in the backlog: scrapes share one scan (up
     // to `DEPTHS_MAX_AGE` old) rather than each walking the due index.
-    let depths = st.reads.depths.get(move || store.queue_depths(crate::clock::now_ms())).await;
-    match depths {
-        Ok(depths) => record_depths(&st.shared.runtime.load(), &depths),
-        Err(e) => tracing::warn!(error = ?e, "cannot read queue depths for /metrics"),
+    let scan = move || {
+        let running = |event: u128, rule: &str| shared.in_flight.contains(event, rule);
+        shared.store.queue_depths(crate::clock::now_ms(), &running)
+    };
+    let depths = st.reads.depths.get(scan).await;
+    if let Err(e) = &depths {
+        tracing::warn!(error = ?e, "cannot read queue depths for /metrics");
     }
+    let depths = depths.as_deref().ok().map(Vec::as_slice);
+    st.shared.lanes.export(&st.shared.runtime.load(), depths, crate::clock::now_ms());
     metrics::gauge!("meshes_deliveries_in_flight").set(st.shared.in_flight.len() as f64);
     let text = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-fn record_depths(rt: &crate::gateway::runtime::Runtime, depths: &[crate::store::QueueDepth]) {
-    // A configured connection whose queue emptied must read 0, not its last value.
-    for conn in rt.workspaces.values().flat_map(|w| w.connections.values()) {
-        if !depths.iter().any(|d| d.conn_key == conn.conn_key) {
-            metrics::gauge!("meshes_queue_depth", "connection" => conn.conn_key.clone()).set(0.0);
-            metrics::gauge!("meshes_retry_backlog", "connection" => conn.conn_key.clone()).set(0.0);
-        }
-    }
-    let mut total = 0;
-    for d in depths {
-        let conn = d.conn_key.clone();
-        metrics::gauge!("meshes_queue_depth", "connection" => conn.clone()).set(d.due as f64);
-        metrics::gauge!("meshes_retry_backlog", "connection" => conn).set(d.later as f64);
-        total += d.due + d.later;
-    }
-    metrics::gauge!("meshes_pending_deliveries").set(total as f64);
-}
-
 /// The Prometheus recorder: latencies are exported as histograms (bucketed
-/// from 100 µs to 10 min, so one set fits ingest, attempts and end to end).
+/// from 100 µs to 10 min, so one set fits ingest, attempts and end to end),
+/// and ingest to delivery up to a day, as the default retry schedule does.
 pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const BUCKETS: &[f64] = &[
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
         5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
     ];
+    const RETRIED: &[f64] = &[1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0];
+    let end_to_end: Vec<f64> = BUCKETS.iter().chain(RETRIED).copied().collect();
+    // A full name wins over a suffix, whatever the order they are set in.
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("meshes_event_to_delivery_seconds".into()),
+                &end_to_end,
+            )
+        })
         .unwrap_or_else(|_| PrometheusBuilder::new())
 }
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;

@@ -102,7 +102,7 @@ async fn a_read_that_panics_is_a_500_not_a_crash() {
 }
 
 fn depth(n: u64) -> Vec<QueueDepth> {
-    vec![QueueDepth { conn_key: "ws/out".into(), due: n, later: 0 }]
+    vec![QueueDepth { conn_key: "ws/out".into(), due: n, later: 0, running: 0 }]
 }
 
 /// A scan that counts itself and answers its count as the depth.

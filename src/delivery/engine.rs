@@ -66,7 +66,8 @@ impl InFlight {
             .lock()
             .is_ok_and(|m| m.get(&event).is_some_and(|rules| rules.iter().any(|r| r == rule)))
     }
-    fn insert(&self, event: u128, rule: &str) {
+    /// Marks an attempt of this delivery as running.
+    pub(crate) fn insert(&self, event: u128, rule: &str) {
         if let Ok(mut m) = self.0.lock() {
             m.entry(event).or_default().push(rule.to_string());
         }
@@ -110,6 +111,8 @@ pub struct Shared {
     pub cleanups: Cleanups,
     /// Each connection's request budget (its lane's, and its discovery's).
     pub budgets: crate::adapters::limits::Budgets,
+    /// The lanes in use, whose breakers `/metrics` reads.
+    pub lanes: super::observe::Lanes,
 }
 
 /// The scheduler task's state.
@@ -133,6 +136,7 @@ impl Engine {
             inbox_wake: Notify::new(),
             cleanups: Cleanups::default(),
             budgets: crate::adapters::limits::Budgets::default(),
+            lanes: super::observe::Lanes::default(),
         });
         Engine { shared, lanes: HashMap::new(), cursors: HashMap::new(), tasks: TaskTracker::new() }
     }
@@ -176,11 +180,12 @@ impl Engine {
     }
 
     /// [`Engine::tick`] at `now` (Unix ms): tests pass their own time.
-    fn tick_at(&mut self, now: u64) -> Result<u64, StoreError> {
+    pub(super) fn tick_at(&mut self, now: u64) -> Result<u64, StoreError> {
         let rt = self.shared.runtime.load_full();
         let mut wake_at = crate::clock::after(now, IDLE);
         let live: HashSet<&str> = rt.connections().map(|c| c.conn_key.as_str()).collect();
         self.lanes.retain(|k, _| live.contains(k.as_str()));
+        self.shared.lanes.retain(&live);
         self.shared.budgets.retain(|k| live.contains(k));
         // A cursor at or past an entry committed since the last tick would
         // pass over it: read that partition from its head instead.
@@ -205,14 +210,15 @@ impl Engine {
         Ok(wake_at)
     }
 
-    fn lane(&mut self, conn: &ConnectionRt) -> Arc<Lane> {
-        let budgets = &self.shared.budgets;
-        let lane =
-            self.lanes.entry(conn.conn_key.clone()).or_insert_with(|| new_lane(conn, budgets));
-        if lane.settings != conn.lane {
-            *lane = new_lane(conn, budgets);
+    pub(super) fn lane(&mut self, conn: &ConnectionRt) -> Arc<Lane> {
+        if let Some(lane) = self.lanes.get(&conn.conn_key).filter(|l| l.settings == conn.lane) {
+            return lane.clone();
         }
-        lane.clone()
+        let budget = self.shared.budgets.get(&conn.conn_key, conn.lane.rate_limit.as_ref());
+        let lane = Arc::new(Lane::with_budget(conn.lane.clone(), budget));
+        self.lanes.insert(conn.conn_key.clone(), lane.clone());
+        self.shared.lanes.track(&conn.conn_key, lane.clone());
+        lane
     }
 
     /// Dispatches up to `cap` due entries of `conn`; true when fewer were due.
@@ -262,13 +268,6 @@ impl Engine {
         self.tasks.spawn(async move { worker::run(shared, lane, key, slots).await });
         true
     }
-}
-
-/// A lane with its breaker closed, as the metrics then say.
-fn new_lane(conn: &ConnectionRt, budgets: &crate::adapters::limits::Budgets) -> Arc<Lane> {
-    super::worker::circuit_gauge(&conn.conn_key, false);
-    let budget = budgets.get(&conn.conn_key, conn.lane.rate_limit.as_ref());
-    Arc::new(Lane::with_budget(conn.lane.clone(), budget))
 }
 
 #[cfg(test)]

@@ -45,6 +45,19 @@ pub enum Breaker {
     HalfOpen,
 }
 
+/// A change of the breaker that the log reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It opened, or a probe failed and it opened again: no sends until
+    /// this time (Unix ms).
+    Opened {
+        /// When a probe may go.
+        until: u64,
+    },
+    /// It closed: the connection is sent to as usual again.
+    Closed,
+}
+
 /// A lane.
 #[derive(Debug)]
 pub struct Lane {
@@ -133,6 +146,13 @@ impl Lane {
         !matches!(self.breaker(), Breaker::Closed { .. })
     }
 
+    /// Whether the breaker holds sends back at `now_ms`: open and its
+    /// cooldown (or quota wait) not over. Half open is not: a probe may go,
+    /// even if nothing is due to be it.
+    pub fn pausing(&self, now_ms: u64) -> bool {
+        matches!(self.breaker(), Breaker::Open { until, .. } if now_ms < until)
+    }
+
     /// The breaker state (for metrics and tests).
     pub fn breaker(&self) -> Breaker {
         self.breaker.lock().map(|b| *b).unwrap_or(Breaker::HalfOpen)
@@ -140,10 +160,13 @@ impl Lane {
 
     /// Feeds an attempt's health signal: `healthy` = the destination answered
     /// sensibly (success or a per-request rejection), not a timeout/5xx/429.
-    pub fn record(&self, healthy: bool, now_ms: u64) {
-        let Ok(mut b) = self.breaker.lock() else { return };
+    /// Says whether the breaker opened or closed, for the log: decided
+    /// under the lock, as attempts finishing together would both see it.
+    pub fn record(&self, healthy: bool, now_ms: u64) -> Option<Change> {
+        let Ok(mut b) = self.breaker.lock() else { return None };
         let threshold = self.settings.breaker.failure_threshold.max(1);
-        *b = match (*b, healthy) {
+        let before = *b;
+        *b = match (before, healthy) {
             (_, true) => Breaker::Closed { failures: 0 },
             (Breaker::Closed { failures }, false) if failures + 1 < threshold => {
                 Breaker::Closed { failures: failures + 1 }
@@ -154,6 +177,13 @@ impl Lane {
                 since: now_ms,
             },
         };
+        match (before, *b) {
+            (Breaker::Open { .. }, Breaker::Open { .. })
+            | (Breaker::Closed { .. }, Breaker::Closed { .. }) => None,
+            (_, Breaker::Open { until, .. }) => Some(Change::Opened { until }),
+            (_, Breaker::Closed { .. }) => Some(Change::Closed),
+            (_, Breaker::HalfOpen) => None,
+        }
     }
 
     /// Pauses the connection until `until` (Unix ms): an account-wide quota

@@ -10,9 +10,9 @@
 //! is only in their hands, so they report it through [`note`], and the
 //! attempt, run inside [`watch`], hears of it.
 
-use crate::adapters::adapter::{AttemptReport, AttemptResult};
+use crate::adapters::adapter::AttemptResult;
 use crate::config::model::Outcome;
-use crate::store::Next;
+use crate::store::{AttemptDone, DueKey, Next};
 use std::cell::Cell;
 use std::error::Error;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -83,13 +83,16 @@ pub fn is_local(seen: bool, result: &AttemptResult) -> bool {
     seen && matches!(result, AttemptResult::Retry { code: Outcome::NetworkError, .. })
 }
 
-/// Says in the attempt's message that the failure was this server's.
-pub fn explain(report: &mut AttemptReport) {
-    if let AttemptResult::Retry { message, .. } = &mut report.result {
-        *message = format!(
-            "this server is out of file descriptors (nothing was sent; the attempt does not \
-             count against the retry schedule and is tried again shortly): {message}"
-        );
+/// The end of such an attempt: tried again shortly, and nothing written
+/// but the new due time. Its number goes to the next try, so a row of its
+/// own would be replaced by that try's; the postponement is counted and
+/// logged instead ([`short_of_descriptors`]).
+pub fn postpone(key: &DueKey, now_ms: u64) -> AttemptDone {
+    AttemptDone {
+        key: key.clone(),
+        attempt: None,
+        next: postponed(now_ms, short_of_descriptors(), rand::random()),
+        at: now_ms,
     }
 }
 

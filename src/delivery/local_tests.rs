@@ -89,29 +89,27 @@ async fn tries_without_descriptors_spend_no_retry_budget() {
         let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
         let n = rec.attempts + 1; // as the worker numbers them
         let (due, now) = (rec.next_attempt_at.unwrap(), rec.next_attempt_at.unwrap() + 10);
-        let next = if is_local(*seen, result) {
+        let key = DueKey { conn_key: "ws/out".into(), due, event: id, rule: "r1".into() };
+        let done = if is_local(*seen, result) {
             streak += 1;
-            postponed(now, streak - 1, 0.5)
+            // As the worker ends it, at the wait of this streak (the
+            // server-wide one is shared with the other tests).
+            let next = postponed(now, streak - 1, 0.5);
+            AttemptDone { next, ..postpone(&key, now) }
         } else {
             let spent = Spent { attempts: n - rec.budget_start, deferrals: rec.deferrals };
-            retry::next_step(result, &policy, spent, now, 0.5)
+            let next = retry::next_step(result, &policy, spent, now, 0.5);
+            AttemptDone { key, attempt: Some(attempt(n, now)), next, at: now }
         };
-        nexts.push(next.clone());
-        let attempt = AttemptRecord {
-            attempt: n,
-            started_at: now,
-            duration_ms: 1,
-            outcome: Outcome::NetworkError,
-            http_status: None,
-            response_excerpt: None,
-            error: None,
-        };
-        let key = DueKey { conn_key: "ws/out".into(), due, event: id, rule: "r1".into() };
-        store
-            .writer()
-            .attempt(AttemptDone { key, attempt: Some(attempt), next, at: now })
-            .await
-            .unwrap();
+        nexts.push(done.next.clone());
+        store.writer().attempt(done).await.unwrap();
+        if is_local(*seen, result) {
+            let after = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
+            let same = |r: &crate::store::RuleEventRecord| {
+                (r.attempts, r.status, r.last_error.clone(), r.last_outcome)
+            };
+            assert_eq!(same(&after), same(&rec), "the record tells nothing new");
+        }
     }
     let wait = WAIT.as_millis() as u64;
     assert_eq!(
@@ -127,9 +125,23 @@ async fn tries_without_descriptors_spend_no_retry_budget() {
     let rec = store.attempt_view(id, "r1").unwrap().unwrap().rule_event;
     assert_eq!((rec.status, rec.attempts, rec.budget_start), (Status::Failed, 3, 0));
     let rows = store.attempts(id, "r1").unwrap();
-    assert_eq!(rows.len(), 3, "the postponed tries left no rows of their own: {rows:?}");
+    let numbers: Vec<u32> = rows.iter().map(|r| r.attempt).collect();
+    assert_eq!(numbers, [1, 2, 3], "no row for the postponed tries: {rows:?}");
+    assert!(rows.iter().all(|r| r.outcome == Outcome::RejectedServerError), "{rows:?}");
     assert_eq!(rec.deferrals, 0, "not a quota wait: max_deferrals is untouched");
     store.close().await;
+}
+
+fn attempt(n: u32, now: u64) -> AttemptRecord {
+    AttemptRecord {
+        attempt: n,
+        started_at: now,
+        duration_ms: 1,
+        outcome: Outcome::RejectedServerError,
+        http_status: Some(503),
+        response_excerpt: None,
+        error: Some("HTTP 503".into()),
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod engine;
 pub mod lane;
 pub mod local;
+pub mod observe;
 mod panicked;
 pub mod retry;
 pub mod route;

@@ -5,6 +5,7 @@ use super::cleanup::move_one;
 use super::engine::Shared;
 use super::lane::{Lane, Slots};
 use super::local;
+use super::observe;
 use super::panicked::{self, Release};
 use super::retry;
 use super::route::{Fate, fate, grace_left, postponed};
@@ -67,25 +68,52 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     let delivery = delivery(&view, key, target, &conn, payload);
     let started = clock::now_ms();
     let t0 = tokio::time::Instant::now();
-    let ((mut report, queued), out_of_fds) = local::watch(send(&conn, lane, &delivery)).await;
+    let ((report, queued), out_of_fds) = local::watch(send(&conn, lane, &delivery)).await;
     let duration = t0.elapsed().saturating_sub(queued);
+    let spent =
+        retry::Spent { attempts: delivery.attempt - rec.budget_start, deferrals: rec.deferrals };
+    let sent = Sent { report, out_of_fds, started, duration };
+    Some(conclude(&conn, lane, key, &delivery, spent, sent))
+}
+
+/// What came of sending an attempt.
+#[derive(Debug)]
+struct Sent {
+    report: AttemptReport,
+    /// The attempt ran out of file descriptors.
+    out_of_fds: bool,
+    /// Unix ms.
+    started: u64,
+    /// The destination's time, not the budget's.
+    duration: std::time::Duration,
+}
+
+/// Tells the breaker, the metrics and the log how an attempt went, and
+/// decides what comes next.
+fn conclude(
+    conn: &ConnectionRt,
+    lane: &Lane,
+    key: &DueKey,
+    delivery: &Delivery,
+    spent: retry::Spent,
+    sent: Sent,
+) -> AttemptDone {
     let now = clock::now_ms();
-    let next = if local::is_local(out_of_fds, &report.result) {
-        // Not the destination's doing: its breaker is not told.
-        local::explain(&mut report);
-        local::postponed(now, local::short_of_descriptors(), rand::random())
-    } else {
-        local::had_descriptors();
-        let spent = retry::Spent {
-            attempts: delivery.attempt - rec.budget_start,
-            deferrals: rec.deferrals,
-        };
-        feed_lane(&conn, lane, &report.result, now);
-        retry::next_for(&report, &conn.retry, spent, now, rand::random())
-    };
-    observe(&conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
-    let attempt = record(&delivery, &report, started, duration);
-    Some(AttemptDone { key: key.clone(), attempt: Some(attempt), next, at: now })
+    let Sent { report, out_of_fds, started, duration } = sent;
+    if local::is_local(out_of_fds, &report.result) {
+        // Not the destination's doing, and nothing was sent: its breaker,
+        // its metrics and the delivery's attempt log are not told.
+        return local::postpone(key, now);
+    }
+    local::had_descriptors();
+    feed_lane(conn, lane, &report.result, now);
+    let next = retry::next_for(&report, &conn.retry, spent, now, rand::random());
+    observe::attempt(conn, &report, duration, now.saturating_sub(delivery.created_at_ms));
+    if next == Next::Failed {
+        observe::failed(delivery, &conn.conn_key, &report);
+    }
+    let attempt = record(delivery, &report, started, duration);
+    AttemptDone { key: key.clone(), attempt: Some(attempt), next, at: now }
 }
 
 /// `Some` when the entry is not attempted here: `Some(done)` cancels it
@@ -122,24 +150,14 @@ fn canceled(key: &DueKey, reason: String) -> AttemptDone {
 }
 
 /// Tells the lane's breaker how the destination answered; an account's
-/// spent quota pauses the connection until its reset.
+/// spent quota pauses the connection until its reset (and says so itself).
 fn feed_lane(conn: &ConnectionRt, lane: &Lane, result: &AttemptResult, now: u64) {
-    let was_open = lane.is_open();
-    lane.record(healthy(result), now);
+    let change = lane.record(healthy(result), now);
     if let AttemptResult::Deferred { until, scope: QuotaScope::Connection, .. } = result {
         pause(conn, lane, *until);
+    } else if let Some(change) = change {
+        observe::breaker(&conn.conn_key, change);
     }
-    if lane.is_open() != was_open {
-        circuit_gauge(&conn.conn_key, !was_open);
-    }
-}
-
-/// `meshes_circuit_open{connection}`: 1 while the connection is paused or
-/// probing (breaker or spent quota), else 0. Set on changes only, and to 0
-/// by the engine for each new lane.
-pub fn circuit_gauge(conn_key: &str, open: bool) {
-    metrics::gauge!("meshes_circuit_open", "connection" => conn_key.to_string())
-        .set(f64::from(u8::from(open)));
 }
 
 /// Holds the connection's deliveries until an account-wide quota resets.
@@ -312,87 +330,6 @@ fn record(
     }
 }
 
-fn observe(
-    conn: &ConnectionRt,
-    report: &AttemptReport,
-    duration: std::time::Duration,
-    age_ms: u64,
-) {
-    let outcome = report.outcome();
-    metrics::counter!("meshes_deliveries_total", "connection" => conn.conn_key.clone(), "outcome" => outcome.as_str()).increment(1);
-    metrics::histogram!("meshes_delivery_duration_seconds", "connection" => conn.conn_key.clone())
-        .record(duration.as_secs_f64());
-    if outcome == Outcome::Delivered {
-        // Ingest to delivery, retries included: what the user of the event waits.
-        metrics::histogram!("meshes_event_to_delivery_seconds", "connection" => conn.conn_key.clone())
-            .record(age_ms as f64 / 1000.0);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn delivery() -> Delivery {
-        Delivery {
-            delivery_id: "dlv_1".into(),
-            attempt: 2,
-            event_id: "e1".into(),
-            event: "user.signup".into(),
-            resource: "global".into(),
-            resource_id: None,
-            workspace: "ws".into(),
-            created_at_ms: 0,
-            rule_id: "r1".into(),
-            metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
-            payload: serde_json::json!({}).into(),
-            mapping: Arc::default(),
-            warnings: crate::adapters::mapping::Warnings::default(),
-        }
-    }
-
-    fn report(result: AttemptResult) -> AttemptReport {
-        AttemptReport { result, http_status: None, response_excerpt: None }
-    }
-
-    #[test]
-    fn only_outages_and_account_quotas_count_against_the_breaker() {
-        let deferred = |scope| AttemptResult::Deferred {
-            code: Outcome::RateLimited,
-            until: 0,
-            scope,
-            message: String::new(),
-        };
-        assert!(healthy(&deferred(QuotaScope::Delivery)), "one registrant's daily limit");
-        assert!(!healthy(&deferred(QuotaScope::Connection)));
-        let retry =
-            AttemptResult::Retry { code: Outcome::Timeout, after: None, message: "".into() };
-        assert!(!healthy(&retry));
-        let auth = AttemptResult::Permanent { code: Outcome::AuthFailed, message: "".into() };
-        assert!(!healthy(&auth));
-        let rejected =
-            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: "".into() };
-        assert!(healthy(&rejected) && healthy(&AttemptResult::Delivered));
-    }
-
-    #[test]
-    fn mapping_warnings_reach_the_attempt_message() {
-        let d = delivery();
-        let took = std::time::Duration::from_millis(3);
-        assert_eq!(record(&d, &report(AttemptResult::Delivered), 1, took).error, None);
-        d.warnings.push("mapping field `seats`: bad".into());
-        let done = record(&d, &report(AttemptResult::Delivered), 1, took);
-        assert_eq!(
-            (done.outcome, done.error.as_deref()),
-            (Outcome::Delivered, Some("mapping field `seats`: bad"))
-        );
-        let failed =
-            AttemptResult::Permanent { code: Outcome::RejectedClientError, message: "400".into() };
-        let done = record(&d, &report(failed), 1, took);
-        assert_eq!(
-            done.error.as_deref(),
-            Some("400 (mapping warnings: mapping field `seats`: bad)")
-        );
-    }
-}
+#[path = "worker_tests.rs"]
+mod tests;

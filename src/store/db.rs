@@ -35,6 +35,13 @@ pub fn file_opener_with_cache(bytes: usize) -> Opener {
     })
 }
 
+thread_local! {
+    /// Set while [`DbSlot`] reopens the file after a failed write: a repair
+    /// then is not the one of a start after an unclean stop. The opener is
+    /// the caller's, and redb runs the repair callback on the opening thread.
+    static REOPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// After an unclean stop redb checks and repairs the file before opening
 /// it, which takes seconds per GiB and answers nothing meanwhile: say so,
 /// and how far it got, every tenth of the way.
@@ -45,11 +52,22 @@ fn repair_log() -> impl Fn(&mut redb::RepairSession) + 'static {
         let tenth = (session.progress() * 10.0) as i32;
         if tenth > logged.get() {
             logged.set(tenth);
-            tracing::info!(
-                done_percent = tenth * 10,
-                "repairing the store after an unclean stop (meshes serves once it is done)"
-            );
+            repair_progress(tenth * 10, REOPENING.with(std::cell::Cell::get));
         }
+    }
+}
+
+fn repair_progress(done_percent: i32, reopening: bool) {
+    if reopening {
+        tracing::warn!(
+            done_percent,
+            "repairing the store after a failed write (requests get 503 until it is reopened)"
+        );
+    } else {
+        tracing::info!(
+            done_percent,
+            "repairing the store after an unclean stop (meshes serves once it is done)"
+        );
     }
 }
 
@@ -137,7 +155,10 @@ impl DbSlot {
             return;
         }
         *last = Some(Instant::now());
-        match (self.opener)(&self.path) {
+        REOPENING.with(|r| r.set(true));
+        let reopened = (self.opener)(&self.path);
+        REOPENING.with(|r| r.set(false));
+        match reopened {
             Ok(db) => {
                 self.slot.store(Some(Arc::new(db)));
                 tracing::warn!(path = %self.path.display(), "store reopened; accepting writes again");
@@ -146,5 +167,33 @@ impl DbSlot {
                 tracing::error!(error = %e, path = %self.path.display(), "store still cannot be opened; requests get 503");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// The repair log says which open it belongs to: redb calls it on the
+    /// opening thread, here called as redb would with the flag it reads.
+    #[test]
+    fn a_repair_on_reopen_after_a_failed_write_says_so() {
+        let (_guard, logs) = crate::delivery::observe::tests::Logs::capture();
+        let dir = tempfile::tempdir().unwrap();
+        let opener: Opener = Arc::new(|path: &Path| {
+            repair_progress(0, REOPENING.with(std::cell::Cell::get));
+            Database::create(path)
+        });
+        let slot = DbSlot::open(dir.path().join("db.redb"), opener).unwrap();
+        slot.failed(slot.get().unwrap());
+        *slot.last_reopen.lock().unwrap() = None; // not wait `REOPEN_EVERY`
+        slot.get().unwrap();
+        let lines = logs.lines();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].contains("after an unclean stop (meshes serves"), "{}", lines[0]);
+        assert!(lines[1].contains("after a failed write (requests get 503"), "{}", lines[1]);
+        assert!(lines[2].contains("store reopened"), "{}", lines[2]);
+        assert!(!REOPENING.with(std::cell::Cell::get), "only while reopening");
     }
 }

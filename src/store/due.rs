@@ -50,15 +50,20 @@ pub struct DueKey {
     pub rule: String,
 }
 
-/// Pending deliveries of one connection, by whether they are due yet.
+/// Pending deliveries of one connection: due and waiting to be sent,
+/// scheduled later, or with an attempt running (its due entry stays until
+/// the outcome is written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueDepth {
     /// `<workspace>/<connection>`.
     pub conn_key: String,
-    /// Due now: waiting for a concurrency slot or the rate limit.
+    /// Due now and not running: waiting for a slot, the rate limit, or a
+    /// breaker (which of them the scan cannot tell).
     pub due: u64,
-    /// Scheduled later: retries waiting out their backoff.
+    /// Scheduled later: retries waiting out their backoff, quota waits.
     pub later: u64,
+    /// With an attempt running now (or its outcome not yet written).
+    pub running: u64,
 }
 
 impl Store {
@@ -115,21 +120,35 @@ impl Store {
         Ok(range.next().transpose()?.map(|(k, _)| k.value().1))
     }
 
-    /// Per connection: deliveries due by `now` (waiting for a slot) and
-    /// deliveries scheduled later (retry backlog, or paused by the breaker).
-    /// A full scan of the due index: for metrics scrapes, not the hot path.
-    pub fn queue_depths(&self, now: u64) -> Result<Vec<QueueDepth>, StoreError> {
+    /// Per connection: deliveries due by `now`, deliveries scheduled later,
+    /// and those `running` says have an attempt running (told apart by
+    /// event and rule, as the scheduler does). A full scan of the due
+    /// index: for metrics scrapes, not the hot path.
+    pub fn queue_depths(
+        &self,
+        now: u64,
+        running: &dyn Fn(u128, &str) -> bool,
+    ) -> Result<Vec<QueueDepth>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
         let table = txn.open_table(DUE)?;
         let mut out: Vec<QueueDepth> = Vec::new();
         for row in table.iter()? {
             let (key, _) = row?;
-            let (conn, due, ..) = key.value();
+            let (conn, due, event, rule) = key.value();
             if out.last().is_none_or(|q| q.conn_key != conn) {
-                out.push(QueueDepth { conn_key: conn.to_string(), due: 0, later: 0 });
+                let conn_key = conn.to_string();
+                out.push(QueueDepth { conn_key, due: 0, later: 0, running: 0 });
             }
             if let Some(q) = out.last_mut() {
-                if due <= now { q.due += 1 } else { q.later += 1 }
+                // Only due entries can be running: the later ones, most
+                // of a long backlog, are not looked up.
+                if due > now {
+                    q.later += 1;
+                } else if running(event, rule) {
+                    q.running += 1;
+                } else {
+                    q.due += 1;
+                }
             }
         }
         Ok(out)
