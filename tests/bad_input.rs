@@ -9,6 +9,10 @@ mod support;
 #[path = "bad_input/slow.rs"]
 mod slow;
 
+/// Values that parse but do not decode; depth and size of bulk items.
+#[path = "bad_input/decode.rs"]
+mod decode;
+
 use serde_json::{Value, json};
 use support::*;
 

@@ -15,11 +15,33 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
     let (ok, down) = (Receiver::start().await, Receiver::start().await);
     down.set_default(Reply::Status(503));
     let cfg = webhook_config(&[("ok", &ok.url), ("down", &down.url)], "[0s, 1h]");
+    // A condition that fails on every event (an int plus a string).
+    let picky = "  - { id: picky, event: user.cel, connection: ok, when: \"payload.n + 'x' == 1\", metadata: { action: send_webhook } }\n";
+    let cfg = cfg.replace("rules:\n", &format!("rules:\n{picky}"));
     let mut gw = TestGateway::prepare(&cfg);
     gw.metrics = Some(handle);
     gw.boot().await;
     for event in ["user.ok", "user.ok", "user.down"] {
         assert_eq!(gw.post_event(json!({"event": event, "payload": {"n": 1}})).await.0, 201);
+    }
+    // Replays are neither ingested events nor condition errors again.
+    let one = r#"{"event":"user.cel","payload":{"n":1}}"#;
+    for (path, body) in
+        [("/api/v1/events", one.to_string()), ("/api/v1/events/bulk", format!("[{one}]"))]
+    {
+        for _ in 0..2 {
+            let resp = gw
+                .http
+                .post(format!("{}{path}", gw.base))
+                .header("x-meshes-publishable-key", PK)
+                .header("idempotency-key", "once")
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 201);
+        }
     }
     ok.wait_for(2).await;
     down.wait_for(1).await;
@@ -40,7 +62,8 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
             .find(|l| l.starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix}:\n{text}"))
     };
-    assert!(line("meshes_events_ingested_total").ends_with(" 3"));
+    assert!(line("meshes_events_ingested_total").ends_with(" 5"));
+    assert!(line("meshes_rule_condition_errors_total{rule=\"picky\"}").ends_with(" 2"));
     assert!(
         line(&format!("meshes_deliveries_total{{{},outcome=\"delivered\"}}", conn("ok")))
             .ends_with(" 2")

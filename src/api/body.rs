@@ -24,6 +24,27 @@ pub fn checked_text<'a>(
     body: &'a [u8],
     max_depth: usize,
 ) -> Result<&'a str, ApiError> {
+    checked(headers, body, max_depth, || format!("nests deeper than {max_depth} levels"))
+}
+
+/// [`checked_text`] for a body that is an array of events: the array is
+/// one more level, so that each event may nest `max_depth` levels, as it
+/// may when sent alone.
+pub fn checked_items_text<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    max_depth: usize,
+) -> Result<&'a str, ApiError> {
+    let too_deep = || format!("nests deeper than {max_depth} levels within an event");
+    checked(headers, body, max_depth + 1, too_deep)
+}
+
+fn checked<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    max_depth: usize,
+    too_deep: impl FnOnce() -> String,
+) -> Result<&'a str, ApiError> {
     check_content_type(headers)?;
     let text = std::str::from_utf8(body).map_err(|e| {
         invalid(format!("is not valid UTF-8 (first invalid byte at offset {})", e.valid_up_to()))
@@ -31,7 +52,7 @@ pub fn checked_text<'a>(
     // serde_json stops at 128 levels on its own; this bound is lower,
     // configurable, and checked without building anything.
     if exceeds_depth(text.as_bytes(), max_depth) {
-        return Err(invalid(format!("nests deeper than {max_depth} levels")));
+        return Err(invalid(too_deep()));
     }
     Ok(text)
 }

@@ -2,11 +2,16 @@
 //! commit, each accepted or refused on its own.
 
 use super::error::{ApiError, FieldError};
-use super::events::{created_by, ingest, json_response, mark_replayed};
-use super::ingest::{idempotency_key, new_event, parse_event};
+use super::events::{created_by, json_response, mark_replayed};
+use super::ingest::{
+    EventInput, idempotency_key, ingest, ingest_bulk, new_event, parse_event, report_conditions,
+};
 use super::{AppState, body, render};
 use crate::clock;
-use crate::store::{self, NewEvent};
+use crate::gateway::rules::ConditionError;
+use crate::gateway::runtime::WorkspaceRt;
+use crate::store::writer::{BulkOutcome, BulkReply, BulkRequest, IdempotencyKey};
+use crate::store::{EventRecord, NewEvent};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,45 +29,120 @@ pub async fn bulk(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// Where each item went (an index in `batch`, or its problems), and the
+/// events of those accepted with their rules' condition errors.
+struct Items {
+    slots: Vec<Result<usize, Vec<FieldError>>>,
+    batch: Vec<NewEvent>,
+    conditions: Vec<Vec<ConditionError>>,
+}
+
 async fn bulk_from(
     st: &AppState,
     p: super::auth::Principal,
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
-    let text = body::checked_text(headers, bytes, super::MAX_DEPTH)?;
+    let text = body::checked_items_text(headers, bytes, super::MAX_DEPTH)?;
     let items = bulk_items(text)?;
     let rt = st.shared.runtime.load_full();
     let ws = rt
         .workspace(p.workspace())
         .ok_or_else(|| ApiError::Forbidden("the key's workspace is no longer configured".into()))?;
-    // Every item carries the whole body's hash: a repeat is the same request.
+    // Bound to the whole body: a repeat is the same request.
     let key = idempotency_key(headers, &p, bytes)?;
     let now = clock::now_ms();
-    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
-    let mut batch: Vec<NewEvent> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        // Each item is valid JSON already, so only field problems remain.
-        let parsed = parse_event(item.get(), &ws.id)
-            .unwrap_or_else(|e| Err(vec![FieldError { param: "body".into(), msg: e.to_string() }]));
-        slots.push(parsed.map(|input| {
-            batch.push(new_event(ws, input, &created_by(&p), now, key.as_ref().map(|k| k.item(i))));
-            batch.len() - 1
-        }));
-    }
-    let stored = if batch.is_empty() { Vec::new() } else { ingest(st, batch, now).await? };
-    let errors = slots.iter().filter(|s| s.is_err()).count();
+    let items = check_items(ws, &created_by(&p), items, key.as_ref(), now);
+    let errors = items.slots.iter().filter(|s| s.is_err()).count();
     let status = match errors {
         0 => StatusCode::CREATED,
-        n if n == slots.len() => StatusCode::BAD_REQUEST,
+        n if n == items.slots.len() => StatusCode::BAD_REQUEST,
         _ => StatusCode::MULTI_STATUS,
     };
-    let mut resp = json_response(status, bulk_answer(&slots, &stored, errors));
-    // The key covers the whole body, so its items are repeats all together.
-    if !stored.is_empty() && stored.iter().all(|d| d.duplicate) {
+    let Some(key) = key else {
+        // Without a key nothing is a replay.
+        let Items { slots, batch, conditions } = items;
+        let stored = if batch.is_empty() { Vec::new() } else { ingest(st, batch, now).await? };
+        report_conditions(&stored, conditions);
+        let records: Vec<&EventRecord> = stored.iter().map(|d| &d.event).collect();
+        return Ok(json_response(status, bulk_answer(&slots, &records, errors)));
+    };
+    let request = |reply| BulkRequest { workspace: ws.id.clone(), key, reply };
+    keyed(st, items, request, status, errors, now).await
+}
+
+/// A bulk request with an `Idempotency-Key`: its answer, if every event is
+/// new, is kept with them for its repeats; a repeat gets the kept one.
+async fn keyed(
+    st: &AppState,
+    items: Items,
+    request: impl FnOnce(BulkReply) -> BulkRequest,
+    status: StatusCode,
+    errors: usize,
+    now: u64,
+) -> Result<Response, ApiError> {
+    let Items { slots, batch, conditions } = items;
+    let records: Vec<&EventRecord> = batch.iter().map(|e| &e.record).collect();
+    let body = bulk_answer(&slots, &records, errors);
+    let reply = BulkReply { status: status.as_u16(), body: body.clone() };
+    let stored = match ingest_bulk(st, batch, request(reply), now).await? {
+        BulkOutcome::Replayed(reply) => {
+            let status = StatusCode::from_u16(reply.status).map_err(|_| {
+                ApiError::Unavailable("a kept bulk reply has no valid status".into())
+            })?;
+            let mut resp = json_response(status, reply.body);
+            mark_replayed(&mut resp);
+            return Ok(resp);
+        }
+        BulkOutcome::Stored(stored) => stored,
+    };
+    report_conditions(&stored, conditions);
+    if stored.iter().all(|d| !d.duplicate) {
+        return Ok(json_response(status, body));
+    }
+    // Answered (in part) from the item rows of an earlier version.
+    let records: Vec<&EventRecord> = stored.iter().map(|d| &d.event).collect();
+    let mut resp = json_response(status, bulk_answer(&slots, &records, errors));
+    if stored.iter().all(|d| d.duplicate) {
         mark_replayed(&mut resp);
     }
     Ok(resp)
+}
+
+/// Checks each item on its own; builds the events of those accepted.
+fn check_items(
+    ws: &WorkspaceRt,
+    created_by: &str,
+    items: Vec<&RawValue>,
+    key: Option<&IdempotencyKey>,
+    now: u64,
+) -> Items {
+    let mut out =
+        Items { slots: Vec::with_capacity(items.len()), batch: Vec::new(), conditions: Vec::new() };
+    for (i, item) in items.into_iter().enumerate() {
+        let slot = check_item(item, &ws.id).map(|input| {
+            let (event, conditions) = new_event(ws, input, created_by, now, key.map(|k| k.item(i)));
+            out.batch.push(event);
+            out.conditions.push(conditions);
+            out.batch.len() - 1
+        });
+        out.slots.push(slot);
+    }
+    out
+}
+
+/// One item, held to what `POST /events` holds one event to.
+fn check_item<'a>(item: &'a RawValue, workspace: &str) -> Result<EventInput<'a>, Vec<FieldError>> {
+    let len = item.get().len();
+    if len > super::MAX_BODY {
+        let max = super::MAX_BODY;
+        let msg =
+            format!("is {len} bytes; one event may be at most {max} bytes (as on POST /events)");
+        return Err(vec![FieldError { param: "body".into(), msg }]);
+    }
+    // Each item is valid JSON already, so only field problems remain.
+    parse_event(item.get(), workspace)
+        .unwrap_or_else(|e| Err(vec![FieldError { param: "body".into(), msg: e.to_string() }]))
 }
 
 /// The body's items, still raw. One pass: each is read once more, by
@@ -88,11 +168,11 @@ fn bulk_items(text: &str) -> Result<Vec<&RawValue>, ApiError> {
 /// than storing it).
 fn bulk_answer(
     slots: &[Result<usize, Vec<FieldError>>],
-    stored: &[store::Ingested],
+    stored: &[&EventRecord],
     errors: usize,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + 300 * slots.len());
-    let mut o = store::json::Obj::new(&mut out);
+    let mut o = crate::store::json::Obj::new(&mut out);
     if errors == slots.len() {
         // Every event refused is a 400, and a client reading any 400 looks
         // for the error shape: it is here, with every item's errors, beside
@@ -110,7 +190,7 @@ fn bulk_answer(
                 out.push(b',');
             }
             match slot {
-                Ok(j) => render::write_created(&stored[*j].event, out),
+                Ok(j) => render::write_created(stored[*j], out),
                 // Writing into a Vec cannot fail.
                 Err(errs) => drop(serde_json::to_writer(&mut *out, &item_error(i, errs))),
             }

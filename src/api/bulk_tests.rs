@@ -6,7 +6,7 @@ use super::*;
 use crate::store::EventRecord;
 use serde_json::json;
 
-fn stored(id: &str, resource_id: Option<&str>) -> store::Ingested {
+fn stored(id: &str, resource_id: Option<&str>) -> crate::store::Ingested {
     let event = EventRecord {
         id: id.into(),
         workspace: "ws".into(),
@@ -16,15 +16,16 @@ fn stored(id: &str, resource_id: Option<&str>) -> store::Ingested {
         created_by: "publishable_key".into(),
         created_at: 1_700_000_000_123,
     };
-    store::Ingested { event, duplicate: false }
+    crate::store::Ingested { event, duplicate: false }
 }
 
 #[test]
 fn bulk_answer_is_the_serde_shape() {
-    let stored = vec![stored("a", Some("u-1")), stored("b", None)];
+    let stored = [stored("a", Some("u-1")), stored("b", None)];
     let errs = vec![FieldError { param: "event".into(), msg: "expected a string".into() }];
     let slots = vec![Ok(0), Err(errs.clone()), Ok(1)];
-    let out = bulk_answer(&slots, &stored, 1);
+    let records: Vec<&EventRecord> = stored.iter().map(|d| &d.event).collect();
+    let out = bulk_answer(&slots, &records, 1);
     let expected = json!({
         "count": 2,
         "error_count": 1,

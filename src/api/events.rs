@@ -2,12 +2,12 @@
 //! cancel, attempts (bulk ingest is in [`super::bulk`]).
 
 use super::error::{ApiError, ApiPath, ApiQuery, FieldError};
-use super::ingest::{idempotency_key, new_event, parse_event};
+use super::ingest::{idempotency_key, ingest, new_event, parse_event, report_conditions};
 use super::reads::read;
 use super::{AppState, body, machine, render};
 use crate::clock;
 use crate::delivery::route::{Fate, fate};
-use crate::store::{self, DueKey, ListFilter, NewEvent, RetryOutcome, Status};
+use crate::store::{self, DueKey, ListFilter, RetryOutcome, Status};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -43,8 +43,9 @@ async fn create_from(
     let input = parse_event(text, &ws.id).map_err(body::syntax_error)?.map_err(bad_request)?;
     let now = clock::now_ms();
     let key = idempotency_key(headers, &p, bytes)?;
-    let ev = new_event(ws, input, &created_by(&p), now, key);
+    let (ev, conditions) = new_event(ws, input, &created_by(&p), now, key);
     let mut out = ingest(st, vec![ev], now).await?;
+    report_conditions(&out, [conditions]);
     let done = out.remove(0);
     let mut body = Vec::with_capacity(320);
     render::write_created(&done.event, &mut body);
@@ -86,8 +87,8 @@ pub(super) fn created_by(p: &super::auth::Principal) -> String {
 /// the registry and allocates.
 #[derive(Clone)]
 pub struct IngestMetrics {
-    duration: metrics::Histogram,
-    ingested: metrics::Counter,
+    pub(super) duration: metrics::Histogram,
+    pub(super) ingested: metrics::Counter,
 }
 
 impl IngestMetrics {
@@ -110,31 +111,6 @@ impl std::fmt::Debug for IngestMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestMetrics").finish_non_exhaustive()
     }
-}
-
-pub(super) async fn ingest(
-    st: &AppState,
-    batch: Vec<NewEvent>,
-    now: u64,
-) -> Result<Vec<store::Ingested>, ApiError> {
-    let n = batch.len() as u64;
-    let for_automations = batch.iter().any(|e| e.inbox);
-    let t0 = tokio::time::Instant::now();
-    let out = st
-        .shared
-        .store
-        .writer()
-        .ingest_checked(batch, now)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .map_err(|conflict| ApiError::Conflict(conflict.to_string()))?;
-    st.ingest_metrics.duration.record(t0.elapsed().as_secs_f64());
-    st.ingest_metrics.ingested.increment(n);
-    st.shared.wake.notify_one();
-    if for_automations {
-        st.shared.inbox_wake.notify_one();
-    }
-    Ok(out)
 }
 
 /// Query of `GET /events`.

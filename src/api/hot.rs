@@ -16,13 +16,22 @@
 use super::{AppState, bulk, events, router};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_LENGTH, VARY};
-use axum::http::{HeaderValue, Method};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, CONTENT_LENGTH, RETRY_AFTER, VARY,
+};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use futures::future::{BoxFuture, Either};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 use tower::Service;
+
+/// The answer headers a browser's script may read besides the safelisted
+/// ones (the CORS layer's `expose_headers`).
+pub const EXPOSED: [HeaderName; 2] = [RETRY_AFTER, HeaderName::from_static("idempotent-replayed")];
+
+/// [`EXPOSED`] as the CORS layer writes it.
+const EXPOSED_VALUE: &str = "retry-after,idempotent-replayed";
 
 /// The whole HTTP surface: the ingest fast path in front of [`router`].
 #[derive(Clone)]
@@ -77,7 +86,8 @@ impl Service<Request> for App {
 
 /// What the router adds to a handler's answer: `Content-Length` when the
 /// body's size is known, and from the CORS layer (any origin, not a
-/// preflight) `Vary` appended to any the handler set and the origin header.
+/// preflight) `Vary` appended to any the handler set, the origin header and
+/// the exposed headers.
 fn with_cors(mut resp: Response) -> Response {
     let size = hyper::body::Body::size_hint(resp.body()).exact();
     let headers = resp.headers_mut();
@@ -93,6 +103,7 @@ fn with_cors(mut resp: Response) -> Response {
         ),
     );
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_VALUE));
     resp
 }
 

@@ -108,3 +108,40 @@ async fn other_methods_and_paths_still_reach_the_router() {
     assert_eq!(status, answer(router(st), trailing()).await.0);
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A browser's script reads `Retry-After` on a 429 and `Idempotent-Replayed`
+/// on a replay only if the answer exposes them: both ways, both routes.
+#[tokio::test]
+async fn retry_after_and_replays_are_exposed_to_browsers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = state(dir.path());
+    let json = ("content-type", "application/json");
+    let key = ("x-meshes-publishable-key", PK);
+    let origin = ("origin", "https://app.example");
+    let exposed = |h: &HeaderMap| h["access-control-expose-headers"].to_str().unwrap().to_string();
+    let one = r#"{"event":"a","payload":{"n":1}}"#;
+    for (path, body) in [
+        ("/api/v1/events", one),
+        ("/api/v1/events/bulk", "[{\"event\":\"a\",\"payload\":{\"n\":1}}]"),
+    ] {
+        let again = || post(path, body, &[json, key, origin, ("idempotency-key", "k1")]);
+        assert_eq!(answer(app(st.clone()), again()).await.0, StatusCode::CREATED);
+        for (status, headers, _) in
+            [answer(router(st.clone()), again()).await, answer(app(st.clone()), again()).await]
+        {
+            assert_eq!(status, StatusCode::CREATED);
+            assert_eq!(headers["idempotent-replayed"], "true");
+            assert_eq!(exposed(&headers), "retry-after,idempotent-replayed");
+        }
+    }
+    st.limits = std::sync::Arc::new(crate::api::auth::RateLimits::new(1, 1));
+    let again = || post("/api/v1/events", one, &[json, key, origin]);
+    assert_eq!(answer(app(st.clone()), again()).await.0, StatusCode::CREATED);
+    for (status, headers, _) in
+        [answer(router(st.clone()), again()).await, answer(app(st.clone()), again()).await]
+    {
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(headers.contains_key("retry-after"));
+        assert_eq!(exposed(&headers), "retry-after,idempotent-replayed");
+    }
+}

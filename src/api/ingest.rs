@@ -1,12 +1,13 @@
 //! Checking an ingest body and turning it into a [`NewEvent`].
 
+use super::AppState;
 use super::auth::Principal;
 use super::error::{ApiError, FieldError};
 use super::raw;
-use crate::gateway::rules::EventFacts;
+use crate::gateway::rules::{ConditionError, EventFacts};
 use crate::gateway::runtime::WorkspaceRt;
-use crate::store::writer::IdempotencyKey;
-use crate::store::{EventRecord, NewEvent, NewRuleEvent};
+use crate::store::writer::{BulkOutcome, BulkRequest, IdempotencyKey, KeyConflict};
+use crate::store::{self, EventRecord, NewEvent, NewRuleEvent};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -77,39 +78,48 @@ fn check_event<'a>(obj: RawEvent<'a>, workspace: &str) -> Result<EventInput<'a>,
         Some(n) if raw::is_number(n) => integer_id(n, &mut errors),
         other => name(other, "resource_id", false, &mut errors),
     };
-    match obj.workspace {
-        None => {}
-        Some(w) if raw::is_null(w) || raw::string(w).is_some_and(|s| s == workspace) => {}
-        Some(other) => errors.push(err(
-            "workspace",
-            format!("expected `{workspace}` (the workspace of your key), found {}", short(other)),
-        )),
-    }
-    let payload = match obj.payload {
-        Some(p) if p.get().starts_with('{') && raw::has_filled_field(p) => Some(p),
-        Some(p) if p.get().starts_with('{') => {
-            errors
-                .push(err("payload", "expected at least one field with a non-empty value".into()));
-            None
-        }
-        Some(other) => {
-            errors.push(err("payload", format!("expected an object, found {}", raw::kind(other))));
-            None
-        }
-        None => {
-            errors.push(err(
-                "payload",
-                "is required (an object such as {\"email\": \"ada@example.com\"})".into(),
-            ));
-            None
-        }
-    };
+    check_workspace(obj.workspace, workspace, &mut errors);
+    let payload = payload(obj.payload, &mut errors);
     match (event, payload, errors.is_empty()) {
         (Some(event), Some(payload), true) => {
             Ok(EventInput { event, resource, resource_id, payload })
         }
         _ => Err(errors),
     }
+}
+
+/// `workspace`, when sent, must be the key's own (or null).
+fn check_workspace(sent: Option<&RawValue>, workspace: &str, errors: &mut Vec<FieldError>) {
+    let Some(w) = sent.filter(|w| !raw::is_null(w)) else { return };
+    match raw::string(w) {
+        Some(Ok(s)) if s == workspace => {}
+        Some(Err(problem)) => errors.push(err("workspace", problem)),
+        _ => errors.push(err(
+            "workspace",
+            format!("expected `{workspace}` (the workspace of your key), found {}", short(w)),
+        )),
+    }
+}
+
+/// The payload: an object with a filled field that reads back as JSON (a
+/// problem deep inside it is named by its path, `payload.items[0]`).
+fn payload<'a>(sent: Option<&'a RawValue>, errors: &mut Vec<FieldError>) -> Option<&'a RawValue> {
+    let problem = match sent {
+        Some(p) if p.get().starts_with('{') => match raw::check_object(p) {
+            Ok(true) => return Some(p),
+            Ok(false) => {
+                err("payload", "expected at least one field with a non-empty value".into())
+            }
+            Err(bad) => err(&format!("payload{}", bad.path), bad.problem),
+        },
+        Some(other) => err("payload", format!("expected an object, found {}", raw::kind(other))),
+        None => err(
+            "payload",
+            "is required (an object such as {\"email\": \"ada@example.com\"})".into(),
+        ),
+    };
+    errors.push(problem);
+    None
 }
 
 fn name(
@@ -125,9 +135,16 @@ fn name(
         }
         return None;
     };
-    let Some(s) = raw::string(value) else {
-        errors.push(err(field, format!("expected a string, found {}", raw::kind(value))));
-        return None;
+    let s = match raw::string(value) {
+        Some(Ok(s)) => s,
+        Some(Err(problem)) => {
+            errors.push(err(field, problem));
+            return None;
+        }
+        None => {
+            errors.push(err(field, format!("expected a string, found {}", raw::kind(value))));
+            return None;
+        }
     };
     if s.trim().is_empty() {
         errors.push(err(field, "must not be empty".into()));
@@ -196,23 +213,25 @@ fn shorten(s: String) -> String {
     format!("{}…", &s[..cut])
 }
 
-/// Builds the record and one delivery per matching rule, all due now.
+/// Builds the record and one delivery per matching rule, all due now;
+/// with the rules whose condition failed, to report once it is stored.
 pub fn new_event(
     ws: &WorkspaceRt,
     input: EventInput,
     created_by: &str,
     now: u64,
     key: Option<IdempotencyKey>,
-) -> NewEvent {
+) -> (NewEvent, Vec<ConditionError>) {
     let facts = EventFacts {
         event: &input.event,
         resource: &input.resource,
         resource_id: input.resource_id.as_deref(),
         payload: input.payload,
     };
+    let mut errors = Vec::new();
     let rules = ws
         .rules
-        .matching(&facts)
+        .matching(&facts, &mut errors)
         .iter()
         .filter_map(|r| {
             let conn = ws.connections.get(&r.rule.connection)?;
@@ -236,13 +255,14 @@ pub fn new_event(
         created_by: created_by.to_string(),
         created_at: now,
     };
-    NewEvent {
+    let event = NewEvent {
         record,
         payload: input.payload.get().as_bytes().to_vec(),
         idempotency_key: key,
         rules,
         inbox: ws.automations.wants_events(),
-    }
+    };
+    (event, errors)
 }
 
 /// Reads and checks the `Idempotency-Key` header: the key of the credential
@@ -273,110 +293,77 @@ pub fn first_delay_ms(policy: &crate::config::model::RetryPolicy) -> u64 {
     policy.schedule.first().map_or(0, |d| d.millis())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Stores a request's events (or answers their originals, for a key seen
+/// before).
+pub(super) async fn ingest(
+    st: &AppState,
+    batch: Vec<NewEvent>,
+    now: u64,
+) -> Result<Vec<store::Ingested>, ApiError> {
+    let for_automations = batch.iter().any(|e| e.inbox);
+    let t0 = tokio::time::Instant::now();
+    let out = st.shared.store.writer().ingest_checked(batch, now).await;
+    let out = landed(st, t0, for_automations, out)?;
+    count_new(st, &out);
+    Ok(out)
+}
 
-    fn check(text: &str) -> Result<EventInput<'_>, Vec<FieldError>> {
-        parse_event(text, "ws-1").unwrap()
+/// [`ingest`] for a bulk request with an `Idempotency-Key`: a repeat of the
+/// whole request is answered as a whole.
+pub(super) async fn ingest_bulk(
+    st: &AppState,
+    batch: Vec<NewEvent>,
+    request: BulkRequest,
+    now: u64,
+) -> Result<BulkOutcome, ApiError> {
+    let for_automations = batch.iter().any(|e| e.inbox);
+    let t0 = tokio::time::Instant::now();
+    let out = st.shared.store.writer().ingest_bulk(batch, request, now).await;
+    let out = landed(st, t0, for_automations, out)?;
+    if let BulkOutcome::Stored(stored) = &out {
+        count_new(st, stored);
     }
+    Ok(out)
+}
 
-    fn errors(text: &str) -> Vec<(String, String)> {
-        check(text).unwrap_err().into_iter().map(|e| (e.param, e.msg)).collect()
+/// The writer's answer as the API's, once the store has it.
+fn landed<T>(
+    st: &AppState,
+    t0: tokio::time::Instant,
+    for_automations: bool,
+    out: Result<Result<T, KeyConflict>, store::StoreError>,
+) -> Result<T, ApiError> {
+    let out = out
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|conflict| ApiError::Conflict(conflict.to_string()))?;
+    st.ingest_metrics.duration.record(t0.elapsed().as_secs_f64());
+    st.shared.wake.notify_one();
+    if for_automations {
+        st.shared.inbox_wake.notify_one();
     }
+    Ok(out)
+}
 
-    #[test]
-    fn fields_are_read_from_the_raw_text_and_the_payload_is_kept_as_sent() {
-        let text = r#"{ "event": "user.\u0073ignup", "resource": "user", "resource_id": 42,
-            "workspace": "ws-1", "extra": [1, 2], "payload": { "email": "ada@example.com" } }"#;
-        let e = check(text).unwrap();
-        assert_eq!((e.event.as_str(), e.resource.as_str()), ("user.signup", "user"));
-        assert_eq!(e.resource_id.as_deref(), Some("42"));
-        assert_eq!(e.payload.get(), r#"{ "email": "ada@example.com" }"#);
-        let e =
-            check(r#"{"event": "a", "resource_id": -9223372036854775808, "payload": {"n": 0}}"#);
-        assert_eq!(e.unwrap().resource_id.as_deref(), Some("-9223372036854775808"));
-        let e =
-            check(r#"{"event": "a", "resource_id": 18446744073709551615, "payload": {"n": 0}}"#);
-        assert_eq!(e.unwrap().resource_id.as_deref(), Some("18446744073709551615"));
-    }
+/// `meshes_events_ingested_total` counts events stored, not replays.
+fn count_new(st: &AppState, out: &[store::Ingested]) {
+    let new = out.iter().filter(|d| !d.duplicate).count();
+    st.ingest_metrics.ingested.increment(new as u64);
+}
 
-    #[test]
-    fn numeric_resource_ids_are_refused_unless_kept_exactly() {
-        let want = "expected a string, or an integer within 64 bits (-2^63 to 2^64-1), found";
-        let long = "1".repeat(100);
-        for (sent, shown) in [
-            ("1e400", "1e400".to_string()),
-            ("123456789012345678901234567890", "123456789012345678901234567890".to_string()),
-            ("18446744073709551616", "18446744073709551616".to_string()),
-            ("-9223372036854775809", "-9223372036854775809".to_string()),
-            ("1e3", "1e3".to_string()),
-            ("4.5", "4.5".to_string()),
-            (long.as_str(), format!("{}…", &long[..57])),
-        ] {
-            let got = errors(&format!(
-                r#"{{"event": "a", "resource_id": {sent}, "payload": {{"n": 0}}}}"#
-            ));
-            assert_eq!(got, [("resource_id".to_string(), format!("{want} {shown}"))], "{sent}");
+/// Reports the rule condition errors of each event (`errors`, in the
+/// order of `stored`) that was stored: a replay's were reported with its
+/// original.
+pub(super) fn report_conditions(
+    stored: &[store::Ingested],
+    errors: impl IntoIterator<Item = Vec<ConditionError>>,
+) {
+    for (done, errors) in stored.iter().zip(errors) {
+        if !done.duplicate {
+            errors.iter().for_each(ConditionError::report);
         }
-    }
-
-    #[test]
-    fn every_problem_is_reported_with_its_field() {
-        let got = errors(
-            r#"{"event": 5, "resource": "", "workspace": {"id": "other"}, "payload": null}"#,
-        );
-        let want = [
-            ("event", "expected a string, found a number"),
-            ("resource", "must not be empty"),
-            ("workspace", r#"expected `ws-1` (the workspace of your key), found {"id":"other"}"#),
-            ("payload", "expected an object, found null"),
-        ];
-        let want: Vec<(String, String)> =
-            want.iter().map(|(p, m)| ((*p).to_string(), (*m).to_string())).collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn payloads_must_be_objects_with_a_filled_field() {
-        let missing = errors(r#"{"event": "a"}"#);
-        assert_eq!(missing[0].0, "payload");
-        assert!(missing[0].1.starts_with("is required"), "{missing:?}");
-        for empty in [r#"{}"#, r#"{"a": "", "b": null, "c": []}"#] {
-            let got = errors(&format!(r#"{{"event": "a", "payload": {empty}}}"#));
-            assert_eq!(got[0].1, "expected at least one field with a non-empty value");
-        }
-        let got = errors(r#"{"event": "a", "payload": [1]}"#);
-        assert_eq!(got[0].1, "expected an object, found an array");
-    }
-
-    #[test]
-    fn syntax_errors_are_told_apart_from_field_problems() {
-        let e = parse_event(r#"{"event": "a", "payload": {"n": 1}"#, "ws-1").unwrap_err();
-        assert_ne!(e.classify(), serde_json::error::Category::Data);
-        assert!(parse_event(r#"[1, 2"#, "ws-1").is_err());
-        assert!(parse_event(r#"{"event": "a"} x"#, "ws-1").is_err());
-        assert_eq!(
-            errors("  \"text\""),
-            [("body".into(), "expected a JSON object, found a string".into())]
-        );
-    }
-
-    #[test]
-    fn non_objects_and_repeated_fields_are_refused() {
-        assert_eq!(
-            errors("[1]"),
-            [("body".into(), "expected a JSON object, found an array".into())]
-        );
-        let got = errors(r#"{"event": "a", "event": "b", "payload": {"n": 1}}"#);
-        assert_eq!(got, [("body".to_string(), "duplicate field `event`".to_string())]);
-        let long = "x".repeat(MAX_NAME + 1);
-        let got = errors(&format!(r#"{{"event": "{long}", "payload": {{"n": 1}}}}"#));
-        assert_eq!(
-            got[0].1,
-            format!("is {} characters long; expected at most {MAX_NAME}", MAX_NAME + 1)
-        );
-        let got = errors(r#"{"event": "a\nb", "payload": {"n": 1}}"#);
-        assert_eq!(got[0].1, "must not contain control characters");
     }
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

@@ -124,6 +124,9 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-meshes-publishable-key"),
             HeaderName::from_static("idempotency-key"),
         ])
+        // Without these a browser's script cannot read when to retry a 429
+        // or 503, nor whether its request was a replay.
+        .expose_headers(hot::EXPOSED)
         .max_age(std::time::Duration::from_secs(600));
     let ingest = Router::new()
         .route("/events", ingest_route(post(events::create).get(events::list), &cors))

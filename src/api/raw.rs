@@ -2,8 +2,14 @@
 //! tree. Ingest checks each field of an event from its raw JSON text and
 //! stores the payload as sent: the tree (a map, a string and a hash per key)
 //! was the largest allocation cost of an ingest request.
+//!
+//! Skipping a value unread (`IgnoredAny`, `RawValue`) checks its syntax but
+//! neither decodes its `\u` escapes nor its numbers, so a lone surrogate or
+//! `1e400` passes it. Stored as sent, such a payload would never parse
+//! again (rules, mappings and the API would all see `null`): the payload
+//! check below reads every string and number, which is what rejects them.
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
@@ -37,17 +43,15 @@ pub fn is_null(raw: &RawValue) -> bool {
 }
 
 /// The string a raw JSON string holds (borrowed unless it has escapes), or
-/// `None` if the value is not a string.
-pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+/// `None` if the value is not a string. `Err` says why its escapes do not
+/// decode (a lone surrogate), in words for a field message.
+pub fn string(raw: &RawValue) -> Option<Result<Cow<'_, str>, String>> {
     let text = raw.get();
     if !text.starts_with('"') {
         return None;
     }
-    match serde_json::from_str::<&str>(text) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        // Escapes (`\n`, `\u00e9`) need an owned copy.
-        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
-    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    Some(de.deserialize_str(Text).map_err(|e| problem(&e)))
 }
 
 /// Deserializes a present field as `Some(raw)`, JSON `null` included (serde
@@ -57,43 +61,121 @@ pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>,
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// Whether a raw JSON object has at least one field whose value is not
-/// `null`, `""`, `[]` or `{}`. Anything that is not an object answers false.
-pub fn has_filled_field(object: &RawValue) -> bool {
-    let mut de = serde_json::Deserializer::from_str(object.get());
-    de.deserialize_map(AnyFilled).unwrap_or(false)
+/// Why a payload would not read back as JSON, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Where, from the payload down (`.items[0].name`; empty for itself).
+    pub path: String,
+    /// What, in words for a field message.
+    pub problem: String,
 }
 
-struct AnyFilled;
+/// Whether a raw JSON object has at least one field whose value is not
+/// `null`, `""`, `[]` or `{}`, once every string and number in it, at any
+/// depth, is known to decode (so that the object reads back as a `Value`).
+/// Anything that is not an object answers `Ok(false)`.
+pub fn check_object(object: &RawValue) -> Result<bool, Invalid> {
+    if !object.get().starts_with('{') {
+        return Ok(false);
+    }
+    let mut trail = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(object.get());
+    let check = Check { trail: &mut trail, top: true };
+    de.deserialize_map(check).map_err(|e| invalid(&trail, &e))
+}
 
-impl<'de> Visitor<'de> for AnyFilled {
-    type Value = bool;
+/// serde_json's message for a value that will not decode, in the words of
+/// a field message (`payload.x: contains …`).
+pub fn problem(e: &serde_json::Error) -> String {
+    let what = super::body::message(e);
+    match what.as_str() {
+        "lone leading surrogate in hex escape" | "unexpected end of hex escape" => {
+            r"contains an invalid \u escape (a lone surrogate)".to_string()
+        }
+        "number out of range" => "is a number out of range (beyond a 64-bit float)".to_string(),
+        _ => what,
+    }
+}
+
+/// One step of the way down to a problem, recorded as the error unwinds
+/// (so a payload that decodes never builds a path).
+enum Step {
+    Key(String),
+    Index(usize),
+    /// The problem is in a field name of the object the steps lead to.
+    Name,
+}
+
+fn invalid(trail: &[Step], e: &serde_json::Error) -> Invalid {
+    let mut path = String::new();
+    let mut in_name = false;
+    for step in trail.iter().rev() {
+        match step {
+            Step::Key(k) if is_plain(k) => path.push_str(&format!(".{k}")),
+            Step::Key(k) => path.push_str(&format!("[{}]", serde_json::Value::from(k.as_str()))),
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+            Step::Name => in_name = true,
+        }
+    }
+    let problem = problem(e);
+    let problem = if in_name { format!("has a field name that {problem}") } else { problem };
+    Invalid { path, problem }
+}
+
+/// A key that reads unambiguously after a dot.
+fn is_plain(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A string, decoded: borrowed from the text unless it has escapes.
+struct Text;
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
+        f.write_str("a string")
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let mut any = false;
-        while let Some((IgnoredAny, Filled(filled))) = map.next_entry()? {
-            any |= filled;
-        }
-        Ok(any)
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(s.to_string()))
     }
 }
 
-/// Whether one value is non-empty, read without keeping it.
-struct Filled(bool);
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Cow<'de, str>;
 
-impl<'de> Deserialize<'de> for Filled {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(FilledVisitor).map(Filled)
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-struct FilledVisitor;
+/// One value read through, every string and number decoded: whether it is
+/// non-empty, or for the payload itself (`top`) whether a field is.
+struct Check<'t> {
+    trail: &'t mut Vec<Step>,
+    top: bool,
+}
 
-impl<'de> Visitor<'de> for FilledVisitor {
+impl Check<'_> {
+    fn inner(&mut self) -> Check<'_> {
+        Check { trail: self.trail, top: false }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,15 +199,33 @@ impl<'de> Visitor<'de> for FilledVisitor {
     fn visit_str<E>(self, s: &str) -> Result<bool, E> {
         Ok(!s.is_empty())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let first = seq.next_element::<IgnoredAny>()?.is_some();
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(first)
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<bool, A::Error> {
+        let mut n = 0;
+        while seq
+            .next_element_seed(self.inner())
+            .map_err(|e| self.step(Step::Index(n), e))?
+            .is_some()
+        {
+            n += 1;
+        }
+        Ok(n > 0)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
-        let first = map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some();
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(first)
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
+        let (mut any, mut n) = (false, 0);
+        while let Some(key) = map.next_key_seed(Text).map_err(|e| self.step(Step::Name, e))? {
+            let filled = map.next_value_seed(self.inner());
+            any |= filled.map_err(|e| self.step(Step::Key(key.into_owned()), e))?;
+            n += 1;
+        }
+        Ok(if self.top { any } else { n > 0 })
+    }
+}
+
+impl Check<'_> {
+    /// Notes where the error `e`, passing through, came from.
+    fn step<E>(&mut self, step: Step, e: E) -> E {
+        self.trail.push(step);
+        e
     }
 }
 
@@ -156,17 +256,22 @@ mod tests {
 
     #[test]
     fn strings_are_unescaped_and_borrowed_when_they_can_be() {
-        assert!(matches!(string(raw(r#""plain""#)), Some(Cow::Borrowed("plain"))));
-        assert_eq!(string(raw(r#""caf\u00e9\n""#)).as_deref(), Some("café\n"));
+        assert!(matches!(string(raw(r#""plain""#)), Some(Ok(Cow::Borrowed("plain")))));
+        let escaped = string(raw(r#""caf\u00e9\n""#)).unwrap().unwrap();
+        assert_eq!(escaped, "café\n");
         assert_eq!(string(raw("12")), None);
         assert_eq!(string(raw("null")), None);
+        let lone = r"contains an invalid \u escape (a lone surrogate)";
+        for text in [r#""user.\ud800signup""#, r#""\udc00""#, r#""\ud800\u0041""#] {
+            assert_eq!(string(raw(text)), Some(Err(lone.to_string())), "{text}");
+        }
     }
 
     #[test]
     fn filled_fields_match_the_non_empty_rule() {
         let empty = [r#"{}"#, r#"{"a": null}"#, r#"{"a": "", "b": [], "c": {}}"#];
         for text in empty {
-            assert!(!has_filled_field(raw(text)), "{text}");
+            assert!(!check_object(raw(text)).unwrap(), "{text}");
         }
         let filled = [
             r#"{"a": 0}"#,
@@ -178,8 +283,39 @@ mod tests {
             r#"{"a": [], "b": {"deep": [1, {"x": 2}]}, "c": ""}"#,
         ];
         for text in filled {
-            assert!(has_filled_field(raw(text)), "{text}");
+            assert!(check_object(raw(text)).unwrap(), "{text}");
         }
-        assert!(!has_filled_field(raw("[1]")));
+        assert!(!check_object(raw("[1]")).unwrap());
+    }
+
+    fn refused(text: &str) -> (String, String) {
+        let e = check_object(raw(text)).unwrap_err();
+        (e.path, e.problem)
+    }
+
+    #[test]
+    fn every_string_and_number_is_decoded_at_any_depth() {
+        let lone = r"contains an invalid \u escape (a lone surrogate)";
+        let range = "is a number out of range (beyond a 64-bit float)";
+        let cases = [
+            (r#"{"email": "a@b.c", "x": ["\udc00"]}"#, ".x[0]", lone.to_string()),
+            (r#"{"a": "x\ud800y"}"#, ".a", lone.to_string()),
+            (r#"{"a": 1, "x": 1e400}"#, ".x", range.to_string()),
+            (r#"{"a": {"b c": [0, {"d": -1e999}]}}"#, r#".a["b c"][1].d"#, range.to_string()),
+            (r#"{"a": 1, "b": {"\ud800": 1}}"#, ".b", format!("has a field name that {lone}")),
+            (r#"{"\ud83d": 1}"#, "", format!("has a field name that {lone}")),
+        ];
+        for (text, path, problem) in cases {
+            assert_eq!(refused(text), (path.to_string(), problem), "{text}");
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "{text}");
+        }
+        // Whatever passes reads back as a `Value`: pairs, escapes, big numbers.
+        for text in [
+            r#"{"a": "\ud83d\ude00", "b": ["\u00e9\n"], "\u0041": 1}"#,
+            r#"{"n": 1e308, "m": -1e-400, "i": 123456789012345678901234567890}"#,
+        ] {
+            assert!(check_object(raw(text)).unwrap(), "{text}");
+            assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "{text}");
+        }
     }
 }

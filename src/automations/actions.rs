@@ -248,10 +248,12 @@ impl Run<'_, '_> {
             payload: &raw,
         };
         let created_by = format!("automation:{}", a.automation.id);
-        let mut new = new_event(self.ws, input, &created_by, self.now, None);
+        let (mut new, condition_errors) = new_event(self.ws, input, &created_by, self.now, None);
         new.inbox = false;
         let deliveries = new.rules.len();
         let stored = self.t.insert_event(new, self.now)?;
+        // Without a key it is a new event, never a replay.
+        condition_errors.iter().for_each(crate::gateway::rules::ConditionError::report);
         self.effects.deliveries += deliveries;
         // Emitted events start `event` automations directly, one level deeper.
         let mut next = Fired::new(TriggerKind::Event, Some(event.to_string()), f.depth + 1);

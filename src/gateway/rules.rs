@@ -71,9 +71,16 @@ impl RuleIndex {
     }
 
     /// The enabled rules that match an event. A condition that fails to
-    /// evaluate (a missing field, a type error) counts as false and is logged:
-    /// the event is still accepted, it just does not go there.
-    pub fn matching(&self, facts: &EventFacts<'_>) -> Vec<Arc<RuleRt>> {
+    /// evaluate (a missing field, a type error) counts as false: the event
+    /// is still accepted, it just does not go there. Type errors go to
+    /// `errors`, to be reported ([`ConditionError::report`]) once the event
+    /// is stored: a replayed event is not evaluated again, as far as the
+    /// metrics can tell.
+    pub fn matching(
+        &self,
+        facts: &EventFacts<'_>,
+        errors: &mut Vec<ConditionError>,
+    ) -> Vec<Arc<RuleRt>> {
         let Some(candidates) = self.by_event.get(facts.event) else { return Vec::new() };
         let mut context: Option<cel::Context<'_, '_>> = None;
         candidates
@@ -86,11 +93,36 @@ impl RuleIndex {
                 None => true,
                 Some(program) => {
                     let ctx = context.get_or_insert_with(|| cel_context(facts));
-                    evaluate(program, ctx, r)
+                    evaluate(program, ctx, r).unwrap_or_else(|problem| {
+                        errors.push(ConditionError { rule: Arc::clone(r), problem });
+                        false
+                    })
                 }
             })
             .cloned()
             .collect()
+    }
+}
+
+/// A rule's condition that failed on an event for a reason other than a
+/// missing field (a bug in the rule).
+#[derive(Debug)]
+pub struct ConditionError {
+    rule: Arc<RuleRt>,
+    problem: String,
+}
+
+impl ConditionError {
+    /// Counts it in `meshes_rule_condition_errors_total` and logs it at
+    /// warn level once per rule and config load, so a hot rule cannot
+    /// flood the log.
+    pub fn report(&self) {
+        let rule = self.rule.rule.id.as_str();
+        metrics::counter!("meshes_rule_condition_errors_total", "rule" => rule.to_string())
+            .increment(1);
+        if !self.rule.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(rule, error = %self.problem, "rule condition failed; treated as false (logged once per rule; see meshes_rule_condition_errors_total)");
+        }
     }
 }
 
@@ -135,28 +167,25 @@ pub fn json_to_cel(v: &Value) -> cel::Value {
     }
 }
 
-/// Runs a rule's condition; anything but `true` is false. A missing field is
-/// expected (events differ) and only logged at debug level; anything else
-/// (a type mismatch, a non-boolean result) is a bug in the rule: counted in
-/// `meshes_rule_condition_errors_total` and logged at warn level once per
-/// rule and config load, so a hot rule cannot flood the log.
-fn evaluate(program: &cel::Program, ctx: &cel::Context<'_, '_>, r: &RuleRt) -> bool {
-    let rule = r.rule.id.as_str();
-    let problem = match program.execute(ctx) {
-        Ok(cel::Value::Bool(b)) => return b,
+/// Runs a rule's condition: `Ok(true)` only for `true`. A missing field is
+/// expected (events differ): false, only logged at debug level. Anything
+/// else (a type mismatch, a non-boolean result) is a bug in the rule: its
+/// description.
+fn evaluate(
+    program: &cel::Program,
+    ctx: &cel::Context<'_, '_>,
+    r: &RuleRt,
+) -> Result<bool, String> {
+    match program.execute(ctx) {
+        Ok(cel::Value::Bool(b)) => Ok(b),
         Err(cel::ExecutionError::NoSuchKey(key)) => {
+            let rule = r.rule.id.as_str();
             tracing::debug!(rule, %key, "rule condition reads a missing field; treated as false");
-            return false;
+            Ok(false)
         }
-        Ok(other) => format!("returned {other:?}, not a boolean"),
-        Err(e) => e.to_string(),
-    };
-    metrics::counter!("meshes_rule_condition_errors_total", "rule" => rule.to_string())
-        .increment(1);
-    if !r.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(rule, error = %problem, "rule condition failed; treated as false (logged once per rule; see meshes_rule_condition_errors_total)");
+        Ok(other) => Err(format!("returned {other:?}, not a boolean")),
+        Err(e) => Err(e.to_string()),
     }
-    false
 }
 
 #[cfg(test)]
@@ -184,7 +213,10 @@ mod tests {
     fn ids(index: &RuleIndex, event: &str, payload: Value) -> Vec<String> {
         let payload = serde_json::value::to_raw_value(&payload).unwrap();
         let facts = EventFacts { event, resource: "global", resource_id: None, payload: &payload };
-        index.matching(&facts).iter().map(|r| r.rule.id.clone()).collect()
+        let mut errors = Vec::new();
+        let ids = index.matching(&facts, &mut errors).iter().map(|r| r.rule.id.clone()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        ids
     }
 
     #[test]
@@ -213,5 +245,21 @@ mod tests {
         assert_eq!(ids(&index, "a", serde_json::json!({})), vec!["any"]);
         assert!(ids(&index, "zzz", serde_json::json!({})).is_empty());
         assert!(index.get("off").is_some());
+    }
+
+    #[test]
+    fn condition_errors_are_handed_back_not_counted() {
+        let index = RuleIndex::build(&[rule("bad", "a", Some("payload.n + 'x' == 1"))]).unwrap();
+        let payload = serde_json::value::to_raw_value(&serde_json::json!({"n": 1})).unwrap();
+        let facts =
+            EventFacts { event: "a", resource: "global", resource_id: None, payload: &payload };
+        let mut errors = Vec::new();
+        assert!(index.matching(&facts, &mut errors).is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].rule.rule.id, "bad");
+        assert!(
+            !errors[0].rule.warned.load(std::sync::atomic::Ordering::Relaxed),
+            "not yet reported"
+        );
     }
 }

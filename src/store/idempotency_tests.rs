@@ -7,7 +7,7 @@
 use super::migrate::LEGACY_IDEMPOTENCY;
 use super::tables::{EVENT_ROWS, IDEMPOTENCY_BY_TIME, IDEMPOTENCY_REPLIES, event_row};
 use super::tests::new_event;
-use super::writer::{IDEMPOTENCY_TTL_MS, IdempotencyKey};
+use super::writer::{BulkOutcome, BulkReply, BulkRequest, IDEMPOTENCY_TTL_MS, IdempotencyKey};
 use super::*;
 use redb::TableHandle;
 
@@ -202,5 +202,49 @@ async fn a_row_from_before_scoped_keys_answers_its_own_credential_only() {
     let late = now + IDEMPOTENCY_TTL_MS;
     let expired = at(late, sent(PUBLIC, "t.ignored", "order-42", b"a", now)).await.unwrap();
     assert!(!expired[0].duplicate, "the old row expires like any other");
+    store.close().await;
+}
+
+fn request(key: &str, body: &[u8], reply: &[u8]) -> BulkRequest {
+    let reply = BulkReply { status: 207, body: reply.to_vec() };
+    BulkRequest {
+        workspace: "ws".into(),
+        key: IdempotencyKey::new(key.into(), "pk".into(), body),
+        reply,
+    }
+}
+
+/// A bulk request's own row answers its repeats with the reply it kept,
+/// storing nothing; the item rows an earlier version wrote alone (no
+/// request row) still answer theirs, and still refuse another body.
+#[tokio::test]
+async fn a_bulk_request_row_answers_as_a_whole_and_old_item_rows_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let w = store.writer();
+    let now = wall_ms();
+    let item = |key: &str, body: &[u8], i| bulk_item(sent(PUBLIC, "a", key, body, now), i);
+    let first = w.ingest_bulk(vec![item("new", b"[1]", 0)], request("new", b"[1]", b"r"), now);
+    let BulkOutcome::Stored(first) = first.await.unwrap().unwrap() else { panic!("a replay") };
+    assert!(!first[0].duplicate);
+    let again = w.ingest_bulk(vec![item("new", b"[1]", 0)], request("new", b"[1]", b"x"), now);
+    let reply = BulkReply { status: 207, body: b"r".to_vec() };
+    assert!(matches!(again.await.unwrap().unwrap(), BulkOutcome::Replayed(r) if r == reply));
+    // Another body under the key, with no valid item at all: refused.
+    let other = w.ingest_bulk(Vec::new(), request("new", b"[2]", b"x"), now).await.unwrap();
+    assert_eq!(other.unwrap_err().key, "new");
+
+    // What an earlier version kept: the items' rows alone.
+    let old = w.ingest(vec![item("old", b"[1,2]", 0), item("old", b"[1,2]", 1)], now).await;
+    let old = old.unwrap();
+    let repeat = vec![item("old", b"[1,2]", 0), item("old", b"[1,2]", 1)];
+    let again = w.ingest_bulk(repeat, request("old", b"[1,2]", b"x"), now).await.unwrap();
+    let BulkOutcome::Stored(again) = again.unwrap() else { panic!("no request row was kept") };
+    for (a, o) in again.iter().zip(&old) {
+        assert_eq!((a.duplicate, &a.event), (true, &o.event));
+    }
+    let other = w.ingest_bulk(vec![item("old", b"[3]", 0)], request("old", b"[3]", b"x"), now);
+    assert_eq!(other.await.unwrap().unwrap_err().key, "old");
+    assert_eq!(events_in(&store, "ws"), 3);
     store.close().await;
 }

@@ -62,7 +62,13 @@ enum Op {
     Job(Option<Job>, oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>),
     /// Answered with the events themselves (and, per event, the original of
     /// an idempotent repeat), so the writer thread neither clones nor frees them.
-    Ingest(Vec<Prepared>, u64, oneshot::Sender<Result<IngestAnswer, StoreError>>),
+    /// A keyed bulk request comes with its own key row ([`BulkRequest`]).
+    Ingest(
+        Vec<Prepared>,
+        Option<BulkRequest>,
+        u64,
+        oneshot::Sender<Result<IngestAnswer, StoreError>>,
+    ),
     Attempt(AttemptDone, oneshot::Sender<Result<(), StoreError>>),
     Retry(u128, String, u64, oneshot::Sender<Result<RetryOutcome, StoreError>>),
     Cancel(u128, Option<String>, String, u64, oneshot::Sender<Result<Option<usize>, StoreError>>),
@@ -105,12 +111,41 @@ impl Handle {
         events: Vec<NewEvent>,
         now: u64,
     ) -> Result<Result<Vec<Ingested>, KeyConflict>, StoreError> {
+        Ok(match self.ingest_keyed(events, None, now).await? {
+            Ok(BulkOutcome::Stored(stored)) => Ok(stored),
+            Ok(BulkOutcome::Replayed(_)) => {
+                return Err(StoreError::Invalid("a bulk reply for a request without one".into()));
+            }
+            Err(conflict) => Err(conflict),
+        })
+    }
+    /// Stores a keyed bulk request's events (none at all when every one
+    /// was refused: the key is still checked). A repeat of the request
+    /// (its whole body) answers the reply the first one kept, storing
+    /// nothing; another body under the key is a conflict.
+    pub async fn ingest_bulk(
+        &self,
+        events: Vec<NewEvent>,
+        request: BulkRequest,
+        now: u64,
+    ) -> Result<Result<BulkOutcome, KeyConflict>, StoreError> {
+        self.ingest_keyed(events, Some(request), now).await
+    }
+    async fn ingest_keyed(
+        &self,
+        events: Vec<NewEvent>,
+        request: Option<BulkRequest>,
+        now: u64,
+    ) -> Result<Result<BulkOutcome, KeyConflict>, StoreError> {
         // Encoding happens here, on the caller's task, so the one writer
         // thread spends its time on the B-trees and the fsync only.
         let prepared = events.into_iter().map(Prepared::new).collect();
-        let (prepared, originals) = call(&self.tx, |r| Op::Ingest(prepared, now, r)).await?;
-        Ok(originals.map(|originals| {
-            prepared.into_iter().zip(originals).map(|(p, original)| p.answer(original)).collect()
+        let (prepared, outcome) = call(&self.tx, |r| Op::Ingest(prepared, request, now, r)).await?;
+        Ok(outcome.map(|o| match o {
+            Outcome::Events(originals) => BulkOutcome::Stored(
+                prepared.into_iter().zip(originals).map(|(p, o)| p.answer(o)).collect(),
+            ),
+            Outcome::Replay(reply) => BulkOutcome::Replayed(reply),
         }))
     }
     /// Records an attempt and the delivery's next state.
@@ -225,11 +260,11 @@ fn run(db: &DbSlot, mut rx: mpsc::Receiver<Op>, landed: &Landed) {
 
 /// The events of an ingest op, and the original of each idempotent repeat
 /// (or the key reused with another body).
-type IngestAnswer = (Vec<Prepared>, Result<Vec<Option<EventRecord>>, KeyConflict>);
+type IngestAnswer = (Vec<Prepared>, Result<Outcome, KeyConflict>);
 
 /// One answer per op, sent only after the commit.
 enum Answer {
-    Ingest(Result<Vec<Option<EventRecord>>, KeyConflict>),
+    Ingest(Result<Outcome, KeyConflict>),
     Unit,
     /// An attempt whose delivery record was set aside as unreadable.
     Quarantined(quarantine::Quarantined),
@@ -247,9 +282,9 @@ fn reply(op: Op, answer: Result<Answer, StoreError>) {
             Answer::Job(v) => Ok(v),
             _ => Err(StoreError::Unavailable("writer job did not run".into())),
         }))),
-        (Op::Ingest(events, _, r), a) => drop(r.send(a.map(|a| match a {
-            Answer::Ingest(originals) => (events, originals),
-            _ => (events, Ok(Vec::new())),
+        (Op::Ingest(events, .., r), a) => drop(r.send(a.map(|a| match a {
+            Answer::Ingest(outcome) => (events, outcome),
+            _ => (events, Ok(Outcome::Events(Vec::new()))),
         }))),
         (Op::Attempt(_, r), a) | (Op::Probe(r), a) => drop(r.send(a.map(|a| {
             // Reported once it is committed: from then on it is never due again.
@@ -298,7 +333,8 @@ mod requests;
 mod reroute;
 mod tables;
 
-pub use idempotency::{IdempotencyKey, KeyConflict};
+use idempotency::Outcome;
+pub use idempotency::{BulkOutcome, BulkReply, BulkRequest, IdempotencyKey, KeyConflict};
 pub(crate) use prune::resume_after;
 pub use prune::{PRUNE_STEP, PruneStep, Pruned};
 pub use quarantine::Quarantined;

@@ -85,3 +85,52 @@ async fn a_key_reused_with_another_body_is_a_409_and_bulk_items_keep_to_themselv
         send(&gw, "/api/v1/events/bulk", None, "k", &format!("[{PAID}]")).await;
     assert_eq!(status, 409, "{refused}");
 }
+
+/// Like [`send`] as the publishable key, with the body as sent back.
+async fn send_text(gw: &TestGateway, path: &str, key: &str, body: &str) -> (u16, bool, String) {
+    let resp = gw
+        .http
+        .post(format!("{}{path}", gw.base))
+        .header("idempotency-key", key)
+        .header("x-meshes-publishable-key", PK)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let replayed = resp.headers().get("idempotent-replayed").is_some();
+    (resp.status().as_u16(), replayed, resp.text().await.unwrap())
+}
+
+/// A bulk key is bound to the whole body, refused items included: another
+/// body under it is a 409 whichever of its items are valid (item keys
+/// alone let `[bad, ok]` then `[ok2, bad]` store a second event), and a
+/// repeat answers the first reply byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_key_reused_with_another_body_is_a_409_whatever_its_items() {
+    let gw = TestGateway::start(&webhook_config(&[("paid", "http://127.0.0.1:9/")], "[1h]")).await;
+    const BULK: &str = "/api/v1/events/bulk";
+    const BAD: &str = r#"{"event":7,"payload":{"n":1}}"#;
+    const OTHER: &str = r#"{"event":"t.other","payload":{"n":2}}"#;
+    let bulk = |items: &[&str]| format!("[{}]", items.join(","));
+    let (status, replayed, first) = send_text(&gw, BULK, "k", &bulk(&[BAD, IGNORED])).await;
+    assert_eq!((status, replayed), (207, false), "{first}");
+    for other in [bulk(&[OTHER, BAD]), bulk(&[BAD, OTHER]), bulk(&[BAD, BAD])] {
+        let (status, _, refused) = send_text(&gw, BULK, "k", &other).await;
+        assert_eq!(status, 409, "{other}: {refused}");
+    }
+    let (status, replayed, again) = send_text(&gw, BULK, "k", &bulk(&[BAD, IGNORED])).await;
+    assert_eq!((status, replayed, &again), (207, true, &first));
+    // A key first used for an all-valid request.
+    let (status, _, _) = send_text(&gw, BULK, "k2", &bulk(&[IGNORED])).await;
+    assert_eq!(status, 201);
+    let (status, _, refused) = send_text(&gw, BULK, "k2", &bulk(&[BAD, OTHER])).await;
+    assert_eq!(status, 409, "{refused}");
+    // An all-refused request stores nothing, so nothing holds its key.
+    let (status, _, _) = send_text(&gw, BULK, "k3", &bulk(&[BAD])).await;
+    assert_eq!(status, 400);
+    let (status, replayed, _) = send_text(&gw, BULK, "k3", &bulk(&[IGNORED])).await;
+    assert_eq!((status, replayed), (201, false));
+    let (_, list) = gw.get("/api/v1/events?limit=100").await;
+    assert_eq!(list["count"], 3, "one event per request that stored one: {list}");
+}

@@ -13,8 +13,16 @@
 //! credential that created its event (the record's `created_by`), and a
 //! repeat naming another event type, resource or resource id is a conflict:
 //! the payload cannot be compared, as the row never had its hash.
+//!
+//! A bulk request also has a row of its own, `"<key>\nbulk\n<scope>"` →
+//! (accepted at, `[1][SHA-256 of the body][status, 2 bytes][reply]`),
+//! written with its events and read before them. Item rows only exist for
+//! the items that were stored, so alone they let a body with other items at
+//! the other indexes through as a new request; this row refuses any other
+//! body, and its reply answers a repeat byte for byte. Item rows are still
+//! written and read: a store written before this row existed has only them.
 
-use super::{IDEMPOTENCY_TTL_MS, NewEvent, Prepared, Tables};
+use super::{IDEMPOTENCY_TTL_MS, Ingested, NewEvent, Prepared, Tables};
 use crate::store::records::EventRecord;
 use crate::store::tables::split_row;
 use crate::store::{StoreError, decode};
@@ -50,6 +58,11 @@ impl IdempotencyKey {
         IdempotencyKey { item: Some(i), ..self.clone() }
     }
 
+    /// The row of the bulk request as a whole.
+    fn request_row_key(&self) -> String {
+        format!("{}\nbulk\n{}", self.key, self.scope)
+    }
+
     fn row_key(&self) -> String {
         match self.item {
             None => format!("{}\nevent\n{}", self.key, self.scope),
@@ -77,6 +90,44 @@ pub struct KeyConflict {
     pub key: String,
 }
 
+/// A bulk request's answer, kept under its key for its repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkReply {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body, byte for byte.
+    pub body: Vec<u8>,
+}
+
+/// A bulk request sent with an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct BulkRequest {
+    /// The workspace it was sent to.
+    pub workspace: String,
+    /// Its key, bound to the whole body.
+    pub key: IdempotencyKey,
+    /// Its answer if every event in it is new (kept for its repeats).
+    pub reply: BulkReply,
+}
+
+/// What became of a bulk request's events.
+#[derive(Debug)]
+pub enum BulkOutcome {
+    /// Each stored, or answered by its original ([`Ingested::duplicate`]).
+    Stored(Vec<Ingested>),
+    /// The request was seen before: its reply, and nothing stored.
+    Replayed(BulkReply),
+}
+
+/// What the writer did with one request's events.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Per event: `None` stored, `Some(original)` an idempotent repeat.
+    Events(Vec<Option<EventRecord>>),
+    /// A repeat of a whole bulk request.
+    Replay(BulkReply),
+}
+
 /// What an earlier use of an event's key says.
 enum Earlier {
     /// None within the TTL: the event is new.
@@ -88,6 +139,57 @@ enum Earlier {
 }
 
 impl Tables<'_> {
+    /// Stores a request's events (see [`Tables::ingest_all`]); a bulk
+    /// request's own key row is checked first and written with them.
+    pub(super) fn ingest_request(
+        &mut self,
+        events: &[Prepared],
+        bulk: Option<&BulkRequest>,
+        now: u64,
+    ) -> Result<Result<Outcome, KeyConflict>, StoreError> {
+        let Some(b) = bulk else { return Ok(self.ingest_all(events, now)?.map(Outcome::Events)) };
+        if let Some(earlier) = self.earlier_request(b, now)? {
+            return Ok(earlier.map(Outcome::Replay));
+        }
+        let out = match self.ingest_all(events, now)? {
+            Ok(out) => out,
+            Err(conflict) => return Ok(Err(conflict)),
+        };
+        // An event answered from an item row of an earlier version makes
+        // the reply another one than `b.reply`: those rows answer instead.
+        if !out.is_empty() && out.iter().all(Option::is_none) {
+            let reply = &b.reply;
+            let mut value = Vec::with_capacity(1 + 32 + 2 + reply.body.len());
+            value.push(HASHED);
+            value.extend_from_slice(&b.key.body_sha256);
+            value.extend_from_slice(&reply.status.to_be_bytes());
+            value.extend_from_slice(&reply.body);
+            self.put_row(&b.workspace, &b.key.request_row_key(), &value, now)?;
+        }
+        Ok(Ok(Outcome::Events(out)))
+    }
+
+    /// The reply of an unexpired bulk request under the same key: `Ok`
+    /// for the same body, a conflict for another.
+    fn earlier_request(
+        &self,
+        b: &BulkRequest,
+        now: u64,
+    ) -> Result<Option<Result<BulkReply, KeyConflict>>, StoreError> {
+        let Some(value) = self.live_row(&b.workspace, &b.key.request_row_key(), now)? else {
+            return Ok(None);
+        };
+        let (head, body) = value.split_at_checked(35).ok_or_else(corrupt)?;
+        if head[0] != HASHED {
+            return Err(corrupt());
+        }
+        if head[1..33] != b.key.body_sha256 {
+            return Ok(Some(Err(KeyConflict { key: b.key.key.clone() })));
+        }
+        let status = u16::from_be_bytes([head[33], head[34]]);
+        Ok(Some(Ok(BulkReply { status, body: body.to_vec() })))
+    }
+
     /// Stores a request's events, or answers with each one's original; a
     /// key reused with another body refuses the whole request, checked
     /// before anything is written (undoing writes would mean rebuilding
@@ -142,9 +244,18 @@ impl Tables<'_> {
         value.push(HASHED);
         value.extend_from_slice(&k.body_sha256);
         value.extend_from_slice(record);
-        let row_key = k.row_key();
-        self.idempotency.insert((ws, row_key.as_str()), (now, value.as_slice()))?;
-        self.idempotency_by_time.insert((now, ws, row_key.as_str()), ())?;
+        self.put_row(ws, &k.row_key(), &value, now)
+    }
+
+    fn put_row(
+        &mut self,
+        ws: &str,
+        row_key: &str,
+        value: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.idempotency.insert((ws, row_key), (now, value))?;
+        self.idempotency_by_time.insert((now, ws, row_key), ())?;
         Ok(())
     }
 

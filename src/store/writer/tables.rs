@@ -49,7 +49,9 @@ impl<'t> Tables<'t> {
                 Some(job) => Answer::Job(job(self)?),
                 None => Answer::Unit,
             },
-            Op::Ingest(events, now, _) => Answer::Ingest(self.ingest_all(events, *now)?),
+            Op::Ingest(events, bulk, now, _) => {
+                Answer::Ingest(self.ingest_request(events, bulk.as_ref(), *now)?)
+            }
             Op::Attempt(done, _) => match self.record_attempt(done)? {
                 Some(q) => Answer::Quarantined(q),
                 None => Answer::Unit,
