@@ -74,6 +74,17 @@ impl ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// Whether the connection's adapter refreshes an OAuth refresh token,
+    /// which the provider may rotate (revoking the one the gateway holds).
+    /// HubSpot with a private-app token and Zoom's account credentials do not.
+    pub fn spends_refresh_token(&self) -> bool {
+        match self {
+            ConnectionConfig::Hubspot(c) => c.access_token.is_none() && c.refresh_token.is_some(),
+            ConnectionConfig::Salesforce(_) | ConnectionConfig::Aweber(_) => true,
+            _ => false,
+        }
+    }
+
     /// The problems [`build`](Self::build) would reject this config for, for
     /// `validate`: every one for a webhook (its values are independent), the
     /// first for the other integrations (their builds chain one value into

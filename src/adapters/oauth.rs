@@ -12,18 +12,28 @@
 
 use super::adapter::{AttemptReport, AttemptResult};
 use super::http::{Api, Call, Reply};
+use super::limits::request_turn;
 use super::token_store::{TokenSlot, fingerprint};
 use crate::config::model::Outcome;
+use futures::future::{BoxFuture, Shared};
+use refresh::retry;
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Tokens are refreshed this long before they expire, so a request never
 /// leaves with a token that dies in flight.
 const EARLY: Duration = Duration::from_secs(60);
+
+/// How long one token request may take (waiting for another process's
+/// refresh of the same connection, then the request), whoever is still
+/// waiting for it: attempts stop waiting at their own deadline, but the
+/// answer may carry a rotated refresh token (the provider revoked the old
+/// one as it sent it), which must be kept whatever became of the attempt
+/// or API request that asked. Generous: longer than attempt timeouts.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Lifetime assumed when the token response has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
@@ -79,15 +89,22 @@ pub struct Token {
     pub response: Value,
 }
 
-/// A connection's token source and cache.
+/// A connection's token source and cache. With a token store, adapters of
+/// every config version with the same OAuth credentials share one (see
+/// [`SharedCaches`]).
 pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+/// The cache proper, shared by the adapters of a connection's config versions.
+struct Inner {
     token_api: Api,
     path: Vec<String>,
     client_id: String,
     client_secret: String,
     client_auth: ClientAuth,
-    state: Mutex<State>,
     persist: Option<Persist>,
+    state: std::sync::Mutex<State>,
 }
 
 /// Where rotated refresh tokens are persisted, and the fingerprint of the
@@ -97,14 +114,20 @@ struct Persist {
     configured: String,
 }
 
+/// A token request in flight, which every caller needing a token awaits.
+type Flight = Shared<BoxFuture<'static, Result<Arc<Token>, AttemptReport>>>;
+
 struct State {
     grant: Grant,
     token: Option<Arc<Token>>,
+    flight: Option<Flight>,
 }
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").field("token_api", &self.token_api).finish_non_exhaustive()
+        f.debug_struct("TokenCache")
+            .field("token_api", &self.inner.token_api)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,66 +141,65 @@ impl TokenCache {
         client_auth: ClientAuth,
         grant: Grant,
     ) -> Self {
-        let redacted = match &grant {
-            Grant::RefreshToken { refresh_token } => token_api.clone().redacting(refresh_token),
-            Grant::AccountCredentials { .. } => token_api,
-        };
-        TokenCache {
-            token_api: redacted.redacting(&client_secret),
+        let inner = Inner {
+            token_api: token_api.redacting(&client_secret),
             path: path.iter().map(|s| (*s).to_string()).collect(),
             client_id,
             client_secret,
             client_auth,
-            state: Mutex::new(State { grant, token: None }),
             persist: None,
-        }
+            state: std::sync::Mutex::new(State { grant, token: None, flight: None }),
+        };
+        TokenCache { inner: Arc::new(inner) }
     }
 
     /// Persists rotated refresh tokens in `slot` (no-op without one, or for
-    /// grants without a refresh token), starting from the token persisted
-    /// there if it descends from the configured one.
+    /// grants without a refresh token), and shares the cache with the
+    /// connection's other adapters with the same credentials.
     #[must_use]
     pub fn persisting(mut self, slot: Option<TokenSlot>) -> Self {
-        let (Some(slot), Grant::RefreshToken { refresh_token }) =
-            (slot, &mut self.state.get_mut().grant)
-        else {
-            return self;
-        };
+        let (Some(slot), Some(inner)) = (slot, Arc::get_mut(&mut self.inner)) else { return self };
+        let state = inner.state.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Grant::RefreshToken { refresh_token } = &state.grant else { return self };
         let configured = fingerprint(refresh_token);
-        if let Some(saved) = slot.current(&configured) {
-            self.token_api = self.token_api.redacting(&saved);
-            *refresh_token = saved;
+        let credentials = inner.credentials(&configured);
+        inner.persist = Some(Persist { slot: slot.clone(), configured });
+        match Arc::try_unwrap(self.inner) {
+            Ok(fresh) => {
+                TokenCache { inner: slot.store().caches().share(slot.key(), credentials, fresh) }
+            }
+            Err(inner) => TokenCache { inner },
         }
-        self.persist = Some(Persist { slot, configured });
-        self
     }
 
     /// A token valid for at least `EARLY`, refreshing if needed. Callers
-    /// waiting on one refresh share its result.
-    pub async fn token(&self, deadline: Instant) -> Result<Arc<Token>, AttemptReport> {
-        // Waiting behind another attempt's refresh still honours this attempt's deadline.
-        let Ok(mut state) = tokio::time::timeout_at(deadline, self.state.lock()).await else {
-            let result = AttemptResult::Retry {
-                code: Outcome::Timeout,
-                after: None,
-                message: "timed out waiting for the OAuth token refresh".into(),
-            };
-            return Err(AttemptReport { result, http_status: None, response_excerpt: None });
+    /// needing one while it is refreshed share that refresh; one whose
+    /// `deadline` passes stops waiting, and the refresh goes on (see
+    /// [`REFRESH_TIMEOUT`]).
+    pub async fn token(&self, mut deadline: Instant) -> Result<Arc<Token>, AttemptReport> {
+        let flight = match self.inner.cached_or_flight() {
+            Ok(token) => return Ok(token),
+            Err(Some(flight)) => flight,
+            Err(None) => {
+                // The token request runs in its own task, outside this
+                // attempt's budget scope: it takes its turn here.
+                let waited = request_turn().await;
+                deadline = deadline.checked_add(waited).unwrap_or(deadline);
+                match self.inner.clone().flight() {
+                    Ok(token) => return Ok(token),
+                    Err(flight) => flight,
+                }
+            }
         };
-        if let Some(t) = &state.token
-            && Instant::now() < t.refresh_at
-        {
-            return Ok(t.clone());
-        }
-        let token = Arc::new(self.fetch(&mut state.grant, deadline).await?);
-        state.token = Some(token.clone());
-        Ok(token)
+        tokio::time::timeout_at(deadline, flight).await.unwrap_or_else(|_| {
+            Err(retry(Outcome::Timeout, "timed out waiting for the OAuth token refresh"))
+        })
     }
 
     /// Forgets `stale` (the provider refused it), unless another attempt
     /// already replaced it.
     pub async fn invalidate(&self, stale: &Arc<Token>) {
-        let mut state = self.state.lock().await;
+        let mut state = self.inner.state();
         if state.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, stale)) {
             state.token = None;
         }
@@ -200,67 +222,6 @@ impl TokenCache {
         }
         self.invalidate(&token).await;
         call(self.token(deadline).await?).await
-    }
-
-    async fn fetch(&self, grant: &mut Grant, deadline: Instant) -> Result<Token, AttemptReport> {
-        let segments: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        self.catch_up(grant);
-        // The redaction list was fixed at build time; a token rotated since
-        // (or read back from the token file) must not leak through an error.
-        let api = match &*grant {
-            Grant::RefreshToken { refresh_token } => {
-                self.token_api.clone().redacting(refresh_token)
-            }
-            Grant::AccountCredentials { .. } => self.token_api.clone(),
-        };
-        let mut form: Vec<(&str, &str)> = Vec::new();
-        match &*grant {
-            Grant::RefreshToken { refresh_token } => {
-                form.extend([("grant_type", "refresh_token"), ("refresh_token", refresh_token)]);
-            }
-            Grant::AccountCredentials { account_id } => {
-                form.extend([("grant_type", "account_credentials"), ("account_id", account_id)]);
-            }
-        }
-        let mut basic = None;
-        match self.client_auth {
-            ClientAuth::Body => form.extend([
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.as_str()),
-            ]),
-            ClientAuth::Basic => basic = Some((&self.client_id, &self.client_secret)),
-        }
-        let reply =
-            api.call(reqwest::Method::POST, &segments).form(&form, basic).send(deadline).await?;
-        let token = parse(&reply)?;
-        self.keep_rotated(grant, &reply).await;
-        Ok(token)
-    }
-
-    /// Takes the persisted refresh token when another adapter of the same
-    /// connection (the previous config's, finishing an attempt after a
-    /// reload) rotated it.
-    fn catch_up(&self, grant: &mut Grant) {
-        if let (Some(p), Grant::RefreshToken { refresh_token }) = (&self.persist, grant)
-            && let Some(saved) = p.slot.current(&p.configured)
-        {
-            *refresh_token = saved;
-        }
-    }
-
-    /// Keeps a refresh token the provider rotated; persisted before the
-    /// access token is used, since the provider has revoked the old one.
-    async fn keep_rotated(&self, grant: &mut Grant, reply: &Reply) {
-        if let (Grant::RefreshToken { refresh_token }, Some(rotated)) =
-            (grant, reply.str_at("/refresh_token"))
-            && !rotated.is_empty()
-            && rotated != *refresh_token
-        {
-            if let Some(p) = &self.persist {
-                p.slot.save(&p.configured, &rotated).await;
-            }
-            *refresh_token = rotated;
-        }
     }
 }
 
@@ -328,6 +289,10 @@ impl Bearer {
         }
     }
 }
+
+#[path = "oauth_refresh.rs"]
+mod refresh;
+pub use refresh::SharedCaches;
 
 #[cfg(test)]
 #[path = "oauth_tests.rs"]

@@ -45,7 +45,7 @@ async fn refreshes_once_then_caches_and_keeps_the_rotated_token() {
     assert_eq!(first.access_token, "at-1");
     assert_eq!(first.response["instance_url"], "https://acme.my.salesforce.com");
     assert!(
-        matches!(&c.state.lock().await.grant, Grant::RefreshToken { refresh_token } if refresh_token == "rtok-two")
+        matches!(&c.inner.state().grant, Grant::RefreshToken { refresh_token } if refresh_token == "rtok-two")
     );
 }
 
@@ -169,6 +169,7 @@ async fn waiting_behind_a_slow_refresh_honours_the_deadline() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(token_reply("slow", 3600).set_delay(Duration::from_secs(10)))
+        .expect(1)
         .mount(&server)
         .await;
     let c = Arc::new(cache(&server, ClientAuth::Body, refresh("rtok-one")));
@@ -176,10 +177,8 @@ async fn waiting_behind_a_slow_refresh_honours_the_deadline() {
         let c = c.clone();
         async move { c.token(deadline(Duration::from_secs(20))).await.map(|_| ()) }
     });
-    // Poll until the first refresh holds the lock, then wait behind it.
-    while c.state.try_lock().is_ok() {
-        tokio::task::yield_now().await;
-    }
+    // Whichever starts the refresh, the second caller waits on the same one
+    // (one request) and gives up at its own deadline.
     let err = c.token(deadline(Duration::from_millis(200))).await.unwrap_err();
     assert!(matches!(err.result, AttemptResult::Retry { code: Outcome::Timeout, .. }), "{err:?}");
     first.abort();
@@ -278,4 +277,60 @@ async fn the_basic_client_credentials_are_redacted_from_the_token_endpoint_answe
     let text = format!("{err:?}");
     assert!(text.contains("Basic [redacted]"), "{text}");
     assert!(!text.contains(&encoded), "{text}");
+}
+
+/// Answers 400 with the request's form body, as JSON (`/` escaped as PHP
+/// does) and raw, as a debug error page would.
+struct EchoBody;
+
+impl wiremock::Respond for EchoBody {
+    fn respond(&self, r: &wiremock::Request) -> ResponseTemplate {
+        let form = String::from_utf8(r.body.clone()).unwrap();
+        let decoded: Vec<(String, String)> = url_decoded(&form);
+        let json = serde_json::to_string(&decoded).unwrap().replace('/', "\\/");
+        ResponseTemplate::new(400).set_body_string(format!("bad request {form} {json}"))
+    }
+}
+
+fn url_decoded(form: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let mut bytes = s.bytes();
+        while let Some(b) = bytes.next() {
+            if b == b'%' {
+                let hex: String = [bytes.next().unwrap(), bytes.next().unwrap()]
+                    .iter()
+                    .map(|&c| char::from(c))
+                    .collect();
+                out.push(u8::from_str_radix(&hex, 16).unwrap());
+            } else {
+                out.push(b);
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    form.split('&')
+        .map(|kv| kv.split_once('=').unwrap())
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_echoed_token_request_leaks_no_encoded_or_escaped_secret() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(EchoBody).expect(1).mount(&server).await;
+    let api = Api::at(parse_url("u", &server.uri()).unwrap(), reqwest::Client::new()).unwrap();
+    let (secret, refresh_token) = ("cs+ec/ret=&%x", "rt/to+ken==&%1");
+    let grant = Grant::RefreshToken { refresh_token: refresh_token.into() };
+    let c = TokenCache::new(api, &["t"], "cid".into(), secret.into(), ClientAuth::Body, grant);
+    let err = c.token(soon()).await.unwrap_err();
+    let text = format!("{:?} {:?}", err.result, err.response_excerpt);
+    assert!(
+        text.contains("bad request grant_type=refresh_token&refresh_token=[redacted]"),
+        "{text}"
+    );
+    for leak in ["rt%2F", "rt/to", "rt\\/to", "cs%2B", "cs+ec", "ec\\/ret", "ken%3D", "%25x"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
 }

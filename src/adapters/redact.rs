@@ -37,8 +37,13 @@ impl Secrets {
         let mut all = self.0.to_vec();
         for s in more {
             let s = s.as_ref();
-            if s.len() >= MIN_SECRET && !all.iter().any(|known| known == s) {
-                all.push(s.to_string());
+            if s.len() < MIN_SECRET {
+                continue;
+            }
+            for form in spellings(s) {
+                if !all.contains(&form) {
+                    all.push(form);
+                }
             }
         }
         if all.len() == self.0.len() {
@@ -116,6 +121,50 @@ impl Secrets {
     }
 }
 
+/// `secret` as it may come back in an answer: raw, as we sent it in a form
+/// body (`+` for a space) or a URL, and inside a JSON string (with `/` as
+/// `\/` too, as PHP writes it, and `&`, `<`, `>` as `\u00XX`, as Go does). A
+/// provider echoing our token request must not get a refresh token or client
+/// secret with a `+`, `/`, `=`, `&` or `%` past the raw match.
+fn spellings(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_string();
+    let go = json.replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e");
+    let forms = [
+        percent_encoded(secret, true),
+        percent_encoded(secret, false),
+        json.replace('/', "\\/"),
+        go,
+        json,
+    ];
+    let mut out = vec![secret.to_string()];
+    for form in forms {
+        if !form.is_empty() && !out.contains(&form) {
+            out.push(form);
+        }
+    }
+    out
+}
+
+/// Percent-encoding of `text`: `form` as `application/x-www-form-urlencoded`
+/// bodies are written (what reqwest sends: `*-._` kept, a space as `+`),
+/// otherwise as a URL component (`-._~` kept, a space as `%20`).
+fn percent_encoded(text: &str, form: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        let kept = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_')
+            || (form && b == b'*')
+            || (!form && b == b'~');
+        match b {
+            _ if kept => out.push(char::from(b)),
+            b' ' if form => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// `text` cut to at most [`EXCERPT_LIMIT`] bytes, on a character boundary.
 fn cut(mut text: String) -> String {
     if text.len() > EXCERPT_LIMIT {
@@ -184,6 +233,28 @@ mod tests {
         let text = secrets().excerpt(body.as_bytes(), true);
         assert!(text.starts_with("[redacted]é") && text.len() <= EXCERPT_LIMIT);
         assert!(text.len() > EXCERPT_LIMIT - 2);
+    }
+
+    #[test]
+    fn encoded_and_escaped_forms_of_a_secret_are_redacted_too() {
+        let secret = "rt+a/b=c&d%e f<g>h";
+        let secrets = Secrets::default().with([secret]);
+        // As a form body and a URL carry it, and as JSON strings escape it.
+        let echoes = [
+            "refresh_token=rt%2Ba%2Fb%3Dc%26d%25e+f%3Cg%3Eh&client_id=cid",
+            "?token=rt%2Ba%2Fb%3Dc%26d%25e%20f%3Cg%3Eh",
+            r#"{"echo":"rt+a\/b=c&d%e f<g>h"}"#,
+            r#"{"echo":"rt+a/b=c\u0026d%e f\u003cg\u003eh"}"#,
+        ];
+        for echo in echoes {
+            let text = secrets.redact(echo);
+            assert!(text.contains(REDACTED), "{echo} -> {text}");
+            for piece in ["rt+a", "rt%2B", "%3Cg", "d%e", "\\u003cg"] {
+                assert!(!text.contains(piece), "{echo} -> {text}");
+            }
+        }
+        // A plain secret adds no spellings: the list is as long as before.
+        assert_eq!(Secrets::default().with(["plain-secret_0.9"]).len(), 1);
     }
 
     fn tail(text: &str) -> &str {

@@ -7,6 +7,12 @@
 //! SHA-256 of the configured token it descends from: when the operator puts
 //! a new token in the environment, the fingerprint no longer matches and
 //! the config wins.
+//!
+//! The gateway and the CLI (`meshes actions`, `validate --check-remote`
+//! with `--data-dir`) share the file: a refresh holds the connection's lock
+//! file from reading the current token until its successor is written, and
+//! every write re-reads the file under a second lock, so neither process
+//! spends a token the other already rotated nor drops the other's entries.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,37 +20,68 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The file's name inside the data directory.
 pub const FILE: &str = "oauth-tokens.json";
 
-/// One connection's rotated token.
+/// Held while the file is read, changed and rewritten.
+const FILE_LOCK: &str = "oauth-tokens.lock";
+
+/// One lock file per connection, held for the whole of a refresh.
+const LOCKS: &str = "oauth-tokens.locks";
+
+/// Token chains kept per connection: the current one, and a few the
+/// operator replaced (an adapter of the previous config, or a CLI with an
+/// older config, may still finish a refresh on one; it must not write over
+/// the entry of the new one).
+const CHAINS_KEPT: usize = 3;
+
+/// One chain of rotated tokens of a connection.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
-    /// SHA-256 (hex) of the configured refresh token this one replaced.
+    /// SHA-256 (hex) of the configured refresh token the chain started from.
     configured_sha256: String,
     /// The refresh token to use next.
     refresh_token: String,
+    /// Increases with each write for the connection: the newest of two
+    /// copies (the file, this process's memory) wins.
+    #[serde(default)]
+    serial: u64,
 }
 
-/// The file's content: `<workspace>/<connection>` → entry.
+/// A connection's chains as written: version 1 had exactly one.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Chains {
+    Many(Vec<Entry>),
+    One(Entry),
+}
+
+/// The file's content: `<workspace>/<connection>` → chains, newest first.
 #[derive(Default, Serialize, Deserialize)]
 struct Document {
     version: u32,
-    tokens: BTreeMap<String, Entry>,
+    tokens: BTreeMap<String, Chains>,
 }
+
+type Tokens = BTreeMap<String, Vec<Entry>>;
 
 /// The rotated tokens of every connection of a gateway, shared by the
 /// adapters of every config version (a reload builds new adapters, which
-/// must see what the old ones rotated).
+/// must see what the old ones rotated), and the token caches they share.
 pub struct TokenStore {
-    path: PathBuf,
-    tokens: Mutex<BTreeMap<String, Entry>>,
+    dir: PathBuf,
+    /// What this process last wrote: when the file cannot be written, the
+    /// rotated token still serves from here.
+    memory: Mutex<Tokens>,
+    caches: super::oauth::SharedCaches,
+    refreshes: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("TokenStore").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -54,27 +91,27 @@ pub fn fingerprint(token: &str) -> String {
 }
 
 impl TokenStore {
-    /// Reads `<dir>/oauth-tokens.json`. A missing file is an empty store; an
-    /// unreadable one is logged and ignored (the configured tokens are used,
-    /// and the next rotation rewrites it).
+    /// The store of `<dir>/oauth-tokens.json`. An unreadable file is logged
+    /// and ignored (the configured tokens are used, and the next rotation
+    /// rewrites it).
     pub fn open(dir: &Path) -> Arc<Self> {
-        let path = dir.join(FILE);
-        let tokens = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<Document>(&bytes) {
-                Ok(doc) => doc.tokens,
-                Err(e) => {
-                    // serde_json's message names a position, never the content.
-                    tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable OAuth token file");
-                    BTreeMap::new()
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable OAuth token file");
-                BTreeMap::new()
-            }
+        let store = TokenStore {
+            dir: dir.to_path_buf(),
+            memory: Mutex::new(Tokens::new()),
+            caches: super::oauth::SharedCaches::default(),
+            refreshes: tokio_util::task::TaskTracker::new(),
         };
-        Arc::new(TokenStore { path, tokens: Mutex::new(tokens) })
+        if let Err(e) = store.read() {
+            // serde_json's message names a position, never the content.
+            tracing::warn!(file = %store.path().display(), error = %e, "ignoring unreadable OAuth token file");
+        }
+        Arc::new(store)
+    }
+
+    /// Whether this process can write the store's files (takes and drops
+    /// the file lock): a CLI must not refresh what it cannot keep.
+    pub fn check_writable(&self) -> std::io::Result<()> {
+        lock_file(&self.dir.join(FILE_LOCK)).map(drop)
     }
 
     /// The handle one connection's token cache uses.
@@ -82,23 +119,111 @@ impl TokenStore {
         TokenSlot { store: self.clone(), key }
     }
 
-    fn current(&self, key: &str, configured: &str) -> Option<String> {
-        let tokens = self.tokens.lock().ok()?;
-        let entry = tokens.get(key)?;
-        (entry.configured_sha256 == configured).then(|| entry.refresh_token.clone())
+    /// The token caches shared across config versions.
+    pub(super) fn caches(&self) -> &super::oauth::SharedCaches {
+        &self.caches
     }
 
-    /// Records `token` for `key` and rewrites the file (under the lock, so
-    /// the file always holds the latest of concurrent rotations).
-    fn put(&self, key: &str, configured: &str, token: &str) -> std::io::Result<()> {
-        let mut tokens = self.tokens.lock().map_err(|_| std::io::Error::other("lock poisoned"))?;
-        let entry =
-            Entry { configured_sha256: configured.to_string(), refresh_token: token.to_string() };
-        tokens.insert(key.to_string(), entry);
-        let doc = Document { version: 1, tokens: tokens.clone() };
-        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
-        write_atomically(&self.path, &bytes)
+    /// Token requests in flight, which a CLI waits for before it exits.
+    pub(super) fn refreshes(&self) -> &tokio_util::task::TaskTracker {
+        &self.refreshes
     }
+
+    /// Waits for every token request in flight to finish and keep what it
+    /// got: a command that exits while one runs would drop a rotated token.
+    pub async fn settle(&self) {
+        self.refreshes.close();
+        self.refreshes.wait().await;
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// The file's tokens as they are now (another process may have written).
+    fn read(&self) -> Result<Tokens, String> {
+        let bytes = match std::fs::read(self.path()) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Tokens::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let doc = serde_json::from_slice::<Document>(&bytes).map_err(|e| e.to_string())?;
+        let tokens = doc.tokens.into_iter().map(|(key, chains)| {
+            let list = match chains {
+                Chains::Many(list) => list,
+                Chains::One(entry) => vec![entry],
+            };
+            (key, list)
+        });
+        Ok(tokens.collect())
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The newest token of the chain that started from the configured token
+    /// with fingerprint `configured`, in the file or in memory.
+    fn current(&self, key: &str, configured: &str) -> Option<String> {
+        let file = self.read().unwrap_or_default();
+        let memory = self.memory();
+        let found = |tokens: &Tokens| {
+            tokens.get(key)?.iter().find(|e| e.configured_sha256 == configured).cloned()
+        };
+        let newest = match (found(&file), found(&memory)) {
+            (Some(f), Some(m)) => Some(if m.serial > f.serial { m } else { f }),
+            (f, m) => f.or(m),
+        };
+        newest.map(|e| e.refresh_token)
+    }
+
+    /// Records `token` for `key`'s chain `configured` and rewrites the file,
+    /// under the file lock and from the file as it is now, so that the
+    /// other process's entries survive.
+    fn put(&self, key: &str, configured: &str, token: &str) -> std::io::Result<()> {
+        let _lock = lock_file(&self.dir.join(FILE_LOCK))?;
+        let mut tokens = self.read().unwrap_or_else(|_| self.memory().clone());
+        let mut memory = self.memory();
+        let serials = tokens.get(key).into_iter().chain(memory.get(key)).flatten();
+        let serial = serials.map(|e| e.serial).max().unwrap_or(0) + 1;
+        let entry = Entry {
+            configured_sha256: configured.to_string(),
+            refresh_token: token.to_string(),
+            serial,
+        };
+        for copy in [&mut tokens, &mut *memory] {
+            let chains = copy.entry(key.to_string()).or_default();
+            chains.retain(|e| e.configured_sha256 != configured);
+            chains.insert(0, entry.clone());
+            chains.sort_by_key(|e| std::cmp::Reverse(e.serial));
+            chains.truncate(CHAINS_KEPT);
+        }
+        drop(memory);
+        let tokens = tokens.into_iter().map(|(k, list)| (k, Chains::Many(list))).collect();
+        let doc = Document { version: 2, tokens };
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+        write_atomically(&self.path(), &bytes)
+    }
+
+    /// Blocks until this process holds `key`'s refresh lock.
+    fn lock_connection(&self, key: &str) -> std::io::Result<std::fs::File> {
+        let dir = self.dir.join(LOCKS);
+        std::fs::create_dir_all(&dir)?;
+        // Named by a hash: connection names need not be valid file names.
+        lock_file(&dir.join(format!("{}.lock", &fingerprint(key)[..32])))
+    }
+}
+
+/// Opens (creating, mode 0600) and exclusively locks `path`; the lock goes
+/// with the returned file (also when the process dies).
+fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    file.lock()?;
+    Ok(file)
 }
 
 /// Write a temporary file (mode 0600), fsync it, rename it over `path`,
@@ -141,10 +266,41 @@ impl std::fmt::Debug for TokenSlot {
 }
 
 impl TokenSlot {
+    /// The store it belongs to.
+    pub(super) fn store(&self) -> &Arc<TokenStore> {
+        &self.store
+    }
+
+    /// The connection's key (`<workspace>/<connection>`).
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The persisted token, if it descends from the configured token with
-    /// this fingerprint.
+    /// this fingerprint (read from the file: another process may have
+    /// rotated it).
     pub fn current(&self, configured: &str) -> Option<String> {
         self.store.current(&self.key, configured)
+    }
+
+    /// Takes the connection's refresh lock, waiting at most `wait` for
+    /// another refresh (in this process or another) to end. `Ok(None)`: the
+    /// lock file cannot be used (logged); the refresh goes on without it.
+    pub async fn lock(&self, wait: Duration) -> Result<Option<ConnectionLock>, LockTimeout> {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let taking = tokio::task::spawn_blocking(move || store.lock_connection(&key));
+        match tokio::time::timeout(wait, taking).await {
+            Err(_) => Err(LockTimeout),
+            Ok(Ok(Ok(file))) => Ok(Some(ConnectionLock { _file: file })),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(connection = %self.key, error = %e, "could not lock the OAuth token file; refreshing without the lock");
+                Ok(None)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(connection = %self.key, error = %e, "could not lock the OAuth token file; refreshing without the lock");
+                Ok(None)
+            }
+        }
     }
 
     /// Persists a rotated token (blocking file I/O off the async workers).
@@ -165,6 +321,19 @@ impl TokenSlot {
         }
     }
 }
+
+/// A connection's refresh lock, released when dropped.
+#[derive(Debug)]
+pub struct ConnectionLock {
+    _file: std::fs::File,
+}
+
+/// Another refresh held the connection's lock for too long.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "another refresh of this connection's OAuth token (by the gateway or a CLI) did not end in time"
+)]
+pub struct LockTimeout;
 
 #[cfg(test)]
 mod tests {
@@ -187,6 +356,49 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(!dir.path().join("oauth-tokens.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_version_1_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = serde_json::json!({"version": 1, "tokens": {"ws/crm": {
+            "configured_sha256": fingerprint("configured"), "refresh_token": "rotated-1"}}});
+        std::fs::write(dir.path().join(FILE), v1.to_string()).unwrap();
+        let store = TokenStore::open(dir.path());
+        assert_eq!(store.current("ws/crm", &fingerprint("configured")).unwrap(), "rotated-1");
+    }
+
+    #[test]
+    fn a_replaced_chain_never_writes_over_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path());
+        let (old, new) = (fingerprint("configured-1"), fingerprint("configured-2"));
+        store.put("ws/crm", &new, "new-2").unwrap();
+        // An adapter of the previous config finishes a refresh afterwards.
+        store.put("ws/crm", &old, "old-2").unwrap();
+        let again = TokenStore::open(dir.path());
+        assert_eq!(again.current("ws/crm", &new).unwrap(), "new-2");
+        assert_eq!(again.current("ws/crm", &old).unwrap(), "old-2");
+        for i in 0..CHAINS_KEPT {
+            store.put("ws/crm", &fingerprint(&format!("more-{i}")), "x").unwrap();
+        }
+        assert_eq!(again.current("ws/crm", &new), None, "only the newest chains are kept");
+    }
+
+    #[test]
+    fn what_another_process_wrote_is_read_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gateway, cli) = (TokenStore::open(dir.path()), TokenStore::open(dir.path()));
+        let configured = fingerprint("configured");
+        gateway.put("ws/crm", &configured, "rotated-1").unwrap();
+        cli.put("ws/crm", &configured, "rotated-2").unwrap();
+        cli.put("ws/chat", &configured, "chat-1").unwrap();
+        // The gateway's memory holds rotated-1; the file's newer serial wins.
+        assert_eq!(gateway.current("ws/crm", &configured).unwrap(), "rotated-2");
+        gateway.put("ws/mail", &configured, "mail-1").unwrap();
+        let file = TokenStore::open(dir.path());
+        assert_eq!(file.current("ws/chat", &configured).unwrap(), "chat-1");
+        assert_eq!(file.current("ws/crm", &configured).unwrap(), "rotated-2");
     }
 
     #[test]

@@ -31,6 +31,11 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The gateway's data directory, whose OAuth token store keeps the
+    /// refresh tokens providers rotate. Needed for connections with a
+    /// refresh token (refreshing without it would revoke the gateway's).
+    #[arg(long, env = "MESHES_DATA_DIR", default_value = "./.meshes")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +57,8 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
         .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let rt = match reload::load(&args.config, 1, &client, None, None) {
+    let tokens = super::remote::gateway_tokens(&args.data_dir);
+    let rt = match reload::load(&args.config, 1, &client, None, tokens.as_ref().ok()) {
         Ok(Some(rt)) => rt,
         Ok(None) => bail!("no config"),
         Err(errors) => {
@@ -65,7 +71,21 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
     let name = &args.connection;
     let conn = find(&rt, name, args.workspace.as_deref())?;
     let kind = conn.config.kind();
-    let options = match conn.adapter.discover().await {
+    if let Err(why) = &tokens
+        && conn.config.spends_refresh_token()
+    {
+        eprintln!(
+            "error: connection `{name}` (type `{kind}`): {}",
+            super::remote::refresh_refused(why)
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let listed = conn.adapter.discover().await;
+    if let Ok(store) = &tokens {
+        // A refresh the listing gave up on still keeps its rotated token.
+        store.settle().await;
+    }
+    let options = match listed {
         Ok(options) => options,
         Err(DiscoverError::Unsupported(m) | DiscoverError::Provider(m)) => {
             eprintln!("error: connection `{name}` (type `{kind}`): {m}");

@@ -3,6 +3,7 @@
 //! connection's account really has (the same discovery as `meshes actions`).
 
 use crate::adapters::discover::{ActionOption, DiscoverError};
+use crate::adapters::token_store::TokenStore;
 use crate::adapters::{ConnectionConfig, Lookup};
 use crate::catalog;
 use crate::config::automation::{AutomationAction, Step};
@@ -11,9 +12,42 @@ use crate::config::model::Metadata;
 use crate::config::spans::SpanIndex;
 use crate::config::{self, ConfigFile, Diagnostic, Source};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Ids shown in a "does not exist" message; the rest are counted.
 const SHOWN: usize = 5;
+
+/// Where the CLI keeps the refresh tokens providers rotate: the gateway's
+/// token store, or why there is none.
+pub type Tokens = Result<Arc<TokenStore>, String>;
+
+/// The token store of the gateway whose data directory is `dir`. Anything
+/// else would keep a rotated token where the gateway never reads it.
+pub fn gateway_tokens(dir: &std::path::Path) -> Tokens {
+    let shown = dir.display();
+    if !dir.is_dir() {
+        return Err(format!("the data directory `{shown}` does not exist"));
+    }
+    if !dir.join("meshes.redb").is_file() {
+        return Err(format!("`{shown}` is not a gateway's data directory (it has no meshes.redb)"));
+    }
+    let store = TokenStore::open(dir);
+    match store.check_writable() {
+        Ok(()) => Ok(store),
+        Err(e) => Err(format!("its token store in `{shown}` cannot be written ({e})")),
+    }
+}
+
+/// Why a connection with a refresh token is not refreshed without the
+/// gateway's token store (`why` says what is missing), and what to do.
+pub fn refresh_refused(why: &str) -> String {
+    format!(
+        "it uses an OAuth refresh token, and refreshing it here would rotate the refresh token the gateway holds \
+         (the provider revokes the old one, and the gateway's deliveries would fail with auth_failed), \
+         but {why}; pass the gateway's data directory with `--data-dir` (or MESHES_DATA_DIR) \
+         so that the new token is kept where the gateway reads it"
+    )
+}
 
 /// What the remote check found.
 #[derive(Debug, Default)]
@@ -37,6 +71,7 @@ pub async fn check(
     configs: &[(String, ConfigFile)],
     lookup: Lookup<'_>,
     client: &reqwest::Client,
+    tokens: &Tokens,
 ) -> Remote {
     let mut jobs = Vec::new();
     for (file, cfg) in configs {
@@ -49,8 +84,9 @@ pub async fn check(
                 continue;
             }
             let spans = spans.clone();
+            let at = Account { ws: &cfg.workspace.id, name, conn, lookup, client, tokens };
             jobs.push(async move {
-                let (issues, notes) = connection(name, conn, &targets, lookup, client).await;
+                let (issues, notes) = connection(&at, &targets).await;
                 let placed: Vec<Diagnostic> =
                     issues.into_iter().map(|i| config::place(file, &spans, i)).collect();
                 (placed, notes)
@@ -61,6 +97,9 @@ pub async fn check(
     for (diagnostics, notes) in futures::future::join_all(jobs).await {
         out.diagnostics.extend(diagnostics);
         out.notes.extend(notes);
+    }
+    if let Ok(store) = tokens {
+        store.settle().await;
     }
     out.diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     out
@@ -109,14 +148,19 @@ fn push<'a>(
     }
 }
 
+/// A connection to list, and what building it needs.
+struct Account<'a> {
+    ws: &'a str,
+    name: &'a str,
+    conn: &'a ConnectionConfig,
+    lookup: Lookup<'a>,
+    client: &'a reqwest::Client,
+    tokens: &'a Tokens,
+}
+
 /// Builds one connection, lists its account once and checks its targets.
-async fn connection(
-    name: &str,
-    conn: &ConnectionConfig,
-    targets: &[Target<'_>],
-    lookup: Lookup<'_>,
-    client: &reqwest::Client,
-) -> (Vec<Issue>, Vec<String>) {
+async fn connection(a: &Account<'_>, targets: &[Target<'_>]) -> (Vec<Issue>, Vec<String>) {
+    let (name, conn) = (a.name, a.conn);
     let kind = conn.kind();
     let at = Path::root().key("connections").key(name);
     let unavailable = |why: String| {
@@ -124,7 +168,16 @@ async fn connection(
             format!("connection `{name}` ({kind}): cannot list the account's data: {why}");
         (vec![Issue::error(Code::RemoteUnavailable, at.clone(), message).at_key()], vec![])
     };
-    let adapter = match conn.build(lookup, client) {
+    let slot = match a.tokens {
+        Ok(store) => Some(store.slot(format!("{}/{name}", a.ws))),
+        Err(why) if conn.spends_refresh_token() => {
+            let note =
+                format!("connection `{name}` ({kind}) not checked: {}", refresh_refused(why));
+            return (vec![], vec![note]);
+        }
+        Err(_) => None,
+    };
+    let adapter = match conn.build_with(a.lookup, a.client, slot) {
         Ok(adapter) => adapter,
         Err(e) => return unavailable(e.to_string()),
     };

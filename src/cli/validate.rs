@@ -31,6 +31,12 @@ pub struct Args {
     /// not have (implies `--check-env`; needs the credentials and network).
     #[arg(long)]
     check_remote: bool,
+    /// With `--check-remote`: the gateway's data directory, whose OAuth token
+    /// store keeps the refresh tokens providers rotate. Connections with a
+    /// refresh token are skipped without one (refreshing would revoke the
+    /// gateway's token).
+    #[arg(long, env = "MESHES_DATA_DIR", default_value = "./.meshes")]
+    data_dir: PathBuf,
     /// Print how long each phase took (to stderr).
     #[arg(long)]
     timings: bool,
@@ -59,7 +65,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.check_remote && report.errors() > 0 {
         eprintln!("note: --check-remote skipped: the config has errors");
     } else if args.check_remote {
-        let remote = check_remote(&loaded, &report)?;
+        let remote = check_remote(&loaded, &report, &args.data_dir)?;
         report.diagnostics.extend(remote.diagnostics);
         for note in remote.notes {
             eprintln!("note: {note}");
@@ -80,14 +86,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Lists each referenced connection's account (`--check-remote`).
-fn check_remote(loaded: &config::Loaded, report: &Report) -> anyhow::Result<super::remote::Remote> {
+fn check_remote(
+    loaded: &config::Loaded,
+    report: &Report,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<super::remote::Remote> {
     let client = reqwest::Client::builder()
         .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let lookup = &config::env::process_env;
-    Ok(runtime.block_on(super::remote::check(&loaded.sources, &report.configs, lookup, &client)))
+    let tokens = super::remote::gateway_tokens(data_dir);
+    let checking = super::remote::check(&loaded.sources, &report.configs, lookup, &client, &tokens);
+    Ok(runtime.block_on(checking))
 }
 
 fn human(report: &Report, loaded: &config::Loaded, failed: bool) {
