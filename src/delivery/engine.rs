@@ -215,7 +215,10 @@ impl Engine {
             return lane.clone();
         }
         let budget = self.shared.budgets.get(&conn.conn_key, conn.lane.rate_limit.as_ref());
-        let lane = Arc::new(Lane::with_budget(conn.lane.clone(), budget));
+        let lane = Arc::new(match self.lanes.get(&conn.conn_key) {
+            Some(old) => old.resized(conn.lane.clone(), budget),
+            None => Lane::with_budget(conn.lane.clone(), budget),
+        });
         self.lanes.insert(conn.conn_key.clone(), lane.clone());
         self.shared.lanes.track(&conn.conn_key, lane.clone());
         lane

@@ -70,7 +70,8 @@ pub struct Lane {
     /// Request pacing: one turn per HTTP request an attempt sends; the
     /// connection's, which its discovery calls spend too.
     pub budget: Option<Arc<RequestBudget>>,
-    breaker: Mutex<Breaker>,
+    /// Shared with the lane's successors under new settings (see [`Lane::resized`]).
+    breaker: Arc<Mutex<Breaker>>,
 }
 
 impl Lane {
@@ -88,8 +89,30 @@ impl Lane {
                 settings.concurrency.max(1) as usize * RECORDING_PER_SLOT,
             )),
             budget,
-            breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+            breaker: Arc::new(Mutex::new(Breaker::Closed { failures: 0 })),
             settings,
+        }
+    }
+
+    /// This lane under new `settings` (a reload changed them): the same
+    /// slots, resized, and the same breaker. A fresh lane would let the
+    /// attempts still running on this one go uncounted, so a connection
+    /// limited to 2 could have 2 more in flight, and it would close an open
+    /// breaker. Slots in use when it shrinks are taken out as they come back.
+    pub fn resized(&self, settings: LaneSettings, budget: Option<Arc<RequestBudget>>) -> Lane {
+        let (from, to) = (self.settings.concurrency.max(1), settings.concurrency.max(1));
+        resize(&self.permits, from as usize, to as usize);
+        resize(
+            &self.recording,
+            from as usize * RECORDING_PER_SLOT,
+            to as usize * RECORDING_PER_SLOT,
+        );
+        Lane {
+            settings,
+            permits: self.permits.clone(),
+            recording: self.recording.clone(),
+            budget,
+            breaker: self.breaker.clone(),
         }
     }
 
@@ -210,6 +233,28 @@ pub struct Slots {
     pub recording: OwnedSemaphorePermit,
 }
 
+/// Moves `sem` from `from` permits in all to `to`. Permits in use when it
+/// shrinks are taken by a task as they are released (a queued acquire is
+/// served before any later `try_acquire`), then forgotten.
+fn resize(sem: &Arc<Semaphore>, from: usize, to: usize) {
+    if to >= from {
+        sem.add_permits(to - from);
+        return;
+    }
+    let excess = from - to;
+    let rest = excess - sem.forget_permits(excess);
+    if let (Ok(rest), Ok(rt)) = (u32::try_from(rest), tokio::runtime::Handle::try_current())
+        && rest > 0
+    {
+        let sem = sem.clone();
+        rt.spawn(async move {
+            if let Ok(taken) = sem.acquire_many_owned(rest).await {
+                taken.forget();
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +269,29 @@ mod tests {
                 cooldown: D::from_millis(1_000),
             },
         })
+    }
+
+    #[tokio::test]
+    async fn a_resized_lane_counts_the_attempts_still_running_and_keeps_its_breaker() {
+        let old = lane(2, 1);
+        let running = (old.slots().unwrap(), old.slots().unwrap());
+        old.record(false, 10);
+        let grown = old.resized(lane(3, 1).settings, None);
+        assert_eq!(grown.breaker(), old.breaker(), "still open");
+        let third = grown.slots().expect("one more than the two running");
+        assert!(grown.slots().is_none(), "3 in all, not 3 more");
+        // All three running: the two taken out come from those returning.
+        let shrunk = grown.resized(lane(1, 1).settings, None);
+        tokio::task::yield_now().await;
+        drop(running);
+        tokio::task::yield_now().await;
+        assert!(shrunk.slots().is_none(), "the one still running is the one allowed");
+        drop(third);
+        let only = shrunk.slots().expect("one slot");
+        assert!(shrunk.slots().is_none());
+        drop(only);
+        assert_eq!(shrunk.permits.available_permits(), 1);
+        assert_eq!(shrunk.free_recording(), shrunk.recording_slots());
     }
 
     #[test]
