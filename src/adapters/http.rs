@@ -290,8 +290,12 @@ impl Call<'_> {
     pub async fn send(self, deadline: Instant) -> Result<Reply, AttemptReport> {
         let waited = super::limits::request_turn().await;
         let deadline = deadline.checked_add(waited).unwrap_or(deadline);
+        let client = match self.idempotent {
+            true => &self.api.client,
+            false => unpooled().unwrap_or(&self.api.client),
+        };
         let mut request =
-            self.api.client.request(self.method, self.url).headers(self.api.headers.clone());
+            client.request(self.method, self.url).headers(self.api.headers.clone());
         request = request.headers(self.headers);
         match self.body {
             Some(Body::Json(bytes)) => request = request.body(bytes),
@@ -308,6 +312,23 @@ impl Call<'_> {
             Ok(Ok(response)) => Ok(read(secrets, response, deadline, limit).await),
         }
     }
+}
+
+/// The client for calls that are not safe to repeat: one connection per
+/// request. A kept-alive connection the provider closes just as a request
+/// is written on it fails that request with nothing received, and such a
+/// call cannot be retried blindly (it fails for good, to be retried by
+/// hand); a fresh connection costs a handshake, these calls are few
+/// (messages, emails), and their rate limits are far below it.
+fn unpooled() -> Option<&'static reqwest::Client> {
+    static CLIENT: std::sync::LazyLock<Option<reqwest::Client>> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .build()
+            .ok()
+    });
+    CLIENT.as_ref()
 }
 
 /// Reads at most `limit` bytes before the deadline.

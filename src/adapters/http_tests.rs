@@ -165,3 +165,39 @@ fn base_urls_are_checked_without_echoing_them() {
         assert!(err.starts_with("connection field `base_url`"), "{err}");
     }
 }
+
+/// A keep-alive HTTP server answering `{}` to everything; counts connections.
+async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new("{}".to_string()))
+            });
+            let io = hyper_util::rt::TokioIo::new(socket);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn calls_not_safe_to_repeat_never_reuse_a_kept_alive_connection() {
+    use std::sync::atomic::Ordering;
+    let (url, accepted) = counting_server().await;
+    let api = Api::at(parse_url("base_url", &url).unwrap(), reqwest::Client::new()).unwrap();
+    for _ in 0..3 {
+        assert!(api.call(reqwest::Method::POST, &["x"]).send(soon()).await.unwrap().ok());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "idempotent calls share a connection");
+    for _ in 0..3 {
+        let call = api.call(reqwest::Method::POST, &["msg"]).not_idempotent();
+        assert!(call.send(soon()).await.unwrap().ok());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "one new connection per message");
+}

@@ -196,6 +196,10 @@ fn http_client() -> Result<reqwest::Client, GatewayError> {
         // A redirect would resend the signed body (and its credentials) to a
         // host the config never named; a 3xx is reported as the outcome instead.
         .redirect(reqwest::redirect::Policy::none())
+        // Shorter than common servers' keep-alive timeouts (Node's 5 s): a
+        // connection reused just as its server closes it fails the attempt
+        // with nothing delivered (retried, but a wasted try and a breaker strike).
+        .pool_idle_timeout(std::time::Duration::from_secs(4))
         .build()
         .map_err(|e| GatewayError::Io(e.to_string()))
 }
