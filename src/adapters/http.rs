@@ -294,8 +294,7 @@ impl Call<'_> {
             true => &self.api.client,
             false => unpooled().unwrap_or(&self.api.client),
         };
-        let mut request =
-            client.request(self.method, self.url).headers(self.api.headers.clone());
+        let mut request = client.request(self.method, self.url).headers(self.api.headers.clone());
         request = request.headers(self.headers);
         match self.body {
             Some(Body::Json(bytes)) => request = request.body(bytes),

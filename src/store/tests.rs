@@ -174,8 +174,9 @@ async fn cancel_and_manual_retry() {
     assert_eq!(store.due_len().unwrap(), 0);
 }
 
-#[tokio::test]
-async fn an_attempt_finishing_after_cancel_does_not_resurrect_it() {
+/// One delivery canceled through the API while its first attempt ran, then
+/// that attempt's `outcome` and `next` recorded: the store and the event.
+async fn canceled_while_running(outcome: Outcome, next: Next) -> (tempfile::TempDir, EventView) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let w = store.writer();
@@ -183,47 +184,34 @@ async fn an_attempt_finishing_after_cancel_does_not_resurrect_it() {
     let key = event_key(&ev[0].event.id).unwrap();
     let due = store.due("ws/c", 100, 10, &no_skip).unwrap().remove(0);
     w.cancel(key, None, "canceled by API", 150).await.unwrap();
-    w.attempt(AttemptDone {
-        key: due,
-        attempt: Some(attempt(1, 100, Outcome::RejectedServerError)),
-        next: Next::Retry { at: 900 },
-        at: 101,
-    })
-    .await
-    .unwrap();
-    let r = store.event(key).unwrap().unwrap().rule_events.remove(0);
+    let done = AttemptDone { key: due, attempt: Some(attempt(1, 100, outcome)), next, at: 101 };
+    w.attempt(done).await.unwrap();
+    assert_eq!(store.due_len().unwrap(), 0);
+    let view = store.event(key).unwrap().unwrap();
+    (dir, view)
+}
+
+#[tokio::test]
+async fn an_attempt_finishing_after_cancel_does_not_resurrect_it() {
+    let retry = Next::Retry { at: 900 };
+    let (_dir, view) = canceled_while_running(Outcome::RejectedServerError, retry).await;
+    let r = &view.rule_events[0];
     assert_eq!(r.status, Status::Canceled);
     assert_eq!(r.attempts, 1, "the attempt is still recorded");
     assert_eq!(r.last_outcome, Some(Outcome::RejectedServerError));
     assert_eq!(r.last_error.as_deref(), Some("canceled by API"), "the reason stays");
-    assert_eq!(store.due_len().unwrap(), 0);
 }
 
 #[tokio::test]
 async fn an_attempt_that_delivers_after_cancel_completes_the_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let w = store.writer();
-    let ev = w.ingest(vec![new_event("ws", "a", &[("r1", "c")], 100, None)], 100).await.unwrap();
-    let key = event_key(&ev[0].event.id).unwrap();
-    let due = store.due("ws/c", 100, 10, &no_skip).unwrap().remove(0);
-    w.cancel(key, None, "canceled by API", 150).await.unwrap();
-    let done = AttemptDone {
-        key: due,
-        attempt: Some(attempt(1, 100, Outcome::Delivered)),
-        next: Next::Completed,
-        at: 101,
-    };
-    w.attempt(done).await.unwrap();
+    let (_dir, view) = canceled_while_running(Outcome::Delivered, Next::Completed).await;
     // The receiver has it: the record says delivered, not canceled.
-    let view = store.event(key).unwrap().unwrap();
     let r = &view.rule_events[0];
     assert_eq!(
         (r.status, r.last_outcome, r.last_error.as_deref()),
         (Status::Completed, Some(Outcome::Delivered), None)
     );
     assert_eq!(view.status(|_| false), Status::Completed);
-    assert_eq!(store.due_len().unwrap(), 0);
 }
 
 #[tokio::test]
