@@ -87,6 +87,10 @@ fn panicked(shared: &Shared, key: &DueKey, started: u64) -> Option<AttemptDone> 
         AttemptResult::Retry { code: Outcome::InternalError, after: None, message: MESSAGE.into() };
     let spent = retry::Spent { attempts: attempt - rec.budget_start, deferrals: rec.deferrals };
     let next = retry::next_step(&result, &policy(shared, &view), spent, now, rand::random());
+    if next == crate::store::Next::Failed {
+        // The same line as any delivery that fails for good (`observe::failed`).
+        tracing::warn!(delivery = %rec.delivery_id, %event, rule = %key.rule, connection = %key.conn_key, attempt, outcome = Outcome::InternalError.as_str(), "delivery failed for good: it is not retried");
+    }
     let record = AttemptRecord {
         attempt,
         started_at: started,
