@@ -1,7 +1,7 @@
 //! When the next attempt happens: the schedule, jitter and `Retry-After`.
 
 use crate::adapters::adapter::{AttemptReport, AttemptResult};
-use crate::config::model::RetryPolicy;
+use crate::config::model::{Outcome, RetryPolicy};
 use crate::store::Next;
 use std::time::Duration;
 
@@ -14,6 +14,11 @@ pub struct Spent {
     /// Quota resets already waited for, this attempt's not included.
     pub deferrals: u32,
 }
+
+/// Final outcomes `retry_on` can make retried: the destination's own
+/// refusals, which a later attempt may see lifted.
+const RETRIABLE_WHEN_LISTED: [Outcome; 3] =
+    [Outcome::AuthFailed, Outcome::RejectedClientError, Outcome::MappingError];
 
 /// Decides what follows an attempt; `unit` is a number in [0, 1) drawn for
 /// jitter.
@@ -29,8 +34,13 @@ pub fn next_step(
         // The adapter judged that retrying cannot help, but `retry_on` is the
         // user's word: one listing `auth_failed` while credentials are being
         // rotated, or `rejected_client_error` for a receiver not deployed
-        // yet, gets the schedule.
-        AttemptResult::Permanent { code, .. } if policy.retry_on.contains(code) => {
+        // yet, gets the schedule. Only those answers, though: a message sent
+        // without an answer is final as `timeout` or `network_error` because
+        // it may have been acted on (retrying could send it twice), and those
+        // two are retried by default.
+        AttemptResult::Permanent { code, .. }
+            if RETRIABLE_WHEN_LISTED.contains(code) && policy.retry_on.contains(code) =>
+        {
             scheduled(policy, spent, now_ms, unit, None)
         }
         AttemptResult::Permanent { .. } => Next::Failed,
@@ -156,6 +166,18 @@ mod tests {
         };
         assert_eq!(next_for(&report(404), &p, n(1), 1_000, 0.5), Next::Retry { at: 6_000 });
         assert_eq!(next_for(&report(410), &p, n(1), 1_000, 0.5), Next::Failed);
+    }
+
+    #[test]
+    fn a_send_that_may_have_been_acted_on_stays_final_whatever_retry_on_lists() {
+        let p = RetryPolicy::default();
+        assert!(
+            p.retry_on.contains(&Outcome::Timeout) && p.retry_on.contains(&Outcome::NetworkError)
+        );
+        for code in [Outcome::Timeout, Outcome::NetworkError, Outcome::InternalError] {
+            let unanswered = AttemptResult::Permanent { code, message: String::new() };
+            assert_eq!(next_step(&unanswered, &p, n(1), 1_000, 0.5), Next::Failed, "{code:?}");
+        }
     }
 
     #[test]
