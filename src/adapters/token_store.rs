@@ -165,7 +165,11 @@ impl TokenStore {
     /// The newest token of the chain that started from the configured token
     /// with fingerprint `configured`, in the file or in memory.
     fn current(&self, key: &str, configured: &str) -> Option<String> {
-        let file = self.read().unwrap_or_default();
+        let file = self.read().unwrap_or_else(|e| {
+            // The refresh goes on from memory; the file may hold a newer token.
+            tracing::warn!(file = %self.path().display(), error = %e, "cannot read the OAuth token file; refreshing with the token this process holds");
+            Tokens::new()
+        });
         let memory = self.memory();
         let found = |tokens: &Tokens| {
             tokens.get(key)?.iter().find(|e| e.configured_sha256 == configured).cloned()

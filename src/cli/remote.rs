@@ -31,11 +31,34 @@ pub fn gateway_tokens(dir: &std::path::Path) -> Tokens {
     if !dir.join("meshes.redb").is_file() {
         return Err(format!("`{shown}` is not a gateway's data directory (it has no meshes.redb)"));
     }
+    same_user_as_gateway(dir)?;
     let store = TokenStore::open(dir);
     match store.check_writable() {
         Ok(()) => Ok(store),
         Err(e) => Err(format!("its token store in `{shown}` cannot be written ({e})")),
     }
+}
+
+/// Refuses another user than the one the gateway runs as (the owner of its
+/// store): the token files written here are the owner's only (mode 0600),
+/// so a `sudo meshes actions` would leave the gateway unable to read the
+/// token it rotated, and it would send the revoked one.
+fn same_user_as_gateway(dir: &std::path::Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let store = dir.join("meshes.redb");
+        let owner = std::fs::metadata(&store).map_err(|e| e.to_string())?.uid();
+        let me = rustix::process::geteuid().as_raw();
+        if owner != me {
+            return Err(format!(
+                "`{}` belongs to user id {owner} (the gateway's) and this command runs as user id {me}: \
+                 the gateway could not read the tokens written here; run it as the gateway's user",
+                store.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why a connection with a refresh token is not refreshed without the
@@ -303,6 +326,24 @@ fn existing<'n>(what: &str, found: &str, ids: &[&str], name: impl Fn(usize) -> &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_dir_of_another_user_is_refused() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("meshes.redb");
+        std::fs::write(&store, b"").unwrap();
+        assert!(gateway_tokens(dir.path()).is_ok(), "the same user");
+        // Giving the file away needs root; as another user the gateway's
+        // files are someone else's already, the case below.
+        let other = if rustix::process::geteuid().is_root() { 65_534 } else { 0 };
+        if std::os::unix::fs::chown(&store, Some(other), None).is_ok() {
+            assert_eq!(std::fs::metadata(&store).unwrap().uid(), other);
+            let why = gateway_tokens(dir.path()).err().unwrap();
+            assert!(why.contains(&format!("belongs to user id {other}")), "{why}");
+        }
+    }
 
     #[test]
     fn singular_kinds_match_discovery() {
