@@ -203,7 +203,13 @@ impl TokenStore {
             chains.truncate(CHAINS_KEPT);
         }
         drop(memory);
-        let tokens = tokens.into_iter().map(|(k, list)| (k, Chains::Many(list))).collect();
+        // A connection with one chain is written as version 1 wrote it, so
+        // an earlier meshes (a rollback) still reads its current token.
+        let shape = |mut list: Vec<Entry>| match list.len() {
+            1 => Chains::One(list.remove(0)),
+            _ => Chains::Many(list),
+        };
+        let tokens = tokens.into_iter().map(|(k, list)| (k, shape(list))).collect();
         let doc = Document { version: 2, tokens };
         let bytes = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
         write_atomically(&self.path(), &bytes)
@@ -370,6 +376,12 @@ mod tests {
         std::fs::write(dir.path().join(FILE), v1.to_string()).unwrap();
         let store = TokenStore::open(dir.path());
         assert_eq!(store.current("ws/crm", &fingerprint("configured")).unwrap(), "rotated-1");
+        // Written back with one chain, it keeps the shape an earlier meshes
+        // reads (a rollback): `tokens.<key>` is one entry, not a list.
+        store.put("ws/crm", &fingerprint("configured"), "rotated-2").unwrap();
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["tokens"]["ws/crm"]["refresh_token"], "rotated-2", "{doc}");
     }
 
     #[test]
