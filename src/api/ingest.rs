@@ -316,6 +316,17 @@ pub(super) async fn ingest_bulk(
     request: BulkRequest,
     now: u64,
 ) -> Result<BulkOutcome, ApiError> {
+    if batch.is_empty() {
+        // Every item refused: nothing to store, so the key is only looked
+        // up (a commit per malformed request would be the client's to order).
+        let earlier =
+            super::reads::read(st, move |sh| sh.store.earlier_bulk(&request, now)).await?;
+        return match earlier {
+            None => Ok(BulkOutcome::Stored(Vec::new())),
+            Some(Ok(reply)) => Ok(BulkOutcome::Replayed(reply)),
+            Some(Err(conflict)) => Err(ApiError::Conflict(conflict.to_string())),
+        };
+    }
     let for_automations = batch.iter().any(|e| e.inbox);
     let t0 = tokio::time::Instant::now();
     let out = st.shared.store.writer().ingest_bulk(batch, request, now).await;

@@ -179,15 +179,7 @@ impl Tables<'_> {
         let Some(value) = self.live_row(&b.workspace, &b.key.request_row_key(), now)? else {
             return Ok(None);
         };
-        let (head, body) = value.split_at_checked(35).ok_or_else(corrupt)?;
-        if head[0] != HASHED {
-            return Err(corrupt());
-        }
-        if head[1..33] != b.key.body_sha256 {
-            return Ok(Some(Err(KeyConflict { key: b.key.key.clone() })));
-        }
-        let status = u16::from_be_bytes([head[33], head[34]]);
-        Ok(Some(Ok(BulkReply { status, body: body.to_vec() })))
+        request_row(b, &value).map(Some)
     }
 
     /// Stores a request's events, or answers with each one's original; a
@@ -329,4 +321,44 @@ fn conflict(e: &NewEvent) -> KeyConflict {
 
 fn corrupt() -> StoreError {
     StoreError::Corrupt("idempotency key row: bad layout".into())
+}
+
+/// A bulk request's key row, read against the request `b`: its reply when
+/// the body is the same, a conflict when not.
+fn request_row(
+    b: &BulkRequest,
+    value: &[u8],
+) -> Result<Result<BulkReply, KeyConflict>, StoreError> {
+    let (head, body) = value.split_at_checked(35).ok_or_else(corrupt)?;
+    if head[0] != HASHED {
+        return Err(corrupt());
+    }
+    if head[1..33] != b.key.body_sha256 {
+        return Ok(Err(KeyConflict { key: b.key.key.clone() }));
+    }
+    let status = u16::from_be_bytes([head[33], head[34]]);
+    Ok(Ok(BulkReply { status, body: body.to_vec() }))
+}
+
+impl crate::store::Store {
+    /// [`Tables::earlier_request`] in a read transaction: for a keyed bulk
+    /// request with nothing to store, which needs no commit to be answered.
+    pub fn earlier_bulk(
+        &self,
+        b: &BulkRequest,
+        now: u64,
+    ) -> Result<Option<Result<BulkReply, KeyConflict>>, StoreError> {
+        use redb::ReadableDatabase as _;
+        let txn = self.db.get()?.begin_read()?;
+        let table = txn.open_table(crate::store::tables::IDEMPOTENCY_REPLIES)?;
+        let row_key = b.key.request_row_key();
+        let Some(found) = table.get((b.workspace.as_str(), row_key.as_str()))? else {
+            return Ok(None);
+        };
+        let (at, value) = found.value();
+        if now.saturating_sub(at) >= IDEMPOTENCY_TTL_MS {
+            return Ok(None);
+        }
+        request_row(b, value).map(Some)
+    }
 }
