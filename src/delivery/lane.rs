@@ -234,24 +234,33 @@ pub struct Slots {
 }
 
 /// Moves `sem` from `from` permits in all to `to`. Permits in use when it
-/// shrinks are taken by a task as they are released (a queued acquire is
-/// served before any later `try_acquire`), then forgotten.
+/// shrinks are taken as they are released, then forgotten: the acquire is
+/// queued here, before returning (a queued acquire is served before any
+/// later `try_acquire`, so no attempt starts in between), and a task waits
+/// for the rest of it.
 fn resize(sem: &Arc<Semaphore>, from: usize, to: usize) {
+    use std::future::Future as _;
     if to >= from {
         sem.add_permits(to - from);
         return;
     }
     let excess = from - to;
     let rest = excess - sem.forget_permits(excess);
-    if let (Ok(rest), Ok(rt)) = (u32::try_from(rest), tokio::runtime::Handle::try_current())
-        && rest > 0
-    {
-        let sem = sem.clone();
-        rt.spawn(async move {
-            if let Ok(taken) = sem.acquire_many_owned(rest).await {
+    let (Ok(rest), Ok(rt)) = (u32::try_from(rest), tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    if rest == 0 {
+        return;
+    }
+    let mut taking = Box::pin(sem.clone().acquire_many_owned(rest));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match taking.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(taken) => taken.map(|t| t.forget()).unwrap_or_default(),
+        std::task::Poll::Pending => drop(rt.spawn(async move {
+            if let Ok(taken) = taking.await {
                 taken.forget();
             }
-        });
+        })),
     }
 }
 
@@ -280,10 +289,11 @@ mod tests {
         assert_eq!(grown.breaker(), old.breaker(), "still open");
         let third = grown.slots().expect("one more than the two running");
         assert!(grown.slots().is_none(), "3 in all, not 3 more");
-        // All three running: the two taken out come from those returning.
+        // All three running: the two taken out come from those returning,
+        // even before the task that waits for them has run.
         let shrunk = grown.resized(lane(1, 1).settings, None);
-        tokio::task::yield_now().await;
         drop(running);
+        assert!(shrunk.slots().is_none(), "a returned slot goes to the shrink first");
         tokio::task::yield_now().await;
         assert!(shrunk.slots().is_none(), "the one still running is the one allowed");
         drop(third);
