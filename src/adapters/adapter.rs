@@ -221,6 +221,30 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 #[cfg(test)]
+impl Delivery {
+    /// A delivery for tests: attempt 2 of `dlv`, event `evt` (`user.signup`)
+    /// in workspace `ws`, rule `r1` with the `log` action, carrying `payload`.
+    #[allow(clippy::unwrap_used)]
+    pub fn sample(payload: serde_json::Value) -> Delivery {
+        Delivery {
+            delivery_id: "dlv".into(),
+            attempt: 2,
+            event_id: "evt".into(),
+            event: "user.signup".into(),
+            resource: "global".into(),
+            resource_id: None,
+            workspace: "ws".into(),
+            created_at_ms: 0,
+            rule_id: "r1".into(),
+            metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
+            payload: payload.into(),
+            mapping: Default::default(),
+            warnings: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};

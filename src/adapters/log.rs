@@ -175,21 +175,7 @@ mod tests {
     }
 
     fn delivery() -> Delivery {
-        Delivery {
-            delivery_id: "dlv".into(),
-            attempt: 2,
-            event_id: "evt".into(),
-            event: "user.signup".into(),
-            resource: "global".into(),
-            resource_id: None,
-            workspace: "ws".into(),
-            created_at_ms: 0,
-            rule_id: "r1".into(),
-            metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
-            payload: serde_json::json!({"email": "a@b.c", "note": "two\nlines"}).into(),
-            mapping: Default::default(),
-            warnings: Default::default(),
-        }
+        Delivery::sample(serde_json::json!({"email": "a@b.c", "note": "two\nlines"}))
     }
 
     /// Delivers once with `cfg` and returns what was written.

@@ -5,21 +5,7 @@
 use super::*;
 
 fn delivery() -> Delivery {
-    Delivery {
-        delivery_id: "dlv_1".into(),
-        attempt: 2,
-        event_id: "e1".into(),
-        event: "user.signup".into(),
-        resource: "global".into(),
-        resource_id: None,
-        workspace: "ws".into(),
-        created_at_ms: 0,
-        rule_id: "r1".into(),
-        metadata: serde_json::from_value(serde_json::json!({"action": "log"})).unwrap(),
-        payload: serde_json::json!({}).into(),
-        mapping: Arc::default(),
-        warnings: crate::adapters::mapping::Warnings::default(),
-    }
+    Delivery::sample(serde_json::json!({}))
 }
 
 fn report(result: AttemptResult) -> AttemptReport {
@@ -155,8 +141,8 @@ fn final_failures_and_breakers_opening_and_closing_are_logged() {
     let failed = &lines[0];
     for part in [
         "delivery failed for good",
-        "delivery=dlv_1",
-        "event=e1",
+        "delivery=dlv",
+        "event=evt",
         "rule=r1",
         &format!("connection={}", conn.conn_key),
         "attempt=2",
