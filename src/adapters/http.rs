@@ -415,7 +415,15 @@ pub(super) fn transport_causes(e: &reqwest::Error) -> String {
         causes.push(cause.to_string());
         source = cause.source();
     }
-    causes.join(": ")
+    let mut text = causes.join(": ");
+    if text.contains("message head is too large") {
+        // The HTTP client's own limits (it has no setting to raise them).
+        text.push_str(
+            " (the answer had more than 100 headers or a head over 400 KiB: the destination \
+             answered, but its answer could not be read)",
+        );
+    }
+    text
 }
 
 /// A deadline `timeout` from now (about a year for absurd timeouts).

@@ -317,6 +317,23 @@ async fn a_stalled_body_is_read_for_the_grace_only_not_the_whole_timeout() {
 }
 
 #[tokio::test]
+async fn an_answer_with_too_many_headers_says_the_destination_answered() {
+    let (base, _) = receiver(|| {
+        let mut resp = answer(200, &[], "ok");
+        for i in 0..150 {
+            let name = axum::http::HeaderName::try_from(format!("x-h{i}")).unwrap();
+            resp.headers_mut().insert(name, "1".parse().unwrap());
+        }
+        resp
+    })
+    .await;
+    let r = deliver(&config(&base), Duration::from_secs(5)).await;
+    let AttemptResult::Retry { code, message, .. } = &r.result else { panic!("{r:?}") };
+    assert_eq!(*code, Outcome::NetworkError);
+    assert!(message.contains("more than 100 headers") && message.contains("answered"), "{message}");
+}
+
+#[tokio::test]
 async fn short_url_parts_do_not_scrub_words_out_of_errors() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
