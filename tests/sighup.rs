@@ -69,6 +69,9 @@ async fn without_a_file_watcher_it_serves_and_sighup_reloads() {
     let metrics = gw.http.get(format!("{}/metrics", gw.base)).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(metrics.contains("meshes_config_watcher_active 0"), "{metrics}");
+    let ready: serde_json::Value =
+        gw.http.get(format!("{}/readyz", gw.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["config_reloads_on"], "SIGHUP only", "{ready}");
     gw.write_config(&with_second_rule(&cfg, "a"));
     sighup();
     config_version(&gw, 2).await;

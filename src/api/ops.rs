@@ -33,6 +33,8 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             "workspaces": rt.workspaces.len(),
         },
         "last_reload_error": last.map(|(at, errors)| json!({ "at": rfc3339(at), "errors": errors })),
+        // SIGHUP only: `--no-watch`, or the watcher could not start (see the log).
+        "config_reloads_on": if st.reload.watched() { "file changes and SIGHUP" } else { "SIGHUP only" },
         "store": match &store { Ok(n) => json!({ "status": "ok", "pending_deliveries": n }), Err(e) => json!({ "status": "error", "error": e.to_string() }) },
         "in_flight": st.shared.in_flight.len(),
     });

@@ -17,9 +17,22 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 pub struct ReloadStatus {
     last_error: Mutex<Option<(u64, Vec<String>)>>,
+    /// Whether the config files are watched (else changes wait for SIGHUP).
+    watched: std::sync::atomic::AtomicBool,
 }
 
 impl ReloadStatus {
+    /// Records whether the config files are watched.
+    pub fn set_watched(&self, watched: bool) {
+        self.watched.store(watched, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the config files are watched: `false` with `--no-watch` or
+    /// when the watcher could not start (changes then apply on SIGHUP).
+    pub fn watched(&self) -> bool {
+        self.watched.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// When the last reload was rejected and why (cleared by a good one).
     pub fn last_error(&self) -> Option<(u64, Vec<String>)> {
         self.last_error.lock().ok().and_then(|g| g.clone())

@@ -167,6 +167,7 @@ pub async fn start(
         reads: Default::default(),
     };
     let (watcher, rx, tx) = start_watcher(&opts);
+    status.set_watched(watcher.is_some());
     if let Some(hup) = hup {
         forward_sighup(hup, tx);
     }

@@ -121,6 +121,9 @@ pub struct Ready {
     pub config: ConfigInfo,
     /// The last reload that failed (the previous config kept serving), if any.
     pub last_reload_error: Option<ReloadError>,
+    /// What reloads the config: `file changes and SIGHUP`, or `SIGHUP only`
+    /// (`--no-watch`, or the file watcher could not start: see the log).
+    pub config_reloads_on: String,
     /// The store.
     pub store: StoreHealth,
     /// Attempts running now.
