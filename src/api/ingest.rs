@@ -12,8 +12,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// Longest event type, resource or resource id.
-const MAX_NAME: usize = 200;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -146,19 +144,13 @@ fn name(
             return None;
         }
     };
-    if s.trim().is_empty() {
-        errors.push(err(field, "must not be empty".into()));
-    } else if s.chars().count() > MAX_NAME {
-        errors.push(err(
-            field,
-            format!("is {} characters long; expected at most {MAX_NAME}", s.chars().count()),
-        ));
-    } else if s.chars().any(char::is_control) {
-        errors.push(err(field, "must not contain control characters".into()));
-    } else {
-        return Some(s.into_owned());
+    match crate::config::model::name_problem(&s) {
+        Some(problem) => {
+            errors.push(err(field, problem));
+            None
+        }
+        None => Some(s.into_owned()),
     }
-    None
 }
 
 /// A numeric `resource_id` as its decimal text, when that text is exactly

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::config::model::MAX_NAME;
 
 fn check(text: &str) -> Result<EventInput<'_>, Vec<FieldError>> {
     parse_event(text, "ws-1").unwrap()

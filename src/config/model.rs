@@ -190,6 +190,25 @@ pub struct Metadata {
     pub event_name_override: Option<String>,
 }
 
+/// Longest event type, resource or resource id ingest accepts (characters).
+pub const MAX_NAME: usize = 200;
+
+/// Why `s` can never be an event type, resource or resource id (what
+/// ingest refuses), if it cannot: the rules and triggers naming one are
+/// checked by the same words, so a rule can never wait for an impossible event.
+pub fn name_problem(s: &str) -> Option<String> {
+    let n = s.chars().count();
+    if s.trim().is_empty() {
+        Some("must not be empty".into())
+    } else if n > MAX_NAME {
+        Some(format!("is {n} characters long; expected at most {MAX_NAME}"))
+    } else if s.chars().any(char::is_control) {
+        Some("must not contain control characters".into())
+    } else {
+        None
+    }
+}
+
 /// A YAML scalar used as an id or value: `8` and `"8"` mean the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]

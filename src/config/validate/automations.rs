@@ -27,6 +27,12 @@ pub(super) fn check_automation<'a>(
         Trigger::Filtered(TriggerFilter::TagRemoved(t)) => {
             check_tag(t, at.key("trigger").key("tag_removed"), out);
         }
+        Trigger::Filtered(TriggerFilter::Event(name)) => {
+            check_event_name(name, at.key("trigger").key("event"), out);
+        }
+        Trigger::Filtered(TriggerFilter::CustomEvent(name)) => {
+            check_event_name(name, at.key("trigger").key("custom_event"), out);
+        }
         _ => {}
     }
     for (j, action) in a.actions.iter().enumerate() {
@@ -46,6 +52,15 @@ pub(super) fn check_automation<'a>(
             AutomationAction::Notify(n) => check_notify(parts, n, &here.key("notify"), out),
             _ => {}
         }
+    }
+}
+
+/// An event or custom event name a trigger waits for must be one the API
+/// accepts, or the automation never runs.
+fn check_event_name(name: &str, at: Path, out: &mut Vec<Issue>) {
+    if let Some(problem) = crate::config::model::name_problem(name) {
+        let message = format!("{name:?} {problem} (no event could ever match)");
+        out.push(Issue::error(Code::InvalidValue, at, message));
     }
 }
 

@@ -7,7 +7,7 @@ use super::condition;
 use super::diagnostic::{Code, Issue, Path, expected_one_of};
 use super::duration::Duration;
 use super::env::{self, EnvFields};
-use super::model::{MachineKey, Metadata, Rule, Workspace};
+use super::model::{MachineKey, Metadata, Rule, Scalar, Workspace};
 use crate::adapters::ConnectionConfig;
 use crate::catalog::{self, Requirement};
 use serde::de::DeserializeOwned;
@@ -132,6 +132,7 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     }
     for (i, rule) in &parts.rules {
         let at = Path::root().key("rules").index(*i);
+        check_names(rule, &at, &mut out);
         check_target(parts, &rule.connection, &rule.metadata, &at, &mut out);
         if let Some(when) = &rule.when {
             check_cel(when, condition::RULE_VARIABLES, at.key("when"), &mut out);
@@ -154,6 +155,20 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
     super::loops::check(parts, &mut out);
     retention::check(parts.retention, &mut out);
     out
+}
+
+/// A rule's event type, resource and resource id must be ones ingest can
+/// accept, or the rule never fires.
+fn check_names(rule: &Rule, at: &Path, out: &mut Vec<Issue>) {
+    let names = [("event", Some(&rule.event)), ("resource", rule.resource.as_ref())];
+    let names = names.into_iter().chain([("resource_id", rule.resource_id.as_ref())]);
+    for (field, value) in names {
+        let Some(value) = value else { continue };
+        if let Some(problem) = super::model::name_problem(value) {
+            let message = format!("{value:?} {problem} (no event could ever match)");
+            out.push(Issue::error(Code::InvalidValue, at.key(field), message));
+        }
+    }
 }
 
 fn check_env_fields(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
@@ -286,20 +301,25 @@ fn check_metadata(
     out: &mut Vec<Issue>,
 ) {
     let present = metadata_fields(meta);
+    let blank = blank_fields(meta);
     for field in action.metadata {
         let needed = match field.requirement {
             Requirement::Required => true,
             Requirement::RequiredInBotMode => bot_mode,
             Requirement::Optional => false,
         };
+        let what = field.description.to_lowercase();
         if needed && !present.contains(&field.name) {
-            let message = format!(
-                "action `{}` needs `metadata.{}`: {}",
-                action.name,
-                field.name,
-                field.description.to_lowercase()
-            );
+            let message =
+                format!("action `{}` needs `metadata.{}`: {what}", action.name, field.name);
             out.push(Issue::error(Code::MissingMetadata, at.clone(), message));
+        } else if needed && blank.contains(&field.name) {
+            // Every delivery would fail for good (the adapters treat blank as missing).
+            let message = format!(
+                "`metadata.{}` is empty; action `{}` needs it: {what}",
+                field.name, action.name
+            );
+            out.push(Issue::error(Code::MissingMetadata, at.key(field.name), message));
         }
     }
     for name in present {
@@ -319,6 +339,23 @@ fn read_list(action: &catalog::Action) -> String {
         return "nothing besides `action`".to_string();
     }
     action.metadata.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// The metadata fields written but blank (empty or only spaces).
+fn blank_fields(m: &Metadata) -> Vec<&'static str> {
+    let blank = |s: Option<String>| s.is_some_and(|s| s.trim().is_empty());
+    let text = |s: &Option<String>| s.clone();
+    let set = [
+        ("id", blank(m.id.as_ref().map(Scalar::to_text))),
+        ("value", blank(m.value.as_ref().map(Scalar::to_text))),
+        ("subject", blank(text(&m.subject))),
+        ("from", blank(text(&m.from))),
+        ("body", blank(text(&m.body))),
+        ("template", blank(text(&m.template))),
+        ("title", blank(text(&m.title))),
+        ("event_name_override", blank(text(&m.event_name_override))),
+    ];
+    set.into_iter().filter(|(_, b)| *b).map(|(n, _)| n).collect()
 }
 
 fn metadata_fields(m: &Metadata) -> Vec<&'static str> {
