@@ -141,7 +141,13 @@ fn on_events(
     }
 }
 
-/// Merges batches until `quiet` passes without one, then sends one trigger.
+/// How many `quiet` periods a burst of changes may last before it reloads
+/// anyway: a file rewritten more often than `quiet` (a generator every
+/// 150 ms) would otherwise never reload while it runs.
+const BURST_QUIETS: u32 = 20;
+
+/// Merges batches until `quiet` passes without one, then sends one trigger
+/// (or once the burst has lasted [`BURST_QUIETS`] × `quiet`).
 ///
 /// notify-debouncer-full expires each event on its own (`debounce` after it
 /// arrived) and emits whatever expired at every tick, so a burst longer than
@@ -155,9 +161,11 @@ async fn coalesce(
     watching: std::sync::Weak<Watching>,
 ) {
     while let Some(mut paths) = raw.recv().await {
+        let burst_ends = tokio::time::Instant::now() + quiet * BURST_QUIETS;
         let still_watching = loop {
+            let wait = quiet.min(burst_ends.saturating_duration_since(tokio::time::Instant::now()));
             tokio::select! {
-                more = tokio::time::timeout(quiet, raw.recv()) => match more {
+                more = tokio::time::timeout(wait, raw.recv()) => match more {
                     Ok(Some(more)) => paths.extend(more),
                     Ok(None) => break false,
                     Err(_) => break true,

@@ -311,3 +311,21 @@ async fn editing_the_target_of_a_link_in_a_config_directory_triggers() {
     fs::rename(d.join("tgt"), d.join("tgt.moving")).unwrap();
     until(&mut rx, &d.join("tgt")).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn changes_that_never_stop_still_reload_once_the_burst_is_long() {
+    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(1);
+    let quiet = Duration::from_millis(250);
+    tokio::spawn(coalesce(raw_rx, tx, quiet, std::sync::Weak::new()));
+    let path = PathBuf::from("/etc/meshes/meshes.yaml");
+    // A write every 150 ms, for longer than the burst may last.
+    for _ in 0..(BURST_QUIETS * 2) {
+        raw_tx.send(Batch::from([path.clone()])).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if rx.try_recv().is_ok() {
+            return;
+        }
+    }
+    panic!("no reload while the file kept changing");
+}
