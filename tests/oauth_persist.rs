@@ -8,6 +8,7 @@
 mod support;
 
 use serde_json::json;
+use std::time::Duration;
 use support::*;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -240,4 +241,36 @@ async fn the_cli_refreshes_through_the_gateway_token_store() {
     gw.stop().await;
     assert_eq!(sent(&server).await, chain[..8]);
     server.verify().await;
+}
+
+/// A refresh whose caller went away (an API client disconnecting) still
+/// runs when the gateway is told to stop: the stop waits for it, so the
+/// rotated token is kept (the provider has revoked the configured one).
+#[tokio::test]
+async fn a_refresh_in_flight_at_shutdown_is_kept() {
+    let server = hubspot().await;
+    let reply =
+        json!({"access_token": "at-rotated-1", "refresh_token": "rotated-1", "expires_in": 1800});
+    let slow =
+        ResponseTemplate::new(200).set_body_json(reply).set_delay(Duration::from_millis(1500));
+    Mock::given(method("POST"))
+        .and(path("/oauth/v3/token"))
+        .respond_with(slow)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut gw = TestGateway::start(&config(&server.uri(), "configured-1")).await;
+    let asking = tokio::spawn({
+        let request = gw.http.get(format!("{}/api/v1/connections/crm/actions", gw.base));
+        request.bearer_auth(gw.jwt()).send()
+    });
+    eventually("the token request", Duration::from_secs(10), || async {
+        (!sent(&server).await.is_empty()).then_some(())
+    })
+    .await;
+    asking.abort();
+    gw.stop().await;
+    let file = gw.dir.path().join("data").join("oauth-tokens.json");
+    let saved = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(saved.contains("\"rotated-1\""), "the rotated token was not kept: {saved:?}");
 }

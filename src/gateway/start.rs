@@ -172,7 +172,7 @@ pub async fn start(
         forward_sighup(hup, tx);
     }
     let reloader = Reloader { paths: opts.config.clone(), shared: shared.clone(), status, client };
-    let reloader = reloader.spawn(rx, tokens, shutdown.clone());
+    let reloader = reloader.spawn(rx, tokens.clone(), shutdown.clone());
     let background = Background::spawn(engine, &shared, &shutdown, opts.drain);
     // Set once, here: connections switch to it at their next request.
     let _ = ready.set(app(state));
@@ -184,6 +184,10 @@ pub async fn start(
             Err(e) => tracing::error!(error = %e, "server task failed"),
         }
         background.finish(watcher, reloader).await;
+        // A token request still running (its caller gone) may bring a
+        // rotated refresh token, the old one revoked: keep it before the
+        // process ends (each is bounded by its own 60 s timeout).
+        tokens.settle().await;
         store.close().await;
     });
     tracing::info!(%addr, "meshes is serving");
