@@ -164,7 +164,8 @@ impl Lane {
         }
     }
 
-    /// Whether the connection is paused or probing: not closed.
+    /// Whether the connection is paused or probing: not closed (tests).
+    #[cfg(test)]
     pub fn is_open(&self) -> bool {
         !matches!(self.breaker(), Breaker::Closed { .. })
     }
