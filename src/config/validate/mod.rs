@@ -300,8 +300,9 @@ fn check_metadata(
     at: &Path,
     out: &mut Vec<Issue>,
 ) {
-    let present = metadata_fields(meta);
-    let blank = blank_fields(meta);
+    let written = written_fields(meta);
+    let present: Vec<&str> = written.iter().map(|(name, _)| *name).collect();
+    let blank = |name: &str| written.iter().any(|(n, text)| *n == name && text.trim().is_empty());
     for field in action.metadata {
         let needed = match field.requirement {
             Requirement::Required => true,
@@ -313,7 +314,7 @@ fn check_metadata(
             let message =
                 format!("action `{}` needs `metadata.{}`: {what}", action.name, field.name);
             out.push(Issue::error(Code::MissingMetadata, at.clone(), message));
-        } else if needed && blank.contains(&field.name) {
+        } else if needed && blank(field.name) {
             // Every delivery would fail for good (the adapters treat blank as missing).
             let message = format!(
                 "`metadata.{}` is empty; action `{}` needs it: {what}",
@@ -341,35 +342,19 @@ fn read_list(action: &catalog::Action) -> String {
     action.metadata.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
 }
 
-/// The metadata fields written but blank (empty or only spaces).
-fn blank_fields(m: &Metadata) -> Vec<&'static str> {
-    let blank = |s: Option<String>| s.is_some_and(|s| s.trim().is_empty());
-    let text = |s: &Option<String>| s.clone();
+/// The metadata fields written, with their text.
+fn written_fields(m: &Metadata) -> Vec<(&'static str, String)> {
     let set = [
-        ("id", blank(m.id.as_ref().map(Scalar::to_text))),
-        ("value", blank(m.value.as_ref().map(Scalar::to_text))),
-        ("subject", blank(text(&m.subject))),
-        ("from", blank(text(&m.from))),
-        ("body", blank(text(&m.body))),
-        ("template", blank(text(&m.template))),
-        ("title", blank(text(&m.title))),
-        ("event_name_override", blank(text(&m.event_name_override))),
+        ("id", m.id.as_ref().map(Scalar::to_text)),
+        ("value", m.value.as_ref().map(Scalar::to_text)),
+        ("subject", m.subject.clone()),
+        ("from", m.from.clone()),
+        ("body", m.body.clone()),
+        ("template", m.template.clone()),
+        ("title", m.title.clone()),
+        ("event_name_override", m.event_name_override.clone()),
     ];
-    set.into_iter().filter(|(_, b)| *b).map(|(n, _)| n).collect()
-}
-
-fn metadata_fields(m: &Metadata) -> Vec<&'static str> {
-    let set = [
-        ("id", m.id.is_some()),
-        ("value", m.value.is_some()),
-        ("subject", m.subject.is_some()),
-        ("from", m.from.is_some()),
-        ("body", m.body.is_some()),
-        ("template", m.template.is_some()),
-        ("title", m.title.is_some()),
-        ("event_name_override", m.event_name_override.is_some()),
-    ];
-    set.into_iter().filter(|(_, s)| *s).map(|(n, _)| n).collect()
+    set.into_iter().filter_map(|(name, text)| Some((name, text?))).collect()
 }
 
 fn check_cel(source: &str, vars: &[&str], at: Path, out: &mut Vec<Issue>) {
