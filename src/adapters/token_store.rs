@@ -50,14 +50,6 @@ struct Entry {
     serial: u64,
 }
 
-/// A connection's chains as written: version 1 had exactly one.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Chains {
-    Many(Vec<Entry>),
-    One(Entry),
-}
-
 /// The file's content: `<workspace>/<connection>` → its newest chain, in
 /// the shape version 1 wrote (so an earlier meshes, after a rollback, still
 /// reads every connection's current token), and in `chains` every chain of
@@ -65,7 +57,7 @@ enum Chains {
 #[derive(Default, Serialize, Deserialize)]
 struct Document {
     version: u32,
-    tokens: BTreeMap<String, Chains>,
+    tokens: BTreeMap<String, Entry>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     chains: BTreeMap<String, Vec<Entry>>,
 }
@@ -154,11 +146,7 @@ impl TokenStore {
         };
         let mut doc = serde_json::from_slice::<Document>(&bytes).map_err(|e| e.to_string())?;
         let tokens = doc.tokens.into_iter().map(|(key, newest)| {
-            let list = match (doc.chains.remove(&key), newest) {
-                (Some(all), _) => all,
-                (None, Chains::Many(list)) => list,
-                (None, Chains::One(entry)) => vec![entry],
-            };
+            let list = doc.chains.remove(&key).unwrap_or_else(|| vec![newest]);
             (key, list)
         });
         Ok(tokens.collect())
@@ -212,7 +200,7 @@ impl TokenStore {
         let mut doc = Document { version: 2, ..Document::default() };
         for (key, list) in tokens {
             let Some(newest) = list.first() else { continue };
-            doc.tokens.insert(key.clone(), Chains::One(newest.clone()));
+            doc.tokens.insert(key.clone(), newest.clone());
             if list.len() > 1 {
                 doc.chains.insert(key, list);
             }
