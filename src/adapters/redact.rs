@@ -165,6 +165,28 @@ fn percent_encoded(text: &str, form: bool) -> String {
     out
 }
 
+/// `%XX` escapes decoded as `application/x-www-form-urlencoded` does; a `%`
+/// not followed by two hex digits stays as it is.
+pub fn percent_decoded(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |at: usize| b.get(at).and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `text` cut to at most [`EXCERPT_LIMIT`] bytes, on a character boundary.
 fn cut(mut text: String) -> String {
     if text.len() > EXCERPT_LIMIT {

@@ -11,7 +11,7 @@
 
 use super::{SigningSecrets, WebhookAuth, WebhookConfig};
 use crate::adapters::Lookup;
-use crate::adapters::redact::Secrets;
+use crate::adapters::redact::{Secrets, percent_decoded};
 use crate::config::env::{Part, parse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -100,29 +100,8 @@ pub(crate) fn userinfo(url: &reqwest::Url) -> Vec<String> {
 
 /// A value as sent (percent-encoded) and as a receiver may show it (decoded).
 fn push_encoded(raw: &str, out: &mut Vec<String>) {
-    out.push(percent_decoded(raw));
+    out.push(String::from_utf8_lossy(&percent_decoded(raw)).into_owned());
     out.push(raw.to_string());
-}
-
-/// `%XX` escapes decoded (lossy UTF-8); a malformed escape stays as is.
-fn percent_decoded(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match hex.filter(|_| bytes[i] == b'%').and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// At least [`LITERAL_MIN`] bytes with both letters and digits: a token,

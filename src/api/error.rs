@@ -263,6 +263,7 @@ where
 /// The first query parameter whose name or value is not UTF-8 once
 /// percent-decoded: its name (lossily decoded) and the raw text at fault.
 fn non_utf8_param(query: &str) -> Option<(String, String)> {
+    use crate::adapters::redact::percent_decoded;
     query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let utf8 = |s: &str| std::str::from_utf8(&percent_decoded(s)).is_ok();
@@ -273,28 +274,6 @@ fn non_utf8_param(query: &str) -> Option<(String, String)> {
             (false, _) => Some(("query".to_string(), name.to_string())),
         }
     })
-}
-
-/// `%XX` escapes decoded as `application/x-www-form-urlencoded` does; a `%`
-/// not followed by two hex digits stays as it is.
-fn percent_decoded(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |at: usize| b.get(at).and_then(|c| (*c as char).to_digit(16));
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
