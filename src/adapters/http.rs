@@ -320,14 +320,19 @@ impl Call<'_> {
 /// hand); a fresh connection costs a handshake, these calls are few
 /// (messages, emails), and their rate limits are far below it.
 fn unpooled() -> Option<&'static reqwest::Client> {
-    static CLIENT: std::sync::LazyLock<Option<reqwest::Client>> = std::sync::LazyLock::new(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
-            .build()
-            .ok()
-    });
+    static CLIENT: std::sync::LazyLock<Option<reqwest::Client>> =
+        std::sync::LazyLock::new(|| client_builder().pool_max_idle_per_host(0).build().ok());
     CLIENT.as_ref()
+}
+
+/// The settings of every client meshes sends with (the gateway's, the
+/// CLI's, [`unpooled`]'s).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
+        // A redirect would resend the signed body (and its credentials) to a
+        // host the config never named; a 3xx is reported as the outcome instead.
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 /// Reads at most `limit` bytes before the deadline.

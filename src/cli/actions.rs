@@ -53,10 +53,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = crate::adapters::http::client_builder().build()?;
     let tokens = super::remote::gateway_tokens(&args.data_dir);
     let rt = match reload::load(&args.config, 1, &client, None, tokens.as_ref().ok()) {
         Ok(Some(rt)) => rt,

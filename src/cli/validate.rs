@@ -91,10 +91,7 @@ fn check_remote(
     report: &Report,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<super::remote::Remote> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = crate::adapters::http::client_builder().build()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let lookup = &config::env::process_env;
     let tokens = super::remote::gateway_tokens(data_dir);

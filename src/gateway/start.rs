@@ -196,11 +196,7 @@ pub async fn start(
 
 /// The one HTTP client every adapter shares.
 fn http_client() -> Result<reqwest::Client, GatewayError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
-        // A redirect would resend the signed body (and its credentials) to a
-        // host the config never named; a 3xx is reported as the outcome instead.
-        .redirect(reqwest::redirect::Policy::none())
+    crate::adapters::http::client_builder()
         // Shorter than common servers' keep-alive timeouts (Node's 5 s): a
         // connection reused just as its server closes it fails the attempt
         // with nothing delivered (retried, but a wasted try and a breaker strike).
