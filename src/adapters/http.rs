@@ -328,11 +328,12 @@ fn unpooled() -> Option<&'static reqwest::Client> {
 /// The settings of every client meshes sends with (the gateway's, the
 /// CLI's, [`unpooled`]'s).
 pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("meshes/", env!("CARGO_PKG_VERSION")))
         // A redirect would resend the signed body (and its credentials) to a
         // host the config never named; a 3xx is reported as the outcome instead.
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    super::trust::with_extra_roots(builder)
 }
 
 /// Reads at most `limit` bytes before the deadline.
@@ -426,6 +427,12 @@ pub(super) fn transport_causes(e: &reqwest::Error) -> String {
         text.push_str(
             " (the answer had more than 100 headers or a head over 400 KiB: the destination \
              answered, but its answer could not be read)",
+        );
+    }
+    if super::trust::untrusted(&text) {
+        text.push_str(
+            " (the destination's certificate is not signed by a trusted authority: for a \
+             private CA, start meshes with --ca-file)",
         );
     }
     text

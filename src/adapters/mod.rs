@@ -115,6 +115,7 @@ pub mod reply;
 pub mod template;
 pub mod token_store;
 mod transform;
+pub mod trust;
 
 pub mod activecampaign;
 pub mod aweber;

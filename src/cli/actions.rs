@@ -36,6 +36,8 @@ pub struct Args {
     /// refresh token (refreshing without it would revoke the gateway's).
     #[arg(long, env = "MESHES_DATA_DIR", default_value = "./.meshes")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    trust: super::Trust,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +55,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
+    args.trust.install()?;
     let client = crate::adapters::http::client_builder().build()?;
     let tokens = super::remote::gateway_tokens(&args.data_dir);
     let rt = match reload::load(&args.config, 1, &client, None, tokens.as_ref().ok()) {

@@ -10,7 +10,28 @@ mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `--ca-file`, for the commands that call destinations over HTTPS.
+#[derive(Debug, clap::Args)]
+pub struct Trust {
+    /// PEM file of extra certificate authorities for outbound HTTPS (a
+    /// private CA of internal destinations), trusted besides the built-in
+    /// Mozilla roots.
+    #[arg(long, env = "MESHES_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+}
+
+impl Trust {
+    /// Trusts the file's authorities for every client built after this.
+    pub fn install(&self) -> Result<(), crate::adapters::trust::TrustError> {
+        let Some(path) = &self.ca_file else { return Ok(()) };
+        let count = crate::adapters::trust::trust_ca_file(path)?;
+        tracing::info!(path = %path.display(), certificates = count, "trusting extra certificate authorities");
+        Ok(())
+    }
+}
 
 /// meshes: a self-hosted, GitOps event gateway.
 #[derive(Debug, Parser)]

@@ -50,6 +50,8 @@ pub struct Args {
     /// Do not watch the config for changes (SIGHUP still reloads).
     #[arg(long)]
     no_watch: bool,
+    #[command(flatten)]
+    trust: super::Trust,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +101,10 @@ fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     raise_open_file_limit();
+    if let Err(e) = args.trust.install() {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let metrics = crate::api::ops::prometheus_builder().install_recorder()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -37,6 +37,8 @@ pub struct Args {
     /// gateway's token).
     #[arg(long, env = "MESHES_DATA_DIR", default_value = "./.meshes")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    trust: super::Trust,
     /// Print how long each phase took (to stderr).
     #[arg(long)]
     timings: bool,
@@ -65,6 +67,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.check_remote && report.errors() > 0 {
         eprintln!("note: --check-remote skipped: the config has errors");
     } else if args.check_remote {
+        args.trust.install()?;
         let remote = check_remote(&loaded, &report, &args.data_dir)?;
         report.diagnostics.extend(remote.diagnostics);
         for note in remote.notes {
