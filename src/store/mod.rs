@@ -265,8 +265,11 @@ impl Store {
         let rules = txn.open_table(RULE_EVENTS)?;
         let upper = cursor.unwrap_or(u128::MAX);
         let mut records = Vec::new();
-        // A config serves one workspace, so rows of another one (left by an
-        // earlier config) are rare; they count against the scan budget.
+        // Rows of other workspaces (a config directory serving several, or
+        // left by an earlier config) count against the scan budget: events
+        // have no per-workspace index, which would cost every ingest a
+        // B-tree insert for a listing's sake. A busy workspace makes another
+        // one's pages sparser, never wrong (the README says so).
         for (scanned, row) in events.range(..upper)?.rev().enumerate() {
             let (key, raw) = row?;
             let id = key.value();
