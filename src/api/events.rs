@@ -179,6 +179,12 @@ async fn find(st: &AppState, ws: &str, id: &str) -> Result<(u128, store::EventVi
     Ok((key, view))
 }
 
+/// The 404 of an event `find` saw that was pruned before the rest of the
+/// request could read it.
+fn pruned(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no event `{id}` in this workspace (pruned by delivery.retention)"))
+}
+
 /// `GET /events/{id}`.
 pub async fn get(
     State(st): State<AppState>,
@@ -201,7 +207,8 @@ pub async fn payload(
 ) -> Result<Response, ApiError> {
     let p = machine(&st, &headers)?;
     let (key, _) = find(&st, p.workspace(), &id).await?;
-    let raw = read(&st, move |sh| sh.store.payload(key)).await?.unwrap_or_default();
+    // Gone since `find` looked: pruned, as if it had been before.
+    let raw = read(&st, move |sh| sh.store.payload(key)).await?.ok_or_else(|| pruned(&id))?;
     let text = crate::adapters::payload::Payload::from_stored(&raw);
     let mut body = Vec::with_capacity(text.as_str().len() + 12);
     body.extend_from_slice(b"{\"payload\":");
@@ -234,9 +241,8 @@ pub async fn retry(
     }
     let to = retry_route(&st, key, rec, now)?;
     match queue_retry(&st, key, rec, to, now).await.map_err(unavailable)? {
-        RetryOutcome::NotFound => {
-            Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")))
-        }
+        // It was there when `find` looked: pruned since.
+        RetryOutcome::NotFound => Err(pruned(&id)),
         RetryOutcome::Scheduled => {
             st.shared.wake.notify_one();
             let (key, view) = find(&st, p.workspace(), &id).await?;
@@ -349,7 +355,9 @@ pub async fn attempts(
     if !view.rule_events.iter().any(|r| r.rule_id == rule) {
         return Err(ApiError::NotFound(format!("event `{id}` has no delivery for rule `{rule}`")));
     }
-    let list = read(&st, move |sh| sh.store.attempts(key, &rule)).await?;
+    let list = read(&st, move |sh| sh.store.attempts_of_event(key, &rule))
+        .await?
+        .ok_or_else(|| pruned(&id))?;
     let records: Vec<Value> = list
         .iter()
         .map(|a| {

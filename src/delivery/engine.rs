@@ -82,6 +82,10 @@ impl InFlight {
             }
         }
     }
+    /// True while an attempt of any of this event's deliveries runs.
+    pub fn has_event(&self, event: u128) -> bool {
+        self.0.lock().is_ok_and(|m| m.contains_key(&event))
+    }
     /// How many attempts run now.
     pub fn len(&self) -> usize {
         self.0.lock().map_or(0, |m| m.values().map(Vec::len).sum())

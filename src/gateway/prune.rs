@@ -1,15 +1,19 @@
 //! Retention: finished events older than `delivery.retention` are deleted in
 //! the background, with their deliveries, attempts and payloads.
 //!
-//! The window is read from the config in force once a second, so a reload
-//! that shortens it takes effect within a second, not at the next restart.
-//! A pass runs every tenth of the window (1 s to 10 min), so the store holds
-//! at most about 1.1 windows of finished events.
+//! The window is read from the config in force once a second and before
+//! every step of a pass, so a reload that changes it takes effect within a
+//! second, not at the next restart or the end of a pass. A pass runs every
+//! tenth of the shortest window (1 s to 10 min), and at once when the window
+//! shrinks, so the store holds at most about 1.1 windows of finished events.
+//! Each workspace's events go after its own window.
 
 use crate::clock;
 use crate::config::model::DeliverySettings;
 use crate::delivery::engine::Shared;
 use crate::gateway::runtime::Runtime;
+use crate::store::writer::PRUNE_STEP;
+use crate::store::{Cutoffs, PruneStep, Running};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,13 +24,15 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Prunes until `shutdown`.
 pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut last: Option<Instant> = None;
+    // When the last pass started, and the shortest window it used.
+    let mut last: Option<(Instant, Duration)> = None;
     loop {
-        let retention = retention_of(&shared.runtime.load());
-        if last.is_none_or(|t| t.elapsed() >= pause(retention)) {
-            last = Some(Instant::now());
+        let shortest = windows(&shared.runtime.load()).0;
+        // A shortened window starts a pass now, not a tenth of it later.
+        if last.is_none_or(|(t, w)| t.elapsed() >= pause(shortest) || shortest < w) {
+            last = Some((Instant::now(), shortest));
             tokio::select! {
-                () = pass(&shared, retention) => {}
+                () = pass(&shared) => {}
                 () = shutdown.cancelled() => return,
             }
         }
@@ -37,15 +43,10 @@ pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken)
     }
 }
 
-/// Looks at every event older than the window once.
-async fn pass(shared: &Shared, retention: Duration) {
-    // Ids carry the wall clock (`Uuid::now_v7`) and `now_ms` follows its
-    // steps to within a second, so this bound and the ids agree. After a
-    // step back, the uuid crate holds ids at their newest time until the
-    // clock catches up: those events are kept longer, never pruned early.
-    let now = clock::now_ms();
-    let before = now.saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
-    match shared.store.prune_all(before, now).await {
+/// Looks at every event older than the shortest window once.
+async fn pass(shared: &Arc<Shared>) {
+    let step = || policy(shared);
+    match shared.store.prune_all_with(step).await {
         Ok(p) if p.removed == 0 && p.writer_steps == 0 => {}
         Ok(p) => tracing::debug!(
             pruned = p.removed,
@@ -57,14 +58,45 @@ async fn pass(shared: &Shared, retention: Duration) {
     }
 }
 
-/// The longest window of the loaded workspaces: the store is shared, and an
-/// event is never deleted before its own workspace's window has passed.
-fn retention_of(rt: &Runtime) -> Duration {
-    rt.workspaces
-        .values()
-        .map(|w| w.config.delivery.retention.get())
-        .max()
-        .unwrap_or_else(|| DeliverySettings::default().retention.get())
+/// What may go now, asked before every step of a pass: the config in force
+/// then, the clock then, and the attempts running then.
+fn policy(shared: &Arc<Shared>) -> PruneStep {
+    // Ids carry the wall clock (`Uuid::now_v7`) and `now_ms` follows its
+    // steps to within a second, so these bounds and the ids agree. After a
+    // step back, the uuid crate holds ids at their newest time until the
+    // clock catches up: those events are kept longer, never pruned early.
+    let now = clock::now_ms();
+    let bound = |window: Duration| now.saturating_sub(ms(window));
+    let rt = shared.runtime.load();
+    let (shortest, longest) = windows(&rt);
+    let cutoffs = (shortest != longest).then(|| {
+        let by_workspace = rt
+            .workspaces
+            .values()
+            .map(|w| (w.id.clone(), bound(w.config.delivery.retention.get())))
+            .collect();
+        Arc::new(Cutoffs { by_workspace, otherwise: bound(longest) })
+    });
+    let in_flight = Arc::clone(shared);
+    let running = Running(Arc::new(move |event| in_flight.in_flight.has_event(event)));
+    PruneStep {
+        cutoffs,
+        running: Some(running),
+        ..PruneStep::new(bound(shortest), now, PRUNE_STEP)
+    }
+}
+
+/// The shortest and longest windows of the loaded workspaces. The store is
+/// shared: each event goes after its own workspace's window, and one of a
+/// workspace no longer loaded after the longest.
+fn windows(rt: &Runtime) -> (Duration, Duration) {
+    let all = || rt.workspaces.values().map(|w| w.config.delivery.retention.get());
+    let default = DeliverySettings::default().retention.get();
+    (all().min().unwrap_or(default), all().max().unwrap_or(default))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Time between passes: a tenth of the window, from 1 s to 10 min.

@@ -28,6 +28,8 @@ mod idempotency_tests;
 #[cfg(test)]
 mod prune_inbox_tests;
 #[cfg(test)]
+mod prune_policy_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]
 mod unreadable_tests;
@@ -41,8 +43,8 @@ pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{
-    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, Quarantined,
-    RetryOutcome, Route, Tables,
+    AttemptDone, Cutoffs, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, Quarantined,
+    RetryOutcome, Route, Running, Tables,
 };
 
 use db::{DbSlot, Opener};
@@ -242,13 +244,26 @@ impl Store {
 
     /// The attempts of one rule event, oldest first.
     pub fn attempts(&self, event: u128, rule: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        Ok(self.attempts_of_event(event, rule)?.unwrap_or_default())
+    }
+
+    /// The attempts of one rule event, oldest first, read with the event:
+    /// `None` when the event is gone (pruned since the caller looked).
+    pub fn attempts_of_event(
+        &self,
+        event: u128,
+        rule: &str,
+    ) -> Result<Option<Vec<AttemptRecord>>, StoreError> {
         let txn = self.db.get()?.begin_read()?;
+        if txn.open_table(EVENT_ROWS)?.get(event)?.is_none() {
+            return Ok(None);
+        }
         let table = txn.open_table(ATTEMPTS)?;
         let mut out = Vec::new();
         for row in table.range((event, rule, 0u32)..=(event, rule, u32::MAX))? {
             out.push(decode(row?.1.value())?);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// A page of a workspace's events, newest first, filtered.

@@ -22,9 +22,13 @@ async fn an_event_automations_have_not_seen_is_kept_until_they_have() {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
             as u64
             + 60_000;
-    let step = PruneStep { before: later, now: later, limit: 100, from: 0 };
+    let step = PruneStep::new(later, later, 100);
     // The writer's own check, not only the read ahead of it.
-    assert_eq!(w.prune(step).await.unwrap().removed, 1, "only the event without automations");
+    assert_eq!(
+        w.prune(step.clone()).await.unwrap().removed,
+        1,
+        "only the event without automations"
+    );
     assert!(store.event(plain).unwrap().is_none());
     assert!(store.event(waiting).unwrap().is_some(), "kept for its automations");
     assert!(!store.read_ahead(&step).unwrap().deletes, "the read ahead agrees: no writer step");

@@ -53,11 +53,24 @@ impl Store {
     /// A whole pass: steps of [`PRUNE_STEP`] rows until every row older than
     /// `before` (Unix ms) has been looked at once.
     pub async fn prune_all(&self, before: u64, now: u64) -> Result<PrunePass, StoreError> {
-        let mut step = PruneStep { before, now, limit: PRUNE_STEP, from: 0 };
+        self.prune_all_with(|| PruneStep::new(before, now, PRUNE_STEP)).await
+    }
+
+    /// A whole pass whose every step asks `policy` what may go (windows,
+    /// clock, running attempts), so a reload during a long pass applies to
+    /// its next step: a window lengthened again after a mistake stops the
+    /// deleting at once, not at the end of the pass. The step's `from` is
+    /// set here.
+    pub async fn prune_all_with(
+        &self,
+        policy: impl Fn() -> PruneStep,
+    ) -> Result<PrunePass, StoreError> {
+        let mut from = 0;
         let mut pass = PrunePass::default();
         loop {
-            let store = self.clone();
-            let ahead = tokio::task::spawn_blocking(move || store.read_ahead(&step)).await;
+            let step = PruneStep { from, ..policy() };
+            let (store, ahead_of) = (self.clone(), step.clone());
+            let ahead = tokio::task::spawn_blocking(move || store.read_ahead(&ahead_of)).await;
             let next = match ahead {
                 Ok(Ok(Ahead { deletes: false, next, .. })) => {
                     pass.skipped_steps += 1;
@@ -66,14 +79,14 @@ impl Store {
                 // Something to delete, or (should the read fail) the writer
                 // reads the pages itself and decides.
                 _ => {
-                    let done = self.writer.prune(step).await?;
+                    let done = self.writer.prune(step.clone()).await?;
                     pass.removed += done.removed;
                     pass.writer_steps += 1;
                     done.next
                 }
             };
             match next {
-                Some(from) => step.from = from,
+                Some(next) => from = next,
                 None => return Ok(pass),
             }
         }
@@ -85,7 +98,7 @@ impl Store {
     pub(super) fn read_ahead(&self, s: &PruneStep) -> Result<Ahead, StoreError> {
         let txn = self.db.get()?.begin_read()?;
         let limit = s.limit.max(1);
-        let mut ahead = events_ahead(&txn, s.from, s.before, limit)?;
+        let mut ahead = events_ahead(&txn, s, limit)?;
         let cutoff = s.now.saturating_sub(IDEMPOTENCY_TTL_MS);
         let keys = txn.open_table(IDEMPOTENCY_REPLIES)?;
         let by_time = txn.open_table(IDEMPOTENCY_BY_TIME)?;
@@ -97,7 +110,7 @@ impl Store {
         }
         let activity = txn.open_table(ACTIVITY)?;
         let old = txn.open_table(ACTIVITY_BY_TIME)?;
-        for row in old.range((0, 0)..(uuid7_bound(s.before), 0))?.take(limit) {
+        for row in old.range((0, 0)..(uuid7_bound(s.activity_before()), 0))?.take(limit) {
             let (id, contact) = row?.0.value();
             heads += 1 + usize::from(activity.get((contact, id))?.is_some());
         }
@@ -108,24 +121,22 @@ impl Store {
 }
 
 /// The events part of [`Store::read_ahead`]: the next `limit` events in
-/// `from..` created before `before`, with their deliveries and attempts;
-/// `deletes` when one of them is finished (the writer would delete it).
-fn events_ahead(
-    txn: &ReadTransaction,
-    from: u128,
-    before: u64,
-    limit: usize,
-) -> Result<Ahead, StoreError> {
+/// `s.from..` created before `s.before`, with their deliveries and attempts;
+/// `deletes` when one of them is finished and old enough for its workspace
+/// (the writer would delete it).
+fn events_ahead(txn: &ReadTransaction, s: &PruneStep, limit: usize) -> Result<Ahead, StoreError> {
     let events = txn.open_table(EVENT_ROWS)?;
     let rules = txn.open_table(RULE_EVENTS)?;
     let attempts = txn.open_table(ATTEMPTS)?;
     let inbox = txn.open_table(AUTOMATION_INBOX)?;
     let (mut rows, mut seen, mut last, mut finished) = (0, 0, None, false);
-    for row in events.range(from..uuid7_bound(before))?.take(limit) {
-        let id = row?.0.value();
+    for row in events.range(s.from..uuid7_bound(s.before))?.take(limit) {
+        let (id, row) = row?;
+        let id = id.value();
         (seen, last) = (seen + 1, Some(id));
-        // As the writer's step: an event automations have yet to see stays.
-        let mut done = inbox.get(id)?.is_none();
+        // As the writer's step: an event automations have yet to see stays,
+        // as does one younger than its workspace's window or being attempted.
+        let mut done = inbox.get(id)?.is_none() && s.may_go(id, row.value()).unwrap_or(false);
         for r in rules.range(rule_events_of(id))? {
             // As the writer's step: an unreadable delivery keeps its event.
             let r: Result<RuleEventRecord, _> = decode(r?.1.value());

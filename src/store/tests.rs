@@ -298,10 +298,10 @@ async fn a_prune_step_is_bounded_and_resumable() {
     let events: Vec<_> = (0..5).map(|i| new_event("ws", "a", &[], i, None)).collect();
     w.ingest(events, 100).await.unwrap();
     let future = clock_ms() + 60_000;
-    let mut step = crate::store::PruneStep { before: future, now: future, limit: 2, from: 0 };
+    let mut step = crate::store::PruneStep::new(future, future, 2);
     let mut removed = Vec::new();
     loop {
-        let done = w.prune(step).await.unwrap();
+        let done = w.prune(step.clone()).await.unwrap();
         removed.push(done.removed);
         match done.next {
             Some(from) => step.from = from,
@@ -325,7 +325,7 @@ async fn a_prune_step_is_read_ahead_of_the_writer() {
     let fanned = new_event("ws", "a", &[("r1", "c"), ("r2", "c")], 100, Some("k1"));
     w.ingest(vec![fanned], 100).await.unwrap();
     let later = clock_ms() + 2 * crate::store::writer::IDEMPOTENCY_TTL_MS;
-    let step = |limit, now| crate::store::PruneStep { before: later, now, limit, from: 0 };
+    let step = |limit, now| crate::store::PruneStep::new(later, now, limit);
     // 4 events, the 2 deliveries of the last, and its expired key (2 rows).
     let all = store.read_ahead(&step(100, later)).unwrap();
     assert_eq!((all.rows, all.deletes, all.next), (4 + 2 + 2, true, None));

@@ -8,11 +8,12 @@
 //! in the automation inbox.
 
 use super::Tables;
-use crate::config::model::Outcome;
 use crate::store::records::RuleEventRecord;
-use crate::store::tables::{QUARANTINE, rule_events_of, uuid7_bound};
+use crate::store::tables::{QUARANTINE, row_record, rule_events_of, uuid7_bound};
 use crate::store::{StoreError, decode};
 use redb::ReadableTable;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Rows looked at per table in one step of [`Store::prune_all`](crate::store::Store::prune_all). Each step
 /// rides in a writer batch with the ingest and delivery records queued
@@ -24,9 +25,9 @@ use redb::ReadableTable;
 pub const PRUNE_STEP: usize = 100;
 
 /// One step of pruning: what is old enough to go, and where to look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneStep {
-    /// Finished events created before this (Unix ms) go.
+    /// Finished events created before this (Unix ms) go (see `cutoffs`).
     pub before: u64,
     /// Now (Unix ms), for the idempotency keys' 24 h TTL.
     pub now: u64,
@@ -35,6 +36,68 @@ pub struct PruneStep {
     pub limit: usize,
     /// The first event id not looked at yet (0 to start a pass).
     pub from: u128,
+    /// Set when the workspaces served keep events for different times:
+    /// `before` is then the shortest window's bound, and an event goes only
+    /// once its own workspace's window has passed.
+    pub cutoffs: Option<Arc<Cutoffs>>,
+    /// Events with an attempt running now: kept, even when every delivery
+    /// is finished (one canceled during its attempt), so the attempt's
+    /// outcome has a record to land in.
+    pub running: Option<Running>,
+}
+
+/// Whether an attempt of an event is running (the engine's in-flight set).
+#[derive(Clone)]
+pub struct Running(pub Arc<dyn Fn(u128) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Running(..)")
+    }
+}
+
+impl PartialEq for Running {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Running {}
+
+impl PruneStep {
+    /// A step with one window for every event.
+    pub fn new(before: u64, now: u64, limit: usize) -> Self {
+        PruneStep { before, now, limit, from: 0, cutoffs: None, running: None }
+    }
+
+    /// Contact activity older than this goes: the longest window's bound
+    /// (activity rows carry no workspace, and reading each contact to find
+    /// its own would cost a read of the whole record per row).
+    pub fn activity_before(&self) -> u64 {
+        self.cutoffs.as_ref().map_or(self.before, |c| c.otherwise)
+    }
+
+    /// Whether event `id`, whose row is `row`, may go: old enough for its
+    /// workspace's window (always, without per-workspace windows) and with
+    /// no attempt running.
+    pub(crate) fn may_go(&self, id: u128, row: &[u8]) -> Result<bool, StoreError> {
+        if self.running.as_ref().is_some_and(|r| (r.0)(id)) {
+            return Ok(false);
+        }
+        let Some(c) = &self.cutoffs else { return Ok(true) };
+        let workspace = row_record(row)?.workspace;
+        Ok(id < uuid7_bound(c.by_workspace.get(&workspace).copied().unwrap_or(c.otherwise)))
+    }
+}
+
+/// Each workspace's retention bound, when they differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Workspace id → events created before this (Unix ms) may go.
+    pub by_workspace: HashMap<String, u64>,
+    /// The bound for events of workspaces no longer served: the longest
+    /// window's (an event is never deleted before its own window passed).
+    pub otherwise: u64,
 }
 
 /// What one step did.
@@ -57,11 +120,11 @@ pub(crate) fn resume_after(seen: usize, limit: usize, last: Option<u128>) -> Opt
 }
 
 impl Tables<'_> {
-    pub(super) fn prune_step(&mut self, s: PruneStep) -> Result<Pruned, StoreError> {
+    pub(super) fn prune_step(&mut self, s: &PruneStep) -> Result<Pruned, StoreError> {
         let limit = s.limit.max(1);
-        let (events, next) = self.prune_events(s.from, s.before, limit)?;
+        let (events, next) = self.prune_events(s, limit)?;
         let keys = self.prune_idempotency(s.now, limit)?;
-        let activity = self.prune_activity(s.before, limit)?;
+        let activity = self.prune_activity(s.activity_before(), limit)?;
         // The other tables are pruned from their head (nothing there is ever
         // kept), so a full chunk just means "more next step": the events scan
         // then resumes at its end, where it finds nothing.
@@ -71,26 +134,30 @@ impl Tables<'_> {
         Ok(Pruned { removed: events + keys + activity, next })
     }
 
-    /// Deletes the finished events among the next `limit` events in
-    /// `from..` created before `before`; returns how many went and where the
-    /// scan stopped (`None` when it reached `before`).
+    /// Deletes the finished events, old enough for their workspace, among
+    /// the next `limit` events in `s.from..` created before `s.before`;
+    /// returns how many went and where the scan stopped (`None` when it
+    /// reached `s.before`).
     fn prune_events(
         &mut self,
-        from: u128,
-        before: u64,
+        s: &PruneStep,
         limit: usize,
     ) -> Result<(usize, Option<u128>), StoreError> {
         let mut ids = Vec::new();
-        for row in self.events.range(from..uuid7_bound(before))? {
-            ids.push(row?.0.value());
+        for row in self.events.range(s.from..uuid7_bound(s.before))? {
+            let (id, row) = row?;
+            let id = id.value();
+            ids.push((id, s.may_go(id, row.value())));
             if ids.len() == limit {
                 break;
             }
         }
-        let next = resume_after(ids.len(), limit, ids.last().copied());
+        let next = resume_after(ids.len(), limit, ids.last().map(|(id, _)| *id));
         let mut pruned = 0;
-        for id in ids {
-            if self.prune_event(id)? {
+        let mut quarantine = self.txn.open_table(QUARANTINE)?;
+        for (id, may_go) in ids {
+            // A row that will not decode says nothing of its workspace: kept.
+            if may_go.unwrap_or(false) && self.prune_event(id, &mut quarantine)? {
                 pruned += 1;
             }
         }
@@ -101,7 +168,11 @@ impl Tables<'_> {
     /// deliveries is unfinished or `event` automations have yet to see it
     /// (its deliveries can all finish first, and the automation worker
     /// skips an event that is gone).
-    fn prune_event(&mut self, id: u128) -> Result<bool, StoreError> {
+    fn prune_event(
+        &mut self,
+        id: u128,
+        quarantine: &mut redb::Table<'_, (u128, &'static str), &'static [u8]>,
+    ) -> Result<bool, StoreError> {
         let rows: Vec<RuleEventRecord> = match self
             .rule_events
             .range(rule_events_of(id))?
@@ -129,10 +200,9 @@ impl Tables<'_> {
                 |_, _| false,
             )?;
         }
-        // Only a delivery failed as unreadable can have bytes set aside.
-        if rows.iter().any(|r| r.last_outcome == Some(Outcome::InternalError)) {
-            self.txn.open_table(QUARANTINE)?.retain_in(rule_events_of(id), |_, _| false)?;
-        }
+        // Bytes set aside for a delivery failed as unreadable go with the
+        // event, also when a manual retry since replaced its outcome.
+        quarantine.retain_in(rule_events_of(id), |_, _| false)?;
         self.events.remove(id)?;
         Ok(true)
     }

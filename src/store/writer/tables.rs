@@ -60,7 +60,7 @@ impl<'t> Tables<'t> {
             Op::Cancel(event, rule, reason, now, _) => {
                 Answer::Cancel(self.cancel(*event, rule.as_deref(), reason, *now)?)
             }
-            Op::Prune(step, _) => Answer::Pruned(self.prune_step(*step)?),
+            Op::Prune(step, _) => Answer::Pruned(self.prune_step(step)?),
             Op::Shutdown | Op::Probe(_) => Answer::Unit,
         })
     }
