@@ -132,6 +132,15 @@ automations:
     })
     .await;
     assert!(linus.tags.is_empty(), "condition false for the free plan");
+    // An event matches by email but never respells it (the sender may hold only the public key).
+    let respelled = json!({"event": "user.signup", "payload": {"email": "GRACE@EXAMPLE.COM", "first_name": "G2"}});
+    assert_eq!(gw.post_event(respelled).await.0, 201);
+    let grace = eventually("the third event's upsert", Duration::from_secs(10), || async {
+        let c = shared.store.contact_by_email(WS, "grace@example.com").unwrap().unwrap();
+        (c.first_name.as_deref() == Some("G2")).then_some(c)
+    })
+    .await;
+    assert_eq!(grace.email.as_deref(), Some("Grace@Example.com"));
     eventually("the inbox drained", Duration::from_secs(10), || async {
         shared.store.inbox(10).unwrap().is_empty().then_some(())
     })

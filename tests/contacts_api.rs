@@ -47,7 +47,7 @@ async fn upsert_creates_then_updates_matching_email_case_insensitively() {
         (Some("Ada"), Some("Lovelace"))
     );
     assert_eq!(c["custom_fields"], json!({"plan": "pro", "seats": 3}), "omitted keys are kept");
-    assert_eq!(c["email"], "ada@example.COM", "the email is stored as last given");
+    assert_eq!(c["email"], "Ada@Example.com", "matching by email keeps the stored spelling");
     // The same upsert again changes nothing, and says 200.
     let (s, again) = api.upsert(body).await;
     assert_eq!((s, &again["contact"]["updated_at"]), (200, &c["updated_at"]));

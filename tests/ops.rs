@@ -63,7 +63,10 @@ async fn metrics_count_ingest_deliveries_queues_and_reloads() {
             .unwrap_or_else(|| panic!("no {prefix}:\n{text}"))
     };
     assert!(line("meshes_events_ingested_total").ends_with(" 5"));
-    assert!(line("meshes_rule_condition_errors_total{rule=\"picky\"}").ends_with(" 2"));
+    assert!(
+        line(&format!("meshes_rule_condition_errors_total{{workspace=\"{WS}\",rule=\"picky\"}}"))
+            .ends_with(" 2")
+    );
     assert!(
         line(&format!("meshes_deliveries_total{{{},outcome=\"delivered\"}}", conn("ok")))
             .ends_with(" 2")

@@ -214,8 +214,10 @@ pub async fn unsubscribed(
     let p = machine(&st, &headers)?;
     let limit = super::page_limit(q.limit.as_deref())?;
     let after = check::suppressed_cursor(q.cursor.as_deref())?;
-    // Not past an unsubscribe still being written: it would join the page later.
-    let as_of = st.shared.store.stamps.settled(check::as_of(q.as_of.as_deref(), clock::now_ms())?);
+    // Not past an unsubscribe still being written, nor into the current
+    // millisecond, where one could still be stamped: either would join the page later.
+    let asked = check::as_of(q.as_of.as_deref(), u64::MAX)?;
+    let as_of = st.shared.store.stamps.settled_now(asked);
     let ws = p.workspace().to_string();
     let page = read(&st, move |sh| sh.store.suppressed(&ws, as_of, after, limit)).await?;
     let records: Vec<_> = page.records.iter().map(output::suppressed).collect();

@@ -187,7 +187,7 @@ impl From<crate::automations::service::ContactError> for ApiError {
         match e {
             ContactError::NotFound(m) => ApiError::NotFound(m),
             ContactError::Conflict(m) => ApiError::Conflict(m),
-            ContactError::Invalid(param, m) => ApiError::field(param, &m),
+            ContactError::Invalid(param, m) => ApiError::field(&param, &m),
             ContactError::Store(e) => ApiError::Unavailable(e.to_string()),
         }
     }

@@ -5,6 +5,7 @@ use super::compiled::{AutomationRt, kind_name};
 use super::contact::{self, Changes};
 use super::engine::{EventFact, Fired, Run, outcome};
 use crate::adapters::template;
+use crate::api::contacts::standard_field;
 use crate::api::ingest::{EventInput, first_delay_ms, new_event};
 use crate::config::automation::{AutomationAction, SetField, TriggerKind};
 use crate::store::{
@@ -82,27 +83,30 @@ impl Run<'_, '_> {
     }
 
     fn set_field(&mut self, s: &SetField, depth: u32) -> ActionOutcome {
-        let Some(c) = &mut self.contact else {
-            return skipped("set_field", &s.field, "no contact");
-        };
-        let ctx = json!({"contact": contact::view(c)});
-        let value = render(&s.value, &ctx);
-        let mut changes = Changes::new();
         let field = s.field.as_str();
+        let Some(c) = &mut self.contact else { return skipped("set_field", field, "no contact") };
         if matches!(field, "email" | "external_id") {
             return failed("set_field", field, "identity fields are set through the contacts API");
         }
-        if contact::STANDARD_FIELDS.contains(&field) {
-            if let Err(why) = contact::set_standard(c, field, &value, &mut changes) {
-                return failed("set_field", field, &why);
-            }
+        let value = render(&s.value, &json!({"contact": contact::view(c)}));
+        let mut changes = Changes::new();
+        let refused = if contact::STANDARD_FIELDS.contains(&field) {
+            standard_value(field, &value)
+                .and_then(|v| contact::set_standard(c, field, &v, &mut changes))
+                .err()
         } else {
             // A name that is not a standard field is a custom field, prefixed or not.
             let key = field.strip_prefix("custom_fields.").unwrap_or(field);
+            if let Some(why) = contact::custom_refused(key, &value) {
+                return failed("set_field", field, &why);
+            }
             if let Some(why) = contact::custom_full(c, key, &value) {
                 return skipped("set_field", field, &why);
             }
-            contact::set_custom(c, key, value, &mut changes);
+            set_custom_capped(c, key, value, &mut changes).err()
+        };
+        if let Some(why) = refused {
+            return failed("set_field", field, &why);
         }
         let changed = !changes.is_empty();
         self.fire_changes(changes, depth);
@@ -272,6 +276,53 @@ impl Run<'_, '_> {
     pub(super) fn contact_key(&self) -> Option<u128> {
         self.contact.as_ref().and_then(|c| event_key(&c.id))
     }
+}
+
+/// A rendered value for a standard field, checked as the contacts API
+/// checks it: blank clears the field, a number or boolean is its text. The
+/// refusal says the value's length, never the value (it is contact data,
+/// and lands in the activity log).
+fn standard_value(field: &str, value: &Value) -> Result<Value, String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        // Null clears; a list or map is refused by `set_standard`.
+        other => return Ok(other.clone()),
+    };
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    match standard_field(field, &Value::String(text.clone())) {
+        Ok(v) => Ok(Value::String(v)),
+        Err(msg) => {
+            let expected = msg.split("; found").next().unwrap_or_default();
+            let n = text.chars().count();
+            Err(format!("the rendered value ({n} characters) was refused: {expected}"))
+        }
+    }
+}
+
+/// Sets a custom field within the record cap; a refused value leaves the
+/// contact as it was.
+fn set_custom_capped(
+    c: &mut ContactRecord,
+    key: &str,
+    value: Value,
+    changes: &mut Changes,
+) -> Result<(), String> {
+    let (old, before) = (c.custom_fields.get(key).cloned(), contact::json_len(c));
+    let mut tried = Changes::new();
+    contact::set_custom(c, key, value, &mut tried);
+    if let Some(why) = contact::record_over(contact::json_len(c), Some(before)) {
+        match old {
+            Some(v) => c.custom_fields.insert(key.to_string(), v),
+            None => c.custom_fields.remove(key),
+        };
+        return Err(why);
+    }
+    changes.append(&mut tried);
+    Ok(())
 }
 
 /// Expands `{{contact.x}}` templates in strings (recursively in arrays and objects).

@@ -221,7 +221,10 @@ pub fn kind(t: &Trigger) -> TriggerKind {
 }
 
 /// Whether a trigger's filter accepts a firing of its kind. A field filter
-/// names a custom field either bare (`plan`) or in full (`custom_fields.plan`).
+/// names a custom field either bare (`plan`) or in full (`custom_fields.plan`);
+/// a bare reserved name (`unsubscribed`, `tags`, `email`) is only ever the
+/// standard one, never a custom field of that name stored before those
+/// were refused.
 fn filter_matches(t: &Trigger, f: &Firing) -> bool {
     let name = f.name.as_deref();
     match t {
@@ -229,7 +232,9 @@ fn filter_matches(t: &Trigger, f: &Firing) -> bool {
         Trigger::Filtered(filter) => match filter {
             TriggerFilter::ContactUpdated(fields) => fields.iter().any(|want| {
                 f.fields.iter().any(|got| {
-                    got == want || got.strip_prefix("custom_fields.") == Some(want.as_str())
+                    got == want
+                        || (!super::contact::reserved(want)
+                            && got.strip_prefix("custom_fields.") == Some(want.as_str()))
                 })
             }),
             TriggerFilter::TagAdded(x)

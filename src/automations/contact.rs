@@ -14,6 +14,88 @@ pub const STANDARD_FIELDS: [&str; 6] =
 /// Most custom fields one contact keeps.
 pub const MAX_CUSTOM_FIELDS: usize = 500;
 
+/// Largest custom-field value, in bytes of its JSON. Every change rewrites
+/// the whole record on the single store writer, which ingest waits behind.
+pub const MAX_CUSTOM_VALUE_BYTES: usize = 16 * 1024;
+
+/// Largest contact record, in bytes of its JSON, for the same reason.
+pub const MAX_CONTACT_BYTES: usize = 256 * 1024;
+
+/// Names a custom field may not take: the standard fields and every other
+/// key that conditions, templates (`contact.x`, `changes.x`) and delivery
+/// payloads put at the top level beside the custom fields.
+pub const RESERVED_KEYS: [&str; 14] = [
+    "email",
+    "external_id",
+    "first_name",
+    "last_name",
+    "name",
+    "phone",
+    "id",
+    "contact_id",
+    "tags",
+    "unsubscribed",
+    "properties",
+    "custom_fields",
+    "created_at",
+    "updated_at",
+];
+
+/// Whether `key` is a name custom fields may not take.
+pub fn reserved(key: &str) -> bool {
+    RESERVED_KEYS.contains(&key)
+}
+
+/// Why a custom field cannot be set to `value`: a reserved key, or a value
+/// too large. Says the value's size, never the value.
+pub fn custom_refused(key: &str, value: &Value) -> Option<String> {
+    if value.is_null() {
+        // Removing a key is always allowed, a reserved one stored before included.
+        return None;
+    }
+    if reserved(key) {
+        return Some(format!(
+            "`{key}` is reserved (a standard field or a name conditions and deliveries use); choose another key"
+        ));
+    }
+    let n = json_len(value);
+    (n > MAX_CUSTOM_VALUE_BYTES).then(|| {
+        format!("the value is {n} bytes as JSON; at most {MAX_CUSTOM_VALUE_BYTES} are kept")
+    })
+}
+
+/// Why `c` cannot be stored: its record grew past [`MAX_CONTACT_BYTES`].
+/// A record that was already that large (before the cap) and does not grow
+/// still takes changes.
+pub fn record_refused(c: &ContactRecord, before: Option<&ContactRecord>) -> Option<String> {
+    record_over(json_len(c), before.map(json_len))
+}
+
+/// [`record_refused`] from the record's length as JSON, now and before.
+pub fn record_over(n: usize, before: Option<usize>) -> Option<String> {
+    let grew = before.is_none_or(|b| n > b);
+    (n > MAX_CONTACT_BYTES && grew).then(|| {
+        format!("the contact would be {n} bytes as JSON; at most {MAX_CONTACT_BYTES} are kept")
+    })
+}
+
+/// The length of `v` as JSON, counted without building the text.
+pub fn json_len(v: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
+}
+
 /// Most tags one contact keeps: every tag change copies and diffs the list
 /// on the single writer thread, so it must stay small.
 pub const MAX_TAGS_PER_CONTACT: usize = 1_000;
@@ -208,8 +290,10 @@ pub fn changes_view(changes: &Changes) -> Value {
         match k.strip_prefix("custom_fields.") {
             Some(key) => {
                 custom.insert(key.to_string(), v.clone());
-                if !STANDARD_FIELDS.contains(&key) && key != "tags" {
-                    top.entry(key.to_string()).or_insert(v);
+                // A reserved key (stored before they were refused) is only
+                // under `custom_fields`: `changes.unsubscribed` is the real one.
+                if !reserved(key) {
+                    top.insert(key.to_string(), v);
                 }
             }
             None => {
@@ -224,17 +308,18 @@ pub fn changes_view(changes: &Changes) -> Value {
 }
 
 /// The payload of an event that carries a contact to a connection: the
-/// standard fields providers map (`email`, `first_name`, …, `id` = the
-/// external id, else the contact id), custom fields, `tags`, `contact_id`.
+/// standard fields providers map (`email`, `first_name`, …, null when
+/// unset; `id` = the external id, else the contact id), custom fields,
+/// `tags`, `contact_id`. A custom field with a reserved name, stored before
+/// those were refused, is left out: it must never pass for the standard
+/// field (a contact without an email sent to the address it holds).
 pub fn payload(c: &ContactRecord) -> Map<String, Value> {
     let mut m = Map::new();
-    for (k, v) in &c.custom_fields {
+    for (k, v) in c.custom_fields.iter().filter(|(k, _)| !reserved(k)) {
         m.insert(k.clone(), v.clone());
     }
     let mut put = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            m.insert(k.to_string(), Value::String(v.clone()));
-        }
+        m.insert(k.to_string(), v.clone().map_or(Value::Null, Value::String));
     };
     put("email", &c.email);
     put("first_name", &c.first_name);
@@ -248,64 +333,5 @@ pub fn payload(c: &ContactRecord) -> Map<String, Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contact() -> ContactRecord {
-        ContactRecord::new("c1".into(), "ws".into(), 1)
-    }
-
-    #[test]
-    fn upsert_merges_and_reports_changes() {
-        let mut c = contact();
-        c.custom_fields.insert("plan".into(), json!("free"));
-        c.custom_fields.insert("seats".into(), json!(3));
-        let mut u = Upsert::default();
-        u.fields.insert("first_name", json!("Ada"));
-        u.custom_fields.insert("plan".into(), json!("pro"));
-        u.tag_names = vec!["vip".into(), "vip".into()];
-        let (changes, added) = apply(&mut c, &u);
-        assert_eq!(c.custom_fields.get("seats"), Some(&json!(3)), "omitted keys are kept");
-        assert_eq!(added, vec!["vip"]);
-        assert_eq!(c.tags, vec!["vip"]);
-        let keys: Vec<&str> = changes.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["custom_fields.plan", "first_name", "tags"]);
-        let view = changes_view(&changes);
-        assert_eq!(view["plan"], json!({"from": "free", "to": "pro"}));
-        assert_eq!(view["custom_fields"]["plan"]["to"], json!("pro"));
-        assert_eq!(view["first_name"]["from"], Value::Null);
-        // The same upsert again changes nothing.
-        assert!(apply(&mut c, &u).0.is_empty());
-    }
-
-    #[test]
-    fn null_clears_and_tags_stay_sorted() {
-        let mut c = contact();
-        let mut ch = Changes::new();
-        for t in ["b", "a", "c"] {
-            add_tag(&mut c, t, &mut ch);
-        }
-        assert_eq!(c.tags, ["a", "b", "c"]);
-        assert!(remove_tag(&mut c, "b", &mut ch));
-        assert!(!remove_tag(&mut c, "b", &mut ch));
-        assert_eq!(ch["tags"].from, json!([]), "the first `from` is kept");
-        set_custom(&mut c, "plan", json!("x"), &mut ch);
-        set_custom(&mut c, "plan", Value::Null, &mut ch);
-        assert!(!c.custom_fields.contains_key("plan"));
-        assert_eq!(view(&c)["unsubscribed"], json!(false));
-    }
-
-    #[test]
-    fn standard_fields_take_scalars_as_text_and_refuse_structures() {
-        let mut c = contact();
-        let mut ch = Changes::new();
-        set_standard(&mut c, "phone", &json!(5551234), &mut ch).unwrap();
-        assert_eq!((c.phone.as_deref(), &ch["phone"].to), (Some("5551234"), &json!("5551234")));
-        for bad in [json!({"a": 1}), json!(["x"])] {
-            assert!(set_standard(&mut c, "phone", &bad, &mut ch).unwrap_err().contains("`phone`"));
-        }
-        assert_eq!(c.phone.as_deref(), Some("5551234"), "a refused value clears nothing");
-        let added = add_tags(&mut c, &["b".into(), "a".into(), "b".into()], &mut ch);
-        assert_eq!((added, &ch["tags"].from), (vec!["b".to_string(), "a".into()], &json!([])));
-    }
-}
+#[path = "contact_tests.rs"]
+mod tests;

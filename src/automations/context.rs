@@ -1,6 +1,6 @@
 //! What conditions see, and evaluating them.
 
-use crate::gateway::rules::{ROOT, json_to_cel};
+use crate::gateway::rules::{ROOT, failure, json_to_cel, not_boolean};
 use serde_json::Value;
 
 /// The variables of an automation's `when` (a sequence's `exit_when` uses
@@ -18,7 +18,8 @@ pub struct Facts<'a> {
 }
 
 /// Runs a condition: `Ok(true/false)`, or `Err` with what went wrong (which
-/// the caller records and treats as false). A missing field is just false:
+/// the caller records, logs and treats as false; it names types, never
+/// values, which are contact and event data). A missing field is just false:
 /// contacts and events differ, and `changes.plan` only exists when the plan changed.
 pub fn evaluate(program: &cel::Program, f: &Facts<'_>) -> Result<bool, String> {
     let mut ctx = ROOT.new_inner_scope();
@@ -29,8 +30,8 @@ pub fn evaluate(program: &cel::Program, f: &Facts<'_>) -> Result<bool, String> {
     match program.execute(&ctx) {
         Ok(cel::Value::Bool(b)) => Ok(b),
         Err(cel::ExecutionError::NoSuchKey(_)) => Ok(false),
-        Ok(other) => Err(format!("returned {other:?}, not a boolean")),
-        Err(e) => Err(e.to_string()),
+        Ok(other) => Err(not_boolean(&other)),
+        Err(e) => Err(failure(&e)),
     }
 }
 
@@ -66,5 +67,29 @@ mod tests {
         assert!(eval("contact.seats > 2", json!({"seats": "many"}), json!({})).is_err());
         // A non-boolean result is an error too.
         assert!(eval("contact.seats", json!({"seats": 3}), json!({})).is_err());
+    }
+
+    /// Errors are recorded in the activity log and logged: they name the
+    /// CEL type and the kind of failure, never the contact's or event's data.
+    #[test]
+    fn errors_name_types_not_values() {
+        let secret = json!({"email": "victim@x.com", "n": 7, "zero": 0});
+        let cases = [
+            ("contact.email", "returned a string, not a boolean"),
+            ("contact.n", "returned an int, not a boolean"),
+            ("contact.n / contact.zero == 1", "division by zero (an int)"),
+            ("contact.n % contact.zero == 1", "remainder by zero (an int)"),
+            (
+                "contact.email.startsWith(1)",
+                "found no matching overload for 'startsWith' applied to (string, int)",
+            ),
+            ("contact.email < contact.n", "found no matching overload"),
+            ("int(contact.email) == 1", "error executing function"),
+        ];
+        for (when, want) in cases {
+            let err = eval(when, secret.clone(), json!({})).unwrap_err();
+            assert!(err.starts_with(want), "{when}: {err}");
+            assert!(!err.contains("victim") && !err.contains('7'), "{when}: {err}");
+        }
     }
 }

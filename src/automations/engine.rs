@@ -180,9 +180,10 @@ impl<'r, 't> Run<'r, 't> {
         let mut record = self.activity("automation", Some(f));
         record.automation = Some(id.to_string());
         if f.depth >= MAX_DEPTH {
-            metrics::counter!("meshes_automation_loop_limit_total", "automation" => id.to_string())
+            metrics::counter!("meshes_automation_loop_limit_total", "workspace" => self.ws.id.clone(), "automation" => id.to_string())
                 .increment(1);
             tracing::warn!(
+                workspace = %self.ws.id,
                 automation = id,
                 depth = f.depth,
                 "automation chain cut at the depth limit (a loop?)"
@@ -199,7 +200,7 @@ impl<'r, 't> Run<'r, 't> {
             Some(program) => {
                 let result = self.condition(program, f);
                 if let Err(e) = &result {
-                    condition_failed(a, e);
+                    condition_failed(&self.ws.id, a, e);
                     record.condition_error = Some(e.clone());
                 }
                 let pass = result.unwrap_or(false);
@@ -208,7 +209,7 @@ impl<'r, 't> Run<'r, 't> {
             }
         };
         if pass {
-            metrics::counter!("meshes_automation_runs_total", "automation" => id.to_string())
+            metrics::counter!("meshes_automation_runs_total", "workspace" => self.ws.id.clone(), "automation" => id.to_string())
                 .increment(1);
             for (i, action) in a.automation.actions.iter().enumerate() {
                 let outcome = self.act(a, i, action, f)?;
@@ -223,10 +224,11 @@ impl<'r, 't> Run<'r, 't> {
         let Some(first) = skipped.first else { return Ok(()) };
         let total: u64 = skipped.by_automation.values().sum();
         for (id, n) in &skipped.by_automation {
-            metrics::counter!("meshes_automation_run_limit_total", "automation" => id.clone())
+            metrics::counter!("meshes_automation_run_limit_total", "workspace" => self.ws.id.clone(), "automation" => id.clone())
                 .increment(*n);
         }
         tracing::warn!(
+            workspace = %self.ws.id,
             skipped = total,
             limit = MAX_RUNS,
             "automation runs cut at the per-change limit (a loop?)"
@@ -308,12 +310,13 @@ impl Skipped {
 }
 
 /// Counts a failing condition and logs it once per automation and load.
-fn condition_failed(a: &AutomationRt, error: &str) {
+pub(super) fn condition_failed(workspace: &str, a: &AutomationRt, error: &str) {
     let id = a.automation.id.as_str();
-    metrics::counter!("meshes_automation_condition_errors_total", "automation" => id.to_string())
+    metrics::counter!("meshes_automation_condition_errors_total", "workspace" => workspace.to_string(), "automation" => id.to_string())
         .increment(1);
     if !a.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
+            workspace,
             automation = id,
             error,
             "automation condition failed; treated as false (logged once per automation; see meshes_automation_condition_errors_total)"

@@ -32,6 +32,8 @@ mod tests;
 #[cfg(test)]
 mod tests_clock;
 #[cfg(test)]
+mod tests_fields;
+#[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
 mod tests_stamps;

@@ -131,10 +131,11 @@ fn exit(run: &Run<'_, '_>, seq: &SequenceRt) -> Option<String> {
         Ok(false) => None,
         Err(error) => {
             // Failing safe means continuing: the step is what the author wrote.
-            metrics::counter!("meshes_sequence_condition_errors_total", "sequence" => seq.name.clone())
+            let workspace = run.ws.id.clone();
+            metrics::counter!("meshes_sequence_condition_errors_total", "workspace" => workspace.clone(), "sequence" => seq.name.clone())
                 .increment(1);
             if !seq.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!(sequence = %seq.name, %error, "exit_when failed; treated as false (logged once per sequence)");
+                tracing::warn!(%workspace, sequence = %seq.name, %error, "exit_when failed; treated as false (logged once per sequence)");
             }
             None
         }

@@ -8,7 +8,7 @@ use crate::clock;
 use crate::config::automation::TriggerKind;
 use crate::delivery::engine::Shared;
 use crate::gateway::runtime::WorkspaceRt;
-use crate::store::{ContactRecord, StoreError, Tables};
+use crate::store::{ContactRecord, StoreError, Tables, email_key};
 use serde_json::Value;
 
 /// Why a contact operation was refused.
@@ -22,7 +22,7 @@ pub enum ContactError {
     Conflict(String),
     /// 400: the change would break a limit (`param`, message).
     #[error("{1}")]
-    Invalid(&'static str, String),
+    Invalid(String, String),
     /// 503.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -103,6 +103,9 @@ pub fn upsert_in(
     u: &Upsert,
     depth: u32,
 ) -> JobResult<(ContactRecord, bool)> {
+    if let Some(refused) = custom_refused(u) {
+        return Ok(Err(refused));
+    }
     let found = match find(t, &ws.id, who)? {
         Ok(found) => found,
         Err(e) => return Ok(Err(e)),
@@ -112,16 +115,16 @@ pub fn upsert_in(
     let mut c = found.unwrap_or_else(|| {
         ContactRecord::new(uuid::Uuid::now_v7().to_string(), ws.id.clone(), now)
     });
-    let changes = contact::apply(&mut c, &identified(u, who)).0;
+    let (changes, added) = contact::apply(&mut c, &identified(u, who, original.as_ref()));
     if let Some(refused) = over_cap(&c, original.as_ref()) {
         return Ok(Err(refused));
     }
     let mut run = Run::new(t, ws, now, Some(c), original);
     if created {
         run.fire(Fired::new(TriggerKind::ContactCreated, None, depth));
-        // A new contact's tags still fire `tag_added`; its fields are not "updates".
-        if let Some(tags) = changes.get("tags").cloned() {
-            run.fire_changes([("tags".to_string(), tags)].into(), depth);
+        // A new contact's tags still fire `tag_added`; nothing about it was "updated".
+        for tag in added {
+            run.fire(Fired::new(TriggerKind::TagAdded, Some(tag), depth));
         }
     } else {
         run.fire_changes(changes, depth);
@@ -132,8 +135,13 @@ pub fn upsert_in(
         .ok_or_else(|| ContactError::NotFound("contact".into())))
 }
 
-/// The upsert with the request's identifiers as fields to store.
-fn identified(u: &Upsert, who: &Who) -> Upsert {
+/// The upsert with the request's identifiers as fields to store. An email
+/// that matches the stored one case-insensitively keeps the stored
+/// spelling: matching by email never rewrites it (events name contacts by
+/// email with the public key, and could otherwise respell any address).
+/// Only an email with another key, given beside the external id that
+/// matched, changes it.
+fn identified(u: &Upsert, who: &Who, found: Option<&ContactRecord>) -> Upsert {
     let mut u = u.clone();
     if let Some(x) = &who.external_id {
         u.fields.insert("external_id", Value::String(x.clone()));
@@ -141,7 +149,22 @@ fn identified(u: &Upsert, who: &Who) -> Upsert {
     if let Some(e) = &who.email {
         u.fields.insert("email", Value::String(e.clone()));
     }
+    let stored = found.and_then(|c| c.email.as_deref()).map(email_key);
+    let asked = u.fields.get("email").and_then(Value::as_str).map(email_key);
+    if stored.is_some() && stored == asked {
+        u.fields.remove("email");
+    }
     u
+}
+
+/// Refuses custom fields no contact may hold, whoever asks: a reserved
+/// name or a value over [`contact::MAX_CUSTOM_VALUE_BYTES`] (`null`, which
+/// removes a key, always passes).
+fn custom_refused(u: &Upsert) -> Option<ContactError> {
+    u.custom_fields.iter().find_map(|(key, value)| {
+        let why = contact::custom_refused(key, value)?;
+        Some(ContactError::Invalid(format!("custom_fields.{key}"), why))
+    })
 }
 
 /// Per request the API caps keys and tags; this caps what many requests
@@ -154,18 +177,21 @@ fn over_cap(c: &ContactRecord, before: Option<&ContactRecord>) -> Option<Contact
         || c.custom_fields.keys().any(|k| before.is_none_or(|b| !b.custom_fields.contains_key(k)));
     if fields > contact::MAX_CUSTOM_FIELDS && adds_key() {
         return Some(ContactError::Invalid(
-            "custom_fields",
+            "custom_fields".into(),
             format!(
                 "the contact would have {fields} custom fields; at most {} are kept (set unused ones to null)",
                 contact::MAX_CUSTOM_FIELDS
             ),
         ));
     }
+    if let Some(why) = contact::record_refused(c, before) {
+        return Some(ContactError::Invalid("custom_fields".into(), why));
+    }
     let tags = c.tags.len();
     let had = before.map_or(0, |b| b.tags.len());
     (tags > contact::MAX_TAGS_PER_CONTACT && tags > had).then(|| {
         ContactError::Invalid(
-            "tag_names",
+            "tag_names".into(),
             format!(
                 "the contact would have {tags} tags; at most {} are kept (remove unused ones with DELETE /contacts/{{id}}/tags/{{name}})",
                 contact::MAX_TAGS_PER_CONTACT
@@ -262,10 +288,12 @@ pub async fn unsubscribe(
     id: u128,
     reason: String,
 ) -> Result<ContactRecord, ContactError> {
-    let now = clock::now_ms();
     // Held until the write commits: the writer hands the job's result back
-    // (or drops it, when this request is gone) only after its fsync.
-    let pending = shared.store.stamps.hold(now);
+    // (or drops it, when this request is gone) only after its fsync. The
+    // time is read under the stamps' lock, so no list read can settle past
+    // it before it is held.
+    let pending = shared.store.stamps.hold_now();
+    let now = pending.at();
     let edited = edit_holding(shared, ws, id, pending, move |c, changes| {
         if c.unsubscribed_at.is_none() {
             c.unsubscribed_at = Some(now);

@@ -55,7 +55,7 @@ fn tags(range: std::ops::Range<usize>) -> Upsert {
     Upsert { tag_names: range.map(|i| format!("t{i:04}")).collect(), ..Upsert::default() }
 }
 
-fn invalid(r: Result<ContactRecord, ContactError>) -> (&'static str, String) {
+fn invalid(r: Result<ContactRecord, ContactError>) -> (String, String) {
     match r {
         Err(ContactError::Invalid(param, msg)) => (param, msg),
         other => panic!("expected a 400, got {other:?}"),

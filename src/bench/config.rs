@@ -122,7 +122,7 @@ fn index(n: usize) -> Result<RuleIndex> {
         .configs
         .first()
         .ok_or_else(|| BenchError::Failed(format!("generated {n}-rule config is invalid")))?;
-    RuleIndex::build(&cfg.rules).map_err(BenchError::Failed)
+    RuleIndex::build(&cfg.workspace.id, &cfg.rules).map_err(BenchError::Failed)
 }
 
 /// Timing rounds per probe and index.

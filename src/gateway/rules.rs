@@ -20,6 +20,9 @@ pub struct RuleRt {
 /// A workspace's rules, indexed by event type and id.
 #[derive(Debug, Default)]
 pub struct RuleIndex {
+    /// The workspace the rules belong to: a label of their metrics and logs,
+    /// so same-named rules of two workspaces are told apart.
+    workspace: Arc<str>,
     by_event: HashMap<String, Vec<Arc<RuleRt>>>,
     by_id: HashMap<String, Arc<RuleRt>>,
     ordered: Vec<Arc<RuleRt>>,
@@ -40,8 +43,8 @@ pub struct EventFacts<'a> {
 
 impl RuleIndex {
     /// Compiles every rule's condition; a validated config always compiles.
-    pub fn build(rules: &[Rule]) -> Result<Self, String> {
-        let mut index = RuleIndex::default();
+    pub fn build(workspace: &str, rules: &[Rule]) -> Result<Self, String> {
+        let mut index = RuleIndex { workspace: workspace.into(), ..RuleIndex::default() };
         for rule in rules {
             let condition = match &rule.when {
                 Some(src) => Some(
@@ -94,7 +97,8 @@ impl RuleIndex {
                 Some(program) => {
                     let ctx = context.get_or_insert_with(|| cel_context(facts));
                     evaluate(program, ctx, r).unwrap_or_else(|problem| {
-                        errors.push(ConditionError { rule: Arc::clone(r), problem });
+                        let workspace = Arc::clone(&self.workspace);
+                        errors.push(ConditionError { rule: Arc::clone(r), workspace, problem });
                         false
                     })
                 }
@@ -109,6 +113,8 @@ impl RuleIndex {
 #[derive(Debug)]
 pub struct ConditionError {
     rule: Arc<RuleRt>,
+    workspace: Arc<str>,
+    /// Value-free ([`not_boolean`], [`failure`]): it is logged.
     problem: String,
 }
 
@@ -117,11 +123,11 @@ impl ConditionError {
     /// warn level once per rule and config load, so a hot rule cannot
     /// flood the log.
     pub fn report(&self) {
-        let rule = self.rule.rule.id.as_str();
-        metrics::counter!("meshes_rule_condition_errors_total", "rule" => rule.to_string())
+        let (rule, workspace) = (self.rule.rule.id.as_str(), &*self.workspace);
+        metrics::counter!("meshes_rule_condition_errors_total", "workspace" => workspace.to_string(), "rule" => rule.to_string())
             .increment(1);
         if !self.rule.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(rule, error = %self.problem, "rule condition failed; treated as false (logged once per rule; see meshes_rule_condition_errors_total)");
+            tracing::warn!(workspace, rule, error = %self.problem, "rule condition failed; treated as false (logged once per rule; see meshes_rule_condition_errors_total)");
         }
     }
 }
@@ -178,13 +184,72 @@ fn evaluate(
 ) -> Result<bool, String> {
     match program.execute(ctx) {
         Ok(cel::Value::Bool(b)) => Ok(b),
-        Err(cel::ExecutionError::NoSuchKey(key)) => {
+        Err(cel::ExecutionError::NoSuchKey(_)) => {
+            // Not the key: a computed one (`m[payload.email]`) is payload data.
             let rule = r.rule.id.as_str();
-            tracing::debug!(rule, %key, "rule condition reads a missing field; treated as false");
+            tracing::debug!(rule, "rule condition reads a missing field; treated as false");
             Ok(false)
         }
-        Ok(other) => Err(format!("returned {other:?}, not a boolean")),
-        Err(e) => Err(e.to_string()),
+        Ok(other) => Err(not_boolean(&other)),
+        Err(e) => Err(failure(&e)),
+    }
+}
+
+/// A condition's non-boolean result, by its CEL type only: the value is
+/// payload or contact data, and condition failures are logged.
+pub fn not_boolean(v: &cel::Value) -> String {
+    format!("returned {}, not a boolean", a(v))
+}
+
+/// `a string`, `an int`: a value's CEL type with its article.
+fn a(v: &cel::Value) -> String {
+    let t = v.type_of().to_string();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {t}")
+}
+
+/// A CEL execution error without the values the library puts in its
+/// messages (`Division by zero of {0:?}`): its kind, and the types,
+/// functions and operators involved, which come from the expression.
+#[allow(deprecated)]
+pub fn failure(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match e {
+        E::InvalidArgumentCount { expected, actual } => {
+            format!("invalid argument count: expected {expected}, got {actual}")
+        }
+        E::UnsupportedTargetType { target } => format!("invalid argument type: {}", a(target)),
+        E::NotSupportedAsMethod { method, target } => {
+            format!("method '{method}' not supported on {}", a(target))
+        }
+        E::UnsupportedKeyType(k) => format!("unable to use {} as a map key", a(k)),
+        E::UnexpectedType { want, .. } => format!("unexpected type: want '{want}'"),
+        E::NoSuchKey(_) => "no such key".into(),
+        E::NoSuchOverload(o) => format!(
+            "found no matching overload for '{}' applied to ({})",
+            o.function(),
+            o.argument_types().join(", ")
+        ),
+        E::UndeclaredReference(name) => format!("undeclared reference to '{name}'"),
+        E::MissingArgumentOrTarget => "missing argument or target".into(),
+        E::ValuesNotComparable(x, y) => format!("{} can not be compared to {}", a(x), a(y)),
+        E::UnsupportedUnaryOperator(op, x) => {
+            format!("unsupported unary operator '{op}' on {}", a(x))
+        }
+        E::UnsupportedBinaryOperator(op, x, y) => {
+            format!("unsupported binary operator '{op}' on {} and {}", a(x), a(y))
+        }
+        E::UnsupportedMapIndex(x) => format!("cannot use {} as a map index", a(x)),
+        E::UnsupportedListIndex(x) => format!("cannot use {} as a list index", a(x)),
+        E::UnsupportedIndex(x, y) => format!("cannot use {} to index {}", a(x), a(y)),
+        E::FunctionError { function, .. } => format!("error executing function '{function}'"),
+        E::DivisionByZero(x) => format!("division by zero ({})", a(x)),
+        E::RemainderByZero(x) => format!("remainder by zero ({})", a(x)),
+        E::Overflow(op, x, y) => format!("overflow from operator '{op}' on {} and {}", a(x), a(y)),
+        E::IndexOutOfBounds(_) => "index out of bounds".into(),
+        E::DuplicateKey(k) => format!("repeated key ({}) in a map literal", a(k)),
+        E::InternalError(_) => "internal error".into(),
+        _ => "execution error".into(),
     }
 }
 
@@ -232,13 +297,15 @@ mod tests {
             scoped,
             rule("other", "b", None),
         ];
-        let index = RuleIndex::build(&rules).unwrap();
+        let index = RuleIndex::build("ws", &rules).unwrap();
         assert_eq!(ids(&index, "a", serde_json::json!({"amount": 50})), vec!["any", "big"]);
         assert_eq!(ids(&index, "a", serde_json::json!({"amount": 5})), vec!["any"]);
         // Integers are CEL `int`s: arithmetic with literals works.
-        let index2 =
-            RuleIndex::build(&[rule("mod", "a", Some("payload.n % 7 == 3 && payload.n > 2"))])
-                .unwrap();
+        let index2 = RuleIndex::build(
+            "ws",
+            &[rule("mod", "a", Some("payload.n % 7 == 3 && payload.n > 2"))],
+        )
+        .unwrap();
         assert_eq!(ids(&index2, "a", serde_json::json!({"n": 10})), vec!["mod"]);
         assert!(ids(&index2, "a", serde_json::json!({"n": 11})).is_empty());
         // A missing field makes the condition fail: false, not an error.
@@ -249,7 +316,8 @@ mod tests {
 
     #[test]
     fn condition_errors_are_handed_back_not_counted() {
-        let index = RuleIndex::build(&[rule("bad", "a", Some("payload.n + 'x' == 1"))]).unwrap();
+        let index =
+            RuleIndex::build("ws", &[rule("bad", "a", Some("payload.n + 'x' == 1"))]).unwrap();
         let payload = serde_json::value::to_raw_value(&serde_json::json!({"n": 1})).unwrap();
         let facts =
             EventFacts { event: "a", resource: "global", resource_id: None, payload: &payload };

@@ -237,7 +237,8 @@ fn build_workspace(
             Err(e) => errors.push(describe(file, name, &e)),
         }
     }
-    let rules = RuleIndex::build(&cfg.rules).map_err(|e| vec![format!("{file}: {e}")]);
+    let rules =
+        RuleIndex::build(&cfg.workspace.id, &cfg.rules).map_err(|e| vec![format!("{file}: {e}")]);
     let automations =
         crate::automations::AutomationIndex::build(cfg).map_err(|e| vec![format!("{file}: {e}")]);
     let rules = rules.and_then(|r| automations.map(|a| (r, a)));

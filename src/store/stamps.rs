@@ -6,6 +6,11 @@
 //! `as_of` at or past the stamp would not show the contact, and the same
 //! page read after the commit would: the page shifts. While a stamp is
 //! pending, reads are therefore "as of" just before it.
+//!
+//! Both sides read the clock under one lock: a stamp is held from the
+//! moment its time is read ([`PendingStamps::hold_now`]), and a read is never
+//! "as of" the current millisecond ([`PendingStamps::settled_now`]), which
+//! a stamp taken after the read could still land in.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -25,10 +30,36 @@ pub struct StampGuard {
 impl PendingStamps {
     /// Marks `at` pending until the guard drops.
     pub fn hold(&self, at: u64) -> StampGuard {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry(at).or_default() += 1;
-        }
+        self.hold_with(|| at)
+    }
+
+    /// Reads the clock and marks that time pending, both under the lock:
+    /// a read between the two could otherwise settle at that time with
+    /// nothing held. The time is [`StampGuard::at`].
+    pub fn hold_now(&self) -> StampGuard {
+        self.hold_with(crate::clock::now_ms)
+    }
+
+    fn hold_with(&self, now: impl FnOnce() -> u64) -> StampGuard {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = now();
+        *m.entry(at).or_default() += 1;
         StampGuard { stamps: self.clone(), at }
+    }
+
+    /// [`PendingStamps::settled`] for a read now: at most the millisecond
+    /// before the clock's (read under the lock), which is past for good.
+    pub fn settled_now(&self, as_of: u64) -> u64 {
+        self.settled_with(crate::clock::now_ms, as_of)
+    }
+
+    fn settled_with(&self, now: impl FnOnce() -> u64, as_of: u64) -> u64 {
+        let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let as_of = as_of.min(now().saturating_sub(1));
+        match m.keys().next() {
+            Some(&at) if at <= as_of => at.saturating_sub(1),
+            _ => as_of,
+        }
     }
 
     /// The latest time at or before `as_of` that no pending stamp can still
@@ -39,6 +70,13 @@ impl PendingStamps {
             Some(at) if at <= as_of => at.saturating_sub(1),
             _ => as_of,
         }
+    }
+}
+
+impl StampGuard {
+    /// The time held.
+    pub fn at(&self) -> u64 {
+        self.at
     }
 }
 
@@ -73,5 +111,35 @@ mod tests {
         assert_eq!(s.settled(1_000), 699);
         drop(c);
         assert_eq!(s.settled(1_000), 1_000);
+    }
+
+    /// The clock is read while the lock is held, so a concurrent read
+    /// cannot settle between reading the time and holding it.
+    #[test]
+    fn the_clock_is_read_under_the_lock() {
+        let s = PendingStamps::default();
+        let g = s.hold_with(|| {
+            assert!(s.0.try_lock().is_err(), "hold read the clock before locking");
+            500
+        });
+        assert_eq!((g.at(), s.settled(1_000)), (500, 499));
+        let as_of = s.settled_with(
+            || {
+                assert!(s.0.try_lock().is_err(), "settled read the clock before locking");
+                700
+            },
+            u64::MAX,
+        );
+        assert_eq!(as_of, 499);
+    }
+
+    /// A read in the same millisecond as a later stamp stops before it.
+    #[test]
+    fn a_read_never_settles_at_the_current_millisecond() {
+        let s = PendingStamps::default();
+        let as_of = s.settled_with(|| 500, u64::MAX);
+        let g = s.hold_with(|| 500);
+        assert!(as_of < g.at(), "a stamp taken after the read lands after its as_of");
+        assert_eq!(s.settled_with(|| 500, 400), 400, "a past as_of stands");
     }
 }

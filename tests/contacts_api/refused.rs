@@ -11,6 +11,8 @@ async fn bad_upserts_are_a_400_naming_each_field() {
     let api = Api::start().await;
     let many: serde_json::Map<String, Value> =
         (0..101).map(|i| (format!("k{i}"), json!(i))).collect();
+    let twenty: serde_json::Map<String, Value> =
+        (0..20).map(|i| (format!("k{i}"), json!("x".repeat(15_000)))).collect();
     let x = |extra: Value| {
         let mut o = json!({"external_id": "x"});
         o.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -35,6 +37,14 @@ async fn bad_upserts_are_a_400_naming_each_field() {
         ),
         (x(json!({"tag_names": vec!["t"; 51]})), vec!["tag_names"]),
         (x(json!({"tag_names": "vip"})), vec!["tag_names"]),
+        // Values are capped by size, and keys may not pass for standard fields.
+        (x(json!({"custom_fields": {"blob": "x".repeat(16 * 1024)}})), vec!["custom_fields.blob"]),
+        (
+            x(json!({"custom_fields": {"email": "a@b.c", "tags": [], "plan": "ok"}})),
+            vec!["custom_fields.email", "custom_fields.tags"],
+        ),
+        // Each value fits, the contact would not.
+        (x(json!({"custom_fields": twenty})), vec!["custom_fields"]),
     ];
     for (body, want) in cases {
         let (s, b) = api.upsert(body.clone()).await;
@@ -42,6 +52,9 @@ async fn bad_upserts_are_a_400_naming_each_field() {
     }
     let (_, b) = api.upsert(json!({"email": 5})).await;
     assert!(b["message"].as_str().unwrap().ends_with("found a number `5`"), "{b}");
+    let (_, b) = api.upsert(x(json!({"custom_fields": {"blob": "x".repeat(16 * 1024)}}))).await;
+    let msg = b["message"].as_str().unwrap();
+    assert!(msg.ends_with("is 16386 bytes as JSON; at most 16384 are kept"), "{msg}");
     let (_, b) = api.upsert(x(json!({"foo": 1}))).await;
     assert!(b["message"].as_str().unwrap().contains("expected only: external_id, email"), "{b}");
     let (s, _) = api.find("external_id=x").await;

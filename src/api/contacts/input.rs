@@ -3,7 +3,7 @@
 
 use super::check::{Errors, email, found, kind, text};
 use crate::api::error::FieldError;
-use crate::automations::contact::{STANDARD_FIELDS, Upsert};
+use crate::automations::contact::{STANDARD_FIELDS, Upsert, custom_refused};
 use crate::automations::service::Who;
 use serde_json::{Map, Value};
 
@@ -133,7 +133,7 @@ fn custom_fields(v: Value, e: &mut Errors) -> Map<String, Value> {
         e.push("custom_fields", format!("has {} keys; expected at most {MAX_KEYS}", map.len()));
         return Map::new();
     }
-    for key in map.keys() {
+    for (key, value) in &map {
         let n = key.chars().count();
         let what = found(&Value::String(key.clone()));
         if key.trim().is_empty() || n > MAX_KEY || key.chars().any(char::is_control) {
@@ -141,6 +141,8 @@ fn custom_fields(v: Value, e: &mut Errors) -> Map<String, Value> {
                 "custom_fields",
                 format!("key {what} is invalid; expected a key of 1 to {MAX_KEY} characters, not blank, without control characters"),
             );
+        } else if let Some(why) = custom_refused(key, value) {
+            e.push(&format!("custom_fields.{key}"), why);
         }
     }
     map
