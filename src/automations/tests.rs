@@ -6,7 +6,7 @@
 use super::contact::Upsert;
 use super::engine::{EventFact, Fired, Run};
 use super::sequences;
-use super::service::{Who, upsert_in};
+use super::service::{ContactError, Who, upsert_in};
 use crate::config::automation::TriggerKind;
 use crate::config::{CheckOptions, Source};
 use crate::gateway::runtime::{self, Runtime};
@@ -42,7 +42,31 @@ pub(super) fn harness(body: &str) -> H {
     H { _dir: dir, store, rt: Arc::new(rt) }
 }
 
+/// The 400 a refused contact change answers: `(param, message)`.
+pub(super) fn invalid(r: Result<ContactRecord, ContactError>) -> (String, String) {
+    match r {
+        Err(ContactError::Invalid(param, msg)) => (param, msg),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
 impl H {
+    /// Upserts by `who`, refusals included.
+    pub(super) async fn upsert_who(
+        &self,
+        who: Who,
+        u: Upsert,
+    ) -> Result<ContactRecord, ContactError> {
+        let rt = self.rt.clone();
+        let r = self
+            .store
+            .writer()
+            .run(move |t| upsert_in(t, rt.workspace(WS).unwrap(), 5, &who, &u, 0))
+            .await
+            .unwrap();
+        r.map(|((c, _), _)| c)
+    }
+
     pub async fn upsert(&self, email: &str, u: Upsert, now: u64) -> ContactRecord {
         let rt = self.rt.clone();
         let who = Who { external_id: None, email: Some(email.into()) };

@@ -6,34 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::contact::{MAX_CONTACT_BYTES, MAX_CUSTOM_VALUE_BYTES, Upsert};
-use super::service::{ContactError, Who, upsert_in};
-use super::tests::{H, WS, custom, harness};
-use crate::store::{ContactRecord, event_key};
+use super::service::Who;
+use super::tests::{WS, custom, harness, invalid};
+use crate::store::event_key;
 use serde_json::{Value, json};
-
-impl H {
-    /// Upserts by `who`, refusals included.
-    async fn upsert_who(&self, who: Who, u: Upsert) -> Result<ContactRecord, ContactError> {
-        let rt = self.rt.clone();
-        let r = self
-            .store
-            .writer()
-            .run(move |t| upsert_in(t, rt.workspace(WS).unwrap(), 5, &who, &u, 0))
-            .await
-            .unwrap();
-        r.map(|((c, _), _)| c)
-    }
-}
 
 fn by_email(email: &str) -> Who {
     Who { external_id: None, email: Some(email.into()) }
-}
-
-fn refusal(r: Result<ContactRecord, ContactError>) -> (String, String) {
-    match r {
-        Err(ContactError::Invalid(param, msg)) => (param, msg),
-        other => panic!("expected a 400, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -42,10 +21,10 @@ async fn custom_values_records_and_reserved_keys_are_refused_unstored() {
     let c = h.upsert("v@example.com", custom(&[("plan", json!("free"))]), 1).await;
     let big = json!("x".repeat(MAX_CUSTOM_VALUE_BYTES));
     let (param, msg) =
-        refusal(h.upsert_who(by_email("v@example.com"), custom(&[("blob", big)])).await);
+        invalid(h.upsert_who(by_email("v@example.com"), custom(&[("blob", big)])).await);
     assert_eq!(param, "custom_fields.blob");
     assert!(msg.contains("16386 bytes") && msg.contains("at most 16384"), "{msg}");
-    let (param, msg) = refusal(
+    let (param, msg) = invalid(
         h.upsert_who(by_email("v@example.com"), custom(&[("email", json!("x@y.z"))])).await,
     );
     assert_eq!(param, "custom_fields.email");
@@ -55,7 +34,7 @@ async fn custom_values_records_and_reserved_keys_are_refused_unstored() {
         (0..20).map(|i| (format!("k{i}"), json!("x".repeat(15_000)))).collect();
     let mut u = Upsert::default();
     u.custom_fields.extend(pairs);
-    let (param, msg) = refusal(h.upsert_who(by_email("v@example.com"), u).await);
+    let (param, msg) = invalid(h.upsert_who(by_email("v@example.com"), u).await);
     assert_eq!(param, "custom_fields");
     assert!(msg.contains(&format!("at most {MAX_CONTACT_BYTES}")), "{msg}");
     let stored = h.store.contact(event_key(&c.id).unwrap()).unwrap().unwrap();

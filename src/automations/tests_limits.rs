@@ -6,23 +6,15 @@
 
 use super::contact::{MAX_CUSTOM_FIELDS, MAX_TAGS_PER_CONTACT, Upsert};
 use super::engine::MAX_RUNS;
-use super::service::{ContactError, Who, upsert_in};
-use super::tests::{H, WS, custom, harness};
+use super::service::{ContactError, Who};
+use super::tests::{H, custom, harness, invalid};
 use crate::store::{ContactRecord, event_key};
 use serde_json::{Value, json};
 
 impl H {
     /// The upsert's answer, refusals included.
     async fn try_upsert(&self, email: &str, u: Upsert) -> Result<ContactRecord, ContactError> {
-        let rt = self.rt.clone();
-        let who = Who { external_id: None, email: Some(email.into()) };
-        let r = self
-            .store
-            .writer()
-            .run(move |t| upsert_in(t, rt.workspace(WS).unwrap(), 5, &who, &u, 0))
-            .await
-            .unwrap();
-        r.map(|((c, _), _)| c)
+        self.upsert_who(Who { external_id: None, email: Some(email.into()) }, u).await
     }
 
     /// Stores `c` as it is, past any cap (as automations could before the caps).
@@ -53,13 +45,6 @@ impl H {
 
 fn tags(range: std::ops::Range<usize>) -> Upsert {
     Upsert { tag_names: range.map(|i| format!("t{i:04}")).collect(), ..Upsert::default() }
-}
-
-fn invalid(r: Result<ContactRecord, ContactError>) -> (String, String) {
-    match r {
-        Err(ContactError::Invalid(param, msg)) => (param, msg),
-        other => panic!("expected a 400, got {other:?}"),
-    }
 }
 
 /// Four automations that each change the contact again would fan out to
