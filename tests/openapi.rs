@@ -6,6 +6,12 @@
 
 mod support;
 
+#[path = "openapi/starting.rs"]
+mod starting;
+
+#[path = "openapi/constraints.rs"]
+mod constraints;
+
 use meshes::api::openapi::{document, document_text};
 use serde_json::{Value, json};
 use support::*;
@@ -125,15 +131,38 @@ fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
     jsonschema::draft202012::new(&root).unwrap()
 }
 
-fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+/// The response `method path` documents for `status`, its `$ref` resolved.
+fn documented<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
     let op = &doc["paths"][path][method];
     assert!(op.is_object(), "{method} {path} is not documented");
-    let mut resp = &op["responses"][status.to_string()];
+    let resp = &op["responses"][status.to_string()];
     assert!(resp.is_object(), "{method} {path} answered {status}, which is not documented");
-    if let Some(r) = resp["$ref"].as_str() {
-        resp = &doc["components"]["responses"][r.rsplit('/').next().unwrap()];
+    match resp["$ref"].as_str() {
+        Some(r) => &doc["components"]["responses"][r.rsplit('/').next().unwrap()],
+        None => resp,
     }
-    &resp["content"]["application/json"]["schema"]
+}
+
+fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    &documented(doc, method, path, status)["content"]["application/json"]["schema"]
+}
+
+/// Asserts that each header the API sets for clients to act on, when
+/// `headers` has it, is documented on the `status` response.
+fn headers_documented(
+    doc: &Value,
+    (method, path, status): (&str, &str, u16),
+    headers: &reqwest::header::HeaderMap,
+) {
+    let listed = documented(doc, method, path, status)["headers"].clone();
+    for name in ["retry-after", "idempotent-replayed", "allow", "www-authenticate"] {
+        let known =
+            listed.as_object().is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+        assert!(
+            !headers.contains_key(name) || known,
+            "{method} {path} {status} sends `{name}`, which is not documented"
+        );
+    }
 }
 
 /// Asserts `body` is valid for what `method path` documents for `status`.

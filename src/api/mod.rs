@@ -116,18 +116,7 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<B
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers([
-            axum::http::header::CONTENT_TYPE,
-            HeaderName::from_static("x-meshes-publishable-key"),
-            HeaderName::from_static("idempotency-key"),
-        ])
-        // Without these a browser's script cannot read when to retry a 429
-        // or 503, nor whether its request was a replay.
-        .expose_headers(hot::EXPOSED)
-        .max_age(std::time::Duration::from_secs(600));
+    let cors = ingest_cors();
     let ingest = Router::new()
         .route("/events", ingest_route(post(events::create).get(events::list), &cors))
         .route("/events/bulk", ingest_route(post(bulk::bulk), &cors));
@@ -200,10 +189,31 @@ fn body_route(
     )
 }
 
+/// The CORS of the ingest routes: any origin may send events with a
+/// publishable key. The starting gateway answers with it too, so that a
+/// browser sees its 503 and `Retry-After` rather than a CORS failure.
+pub(crate) fn ingest_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-meshes-publishable-key"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        // Without these a browser's script cannot read when to retry a 429
+        // or 503, nor whether its request was a replay.
+        .expose_headers(hot::EXPOSED)
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 /// An ingest route: CORS (the handlers read and limit their own bodies, see
 /// [`body::read_limited`]). The explicit OPTIONS handler keeps preflights
 /// away from the router's 405 fallback; the CORS layer answers them before
 /// it runs.
-fn ingest_route(route: MethodRouter<AppState>, cors: &CorsLayer) -> MethodRouter<AppState> {
+pub(crate) fn ingest_route<S: Clone + Send + Sync + 'static>(
+    route: MethodRouter<S>,
+    cors: &CorsLayer,
+) -> MethodRouter<S> {
     route.options(|| async { axum::http::StatusCode::NO_CONTENT }).layer(cors.clone())
 }

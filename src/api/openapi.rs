@@ -35,6 +35,9 @@ struct Op {
     body: Option<Value>,
     responses: Vec<(u16, Value)>,
     errors: &'static [u16],
+    /// Answered as usual while the gateway starts; every other operation
+    /// is a 503 then (see `src/gateway/starting.rs`).
+    while_starting: bool,
 }
 
 impl Op {
@@ -49,7 +52,12 @@ impl Op {
             body: None,
             responses: Vec::new(),
             errors: &[],
+            while_starting: false,
         }
+    }
+    fn while_starting(mut self) -> Op {
+        self.while_starting = true;
+        self
     }
     fn auth(mut self, auth: Auth) -> Op {
         self.auth = auth;
@@ -147,7 +155,9 @@ fn error_response(code: u16) -> Value {
         429 => "Rate limit of the credential exceeded",
         501 => "The connection's integration has no account data to list",
         502 => "The provider failed; `message` carries its answer (credentials never included)",
-        503 => "The store cannot take writes; nothing was acknowledged",
+        503 => {
+            "Unavailable for now, nothing was acknowledged: the gateway is starting (loading its config and opening its store; every route but `/healthz` and CORS preflights answers this), the store cannot take writes, or the request bodies held at once are at their cap"
+        }
         _ => "Error",
     };
     let mut r = json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } });
@@ -157,6 +167,10 @@ fn error_response(code: u16) -> Value {
         401 => Some((
             "WWW-Authenticate",
             json!({ "description": "`Bearer`", "schema": { "type": "string" } }),
+        )),
+        405 => Some((
+            "Allow",
+            json!({ "description": "The methods the route supports, such as `GET,HEAD`", "schema": { "type": "string" } }),
         )),
         _ => None,
     };
@@ -171,7 +185,8 @@ fn render(op: Op) -> Value {
     for (status, r) in op.responses {
         responses.insert(status.to_string(), r);
     }
-    for code in op.errors {
+    let starting: &[u16] = if op.while_starting { &[] } else { &[503] };
+    for code in op.errors.iter().chain(starting) {
         responses
             .entry(code.to_string())
             .or_insert_with(|| json!({ "$ref": format!("#/components/responses/Error{code}") }));

@@ -16,7 +16,7 @@ use crate::api::hot::App;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use futures::future::Either;
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -71,16 +71,24 @@ impl Service<Request> for Switch {
     }
 }
 
+/// The answers while starting. The ingest paths have the serving router's
+/// CORS, preflights included: without it a browser reports a CORS failure
+/// and its script never sees the 503 nor when to retry.
 fn starting() -> Router {
+    let cors = crate::api::ingest_cors();
+    let ingest = || crate::api::ingest_route(any(busy), &cors);
     Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "starting"})) }))
-        .fallback(|| async {
-            ApiError::Busy(
-                "meshes is starting (loading its config and opening its store); try again shortly"
-                    .into(),
-            )
-            .into_response()
-        })
+        .route("/api/v1/events", ingest())
+        .route("/api/v1/events/bulk", ingest())
+        .fallback(busy)
+}
+
+async fn busy() -> Response {
+    ApiError::Busy(
+        "meshes is starting (loading its config and opening its store); try again shortly".into(),
+    )
+    .into_response()
 }
 
 #[cfg(test)]

@@ -130,20 +130,17 @@ pub fn suppressed_cursor(q: Option<&str>) -> Result<Option<(u64, u128)>, ApiErro
     Ok(Some((at, id.as_u128())))
 }
 
-/// `as_of`: `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC), the present when absent.
-/// A future instant is the present: pages as of a time still to come could
-/// gain entries while they are read.
+/// `as_of`: an RFC 3339 timestamp ([`crate::clock::parse_timestamp`]),
+/// the present when absent. A future instant is the present: pages as of a
+/// time still to come could gain entries while they are read.
 pub fn as_of(q: Option<&str>, now: u64) -> Result<u64, ApiError> {
     let Some(s) = q else { return Ok(now) };
-    // A four-digit year keeps `parse_rfc3339`'s date arithmetic from overflowing.
-    let four_digit_year = s.split('-').next().is_some_and(|y| y.len() == 4);
-    let parsed = four_digit_year.then(|| crate::clock::parse_rfc3339(s)).flatten();
-    parsed.map(|t| t.min(now)).ok_or_else(|| {
+    crate::clock::parse_timestamp(s).map(|t| t.min(now)).map_err(|why| {
         let shown = found(&Value::String(s.into()));
         ApiError::field(
             "as_of",
             &format!(
-                "expected an RFC 3339 UTC timestamp such as `2026-01-31T09:30:00Z`, found {shown}"
+                "expected an RFC 3339 timestamp such as `2026-01-31T09:30:00Z` or `2026-01-31T10:30:00+01:00`, found {shown}: {why}"
             ),
         )
     })
@@ -198,6 +195,9 @@ mod tests {
         for bad in ["9223372036854775807-01-01T00:00:00Z", "2026-01-01", "2026-13-01T00:00:00Z"] {
             assert!(as_of(Some(bad), 0).is_err(), "{bad}");
         }
+        let msg = format!("{:?}", as_of(Some("2026-02-31T00:00:00Z"), 0).unwrap_err());
+        assert!(msg.contains("as_of") && msg.contains("2026-02-31T00:00:00Z"), "{msg}");
+        assert!(msg.contains("day 31 is not in 2026-02 (01 to 28)"), "{msg}");
         assert!(contact_id("nope").is_err() && contact_id(id).is_ok());
     }
 }

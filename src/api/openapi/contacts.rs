@@ -1,6 +1,7 @@
 //! The operations of the contacts API (`src/api/contacts.rs`).
 
 use super::contact_schemas as s;
+use super::schemas::NAME;
 use super::{Gen, Op};
 use serde_json::{Value, json};
 
@@ -103,8 +104,8 @@ pub(super) fn contact_ops(g: &mut Gen) -> Vec<Op> {
             "Remove a tag (fires `tag_removed` if it was there; 200 either way)",
         )
         .param(contact_id())
-        .param(json!({ "name": "name", "in": "path", "required": true, "description": "The tag (1–100 characters)",
-            "schema": { "type": "string", "minLength": 1, "maxLength": 100 } }))
+        .param(json!({ "name": "name", "in": "path", "required": true, "description": "The tag (1–100 characters, not blank, no control characters; percent-encoded)",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": NAME } }))
         .ok(200, "The contact", contact.clone())
         .errors(READ_BY_ID),
         unsubscribe,
@@ -132,7 +133,7 @@ fn audit_ops(g: &mut Gen) -> Vec<Op> {
         )
         .param(query(
             "as_of",
-            "Only contacts suppressed at or before this instant (RFC 3339, UTC, `Z`); default and upper bound: now. Echoed: pass it again with `cursor` and pages never shift. A suppression committing during the request may be stamped shortly before a default `as_of` and be left out; for an exact export, use an `as_of` a few seconds in the past",
+            "Only contacts suppressed at or before this instant: RFC 3339, `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1 to 9 digits (kept to the millisecond), then `Z` or an offset such as `+02:00` (in a URL `%2B02:00`: a bare `+` reads as a space). A real date and time only (`2026-02-31` is a 400, not March 3rd); a leap second `23:59:60Z` counts as `23:59:59.999Z`. Default and upper bound: now. Echoed: pass it again with `cursor` and pages never shift. A suppression committing during the request may be stamped shortly before a default `as_of` and be left out; for an exact export, use an `as_of` a few seconds in the past",
             json!({ "type": "string", "format": "date-time" }),
         ))
         .param(query("cursor", "`next_cursor` of the previous page", json!({ "type": "string", "pattern": "^[0-9]+:[0-9a-fA-F-]{36}$" })))

@@ -100,8 +100,20 @@ pub struct Workspace {
 /// Liveness.
 #[derive(Serialize, JsonSchema)]
 pub struct Health {
-    /// Always `ok`.
-    pub status: OkStatus,
+    /// `ok`, or `starting` while the config loads and the store opens.
+    pub status: Liveness,
+}
+
+/// Liveness state.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    /// Serving.
+    Ok,
+    /// Loading the config and opening the store (a redb repair after an
+    /// unclean stop can take minutes): every other route answers 503 with
+    /// `Retry-After` meanwhile.
+    Starting,
 }
 
 /// `ok`.

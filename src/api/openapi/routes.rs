@@ -38,12 +38,22 @@ fn rule_id() -> Value {
 fn idempotency_key() -> Value {
     json!({ "name": "Idempotency-Key", "in": "header", "required": false,
         "description": "A repeat of the same request with the same key within 24 h returns the first result (with `Idempotent-Replayed: true`) instead of a new event. Keys are per credential (the publishable key, each machine key): another credential's key is never replayed. A key sent again with a different body (compared byte for byte) is refused with 409. A bulk request's key covers the whole request and never meets a single event's key.",
-        "schema": { "type": "string", "minLength": 1, "maxLength": 255 } })
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY } })
+}
+
+/// What the server takes as an `Idempotency-Key`: visible ASCII, with
+/// spaces and tabs inside (HTTP trims them at the ends).
+const IDEMPOTENCY_KEY: &str = r"^[\x21-\x7E]([\t\x20-\x7E]*[\x21-\x7E])?$";
+
+/// `Idempotent-Replayed`, on the answers a repeated key replays.
+fn replayed() -> Value {
+    json!({ "Idempotent-Replayed": { "description": "`true` when this answers a replayed `Idempotency-Key`", "schema": { "type": "string", "const": "true" } } })
 }
 
 fn preflight(path: &'static str, id: &'static str) -> Op {
     Op::new("options", path, id, "CORS preflight (browsers sending events with a publishable key)")
         .auth(Auth::Open)
+        .while_starting()
         .raw(200, json!({ "description": "CORS preflight answer" }))
         .raw(204, json!({ "description": "No CORS request headers were sent" }))
 }
@@ -65,8 +75,13 @@ fn rule_event_links() -> Vec<(&'static str, Value)> {
 
 pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
     let created = json!({ "description": "Accepted and stored; deliveries are queued",
-        "headers": { "Idempotent-Replayed": { "description": "`true` when this answers a replayed `Idempotency-Key`", "schema": { "type": "string", "const": "true" } } },
+        "headers": replayed(),
         "content": { "application/json": { "schema": g.out::<s::EventCreated>() } } });
+    let bulk = g.out::<s::BulkResult>();
+    let bulk_ok = |description: &str| {
+        json!({ "description": description, "headers": replayed(),
+        "content": { "application/json": { "schema": bulk } } })
+    };
     let bulk_400 = json!({ "anyOf": [g.out::<s::BulkRefused>(), g.out::<s::ErrorBody>()] });
     vec![
         Op::new("post", "/api/v1/events", "createEvent", "Send one event")
@@ -81,8 +96,8 @@ pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
             .auth(Auth::Ingest)
             .param(idempotency_key())
             .body(g.input::<s::BulkBody>())
-            .ok(201, "Every event accepted", g.out::<s::BulkResult>())
-            .ok(207, "Some accepted, some refused (see each record)", g.out::<s::BulkResult>())
+            .raw(201, bulk_ok("Every event accepted"))
+            .raw(207, bulk_ok("Some accepted, some refused (see each record)"))
             .ok(
                 400,
                 "The body is invalid, or every event was refused (the error, with the bulk result beside it)",
@@ -232,17 +247,21 @@ pub(super) fn resource_ops(g: &mut Gen) -> Vec<Op> {
 
 pub(super) fn ops_routes(g: &mut Gen) -> Vec<Op> {
     let ready = g.out::<s::Ready>();
+    // While the gateway starts, the ErrorBody of every other route.
+    let not_ready = json!({ "description": "The store does not answer, or the gateway is starting (then with `Retry-After`)",
+        "headers": { "Retry-After": { "description": "Seconds to wait before retrying (while starting)", "schema": { "type": "integer", "minimum": 1 } } },
+        "content": { "application/json": { "schema": { "anyOf": [ready.clone(), g.out::<s::ErrorBody>()] } } } });
     let metrics = json!({ "description": "Prometheus text exposition", "content": { "text/plain": { "schema": { "type": "string" } } } });
     vec![
-        Op::new("get", "/healthz", "healthz", "Liveness").auth(Auth::Open).ok(
+        Op::new("get", "/healthz", "healthz", "Liveness").auth(Auth::Open).while_starting().ok(
             200,
-            "The process answers",
+            "The process answers (`starting` until the config is loaded and the store open)",
             g.out::<s::Health>(),
         ),
         Op::new("get", "/readyz", "readyz", "Readiness: config in force, store answering")
             .auth(Auth::Open)
-            .ok(200, "Ready", ready.clone())
-            .ok(503, "The store does not answer", ready),
+            .ok(200, "Ready", ready)
+            .raw(503, not_ready),
         Op::new("get", "/metrics", "metrics", "Prometheus metrics")
             .auth(Auth::Open)
             .raw(200, metrics),

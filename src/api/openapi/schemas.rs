@@ -44,7 +44,7 @@ pub struct NewEventBody {
     #[schemars(length(min = 1, max = 200), regex(pattern = NAME))]
     pub resource: Option<String>,
     /// Id of the resource: a string (1–200 characters) or an integer
-    /// within 64 bits.
+    /// within 64 bits written as one (`1000`, not `1000.0` or `1e3`).
     pub resource_id: Option<ResourceId>,
     /// The workspace; when given it must be the workspace of the key.
     pub workspace: Option<String>,
@@ -64,9 +64,11 @@ fn example_event() -> Value {
 pub enum ResourceId {
     /// Kept as written.
     Text(#[schemars(length(min = 1, max = 200), regex(pattern = NAME))] String),
-    /// Stored as its decimal text. Only integers from -2^63 to 2^64-1:
-    /// other numbers (`1.5`, `1e3`, longer integers) are refused with a
-    /// 400, as their text would not be kept exactly as sent.
+    /// Stored as its decimal text. Only integers from -2^63 to 2^64-1
+    /// written without a fraction or an exponent: other numbers (`1.5`,
+    /// longer integers) and integers written as `1.0` or `1e3` (integers
+    /// to JSON Schema) are refused with a 400, as their text would not be
+    /// kept exactly as sent.
     Integer(#[schemars(schema_with = "integer_64")] i128),
 }
 
