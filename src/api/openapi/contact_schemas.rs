@@ -51,6 +51,12 @@ pub struct UpsertBody {
     /// Merged into the contact's custom fields: at most 100 keys of 1–100
     /// characters; a `null` value removes the key, omitted keys are kept. A
     /// contact keeps at most 500: a request that adds keys past that is a 400.
+    /// Each value is at most 16 KiB as JSON and the whole contact 256 KiB
+    /// (a 400 naming `custom_fields.<key>` or `custom_fields`). Keys may not
+    /// be standard or reserved names (`email`, `external_id`, `first_name`,
+    /// `last_name`, `name`, `phone`, `id`, `contact_id`, `tags`,
+    /// `unsubscribed`, `properties`, `custom_fields`, `created_at`,
+    /// `updated_at`), except with `null` to remove one stored before.
     #[schemars(extend("maxProperties" = 100, "propertyNames" = { "minLength": 1, "maxLength": 100, "pattern": NAME }))]
     pub custom_fields: Option<Map<String, Value>>,
     /// Tags to add (never removes any): at most 50. A contact keeps at most

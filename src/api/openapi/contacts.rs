@@ -133,7 +133,7 @@ fn audit_ops(g: &mut Gen) -> Vec<Op> {
         )
         .param(query(
             "as_of",
-            "Only contacts suppressed at or before this instant: RFC 3339, `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1 to 9 digits (kept to the millisecond), then `Z` or an offset such as `+02:00` (in a URL `%2B02:00`: a bare `+` reads as a space). A real date and time only (`2026-02-31` is a 400, not March 3rd); a leap second `23:59:60Z` counts as `23:59:59.999Z`. Default and upper bound: now. Echoed: pass it again with `cursor` and pages never shift. A suppression committing during the request may be stamped shortly before a default `as_of` and be left out; for an exact export, use an `as_of` a few seconds in the past",
+            "Only contacts suppressed at or before this instant: RFC 3339, `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1 to 9 digits (kept to the millisecond), then `Z` or an offset such as `+02:00` (in a URL `%2B02:00`: a bare `+` reads as a space). A real date and time only (`2026-02-31` is a 400, not March 3rd); a leap second `23:59:60Z` counts as `23:59:59.999Z`. Default and upper bound: the millisecond before now (a suppression may still land in the current one). Echoed: pass it again with `cursor` and pages never shift. A suppression committing during the request may be stamped shortly before a default `as_of` and be left out; for an exact export, use an `as_of` a few seconds in the past",
             json!({ "type": "string", "format": "date-time" }),
         ))
         .param(query("cursor", "`next_cursor` of the previous page", json!({ "type": "string", "pattern": "^[0-9]+:[0-9a-fA-F-]{36}$" })))
