@@ -91,6 +91,61 @@ fn a_machine_secret_with_a_trailing_newline_verifies_jwts_signed_without_it() {
     assert!(rt.keys.authenticate(&headers, now.as_secs()).is_ok());
 }
 
+fn workspace_with_key(id: &str, pk: &str, access_key: &str) -> Source {
+    let text = format!(
+        "version: 1\nworkspace: {{ id: {id}, name: w, publishable_key: \"{pk}\" }}\n\
+         machine_keys:\n  - {{ access_key: \"{access_key}\", secret: \"${{MK_SECRET}}\" }}\n"
+    );
+    Source { name: format!("{pk}.yaml"), text }
+}
+
+const WS_A: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
+const WS_B: &str = "9b2e0c4d-1a3f-4e5b-8c7d-6e5f4a3b2c1d";
+
+/// Serving drops surrounding whitespace from keys, so `validate` compares
+/// them that way too: `mk_alpha ` and `mk_alpha` are one key.
+#[test]
+fn keys_that_differ_only_by_surrounding_whitespace_collide_across_files() {
+    let sources = [
+        workspace_with_key(WS_A, "pk_a", "mk_alpha"),
+        workspace_with_key(WS_B, "pk_a\\n", "mk_alpha "),
+    ];
+    let report = config::check_sources(&sources, CheckOptions::default());
+    let codes: Vec<(String, Code)> =
+        report.diagnostics.iter().map(|d| (d.path.clone(), d.code)).collect();
+    assert_eq!(
+        codes,
+        [
+            ("workspace.publishable_key".to_string(), Code::DuplicatePublishableKey),
+            ("machine_keys[0].access_key".to_string(), Code::DuplicateId)
+        ],
+        "{}",
+        lines(&report).join("\n")
+    );
+}
+
+/// A collision validate cannot see (the key comes from the environment)
+/// fails the runtime build, so serve does not start and a reload is
+/// refused, instead of one workspace's token standing for another's key.
+#[test]
+fn the_runtime_refuses_access_keys_that_collide_once_resolved_and_trimmed() {
+    let sources =
+        [workspace_with_key(WS_A, "pk_a", "mk_alpha"), workspace_with_key(WS_B, "pk_b", "${AKB}")];
+    let report = config::check_sources(&sources, CheckOptions::default());
+    assert_eq!(report.errors(), 0, "{}", lines(&report).join("\n"));
+    let env = |var: &str| Some(if var == "AKB" { "mk_alpha\n" } else { "secret" }.to_string());
+    let client = reqwest::Client::new();
+    let built =
+        meshes::gateway::runtime::build(&report.configs, 1, "h".into(), 0, &env, &client, None);
+    let Err(errors) = built else { panic!("a collision fails the build") };
+    assert_eq!(
+        errors,
+        [format!(
+            "workspaces {WS_A} and {WS_B} have machine keys with the same access key; expected each access key once"
+        )]
+    );
+}
+
 #[test]
 fn examples_validate_together() {
     let loaded = config::read_paths(&[root().join("examples")]).unwrap();

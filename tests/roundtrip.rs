@@ -39,7 +39,6 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 format: log::LogFormat::Json,
                 include_payload: false,
                 delivery: None,
-                mapping: None,
             }),
             metadata("log"),
         ),
@@ -55,7 +54,6 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 auth: Some(webhook::WebhookAuth::Bearer { token: Secret::new("${HOOK_TOKEN}") }),
                 headers: BTreeMap::from([("X-Tenant".to_string(), EnvString("acme".into()))]),
                 delivery: None,
-                mapping: None,
             };
             (ConnectionConfig::Webhook(hook), metadata("send_webhook"))
         }
@@ -94,7 +92,6 @@ fn connection(kind: u8, id: Scalar) -> (ConnectionConfig, Metadata) {
                 bot_token: Some(Secret::new("${SLACK_BOT_TOKEN}")),
                 base_url: None,
                 delivery: None,
-                mapping: None,
             };
             (
                 ConnectionConfig::Slack(cfg),

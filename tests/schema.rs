@@ -110,3 +110,36 @@ fn action_enum_in_schema_is_the_catalog() {
         metadata.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(names, catalog::all_action_names());
 }
+
+/// Types that send no contact have no `mapping` field: the schema, and the
+/// fields `GET /api/v1/integrations` lists from it, do not offer one that
+/// `validate` would always refuse.
+#[test]
+fn mapping_is_offered_only_by_contact_based_types() {
+    let schema = root_schema();
+    for integration in INTEGRATIONS {
+        let kind = integration.kind;
+        let variant = connection_variant(schema, kind).unwrap();
+        let has = variant["properties"].get("mapping").is_some();
+        let listed = catalog::auth_fields(kind).iter().any(|f| f.name == "mapping");
+        let takes = !meshes::config::mapping::NO_CONTACT.contains(&kind);
+        assert_eq!((has, listed), (takes, takes), "{kind}");
+    }
+}
+
+#[test]
+fn limits_validate_enforces_are_in_the_schema_for_editors() {
+    let defs = &root_schema()["$defs"];
+    let webhook = connection_variant(root_schema(), "webhook").unwrap();
+    assert_eq!(webhook["properties"]["headers"]["maxProperties"], 5);
+    for (def, field) in [("Workspace", "publishable_key"), ("MachineKey", "access_key")] {
+        assert_eq!(defs[def]["properties"][field]["minLength"], 1, "{def}.{field}");
+    }
+    let openapi: Value = serde_json::from_str(&meshes::api::openapi::document_text()).unwrap();
+    let api = &openapi["components"]["schemas"]["NewEventBody"]["properties"];
+    for field in ["event", "resource"] {
+        let rule = &defs["Rule"]["properties"][field];
+        assert_eq!(rule["pattern"], api[field]["pattern"], "{field}");
+        assert_eq!((&rule["minLength"], &rule["maxLength"]), (&Value::from(1), &Value::from(200)));
+    }
+}

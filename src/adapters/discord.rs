@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 connection_config! {
+    no_mapping
     /// A Discord channel webhook, or a bot that posts to channels named in each rule.
     pub struct DiscordConfig {
         /// Channel webhook URL (`https://discord.com/api/webhooks/<id>/<token>`); the URL is the credential.

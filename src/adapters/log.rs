@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 connection_config! {
-    no_base_url
+    no_base_url no_mapping
     /// Prints deliveries to stdout.
     pub struct LogConfig {
         /// `pretty` (one readable line) or `json` (one JSON object per line).
@@ -181,7 +181,7 @@ mod tests {
     /// Delivers once with `cfg` and returns what was written.
     async fn print(format: LogFormat, include_payload: bool) -> String {
         let buf = Buf::default();
-        let cfg = LogConfig { format, include_payload, delivery: None, mapping: None };
+        let cfg = LogConfig { format, include_payload, delivery: None };
         let report = LogAdapter::with_writer(&cfg, Arc::new(Mutex::new(buf.clone())))
             .deliver(&delivery(), std::time::Duration::ZERO)
             .await;
@@ -237,12 +237,7 @@ mod tests {
                 Ok(())
             }
         }
-        let cfg = LogConfig {
-            format: LogFormat::Json,
-            include_payload: true,
-            delivery: None,
-            mapping: None,
-        };
+        let cfg = LogConfig { format: LogFormat::Json, include_payload: true, delivery: None };
         let report = LogAdapter::with_writer(&cfg, Arc::new(Mutex::new(Broken)))
             .deliver(&delivery(), std::time::Duration::ZERO)
             .await;

@@ -19,10 +19,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Declares a connection config struct: the fields given plus the
-/// `base_url` override (unless `no_base_url`) and the per-connection
-/// `delivery` override every connection has, and its [`EnvFields`].
+/// `base_url` override (unless `no_base_url`), the per-connection
+/// `delivery` override every connection has, the `mapping` every
+/// contact-based one has (unless `no_mapping`: a type that sends no contact
+/// has no such field, so neither the schema nor `/integrations` offers it),
+/// and its [`EnvFields`].
 macro_rules! connection_config {
-    (no_base_url $(#[$meta:meta])* pub struct $name:ident {
+    (@emit [$( $(#[$xmeta:meta])* pub $xfield:ident : $xty:ty, )*]
+        $(#[$meta:meta])* pub struct $name:ident {
         $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
     }) => {
         $(#[$meta])*
@@ -34,11 +38,7 @@ macro_rules! connection_config {
             /// timeout, retries); unset fields inherit the workspace's `delivery:`.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub delivery: Option<$crate::config::model::DeliveryOverride>,
-            /// Field mapping for every rule on this connection (contact-based
-            /// integrations): destination field → source and transforms. A
-            /// rule's own `mapping` overrides it field by field.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub mapping: Option<$crate::config::mapping::Mapping>,
+            $( $(#[$xmeta])* pub $xfield: $xty, )*
         }
         impl $crate::config::env::EnvFields for $name {
             fn env_fields<'a>(
@@ -49,6 +49,36 @@ macro_rules! connection_config {
                 $( self.$field.env_fields(&at.key(stringify!($field)), out); )*
             }
         }
+    };
+    (no_base_url no_mapping $(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        connection_config! { @emit [] $(#[$meta])* pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        } }
+    };
+    (no_base_url $(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        connection_config! { @emit [
+            /// Field mapping for every rule on this connection (contact-based
+            /// integrations): destination field → source and transforms. A
+            /// rule's own `mapping` overrides it field by field.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub mapping: Option<$crate::config::mapping::Mapping>,
+        ] $(#[$meta])* pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        } }
+    };
+    (no_mapping $(#[$meta:meta])* pub struct $name:ident {
+        $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+    }) => {
+        connection_config! { no_base_url no_mapping $(#[$meta])* pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// API base URL, for regional hosts, proxies and local fakes in tests.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub base_url: Option<$crate::config::env::EnvString>,
+        } }
     };
     ($(#[$meta:meta])* pub struct $name:ident {
         $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
@@ -221,9 +251,26 @@ impl ConnectionConfig {
         each_variant!(self, c => c.delivery.as_ref())
     }
 
-    /// This connection's own field mapping, if any.
+    /// This connection's own field mapping, if any (the types that send
+    /// no contact have none).
     pub fn mapping(&self) -> Option<&crate::config::mapping::Mapping> {
-        each_variant!(self, c => c.mapping.as_ref())
+        match self {
+            ConnectionConfig::Activecampaign(c) => c.mapping.as_ref(),
+            ConnectionConfig::Aweber(c) => c.mapping.as_ref(),
+            ConnectionConfig::CustomerIo(c) => c.mapping.as_ref(),
+            ConnectionConfig::Hubspot(c) => c.mapping.as_ref(),
+            ConnectionConfig::Intercom(c) => c.mapping.as_ref(),
+            ConnectionConfig::Mailchimp(c) => c.mapping.as_ref(),
+            ConnectionConfig::Mailerlite(c) => c.mapping.as_ref(),
+            ConnectionConfig::Resend(c) => c.mapping.as_ref(),
+            ConnectionConfig::Salesforce(c) => c.mapping.as_ref(),
+            ConnectionConfig::Sendgrid(c) => c.mapping.as_ref(),
+            ConnectionConfig::Zoom(c) => c.mapping.as_ref(),
+            ConnectionConfig::Discord(_)
+            | ConnectionConfig::Slack(_)
+            | ConnectionConfig::Webhook(_)
+            | ConnectionConfig::Log(_) => None,
+        }
     }
 
     /// True for chat integrations configured with a bot token (which need a

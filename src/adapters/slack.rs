@@ -15,6 +15,7 @@ use serde_json::json;
 use std::time::Duration;
 
 connection_config! {
+    no_mapping
     /// A Slack incoming webhook, or a bot that posts to channels named in each rule.
     pub struct SlackConfig {
         /// Incoming webhook URL (`https://hooks.slack.com/services/…`); the URL is the credential.

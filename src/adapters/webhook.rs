@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 connection_config! {
-    no_base_url
+    no_base_url no_mapping
     /// An HTTP endpoint that receives events.
     pub struct WebhookConfig {
         /// Endpoint URL.
@@ -27,10 +27,14 @@ connection_config! {
         pub auth: Option<WebhookAuth>,
         /// Extra request headers (at most 5); values may use `${VAR}`.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        #[schemars(length(max = 5))]
+        #[schemars(extend("maxProperties" = MAX_HEADERS))]
         pub headers: BTreeMap<String, EnvString>,
     }
 }
+
+/// Most extra headers a webhook sends: the schema refuses more, so
+/// `validate` (and with it `serve` and every reload) does.
+pub const MAX_HEADERS: usize = 5;
 
 /// HTTP method of a webhook.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -64,7 +64,6 @@ fn config(url: &str) -> WebhookConfig {
         auth: None,
         headers: Default::default(),
         delivery: None,
-        mapping: None,
     }
 }
 

@@ -140,12 +140,10 @@ fn unauthorized(msg: impl Into<String>) -> ApiError {
     ApiError::Unauthorized(msg.into())
 }
 
-impl KeyRing {
-    /// Builds the ring from `(publishable key, workspace id)` pairs and machine credentials.
-    pub fn new(publishable: Vec<(String, String)>, machine: Vec<MachineCredential>) -> Self {
-        KeyRing { publishable, machine }
-    }
+mod ring;
+pub use ring::KeyRingError;
 
+impl KeyRing {
     /// Reads `X-Meshes-Publishable-Key` or `Authorization: Bearer <jwt>`.
     /// Never panics, whatever the header bytes.
     pub fn authenticate(&self, headers: &HeaderMap, now_secs: u64) -> Result<Principal, ApiError> {
@@ -208,8 +206,9 @@ impl KeyRing {
         let header: JwtHeader = decode_part(header_b64)
             .ok_or_else(|| unauthorized("malformed JWT header: expected base64url JSON"))?;
         check_alg(header.alg.as_deref())?;
-        let kid =
-            header.kid.ok_or_else(|| unauthorized("JWT header has no `kid` (the access key)"))?;
+        let kid = header.kid.filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+            unauthorized("JWT header has no `kid` (the access key), or it is empty")
+        })?;
         // An unknown `kid` fails like a wrong signature, after the same HMAC
         // work (against a secret nobody has): neither the answer nor its
         // timing tells which access keys exist.

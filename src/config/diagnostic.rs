@@ -170,6 +170,9 @@ codes! {
     /// A field mapping without exactly one source, with a bad `from` path,
     /// bad `substring` arguments or transforms in an order that cannot work.
     InvalidMapping => "invalid-mapping",
+    /// A boolean written as a YAML 1.1 word (`yes`, `no`, `on`, `off`, `y`,
+    /// `n`): editors using the published schema (YAML 1.2) read it as text.
+    Yaml11Boolean => "yaml11-boolean",
     /// A `metadata.id` (or property `value`) the connection's account does
     /// not have (`--check-remote`).
     RemoteMissing => "remote-missing",

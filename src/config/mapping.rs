@@ -108,16 +108,22 @@ impl OnError {
     }
 }
 
-/// Integrations that send no contact, so a mapping would do nothing there.
-const NO_CONTACT: [&str; 4] = ["webhook", "slack", "discord", "log"];
+/// Integrations that send no contact, so a mapping would do nothing there:
+/// their connections have no `mapping` field, and a rule on one may not
+/// have one either.
+pub const NO_CONTACT: [&str; 4] = ["webhook", "slack", "discord", "log"];
+
+/// Why a connection of type `kind` takes no mapping.
+pub fn kind_problem(kind: &str) -> String {
+    format!(
+        "`{kind}` connections send no contact, so `mapping` would do nothing: expected it only on contact-based integrations (hubspot, mailchimp, …)"
+    )
+}
 
 /// An error when `kind` (a connection `type`) does not apply mappings.
 pub fn check_kind(kind: &str, at: &Path, out: &mut Vec<Issue>) {
     if NO_CONTACT.contains(&kind) {
-        out.push(issue(
-            at.clone(),
-            format!("`{kind}` connections send no contact, so `mapping` would do nothing: expected it only on contact-based integrations (hubspot, mailchimp, …)"),
-        ));
+        out.push(issue(at.clone(), kind_problem(kind)));
     }
 }
 

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod spans;
 pub mod validate;
 pub mod watch;
+mod written;
 pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Issue, Path, Severity};
@@ -158,6 +159,7 @@ fn check_one(
         .collect();
     let value = match parsed {
         Ok(mut v) => {
+            written::keep_metadata_text(&mut v, &spans);
             decode::integral_floats(&mut v);
             v
         }
@@ -170,6 +172,7 @@ fn check_one(
     };
     let t = Instant::now();
     issues.extend(schema.check(&value));
+    written::yaml11_booleans(&value, &spans, &mut issues);
     timings.schema += t.elapsed();
     let t = Instant::now();
     let parts = validate::Parts::decode(&value);
@@ -206,7 +209,8 @@ fn cross_file(names: &[&str], checked: &[Checked], issues: &mut [Vec<Issue>]) {
             let at = Path::root().key("machine_keys").index(*j).key("access_key");
             claims.push((Code::DuplicateId, at, effective(&key.access_key)));
         }
-        for (code, path, value) in claims {
+        // A blank key is reported as blank, not also as a duplicate.
+        for (code, path, value) in claims.into_iter().filter(|(_, _, v)| !v.is_empty()) {
             let clash = seen.iter().find(|(c, v, f, _)| *c == code && *v == value && *f != i);
             // Named by place, not value: the value may have come from the environment.
             if let Some((_, _, first, at)) = clash {
@@ -222,7 +226,8 @@ fn cross_file(names: &[&str], checked: &[Checked], issues: &mut [Vec<Issue>]) {
     }
 }
 
-/// The value an env string has now, or its template when a variable is unset.
+/// The key an env string holds now, as serving compares it (surrounding
+/// whitespace dropped), or its template when a variable is unset.
 fn effective(s: &env::EnvString) -> String {
-    env::effective(&s.0, env::process_env)
+    model::key_text(&env::effective(&s.0, env::process_env)).to_string()
 }

@@ -92,7 +92,9 @@ pub struct Workspace {
     #[schemars(length(min = 1))]
     pub name: String,
     /// Public key for browsers and mobile apps (`X-Meshes-Publishable-Key`):
-    /// it can only send events. Must be unique across workspaces.
+    /// it can only send events. Must not be blank and must be unique across
+    /// workspaces (both once surrounding whitespace is dropped, as serving does).
+    #[schemars(extend("minLength" = 1))]
     pub publishable_key: EnvString,
 }
 
@@ -101,8 +103,12 @@ pub struct Workspace {
 #[serde(deny_unknown_fields)]
 pub struct MachineKey {
     /// Public identifier of the key (the JWT `kid`, and `iss = urn:meshes:m2m:<access_key>`).
+    /// Must not be blank and must be unique across workspaces (both once
+    /// surrounding whitespace is dropped, as serving does).
+    #[schemars(extend("minLength" = 1))]
     pub access_key: EnvString,
-    /// HMAC secret that signs the JWTs. Keep it in the environment: `${MESHES_SECRET_KEY}`.
+    /// HMAC secret that signs the JWTs. Keep it in the environment:
+    /// `${MESHES_SECRET_KEY}`. Must not be blank; surrounding whitespace is dropped.
     pub secret: Secret,
     /// What this key is for (shown in logs, never used for auth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,15 +123,18 @@ pub struct Rule {
     /// and inspect deliveries, so keep it when editing the rule.
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"))]
     pub id: String,
-    /// Event type that triggers the rule, matched exactly (e.g. `user.signup`).
-    #[schemars(length(min = 1, max = 200))]
+    /// Event type that triggers the rule, matched exactly (e.g. `user.signup`):
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schemars(length(min = 1, max = 200), regex(pattern = NAME_PATTERN))]
     pub event: String,
     /// Name of the connection in `connections` that receives the delivery.
     pub connection: String,
     /// What to do at the destination: `action` plus the ids and values it needs.
     pub metadata: Metadata,
-    /// Only events with this `resource` match (default: any).
+    /// Only events with this `resource` match (default: any): 1 to 200
+    /// characters, not blank, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200), regex(pattern = NAME_PATTERN))]
     pub resource: Option<String>,
     /// Only events with this `resource_id` match (default: any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,12 +202,23 @@ pub struct Metadata {
 /// Longest event type, resource or resource id ingest accepts (characters).
 pub const MAX_NAME: usize = 200;
 
+/// [`name_problem`] as a JSON Schema (ECMA-262) pattern: not only
+/// whitespace, no control characters. The length is `minLength`/`maxLength`.
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// Whitespace as ECMA-262 `\s` has it (the published patterns' sense):
+/// Unicode white space plus U+FEFF, which Rust's `trim` keeps.
+fn is_blank_char(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
 /// Why `s` can never be an event type, resource or resource id (what
 /// ingest refuses), if it cannot: the rules and triggers naming one are
 /// checked by the same words, so a rule can never wait for an impossible event.
 pub fn name_problem(s: &str) -> Option<String> {
     let n = s.chars().count();
-    if s.trim().is_empty() {
+    if s.chars().all(is_blank_char) {
         Some("must not be empty".into())
     } else if n > MAX_NAME {
         Some(format!("is {n} characters long; expected at most {MAX_NAME}"))
@@ -209,18 +229,36 @@ pub fn name_problem(s: &str) -> Option<String> {
     }
 }
 
-/// A YAML scalar used as an id or value: `8` and `"8"` mean the same.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// A publishable or access key as serving compares it: without the
+/// surrounding whitespace a value read from a file or a secret store often
+/// ends in. The duplicate checks compare the same text, so two keys that
+/// collide when serving never pass `validate`.
+pub fn key_text(resolved: &str) -> &str {
+    resolved.trim()
+}
+
+/// A YAML scalar used as an id or value, sent as the text written in the
+/// file: `8` and `"8"` both send `8`, `0123` sends `0123` (never `123`),
+/// `1.0` sends `1.0` and `no` sends `no`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Scalar {
     /// A string.
     String(String),
-    /// An integer, kept as written.
+    /// An integer, sent as written in the file (`0123` sends `0123`).
     Integer(i64),
-    /// A number with a fraction.
+    /// A number with a fraction or an exponent, sent as written (`1.0` sends `1.0`).
     Float(f64),
-    /// `true` or `false`.
+    /// A boolean, sent as written (`true` sends `true`, `no` sends `no`).
     Bool(bool),
+}
+
+/// Equal when they send the same text: `8` read from a file is the text
+/// `8`, the same value as the integer 8 built in code.
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_text() == other.to_text()
+    }
 }
 
 impl Scalar {
@@ -232,5 +270,18 @@ impl Scalar {
             Scalar::Float(f) => f.to_string(),
             Scalar::Bool(b) => b.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_of_only_ecma_whitespace_is_blank() {
+        for blank in ["", " ", "\t", "\u{feff}", " \u{feff} ", "\u{3000}"] {
+            assert_eq!(name_problem(blank).as_deref(), Some("must not be empty"), "{blank:?}");
+        }
+        assert_eq!(name_problem("a\u{feff}"), None);
     }
 }

@@ -6,7 +6,7 @@
 //! value tree can no longer show.
 
 use super::diagnostic::{Anchor, Path};
-use saphyr_parser::{Event, Parser, Span};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
 
 /// A 1-based line and column.
@@ -42,12 +42,24 @@ pub struct DuplicateKey {
     pub first: Pos,
 }
 
+/// A plain (unquoted) scalar that YAML may read as a number or a boolean,
+/// with the text written: the value tree has only what was parsed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Where it is.
+    pub path: Path,
+    /// The scalar as written (`0123`, `1_000`, `no`).
+    pub text: String,
+}
+
 /// Pointer → positions for one document.
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     entries: HashMap<String, Entry>,
     /// Keys repeated within a mapping.
     pub duplicates: Vec<DuplicateKey>,
+    /// Plain scalar values that may not have been read as text, in file order.
+    pub written: Vec<Written>,
 }
 
 enum Frame {
@@ -70,11 +82,28 @@ impl SpanIndex {
         let mut index = SpanIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         let mut skipped_keys: HashSet<usize> = HashSet::new();
+        // Anchored scalars that may not read as text, for their aliases.
+        let mut anchored: HashMap<usize, String> = HashMap::new();
         for item in Parser::new_from_str(text) {
             let Ok((event, span)) = item else { break };
             match event {
-                Event::Scalar(value, ..) => index.node(&mut stack, Some(&value), &span, None),
-                Event::Alias(_) => index.node(&mut stack, None, &span, None),
+                Event::Scalar(value, style, anchor, _) => {
+                    let path = index.node(&mut stack, Some(&value), &span, None);
+                    if style == ScalarStyle::Plain && may_not_be_text(&value) {
+                        if anchor > 0 {
+                            anchored.insert(anchor, value.to_string());
+                        }
+                        if let Some(path) = path {
+                            index.written.push(Written { path, text: value.to_string() });
+                        }
+                    }
+                }
+                Event::Alias(anchor) => {
+                    let path = index.node(&mut stack, None, &span, None);
+                    if let (Some(path), Some(text)) = (path, anchored.get(&anchor)) {
+                        index.written.push(Written { path, text: text.clone() });
+                    }
+                }
                 Event::MappingStart(..) | Event::SequenceStart(..) => {
                     let is_map = matches!(event, Event::MappingStart(..));
                     if !stack.is_empty() && index.is_key_position(&stack) {
@@ -103,18 +132,19 @@ impl SpanIndex {
         matches!(stack.last(), Some(Frame::Map { key: None, .. }) | Some(Frame::Skip))
     }
 
-    /// Handles the start of a node; `container` is `Some(is_map)` for collections.
+    /// Handles the start of a node; `container` is `Some(is_map)` for
+    /// collections. Returns the path of a scalar value (not of a key).
     fn node(
         &mut self,
         stack: &mut Vec<Frame>,
         scalar: Option<&str>,
         span: &Span,
         container: Option<bool>,
-    ) {
+    ) -> Option<Path> {
         let pos = Pos::of(span);
         let (path, key_pos) = match stack.last_mut() {
             None => (Path::root(), None),
-            Some(Frame::Skip) => return,
+            Some(Frame::Skip) => return None,
             Some(Frame::Seq { path, next }) => {
                 *next += 1;
                 (path.index(*next - 1), None)
@@ -132,7 +162,7 @@ impl SpanIndex {
                         seen.insert(name.clone(), pos);
                     }
                     *key = Some((name, pos));
-                    return;
+                    return None;
                 }
                 Some((name, kpos)) => (path.key(name), Some(kpos)),
             },
@@ -141,8 +171,9 @@ impl SpanIndex {
         match container {
             Some(true) => stack.push(Frame::Map { path, key: None, seen: HashMap::new() }),
             Some(false) => stack.push(Frame::Seq { path, next: 0 }),
-            None => {}
+            None => return Some(path),
         }
+        None
     }
 
     /// Makes every lookup answer `line:column` (for files that did not parse).
@@ -168,6 +199,14 @@ impl SpanIndex {
             p = p.parent();
         }
     }
+}
+
+/// True when a plain scalar may be read as something other than text: a
+/// number (it starts with a digit, a sign or a dot) or a YAML 1.1 boolean.
+/// Only these are kept, so the index stays small on large files.
+fn may_not_be_text(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        || super::written::is_boolean_word(s)
 }
 
 #[cfg(test)]
@@ -204,5 +243,17 @@ mod tests {
         assert_eq!(idx.duplicates[0].at, at(9, 3));
         assert_eq!(idx.duplicates[0].first, at(8, 3));
         assert_eq!(idx.duplicates[0].path.to_string(), "connections.crm");
+    }
+
+    #[test]
+    fn keeps_plain_scalars_that_may_not_be_text_as_written() {
+        let doc = "a: 0123\nb: '0x1F'\nc: &n no\nd: *n\ne: text\nf: [1_000, \"2\"]\n0: key\n";
+        let idx = SpanIndex::build(doc);
+        let written: Vec<(String, &str)> =
+            idx.written.iter().map(|w| (w.path.to_string(), w.text.as_str())).collect();
+        let expected = [("a", "0123"), ("c", "no"), ("d", "no"), ("f[0]", "1_000")];
+        let expected: Vec<(String, &str)> =
+            expected.iter().map(|(p, t)| (p.to_string(), *t)).collect();
+        assert_eq!(written, expected);
     }
 }

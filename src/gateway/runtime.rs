@@ -182,7 +182,9 @@ pub fn build(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let keys = KeyRing::new(publishable, machine);
+    // Keys that would shadow each other fail the build, so a reload to them
+    // is rejected and serve does not start.
+    let keys = KeyRing::new(publishable, machine).map_err(|e| vec![e.to_string()])?;
     let applied = tokio::time::Instant::now();
     Ok(Runtime { version, hash, loaded_at, applied, workspaces, keys })
 }
@@ -195,7 +197,8 @@ pub fn build(
 fn machine_keys(file: &str, cfg: &ConfigFile, lookup: Lookup<'_>) -> Vec<MachineCredential> {
     let mut keys = Vec::new();
     for (i, k) in cfg.machine_keys.iter().enumerate() {
-        let access = env::resolve(&k.access_key.0, lookup).map(|a| a.trim().to_string());
+        let access = env::resolve(&k.access_key.0, lookup)
+            .map(|a| crate::config::model::key_text(&a).to_string());
         let secret = env::resolve(k.secret.template(), lookup).map(|s| {
             if s.trim().len() != s.len() {
                 tracing::warn!(file = %file, key = i, "machine key secret: surrounding whitespace removed");

@@ -13,7 +13,11 @@ const HASH: &str = "3e3417d7ef77d5932a6734b916515ed5";
 const BASIC: &str = "Basic bWVzaGVzOmtleXNlY3JldC11czY="; // meshes:keysecret-us6
 
 fn member_path() -> String {
-    format!("/3.0/lists/8f2c1e9a4b/members/{HASH}")
+    member_path_on("8f2c1e9a4b")
+}
+
+fn member_path_on(list: &str) -> String {
+    format!("/3.0/lists/{list}/members/{HASH}")
 }
 
 fn mailchimp(fake: &Fake) -> Arc<dyn Adapter> {
@@ -26,7 +30,11 @@ fn action(name: &str) -> meshes::adapters::adapter::Delivery {
 }
 
 fn upsert() -> Expect {
-    Expect::new("PUT", &member_path())
+    upsert_on("8f2c1e9a4b")
+}
+
+fn upsert_on(list: &str) -> Expect {
+    Expect::new("PUT", &member_path_on(list))
         .query("skip_merge_validation", "true")
         .header("authorization", BASIC)
         .json(json!({
@@ -258,4 +266,31 @@ async fn discover_reads_pages_larger_than_the_delivery_read_limit() {
     fake.expect(lists_page("0"), ResponseTemplate::new(200).set_body_json(page)).await;
     let got = discover(&mailchimp(&fake)).await.unwrap();
     assert_eq!((got.len(), got[999].1.as_str()), (1000, "id999"));
+}
+
+/// A config whose one rule adds to the list written as `id`.
+fn config_with_list_id(id: &str) -> String {
+    format!(
+        "version: 1\nworkspace: {{ id: 3f216741-15dd-4e46-b5ac-0077a2640e89, name: w, publishable_key: pk }}\n\
+         connections:\n  crm: {{ type: mailchimp, api_key: \"${{MC_KEY}}\" }}\n\
+         rules:\n  - {{ id: r, event: e, connection: crm, metadata: {{ action: add_to_list, id: {id} }} }}\n"
+    )
+}
+
+/// An unquoted list id is sent as written in the file, never as the number
+/// YAML reads from it (`0123` was sent as `123`, a 20-digit id rounded).
+#[tokio::test]
+async fn an_unquoted_list_id_is_sent_as_written() {
+    for id in ["0123", "12345678901234567890", "1_000", "0x1F", "1.0"] {
+        let source =
+            meshes::config::Source { name: "w.yaml".into(), text: config_with_list_id(id) };
+        let report = meshes::config::check_sources(&[source], Default::default());
+        assert_eq!(report.diagnostics, vec![], "{id}");
+        let fake = Fake::start().await;
+        let answer = ResponseTemplate::new(200).set_body_json(json!({"id": HASH}));
+        fake.expect(upsert_on(id), answer).await;
+        let mut d = action("add_to_list");
+        d.metadata = report.configs[0].1.rules[0].metadata.clone();
+        assert_delivered(&deliver(&mailchimp(&fake), &d).await);
+    }
 }

@@ -22,6 +22,7 @@ fn ring() -> KeyRing {
             },
         ],
     )
+    .unwrap()
 }
 
 fn with_header(name: &str, value: &[u8]) -> HeaderMap {
@@ -288,4 +289,57 @@ fn rate_limit_answers_429_with_retry_after_once_the_burst_is_spent() {
     let zero = RateLimits::new(0, 0);
     assert!(zero.check("z".into()).is_ok());
     assert!(matches!(zero.check("z".into()), Err(ApiError::RateLimited { .. })));
+}
+
+fn cred(access_key: &str, workspace: &str) -> MachineCredential {
+    let secret = b"secret-x".to_vec();
+    MachineCredential { access_key: access_key.into(), secret, workspace: workspace.into() }
+}
+
+fn pk(key: &str, workspace: &str) -> (String, String) {
+    (key.into(), workspace.into())
+}
+
+/// Serving drops surrounding whitespace, so `mk_alpha\n` is `mk_alpha`:
+/// keeping the first of the two would let ws-a's token stand for ws-b's
+/// key, or leave ws-b's key dead.
+#[test]
+fn a_ring_refuses_keys_that_collide_once_trimmed() {
+    let machine = vec![cred("mk_alpha", "ws-a"), cred("mk_alpha\n", "ws-b")];
+    let err = KeyRing::new(vec![], machine).unwrap_err();
+    let expected = KeyRingError::DuplicateAccessKey { first: "ws-a".into(), second: "ws-b".into() };
+    assert_eq!(err, expected);
+    assert!(!err.to_string().contains("mk_alpha"), "{err}");
+    let publishable = vec![pk("pk_a", "ws-a"), pk(" pk_a\t", "ws-b")];
+    let err = KeyRing::new(publishable, vec![]).unwrap_err();
+    let expected =
+        KeyRingError::DuplicatePublishable { first: "ws-a".into(), second: "ws-b".into() };
+    assert_eq!(err, expected);
+}
+
+#[test]
+fn a_ring_refuses_blank_keys() {
+    let err = KeyRing::new(vec![pk(" \n", "ws-a")], vec![]).unwrap_err();
+    assert_eq!(err, KeyRingError::BlankPublishable { workspace: "ws-a".into() });
+    let err = KeyRing::new(vec![], vec![cred("", "ws-b")]).unwrap_err();
+    assert_eq!(err, KeyRingError::BlankAccessKey { workspace: "ws-b".into() });
+}
+
+#[test]
+fn keys_serve_without_their_surrounding_whitespace() {
+    let ring = KeyRing::new(vec![pk("pk_a\n", "ws-a")], vec![cred(" mk_x\n", "ws-a")]).unwrap();
+    let p = ring.authenticate(&with_header(PUBLISHABLE_HEADER, b"pk_a"), NOW).unwrap();
+    assert_eq!(p, Principal::Publishable { workspace: "ws-a".into() });
+    let token = mint_jwt("mk_x", b"secret-x", NOW, 30);
+    assert!(ring.authenticate(&bearer(&token), NOW).is_ok());
+}
+
+#[test]
+fn an_empty_kid_is_refused_as_such() {
+    for kid in ["", " "] {
+        let header = json!({"alg": "HS256", "kid": kid});
+        let claims = claims(ISSUER_PREFIX, AUDIENCE, NOW, NOW + 30);
+        let message = err(&forge(header, claims, b"secret-a"));
+        assert!(message.contains("no `kid` (the access key), or it is empty"), "{message}");
+    }
 }

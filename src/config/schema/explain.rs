@@ -8,6 +8,9 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::{Location, LocationSegment};
 use serde_json::Value;
 
+mod fields;
+use fields::{is_name_bound, unknown_field};
+
 fn to_path(location: &Location) -> Path {
     location.iter().fold(Path::root(), |p, seg| match seg {
         LocationSegment::Property(k) => p.key(k.as_ref()),
@@ -53,15 +56,16 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
         Some(node) if is_secret(node) => hidden(instance),
         _ => describe(instance),
     };
+    if is_name_bound(root, error) {
+        // The semantic check says what is wrong with the name, in ingest's words.
+        return;
+    }
     let issue = match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             let allowed = allowed_properties(root, error.schema_path());
             for key in unexpected {
-                let message = format!(
-                    "unknown field `{key}`, {}",
-                    expected_one_of(key, allowed.iter().map(String::as_str))
-                );
+                let message = unknown_field(key, instance, &allowed);
                 out.push(Issue::error(Code::UnknownField, path.key(key.clone()), message).at_key());
             }
             return;

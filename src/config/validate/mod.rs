@@ -15,6 +15,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 mod automations;
+mod keys;
 mod retention;
 mod values;
 
@@ -125,7 +126,6 @@ pub fn check(parts: &Parts, opts: &Checks<'_>) -> Vec<Issue> {
             }
             out.extend(credentials);
             if let Some(m) = conn.mapping() {
-                super::mapping::check_kind(conn.kind(), &at.key("mapping"), &mut out);
                 super::mapping::check(m, &at.key("mapping"), &mut out);
             }
         }
@@ -220,11 +220,7 @@ fn check_ids(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
     duplicates("rules", "id", "rule id `{}`", rules, out);
     let autos = parts.automations.iter().map(|(i, a)| (*i, a.id.clone()));
     duplicates("automations", "id", "automation id `{}`", autos, out);
-    // Compared as resolved, like the check across files, and never printed:
-    // the value may come from the environment.
-    let keys =
-        parts.machine_keys.iter().map(|(i, k)| (*i, env::effective(&k.access_key.0, opts.lookup)));
-    duplicates("machine_keys", "access_key", "access key", keys, out);
+    keys::check(parts, opts, out);
 }
 
 /// `what` names the value; a `{}` in it is replaced by the value itself.

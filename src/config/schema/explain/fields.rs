@@ -1,0 +1,33 @@
+//! Field errors said in the words of the check that owns them: a `mapping`
+//! on a type that takes none, and the bounds of event and resource names.
+
+use super::schema_node;
+use crate::config::diagnostic::expected_one_of;
+use jsonschema::ValidationError;
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+/// "unknown field": for a `mapping` on a connection type that sends no
+/// contact, why that type takes none.
+pub(super) fn unknown_field(key: &str, instance: &Value, allowed: &[String]) -> String {
+    let kind = instance.get("type").and_then(Value::as_str).unwrap_or_default();
+    if key == "mapping" && crate::config::mapping::NO_CONTACT.contains(&kind) {
+        return format!("unknown field `mapping`: {}", crate::config::mapping::kind_problem(kind));
+    }
+    format!("unknown field `{key}`, {}", expected_one_of(key, allowed.iter().map(String::as_str)))
+}
+
+/// A length or pattern error of an event type or resource (the fields with
+/// the name pattern).
+pub(super) fn is_name_bound(root: &Value, error: &ValidationError<'_>) -> bool {
+    let bound = matches!(
+        error.kind(),
+        ValidationErrorKind::MinLength { .. }
+            | ValidationErrorKind::MaxLength { .. }
+            | ValidationErrorKind::Pattern { .. }
+    );
+    bound
+        && schema_node(root, error.schema_path()).is_some_and(|n| {
+            n.get("pattern").and_then(Value::as_str) == Some(crate::config::model::NAME_PATTERN)
+        })
+}
