@@ -25,7 +25,9 @@ pub struct DeliverySettings {
     pub circuit_breaker: CircuitBreaker,
     /// How long finished events, their payloads and attempts are kept before
     /// background pruning (events with a delivery still pending are kept
-    /// whatever their age). The longest window of all workspaces applies.
+    /// whatever their age). Each workspace's events go after its own
+    /// window; contact activity, and events of a workspace no longer
+    /// served, after the longest window of all workspaces.
     pub retention: Duration,
 }
 

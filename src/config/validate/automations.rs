@@ -94,6 +94,15 @@ fn check_set_field(field: &str, at: Path, out: &mut Vec<Issue>) {
         f if f.strip_prefix("custom_fields.").is_some_and(str::is_empty) || f.is_empty() => Some(
             "names no field; expected `first_name`, `last_name`, `name`, `phone` or `custom_fields.<key>`",
         ),
+        // A name that is not a standard field is a custom field, prefixed
+        // or not; the reserved names would pass for the standard fields
+        // (the contacts API refuses them too), so every run would fail.
+        f if crate::automations::contact::reserved(
+            f.strip_prefix("custom_fields.").unwrap_or(f),
+        ) && !crate::automations::contact::STANDARD_FIELDS.contains(&f) =>
+        {
+            Some("is a reserved name, not a custom field a contact may hold; choose another key")
+        }
         _ => None,
     };
     if let Some(p) = problem {
