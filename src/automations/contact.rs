@@ -64,11 +64,17 @@ pub fn custom_refused(key: &str, value: &Value) -> Option<String> {
     })
 }
 
-/// Why `c` cannot be stored: its record grew past [`MAX_CONTACT_BYTES`].
-/// A record that was already that large (before the cap) and does not grow
-/// still takes changes.
+/// Why `c` cannot be stored: it is past [`MAX_CONTACT_BYTES`] and its
+/// custom fields or tags grew. Only those are capped: every other field is
+/// bounded on its own, and a contact at the cap (or past it, stored before
+/// the cap) must still take an unsubscribe, a resubscribe, a name or a
+/// removal.
 pub fn record_refused(c: &ContactRecord, before: Option<&ContactRecord>) -> Option<String> {
-    record_over(json_len(c), before.map(json_len))
+    let grown = |r: &ContactRecord| json_len(&r.custom_fields) + json_len(&r.tags);
+    if before.is_some_and(|b| grown(c) <= grown(b)) {
+        return None;
+    }
+    record_over(json_len(c), None)
 }
 
 /// [`record_refused`] from the record's length as JSON, now and before.

@@ -88,6 +88,15 @@ fn custom_values_and_records_are_capped_by_encoded_size() {
         s
     };
     assert!(record_refused(&smaller, Some(&c)).is_none(), "one already too large may shrink");
+    // Past the cap, a change that grows neither custom fields nor tags (an
+    // unsubscribe, a name) still goes through; another tag does not.
+    let mut suppressed = c.clone();
+    suppressed.unsubscribed_at = Some(1_700_000_000_000);
+    suppressed.first_name = Some("Ada".into());
+    assert!(record_refused(&suppressed, Some(&c)).is_none(), "unsubscribing is never refused");
+    let mut tagged = c.clone();
+    tagged.tags.push("vip".into());
+    assert!(record_refused(&tagged, Some(&c)).is_some(), "adding to it is");
     assert_eq!(json_len(&c), serde_json::to_vec(&c).unwrap().len());
 }
 

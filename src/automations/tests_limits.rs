@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::contact::{MAX_CUSTOM_FIELDS, MAX_TAGS_PER_CONTACT, Upsert};
+use super::contact::{MAX_CONTACT_BYTES, MAX_CUSTOM_FIELDS, MAX_TAGS_PER_CONTACT, Upsert};
 use super::engine::MAX_RUNS;
 use super::service::{ContactError, Who};
 use super::tests::{H, custom, harness, invalid};
@@ -163,4 +163,30 @@ automations:
     assert_eq!(run["actions"][1]["outcome"], "done");
     assert!(!c.custom_fields.contains_key("brand_new"));
     assert_eq!(c.custom_fields["k0"], "changed");
+}
+
+/// The record cap holds for what automations add, not only for the API
+/// request that set them off: a tag past it is a recorded skip.
+#[tokio::test]
+async fn automations_cannot_grow_a_contact_past_the_record_cap() {
+    let h = harness(
+        r#"
+automations:
+  - id: tag-it
+    trigger: { contact_updated: [plan] }
+    actions: [ { add_tag: one-more } ]
+"#,
+    );
+    let mut c = h.upsert("r@example.com", custom(&[("plan", json!("free"))]), 1).await;
+    // Stored as it is: within a few bytes of the cap.
+    let room = MAX_CONTACT_BYTES - crate::automations::contact::json_len(&c);
+    c.custom_fields.insert("pad".into(), json!("x".repeat(room - 12)));
+    h.put(c.clone()).await;
+    // A change that grows nothing passes; the tag it sets off would not fit.
+    let c = h.upsert("r@example.com", custom(&[("plan", json!("paid"))]), 3).await;
+    assert!(c.tags.is_empty(), "{:?}", c.tags);
+    let run = h.all_activity(&c).into_iter().find(|a| a["automation"] == "tag-it").unwrap();
+    assert_eq!(run["actions"][0]["outcome"], "skipped");
+    let detail = run["actions"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("at most 262144"), "{detail}");
 }

@@ -94,6 +94,11 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
     let mut placed: Vec<Vec<Issue>> = checked.iter().map(|c| c.issues.clone()).collect();
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     cross_file(&names, &checked, &mut placed);
+    validate::retention::across(
+        &names,
+        &checked.iter().map(|c| c.parts.retention).collect::<Vec<_>>(),
+        &mut placed,
+    );
     for ((source, c), issues) in sources.iter().zip(checked).zip(placed) {
         let before = report.diagnostics.len();
         report.diagnostics.extend(issues.into_iter().map(|i| place(&source.name, &c.spans, i)));

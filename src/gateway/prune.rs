@@ -4,16 +4,21 @@
 //! The window is read from the config in force once a second and before
 //! every step of a pass, so a reload that changes it takes effect within a
 //! second, not at the next restart or the end of a pass. A pass runs every
-//! tenth of the shortest window (1 s to 10 min), and at once when the window
-//! shrinks, so the store holds at most about 1.1 windows of finished events.
-//! Each workspace's events go after its own window.
+//! tenth of the window (1 s to 10 min), and at once when the window shrinks,
+//! so the store holds at most about 1.1 windows of finished events.
+//!
+//! With several workspaces the longest window applies to all: events carry
+//! no per-workspace index, so pruning one workspace's events at a shorter
+//! window would read every event of the others younger than their window
+//! on every pass (a pass every tenth of the short window), not only the old
+//! ones, and a per-workspace index would cost every ingest an insert.
 
 use crate::clock;
 use crate::config::model::DeliverySettings;
 use crate::delivery::engine::Shared;
 use crate::gateway::runtime::Runtime;
 use crate::store::writer::PRUNE_STEP;
-use crate::store::{Cutoffs, PruneStep, Running};
+use crate::store::{PruneStep, Running};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,13 +29,13 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Prunes until `shutdown`.
 pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    // When the last pass started, and the shortest window it used.
+    // When the last pass started, and the window it used.
     let mut last: Option<(Instant, Duration)> = None;
     loop {
-        let shortest = windows(&shared.runtime.load()).0;
+        let window = retention_of(&shared.runtime.load());
         // A shortened window starts a pass now, not a tenth of it later.
-        if last.is_none_or(|(t, w)| t.elapsed() >= pause(shortest) || shortest < w) {
-            last = Some((Instant::now(), shortest));
+        if last.is_none_or(|(t, w)| t.elapsed() >= pause(window) || window < w) {
+            last = Some((Instant::now(), window));
             tokio::select! {
                 () = pass(&shared) => {}
                 () = shutdown.cancelled() => return,
@@ -43,7 +48,7 @@ pub(super) async fn prune_loop(shared: Arc<Shared>, shutdown: CancellationToken)
     }
 }
 
-/// Looks at every event older than the shortest window once.
+/// Looks at every event older than the window once.
 async fn pass(shared: &Arc<Shared>) {
     let step = || policy(shared);
     match shared.store.prune_all_with(step).await {
@@ -67,32 +72,20 @@ fn policy(shared: &Arc<Shared>) -> PruneStep {
     // clock catches up: those events are kept longer, never pruned early.
     let now = clock::now_ms();
     let bound = |window: Duration| now.saturating_sub(ms(window));
-    let rt = shared.runtime.load();
-    let (shortest, longest) = windows(&rt);
-    let cutoffs = (shortest != longest).then(|| {
-        let by_workspace = rt
-            .workspaces
-            .values()
-            .map(|w| (w.id.clone(), bound(w.config.delivery.retention.get())))
-            .collect();
-        Arc::new(Cutoffs { by_workspace, otherwise: bound(longest) })
-    });
+    let window = retention_of(&shared.runtime.load());
     let in_flight = Arc::clone(shared);
     let running = Running(Arc::new(move |event| in_flight.in_flight.has_event(event)));
-    PruneStep {
-        cutoffs,
-        running: Some(running),
-        ..PruneStep::new(bound(shortest), now, PRUNE_STEP)
-    }
+    PruneStep { running: Some(running), ..PruneStep::new(bound(window), now, PRUNE_STEP) }
 }
 
-/// The shortest and longest windows of the loaded workspaces. The store is
-/// shared: each event goes after its own workspace's window, and one of a
-/// workspace no longer loaded after the longest.
-fn windows(rt: &Runtime) -> (Duration, Duration) {
-    let all = || rt.workspaces.values().map(|w| w.config.delivery.retention.get());
-    let default = DeliverySettings::default().retention.get();
-    (all().min().unwrap_or(default), all().max().unwrap_or(default))
+/// The longest window of the loaded workspaces: the store is shared, and an
+/// event is never deleted before its own workspace's window has passed.
+fn retention_of(rt: &Runtime) -> Duration {
+    rt.workspaces
+        .values()
+        .map(|w| w.config.delivery.retention.get())
+        .max()
+        .unwrap_or_else(|| DeliverySettings::default().retention.get())
 }
 
 fn ms(d: Duration) -> u64 {

@@ -43,7 +43,7 @@ pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
 pub use writer::contacts::email_key;
 pub use writer::{
-    AttemptDone, Cutoffs, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, Quarantined,
+    AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, PruneStep, Pruned, Quarantined,
     RetryOutcome, Route, Running, Tables,
 };
 

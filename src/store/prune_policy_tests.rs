@@ -1,6 +1,6 @@
-//! What a prune step asks before deleting a finished, old event: its own
-//! workspace's window, whether an attempt of it is running, and, for a
-//! whole pass, the policy in force at each step (a reload mid-pass).
+//! What a prune step asks before deleting a finished, old event: whether
+//! an attempt of it is running, and, for a whole pass, the policy in force
+//! at each step (a reload mid-pass).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +8,6 @@ use super::tables::QUARANTINE;
 use super::tests::new_event;
 use super::writer::PRUNE_STEP;
 use super::*;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,27 +24,6 @@ async fn finished(store: &Store, ws: &str, n: usize) -> Vec<u128> {
 
 fn exists(store: &Store, id: u128) -> bool {
     store.event(id).unwrap().is_some()
-}
-
-#[tokio::test]
-async fn each_workspace_keeps_its_events_for_its_own_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let short = finished(&store, "short", 2).await;
-    let long = finished(&store, "long", 2).await;
-    let gone = finished(&store, "removed", 1).await;
-    let later = wall_ms() + 60_000;
-    // "short" may lose everything up to now; "long" nothing yet; a
-    // workspace no longer served follows the longest window.
-    let by_workspace = HashMap::from([("short".to_string(), later), ("long".to_string(), 0)]);
-    let cutoffs = Some(Arc::new(Cutoffs { by_workspace, otherwise: 0 }));
-    let step = PruneStep { cutoffs, ..PruneStep::new(later, later, 100) };
-    assert!(store.read_ahead(&step).unwrap().deletes);
-    assert_eq!(store.writer().prune(step.clone()).await.unwrap().removed, 2);
-    assert!(short.iter().all(|id| !exists(&store, *id)), "past their window");
-    assert!(long.iter().chain(&gone).all(|id| exists(&store, *id)), "within theirs");
-    assert!(!store.read_ahead(&step).unwrap().deletes, "the read ahead agrees: nothing left");
-    store.close().await;
 }
 
 #[tokio::test]

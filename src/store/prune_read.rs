@@ -110,7 +110,7 @@ impl Store {
         }
         let activity = txn.open_table(ACTIVITY)?;
         let old = txn.open_table(ACTIVITY_BY_TIME)?;
-        for row in old.range((0, 0)..(uuid7_bound(s.activity_before()), 0))?.take(limit) {
+        for row in old.range((0, 0)..(uuid7_bound(s.before), 0))?.take(limit) {
             let (id, contact) = row?.0.value();
             heads += 1 + usize::from(activity.get((contact, id))?.is_some());
         }
@@ -122,8 +122,8 @@ impl Store {
 
 /// The events part of [`Store::read_ahead`]: the next `limit` events in
 /// `s.from..` created before `s.before`, with their deliveries and attempts;
-/// `deletes` when one of them is finished and old enough for its workspace
-/// (the writer would delete it).
+/// `deletes` when one of them is finished with no attempt running (the
+/// writer would delete it).
 fn events_ahead(txn: &ReadTransaction, s: &PruneStep, limit: usize) -> Result<Ahead, StoreError> {
     let events = txn.open_table(EVENT_ROWS)?;
     let rules = txn.open_table(RULE_EVENTS)?;
@@ -131,12 +131,11 @@ fn events_ahead(txn: &ReadTransaction, s: &PruneStep, limit: usize) -> Result<Ah
     let inbox = txn.open_table(AUTOMATION_INBOX)?;
     let (mut rows, mut seen, mut last, mut finished) = (0, 0, None, false);
     for row in events.range(s.from..uuid7_bound(s.before))?.take(limit) {
-        let (id, row) = row?;
-        let id = id.value();
+        let id = row?.0.value();
         (seen, last) = (seen + 1, Some(id));
         // As the writer's step: an event automations have yet to see stays,
-        // as does one younger than its workspace's window or being attempted.
-        let mut done = inbox.get(id)?.is_none() && s.may_go(id, row.value()).unwrap_or(false);
+        // as does one being attempted.
+        let mut done = inbox.get(id)?.is_none() && s.may_go(id);
         for r in rules.range(rule_events_of(id))? {
             // As the writer's step: an unreadable delivery keeps its event.
             let r: Result<RuleEventRecord, _> = decode(r?.1.value());

@@ -336,7 +336,7 @@ mod tables;
 use idempotency::Outcome;
 pub use idempotency::{BulkOutcome, BulkReply, BulkRequest, IdempotencyKey, KeyConflict};
 pub(crate) use prune::resume_after;
-pub use prune::{Cutoffs, PRUNE_STEP, PruneStep, Pruned, Running};
+pub use prune::{PRUNE_STEP, PruneStep, Pruned, Running};
 pub use quarantine::Quarantined;
 pub use requests::{AttemptDone, Ingested, NewEvent, NewRuleEvent, Next, RetryOutcome};
 pub use reroute::Route;

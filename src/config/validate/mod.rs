@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 mod automations;
 mod keys;
-mod retention;
+pub(super) mod retention;
 mod values;
 
 use automations::{check_automation, check_sequence};

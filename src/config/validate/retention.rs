@@ -24,6 +24,33 @@ pub(super) fn check(retention: Option<Duration>, out: &mut Vec<Issue>) {
     ));
 }
 
+/// With several workspaces, warns each one whose window is shorter than
+/// the longest: one gateway prunes every event at the longest window (the
+/// store has no per-workspace index to prune by), so its events stay longer
+/// than its file says. `windows[i]` is file `names[i]`'s (`None`: the default).
+pub(in crate::config) fn across(
+    names: &[&str],
+    windows: &[Option<Duration>],
+    issues: &mut [Vec<Issue>],
+) {
+    let default = crate::config::model::DeliverySettings::default().retention;
+    let of = |w: &Option<Duration>| w.unwrap_or(default);
+    let Some((longest, at)) = windows.iter().enumerate().map(|(i, w)| (of(w), i)).max() else {
+        return;
+    };
+    for (i, w) in windows.iter().enumerate() {
+        if of(w) < longest {
+            let message = format!(
+                "retention `{}` is shorter than the `{longest}` of the workspace in {}: a gateway serving both keeps every workspace's finished events for the longest window (events have no per-workspace index to prune by)",
+                of(w),
+                names[at]
+            );
+            let path = Path::root().key("delivery").key("retention");
+            issues[i].push(Issue::warning(Code::ShortRetention, path, message));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +66,18 @@ mod tests {
         assert_eq!(warned(Some(Duration::from_millis(9_999))), [Code::ShortRetention]);
         assert!(warned(Some(SHORTEST)).is_empty());
         assert!(warned(None).is_empty(), "the default is 30 days");
+    }
+
+    #[test]
+    fn a_shorter_window_beside_a_longer_one_is_warned_that_the_longest_applies() {
+        let mut issues = vec![Vec::new(), Vec::new(), Vec::new()];
+        let hour = Some(Duration::from_millis(3_600_000));
+        across(&["a.yaml", "b.yaml", "c.yaml"], &[hour, None, hour], &mut issues);
+        let warned: Vec<usize> = issues.iter().map(Vec::len).collect();
+        assert_eq!(warned, [1, 0, 1], "b.yaml has the default 30 days, the longest");
+        assert!(issues[0][0].message.contains("b.yaml"), "{}", issues[0][0].message);
+        let mut one = vec![Vec::new()];
+        across(&["a.yaml"], &[hour], &mut one);
+        assert!(one[0].is_empty(), "a single workspace keeps its own window");
     }
 }

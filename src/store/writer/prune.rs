@@ -9,10 +9,9 @@
 
 use super::Tables;
 use crate::store::records::RuleEventRecord;
-use crate::store::tables::{QUARANTINE, row_record, rule_events_of, uuid7_bound};
+use crate::store::tables::{QUARANTINE, rule_events_of, uuid7_bound};
 use crate::store::{StoreError, decode};
 use redb::ReadableTable;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Rows looked at per table in one step of [`Store::prune_all`](crate::store::Store::prune_all). Each step
@@ -27,7 +26,7 @@ pub const PRUNE_STEP: usize = 100;
 /// One step of pruning: what is old enough to go, and where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PruneStep {
-    /// Finished events created before this (Unix ms) go (see `cutoffs`).
+    /// Finished events created before this (Unix ms) go.
     pub before: u64,
     /// Now (Unix ms), for the idempotency keys' 24 h TTL.
     pub now: u64,
@@ -36,10 +35,6 @@ pub struct PruneStep {
     pub limit: usize,
     /// The first event id not looked at yet (0 to start a pass).
     pub from: u128,
-    /// Set when the workspaces served keep events for different times:
-    /// `before` is then the shortest window's bound, and an event goes only
-    /// once its own workspace's window has passed.
-    pub cutoffs: Option<Arc<Cutoffs>>,
     /// Events with an attempt running now: kept, even when every delivery
     /// is finished (one canceled during its attempt), so the attempt's
     /// outcome has a record to land in.
@@ -67,37 +62,14 @@ impl Eq for Running {}
 impl PruneStep {
     /// A step with one window for every event.
     pub fn new(before: u64, now: u64, limit: usize) -> Self {
-        PruneStep { before, now, limit, from: 0, cutoffs: None, running: None }
+        PruneStep { before, now, limit, from: 0, running: None }
     }
 
-    /// Contact activity older than this goes: the longest window's bound
-    /// (activity rows carry no workspace, and reading each contact to find
-    /// its own would cost a read of the whole record per row).
-    pub fn activity_before(&self) -> u64 {
-        self.cutoffs.as_ref().map_or(self.before, |c| c.otherwise)
+    /// Whether event `id` may go as far as attempts are concerned: none of
+    /// its deliveries has one running.
+    pub(crate) fn may_go(&self, id: u128) -> bool {
+        !self.running.as_ref().is_some_and(|r| (r.0)(id))
     }
-
-    /// Whether event `id`, whose row is `row`, may go: old enough for its
-    /// workspace's window (always, without per-workspace windows) and with
-    /// no attempt running.
-    pub(crate) fn may_go(&self, id: u128, row: &[u8]) -> Result<bool, StoreError> {
-        if self.running.as_ref().is_some_and(|r| (r.0)(id)) {
-            return Ok(false);
-        }
-        let Some(c) = &self.cutoffs else { return Ok(true) };
-        let workspace = row_record(row)?.workspace;
-        Ok(id < uuid7_bound(c.by_workspace.get(&workspace).copied().unwrap_or(c.otherwise)))
-    }
-}
-
-/// Each workspace's retention bound, when they differ.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cutoffs {
-    /// Workspace id → events created before this (Unix ms) may go.
-    pub by_workspace: HashMap<String, u64>,
-    /// The bound for events of workspaces no longer served: the longest
-    /// window's (an event is never deleted before its own window passed).
-    pub otherwise: u64,
 }
 
 /// What one step did.
@@ -124,7 +96,7 @@ impl Tables<'_> {
         let limit = s.limit.max(1);
         let (events, next) = self.prune_events(s, limit)?;
         let keys = self.prune_idempotency(s.now, limit)?;
-        let activity = self.prune_activity(s.activity_before(), limit)?;
+        let activity = self.prune_activity(s.before, limit)?;
         // The other tables are pruned from their head (nothing there is ever
         // kept), so a full chunk just means "more next step": the events scan
         // then resumes at its end, where it finds nothing.
@@ -134,10 +106,9 @@ impl Tables<'_> {
         Ok(Pruned { removed: events + keys + activity, next })
     }
 
-    /// Deletes the finished events, old enough for their workspace, among
-    /// the next `limit` events in `s.from..` created before `s.before`;
-    /// returns how many went and where the scan stopped (`None` when it
-    /// reached `s.before`).
+    /// Deletes the finished events with no attempt running among the next
+    /// `limit` events in `s.from..` created before `s.before`; returns how
+    /// many went and where the scan stopped (`None` when it reached `s.before`).
     fn prune_events(
         &mut self,
         s: &PruneStep,
@@ -145,19 +116,16 @@ impl Tables<'_> {
     ) -> Result<(usize, Option<u128>), StoreError> {
         let mut ids = Vec::new();
         for row in self.events.range(s.from..uuid7_bound(s.before))? {
-            let (id, row) = row?;
-            let id = id.value();
-            ids.push((id, s.may_go(id, row.value())));
+            ids.push(row?.0.value());
             if ids.len() == limit {
                 break;
             }
         }
-        let next = resume_after(ids.len(), limit, ids.last().map(|(id, _)| *id));
+        let next = resume_after(ids.len(), limit, ids.last().copied());
         let mut pruned = 0;
         let mut quarantine = self.txn.open_table(QUARANTINE)?;
-        for (id, may_go) in ids {
-            // A row that will not decode says nothing of its workspace: kept.
-            if may_go.unwrap_or(false) && self.prune_event(id, &mut quarantine)? {
+        for id in ids {
+            if s.may_go(id) && self.prune_event(id, &mut quarantine)? {
                 pruned += 1;
             }
         }
