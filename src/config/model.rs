@@ -213,12 +213,18 @@ fn is_blank_char(c: char) -> bool {
     c.is_whitespace() || c == '\u{feff}'
 }
 
+/// Whether `s` is empty or only whitespace in that sense: what every
+/// "not blank" check of names, tags and contact fields refuses.
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(is_blank_char)
+}
+
 /// Why `s` can never be an event type, resource or resource id (what
 /// ingest refuses), if it cannot: the rules and triggers naming one are
 /// checked by the same words, so a rule can never wait for an impossible event.
 pub fn name_problem(s: &str) -> Option<String> {
     let n = s.chars().count();
-    if s.chars().all(is_blank_char) {
+    if is_blank(s) {
         Some("must not be empty".into())
     } else if n > MAX_NAME {
         Some(format!("is {n} characters long; expected at most {MAX_NAME}"))

@@ -68,7 +68,7 @@ pub fn text(v: &Value, max: usize) -> Result<String, String> {
     );
     let Value::String(s) = v else { return Err(format!("{expected}; found {}", found(v))) };
     let n = s.chars().count();
-    if s.trim().is_empty() {
+    if crate::config::model::is_blank(s) {
         return Err(format!("{expected} (use null to clear a field); found {}", found(v)));
     }
     if n > max || s.chars().any(char::is_control) {
@@ -174,6 +174,16 @@ mod tests {
         }
         assert_eq!(e.0.len(), MAX_ERRORS + 1);
         assert_eq!(e.0[MAX_ERRORS].param, "body");
+    }
+
+    #[test]
+    fn blank_is_whitespace_as_the_published_pattern_has_it() {
+        // U+FEFF is whitespace to ECMA-262 `\s` (the document's pattern),
+        // not to Rust's `trim`: a tag or name made of it is blank.
+        for blank in ["", " ", "\u{feff}", " \u{feff}\u{3000}"] {
+            assert!(text(&json!(blank), 100).unwrap_err().contains("not blank"), "{blank:?}");
+        }
+        assert_eq!(text(&json!("\u{feff}a"), 100).unwrap(), "\u{feff}a");
     }
 
     #[test]

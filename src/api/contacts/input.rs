@@ -136,7 +136,7 @@ fn custom_fields(v: Value, e: &mut Errors) -> Map<String, Value> {
     for (key, value) in &map {
         let n = key.chars().count();
         let what = found(&Value::String(key.clone()));
-        if key.trim().is_empty() || n > MAX_KEY || key.chars().any(char::is_control) {
+        if crate::config::model::is_blank(key) || n > MAX_KEY || key.chars().any(char::is_control) {
             e.push(
                 "custom_fields",
                 format!("key {what} is invalid; expected a key of 1 to {MAX_KEY} characters, not blank, without control characters"),
