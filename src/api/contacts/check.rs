@@ -137,10 +137,14 @@ pub fn as_of(q: Option<&str>, now: u64) -> Result<u64, ApiError> {
     let Some(s) = q else { return Ok(now) };
     crate::clock::parse_timestamp(s).map(|t| t.min(now)).map_err(|why| {
         let shown = found(&Value::String(s.into()));
+        // A `+hh:mm` offset sent unencoded arrives as a space: `+` in a
+        // query string means one.
+        let plus = crate::clock::parse_timestamp(&s.replacen(' ', "+", 1)).is_ok();
+        let hint = if plus { " (a `+` in a query string reads as a space: send it as `%2B`)" } else { "" };
         ApiError::field(
             "as_of",
             &format!(
-                "expected an RFC 3339 timestamp such as `2026-01-31T09:30:00Z` or `2026-01-31T10:30:00+01:00`, found {shown}: {why}"
+                "expected an RFC 3339 timestamp such as `2026-01-31T09:30:00Z` or `2026-01-31T10:30:00+01:00`, found {shown}: {why}{hint}"
             ),
         )
     })
@@ -208,6 +212,10 @@ mod tests {
         let msg = format!("{:?}", as_of(Some("2026-02-31T00:00:00Z"), 0).unwrap_err());
         assert!(msg.contains("as_of") && msg.contains("2026-02-31T00:00:00Z"), "{msg}");
         assert!(msg.contains("day 31 is not in 2026-02 (01 to 28)"), "{msg}");
+        let msg = format!("{:?}", as_of(Some("2026-01-31T10:30:00 01:00"), 0).unwrap_err());
+        assert!(msg.contains("send it as `%2B`"), "an unencoded `+`: {msg}");
+        let msg = format!("{:?}", as_of(Some("2026-01-31 10:30:00Z"), 0).unwrap_err());
+        assert!(!msg.contains("%2B"), "a space that was never a `+`: {msg}");
         assert!(contact_id("nope").is_err() && contact_id(id).is_ok());
     }
 }
