@@ -1,6 +1,6 @@
 //! What conditions see, and evaluating them.
 
-use crate::gateway::rules::{ROOT, failure, json_to_cel, not_boolean};
+use crate::gateway::rules::{ROOT, json_to_cel, verdict};
 use serde_json::Value;
 
 /// The variables of an automation's `when` (a sequence's `exit_when` uses
@@ -27,12 +27,7 @@ pub fn evaluate(program: &cel::Program, f: &Facts<'_>) -> Result<bool, String> {
     ctx.add_variable_from_value("changes", json_to_cel(f.changes));
     ctx.add_variable_from_value("event", json_to_cel(f.event));
     ctx.add_variable_from_value("trigger", json_to_cel(f.trigger));
-    match program.execute(&ctx) {
-        Ok(cel::Value::Bool(b)) => Ok(b),
-        Err(cel::ExecutionError::NoSuchKey(_)) => Ok(false),
-        Ok(other) => Err(not_boolean(&other)),
-        Err(e) => Err(failure(&e)),
-    }
+    verdict(program.execute(&ctx))
 }
 
 #[cfg(test)]

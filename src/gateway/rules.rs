@@ -114,7 +114,7 @@ impl RuleIndex {
 pub struct ConditionError {
     rule: Arc<RuleRt>,
     workspace: Arc<str>,
-    /// Value-free ([`not_boolean`], [`failure`]): it is logged.
+    /// Value-free ([`verdict`]): it is logged.
     problem: String,
 }
 
@@ -182,23 +182,27 @@ fn evaluate(
     ctx: &cel::Context<'_, '_>,
     r: &RuleRt,
 ) -> Result<bool, String> {
-    match program.execute(ctx) {
-        Ok(cel::Value::Bool(b)) => Ok(b),
-        Err(cel::ExecutionError::NoSuchKey(_)) => {
-            // Not the key: a computed one (`m[payload.email]`) is payload data.
-            let rule = r.rule.id.as_str();
-            tracing::debug!(rule, "rule condition reads a missing field; treated as false");
-            Ok(false)
-        }
-        Ok(other) => Err(not_boolean(&other)),
-        Err(e) => Err(failure(&e)),
+    let result = program.execute(ctx);
+    if matches!(result, Err(cel::ExecutionError::NoSuchKey(_))) {
+        // Not the key: a computed one (`m[payload.email]`) is payload data.
+        let rule = r.rule.id.as_str();
+        tracing::debug!(rule, "rule condition reads a missing field; treated as false");
     }
+    verdict(result)
 }
 
-/// A condition's non-boolean result, by its CEL type only: the value is
-/// payload or contact data, and condition failures are logged.
-pub fn not_boolean(v: &cel::Value) -> String {
-    format!("returned {}, not a boolean", a(v))
+/// What a condition's result means, for rules, automations and sequences
+/// alike: `true`/`false`; a missing field is false (events and contacts
+/// differ); anything else is an error that names the CEL types and the
+/// kind of failure, never a value (payload or contact data), since
+/// condition failures are logged.
+pub fn verdict(result: Result<cel::Value, cel::ExecutionError>) -> Result<bool, String> {
+    match result {
+        Ok(cel::Value::Bool(b)) => Ok(b),
+        Err(cel::ExecutionError::NoSuchKey(_)) => Ok(false),
+        Ok(other) => Err(format!("returned {}, not a boolean", a(&other))),
+        Err(e) => Err(failure(&e)),
+    }
 }
 
 /// `a string`, `an int`: a value's CEL type with its article.
@@ -212,7 +216,7 @@ fn a(v: &cel::Value) -> String {
 /// messages (`Division by zero of {0:?}`): its kind, and the types,
 /// functions and operators involved, which come from the expression.
 #[allow(deprecated)]
-pub fn failure(e: &cel::ExecutionError) -> String {
+fn failure(e: &cel::ExecutionError) -> String {
     use cel::ExecutionError as E;
     match e {
         E::InvalidArgumentCount { expected, actual } => {

@@ -29,7 +29,8 @@ pub struct StampGuard {
 
 impl PendingStamps {
     /// Marks `at` pending until the guard drops.
-    pub fn hold(&self, at: u64) -> StampGuard {
+    #[cfg(test)]
+    fn hold(&self, at: u64) -> StampGuard {
         self.hold_with(|| at)
     }
 
@@ -53,23 +54,26 @@ impl PendingStamps {
         self.settled_with(crate::clock::now_ms, as_of)
     }
 
+    /// The latest time at or before `as_of` and before `now()` that no
+    /// pending stamp can still land at or before.
     fn settled_with(&self, now: impl FnOnce() -> u64, as_of: u64) -> u64 {
         let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let as_of = as_of.min(now().saturating_sub(1));
-        match m.keys().next() {
-            Some(&at) if at <= as_of => at.saturating_sub(1),
-            _ => as_of,
-        }
+        before_oldest(&m, as_of.min(now().saturating_sub(1)))
     }
 
     /// The latest time at or before `as_of` that no pending stamp can still
-    /// land at or before: `as_of`, or just before the oldest pending stamp.
-    pub fn settled(&self, as_of: u64) -> u64 {
-        let oldest = self.0.lock().ok().and_then(|m| m.keys().next().copied());
-        match oldest {
-            Some(at) if at <= as_of => at.saturating_sub(1),
-            _ => as_of,
-        }
+    /// land at or before, whatever the clock says.
+    #[cfg(test)]
+    pub(crate) fn settled(&self, as_of: u64) -> u64 {
+        before_oldest(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner), as_of)
+    }
+}
+
+/// `as_of`, or just before the oldest pending stamp when that is not later.
+fn before_oldest(pending: &BTreeMap<u64, usize>, as_of: u64) -> u64 {
+    match pending.keys().next() {
+        Some(&at) if at <= as_of => at.saturating_sub(1),
+        _ => as_of,
     }
 }
 
