@@ -73,19 +73,19 @@ impl Run<'_, '_> {
             return skipped(name, tag, &why);
         }
         let mut changes = Changes::new();
-        let before = contact::json_len(c);
         let changed = if add {
-            contact::add_tag(c, tag, &mut changes)
+            let before = contact::json_len(c);
+            let added = contact::add_tag(c, tag, &mut changes);
+            // The record cap holds for automations too, not only for the API
+            // request that set them off.
+            if let Some(why) = contact::record_over(contact::json_len(c), Some(before)) {
+                contact::remove_tag(c, tag, &mut Changes::new());
+                return skipped(name, tag, &why);
+            }
+            added
         } else {
             contact::remove_tag(c, tag, &mut changes)
         };
-        // The record cap holds for automations too, not only for the API
-        // request that set them off.
-        if let Some(why) = contact::record_over(contact::json_len(c), Some(before)).filter(|_| add)
-        {
-            contact::remove_tag(c, tag, &mut Changes::new());
-            return skipped(name, tag, &why);
-        }
         self.fire_changes(changes, depth);
         outcome(name, Some(tag), if changed { "done" } else { "no_change" })
     }
