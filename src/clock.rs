@@ -75,7 +75,8 @@ fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
-fn millis(d: std::time::Duration) -> u64 {
+/// A duration in whole milliseconds, saturating (a `u64` of them is 584 million years).
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -151,7 +152,7 @@ fn compose(origin_wall: u64, offset: i64, tokio_elapsed: u64) -> u64 {
 /// overflow, but a due time must never wrap to the past (and fire at once)
 /// or panic, whatever the delay.
 pub fn after(now_ms: u64, delay: std::time::Duration) -> u64 {
-    now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+    now_ms.saturating_add(millis(delay))
 }
 
 #[cfg(test)]

@@ -71,11 +71,10 @@ fn policy(shared: &Arc<Shared>) -> PruneStep {
     // step back, the uuid crate holds ids at their newest time until the
     // clock catches up: those events are kept longer, never pruned early.
     let now = clock::now_ms();
-    let bound = |window: Duration| now.saturating_sub(ms(window));
-    let window = retention_of(&shared.runtime.load());
+    let before = now.saturating_sub(clock::millis(retention_of(&shared.runtime.load())));
     let in_flight = Arc::clone(shared);
     let running = Running(Arc::new(move |event| in_flight.in_flight.has_event(event)));
-    PruneStep { running: Some(running), ..PruneStep::new(bound(window), now, PRUNE_STEP) }
+    PruneStep { running: Some(running), ..PruneStep::new(before, now, PRUNE_STEP) }
 }
 
 /// The longest window of the loaded workspaces: the store is shared, and an
@@ -86,10 +85,6 @@ fn retention_of(rt: &Runtime) -> Duration {
         .map(|w| w.config.delivery.retention.get())
         .max()
         .unwrap_or_else(|| DeliverySettings::default().retention.get())
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Time between passes: a tenth of the window, from 1 s to 10 min.
