@@ -242,8 +242,13 @@ impl Store {
         Ok(Some(split_row(row.value())?.1.to_vec()))
     }
 
-    /// The attempts of one rule event, oldest first.
-    pub fn attempts(&self, event: u128, rule: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+    /// The attempts of one rule event, oldest first (none when the event is gone).
+    #[cfg(test)]
+    pub(crate) fn attempts(
+        &self,
+        event: u128,
+        rule: &str,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
         Ok(self.attempts_of_event(event, rule)?.unwrap_or_default())
     }
 
