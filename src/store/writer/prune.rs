@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub const PRUNE_STEP: usize = 100;
 
 /// One step of pruning: what is old enough to go, and where to look.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PruneStep {
     /// Finished events created before this (Unix ms) go.
     pub before: u64,
@@ -51,16 +51,8 @@ impl std::fmt::Debug for Running {
     }
 }
 
-impl PartialEq for Running {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Running {}
-
 impl PruneStep {
-    /// A step with one window for every event.
+    /// A step over events created before `before`, with no attempt known to run.
     pub fn new(before: u64, now: u64, limit: usize) -> Self {
         PruneStep { before, now, limit, from: 0, running: None }
     }
