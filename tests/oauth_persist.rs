@@ -137,12 +137,7 @@ async fn a_reload_keeps_the_rotated_token() {
     let mut gw = TestGateway::start(&config(&server.uri(), "configured-1")).await;
     discover(&gw).await;
     // Any edit rebuilds every adapter (and empties the discovery cache).
-    gw.write_config(&format!("{}# edited\n", config(&server.uri(), "configured-1")));
-    eventually("the edited config is applied", std::time::Duration::from_secs(10), || async {
-        let (status, body) = gw.get("/readyz").await;
-        (status == 200 && body["config"]["version"] == 2).then_some(())
-    })
-    .await;
+    edit_config(&gw, &server.uri()).await;
     discover(&gw).await;
     gw.stop().await;
     assert_eq!(sent(&server).await, ["configured-1"]);
@@ -231,12 +226,7 @@ async fn the_cli_refreshes_through_the_gateway_token_store() {
     let (code, stdout, stderr) = meshes(&conf, &args).await;
     assert!(code == 0 && !stderr.contains("not checked"), "{stdout}{stderr}");
     // The gateway's next refresh (a reload empties the listing cache) sends what the CLI kept.
-    gw.write_config(&format!("{}# edited\n", config(&server.uri(), "configured-1")));
-    eventually("the edited config is applied", std::time::Duration::from_secs(10), || async {
-        let (status, body) = gw.get("/readyz").await;
-        (status == 200 && body["config"]["version"] == 2).then_some(())
-    })
-    .await;
+    edit_config(&gw, &server.uri()).await;
     discover(&gw).await;
     gw.stop().await;
     assert_eq!(sent(&server).await, chain[..8]);
@@ -273,4 +263,15 @@ async fn a_refresh_in_flight_at_shutdown_is_kept() {
     let file = gw.dir.path().join("data").join("oauth-tokens.json");
     let saved = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(saved.contains("\"rotated-1\""), "the rotated token was not kept: {saved:?}");
+}
+
+/// Rewrites the config with a comment added (any edit rebuilds every adapter
+/// and empties the discovery cache) and waits until it serves as version 2.
+async fn edit_config(gw: &TestGateway, uri: &str) {
+    gw.write_config(&format!("{}# edited\n", config(uri, "configured-1")));
+    eventually("the edited config is applied", std::time::Duration::from_secs(10), || async {
+        let (status, body) = gw.get("/readyz").await;
+        (status == 200 && body["config"]["version"] == 2).then_some(())
+    })
+    .await;
 }

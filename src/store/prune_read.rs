@@ -56,8 +56,8 @@ impl Store {
         self.prune_all_with(|| PruneStep::new(before, now, PRUNE_STEP)).await
     }
 
-    /// A whole pass whose every step asks `policy` what may go (windows,
-    /// clock, running attempts), so a reload during a long pass applies to
+    /// A whole pass whose every step asks `policy` what may go (the window,
+    /// the clock, running attempts), so a reload during a long pass applies to
     /// its next step: a window lengthened again after a mistake stops the
     /// deleting at once, not at the end of the pass. The step's `from` is
     /// set here.
