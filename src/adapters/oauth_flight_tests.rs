@@ -95,6 +95,27 @@ async fn arrival(heard: mpsc::Receiver<()>) {
     tokio::task::spawn_blocking(move || heard.recv().unwrap()).await.unwrap();
 }
 
+/// A provider that rotates `rtok-one` to `rtok-two` once, its answer held
+/// at a gate until `release` is dropped, and refuses every other token;
+/// and a token store in `dir`.
+struct Held {
+    server: MockServer,
+    heard: mpsc::Receiver<()>,
+    release: mpsc::Sender<()>,
+    dir: tempfile::TempDir,
+    store: Arc<TokenStore>,
+}
+
+async fn held_rotation() -> Held {
+    let server = MockServer::start().await;
+    let (gate, heard, release) = gate(rotated("rtok-two", 3600));
+    rotates(&server, "rtok-one", gate, 1).await;
+    revoked_otherwise(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::open(dir.path());
+    Held { server, heard, release, dir, store }
+}
+
 fn refresh_token_of(c: &TokenCache) -> String {
     match &c.inner.state().grant {
         Grant::RefreshToken { refresh_token } => refresh_token.clone(),
@@ -104,12 +125,7 @@ fn refresh_token_of(c: &TokenCache) -> String {
 
 #[tokio::test]
 async fn a_refresh_outlives_the_attempt_that_gave_up_and_keeps_the_rotated_token() {
-    let server = MockServer::start().await;
-    let (gate, _heard, release) = gate(rotated("rtok-two", 3600));
-    rotates(&server, "rtok-one", gate, 1).await;
-    revoked_otherwise(&server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = TokenStore::open(dir.path());
+    let Held { server, heard: _heard, release, dir, store } = held_rotation().await;
     let c = stored(&server, "rtok-one", &store);
     // The provider answers only after the attempt's deadline.
     let err = c.token(deadline(Duration::from_millis(100))).await.unwrap_err();
@@ -125,12 +141,7 @@ async fn a_refresh_outlives_the_attempt_that_gave_up_and_keeps_the_rotated_token
 
 #[tokio::test]
 async fn a_refresh_outlives_a_caller_that_went_away() {
-    let server = MockServer::start().await;
-    let (gate, heard, release) = gate(rotated("rtok-two", 3600));
-    rotates(&server, "rtok-one", gate, 1).await;
-    revoked_otherwise(&server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = TokenStore::open(dir.path());
+    let Held { server, heard, release, dir, store } = held_rotation().await;
     let c = Arc::new(stored(&server, "rtok-one", &store));
     // An API client disconnecting from GET /connections/{id}/actions drops its request's future.
     let caller = tokio::spawn({
@@ -167,12 +178,7 @@ async fn a_token_request_gives_up_after_its_own_timeout_whoever_waits() {
 
 #[tokio::test]
 async fn the_adapters_of_two_config_versions_share_one_refresh() {
-    let server = MockServer::start().await;
-    let (gate, heard, release) = gate(rotated("rtok-two", 3600));
-    rotates(&server, "rtok-one", gate, 1).await;
-    revoked_otherwise(&server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = TokenStore::open(dir.path());
+    let Held { server, heard, release, dir: _dir, store } = held_rotation().await;
     let old = Arc::new(stored(&server, "rtok-one", &store));
     // A reload builds the connection again while the old adapter refreshes.
     let refreshing = tokio::spawn({
