@@ -415,13 +415,7 @@ fn transport_failure(secrets: &Secrets, e: &reqwest::Error, idempotent: bool) ->
 /// attempt running on this task when a cause is a lack of file descriptors.
 pub(super) fn transport_causes(e: &reqwest::Error) -> String {
     crate::delivery::local::note(e);
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let mut text = causes.join(": ");
+    let mut text = causes(e);
     if text.contains("message head is too large") {
         // The HTTP client's own limits (it has no setting to raise them).
         text.push_str(
@@ -436,6 +430,17 @@ pub(super) fn transport_causes(e: &reqwest::Error) -> String {
         );
     }
     text
+}
+
+/// The causes under `e` (its sources, not `e` itself), joined with `: `.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.join(": ")
 }
 
 /// A deadline `timeout` from now (about a year for absurd timeouts).

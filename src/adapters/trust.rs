@@ -74,14 +74,10 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, TrustError
 
 /// An error and its causes, joined.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    match crate::adapters::http::causes(e) {
+        below if below.is_empty() => e.to_string(),
+        below => format!("{e}: {below}"),
     }
-    text
 }
 
 /// Adds the extra roots, if any, to `builder`.
