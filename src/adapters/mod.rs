@@ -135,6 +135,7 @@ macro_rules! provider_adapter {
 pub mod adapter;
 pub mod contact;
 pub mod discover;
+mod failure;
 pub mod http;
 pub mod limits;
 pub mod mapping;

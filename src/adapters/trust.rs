@@ -74,7 +74,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, TrustError
 
 /// An error and its causes, joined.
 fn chain(e: &dyn std::error::Error) -> String {
-    match crate::adapters::http::causes(e) {
+    match crate::adapters::failure::causes(e) {
         below if below.is_empty() => e.to_string(),
         below => format!("{e}: {below}"),
     }

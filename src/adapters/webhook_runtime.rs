@@ -215,7 +215,7 @@ async fn read_response(
 /// the URL, which may carry a token, so the message is built from the
 /// underlying causes, with the URL's secret parts scrubbed for good measure.
 fn transport_failure(e: &reqwest::Error, url: &reqwest::Url, secrets: &Secrets) -> AttemptReport {
-    let causes = crate::adapters::http::transport_causes(e);
+    let causes = crate::adapters::failure::transport_causes(e);
     let detail = secrets.redact(&scrub(&causes, url));
     if e.is_builder() {
         let message = format!("the request could not be built: {detail}");
