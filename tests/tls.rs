@@ -1,7 +1,9 @@
-//! Outbound HTTPS to a destination whose certificate comes from a private
-//! CA (`tests/fixtures/tls`): the real binary delivers to it with
-//! `--ca-file`, refuses it without (the attempt's error names the flag), and
-//! will not start on a `--ca-file` it cannot use.
+//! Outbound transport settings of the real binary. HTTPS to a destination
+//! whose certificate comes from a private CA (`tests/fixtures/tls`): it
+//! delivers with `--ca-file`, refuses without (the attempt's error names the
+//! flag), and will not start on a `--ca-file` it cannot use. A proxy from
+//! `HTTP_PROXY`: requests go through it, and an attempt that fails names it,
+//! never its password.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -73,9 +75,14 @@ async fn tls_receiver() -> TlsReceiver {
 
 /// The real binary on a config whose one webhook is `url`.
 fn serve(dir: &Path, url: &str, extra: &[&str]) -> Server {
+    serve_env(dir, url, extra, &[])
+}
+
+/// [`serve`] with environment variables.
+fn serve_env(dir: &Path, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     std::fs::create_dir_all(dir.join("conf")).unwrap();
     std::fs::write(config_path(dir), webhook_config(&[("hook", url)], "[0s, 1h]")).unwrap();
-    Server::spawn(dir, extra)
+    Server::spawn_with(dir, &config_path(dir), extra, env, false)
 }
 
 /// Posts one `user.hook` event; its id.
@@ -179,4 +186,70 @@ fn a_ca_file_that_cannot_be_used_stops_serve_at_start() {
     .unwrap();
     let bad = refused(&garbled);
     assert!(bad.contains("not valid PEM") || bad.contains("cannot be used"), "{bad}");
+}
+
+/// A forward proxy on loopback that answers every request itself: the
+/// target and `Proxy-Authorization` of each request it got.
+async fn forward_proxy() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                    let auth = req.headers().get("proxy-authorization");
+                    let auth = auth.and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    log.lock().unwrap().push((req.uri().to_string(), auth));
+                    async { Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new()))) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new();
+                let _ = conn.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_proxy_from_the_environment_is_used_and_named_without_its_password() {
+    let http = reqwest::Client::new();
+    // Nothing listens at the destination: only the proxy can answer.
+    let dest = format!("http://127.0.0.1:{}/hook", closed_port());
+    let (port, seen) = forward_proxy().await;
+    let proxy = format!("http://ops:hunter2@127.0.0.1:{port}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_env(dir.path(), &dest, &[], &[("HTTP_PROXY", proxy.as_str())]);
+    let id = post(&http, &server.base).await;
+    let delivery = attempted(&http, &server.base, &id).await;
+    assert_eq!(delivery["status"], "completed", "delivered through the proxy: {delivery}");
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, dest, "the proxy got the destination in absolute form");
+    assert_eq!(got[0].1, "Basic b3BzOmh1bnRlcjI=", "the proxy's own credentials (ops:hunter2)");
+    let lines = server.lines.lock().unwrap().join("\n");
+    assert!(lines.contains(&format!("http via http://127.0.0.1:{port}")), "{lines}");
+    assert!(!lines.contains("hunter2"), "{lines}");
+    server.kill();
+
+    let down = format!("http://ops:hunter2@127.0.0.1:{}", closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_env(dir.path(), &dest, &[], &[("http_proxy", down.as_str())]);
+    let id = post(&http, &server.base).await;
+    let delivery = attempted(&http, &server.base, &id).await;
+    assert_eq!(delivery["status"], "retrying", "{delivery}");
+    let error = delivery["last_error"].as_str().unwrap();
+    let named = format!("sent through the proxy {}", down.replace("ops:hunter2@", ""));
+    assert!(error.contains(&named) && !error.contains("hunter2"), "{error}");
+    let lines = server.lines.lock().unwrap().join("\n");
+    assert!(!lines.contains("hunter2"), "{lines}");
+    server.kill();
 }

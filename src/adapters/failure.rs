@@ -61,6 +61,9 @@ pub(super) fn transport_causes(e: &reqwest::Error) -> String {
              answered, but its answer could not be read)",
         );
     }
+    if let Some(note) = super::proxy::note(e.url()) {
+        text.push_str(&note);
+    }
     if super::trust::untrusted(&text) {
         text.push_str(
             " (the destination's certificate is not signed by a trusted authority: for a \

@@ -141,6 +141,7 @@ pub mod limits;
 pub mod mapping;
 pub mod oauth;
 pub mod payload;
+pub mod proxy;
 pub mod redact;
 pub mod reply;
 pub mod template;

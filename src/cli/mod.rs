@@ -24,8 +24,12 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// Trusts the file's authorities for every client built after this.
+    /// Trusts the file's authorities for every client built after this, and
+    /// logs the environment's proxies (reqwest follows them silently).
     pub fn install(&self) -> Result<(), crate::adapters::trust::TrustError> {
+        if let Some(proxies) = crate::adapters::proxy::in_force() {
+            tracing::info!(%proxies, "outbound requests go through a proxy set by the environment");
+        }
         let Some(path) = &self.ca_file else { return Ok(()) };
         let count = crate::adapters::trust::trust_ca_file(path)?;
         tracing::info!(path = %path.display(), certificates = count, "trusting extra certificate authorities");

@@ -97,6 +97,18 @@ pub fn config_hash(path: &Path, text: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The variables reqwest reads a proxy from (either case).
+const PROXY_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 impl Server {
     /// Like [`Server::spawn`], with `--config` = `config` (a file or a
     /// directory), extra environment variables, and the file watcher on
@@ -115,6 +127,11 @@ impl Server {
             cmd.arg("--no-watch");
         }
         cmd.arg("--config").arg(config).arg("--data-dir").arg(dir.join("data")).args(extra);
+        // The gateway follows the environment's proxies; the tests' own
+        // loopback destinations must not depend on the machine's.
+        for var in PROXY_VARS {
+            cmd.env_remove(var);
+        }
         cmd.env("MESHES_LOG", "info").envs(env.iter().copied());
         cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
