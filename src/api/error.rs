@@ -1,11 +1,13 @@
 //! The one place API errors become HTTP responses:
 //! `{message, error: {name, message, data: [{param, msg}]}}`.
 
+use crate::server::fds::AcceptLog;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::sync::{LazyLock, Mutex};
 
 /// A problem with one input field.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -77,9 +79,10 @@ pub enum ApiError {
     /// 503: the store cannot take writes; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
-    /// 503: the server holds its limit of request bodies; nothing was read
-    /// into the store. Not logged per request (a flood would flood the log):
-    /// counted in `meshes_http_bodies_refused_total`.
+    /// 503: the server holds its limit of request bodies (or is still
+    /// starting); nothing was read into the store. Not logged (a flood
+    /// would flood the log): counted in `meshes_http_requests_refused_total`
+    /// (and the bodies in `meshes_http_bodies_refused_total`).
     #[error("{0}")]
     Busy(String),
     /// 500: a bug. The detail is logged, never sent.
@@ -124,14 +127,29 @@ impl ApiError {
         }
     }
 
-    /// Server-side problems are logged here so no handler can forget to.
-    fn log(&self) {
+    /// Server-side problems are logged, and refusals counted, here so no
+    /// handler can forget to.
+    fn record(&self) {
+        if let Some(reason) = self.refused_reason() {
+            metrics::counter!("meshes_http_requests_refused_total", "reason" => reason)
+                .increment(1);
+        }
         match self {
             ApiError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
             ApiError::Unavailable(detail) => {
-                tracing::warn!(detail = %detail, "request refused: store unavailable");
+                store_refused(&STORE_REFUSALS, tokio::time::Instant::now(), detail);
             }
             _ => {}
+        }
+    }
+
+    /// The `reason` label of `meshes_http_requests_refused_total`: a 503
+    /// the client should retry, for the store or for the server's load.
+    fn refused_reason(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unavailable(_) => Some("store_unavailable"),
+            ApiError::Busy(_) => Some("busy"),
+            _ => None,
         }
     }
 
@@ -143,6 +161,25 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Busy(_) => Some(1),
             _ => None,
         }
+    }
+}
+
+/// Store refusals since the last line about them. During an outage
+/// (a full disk) a client retrying in a loop is refused hundreds of times a
+/// second: a line each flooded the log, on the disk that was full.
+static STORE_REFUSALS: LazyLock<Mutex<AcceptLog>> = LazyLock::new(Mutex::default);
+
+/// Counts a request the store refused, and logs at most one line per
+/// [`AcceptLog::EVERY`] with how many there were since the last (the ones
+/// after the last line show in `meshes_http_requests_refused_total`).
+fn store_refused(log: &Mutex<AcceptLog>, now: tokio::time::Instant, detail: &str) {
+    let due = log.lock().map_or(Some(1), |mut log| log.failed(now));
+    if let Some(refused) = due {
+        tracing::warn!(
+            refused,
+            detail = %detail,
+            "requests refused: store unavailable (at most one line a second; `refused` counts them since the last)"
+        );
     }
 }
 
@@ -165,7 +202,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
-        self.log();
+        self.record();
         let mut resp = (status, Json(self.body())).into_response();
         let h = resp.headers_mut();
         if let Some(secs) = self.retry_after() {
@@ -277,104 +314,5 @@ fn non_utf8_param(query: &str) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderMap;
-
-    #[test]
-    fn query_text_that_is_not_utf8_once_decoded_is_found() {
-        assert_eq!(non_utf8_param("limit=5&event=user.signup&x=%C3%A9%zz%"), None);
-        assert_eq!(
-            non_utf8_param("limit=5&event=%FF"),
-            Some(("event".to_string(), "%FF".to_string()))
-        );
-        assert_eq!(non_utf8_param("%C3=1"), Some(("query".to_string(), "%C3".to_string())));
-    }
-
-    async fn render(e: ApiError) -> (StatusCode, serde_json::Value, HeaderMap) {
-        let (parts, b) = e.into_response().into_parts();
-        let bytes = axum::body::to_bytes(b, 1 << 20).await.unwrap();
-        (parts.status, serde_json::from_slice(&bytes).unwrap(), parts.headers)
-    }
-
-    #[tokio::test]
-    async fn every_variant_has_its_status_and_name() {
-        let cases = [
-            (ApiError::field("x", "y"), 400, "ValidationError"),
-            (ApiError::Unauthorized("u".into()), 401, "AuthenticationError"),
-            (ApiError::Forbidden("f".into()), 403, "PermissionError"),
-            (ApiError::NotFound("n".into()), 404, "NotFoundError"),
-            (ApiError::MethodNotAllowed("m".into()), 405, "MethodNotAllowedError"),
-            (ApiError::Conflict("c".into()), 409, "ConflictError"),
-            (ApiError::RequestTimeout("slow".into()), 408, "RequestTimeoutError"),
-            (ApiError::PayloadTooLarge { limit: 10 }, 413, "PayloadTooLargeError"),
-            (ApiError::UnsupportedMediaType("t".into()), 415, "UnsupportedMediaTypeError"),
-            (ApiError::TooEarly { message: "e".into(), retry_after_secs: 3 }, 425, "TooEarlyError"),
-            (ApiError::RateLimited { retry_after_secs: 2 }, 429, "RateLimitError"),
-            (ApiError::NotImplemented("x".into()), 501, "NotImplementedError"),
-            (ApiError::BadGateway("g".into()), 502, "BadGatewayError"),
-            (ApiError::Unavailable("s".into()), 503, "ServiceUnavailableError"),
-            (ApiError::Busy("b".into()), 503, "ServiceUnavailableError"),
-            (ApiError::Internal("i".into()), 500, "InternalError"),
-        ];
-        for (e, status, name) in cases {
-            let (s, json, headers) = render(e).await;
-            assert_eq!((s.as_u16(), json["error"]["name"].as_str()), (status, Some(name)));
-            assert_eq!(json["message"], json["error"]["message"], "{name}");
-            assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{name}");
-        }
-    }
-
-    #[tokio::test]
-    async fn field_errors_fill_message_and_data() {
-        let (status, json, _) = render(ApiError::field("event", "is required")).await;
-        assert_eq!(status, 400);
-        assert_eq!(json["message"], "event: is required");
-        assert_eq!(json["error"]["data"], json!([{"param": "event", "msg": "is required"}]));
-        let (_, json, _) = render(ApiError::Conflict("taken".into())).await;
-        assert_eq!(json["error"]["data"], json!([]));
-        let (_, json, _) = render(ApiError::PayloadTooLarge { limit: 1024 }).await;
-        assert_eq!(json["message"], "request body is larger than 1024 bytes");
-    }
-
-    #[tokio::test]
-    async fn retry_after_and_www_authenticate_headers() {
-        let (_, _, h) = render(ApiError::RateLimited { retry_after_secs: 0 }).await;
-        assert_eq!(h[header::RETRY_AFTER], "1");
-        let (_, _, h) = render(ApiError::RateLimited { retry_after_secs: 7 }).await;
-        assert_eq!(h[header::RETRY_AFTER], "7");
-        let early = ApiError::TooEarly { message: "attempt in flight".into(), retry_after_secs: 4 };
-        let (_, json, h) = render(early).await;
-        assert_eq!(
-            (h[header::RETRY_AFTER].to_str().unwrap(), &json["message"]),
-            ("4", &json!("attempt in flight"))
-        );
-        let (_, _, h) = render(ApiError::Unavailable("disk full".into())).await;
-        assert_eq!(h[header::RETRY_AFTER], "1");
-        let (_, _, h) = render(ApiError::Unauthorized("no".into())).await;
-        assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
-        let (_, _, h) = render(ApiError::Forbidden("no".into())).await;
-        assert!(h.get(header::WWW_AUTHENTICATE).is_none() && h.get(header::RETRY_AFTER).is_none());
-    }
-
-    #[tokio::test]
-    async fn internal_errors_hide_their_detail() {
-        let (status, json, _) = render(ApiError::Internal("secret path /etc/x".into())).await;
-        assert_eq!(status, 500);
-        assert_eq!(json["message"], "internal error");
-        assert!(!json.to_string().contains("/etc/x"));
-    }
-
-    #[tokio::test]
-    async fn fallbacks_answer_json() {
-        let (status, json, _) =
-            render(not_found_fallback(Uri::from_static("/api/v1/nope?x=1")).await).await;
-        assert_eq!(status, 404);
-        assert_eq!(json["message"], "no route for `/api/v1/nope`");
-        let (status, json, _) = render(method_not_allowed().await).await;
-        assert_eq!(
-            (status.as_u16(), json["error"]["name"].as_str()),
-            (405, Some("MethodNotAllowedError"))
-        );
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -88,6 +88,8 @@ pub struct Run<'r, 't> {
     pub(super) effects: Effects,
     /// Automation runs so far, against [`MAX_RUNS`].
     runs: usize,
+    /// Chains cut at [`MAX_DEPTH`], per automation: logged once per run.
+    cut: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Run<'_, '_> {
@@ -109,7 +111,7 @@ impl<'r, 't> Run<'r, 't> {
         original: Option<ContactRecord>,
     ) -> Self {
         let (queue, effects) = (VecDeque::new(), Effects::default());
-        Run { t, ws, now, contact, original, queue, effects, runs: 0 }
+        Run { t, ws, now, contact, original, queue, effects, runs: 0, cut: BTreeMap::new() }
     }
 
     /// Queues a firing.
@@ -166,6 +168,7 @@ impl<'r, 't> Run<'r, 't> {
             }
         }
         self.over_budget(skipped)?;
+        self.log_cut();
         if let Some(c) = &mut self.contact
             && self.original.as_ref() != Some(c)
         {
@@ -182,12 +185,7 @@ impl<'r, 't> Run<'r, 't> {
         if f.depth >= MAX_DEPTH {
             metrics::counter!("meshes_automation_loop_limit_total", "workspace" => self.ws.id.clone(), "automation" => id.to_string())
                 .increment(1);
-            tracing::warn!(
-                workspace = %self.ws.id,
-                automation = id,
-                depth = f.depth,
-                "automation chain cut at the depth limit (a loop?)"
-            );
+            *self.cut.entry(id.to_string()).or_default() += 1;
             record.kind = "loop_limit".into();
             record.note = Some(format!(
                 "not run: {} automations deep (limit {MAX_DEPTH}); automations are triggering each other in a loop",
@@ -234,16 +232,28 @@ impl<'r, 't> Run<'r, 't> {
             "automation runs cut at the per-change limit (a loop?)"
         );
         let mut record = self.activity("loop_limit", Some(&first));
-        let mut named: Vec<String> =
-            skipped.by_automation.iter().take(5).map(|(id, n)| format!("{id} ×{n}")).collect();
-        if skipped.by_automation.len() > 5 {
-            named.push(format!("{} more automations", skipped.by_automation.len() - 5));
-        }
         record.note = Some(format!(
             "not run: {total} more automation runs ({}); this change already set off {MAX_RUNS} runs (limit {MAX_RUNS}); automations are triggering each other in a loop",
-            named.join(", ")
+            named(&skipped.by_automation)
         ));
         self.log(record)
+    }
+
+    /// One line for every chain this run cut at [`MAX_DEPTH`]: a loop that
+    /// fans out is cut hundreds of times per write, and a line per cut
+    /// flooded the log (each cut is in the contact's activity log and in
+    /// `meshes_automation_loop_limit_total`).
+    fn log_cut(&self) {
+        if self.cut.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            workspace = %self.ws.id,
+            cut = self.cut.values().sum::<u64>(),
+            automations = %named(&self.cut),
+            limit = MAX_DEPTH,
+            "automation chains cut at the depth limit (a loop?)"
+        );
     }
 
     fn condition(&self, program: &cel::Program, f: &Fired) -> Result<bool, String> {
@@ -307,6 +317,16 @@ impl Skipped {
             self.first = Some(f.clone());
         }
     }
+}
+
+/// `id ×n` for the first five automations, then how many more.
+fn named(by_automation: &BTreeMap<String, u64>) -> String {
+    let mut named: Vec<String> =
+        by_automation.iter().take(5).map(|(id, n)| format!("{id} ×{n}")).collect();
+    if by_automation.len() > 5 {
+        named.push(format!("{} more automations", by_automation.len() - 5));
+    }
+    named.join(", ")
 }
 
 /// Counts a failing condition and logs it once per automation and load.

@@ -6,7 +6,7 @@
 
 use super::contact::{MAX_CONTACT_BYTES, MAX_CUSTOM_FIELDS, MAX_TAGS_PER_CONTACT, Upsert};
 use super::engine::MAX_RUNS;
-use super::service::{ContactError, Who};
+use super::service::{ContactError, Who, upsert_in};
 use super::tests::{H, custom, harness, invalid};
 use crate::store::{ContactRecord, event_key};
 use serde_json::{Value, json};
@@ -189,4 +189,44 @@ automations:
     assert_eq!(run["actions"][0]["outcome"], "skipped");
     let detail = run["actions"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("at most 262144"), "{detail}");
+}
+
+/// Three loops set off by one change are cut three times at the depth
+/// limit: each cut is in the activity log, and the write logs one line
+/// naming them all (a line per cut flooded the log).
+#[tokio::test]
+async fn chains_cut_at_the_depth_limit_are_logged_once_per_write() {
+    let pair = |i: u32| {
+        format!(
+            "  - {{ id: ping{i}, trigger: {{ tag_added: ping{i} }}, actions: [ {{ remove_tag: pong{i} }}, {{ add_tag: pong{i} }} ] }}\n\
+             \x20 - {{ id: pong{i}, trigger: {{ tag_added: pong{i} }}, actions: [ {{ remove_tag: ping{i} }}, {{ add_tag: ping{i} }} ] }}\n"
+        )
+    };
+    let h = harness(&format!("automations:\n{}", (1..=3).map(pair).collect::<String>()));
+    let rt = h.rt.clone();
+    let who = Who { external_id: None, email: Some("loops@example.com".into()) };
+    let u =
+        Upsert { tag_names: (1..=3).map(|i| format!("ping{i}")).collect(), ..Upsert::default() };
+    let (lines, stored) = h
+        .store
+        .writer()
+        .run(move |t| {
+            // The run logs on the writer thread: capture there.
+            let (_guard, logs) = crate::delivery::observe::tests::Logs::capture();
+            let stored = upsert_in(t, rt.workspace(super::tests::WS).unwrap(), 5, &who, &u, 0)?;
+            Ok((logs.lines(), stored))
+        })
+        .await
+        .unwrap();
+    let c = stored.unwrap().0.0;
+    let cuts = h.all_activity(&c).into_iter().filter(|a| a["kind"] == "loop_limit").count();
+    assert_eq!(cuts, 3, "one activity entry per cut");
+    let cut: Vec<&String> = lines.iter().filter(|l| l.contains("depth limit")).collect();
+    assert_eq!(cut.len(), 1, "{lines:#?}");
+    assert!(cut[0].contains("WARN"), "{}", cut[0]);
+    assert!(
+        cut[0].ends_with(" cut=3 automations=ping1 ×1, ping2 ×1, ping3 ×1 limit=8"),
+        "{}",
+        cut[0]
+    );
 }
