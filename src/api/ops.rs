@@ -59,7 +59,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     st.shared.lanes.export(&st.shared.runtime.load(), depths, crate::clock::now_ms());
     metrics::gauge!("meshes_deliveries_in_flight").set(st.shared.in_flight.len() as f64);
     let text = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// The Prometheus recorder: latencies are exported as histograms (bucketed

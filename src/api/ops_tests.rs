@@ -29,8 +29,11 @@ fn paused(st: &AppState, conn: &str, since: u64, until: u64) {
     st.shared.lanes.track(&format!("{WS}/{conn}"), lane);
 }
 
+/// The exposition, checked to be served as Prometheus' text format names it.
 async fn scrape(st: &AppState) -> String {
-    let body = metrics(State(st.clone())).await.into_body();
+    let (parts, body) = metrics(State(st.clone())).await.into_parts();
+    let content_type = parts.headers[header::CONTENT_TYPE].to_str().unwrap();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     String::from_utf8(axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec()).unwrap()
 }
 

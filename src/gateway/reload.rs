@@ -6,6 +6,7 @@
 use super::runtime::{self, Runtime, content_hash};
 use crate::adapters::token_store::TokenStore;
 use crate::clock;
+use crate::config::watch::Trigger;
 use crate::config::{self, CheckOptions, Severity};
 use crate::delivery::{self, cleanup::Swept, engine::Shared};
 use arc_swap::ArcSwap;
@@ -101,7 +102,9 @@ pub fn load(
     // ones are fatal (credentials of connections) and which are not.
     let report = config::check_sources(&loaded.sources, CheckOptions { check_env: false });
     for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
-        tracing::warn!(diagnostic = %d, "config warning");
+        // Debug-quoted: a diagnostic quotes config text, whose control
+        // characters (a newline, an escape sequence) would forge log lines.
+        tracing::warn!(diagnostic = ?d.to_string(), "config warning");
     }
     if report.errors() > 0 {
         return Err(report
@@ -161,14 +164,41 @@ pub async fn reload(
     .await
     .unwrap_or_else(|e| Err(vec![format!("config reload task failed: {e}")]));
     let outcome = settle(result, shared, status);
-    let result = match &outcome {
-        Reloaded::Unchanged => "unchanged",
-        Reloaded::Applied { .. } => "applied",
-        Reloaded::Rejected { .. } => "rejected",
-    };
-    metrics::counter!("meshes_config_reloads_total", "result" => result).increment(1);
     shared.wake.notify_one();
     outcome
+}
+
+impl Reloaded {
+    /// The `result` label of `meshes_config_reloads_total`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Reloaded::Unchanged => "unchanged",
+            Reloaded::Applied { .. } => "applied",
+            Reloaded::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// Counts and logs a reload `trigger` set off (a rejected one's errors are
+/// logged by [`reload`], once). The check when the watcher starts, for
+/// changes made while the gateway started, nearly always finds the files
+/// as loaded: nobody reloaded, so that is neither counted nor logged.
+pub fn report(trigger: &Trigger, outcome: &Reloaded) {
+    let trigger = match trigger {
+        Trigger::Startup if *outcome == Reloaded::Unchanged => return,
+        Trigger::Startup => "startup",
+        Trigger::Signal => "SIGHUP",
+        Trigger::FileChanged(_) => "file change",
+    };
+    let result = outcome.result();
+    metrics::counter!("meshes_config_reloads_total", "result" => result).increment(1);
+    match outcome {
+        Reloaded::Applied { version } => tracing::info!(trigger, result, version, "config reload"),
+        Reloaded::Rejected { errors } => {
+            tracing::info!(trigger, result, errors = errors.len(), "config reload");
+        }
+        Reloaded::Unchanged => tracing::info!(trigger, result, "config reload"),
+    }
 }
 
 /// Puts a successful load in force and records what happened.
@@ -192,14 +222,19 @@ fn settle(
             tokio::spawn(async move { cleanup(&shared, &stop).await });
             Reloaded::Applied { version }
         }
-        Err(errors) => {
-            for e in &errors {
-                tracing::error!(error = %e, "config reload rejected; the previous config keeps serving");
-            }
-            status.set(Some((clock::now_ms(), errors.clone())));
-            Reloaded::Rejected { errors }
-        }
+        Err(errors) => rejected(errors, status),
     }
+}
+
+/// Logs a rejected reload's errors and keeps them for `/readyz`.
+fn rejected(errors: Vec<String>, status: &ReloadStatus) -> Reloaded {
+    for e in &errors {
+        // Debug-quoted: errors quote config text, whose control characters
+        // (a newline, an escape sequence) would otherwise forge log lines.
+        tracing::error!(error = ?e, "config reload rejected; the previous config keeps serving");
+    }
+    status.set(Some((clock::now_ms(), errors.clone())));
+    Reloaded::Rejected { errors }
 }
 
 fn apply(slot: &ArcSwap<Runtime>, mut rt: Runtime) {
@@ -224,5 +259,63 @@ pub async fn cleanup(shared: &Shared, stop: &CancellationToken) {
             moved,
             "settled deliveries of rules or connections the config changed or removed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::delivery::observe::tests::{Logs, recorder, sample};
+
+    /// Config text quoted in an error, crafted to look like a log line of its own.
+    const FORGED: &str = "meshes.yaml:4:9: unknown connection `x\n2026-01-01T00:00:00Z  INFO meshes: \u{1b}[2Jall good`";
+
+    #[test]
+    fn a_rejected_reload_logs_each_error_once_and_escaped() {
+        let (_guard, logs) = Logs::capture();
+        let status = ReloadStatus::default();
+        let outcome = rejected(vec![FORGED.to_string()], &status);
+        report(&Trigger::FileChanged(Vec::new()), &outcome);
+        let lines = logs.lines();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("ERROR") && lines[0].contains("config reload rejected"));
+        assert!(
+            lines[0].ends_with(r#"error="meshes.yaml:4:9: unknown connection `x\n2026-01-01T00:00:00Z  INFO meshes: \u{1b}[2Jall good`""#),
+            "{}",
+            lines[0]
+        );
+        assert!(!lines[0].contains('\u{1b}'), "{}", lines[0]);
+        // The summary says how many, not the errors again.
+        assert!(
+            lines[1].ends_with(" trigger=\"file change\" result=\"rejected\" errors=1"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(status.last_error().unwrap().1, vec![FORGED.to_string()], "kept as written");
+    }
+
+    #[test]
+    fn the_startup_check_is_no_reload_unless_it_finds_a_change() {
+        let (_logs, logs) = Logs::capture();
+        let (_metrics, handle) = recorder();
+        report(&Trigger::Startup, &Reloaded::Unchanged);
+        assert_eq!(logs.lines(), Vec::<String>::new());
+        assert_eq!(handle.render(), "");
+        report(&Trigger::Startup, &Reloaded::Applied { version: 2 });
+        report(&Trigger::Signal, &Reloaded::Unchanged);
+        let text = handle.render();
+        let count = |result: &str| {
+            sample(&text, &format!("meshes_config_reloads_total{{result=\"{result}\"}}"))
+        };
+        assert_eq!((count("applied"), count("unchanged")), (Some(1.0), Some(1.0)), "{text}");
+        let lines = logs.lines();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].ends_with(" trigger=\"startup\" result=\"applied\" version=2"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(" trigger=\"SIGHUP\" result=\"unchanged\""), "{}", lines[1]);
     }
 }

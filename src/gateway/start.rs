@@ -314,14 +314,9 @@ impl Reloader {
                     () = shutdown.cancelled() => None,
                 };
                 let Some(trigger) = trigger else { break };
-                let why = match trigger {
-                    Trigger::Signal => "SIGHUP",
-                    Trigger::Startup => "startup",
-                    Trigger::FileChanged(_) => "file change",
-                };
                 let Reloader { paths, shared, status, client } = &self;
                 let outcome = reload::reload(paths, shared, status, client, Some(&tokens)).await;
-                tracing::info!(trigger = why, ?outcome, "config reload");
+                reload::report(&trigger, &outcome);
             }
         })
     }
