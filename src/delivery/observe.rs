@@ -65,7 +65,8 @@ impl Lanes {
     }
 }
 
-/// `meshes_queue_depth` (due, not running, not held by the breaker),
+/// `meshes_queue_depth` (due, not dispatched, not held by the breaker; a
+/// dispatched delivery waiting for the rate limit is in flight, not here),
 /// `meshes_retry_backlog` (scheduled later, or held by an open breaker)
 /// for each of `shown`, and `meshes_pending_deliveries` (every entry of the
 /// due index, running ones too).

@@ -138,7 +138,9 @@ pub struct Ready {
     pub config_reloads_on: String,
     /// The store.
     pub store: StoreHealth,
-    /// Attempts running now.
+    /// Deliveries dispatched whose outcome is not yet written: waiting for
+    /// their connection's rate limit, sending, or answered and waiting for
+    /// the commit (as `meshes_deliveries_in_flight`).
     pub in_flight: u64,
 }
 
