@@ -36,4 +36,6 @@ mod tests_fields;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
+mod tests_sequences;
+#[cfg(test)]
 mod tests_stamps;
