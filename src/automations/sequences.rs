@@ -13,7 +13,7 @@ use super::context::{Facts, evaluate};
 use super::engine::{Effects, Run};
 use crate::config::automation::{Notify, Step};
 use crate::gateway::runtime::Runtime;
-use crate::store::{EnrollmentRecord, EnrollmentStatus, StoreError, Tables};
+use crate::store::{ContactRecord, EnrollmentRecord, EnrollmentStatus, StoreError, Tables};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,12 +218,16 @@ enum Exit {
     Failed(String),
 }
 
+/// Runs an `exit_when` over `c` (its only variable).
+pub(super) fn exit_when(program: &cel::Program, c: Option<&ContactRecord>) -> Result<bool, String> {
+    let view = c.map_or(Value::Null, contact::view);
+    let (empty, null) = (Value::Object(serde_json::Map::new()), Value::Null);
+    evaluate(program, &Facts { contact: &view, changes: &empty, event: &null, trigger: &null })
+}
+
 fn exit(run: &Run<'_, '_>, seq: &SequenceRt) -> Exit {
     let Some(program) = seq.exit.as_ref() else { return Exit::Stay };
-    let view = run.contact.as_ref().map_or(Value::Null, contact::view);
-    let (empty, null) = (Value::Object(serde_json::Map::new()), Value::Null);
-    let facts = Facts { contact: &view, changes: &empty, event: &null, trigger: &null };
-    match evaluate(program, &facts) {
+    match exit_when(program, run.contact.as_ref()) {
         Ok(true) => Exit::Leave("exit_when held".into()),
         Ok(false) => Exit::Stay,
         Err(error) => {
