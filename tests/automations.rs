@@ -152,6 +152,12 @@ automations:
 /// A stand-in Resend at `url/resend` and a `log` connection; `welcome`
 /// enrolls each new contact in `drip`, whose `steps` are given.
 fn email_config(url: &str, steps: &str) -> String {
+    email_config_with(url, "", steps)
+}
+
+/// [`email_config`] with more automations (list items), and anything after
+/// `steps` in `drip` (an `exit_when`).
+fn email_config_with(url: &str, automations: &str, steps: &str) -> String {
     let schedule = format!("[0s{}]", ", 250ms".repeat(30));
     format!(
         "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
@@ -160,6 +166,7 @@ fn email_config(url: &str, steps: &str) -> String {
          audit: {{ type: log }}\n\
          delivery: {{ retry: {{ schedule: {schedule}, jitter: 0 }} }}\n\
          automations:\n  - {{ id: welcome, trigger: contact_created, actions: [ {{ enroll: drip }} ] }}\n\
+         {automations}\
          sequences:\n  drip:\n    steps:\n{steps}"
     )
 }
@@ -250,6 +257,53 @@ async fn unsubscribing_cancels_an_email_that_is_still_retrying() {
     assert!(tried.iter().all(|a| a["http_status"] == 500), "{tried:?}");
     assert_eq!(rec["attempts"], tried.len(), "the cancel is not an attempt");
     gw.stop().await;
+}
+
+/// Tags the contact `tag` once its first email is retrying; that email must
+/// then end `canceled` with a reason containing `why`, after only refused
+/// attempts. `automations` and `steps` as [`email_config_with`] takes them.
+async fn left_while_retrying(automations: &str, steps: &str, tag: &str, why: &str) {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(500));
+    let mut gw = TestGateway::start(&email_config_with(&rx.url, automations, steps)).await;
+    let (contact, event, rule) = enroll_one(&gw, &rx).await;
+    gw.wait_status(&event, "retrying").await;
+    let shared = gw.gateway.as_ref().unwrap().shared.clone();
+    let id = event_key(&contact).unwrap();
+    service::add_tags(&shared, WS, id, vec![tag.into()]).await.unwrap();
+    rx.set_default(Reply::Status(200));
+    let view = gw.wait_status(&event, "canceled").await;
+    let rec = &view["rule_events"][0];
+    let reason = rec["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains(why) && reason.ends_with("since this delivery was queued; it is not sent"),
+        "{view}"
+    );
+    let tried = attempts(&gw, &event, &rule).await;
+    assert_eq!(tried.len(), rx.seen().len(), "{tried:?}");
+    assert!(tried.iter().all(|a| a["http_status"] == 500), "no email went out: {tried:?}");
+    assert_eq!(rec["attempts"], tried.len(), "the cancel is not an attempt");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unenrolling_cancels_a_step_email_that_is_still_retrying() {
+    let stop = "  - { id: stop, trigger: { tag_added: stop }, actions: [ { unenroll: drip } ] }\n";
+    let steps = format!("{WELCOME}      - {{ wait: 1h }}\n{WELCOME}");
+    left_while_retrying(stop, &steps, "stop", "the contact left sequence `drip` (unenroll action)")
+        .await;
+}
+
+/// `exit_when` is checked before each step, and the contact leaves at the
+/// next one (an hour away here); the email of the step before, still
+/// retrying, is not sent meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_exit_when_cancels_a_step_email_that_is_still_retrying() {
+    let steps = format!(
+        "{WELCOME}      - {{ wait: 1h }}\n{WELCOME}    exit_when: '\"done\" in contact.tags'\n"
+    );
+    left_while_retrying("", &steps, "done", "the contact meets the exit_when of sequence `drip`")
+        .await;
 }
 
 /// `upsert_from_events` checks the event's email as the contacts API does:

@@ -8,6 +8,7 @@
 //! - [`actions`]: what each action does (tags, fields, enrolments, deliveries, events).
 //! - [`sequences`]: advancing an enrolment step by step, durably.
 //! - [`service`]: the operations the contacts API calls.
+//! - [`stale`]: why a queued automation or sequence delivery is no longer sent.
 //! - [`targets`]: delivery ids of steps and actions, and what they name after a reload.
 //! - [`worker`]: the background tasks (due sequence steps, events for `event` automations).
 //!
@@ -22,6 +23,7 @@ pub mod context;
 pub mod engine;
 pub mod sequences;
 pub mod service;
+pub mod stale;
 pub mod targets;
 pub mod worker;
 
@@ -35,5 +37,7 @@ mod tests_clock;
 mod tests_fields;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_sequences;
 #[cfg(test)]
 mod tests_stamps;

@@ -5,7 +5,7 @@
 
 use super::contact::Upsert;
 use super::engine::{EventFact, Fired, Run};
-use super::sequences;
+use super::sequences::{Grace, Job};
 use super::service::{ContactError, Who, upsert_in};
 use crate::config::automation::TriggerKind;
 use crate::config::{CheckOptions, Source};
@@ -13,7 +13,6 @@ use crate::gateway::runtime::{self, Runtime};
 use crate::store::{ContactRecord, EnrollmentStatus, Store, event_key};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub(super) const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
 pub(super) const DAY: u64 = 86_400_000;
@@ -95,28 +94,22 @@ impl H {
 
     /// Runs every sequence step due at `now`.
     pub async fn tick(&self, now: u64) -> usize {
-        self.tick_with(self.rt.clone(), Duration::ZERO, now).await
+        self.tick_job(Job::new(self.rt.clone(), now, Grace::default())).await
     }
 
-    /// [`H::tick`] under `rt`, with what is left of its cancellation grace.
+    /// [`H::tick`] under `rt`, put in force by a reload from the harness's
+    /// config, with what is left of its cancellation grace.
     pub async fn tick_under(&self, rt: Arc<Runtime>, now: u64) -> usize {
-        let grace = crate::delivery::route::grace_left(&rt);
-        self.tick_with(rt, grace, now).await
+        let left = crate::delivery::route::grace_left(&rt);
+        let grace = Grace { left, before: Some(self.rt.clone()) };
+        self.tick_job(Job::new(rt, now, grace)).await
     }
 
-    async fn tick_with(&self, rt: Arc<Runtime>, grace: Duration, now: u64) -> usize {
-        let due = self.store.sequence_due(now, 100).unwrap();
-        self.store
-            .writer()
-            .run(move |t| {
-                let mut n = 0;
-                for (at, c, s) in &due {
-                    n += sequences::advance(t, &rt, (*c, s), *at, now, grace)?.deliveries;
-                }
-                Ok(n)
-            })
-            .await
-            .unwrap()
+    /// Runs one job over every sequence step due at its time.
+    pub async fn tick_job(&self, mut job: Job) -> usize {
+        let due = self.store.sequence_due(job.now, 100).unwrap();
+        let run = move |t: &mut crate::store::Tables<'_>| super::worker::run_due(t, &mut job, &due);
+        self.store.writer().run(run).await.unwrap().0.deliveries
     }
 
     /// (event type, rule id, created_at) of every event, oldest first.

@@ -5,7 +5,7 @@
 
 use super::contact::Upsert;
 use super::engine::{Effects, EventFact, Fired, Run};
-use super::sequences;
+use super::sequences::{self, Grace, Job};
 use super::service::{Who, upsert_in, wake};
 use crate::api::contacts::standard_field;
 use crate::clock;
@@ -28,18 +28,48 @@ const BACKOFF: Duration = Duration::from_millis(500);
 
 /// Runs due sequence steps until `shutdown`.
 pub async fn sequences(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let wake = &shared.sequences_wake;
-    drive("sequence steps", wake, &shutdown, || async {
+    let (wake, shared) = (&shared.sequences_wake, &shared);
+    let mut configs = Configs::default();
+    drive("sequence steps", wake, &shutdown, || {
         let now = clock::now_ms();
-        if sequence_tick(&shared, now).await? {
-            return Ok(None);
+        let job = Job::new(shared.runtime.load_full(), now, Grace::default());
+        let job = configs.job(job);
+        async move {
+            if sequence_tick(shared, job).await? {
+                return Ok(None);
+            }
+            Ok(Some(match shared.store.next_sequence_due()? {
+                Some(due) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
+                None => IDLE,
+            }))
         }
-        Ok(Some(match shared.store.next_sequence_due()? {
-            Some(due) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
-            None => IDLE,
-        }))
     })
     .await;
+}
+
+/// The configs the sequence worker has run under: the one in force and,
+/// while that one is in its cancellation grace, the one before it (so a
+/// job can tell which sequences the last reload cut short).
+#[derive(Debug, Default)]
+pub struct Configs {
+    current: Option<Arc<Runtime>>,
+    before: Option<Arc<Runtime>>,
+}
+
+impl Configs {
+    /// `job` (under the config in force) with its grace filled in.
+    pub fn job(&mut self, mut job: Job) -> Job {
+        if !self.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &job.rt)) {
+            self.before = self.current.replace(job.rt.clone());
+        }
+        let left = crate::delivery::route::grace_left(&job.rt);
+        if left.is_zero() {
+            // Past its grace nothing is held: the old config need not be kept.
+            self.before = None;
+        }
+        job.grace = Grace { left, before: self.before.clone() };
+        job
+    }
 }
 
 /// Calls `tick` until `shutdown`: again at once when it answers `None`
@@ -66,29 +96,35 @@ where
     }
 }
 
-/// Runs one batch of due steps; `true` when there may be more.
-async fn sequence_tick(shared: &Shared, now: u64) -> Result<bool, StoreError> {
-    let due = shared.store.sequence_due(now, BATCH)?;
+/// Runs one batch of due steps; `true` when there may be more (a full
+/// batch, or one cut at the job's budget of deliveries).
+async fn sequence_tick(shared: &Shared, mut job: Job) -> Result<bool, StoreError> {
+    let due = shared.store.sequence_due(job.now, BATCH)?;
     if due.is_empty() {
         return Ok(false);
     }
     let full = due.len() == BATCH;
-    let rt = shared.runtime.load_full();
-    let grace = crate::delivery::route::grace_left(&rt);
-    let effects = shared
-        .store
-        .writer()
-        .run(move |t| {
-            let mut total = Effects::default();
-            for (at, contact, seq) in &due {
-                add(&mut total, sequences::advance(t, &rt, (*contact, seq), *at, now, grace)?);
-            }
-            Ok(total)
-        })
-        .await?;
+    let (effects, cut) = shared.store.writer().run(move |t| run_due(t, &mut job, &due)).await?;
     wake(shared, effects);
     metrics::counter!("meshes_sequence_steps_total").increment(effects.deliveries as u64);
-    Ok(full)
+    Ok(full || cut)
+}
+
+/// Advances each of `due` in turn until the job's budget is spent; also
+/// says whether it was (what is left is still due, for the next job).
+pub fn run_due(
+    t: &mut Tables<'_>,
+    job: &mut Job,
+    due: &[(u64, u128, String)],
+) -> Result<(Effects, bool), StoreError> {
+    let mut total = Effects::default();
+    for (at, contact, seq) in due {
+        if job.left == 0 {
+            return Ok((total, true));
+        }
+        add(&mut total, sequences::advance(t, job, (*contact, seq), *at)?);
+    }
+    Ok((total, job.left == 0))
 }
 
 fn add(total: &mut Effects, e: Effects) {

@@ -166,8 +166,9 @@ pub struct Emit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sequence {
-    /// Deliveries and waits, in order.
-    #[schemars(length(min = 1))]
+    /// Deliveries and waits, in order: at most 100 (a sequence is a drip of
+    /// messages, and one contact's due steps run in one writer transaction).
+    #[schemars(length(min = 1, max = 100))]
     pub steps: Vec<Step>,
     /// CEL condition over `contact`, checked before each step: when true the
     /// contact leaves the sequence.

@@ -41,8 +41,12 @@ pub struct ConfigFile {
     /// Contact automations: a trigger, an optional condition and actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub automations: Vec<Automation>,
-    /// Sequences by name: ordered deliveries and waits that contacts are enrolled in.
+    /// Sequences by name: ordered deliveries and waits that contacts are
+    /// enrolled in. A name is an id, as an automation's is (letters, digits,
+    /// `.`, `_`, `:` or `-`, at most 128): it becomes the event type
+    /// `sequence.<name>` of its deliveries and a field of logs and metrics.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": ID_PATTERN }))]
     pub sequences: BTreeMap<String, Sequence>,
     /// Retry schedule, timeouts, concurrency and retention for every connection.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -198,6 +202,10 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_name_override: Option<String>,
 }
+
+/// An id: of rules, automations, and the names of sequences (1 to 128
+/// letters, digits, `.`, `_`, `:` or `-`, starting with a letter or digit).
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$";
 
 /// Longest event type, resource or resource id ingest accepts (characters).
 pub const MAX_NAME: usize = 200;

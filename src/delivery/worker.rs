@@ -12,11 +12,11 @@ use super::route::{Fate, fate, grace_left, postponed};
 use crate::adapters::adapter::{AttemptReport, AttemptResult, Delivery, QuotaScope};
 use crate::adapters::limits;
 use crate::adapters::payload::Payload;
-use crate::automations::actions;
+use crate::automations::stale::stale;
 use crate::clock;
 use crate::config::model::Outcome;
-use crate::gateway::runtime::{ConnectionRt, Runtime, Target};
-use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError, event_key};
+use crate::gateway::runtime::{ConnectionRt, Runtime, Target, WorkspaceRt};
+use crate::store::{AttemptDone, AttemptRecord, AttemptView, DueKey, Next, StoreError};
 use std::sync::Arc;
 
 /// Runs one attempt and records it; always releases the delivery, even
@@ -56,8 +56,9 @@ async fn attempt(shared: &Shared, lane: &Lane, key: &DueKey) -> Option<AttemptDo
     if rec.status.is_terminal() || rec.next_attempt_at != Some(key.due) {
         return None;
     }
-    let target = rt.workspace(&event.workspace)?.target(&key.rule)?;
-    if let Some(stop) = stop_suppressed(shared, &view, key, &target.metadata.action) {
+    let ws = rt.workspace(&event.workspace)?;
+    let target = ws.target(&key.rule)?;
+    if let Some(stop) = stop_stale(shared, ws, &view, key, &target.metadata.action) {
         return stop;
     }
     // The first turn is taken before the attempt's clock starts, as the
@@ -248,16 +249,18 @@ fn route(rt: &Runtime, key: &DueKey, mut view: AttemptView) -> Option<Loaded> {
     Some((conn, view, payload))
 }
 
-/// `Some` when the attempt is not sent: `Some(done)` cancels a suppressed
-/// contact's email, `None` waits as the contact could not be read (an
-/// unreadable suppression is not taken as "send").
-fn stop_suppressed(
+/// `Some` when the attempt is not sent: `Some(done)` cancels a delivery
+/// that no longer applies ([`stale`]: a suppressed contact's email, a step
+/// of a sequence the contact has left), `None` waits as the contact could
+/// not be read (an unreadable contact is not taken as "send").
+fn stop_stale(
     shared: &Shared,
+    ws: &WorkspaceRt,
     view: &AttemptView,
     key: &DueKey,
     action: &str,
 ) -> Option<Option<AttemptDone>> {
-    match suppressed(shared, view, &key.rule, action) {
+    match stale(&shared.store, Some(ws), &view.event, &key.rule, action) {
         Ok(None) => None,
         Ok(Some(reason)) => Some(Some(canceled(key, reason))),
         Err(e) => {
@@ -265,27 +268,6 @@ fn stop_suppressed(
             Some(None)
         }
     }
-}
-
-/// Why an automation or sequence email must not go out any more: its
-/// contact was suppressed (unsubscribed, bounced) after it was queued, and
-/// retries can span days. One point read, and only for deliveries the
-/// creation-time check covers; ordinary rules never read contacts.
-fn suppressed(
-    shared: &Shared,
-    view: &AttemptView,
-    rule: &str,
-    action: &str,
-) -> Result<Option<String>, StoreError> {
-    let event = &view.event;
-    if !rule.starts_with('@') || !actions::suppressible(action) || event.resource != "contact" {
-        return Ok(None);
-    }
-    let Some(id) = event.resource_id.as_deref().and_then(event_key) else { return Ok(None) };
-    let contact = shared.store.contact(id)?.filter(|c| c.workspace == event.workspace);
-    Ok(contact
-        .and_then(|c| actions::suppression(&c, action))
-        .map(|why| format!("{why} since this email was queued; it is not sent")))
 }
 
 /// Whether an attempt says the destination is healthy (for the circuit

@@ -93,7 +93,8 @@ pub struct EnrollmentRecord {
     pub enrolled_at: u64,
     /// Unix ms.
     pub updated_at: u64,
-    /// Why it ended, once it has.
+    /// Why it ended, once it has; on an active enrolment, why its end is
+    /// put off (`held: …`, a config in its grace lacking its steps).
     pub reason: Option<String>,
 }
 

@@ -185,7 +185,10 @@ pub struct ContactDetailFound {
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentState {
-    /// Steps remain; `next_step_at` says when the next one runs.
+    /// Steps remain; `next_step_at` says when the next one runs. With a
+    /// `reason` (`held: …`) its end is put off: a config reloaded under 10 s
+    /// ago lacks the sequence or its remaining steps, and the config in
+    /// force at `next_step_at` decides.
     Active,
     /// Every step ran.
     Completed,
@@ -208,7 +211,7 @@ pub struct Enrollment {
     pub next_step_at: Option<Timestamp>,
     /// When the contact was enrolled.
     pub enrolled_at: Timestamp,
-    /// Why it ended, once it has.
+    /// Why it ended, once it has; on an active enrolment, why its end is put off.
     pub reason: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use jsonschema::paths::{Location, LocationSegment};
 use serde_json::Value;
 
 mod fields;
-use fields::{is_name_bound, unknown_field};
+use fields::{is_name_bound, property_name, unknown_field};
 
 fn to_path(location: &Location) -> Path {
     location.iter().fold(Path::root(), |p, seg| match seg {
@@ -89,6 +89,9 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
             format!("expected `{}`, found {found}", plain(expected_value)),
         ),
         ValidationErrorKind::Pattern { pattern } => pattern_issue(path, instance, pattern),
+        ValidationErrorKind::PropertyNames { error } => {
+            return out.extend(property_name(root, path, error));
+        }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
             return explain_union(root, error, context, out);
         }

@@ -1,8 +1,9 @@
 //! Field errors said in the words of the check that owns them: a `mapping`
-//! on a type that takes none, and the bounds of event and resource names.
+//! on a type that takes none, the bounds of event and resource names, and
+//! map keys that are not ids.
 
-use super::schema_node;
-use crate::config::diagnostic::expected_one_of;
+use super::{explain, pattern_issue, schema_node};
+use crate::config::diagnostic::{Issue, Path, expected_one_of};
 use jsonschema::ValidationError;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
@@ -30,4 +31,25 @@ pub(super) fn is_name_bound(root: &Value, error: &ValidationError<'_>) -> bool {
         && schema_node(root, error.schema_path()).is_some_and(|n| {
             n.get("pattern").and_then(Value::as_str) == Some(crate::config::model::NAME_PATTERN)
         })
+}
+
+/// A map key the schema refuses (a sequence name that is not an id),
+/// reported at the key. Its control characters are shown escaped: a name
+/// with a newline would otherwise split the diagnostic's line.
+pub(super) fn property_name(root: &Value, map: Path, error: &ValidationError<'_>) -> Vec<Issue> {
+    let key = error.instance().as_str().unwrap_or_default();
+    let at = map.key(key);
+    if let ValidationErrorKind::Pattern { pattern } = error.kind() {
+        let escaped: String = key
+            .chars()
+            .flat_map(|c| match c.is_control() {
+                true => c.escape_default().collect::<Vec<_>>(),
+                false => vec![c],
+            })
+            .collect();
+        return vec![pattern_issue(at, &Value::String(escaped), pattern).at_key()];
+    }
+    let mut inner = Vec::new();
+    explain(root, error, &mut inner);
+    inner.into_iter().map(|i| Issue { path: at.clone(), ..i }.at_key()).collect()
 }
