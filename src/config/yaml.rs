@@ -5,23 +5,44 @@ use super::diagnostic::{Code, Issue, Path};
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-use serde_saphyr::budget::BudgetBreach;
+
+mod documents;
+mod limits;
 
 /// The most YAML nodes (mappings, sequences, scalars) one file may hold.
 /// serde-saphyr's default (250,000) stops at about 20,000 rules; this admits
-/// 100,000 rules of 40 nodes each. Alias bombs stay bounded by the alias,
-/// anchor and replay limits, which keep their defaults.
+/// 100,000 rules of 40 nodes each. Alias bombs are bounded by
+/// [`MAX_ALIAS_NODES`], not by this.
 pub const MAX_NODES: usize = 4_000_000;
+
+/// The most nodes aliases may copy in one file, and the most nodes anchors
+/// may hold (copies included). An alias (`*name`) expands to its anchor's
+/// nodes, and an anchor may hold aliases of other anchors, so a few hundred
+/// bytes can expand to billions of nodes. Each costs about 250 bytes while
+/// parsing: this keeps a refused alias bomb to some 25 MB (serde-saphyr's
+/// default, a million, let one take 250 MB of a gateway reloading it),
+/// while a config that reuses a block by alias in each of 10,000 rules
+/// stays far below it.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// The most scalar text one file may hold, alias copies counted each time:
+/// a 100,000-rule config holds about 6 MiB.
+pub const MAX_SCALAR_BYTES: usize = 16 * 1024 * 1024;
 
 fn options(max_nodes: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = max_nodes;
     // Every node is one event, every collection one more (its end).
     budget.max_events = 2 * max_nodes;
-    serde_saphyr::options! {
+    budget.max_recorded_anchor_events = MAX_ALIAS_NODES;
+    budget.max_recorded_anchor_bytes = MAX_SCALAR_BYTES;
+    budget.max_total_scalar_bytes = MAX_SCALAR_BYTES;
+    let mut options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
         budget: Some(budget),
-    }
+    };
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_NODES;
+    options
 }
 
 /// A syntax or size error with its 1-based position.
@@ -33,40 +54,19 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
 }
 
 fn parse_limited(text: &str, max_nodes: usize) -> Result<Value, ParseError> {
-    serde_saphyr::from_str_with_options::<Value>(text, options(max_nodes))
-        .map_err(|e| located(&e, max_nodes))
+    serde_saphyr::from_str_with_options::<Value>(text, options(max_nodes)).map_err(|e| {
+        if is_multiple_documents(&e) { documents::error(text) } else { located(&e, max_nodes) }
+    })
 }
 
 fn located(e: &serde_saphyr::Error, max_nodes: usize) -> ParseError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-    let message = budget_message(e, max_nodes).unwrap_or_else(|| syntax_message(&e.to_string()));
+    let message = limits::message(e, max_nodes).unwrap_or_else(|| syntax_message(&e.to_string()));
     (Issue::error(Code::YamlSyntax, Path::root(), message), line, column)
 }
 
-/// A breached parser limit, said as a size problem rather than a syntax one.
-fn budget_message(e: &serde_saphyr::Error, max_nodes: usize) -> Option<String> {
-    let mut e = e;
-    loop {
-        match e {
-            serde_saphyr::Error::WithSnippet { error, .. }
-            | serde_saphyr::Error::AliasError { error, .. } => e = error,
-            serde_saphyr::Error::Budget { breach, .. } => {
-                return Some(breach_text(breach, max_nodes));
-            }
-            _ => return None,
-        }
-    }
-}
-
-fn breach_text(breach: &BudgetBreach, max_nodes: usize) -> String {
-    match breach {
-        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
-            "the file is too large: more than {max_nodes} YAML nodes (mappings, sequences and scalars), the limit of one config file"
-        ),
-        other => format!(
-            "the file exceeds a YAML parser limit ({other:?}); aliases, anchors and nesting are bounded to stop expansion bombs"
-        ),
-    }
+fn is_multiple_documents(e: &serde_saphyr::Error) -> bool {
+    matches!(limits::innermost(e), serde_saphyr::Error::MultipleDocuments { .. })
 }
 
 /// serde-saphyr prints `error: line L column C: <message>` and a snippet;
@@ -98,9 +98,11 @@ pub enum Kind {
 const SECTIONS: &[&str] =
     &["connections", "rules", "automations", "sequences", "machine_keys", "delivery", "contacts"];
 
-/// A meshes config is one document whose top level is a mapping with a
+/// A meshes config is a document whose top level is a mapping with a
 /// `workspace` key, or a `version` key and a meshes section. A bare
-/// `version:` is not enough: docker-compose files have one too.
+/// `version:` is not enough: docker-compose files have one too. A file of
+/// several documents, one of them a config, is a config that
+/// [`parse`] refuses with the line of the `---` to remove.
 pub fn classify(text: &str) -> Kind {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if is_blank(text) {
@@ -110,13 +112,15 @@ pub fn classify(text: &str) -> Kind {
         Ok(docs) => docs,
         Err(e) => return Kind::Broken(located(&e, MAX_NODES)),
     };
-    let [Top(Some(keys))] = docs.as_slice() else { return Kind::Other };
+    // A file holding a meshes config among other documents is a config
+    // (its check says to split it), never skipped as other YAML.
+    if docs.iter().any(is_config) { Kind::Config } else { Kind::Other }
+}
+
+fn is_config(doc: &Top) -> bool {
+    let Top(Some(keys)) = doc else { return false };
     let has = |k: &str| keys.iter().any(|key| key == k);
-    if has("workspace") || (has("version") && SECTIONS.iter().any(|s| has(s))) {
-        Kind::Config
-    } else {
-        Kind::Other
-    }
+    has("workspace") || (has("version") && SECTIONS.iter().any(|s| has(s)))
 }
 
 /// Nothing but whitespace, comments and document markers (a BOM aside).
@@ -208,7 +212,7 @@ mod tests {
         assert_eq!(classify("name: ci\non: push\njobs: {}\n"), Kind::Other);
         assert_eq!(classify("- workspace\n- rules\n"), Kind::Other, "a sequence");
         assert_eq!(classify("just text\n"), Kind::Other, "a scalar");
-        assert_eq!(classify("kind: A\n---\nworkspace: x\n"), Kind::Other, "several documents");
+        assert_eq!(classify("kind: A\n---\nname: x\n"), Kind::Other, "several documents");
         assert_eq!(classify("version: 1\n"), Kind::Other, "a version alone");
     }
 
