@@ -72,6 +72,23 @@ fn metadata_through_an_alias_or_a_merge_key_keeps_its_id_as_written() {
     assert_eq!(ids(&report), [text("0123"), text("0123"), text("0123"), text("0456")]);
 }
 
+/// A large config reusing a rule by merge key in every rule loads: the
+/// alias budgets stop bombs, not this.
+#[test]
+fn ten_thousand_rules_merging_one_template_load_with_their_ids_as_written() {
+    let mut yaml = format!(
+        "{HEAD}rules:\n  - &r {{ id: r0, event: e, connection: news, metadata: {{ action: add_to_list, id: 0123 }} }}\n"
+    );
+    for i in 1..10_000 {
+        yaml.push_str(&format!("  - {{ <<: *r, id: r{i} }}\n"));
+    }
+    let report = check(&yaml);
+    assert!(report.diagnostics.is_empty(), "{:?}", shown(&report));
+    let ids = ids(&report);
+    assert_eq!(ids.len(), 10_000);
+    assert!(ids.iter().all(|id| *id == text("0123")), "{:?}", &ids[..3]);
+}
+
 #[test]
 fn a_duplicate_key_is_an_error_at_the_second_and_values_are_located_there() {
     let text = format!(

@@ -15,15 +15,20 @@ mod limits;
 /// [`MAX_ALIAS_NODES`], not by this.
 pub const MAX_NODES: usize = 4_000_000;
 
-/// The most nodes aliases may copy in one file, and the most nodes anchors
-/// may hold (copies included). An alias (`*name`) expands to its anchor's
-/// nodes, and an anchor may hold aliases of other anchors, so a few hundred
-/// bytes can expand to billions of nodes. Each costs about 250 bytes while
-/// parsing: this keeps a refused alias bomb to some 25 MB (serde-saphyr's
-/// default, a million, let one take 250 MB of a gateway reloading it),
-/// while a config that reuses a block by alias in each of 10,000 rules
-/// stays far below it.
-pub const MAX_ALIAS_NODES: usize = 100_000;
+/// The most nodes aliases may copy in one file. An alias (`*name`)
+/// expands to its anchor's nodes, and an anchor may hold aliases of other
+/// anchors, so a few hundred bytes can expand to billions of nodes.
+/// serde-saphyr's default (a million) let such a file take 250 MB of a
+/// gateway reloading it before refusing it; each copied node costs about
+/// 110 bytes, so this bounds it to some 30 MB, while 10,000 rules that
+/// each merge a whole rule template (16 nodes) stay under it.
+pub const MAX_ALIAS_NODES: usize = 250_000;
+
+/// The most nodes anchors (`&name`) may hold, the aliases they hold
+/// expanded: what a nested alias bomb grows first. They are kept as parser
+/// events of about 250 bytes each (12 MB at most); a template held by an
+/// anchor is a few dozen.
+pub const MAX_ANCHORED_NODES: usize = 50_000;
 
 /// The most scalar text one file may hold, alias copies counted each time:
 /// a 100,000-rule config holds about 6 MiB.
@@ -34,9 +39,13 @@ fn options(max_nodes: usize) -> serde_saphyr::Options {
     budget.max_nodes = max_nodes;
     // Every node is one event, every collection one more (its end).
     budget.max_events = 2 * max_nodes;
-    budget.max_recorded_anchor_events = MAX_ALIAS_NODES;
+    budget.max_recorded_anchor_events = MAX_ANCHORED_NODES;
     budget.max_recorded_anchor_bytes = MAX_SCALAR_BYTES;
     budget.max_total_scalar_bytes = MAX_SCALAR_BYTES;
+    // The ratio heuristic (at most ten aliases per anchor) refused a block
+    // reused by alias in a few hundred rules; the node budgets above bound
+    // what aliases cost, whatever their ratio.
+    budget.enforce_alias_anchor_ratio = false;
     let mut options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
         budget: Some(budget),
@@ -234,5 +243,80 @@ mod tests {
         assert!(parse_limited(&big, 121).is_ok(), "60 sequences of one scalar and the root");
         let (issue, _, _) = parse_limited(&big, 100).unwrap_err();
         assert!(issue.message.contains("too large: more than 100 YAML nodes"), "{}", issue.message);
+    }
+
+    #[test]
+    fn several_documents_are_one_error_at_the_marker_of_the_second() {
+        let one = "the file holds 2 YAML documents; a meshes config file is one document: remove the `---` at line 2 (move any other document to a file of its own)";
+        for text in ["a: 1\n---\nb: 2\n", "a: 1\n---\n", "a: 1\n--- # c\n# c\n"] {
+            let (issue, line, column) = parse(text).unwrap_err();
+            assert_eq!((issue.message.as_str(), line, column), (one, 2, 1), "{text:?}");
+        }
+        let (issue, line, _) = parse("---\na: 1\n---\nb: 2\n---\nc: 3\n").unwrap_err();
+        assert!(issue.message.starts_with("the file holds 3 YAML documents"), "{}", issue.message);
+        assert!(issue.message.contains("remove the `---` at line 3"), "{}", issue.message);
+        assert_eq!(line, 3);
+        let (issue, line, _) = parse("a: 1\n...\nb: 2\n").unwrap_err();
+        assert!(
+            issue.message.contains("a document ends with `...` before line 3"),
+            "{}",
+            issue.message
+        );
+        assert_eq!(line, 3);
+        for text in ["---\na: 1\n", "a: 1\n...\n", "# c\n---\na: 1\n"] {
+            assert!(parse(text).is_ok(), "{text:?} is one document");
+        }
+    }
+
+    /// In a directory, a file holding a config among other documents is a
+    /// config (whose check refuses it), never skipped as other YAML.
+    #[test]
+    fn a_config_among_other_documents_is_a_config() {
+        assert_eq!(classify(&format!("{MINIMAL}---\nkind: A\n")), Kind::Config);
+        assert_eq!(classify(&format!("kind: A\n---\n{MINIMAL}")), Kind::Config);
+        assert_eq!(classify(&format!("{MINIMAL}---\n")), Kind::Config, "a bare `---` at the end");
+    }
+
+    fn nested_aliases(items: &str) -> String {
+        let mut text = format!("a: &a [{items}]\n");
+        let names: Vec<char> = ('a'..='i').collect();
+        for pair in names.windows(2) {
+            let list = vec![format!("*{}", pair[0]); 9].join(", ");
+            text.push_str(&format!("{}: &{} [{list}]\n", pair[1], pair[1]));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_in_words() {
+        let laughs = nested_aliases(&vec!["lol"; 9].join(", "));
+        assert!(laughs.len() < 700, "{}", laughs.len());
+        let wide =
+            format!("a: &a [{}]\nb: [{}]\n", vec!["0"; 20_000].join(","), vec!["*a"; 99].join(","));
+        let big = format!("a: &a {}\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 20].join(","));
+        let expected = [
+            (
+                laughs,
+                "aliases expand to more than 50000 nodes inside anchors (`&name`), the limit of one config file: an alias (`*name`) copies its anchor's nodes, and anchors holding aliases of other anchors multiply them (an alias expansion bomb)",
+            ),
+            (wide, "aliases expand to more than 250000 nodes, the limit of one config file"),
+            (
+                big,
+                "the file holds more than 16 MiB of text in its values (aliases counted each time they are used)",
+            ),
+        ];
+        for (text, message) in expected {
+            let (issue, _, _) = parse(&text).unwrap_err();
+            assert!(issue.message.starts_with(message), "{}", issue.message);
+        }
+    }
+
+    /// A block reused by alias many times is not taken for a bomb (the
+    /// alias-to-anchor ratio heuristic refused more than ten per anchor).
+    #[test]
+    fn an_anchor_used_by_many_aliases_is_fine() {
+        let uses = vec!["*d"; 500].join(", ");
+        let value = parse(&format!("d: &d {{ timeout: 5s }}\nuses: [{uses}]\n")).unwrap();
+        assert_eq!(value["uses"].as_array().map(Vec::len), Some(500));
     }
 }

@@ -15,7 +15,8 @@ use std::rc::Rc;
 /// document serde-saphyr accepted stays well under it (its alias-replay and
 /// anchor budgets bound the same copies); it only stops a hostile file the
 /// index is asked to follow on its own.
-const MAX_COPIES: usize = 4 * crate::config::yaml::MAX_ALIAS_NODES;
+const MAX_COPIES: usize =
+    2 * (crate::config::yaml::MAX_ALIAS_NODES + crate::config::yaml::MAX_ANCHORED_NODES);
 
 /// What an anchored (or merged) mapping or sequence holds, for its aliases.
 #[derive(Debug, Default)]

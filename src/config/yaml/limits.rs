@@ -1,7 +1,7 @@
 //! A breached parser limit said as what it protects against, never as the
 //! parser's own structure.
 
-use super::{MAX_ALIAS_NODES, MAX_SCALAR_BYTES};
+use super::{MAX_ALIAS_NODES, MAX_ANCHORED_NODES, MAX_SCALAR_BYTES};
 use serde_saphyr::Error;
 use serde_saphyr::budget::BudgetBreach;
 
@@ -18,7 +18,7 @@ pub(super) fn message(e: &Error, max_nodes: usize) -> Option<String> {
     Some(match innermost(e) {
         Error::Budget { breach, .. } => breach_text(breach, max_nodes),
         Error::AliasReplayLimitExceeded { .. } | Error::AliasExpansionLimitExceeded { .. } => {
-            alias_bomb()
+            alias_bomb(MAX_ALIAS_NODES, "")
         }
         Error::AliasReplayStackDepthExceeded { max_depth, .. } => format!(
             "aliases nest more than {max_depth} deep (an anchor holding an alias of an anchor holding an alias …), the limit of one config file"
@@ -27,9 +27,9 @@ pub(super) fn message(e: &Error, max_nodes: usize) -> Option<String> {
     })
 }
 
-fn alias_bomb() -> String {
+fn alias_bomb(limit: usize, place: &str) -> String {
     format!(
-        "aliases expand to more than {MAX_ALIAS_NODES} nodes, the limit of one config file: an alias (`*name`) copies its anchor's nodes, and anchors holding aliases of other anchors multiply them (an alias expansion bomb)"
+        "aliases expand to more than {limit} nodes{place}, the limit of one config file: an alias (`*name`) copies its anchor's nodes, and anchors holding aliases of other anchors multiply them (an alias expansion bomb)"
     )
 }
 
@@ -38,15 +38,12 @@ fn breach_text(breach: &BudgetBreach, max_nodes: usize) -> String {
         BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
             "the file is too large: more than {max_nodes} YAML nodes (mappings, sequences and scalars), the limit of one config file"
         ),
-        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
-            alias_bomb()
+        BudgetBreach::RecordedAnchorEvents { .. } => {
+            alias_bomb(MAX_ANCHORED_NODES, " inside anchors (`&name`)")
         }
-        BudgetBreach::ScalarBytes { .. } => format!(
+        BudgetBreach::ScalarBytes { .. } | BudgetBreach::RecordedAnchorBytes { .. } => format!(
             "the file holds more than {} MiB of text in its values (aliases counted each time they are used), the limit of one config file",
             MAX_SCALAR_BYTES / (1024 * 1024)
-        ),
-        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
-            "{aliases} aliases (`*name`) for {anchors} anchors (`&name`): more than ten uses of each anchor is refused as a likely alias expansion bomb"
         ),
         BudgetBreach::Aliases { aliases } => {
             format!("more than {} aliases (`*name`), the limit of one config file", aliases - 1)
