@@ -123,3 +123,36 @@ fn an_index_that_stops_early_is_an_error_where_it_stopped() {
     assert_eq!((issues[0].code, issues[0].pinned), (Code::YamlSyntax, Some((3, 7))));
     assert!(issues[0].message.contains("could not follow the YAML from here (a reason)"));
 }
+
+/// A key written to rewrite the terminal line (`\e[2K\r`) or hide what
+/// follows (`\e[8m`) is shown escaped, in every output.
+#[test]
+fn control_characters_of_a_key_are_escaped_in_diagnostics() {
+    let text = format!("{HEAD}\"\\e[2K\\rok: all good\\e[8m\": 1\nrules: []\n");
+    let report = check(&text);
+    let unknown: Vec<&Diagnostic> =
+        report.diagnostics.iter().filter(|d| d.code == Code::UnknownField).collect();
+    assert_eq!(unknown.len(), 1, "{:?}", shown(&report));
+    let d = unknown[0];
+    assert!(d.message.starts_with("unknown field `\\u{1b}[2K\\rok: all good\\u{1b}[8m`"), "{d}");
+    assert_eq!(d.path, "[\"\\u{1b}[2K\\rok: all good\\u{1b}[8m\"]");
+    assert_eq!((d.line, d.column), (10, 1));
+}
+
+/// A header value written as a number is still possibly a credential.
+#[test]
+fn a_header_value_of_the_wrong_type_is_not_quoted() {
+    let text = format!(
+        "{HEAD}  hook: {{ type: webhook, url: \"${{U}}\", headers: {{ X-Api-Key: 4111111111 }} }}\nrules: []\n"
+    );
+    let report = check(&text);
+    let lines = shown(&report);
+    let hit = lines.iter().find(|l| l.contains("headers.X-Api-Key")).expect("reported");
+    assert!(
+        hit.ends_with(
+            "expected a string, found a number (hidden: this field may hold a credential)"
+        ),
+        "{hit}"
+    );
+    assert!(lines.iter().all(|l| !l.contains("4111111111")), "{lines:?}");
+}

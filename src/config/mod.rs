@@ -126,8 +126,10 @@ pub fn place(file: &str, spans: &SpanIndex, issue: Issue) -> Diagnostic {
         column,
         severity: issue.severity,
         code: issue.code,
-        path: issue.path.to_string(),
-        message: issue.message,
+        // Every output (text, GitHub annotations, JSON, the reload log,
+        // `/readyz`) shows these, so config text is escaped once, here.
+        path: diagnostic::shown(&issue.path.to_string()).into_owned(),
+        message: diagnostic::shown(&issue.message).into_owned(),
     }
 }
 

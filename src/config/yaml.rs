@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn alias_bombs_are_refused_in_words() {
-        let laughs = nested_aliases(&vec!["lol"; 9].join(", "));
+        let laughs = nested_aliases(&["lol"; 9].join(", "));
         assert!(laughs.len() < 700, "{}", laughs.len());
         let wide =
             format!("a: &a [{}]\nb: [{}]\n", vec!["0"; 20_000].join(","), vec!["*a"; 99].join(","));

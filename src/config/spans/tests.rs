@@ -132,7 +132,7 @@ fn aliases_copying_more_than_the_budget_stop_the_index() {
     let mut doc = String::from("a0: &a0 [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]\n");
     for i in 1..8 {
         let prev = format!("*a{}", i - 1);
-        let list = vec![prev.as_str(); 10].join(", ");
+        let list = [prev.as_str(); 10].join(", ");
         doc.push_str(&format!("a{i}: &a{i} [{list}]\n"));
     }
     let idx = SpanIndex::build(&doc);
