@@ -184,8 +184,11 @@ impl Walker {
     fn close(&mut self, pos: Pos) {
         match self.stack.pop() {
             Some(Frame::Map { c, seen, merges, .. }) => {
-                let keys = self.merge(&c.path, &seen, merges);
-                self.capture(c, keys);
+                let merged = self.merge(&c.path, &seen, merges);
+                if c.anchor > 0 || c.merge_source.is_some() {
+                    let keys = seen.into_keys().chain(merged).collect();
+                    self.capture(c, keys);
+                }
             }
             Some(Frame::Seq { c, .. }) => self.capture(c, Vec::new()),
             Some(Frame::Skip) => {
@@ -275,14 +278,14 @@ impl Walker {
 
     /// Lays out the merged keys a mapping at `at` does not set itself, each
     /// from the first source that has it (YAML's merge order), and returns
-    /// all its keys.
+    /// those keys.
     fn merge(
         &mut self,
         at: &Path,
         seen: &HashMap<String, Pos>,
         mut merges: Vec<Merge>,
     ) -> Vec<String> {
-        let mut keys: Vec<String> = seen.keys().cloned().collect();
+        let mut keys = Vec::new();
         merges.sort_by_key(|(rank, _, _)| *rank);
         let mut from: HashMap<&str, usize> = HashMap::new();
         for (n, (_, held, _)) in merges.iter().enumerate() {
