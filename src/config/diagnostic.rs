@@ -3,6 +3,9 @@
 use serde::Serialize;
 use std::fmt;
 
+mod escape;
+pub use escape::shown;
+
 /// One step into a config document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Seg {
@@ -38,6 +41,20 @@ impl Path {
         let mut p = self.clone();
         p.0.pop();
         p
+    }
+    /// True where a value may be a credential though not typed as one: an
+    /// HTTP header value, an `auth` field, a URL (a user or a token in its
+    /// query). Messages name such a value's problem, never the value.
+    pub fn may_hold_credential(&self) -> bool {
+        let mut keys = self.0.iter().filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        });
+        let last = self.0.last().and_then(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        });
+        keys.any(|k| k == "headers" || k == "auth") || last.is_some_and(|k| k.ends_with("url"))
     }
     /// The JSON pointer of this path (`/rules/3/id`), the span index's key.
     pub fn pointer(&self) -> String {
@@ -272,7 +289,12 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{}:{}: {sev}[{}]: {}: {}",
-            self.file, self.line, self.column, self.code, self.path, self.message
+            shown(&self.file),
+            self.line,
+            self.column,
+            self.code,
+            shown(&self.path),
+            shown(&self.message)
         )
     }
 }

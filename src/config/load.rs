@@ -145,6 +145,8 @@ fn not_utf8(name: &str, e: std::string::FromUtf8Error) -> Diagnostic {
     let bytes = e.as_bytes();
     let valid = e.utf8_error().valid_up_to();
     let good = String::from_utf8_lossy(&bytes[..valid]);
+    // The byte order mark is dropped from the text, so not a column.
+    let good = good.strip_prefix('\u{feff}').unwrap_or(&good);
     let line = good.matches('\n').count() + 1;
     let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let message = format!(
@@ -244,6 +246,35 @@ mod tests {
         assert!(b.message.contains("may be a broken meshes config"), "{b}");
         assert_eq!((c.code, c.line, c.column), (Code::UnreadableFile, 2, 3), "{c}");
         assert!(c.message.contains("0xff"), "{c}");
+    }
+
+    #[test]
+    fn a_bad_byte_after_a_bom_is_located_without_counting_the_bom() {
+        let d = dir(&[("a.yaml", b"\xef\xbb\xbfab\xff\n")]);
+        let p = read_paths(&[d.path().join("a.yaml")]).unwrap().problems.remove(0);
+        assert_eq!((p.code, p.line, p.column), (Code::UnreadableFile, 1, 3), "{p}");
+    }
+
+    /// A config with a second document (even a bare `---` at its end) is
+    /// refused, in a directory as given alone; never skipped as other YAML.
+    #[test]
+    fn a_config_of_several_documents_is_an_error_in_a_directory_and_alone() {
+        let d = dir(&[
+            ("a.yaml", format!("{A}---\n").as_bytes()),
+            ("b.yaml", b"kind: A\n---\nname: b\n"),
+        ]);
+        let file = d.path().join("a.yaml");
+        for paths in [vec![d.path().to_path_buf()], vec![file.clone()]] {
+            let loaded = read_paths(&paths).unwrap();
+            let report = loaded.check(CheckOptions::default());
+            let errors: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
+            let expected = format!(
+                "{}:3:1: error[yaml-syntax]: (root): the file holds 2 YAML documents; a meshes config file is one document: remove the `---` at line 3 (move any other document to a file of its own)",
+                file.display()
+            );
+            assert_eq!(errors, [expected], "{paths:?}");
+            assert!(report.configs.is_empty());
+        }
     }
 
     /// A link whose target moved away is a file still there, not a removal.

@@ -9,6 +9,8 @@
 //!    gateway turns into runtime objects.
 
 pub mod automation;
+#[cfg(test)]
+mod check_tests;
 pub mod condition;
 mod decode;
 pub mod delivery;
@@ -124,8 +126,10 @@ pub fn place(file: &str, spans: &SpanIndex, issue: Issue) -> Diagnostic {
         column,
         severity: issue.severity,
         code: issue.code,
-        path: issue.path.to_string(),
-        message: issue.message,
+        // Every output (text, GitHub annotations, JSON, the reload log,
+        // `/readyz`) shows these, so config text is escaped once, here.
+        path: diagnostic::shown(&issue.path.to_string()).into_owned(),
+        message: diagnostic::shown(&issue.message).into_owned(),
     }
 }
 
@@ -145,36 +149,22 @@ fn check_one(
 ) -> Checked {
     let t = Instant::now();
     let parsed = yaml::parse(&source.text);
-    let spans = SpanIndex::build(&source.text);
-    timings.parse += t.elapsed();
-    let mut issues: Vec<Issue> = spans
-        .duplicates
-        .iter()
-        .map(|d| {
-            let message = format!(
-                "duplicate key: `{}` is already defined at line {}",
-                last_key(&d.path),
-                d.first.line
-            );
-            Issue {
-                pinned: Some((d.at.line, d.at.column)),
-                ..Issue::error(Code::DuplicateKey, d.path.clone(), message).at_key()
-            }
-        })
-        .collect();
-    let value = match parsed {
-        Ok(mut v) => {
-            written::keep_metadata_text(&mut v, &spans);
-            decode::integral_floats(&mut v);
-            v
-        }
+    let mut value = match parsed {
+        Ok(v) => v,
         Err((issue, line, column)) => {
+            timings.parse += t.elapsed();
             let mut spans = SpanIndex::default();
             spans.pin_root(line, column);
-            issues.push(issue);
-            return Checked { spans, issues, parts: validate::Parts::default(), value: None };
+            let parts = validate::Parts::default();
+            return Checked { spans, issues: vec![issue], parts, value: None };
         }
     };
+    // Indexed only once parsed: the parser's limits have bounded the file.
+    let spans = SpanIndex::build(&source.text);
+    timings.parse += t.elapsed();
+    let mut issues = index_issues(&spans);
+    written::keep_metadata_text(&mut value, &spans);
+    decode::integral_floats(&mut value);
     let t = Instant::now();
     issues.extend(schema.check(&value));
     written::yaml11_booleans(&value, &spans, &mut issues);
@@ -185,6 +175,36 @@ fn check_one(
     issues.extend(validate::check(&parts, &checks));
     timings.semantic += t.elapsed();
     Checked { spans, issues, parts, value: Some(value) }
+}
+
+/// Repeated keys, and an index that could not follow the whole document.
+fn index_issues(spans: &SpanIndex) -> Vec<Issue> {
+    let mut issues: Vec<Issue> = spans
+        .duplicates
+        .iter()
+        .map(|d| {
+            let message = format!(
+                "`{}` is defined twice in this mapping (first at line {}): the second would silently replace the first; remove or rename one",
+                last_key(&d.path),
+                d.first.line
+            );
+            Issue {
+                pinned: Some((d.at.line, d.at.column)),
+                ..Issue::error(Code::DuplicateKey, d.path.clone(), message).at_key()
+            }
+        })
+        .collect();
+    if let Some(stopped) = &spans.stopped {
+        let message = format!(
+            "meshes could not follow the YAML from here ({}), so positions and the text of numbers as written (a metadata `id: 0123`) would be lost after it; please report this, and quote the value here meanwhile",
+            stopped.reason
+        );
+        issues.push(Issue {
+            pinned: Some((stopped.at.line, stopped.at.column)),
+            ..Issue::error(Code::YamlSyntax, Path::root(), message)
+        });
+    }
+    issues
 }
 
 fn last_key(path: &Path) -> String {

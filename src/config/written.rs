@@ -107,6 +107,25 @@ mod tests {
         assert!(doc["delivery"]["concurrency"].is_number(), "only metadata is kept as text");
     }
 
+    /// A Mailchimp audience id reused through an alias or a merge key is
+    /// sent as written, like one written in place.
+    #[test]
+    fn a_metadata_mapping_through_an_alias_or_a_merge_key_keeps_the_text_written() {
+        let text = "x-audience: &m { action: add_to_list, id: 0123 }\nrules:\n  - metadata: *m\n  - metadata: { <<: *m }\n  - metadata: { <<: *m, id: \"0456\" }\n";
+        let (mut doc, spans) = parsed(text);
+        keep_metadata_text(&mut doc, &spans);
+        let ids: Vec<&Value> = (0..3).map(|i| &doc["rules"][i]["metadata"]["id"]).collect();
+        assert_eq!(ids, [&Value::from("0123"), &Value::from("0123"), &Value::from("0456")]);
+    }
+
+    #[test]
+    fn a_tab_after_a_key_does_not_lose_later_written_text() {
+        let text = "name:\ttabbed\nrules:\n  - metadata: { action: add_to_list, id: 0123 }\n";
+        let (mut doc, spans) = parsed(text);
+        keep_metadata_text(&mut doc, &spans);
+        assert_eq!(doc["rules"][0]["metadata"]["id"], Value::from("0123"));
+    }
+
     #[test]
     fn yaml11_booleans_warn_where_taken_and_explain_where_refused() {
         let text = "a: no\nb: Off\nc: true\nd: \"yes\"\ne: y\n";

@@ -53,7 +53,8 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
     let path = to_path(error.instance_path());
     let instance = error.instance();
     let found = match schema_node(root, error.schema_path()) {
-        Some(node) if is_secret(node) => hidden(instance),
+        Some(node) if is_secret(node) => hidden(instance, SECRET),
+        _ if path.may_hold_credential() => hidden(instance, MAYBE_SECRET),
         _ => describe(instance),
     };
     if is_name_bound(root, error) {
@@ -251,7 +252,8 @@ fn explain_union(
         None => {
             let kinds: Vec<&str> = branches.iter().filter_map(|b| b["type"].as_str()).collect();
             let found = match branches.iter().any(|b| is_secret(b)) {
-                true => hidden(instance),
+                true => hidden(instance, SECRET),
+                false if path.may_hold_credential() => hidden(instance, MAYBE_SECRET),
                 false => describe(instance),
             };
             let message = format!("expected {}, found {found}", kinds.join(" or "));
@@ -364,9 +366,12 @@ fn is_secret(node: &Value) -> bool {
     node["x-meshes-secret"] == true
 }
 
+const SECRET: &str = "holds a secret";
+const MAYBE_SECRET: &str = "may hold a credential";
+
 /// [`describe`] without the value: a credential written as a number or a
 /// list is still a credential, and messages reach logs, CI and `/readyz`.
-fn hidden(v: &Value) -> String {
+fn hidden(v: &Value, why: &str) -> String {
     let kind = match v {
         Value::Null => "nothing (null)",
         Value::Bool(_) => "a boolean",
@@ -375,7 +380,7 @@ fn hidden(v: &Value) -> String {
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
     };
-    format!("{kind} (hidden: this field holds a secret)")
+    format!("{kind} (hidden: this field {why})")
 }
 
 fn plain(v: &Value) -> String {

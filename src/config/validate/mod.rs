@@ -203,13 +203,14 @@ fn check_env_fields(parts: &Parts, opts: &Checks<'_>, out: &mut Vec<Issue>) {
         }
         if opts.check_env {
             for var in env::variables(f.template) {
-                if (opts.lookup)(var).is_none_or(|v| v.is_empty()) {
-                    out.push(Issue::error(
-                        Code::UnsetEnv,
-                        f.path.clone(),
-                        format!("environment variable `{var}` is not set (and has no `:-default`)"),
-                    ));
-                }
+                let state = match (opts.lookup)(var) {
+                    None => "is not set",
+                    Some(v) if v.is_empty() => "is set but empty",
+                    Some(_) => continue,
+                };
+                let message =
+                    format!("environment variable `{var}` {state} (and has no `:-default`)");
+                out.push(Issue::error(Code::UnsetEnv, f.path.clone(), message));
             }
         }
     }

@@ -2,9 +2,10 @@
 //! `whsec_` secrets, header names, data centers…), run here through the
 //! adapters' own functions so `validate` rejects what `serve` would.
 //!
-//! A value behind `${VAR}` is only known with `--check-env` and the variable
-//! set; otherwise the variable gets a stand-in and any problem with a field
-//! that uses it is dropped, since it would be about the stand-in.
+//! A value behind `${VAR}` is only known with `--check-env`: the variable
+//! set, or unset with a `:-default` (the default is then the value `serve`
+//! uses). Otherwise the variable gets a stand-in and any problem with a
+//! field that uses it is dropped, since it would be about the stand-in.
 
 use super::super::diagnostic::{Code, Issue, Path};
 use super::super::env::{self, EnvField, EnvFields, Part};
@@ -15,45 +16,48 @@ use crate::adapters::{BuildError, ConnectionConfig};
 /// so the checks that do not depend on it still run.
 const STAND_IN: &str = "meshes-validate-unknown";
 
+/// The fields whose value an error may quote: public settings. Any other
+/// value may be a credential though not typed as one (a header value, an
+/// `auth` field, a URL with a user or a token in its query) and messages
+/// reach CI logs, the reload log and `/readyz`: those are named, not quoted.
+const QUOTABLE: &[&str] = &["data_center"];
+
 /// Reports what building the connection at `at` would reject.
 pub(super) fn check(conn: &ConnectionConfig, at: &Path, opts: &Checks<'_>, out: &mut Vec<Issue>) {
     let mut fields = Vec::new();
     conn.env_fields(at, &mut fields);
-    let known = |var: &str| {
-        if !opts.check_env {
-            return None;
-        }
-        (opts.lookup)(var).filter(|v| !v.is_empty())
+    // With `--check-env` an unset variable resolves as `serve` resolves
+    // it: to its default, or to an unset-variable error (reported by the
+    // `${…}` checks, so dropped here).
+    let known = |var: &str| (opts.lookup)(var).filter(|_| opts.check_env);
+    let lookup = |var: &str| match opts.check_env {
+        true => (opts.lookup)(var),
+        false => Some(STAND_IN.to_string()),
     };
-    let lookup = |var: &str| Some(known(var).unwrap_or_else(|| STAND_IN.to_string()));
     for e in conn.check_values(&lookup) {
         let path = e.path(at);
         let field = fields.iter().find(|f| f.path == path);
         // A key is written as is; only a value can hide behind a variable.
         let about_value = !matches!(e, BuildError::Key { .. });
-        if about_value && field.is_some_and(|f| uses_unknown(f, &known)) {
+        if about_value && !opts.check_env && field.is_some_and(|f| !is_literal(f.template)) {
             continue;
         }
-        if let Some(issue) = issue(&e, path, field) {
+        if let Some(issue) = issue(&e, path, field, &known) {
             out.push(issue);
         }
     }
 }
 
-/// True when the field's value depends on a variable that is not known.
-fn uses_unknown(field: &EnvField<'_>, known: &dyn Fn(&str) -> Option<String>) -> bool {
-    let Ok(parts) = env::parse(field.template) else { return true };
-    let mut vars = parts.into_iter().filter_map(|p| match p {
-        Part::Var { name, .. } => Some(name),
-        Part::Text(_) => None,
-    });
-    vars.any(|v| known(v).is_none())
-}
-
 /// The issue for one build error. Unresolvable templates are reported by
-/// the `${…}` checks already. The value is quoted only when it is neither
-/// a credential nor a URL (URLs can carry tokens in their query).
-fn issue(e: &BuildError, path: Path, field: Option<&EnvField<'_>>) -> Option<Issue> {
+/// the `${…}` checks already. The value is quoted only for a
+/// [`QUOTABLE`] field written in the file; for any other, a control
+/// character in it is described, never shown.
+fn issue(
+    e: &BuildError,
+    path: Path,
+    field: Option<&EnvField<'_>>,
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Option<Issue> {
     let message = match e {
         BuildError::Env { .. } => return None,
         BuildError::Key { message, .. } => {
@@ -61,15 +65,113 @@ fn issue(e: &BuildError, path: Path, field: Option<&EnvField<'_>>) -> Option<Iss
         }
         BuildError::Invalid { message, .. } => message,
     };
+    let quotable = QUOTABLE.contains(&e.field());
     let message = match field {
-        Some(f) if !f.secret && !e.field().ends_with("url") && is_literal(f.template) => {
+        Some(f) if !f.secret && quotable && is_literal(f.template) => {
             format!("`{}`: {message}", f.template)
         }
-        _ => message.clone(),
+        Some(f) => match env::resolve(f.template, known).ok().and_then(|v| controls(&v)) {
+            Some(what) => format!("{message}: {what}"),
+            None => message.clone(),
+        },
+        None => message.clone(),
     };
     Some(Issue::error(Code::InvalidValue, path, message))
 }
 
+/// What control characters a value holds, said without the value.
+fn controls(value: &str) -> Option<String> {
+    let body = value.trim_end_matches(['\n', '\r']);
+    let trailing = body.len() < value.len();
+    let inner = body.chars().position(char::is_control);
+    match (trailing, inner) {
+        (true, None) => Some(
+            "it ends with a newline (a YAML `|` block keeps it: use `|-`, or a quoted string)"
+                .to_string(),
+        ),
+        (_, Some(at)) => Some(format!(
+            "it holds a control character (a line break, tab or escape) at character {}",
+            at + 1
+        )),
+        (false, None) => None,
+    }
+}
+
 fn is_literal(template: &str) -> bool {
     env::parse(template).is_ok_and(|parts| parts.iter().all(|p| matches!(p, Part::Text(_))))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{Checks, Parts};
+
+    const WS: &str = "version: 1\nworkspace: { id: 3f216741-15dd-4e46-b5ac-0077a2640e89, name: w, publishable_key: pk }\nconnections:\n";
+    const RULES: &str = "rules:\n  - { id: r, event: e, connection: hook, metadata: { action: send_webhook } }\n  - { id: m, event: e, connection: mc, metadata: { action: add_to_list, id: a } }\n";
+
+    /// `path: message` of every issue, with or without `--check-env`.
+    fn found(connections: &str, check_env: bool, vars: &[(&str, &str)]) -> Vec<String> {
+        let doc = crate::config::yaml::parse(&format!("{WS}{connections}{RULES}")).unwrap();
+        let lookup = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+        let issues =
+            super::super::check(&Parts::decode(&doc), &Checks { check_env, lookup: &lookup });
+        issues.iter().map(|i| format!("{}: {}", i.path, i.message)).collect()
+    }
+
+    const HOOK: &str = "  hook:\n    type: webhook\n    url: https://example.com/h\n    signing_secret: ${S}\n    headers:\n      X-Api-Key: |\n        sk_live_abc123\n    auth: { type: basic, username: \"sk:user\", password: \"${P}\" }\n  mc: { type: mailchimp, api_key: \"${MC}\", data_center: us6 }\n";
+
+    /// A header value may be a credential: an error says what is wrong
+    /// with it, never what it is (messages reach CI logs and `/readyz`).
+    #[test]
+    fn header_values_and_auth_fields_are_never_quoted() {
+        let vars = [("S", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), ("P", "pw"), ("MC", "k-us6")];
+        for check_env in [false, true] {
+            let found = found(HOOK, check_env, &vars);
+            assert_eq!(
+                found,
+                [
+                    "connections.hook.headers.X-Api-Key: the value is not a valid HTTP header value (no control characters): it ends with a newline (a YAML `|` block keeps it: use `|-`, or a quoted string)",
+                    "connections.hook.auth.username: a Basic auth user name cannot contain `:`",
+                ],
+                "check_env: {check_env}"
+            );
+        }
+        let inner = HOOK.replace("|\n        sk_live_abc123", "\"sk_\\elive\"");
+        let found = found(&inner, true, &vars);
+        assert!(
+            found[0].ends_with("a control character (a line break, tab or escape) at character 4"),
+            "{found:?}"
+        );
+        assert!(found.iter().all(|l| !l.contains("sk_") && !l.contains("live")), "{found:?}");
+    }
+
+    /// `serve` uses the default of an unset variable: `--check-env` checks it.
+    #[test]
+    fn check_env_checks_the_default_of_an_unset_variable() {
+        let conns = "  hook: { type: webhook, url: \"${HOOK_URL:-ftp://not-http}\", signing_secret: \"${S}\" }\n  mc: { type: mailchimp, api_key: \"${RK:-}\", data_center: us6 }\n";
+        let vars = [("S", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+        assert_eq!(
+            found(conns, true, &vars),
+            [
+                "connections.hook.url: expected an http:// or https:// URL with a host",
+                "connections.mc.api_key: the value is empty",
+            ]
+        );
+        assert!(found(conns, false, &vars).is_empty(), "unknown without --check-env");
+        let set = [vars[0], ("HOOK_URL", "https://example.com/h"), ("RK", "k-us6")];
+        assert!(found(conns, true, &set).is_empty());
+    }
+
+    #[test]
+    fn a_variable_set_but_empty_is_said_so() {
+        let conns = "  hook: { type: webhook, url: \"${U}\", signing_secret: \"${S}\" }\n  mc: { type: mailchimp, api_key: \"${MC}\", data_center: us6 }\n";
+        let found = found(conns, true, &[("U", "https://example.com/h"), ("S", "")]);
+        assert_eq!(
+            found,
+            [
+                "connections.hook.signing_secret: environment variable `S` is set but empty (and has no `:-default`)",
+                "connections.mc.api_key: environment variable `MC` is not set (and has no `:-default`)",
+            ]
+        );
+    }
 }
