@@ -123,11 +123,11 @@ impl Run<'_, '_> {
 
     pub(super) fn enroll(&mut self, seq: &str, depth: u32) -> Result<ActionOutcome, StoreError> {
         let Some(id) = self.contact_key() else { return Ok(skipped("enroll", seq, "no contact")) };
-        let Some(rt) = self.ws.automations.sequence(seq) else {
+        if self.ws.automations.sequence(seq).is_none() {
             return Ok(failed("enroll", seq, "no such sequence in the config"));
-        };
+        }
         let old = self.t.enrollment(id, seq)?;
-        if old.as_ref().is_some_and(|e| super::sequences::running(e, rt)) {
+        if old.as_ref().is_some_and(super::sequences::running) {
             let mut o = outcome("enroll", Some(seq), "no_change");
             o.detail = Some("already enrolled".into());
             return Ok(o);

@@ -163,6 +163,11 @@ impl AutomationIndex {
         self.sequences.get(name)
     }
 
+    /// Each sequence's name and number of steps.
+    pub fn sequence_lengths(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.sequences.iter().map(|(name, s)| (name.as_str(), s.sequence.steps.len()))
+    }
+
     /// The connection and metadata behind an automation or sequence
     /// delivery id, as [`targets::resolve`] finds them in this config.
     pub fn target(&self, rule_id: &str) -> Option<(&str, &Metadata)> {

@@ -52,22 +52,19 @@ pub struct Grace {
     /// measured by the caller: the writer thread runs outside the runtime
     /// and its clock.
     pub left: Duration,
-    /// The config in force before this one (`None` for the startup config,
-    /// whose predecessor is unknown).
-    pub before: Option<Arc<Runtime>>,
 }
 
-impl Grace {
-    /// Whether the config before had steps of `sequence` from index `step`
-    /// on, which the config in force lacks: a file cut short while it was
-    /// written loses the last steps of a sequence, and the enrolment must
-    /// not end "completed" for good when the rest lands a moment later.
-    /// A sequence the reload left alone, or a startup config, holds
-    /// nothing: every re-enrolment after a completion counts.
+impl Job {
+    /// Whether the config before the one in force had steps of `sequence`
+    /// from index `step` on, which this one lacks, and this one is in its
+    /// grace: a file cut short while it was written loses the last steps of
+    /// a sequence, and the enrolment must not end "completed" for good when
+    /// the rest lands a moment later. A sequence the last reload left alone,
+    /// or a startup config, holds nothing: every re-enrolment counts.
     fn lacks_steps(&self, ws: &str, sequence: &str, step: u32) -> bool {
-        let before = self.before.as_ref().and_then(|rt| rt.workspace(ws));
-        let before = before.and_then(|w| w.automations.sequence(sequence));
-        !self.left.is_zero() && before.is_some_and(|s| s.sequence.steps.len() > step as usize)
+        let key = (ws.to_string(), sequence.to_string());
+        !self.grace.left.is_zero()
+            && self.rt.shortened.get(&key).is_some_and(|&steps| steps > step as usize)
     }
 }
 
@@ -105,7 +102,7 @@ pub fn advance(
     };
     let mut run = Run::new(t, ws, now, Some(c), stored);
     steps(&mut run, &seq, &mut e, &mut job.left)?;
-    if e.status == EnrollmentStatus::Completed && job.grace.lacks_steps(&ws.id, sequence, e.step) {
+    if e.status == EnrollmentStatus::Completed && job.lacks_steps(&ws.id, sequence, e.step) {
         // Decided again after the grace, from the step it reached.
         hold(&mut e, now, job.grace.left, CUT);
     }
@@ -128,12 +125,12 @@ fn hold(e: &mut EnrollmentRecord, now: u64, grace: Duration, why: &str) {
     e.due = Some(crate::delivery::route::after_grace(now, grace));
 }
 
-/// Whether `e` is still running through `seq` as the config in force has
-/// it: active, and not held at a step past the end (that enrolment has run
-/// every step the config in force has, so enrolling again starts over).
-pub fn running(e: &EnrollmentRecord, seq: &SequenceRt) -> bool {
+/// Whether `e` is still running: active, held ones included. A held
+/// enrolment may be past the end of the config in force, but that config
+/// may be a file cut short; starting over would send its first steps again
+/// when the whole file lands and the hold resumes it.
+pub fn running(e: &EnrollmentRecord) -> bool {
     e.status == EnrollmentStatus::Active
-        && (e.reason.is_none() || (e.step as usize) < seq.sequence.steps.len())
 }
 
 fn end(e: &mut EnrollmentRecord, status: EnrollmentStatus, why: &str) {

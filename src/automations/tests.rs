@@ -25,6 +25,14 @@ pub(super) struct H {
 
 /// A store and a runtime built from `body` (appended to a workspace header).
 pub(super) fn harness(body: &str) -> H {
+    let rt = runtime_of(body);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    H { _dir: dir, store, rt: Arc::new(rt) }
+}
+
+/// The runtime of `body` (appended to a workspace header), as built now.
+pub(super) fn runtime_of(body: &str) -> Runtime {
     let text = format!(
         "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: mesh_pub_t }}\n{body}"
     );
@@ -35,10 +43,14 @@ pub(super) fn harness(body: &str) -> H {
     assert_eq!(report.errors(), 0, "{:?}", report.diagnostics);
     let lookup = |_: &str| Some("secret-value".to_string());
     let client = reqwest::Client::new();
-    let rt = runtime::build(&report.configs, 1, "h".into(), 0, &lookup, &client, None).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    H { _dir: dir, store, rt: Arc::new(rt) }
+    runtime::build(&report.configs, 1, "h".into(), 0, &lookup, &client, None).unwrap()
+}
+
+/// The runtime of `body` as a reload puts it in force after `before`.
+pub(super) fn reloaded(before: &Runtime, body: &str) -> Arc<Runtime> {
+    let mut rt = runtime_of(body);
+    rt.note_shortened(before);
+    Arc::new(rt)
 }
 
 /// The 400 a refused contact change answers: `(param, message)`.
@@ -97,11 +109,10 @@ impl H {
         self.tick_job(Job::new(self.rt.clone(), now, Grace::default())).await
     }
 
-    /// [`H::tick`] under `rt`, put in force by a reload from the harness's
-    /// config, with what is left of its cancellation grace.
+    /// [`H::tick`] under `rt` (see [`reloaded`]), with what is left of its
+    /// cancellation grace.
     pub async fn tick_under(&self, rt: Arc<Runtime>, now: u64) -> usize {
-        let left = crate::delivery::route::grace_left(&rt);
-        let grace = Grace { left, before: Some(self.rt.clone()) };
+        let grace = Grace { left: crate::delivery::route::grace_left(&rt) };
         self.tick_job(Job::new(rt, now, grace)).await
     }
 

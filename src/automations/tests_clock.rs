@@ -110,10 +110,10 @@ async fn a_sequence_missing_from_a_young_config_waits_for_its_grace() {
     let (key, due) = enrolled(&h, 1_000 * DAY).await;
     let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
     // A config without the sequence (a file cut short): built now, so in its grace.
-    let cut = harness(
+    let cut = super::tests::reloaded(
+        &h.rt,
         "connections:\n  crm: { type: log }\nautomations:\n  - id: tag-crm\n    trigger: { tag_added: paying-customer }\n    actions:\n      - notify: { connection: crm, metadata: { action: log } }\n",
-    )
-    .rt;
+    );
     assert_eq!(h.tick_under(cut.clone(), due).await, 0);
     let waiting = enrolment(&h);
     assert_eq!(waiting.status, EnrollmentStatus::Active, "{waiting:?}");
@@ -139,7 +139,7 @@ async fn a_sequence_cut_short_by_a_young_config_is_not_completed() {
     let enrolment = |h: &H| h.store.enrollments(key).unwrap().remove(0);
     // WORKED without its last step: valid, and built now (in its grace).
     let last = WORKED.rfind("      - { connection: email").unwrap();
-    let cut = harness(&WORKED[..last]).rt;
+    let cut = super::tests::reloaded(&h.rt, &WORKED[..last]);
     assert_eq!(h.tick_under(cut, due).await, 0, "no step left under the cut config");
     let held = enrolment(&h);
     assert_eq!((held.status, held.step), (EnrollmentStatus::Active, 2), "{held:?}");

@@ -6,8 +6,7 @@
 
 use super::engine::{EventFact, Fired};
 use super::sequences::{Grace, Job, MAX_STEPS};
-use super::tests::{H, harness};
-use super::worker::Configs;
+use super::tests::{H, harness, reloaded};
 use crate::config::automation::TriggerKind;
 use crate::delivery::route::CANCEL_GRACE;
 use crate::gateway::runtime::Runtime;
@@ -60,11 +59,6 @@ impl H {
             .await
             .unwrap();
     }
-
-    /// One job of the worker's under `rt` as `configs` sees it.
-    async fn tick_seen(&self, configs: &mut Configs, rt: &Arc<Runtime>, now: u64) -> usize {
-        self.tick_job(configs.job(Job::new(rt.clone(), now, Grace::default()))).await
-    }
 }
 
 /// Nine purchases under the startup config, inside its grace: nine
@@ -74,12 +68,11 @@ impl H {
 #[tokio::test(start_paused = true)]
 async fn every_enrolment_in_the_startup_grace_runs() {
     let h = harness(&receipts("", ONE_STEP));
-    let mut configs = Configs::default();
     let c = h.upsert("buyer@example.com", Default::default(), 1_000).await;
     for i in 0..9 {
         let now = 2_000 + i * 2_000;
         h.fire(&c, purchase(), now).await;
-        assert_eq!(h.tick_seen(&mut configs, &h.rt, now).await, 1, "receipt {i}");
+        assert_eq!(h.tick_under(h.rt.clone(), now).await, 1, "receipt {i}");
         let e = h.enrolment(&c);
         assert_eq!((e.status, e.step, e.due), (EnrollmentStatus::Completed, 1, None), "{e:?}");
     }
@@ -93,20 +86,19 @@ async fn every_enrolment_in_the_startup_grace_runs() {
 #[tokio::test(start_paused = true)]
 async fn a_reload_that_does_not_shorten_the_sequence_holds_nothing() {
     let h = harness(&receipts("", ONE_STEP));
-    let mut configs = Configs::default();
     let c = h.upsert("buyer@example.com", Default::default(), 1_000).await;
     h.fire(&c, purchase(), 2_000).await;
-    assert_eq!(h.tick_seen(&mut configs, &h.rt, 2_000).await, 1);
+    assert_eq!(h.tick(2_000).await, 1);
     tokio::time::advance(CANCEL_GRACE).await;
     // A SIGHUP reload that added an automation: in its grace, `receipt` untouched.
     let other = "  - { id: vip, trigger: { tag_added: vip }, actions: [ { add_tag: seen } ] }\n";
-    let reloaded = harness(&receipts(other, ONE_STEP)).rt;
-    let longer = harness(&receipts(other, &ONE_STEP.repeat(2))).rt;
-    for (i, rt) in [reloaded.clone(), reloaded, longer].iter().enumerate() {
+    let same = reloaded(&h.rt, &receipts(other, ONE_STEP));
+    let longer = reloaded(&same, &receipts(other, &ONE_STEP.repeat(2)));
+    for (i, rt) in [same.clone(), same, longer].iter().enumerate() {
         let now = 4_000 + i as u64 * 2_000;
         h.fire(&c, purchase(), now).await;
         assert!(!crate::delivery::route::grace_left(rt).is_zero());
-        assert!(h.tick_seen(&mut configs, rt, now).await >= 1, "receipt {i}");
+        assert!(h.tick_under(rt.clone(), now).await >= 1, "receipt {i}");
         assert_eq!(h.enrolment(&c).status, EnrollmentStatus::Completed, "{i}");
     }
     assert_eq!(h.enrolls(&c), vec![("done".to_string(), Value::Null); 4]);
@@ -114,56 +106,59 @@ async fn a_reload_that_does_not_shorten_the_sequence_holds_nothing() {
 
 /// A reload that shortens the sequence (a file cut short, or an edit)
 /// holds an enrolment that runs out of steps under it, and the API says
-/// why. Enrolling again meanwhile starts over: under the config in force
-/// every step ran. A newer config in its own grace that does not shorten
-/// the sequence further decides it: holds never chain from reload to reload.
+/// why. Enrolling again meanwhile is `already enrolled`: starting over
+/// would send the first steps twice once the whole file lands. A newer
+/// config that does not shorten it further decides it when the hold ends.
 #[tokio::test(start_paused = true)]
-async fn a_shortened_sequence_holds_once_and_enrolling_again_starts_over() {
-    let full = harness(&receipts("", &ONE_STEP.repeat(3)));
-    let mut configs = Configs::default();
-    let c = full.upsert("buyer@example.com", Default::default(), 1_000).await;
-    let (key, cut) = (event_key(&c.id).unwrap(), harness(&receipts("", ONE_STEP)).rt);
-    assert_eq!(full.tick_seen(&mut configs, &full.rt, 1_000).await, 0, "seen: the first config");
-    full.fire(&c, purchase(), 2_000).await;
-    assert_eq!(full.tick_seen(&mut configs, &cut, 2_000).await, 1, "one step left under `cut`");
-    let held = full.enrolment(&c);
+async fn a_shortened_sequence_holds_and_enrolling_again_meanwhile_changes_nothing() {
+    let h = harness(&receipts("", &ONE_STEP.repeat(3)));
+    let c = h.upsert("buyer@example.com", Default::default(), 1_000).await;
+    let cut = reloaded(&h.rt, &receipts("", ONE_STEP));
+    h.fire(&c, purchase(), 2_000).await;
+    assert_eq!(h.tick_under(cut.clone(), 2_000).await, 1, "one step left under `cut`");
+    let held = h.enrolment(&c);
     assert_eq!((held.status, held.step), (EnrollmentStatus::Active, 1), "{held:?}");
     assert!(held.reason.as_deref().unwrap().starts_with("held: the config in force"), "{held:?}");
-    // A purchase now: the held enrolment has run all `cut` has, so it starts over.
-    full.fire_under(&cut, &c, purchase(), 3_000).await;
-    let again = full.enrolment(&c);
-    assert_eq!((again.status, again.step, again.due), (EnrollmentStatus::Active, 0, Some(3_000)));
-    assert_eq!(full.store.sequence_due(u64::MAX, 10).unwrap(), [(3_000, key, "receipt".into())]);
-    // Another reload within the grace (same `receipt` as `cut`): not held again.
+    h.fire_under(&cut, &c, purchase(), 3_000).await;
+    assert_eq!(h.enrolment(&c), held, "the held enrolment is untouched");
+    // Another reload within the grace, with `receipt` as `cut` has it.
     tokio::time::advance(CANCEL_GRACE / 2).await;
-    let newer = harness(&receipts("", ONE_STEP)).rt;
-    assert_eq!(full.tick_seen(&mut configs, &newer, 3_000).await, 1);
-    let done = full.enrolment(&c);
+    let newer = reloaded(&cut, &receipts("", ONE_STEP));
+    assert_eq!(h.tick_under(newer, held.due.unwrap()).await, 0, "no step left");
+    let done = h.enrolment(&c);
     assert_eq!(
         (done.status, done.reason.as_deref()),
         (EnrollmentStatus::Completed, Some("every step ran"))
     );
-    assert_eq!(full.enrolls(&c), vec![("done".to_string(), Value::Null); 2]);
+    let enrolls = h.enrolls(&c);
+    let detail = Value::String("already enrolled".into());
+    assert_eq!(enrolls, vec![("done".into(), Value::Null), ("no_change".into(), detail)]);
 }
 
-/// The worker keeps the config before the one in force only while that one
-/// is in its grace.
+/// Each config is compared with the one it replaced, whenever the worker
+/// looks: three steps, cut to one (B), then C (B plus an automation) in
+/// force before any step came due. C did not shorten `receipt`, so a
+/// completion under C is not held, though the config two back had more.
 #[tokio::test(start_paused = true)]
-async fn the_worker_forgets_the_config_before_once_the_grace_is_over() {
-    let (first, second) = (harness(ONE_STEP_BODY).rt, harness(ONE_STEP_BODY).rt);
-    let mut configs = Configs::default();
-    let job = |c: &mut Configs, rt: &Arc<Runtime>| c.job(Job::new(rt.clone(), 0, Grace::default()));
-    assert!(job(&mut configs, &first).grace.before.is_none(), "the startup config");
-    let reloaded = job(&mut configs, &second).grace;
-    assert!(Arc::ptr_eq(reloaded.before.as_ref().unwrap(), &first));
-    assert_eq!(reloaded.left, CANCEL_GRACE);
-    assert!(job(&mut configs, &second).grace.before.is_some(), "same config, still in its grace");
-    tokio::time::advance(CANCEL_GRACE).await;
-    let settled = job(&mut configs, &second).grace;
-    assert!(settled.before.is_none() && settled.left.is_zero(), "{settled:?}");
+async fn only_the_config_a_reload_replaced_counts() {
+    let h = harness(&receipts("", &ONE_STEP.repeat(3)));
+    let key = (super::tests::WS.to_string(), "receipt".to_string());
+    let b = reloaded(&h.rt, &receipts("", ONE_STEP));
+    assert_eq!(b.shortened.get(&key), Some(&3));
+    let other = "  - { id: vip, trigger: { tag_added: vip }, actions: [ { add_tag: seen } ] }\n";
+    let c_rt = reloaded(&b, &receipts(other, ONE_STEP));
+    assert!(c_rt.shortened.is_empty(), "{:?}", c_rt.shortened);
+    let gone = reloaded(&h.rt, "connections:\n  mail: { type: log }\n");
+    assert_eq!(gone.shortened.get(&key), Some(&3), "a removed sequence counts as shortened");
+    let c = h.upsert("buyer@example.com", Default::default(), 1_000).await;
+    h.fire(&c, purchase(), 2_000).await;
+    assert_eq!(h.tick_under(c_rt, 2_000).await, 1);
+    let e = h.enrolment(&c);
+    assert_eq!(
+        (e.status, e.reason.as_deref()),
+        (EnrollmentStatus::Completed, Some("every step ran"))
+    );
 }
-
-const ONE_STEP_BODY: &str = "connections:\n  mail: { type: log }\nsequences:\n  s:\n    steps:\n      - { connection: mail, metadata: { action: log } }\n";
 
 /// A failing `exit_when` counts as false and the step runs; its error is
 /// in the step's activity entry, as an automation's failing `when` is.

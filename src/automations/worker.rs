@@ -29,11 +29,10 @@ const BACKOFF: Duration = Duration::from_millis(500);
 /// Runs due sequence steps until `shutdown`.
 pub async fn sequences(shared: Arc<Shared>, shutdown: CancellationToken) {
     let (wake, shared) = (&shared.sequences_wake, &shared);
-    let mut configs = Configs::default();
     drive("sequence steps", wake, &shutdown, || {
-        let now = clock::now_ms();
-        let job = Job::new(shared.runtime.load_full(), now, Grace::default());
-        let job = configs.job(job);
+        let (now, rt) = (clock::now_ms(), shared.runtime.load_full());
+        let grace = Grace { left: crate::delivery::route::grace_left(&rt) };
+        let job = Job::new(rt, now, grace);
         async move {
             if sequence_tick(shared, job).await? {
                 return Ok(None);
@@ -45,31 +44,6 @@ pub async fn sequences(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
     })
     .await;
-}
-
-/// The configs the sequence worker has run under: the one in force and,
-/// while that one is in its cancellation grace, the one before it (so a
-/// job can tell which sequences the last reload cut short).
-#[derive(Debug, Default)]
-pub struct Configs {
-    current: Option<Arc<Runtime>>,
-    before: Option<Arc<Runtime>>,
-}
-
-impl Configs {
-    /// `job` (under the config in force) with its grace filled in.
-    pub fn job(&mut self, mut job: Job) -> Job {
-        if !self.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &job.rt)) {
-            self.before = self.current.replace(job.rt.clone());
-        }
-        let left = crate::delivery::route::grace_left(&job.rt);
-        if left.is_zero() {
-            // Past its grace nothing is held: the old config need not be kept.
-            self.before = None;
-        }
-        job.grace = Grace { left, before: self.before.clone() };
-        job
-    }
 }
 
 /// Calls `tick` until `shutdown`: again at once when it answers `None`

@@ -102,9 +102,9 @@ pub fn load(
     // ones are fatal (credentials of connections) and which are not.
     let report = config::check_sources(&loaded.sources, CheckOptions { check_env: false });
     for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
-        // Debug-quoted: a diagnostic quotes config text, whose control
+        // Escaped: a diagnostic quotes config text, whose control
         // characters (a newline, an escape sequence) would forge log lines.
-        tracing::warn!(diagnostic = ?d.to_string(), "config warning");
+        tracing::warn!(diagnostic = %config::diagnostic::shown(&d.to_string()), "config warning");
     }
     if report.errors() > 0 {
         return Err(report
@@ -229,9 +229,9 @@ fn settle(
 /// Logs a rejected reload's errors and keeps them for `/readyz`.
 fn rejected(errors: Vec<String>, status: &ReloadStatus) -> Reloaded {
     for e in &errors {
-        // Debug-quoted: errors quote config text, whose control characters
+        // Escaped: errors quote config text, whose control characters
         // (a newline, an escape sequence) would otherwise forge log lines.
-        tracing::error!(error = ?e, "config reload rejected; the previous config keeps serving");
+        tracing::error!(error = %config::diagnostic::shown(e), "config reload rejected; the previous config keeps serving");
     }
     status.set(Some((clock::now_ms(), errors.clone())));
     Reloaded::Rejected { errors }
@@ -241,6 +241,7 @@ fn apply(slot: &ArcSwap<Runtime>, mut rt: Runtime) {
     // Its cancellation grace counts from now, not from when its build
     // started: a large config takes up to a second to build.
     rt.applied = tokio::time::Instant::now();
+    rt.note_shortened(&slot.load());
     tracing::info!(version = rt.version, hash = %rt.hash, workspaces = rt.workspaces.len(), "config applied");
     slot.store(Arc::new(rt));
 }
@@ -281,7 +282,7 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(lines[0].contains("ERROR") && lines[0].contains("config reload rejected"));
         assert!(
-            lines[0].ends_with(r#"error="meshes.yaml:4:9: unknown connection `x\n2026-01-01T00:00:00Z  INFO meshes: \u{1b}[2Jall good`""#),
+            lines[0].ends_with(r#"error=meshes.yaml:4:9: unknown connection `x\n2026-01-01T00:00:00Z  INFO meshes: \u{1b}[2Jall good`"#),
             "{}",
             lines[0]
         );

@@ -75,6 +75,11 @@ pub struct Runtime {
     pub workspaces: HashMap<String, Arc<WorkspaceRt>>,
     /// Credentials.
     pub keys: KeyRing,
+    /// `(workspace, sequence)` → steps it had in the config before this
+    /// one, for each sequence this one has fewer steps of (or lacks). Empty
+    /// for the startup config; filled when a reload puts this one in force.
+    /// Only these hold an enrolment that runs out of steps in the grace.
+    pub shortened: HashMap<(String, String), usize>,
 }
 
 /// Where a delivery goes: a rule's, or an automation's or sequence step's
@@ -109,6 +114,23 @@ impl WorkspaceRt {
 }
 
 impl Runtime {
+    /// Fills [`Runtime::shortened`] for this config put in force after
+    /// `before`: its own predecessor, never an older one, so what holds an
+    /// enrolment does not depend on when the sequence worker last looked.
+    pub fn note_shortened(&mut self, before: &Runtime) {
+        let mut shortened = HashMap::new();
+        for (id, old) in &before.workspaces {
+            let now = self.workspaces.get(id).map(|w| &w.automations);
+            for (name, steps) in old.automations.sequence_lengths() {
+                let kept = now.and_then(|a| a.sequence(name)).map_or(0, |s| s.sequence.steps.len());
+                if kept < steps {
+                    shortened.insert((id.clone(), name.to_string()), steps);
+                }
+            }
+        }
+        self.shortened = shortened;
+    }
+
     /// A workspace by id.
     pub fn workspace(&self, id: &str) -> Option<&Arc<WorkspaceRt>> {
         self.workspaces.get(id)
@@ -186,7 +208,8 @@ pub fn build(
     // is rejected and serve does not start.
     let keys = KeyRing::new(publishable, machine).map_err(|e| vec![e.to_string()])?;
     let applied = tokio::time::Instant::now();
-    Ok(Runtime { version, hash, loaded_at, applied, workspaces, keys })
+    let shortened = HashMap::new();
+    Ok(Runtime { version, hash, loaded_at, applied, workspaces, keys, shortened })
 }
 
 /// The file's machine keys whose variables are set. A key whose secret is

@@ -138,7 +138,7 @@ fn pattern_issue(path: Path, instance: &Value, pattern: &str) -> Issue {
             "a UUID such as `3f216741-15dd-4e46-b5ac-0077a2640e89`".to_string()
         }
         p if p.starts_with("^[A-Za-z0-9][A-Za-z0-9._:-]") => {
-            "an id of letters, digits, `.`, `_`, `:` or `-` (at most 128 characters)".to_string()
+            "an id of letters, digits, `.`, `_`, `:` or `-`, starting with a letter or digit (at most 128 characters)".to_string()
         }
         p => format!("a value matching `{p}`"),
     };
