@@ -115,14 +115,7 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let mut opts = GatewayOptions::new(config, args.data_dir.clone());
-    opts.watch = !args.no_watch;
-    opts.drain = Duration::from_secs(args.shutdown_timeout);
-    opts.server.drain_timeout = opts.drain;
-    opts.rate_limit = args.rate_limit;
-    opts.metrics = Some(metrics);
-    opts.store_opener =
-        Some(crate::store::db::file_opener_with_cache(args.store_cache_mb.saturating_mul(1 << 20)));
+    let opts = options(args, config, metrics);
     let gateway = match starting(opts, listener, &mut signals).await {
         Started::Serving(g) => g,
         Started::Stopped(code) => return Ok(code),
@@ -145,6 +138,22 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn options(
+    args: &Args,
+    config: Vec<PathBuf>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> GatewayOptions {
+    let mut opts = GatewayOptions::new(config, args.data_dir.clone());
+    opts.watch = !args.no_watch;
+    opts.drain = Duration::from_secs(args.shutdown_timeout);
+    opts.server.drain_timeout = opts.drain;
+    opts.rate_limit = args.rate_limit;
+    opts.metrics = Some(metrics);
+    opts.store_opener =
+        Some(crate::store::db::file_opener_with_cache(args.store_cache_mb.saturating_mul(1 << 20)));
+    opts
 }
 
 /// `--listen`, or the default for an empty one: `MESHES_LISTEN=` (a
