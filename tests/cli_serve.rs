@@ -197,17 +197,11 @@ fn a_signal_during_the_start_stops_it_cleanly() {
     wait_for("starting: loading the config and opening the store");
     server.sigterm();
     wait_for("shutting down before serving");
-    // Non-blocking: with no reader left the open fails (ENXIO) instead of
-    // hanging the test.
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    const O_NONBLOCK: i32 = 0o4000;
-    let mut writer =
-        std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(&fifo).unwrap();
-    writer
-        .write_all(webhook_config(&[("hook", "http://127.0.0.1:9/hook")], "[1s]").as_bytes())
-        .unwrap();
-    drop(writer);
+    // The start opens the FIFO when it gets there: the writer waits for it
+    // on a thread of its own, so a gateway that never reads fails the
+    // waits below instead of hanging the test.
+    let text = webhook_config(&[("hook", "http://127.0.0.1:9/hook")], "[1s]");
+    std::thread::spawn(move || std::fs::write(&fifo, text));
     let log = wait_for("stopped before serving");
     assert_eq!(server.exit_code(), Some(0), "{log:#?}");
     assert!(dir.path().join("data").join("meshes.redb").is_file());
