@@ -82,7 +82,8 @@ fn a_data_dir_that_is_a_file_is_named_as_such() {
     let file = write(dir.path(), "afile", "not a directory");
     let serve = ["serve", "--listen", "127.0.0.1:0", "--data-dir", &file, "--no-watch"];
     let timeout = std::time::Duration::from_secs(30);
-    let out = meshes().args(serve).timeout(timeout).assert().code(1);
+    // An I/O error (exit 2), not an invalid config (1).
+    let out = meshes().args(serve).timeout(timeout).assert().code(2);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(
         stderr.contains(&format!("cannot open the store at {file}: it is a file, not a directory")),
@@ -265,6 +266,8 @@ fn json_reports_unreadable_files() {
         .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["errors"], 2);
+    // Counted by the human summary ("in 2 file(s)"), so listed here too.
+    assert_eq!(json["files"], serde_json::json!([a, c]));
     let d = &json["diagnostics"];
     assert_eq!(
         (d[0]["file"].as_str(), d[0]["code"].as_str()),

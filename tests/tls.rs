@@ -145,7 +145,8 @@ async fn a_private_ca_destination_is_delivered_to_with_its_ca_file_only() {
     server.kill();
 }
 
-/// `serve --ca-file PATH` that cannot be used: exit 1 before serving, and
+/// `serve --ca-file PATH` that cannot be used: exit 2 (an I/O or usage
+/// error, as in `actions` and `validate --check-remote`) before serving, and
 /// the message names the file and what it should hold.
 fn refused(path: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +165,7 @@ fn refused(path: &Path) -> String {
         .arg(dir.path().join("data"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains(&format!("--ca-file {}", path.display())), "{stderr}");
     assert!(!dir.path().join("data").exists(), "it stopped before opening the store");

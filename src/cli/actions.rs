@@ -1,6 +1,7 @@
 //! `meshes actions CONNECTION`: the connection's live action data (lists,
 //! tags, templates, …) as the gateway would list it, for writing rules.
 
+use super::output::{self, say};
 use crate::adapters::discover::{ActionOption, DiscoverError};
 use crate::gateway::reload;
 use crate::gateway::runtime::{ConnectionRt, Runtime, WorkspaceRt};
@@ -14,15 +15,9 @@ use std::process::ExitCode;
 pub struct Args {
     /// The connection's name (its key under `connections:`).
     connection: String,
-    /// Config files or directories (repeat, or comma-separate in MESHES_CONFIG).
-    #[arg(
-        long = "config",
-        short = 'c',
-        value_name = "PATH",
-        env = "MESHES_CONFIG",
-        value_delimiter = ',',
-        default_value = "meshes.yaml"
-    )]
+    /// Config files or directories (repeat the flag, or comma-separate them
+    /// in MESHES_CONFIG; the flag wins) [default: meshes.yaml].
+    #[arg(long = "config", short = 'c', value_name = "PATH")]
     config: Vec<PathBuf>,
     /// The workspace (id or name) whose connection to list, when several
     /// workspaces have a connection of that name.
@@ -55,15 +50,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = super::config_paths(&args.config)?;
     args.trust.install()?;
     let client = crate::adapters::http::client_builder().build()?;
     let tokens = super::remote::gateway_tokens(&args.data_dir);
-    let rt = match reload::load(&args.config, 1, &client, None, tokens.as_ref().ok()) {
+    let rt = match reload::load(&config, 1, &client, None, tokens.as_ref().ok()) {
         Ok(Some(rt)) => rt,
         Ok(None) => bail!("no config"),
         Err(errors) => {
             for e in errors {
-                eprintln!("{e}");
+                say!("{e}");
             }
             return Ok(ExitCode::from(1));
         }
@@ -74,10 +70,7 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
     if let Err(why) = &tokens
         && conn.config.spends_refresh_token()
     {
-        eprintln!(
-            "error: connection `{name}` (type `{kind}`): {}",
-            super::remote::refresh_refused(why)
-        );
+        say!("error: connection `{name}` (type `{kind}`): {}", super::remote::refresh_refused(why));
         return Ok(ExitCode::from(2));
     }
     let listed = conn.adapter.discover().await;
@@ -88,20 +81,20 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
     let options = match listed {
         Ok(options) => options,
         Err(DiscoverError::Unsupported(m) | DiscoverError::Provider(m)) => {
-            eprintln!("error: connection `{name}` (type `{kind}`): {m}");
+            say!("error: connection `{name}` (type `{kind}`): {m}");
             return Ok(ExitCode::from(2));
         }
     };
-    match args.format {
+    let text = match args.format {
         Format::Json => {
             let body = serde_json::json!({
                 "connection": name, "type": kind, "count": options.len(), "records": options,
             });
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            serde_json::to_string_pretty(&body)? + "\n"
         }
-        Format::Table => print!("{}", table(&options)),
-    }
-    Ok(ExitCode::SUCCESS)
+        Format::Table => table(&options),
+    };
+    Ok(output::print(&text))
 }
 
 /// The connection `name`, in the one workspace that has it (or the one

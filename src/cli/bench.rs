@@ -247,8 +247,7 @@ async fn dispatch(cmd: &Command) -> anyhow::Result<ExitCode> {
         Command::Config(c) => (c, config::run(&c.scratch.work_dir()?, &c.config()).await?),
     };
     let dir = common.scratch.parent_dir()?;
-    print!("{}", markdown(&Machine::detect(&dir), &command_line(), &rows));
-    Ok(ExitCode::SUCCESS)
+    Ok(super::output::print(&markdown(&Machine::detect(&dir), &command_line(), &rows)))
 }
 
 /// Every part in turn. A part that fails ends the run, but the table of the
@@ -259,10 +258,10 @@ async fn all_cmd(c: &Common) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let failed = all(c, &w, &mut rows).await.err();
     let dir = c.scratch.parent_dir()?;
-    print!("{}", markdown(&Machine::detect(&dir), &command_line(), &rows));
+    let printed = super::output::print(&markdown(&Machine::detect(&dir), &command_line(), &rows));
     match failed {
         Some(e) => Err(e.context("the table above has only the parts that finished")),
-        None => Ok(ExitCode::SUCCESS),
+        None => Ok(printed),
     }
 }
 
@@ -279,9 +278,10 @@ async fn all(c: &Common, w: &crate::bench::WorkDir, rows: &mut Vec<Row>) -> anyh
 async fn soak_cmd(a: &SoakArgs) -> anyhow::Result<ExitCode> {
     let (rows, series) = soak::run(&a.scratch.work_dir()?, &a.opts()).await?;
     let machine = Machine::detect(&a.scratch.parent_dir()?);
-    print!("{}{}", markdown(&machine, &command_line(), &rows), series.markdown());
+    let text = markdown(&machine, &command_line(), &rows) + &series.markdown();
     let failed = rows.iter().any(|r| r.met == "NO");
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let code = if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    Ok(super::output::finish(code, super::output::out(&text)))
 }
 
 pub(super) fn command_line() -> String {

@@ -109,7 +109,7 @@ pub(super) async fn helper(listen: &str, which: Helper) -> anyhow::Result<ExitCo
         Helper::Ceiling(Some(_)) => "durable ceiling server",
         Helper::Receiver(_) => "receiver",
     };
-    eprintln!("{kind} listening on http://{}", listener.local_addr()?);
+    super::output::say!("{kind} listening on http://{}", listener.local_addr()?);
     let server = async move {
         match which {
             Helper::Ceiling(None) => servers::ceiling(listener).await,
@@ -139,8 +139,8 @@ pub(super) async fn load_cmd(a: &LoadArgs) -> anyhow::Result<ExitCode> {
         Row::info(&b, "latency max", format!("{:.2} ms", r.latency.max() as f64 / 1000.0)),
         Row::info(&b, "failed requests", r.errors_text()),
     ];
-    print!("{}", markdown(&Machine::detect(std::path::Path::new(".")), &command_line(), &rows));
-    Ok(ExitCode::SUCCESS)
+    let machine = Machine::detect(std::path::Path::new("."));
+    Ok(super::output::print(&markdown(&machine, &command_line(), &rows)))
 }
 
 async fn load_spec(a: &LoadArgs) -> anyhow::Result<load::LoadSpec> {

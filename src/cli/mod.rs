@@ -1,15 +1,24 @@
 //! The `meshes` command line. Exit codes: 0 success, 1 invalid config,
-//! 2 usage or I/O error.
+//! 2 usage or I/O error (a missing path, a bad flag or variable, the store,
+//! the data directory, a `--ca-file`, output that cannot be written).
+//! `serve` also exits 1 when a second signal stopped it without draining.
+//! A closed output pipe (`| head`) keeps the command's own code.
 
 mod actions;
 mod bench;
 mod bench_tools;
+mod logging;
 mod openapi;
+mod output;
 mod remote;
 mod serve;
+mod token;
 mod validate;
 
 use clap::{Parser, Subcommand};
+use output::say;
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -60,14 +69,7 @@ enum Command {
     /// List a connection's live action data (lists, tags, templates, …) for rules.
     Actions(actions::Args),
     /// Print a machine JWT (60 s) for curl, signed like the Meshes SDKs do.
-    Token {
-        /// Access key (the JWT `kid`).
-        #[arg(long, env = "MESHES_ACCESS_KEY")]
-        access_key: String,
-        /// The key's secret.
-        #[arg(long, env = "MESHES_SECRET_KEY", hide_env_values = true)]
-        secret: String,
-    },
+    Token(token::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -78,21 +80,95 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Actions(args) => actions::run(&args),
-        Command::Token { access_key, secret } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            println!("{}", crate::api::auth::mint_jwt(&access_key, secret.as_bytes(), now, 60));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Token(args) => token::run(&args),
         Command::Openapi => Ok(openapi::run()),
-        Command::Schema => {
-            print!("{}", crate::config::schema::schema_text());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Schema => Ok(output::print(&crate::config::schema::schema_text())),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        say!("error: {e:#}");
         ExitCode::from(2)
     })
+}
+
+/// The config paths of `serve` and `actions`: the `-c` flags as written (a
+/// comma is part of a file name there), else `MESHES_CONFIG` split on
+/// commas (empty entries, as a trailing comma leaves, are dropped), else
+/// `meshes.yaml`; a path named twice is read once. A missing one is a
+/// usage error (exit 2), as in `validate`.
+pub fn config_paths(flags: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let paths = choose_config(flags, std::env::var_os("MESHES_CONFIG").as_deref());
+    for path in &paths {
+        if std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            let missing = crate::config::load::LoadError::Missing(path.display().to_string());
+            return Err(missing.into());
+        }
+    }
+    Ok(paths)
+}
+
+fn choose_config(flags: &[PathBuf], env: Option<&OsStr>) -> Vec<PathBuf> {
+    let listed: Vec<PathBuf> = if flags.is_empty() {
+        match env.map(|v| (v, v.to_str())) {
+            Some((_, Some(text))) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            Some((raw, None)) => vec![PathBuf::from(raw)],
+            None => vec![],
+        }
+    } else {
+        flags.to_vec()
+    };
+    if listed.is_empty() {
+        return vec![PathBuf::from("meshes.yaml")];
+    }
+    let mut seen = HashSet::new();
+    listed
+        .into_iter()
+        .filter(|p| seen.insert(std::fs::canonicalize(p).unwrap_or(p.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(flags: &[&str], env: Option<&str>) -> Vec<PathBuf> {
+        let flags: Vec<PathBuf> = flags.iter().map(PathBuf::from).collect();
+        choose_config(&flags, env.map(OsStr::new))
+    }
+
+    fn paths(names: &[&str]) -> Vec<PathBuf> {
+        names.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn a_comma_in_a_flag_is_part_of_the_name() {
+        assert_eq!(chosen(&["my,conf.yaml"], None), paths(&["my,conf.yaml"]));
+    }
+
+    #[test]
+    fn the_variable_is_split_and_its_empty_entries_dropped() {
+        assert_eq!(chosen(&[], Some("a.yaml, b.yaml,")), paths(&["a.yaml", "b.yaml"]));
+        assert_eq!(chosen(&[], Some("")), paths(&["meshes.yaml"]));
+        assert_eq!(chosen(&[], Some(" , ")), paths(&["meshes.yaml"]));
+        assert_eq!(chosen(&[], None), paths(&["meshes.yaml"]));
+    }
+
+    #[test]
+    fn flags_win_over_the_variable() {
+        assert_eq!(chosen(&["x.yaml"], Some("a.yaml,b.yaml")), paths(&["x.yaml"]));
+    }
+
+    #[test]
+    fn a_path_named_twice_is_kept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.yaml");
+        std::fs::write(&file, "").unwrap();
+        let again = dir.path().join(".").join("m.yaml");
+        let kept = choose_config(&[file.clone(), again], None);
+        assert_eq!(kept, vec![file]);
+    }
 }

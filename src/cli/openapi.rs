@@ -4,6 +4,5 @@ use std::process::ExitCode;
 
 /// Prints the document (the same bytes as `schema/openapi.json`).
 pub fn run() -> ExitCode {
-    print!("{}", crate::api::openapi::document_text());
-    ExitCode::SUCCESS
+    super::output::print(&crate::api::openapi::document_text())
 }

@@ -1,8 +1,10 @@
 //! `meshes validate`: human, GitHub Actions and JSON output.
 
+use super::output::{self, say};
 use crate::config::{self, CheckOptions, Diagnostic, Report, Severity};
 use clap::ValueEnum;
 use serde_json::json;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -61,31 +63,63 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let paths =
         if args.paths.is_empty() { vec![PathBuf::from("meshes.yaml")] } else { args.paths.clone() };
-    let loaded = config::read_paths(&paths)?;
+    let mut loaded = config::read_paths(&paths)?;
+    read_once(&mut loaded);
     let check_env = args.check_env || args.check_remote;
     let mut report = loaded.check(CheckOptions { check_env });
-    if args.check_remote && report.errors() > 0 {
-        eprintln!("note: --check-remote skipped: the config has errors");
-    } else if args.check_remote {
-        args.trust.install()?;
-        let remote = check_remote(&loaded, &report, &args.data_dir)?;
-        report.diagnostics.extend(remote.diagnostics);
-        for note in remote.notes {
-            eprintln!("note: {note}");
-        }
-    }
+    remote(args, &loaded, &mut report)?;
     let failed = report.errors() > 0 || (args.deny_warnings && report.warnings() > 0);
-    match args.format {
+    let written = match args.format {
         Format::Human => human(&report, &loaded, failed),
-        Format::Github => report.diagnostics.iter().for_each(|d| println!("{}", github(d))),
-        Format::Json => {
-            println!("{}", serde_json::to_string_pretty(&json_report(&report, &loaded, failed))?)
+        Format::Github => {
+            let lines = report.diagnostics.iter().map(|d| github(d, args.deny_warnings) + "\n");
+            output::out(&lines.collect::<String>())
         }
-    }
+        Format::Json => {
+            let json = json_report(&report, &loaded, failed);
+            output::out(&(serde_json::to_string_pretty(&json)? + "\n"))
+        }
+    };
     if args.timings {
         timings(&report, start);
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(output::finish(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }, written))
+}
+
+/// Drops the files read twice (`meshes.yaml ./meshes.yaml`, a directory
+/// and a file in it): each would report its ids as duplicates of its own.
+fn read_once(loaded: &mut config::Loaded) {
+    let mut seen = HashSet::new();
+    let mut first = |name: &str| {
+        seen.insert(std::fs::canonicalize(name).unwrap_or_else(|_| PathBuf::from(name)))
+    };
+    loaded.sources.retain(|s| first(&s.name));
+    loaded.problems.retain(|d| first(&d.file));
+    loaded.skipped.retain(|name| first(name));
+}
+
+/// `--check-remote`, once the config is clean.
+fn remote(args: &Args, loaded: &config::Loaded, report: &mut Report) -> anyhow::Result<()> {
+    if !args.check_remote {
+        if let Some(pem) = &args.trust.ca_file {
+            say!(
+                "note: --ca-file {} ignored: only --check-remote calls destinations",
+                pem.display()
+            );
+        }
+        return Ok(());
+    }
+    if report.errors() > 0 {
+        say!("note: --check-remote skipped: the config has errors");
+        return Ok(());
+    }
+    args.trust.install()?;
+    let remote = check_remote(loaded, report, &args.data_dir)?;
+    report.diagnostics.extend(remote.diagnostics);
+    for note in remote.notes {
+        say!("note: {note}");
+    }
+    Ok(())
 }
 
 /// Lists each referenced connection's account (`--check-remote`).
@@ -102,23 +136,23 @@ fn check_remote(
     Ok(runtime.block_on(checking))
 }
 
-fn human(report: &Report, loaded: &config::Loaded, failed: bool) {
-    for d in &report.diagnostics {
-        println!("{d}");
-    }
+/// Diagnostics on stdout, the verdict on stderr (written whatever became of stdout).
+fn human(report: &Report, loaded: &config::Loaded, failed: bool) -> std::io::Result<()> {
+    let written =
+        output::out(&report.diagnostics.iter().map(|d| format!("{d}\n")).collect::<String>());
     for name in &loaded.skipped {
-        eprintln!(
+        say!(
             "note: skipped {name}: not a meshes config (no top-level `workspace` key, nor `version` with a meshes section)"
         );
     }
-    let files = loaded.sources.len() + loaded.problems.len();
+    let files = files(loaded).len();
     let (errors, warnings) = (report.errors(), report.warnings());
     if failed {
-        eprintln!("invalid: {errors} error(s), {warnings} warning(s) in {files} file(s)");
-        return;
+        say!("invalid: {errors} error(s), {warnings} warning(s) in {files} file(s)");
+        return written;
     }
     for (name, c) in &report.configs {
-        eprintln!(
+        say!(
             "ok: {name}: workspace `{}`: {} connection(s), {} rule(s), {} automation(s), {} sequence(s)",
             c.workspace.name,
             c.connections.len(),
@@ -128,23 +162,42 @@ fn human(report: &Report, loaded: &config::Loaded, failed: bool) {
         );
     }
     if warnings > 0 {
-        eprintln!("valid with {warnings} warning(s)");
+        say!("valid with {warnings} warning(s)");
     }
+    written
 }
 
-/// A GitHub Actions workflow command; `%`, CR, LF, `:` and `,` escaped as the runner expects.
-fn github(d: &Diagnostic) -> String {
+/// Every file checked: the configs, and those that could not be read or were empty.
+fn files(loaded: &config::Loaded) -> Vec<&str> {
+    let mut files: Vec<&str> = loaded.sources.iter().map(|s| s.name.as_str()).collect();
+    for problem in &loaded.problems {
+        if !files.contains(&problem.file.as_str()) {
+            files.push(&problem.file);
+        }
+    }
+    files
+}
+
+/// A GitHub Actions workflow command; `%`, CR, LF, `:` and `,` escaped as
+/// the runner expects. With `--deny-warnings` a warning fails the run, so
+/// it is annotated as the error it then is.
+fn github(d: &Diagnostic, deny_warnings: bool) -> String {
     let level = match d.severity {
         Severity::Error => "error",
+        Severity::Warning if deny_warnings => "error",
         Severity::Warning => "warning",
     };
     let prop = |s: &str| escape(s).replace(':', "%3A").replace(',', "%2C");
+    let kind = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
     format!(
         "::{level} file={},line={},col={},title={}::{}: {}",
         prop(&d.file),
         d.line,
         d.column,
-        prop(&format!("meshes {level}[{}]", d.code)),
+        prop(&format!("meshes {kind}[{}]", d.code)),
         escape(&d.path),
         escape(&d.message)
     )
@@ -159,7 +212,7 @@ fn json_report(report: &Report, loaded: &config::Loaded, failed: bool) -> serde_
         "valid": !failed,
         "errors": report.errors(),
         "warnings": report.warnings(),
-        "files": loaded.sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "files": files(loaded),
         "skipped": loaded.skipped,
         "diagnostics": report.diagnostics,
     })
@@ -169,7 +222,7 @@ fn timings(report: &Report, start: Instant) {
     let t = report.timings;
     let rules: usize = report.configs.iter().map(|(_, c)| c.rules.len()).sum();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    eprintln!(
+    say!(
         "timings: parse {:.1} ms, schema {:.1} ms, semantic {:.1} ms, total {:.1} ms ({} rule(s))",
         ms(t.parse),
         ms(t.schema),
