@@ -10,20 +10,7 @@ use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{PK, Receiver, eventually, listening_addr, webhook_config};
-
-/// The variables reqwest reads a proxy from: the loopback receiver must
-/// not depend on the machine's.
-const PROXY_VARS: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+use support::{PK, PROXY_VARS, Receiver, eventually, listening_addr, webhook_config};
 
 /// `meshes serve` on 127.0.0.1:0 with `config` and `dir/data`, the log at
 /// `log`, stderr piped.

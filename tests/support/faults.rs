@@ -97,18 +97,6 @@ pub fn config_hash(path: &Path, text: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The variables reqwest reads a proxy from (either case).
-const PROXY_VARS: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 impl Server {
     /// Like [`Server::spawn`], with `--config` = `config` (a file or a
     /// directory), extra environment variables, and the file watcher on

@@ -23,6 +23,19 @@ mod faults;
 pub use faults::*;
 
 pub const WS: &str = "3f216741-15dd-4e46-b5ac-0077a2640e89";
+/// The variables reqwest reads a proxy from (either case): the gateway
+/// follows them, and the tests' loopback destinations must not depend on
+/// the machine's.
+pub const PROXY_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 pub const PK: &str = "mesh_pub_test_key_0001";
 pub const AK: &str = "mk_test_0001";
 pub const SECRET: &str = "test-machine-secret-0001";
