@@ -37,7 +37,10 @@ pub fn directives(spec: Option<&str>) -> Result<String, FilterError> {
     let fail = |why: String| FilterError { spec: spec.to_string(), why };
     let mut everything = LevelFilter::OFF;
     let mut named = Vec::new();
-    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+    // Checked and passed on trimmed: `warn, meshes=debug` is two directives
+    // to a person, and tracing's parser refuses the space.
+    let kept: Vec<&str> = spec.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    for &directive in &kept {
         if let Err(e) = directive.parse::<tracing_subscriber::filter::Directive>() {
             return Err(fail(format!("`{directive}` is not a valid directive ({e})")));
         }
@@ -50,7 +53,7 @@ pub fn directives(spec: Option<&str>) -> Result<String, FilterError> {
             },
         }
     }
-    let mut out = spec.to_string();
+    let mut out = kept.join(",");
     if everything == LevelFilter::TRACE {
         let capped = WATCHER_TARGETS.iter().filter(|t| !named.iter().any(|n| t.starts_with(n)));
         capped.for_each(|target| out.push_str(&format!(",{target}=debug")));
@@ -112,6 +115,19 @@ mod tests {
         for spec in ["warn", "DEBUG", "off", "meshes=debug", "warn,meshes::gateway=trace", "4"] {
             assert_eq!(directives(Some(spec)).unwrap(), spec);
         }
+    }
+
+    /// Spaces around the commas are a person's, not part of a directive:
+    /// the filter built from them is the one without.
+    #[test]
+    fn spaces_around_directives_are_dropped() {
+        assert_eq!(directives(Some("warn, meshes=debug")).unwrap(), "warn,meshes=debug");
+        assert_eq!(
+            directives(Some(" info,meshes=debug ,hyper=warn")).unwrap(),
+            "info,meshes=debug,hyper=warn"
+        );
+        let built = directives(Some("warn , meshes=debug")).unwrap();
+        assert!(EnvFilter::builder().parse(&built).is_ok(), "{built}");
     }
 
     #[test]

@@ -140,7 +140,10 @@ fn check_remote(
 fn human(report: &Report, loaded: &config::Loaded, failed: bool) -> std::io::Result<()> {
     let written =
         output::out(&report.diagnostics.iter().map(|d| format!("{d}\n")).collect::<String>());
+    // File names and workspace names are config text: escaped as diagnostics are.
+    use crate::config::diagnostic::shown;
     for name in &loaded.skipped {
+        let name = shown(name);
         say!(
             "note: skipped {name}: not a meshes config (no top-level `workspace` key, nor `version` with a meshes section)"
         );
@@ -152,9 +155,10 @@ fn human(report: &Report, loaded: &config::Loaded, failed: bool) -> std::io::Res
         return written;
     }
     for (name, c) in &report.configs {
+        let name = shown(name);
         say!(
             "ok: {name}: workspace `{}`: {} connection(s), {} rule(s), {} automation(s), {} sequence(s)",
-            c.workspace.name,
+            shown(&c.workspace.name),
             c.connections.len(),
             c.rules.len(),
             c.automations.len(),

@@ -26,9 +26,11 @@ pub const MAX_ALIAS_NODES: usize = 250_000;
 
 /// The most nodes anchors (`&name`) may hold, the aliases they hold
 /// expanded: what a nested alias bomb grows first. They are kept as parser
-/// events of about 250 bytes each (12 MB at most); a template held by an
-/// anchor is a few dozen.
-pub const MAX_ANCHORED_NODES: usize = 50_000;
+/// events of about 250 bytes each (60 MB at most). A template held by an
+/// anchor is a few dozen nodes, but an anchor may also sit over a whole
+/// section nothing aliases (`rules: &all`, 11 nodes a rule), so this is
+/// as large as the alias budget: about 22,000 rules under one anchor.
+pub const MAX_ANCHORED_NODES: usize = 250_000;
 
 /// The most scalar text one file may hold, alias copies counted each time:
 /// a 100,000-rule config holds about 6 MiB.
@@ -135,7 +137,8 @@ fn is_config(doc: &Top) -> bool {
 /// Nothing but whitespace, comments and document markers (a BOM aside).
 pub fn is_blank(text: &str) -> bool {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.lines().map(str::trim).all(|l| {
+    // YAML breaks lines at CR too: a CR-only file is many lines, not one comment.
+    text.split(['\n', '\r']).map(str::trim).all(|l| {
         l.is_empty() || l.starts_with('#') || l == "---" || l == "..." || l.starts_with("--- #")
     })
 }
@@ -235,6 +238,10 @@ mod tests {
         };
         assert_eq!(issue.code, Code::YamlSyntax);
         assert!(line >= 2, "{line}");
+        // CR-only line endings: a leading comment does not swallow the file.
+        let cr = "# the gateway\rversion: 1\rworkspace: { id: x }\r";
+        assert_eq!(classify(cr), Kind::Config, "{cr:?}");
+        assert_eq!(classify("# one\r# two\r"), Kind::Empty);
     }
 
     #[test]
@@ -297,7 +304,7 @@ mod tests {
         let expected = [
             (
                 laughs,
-                "aliases expand to more than 50000 nodes inside anchors (`&name`), the limit of one config file: an alias (`*name`) copies its anchor's nodes, and anchors holding aliases of other anchors multiply them (an alias expansion bomb)",
+                "anchored blocks (`&name`) hold more than 250000 nodes, aliases inside them counted expanded, the limit of one config file: an anchor holding aliases of other anchors multiplies them (an alias expansion bomb)",
             ),
             (wide, "aliases expand to more than 250000 nodes, the limit of one config file"),
             (
@@ -309,6 +316,17 @@ mod tests {
             let (issue, _, _) = parse(&text).unwrap_err();
             assert!(issue.message.starts_with(message), "{}", issue.message);
         }
+    }
+
+    /// An anchor over a whole section that nothing aliases (6,000 rules,
+    /// 66,000 nodes) is an ordinary file, not a bomb.
+    #[test]
+    fn a_large_block_under_an_anchor_nothing_aliases_is_fine() {
+        let rule =
+            |i| format!("{{ id: r{i}, event: e, connection: c, metadata: {{ action: a }} }}");
+        let rules: Vec<String> = (0..6_000).map(rule).collect();
+        let value = parse(&format!("rules: &all [{}]\n", rules.join(", "))).unwrap();
+        assert_eq!(value["rules"].as_array().map(Vec::len), Some(6_000));
     }
 
     /// A block reused by alias many times is not taken for a bomb (the

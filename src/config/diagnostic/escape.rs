@@ -24,6 +24,8 @@ fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+        // Line and paragraph separators: some viewers break lines at them.
+        || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ mod tests {
         assert_eq!(once, "\\u{1b}[2K\\rok: all good\\u{1b}[8m \\u{202e}txt.exe\\u{2066}\\ttab");
         assert_eq!(shown(&once), once, "idempotent");
         assert!(matches!(shown("plain `text` é ✓"), Cow::Borrowed(_)));
+        assert_eq!(shown("a\u{2028}b\u{2029}c"), "a\\u{2028}b\\u{2029}c");
         let d = Diagnostic {
             file: "a\u{1b}.yaml".into(),
             line: 1,

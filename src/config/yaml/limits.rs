@@ -38,9 +38,9 @@ fn breach_text(breach: &BudgetBreach, max_nodes: usize) -> String {
         BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
             "the file is too large: more than {max_nodes} YAML nodes (mappings, sequences and scalars), the limit of one config file"
         ),
-        BudgetBreach::RecordedAnchorEvents { .. } => {
-            alias_bomb(MAX_ANCHORED_NODES, " inside anchors (`&name`)")
-        }
+        BudgetBreach::RecordedAnchorEvents { .. } => format!(
+            "anchored blocks (`&name`) hold more than {MAX_ANCHORED_NODES} nodes, aliases inside them counted expanded, the limit of one config file: an anchor holding aliases of other anchors multiplies them (an alias expansion bomb), and a block under an anchor is kept whole for its aliases"
+        ),
         BudgetBreach::ScalarBytes { .. } | BudgetBreach::RecordedAnchorBytes { .. } => format!(
             "the file holds more than {} MiB of text in its values (aliases counted each time they are used), the limit of one config file",
             MAX_SCALAR_BYTES / (1024 * 1024)
