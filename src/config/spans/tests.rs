@@ -138,5 +138,6 @@ fn aliases_copying_more_than_the_budget_stop_the_index() {
     let idx = SpanIndex::build(&doc);
     let stopped = idx.stopped.expect("a bomb is not followed to the end");
     assert!(stopped.reason.contains("aliases copy more than"), "{stopped:?}");
-    assert!(idx.written.len() <= 600_000, "{}", idx.written.len());
+    // Stopped at the budget, give or take the copy under way.
+    assert!(idx.written.len() <= super::walk::MAX_COPIES + 1_000, "{}", idx.written.len());
 }

@@ -12,11 +12,10 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Most written-text entries that aliases and merge keys may copy. Any
-/// document serde-saphyr accepted stays well under it (its alias-replay and
-/// anchor budgets bound the same copies); it only stops a hostile file the
+/// document serde-saphyr accepted stays under half of it (every copy is a
+/// node its alias-replay budget counted); it only stops a hostile file the
 /// index is asked to follow on its own.
-const MAX_COPIES: usize =
-    2 * (crate::config::yaml::MAX_ALIAS_NODES + crate::config::yaml::MAX_ANCHORED_NODES);
+pub(super) const MAX_COPIES: usize = 2 * crate::config::yaml::MAX_ALIAS_NODES;
 
 /// What an anchored (or merged) mapping or sequence holds, for its aliases.
 #[derive(Debug, Default)]
