@@ -1,7 +1,7 @@
 //! `serve`'s log: the `MESHES_LOG` filter, checked before anything starts,
 //! and a stderr sink that cannot take the gateway down with it.
 
-use std::io::{self, IsTerminal as _, Write};
+use std::io::{self, IsTerminal as _};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 /// The variable that holds the filter.
@@ -74,25 +74,6 @@ pub fn filter() -> Result<EnvFilter, FilterError> {
 /// collector's pipe are noise. `NO_COLOR` (set and not empty) turns it off.
 pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
-/// Stderr, whose write errors are dropped. The gateway must keep serving
-/// (and keep its data safe) when its log sink breaks (a closed pipe, a full
-/// disk, a collector restarting): the fmt layer would report the error with
-/// `eprintln!`, which panics on that same stderr.
-#[derive(Debug, Clone, Copy)]
-pub struct Stderr;
-
-impl Write for Stderr {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // One call per record, so records from threads do not interleave.
-        let _ = io::stderr().lock().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Whether to colour the text log on this process's stderr.

@@ -14,11 +14,30 @@ pub fn out(text: &str) -> io::Result<()> {
     stdout.flush()
 }
 
-/// Writes `text` to stderr. A failure is ignored: diagnostics have nowhere
-/// else to go, and a log collector that went away must not end a command
-/// (nor `serve`).
+/// Writes `text` to stderr ([`Stderr`]). A failure is ignored: diagnostics
+/// have nowhere else to go, and a log collector that went away must not
+/// end a command (nor `serve`).
 pub fn err(text: &str) {
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let _ = Stderr.write_all(text.as_bytes());
+}
+
+/// Stderr, whose write errors are dropped. The gateway must keep serving
+/// (and keep its data safe) when its log sink breaks (a closed pipe, a full
+/// disk, a collector restarting): the fmt layer would report the error with
+/// `eprintln!`, which panics on that same stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // One call per record, so records from threads do not interleave.
+        let _ = io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One line to stderr, never panicking ([`err`]).

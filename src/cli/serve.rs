@@ -71,12 +71,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The log on stderr, which may break at any time without stopping the
-/// gateway ([`logging::Stderr`]; the fmt layer's own report of a failed
+/// gateway ([`super::output::Stderr`]; the fmt layer's own report of a failed
 /// write would go through `eprintln!`, which panics).
 fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(logging::filter()?)
-        .with_writer(|| logging::Stderr)
+        .with_writer(|| super::output::Stderr)
         .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(logging::colour_here()).try_init(),

@@ -102,9 +102,8 @@ pub fn load(
     // ones are fatal (credentials of connections) and which are not.
     let report = config::check_sources(&loaded.sources, CheckOptions { check_env: false });
     for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
-        // Escaped: a diagnostic quotes config text, whose control
-        // characters (a newline, an escape sequence) would forge log lines.
-        tracing::warn!(diagnostic = %config::diagnostic::shown(&d.to_string()), "config warning");
+        // A diagnostic's Display escapes the config text it quotes.
+        tracing::warn!(diagnostic = %d, "config warning");
     }
     if report.errors() > 0 {
         return Err(report

@@ -34,20 +34,13 @@ pub(super) fn is_name_bound(root: &Value, error: &ValidationError<'_>) -> bool {
 }
 
 /// A map key the schema refuses (a sequence name that is not an id),
-/// reported at the key. Its control characters are shown escaped: a name
-/// with a newline would otherwise split the diagnostic's line.
+/// reported at the key (its text escaped, as every diagnostic's is, when
+/// the diagnostic is placed).
 pub(super) fn property_name(root: &Value, map: Path, error: &ValidationError<'_>) -> Vec<Issue> {
     let key = error.instance().as_str().unwrap_or_default();
     let at = map.key(key);
     if let ValidationErrorKind::Pattern { pattern } = error.kind() {
-        let escaped: String = key
-            .chars()
-            .flat_map(|c| match c.is_control() {
-                true => c.escape_default().collect::<Vec<_>>(),
-                false => vec![c],
-            })
-            .collect();
-        return vec![pattern_issue(at, &Value::String(escaped), pattern).at_key()];
+        return vec![pattern_issue(at, &Value::String(key.into()), pattern).at_key()];
     }
     let mut inner = Vec::new();
     explain(root, error, &mut inner);
