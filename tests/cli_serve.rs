@@ -193,6 +193,7 @@ fn a_signal_during_the_start_stops_it_cleanly() {
     assert_eq!(server.exit_code(), Some(0), "{log:#?}");
     assert!(dir.path().join("data").join("meshes.redb").is_file());
     assert!(log.iter().all(|l| !l.contains("panicked")), "{log:#?}");
+    assert!(log.iter().all(|l| !l.contains("meshes is serving")), "{log:#?}");
 }
 
 /// The port is the one thing the test cannot choose in advance with

@@ -190,7 +190,13 @@ pub async fn start(
         tokens.settle().await;
         store.close().await;
     });
-    tracing::info!(%addr, "meshes is serving");
+    if shutdown.is_cancelled() {
+        // A signal came during the start: it stops at once, and a "serving"
+        // line between "shutting down" and "stopped" misleads.
+        tracing::debug!(%addr, "started, but a signal came meanwhile: stopping");
+    } else {
+        tracing::info!(%addr, "meshes is serving");
+    }
     Ok(Gateway { addr, shutdown, shared, task })
 }
 
