@@ -7,6 +7,7 @@
 use super::diagnostic::{Code, Diagnostic, Severity};
 use super::yaml::{self, Kind};
 use super::{CheckOptions, Report};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// A config file's name (as the user wrote it) and text.
@@ -63,15 +64,19 @@ impl Loaded {
 
 /// Reads each `FILE`, and each `DIR`'s `*.yaml`/`*.yml` files that are
 /// meshes configs ([`yaml::classify`]), non-recursively.
+/// A file named twice (`-c conf -c conf/meshes.yaml`) is read once: read
+/// twice, its workspace would clash with itself.
 pub fn read_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
+    let mut seen = HashSet::new();
     for path in paths {
         let name = path.display().to_string();
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LoadError::Missing(name));
             }
-            Ok(meta) if meta.is_dir() => read_dir(path, name, &mut loaded)?,
+            Ok(meta) if meta.is_dir() => read_dir(path, name, &mut loaded, &mut seen)?,
+            _ if !first_time(&mut seen, path) => {}
             _ => match read(path, name) {
                 Ok(source) if yaml::is_blank(&source.text) => {
                     loaded.problems.push(empty(source.name));
@@ -84,11 +89,26 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     Ok(loaded)
 }
 
-fn read_dir(dir: &Path, name: String, loaded: &mut Loaded) -> Result<(), LoadError> {
+/// Whether `path` was not read before (by its canonical path).
+fn first_time(seen: &mut HashSet<PathBuf>, path: &Path) -> bool {
+    seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+fn read_dir(
+    dir: &Path,
+    name: String,
+    loaded: &mut Loaded,
+    seen: &mut HashSet<PathBuf>,
+) -> Result<(), LoadError> {
     let before = (loaded.sources.len(), loaded.problems.len());
+    let mut already = false;
     for (file, found) in yaml_files(dir)? {
         if let Err(problem) = found {
             loaded.problems.push(problem);
+            continue;
+        }
+        if !first_time(seen, &file) {
+            already = true;
             continue;
         }
         let source = match read(&file, file.display().to_string()) {
@@ -111,7 +131,7 @@ fn read_dir(dir: &Path, name: String, loaded: &mut Loaded) -> Result<(), LoadErr
             }
         }
     }
-    if (loaded.sources.len(), loaded.problems.len()) == before {
+    if !already && (loaded.sources.len(), loaded.problems.len()) == before {
         return Err(LoadError::EmptyDir(name));
     }
     Ok(())
@@ -305,5 +325,26 @@ mod tests {
         let only_other = dir(&[("ci.yml", b"on: push\njobs: {}\n")]);
         let none = read_paths(&[only_other.path().to_path_buf()]).unwrap_err();
         assert!(matches!(none, LoadError::EmptyDir(_)), "{none}");
+    }
+
+    /// `-c conf -c conf/a.yaml` (or the other way round) reads `a.yaml`
+    /// once: twice, its workspace clashed with itself.
+    #[test]
+    fn a_file_named_beside_its_directory_is_read_once() {
+        let d = dir(&[("a.yaml", A.as_bytes())]);
+        let file = d.path().join("a.yaml");
+        let sub = d.path().join(".").join("a.yaml");
+        for paths in [
+            vec![d.path().to_path_buf(), file.clone()],
+            vec![sub, d.path().to_path_buf()],
+            vec![file.clone(), file.clone()],
+        ] {
+            let loaded = read_paths(&paths).unwrap();
+            assert_eq!(loaded.sources.len(), 1, "{paths:?}");
+            let report = loaded.check(CheckOptions::default());
+            let clash = [Code::DuplicateId, Code::DuplicatePublishableKey];
+            let clashes = report.diagnostics.iter().filter(|d| clash.contains(&d.code));
+            assert_eq!(clashes.count(), 0, "{paths:?}: {:?}", report.diagnostics);
+        }
     }
 }
