@@ -36,9 +36,19 @@ fn run(args: &[&str], stdout: Stdio) -> Output {
     meshes().args(args).stdout(stdout).stderr(Stdio::piped()).output().unwrap()
 }
 
+/// Commands that print on stdout, help and version (clap's) included.
+const COMMANDS: [&[&str]; 6] = [
+    &["schema"],
+    &["openapi"],
+    &["token", "--access-key", "ak", "--secret", "s"],
+    &["--help"],
+    &["serve", "--help"],
+    &["--version"],
+];
+
 #[test]
 fn a_closed_pipe_ends_printing_with_the_command_own_code() {
-    for args in [&["schema"][..], &["openapi"], &["token", "--access-key", "ak", "--secret", "s"]] {
+    for args in COMMANDS {
         let out = run(args, closed_pipe());
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
         assert_eq!(text(&out.stderr), "", "{args:?}");
@@ -48,7 +58,7 @@ fn a_closed_pipe_ends_printing_with_the_command_own_code() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_is_an_io_error_with_a_message() {
-    for args in [&["schema"][..], &["openapi"], &["token", "--access-key", "ak", "--secret", "s"]] {
+    for args in COMMANDS {
         let out = run(args, full_disk());
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(

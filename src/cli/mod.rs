@@ -74,7 +74,16 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help, version and usage errors: clap's own `exit` ignores a
+        // failed write, so `--help > /dev/full` said nothing and exited 0.
+        Err(e) => {
+            let code = ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            let written = e.print().and_then(|()| std::io::Write::flush(&mut std::io::stdout()));
+            return output::finish(code, written);
+        }
+    };
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Serve(args) => serve::run(&args),
