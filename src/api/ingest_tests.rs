@@ -119,4 +119,8 @@ fn undecodable_strings_and_numbers_are_named_where_they_are() {
     let got = errors(r#"{"event": "a", "payload": {"a": 1, "x": 1e400}}"#);
     let range = "is a number out of range (beyond a 64-bit float)";
     assert_eq!(got, [("payload.x".to_string(), range.to_string())]);
+    // Decodes, but as a float with other digits than were sent.
+    let got = errors(r#"{"event": "a", "payload": {"a": 1e20, "x": [-92233720368547758090]}}"#);
+    let long = crate::api::numbers::PROBLEM.to_string();
+    assert_eq!(got, [("payload.x[0]".to_string(), long)]);
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod hot;
 pub mod ingest;
+pub mod numbers;
 pub mod openapi;
 pub mod ops;
 pub mod raw;
@@ -96,7 +97,16 @@ pub fn body_json(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<serde_json::Value, ApiError> {
-    body::parse_json(headers, &body_bytes(body, limit)?, MAX_DEPTH)
+    let bytes = body_bytes(body, limit)?;
+    let value = body::parse_json(headers, &bytes, MAX_DEPTH)?;
+    // The text is valid JSON (it parsed), so valid UTF-8.
+    let too_long = numbers::value_suspect(&value)
+        .then(|| numbers::find(std::str::from_utf8(&bytes).unwrap_or_default()))
+        .flatten();
+    match too_long {
+        Some(bad) => Err(ApiError::field(bad.path.trim_start_matches('.'), &bad.problem)),
+        None => Ok(value),
+    }
 }
 
 /// The `limit` of a paged route: 1 to 200, 50 when absent.

@@ -78,10 +78,14 @@ pub fn check_object(object: &RawValue) -> Result<bool, Invalid> {
     if !object.get().starts_with('{') {
         return Ok(false);
     }
-    let mut trail = Vec::new();
+    let (mut trail, mut suspect) = (Vec::new(), false);
     let mut de = serde_json::Deserializer::from_str(object.get());
-    let check = Check { trail: &mut trail, top: true };
-    de.deserialize_map(check).map_err(|e| invalid(&trail, &e))
+    let check = Check { trail: &mut trail, suspect: &mut suspect, top: true };
+    let filled = de.deserialize_map(check).map_err(|e| invalid(&trail, &e))?;
+    match suspect.then(|| super::numbers::find(object.get())).flatten() {
+        Some(too_long) => Err(too_long),
+        None => Ok(filled),
+    }
 }
 
 /// serde_json's message for a value that will not decode, in the words of
@@ -123,7 +127,7 @@ fn invalid(trail: &[Step], e: &serde_json::Error) -> Invalid {
 }
 
 /// A key that reads unambiguously after a dot.
-fn is_plain(key: &str) -> bool {
+pub(super) fn is_plain(key: &str) -> bool {
     let mut chars = key.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -158,12 +162,14 @@ impl<'de> DeserializeSeed<'de> for Text {
 /// non-empty, or for the payload itself (`top`) whether a field is.
 struct Check<'t> {
     trail: &'t mut Vec<Step>,
+    /// A float was read that may have been an integer beyond 64 bits.
+    suspect: &'t mut bool,
     top: bool,
 }
 
 impl Check<'_> {
     fn inner(&mut self) -> Check<'_> {
-        Check { trail: self.trail, top: false }
+        Check { trail: self.trail, suspect: self.suspect, top: false }
     }
 }
 
@@ -193,7 +199,8 @@ impl<'de> Visitor<'de> for Check<'_> {
     fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
         Ok(true)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<bool, E> {
+        *self.suspect |= super::numbers::suspect(v);
         Ok(true)
     }
     fn visit_str<E>(self, s: &str) -> Result<bool, E> {
@@ -305,6 +312,12 @@ mod tests {
             (r#"{"a": 1, "b": {"\ud800": 1}}"#, ".b", format!("has a field name that {lone}")),
             (r#"{"\ud83d": 1}"#, "", format!("has a field name that {lone}")),
         ];
+        // Read back, but with other digits than sent: refused too.
+        let long = r#"{"a": [1e20, {"i": 123456789012345678901234567890}]}"#;
+        assert_eq!(
+            refused(long),
+            (".a[1].i".to_string(), super::super::numbers::PROBLEM.to_string())
+        );
         for (text, path, problem) in cases {
             assert_eq!(refused(text), (path.to_string(), problem), "{text}");
             assert!(serde_json::from_str::<serde_json::Value>(text).is_err(), "{text}");
@@ -312,7 +325,7 @@ mod tests {
         // Whatever passes reads back as a `Value`: pairs, escapes, big numbers.
         for text in [
             r#"{"a": "\ud83d\ude00", "b": ["\u00e9\n"], "\u0041": 1}"#,
-            r#"{"n": 1e308, "m": -1e-400, "i": 123456789012345678901234567890}"#,
+            r#"{"n": 1e308, "m": -1e-400, "i": 18446744073709551615, "f": 1e20}"#,
         ] {
             assert!(check_object(raw(text)).unwrap(), "{text}");
             assert!(serde_json::from_str::<serde_json::Value>(text).is_ok(), "{text}");

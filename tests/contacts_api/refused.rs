@@ -152,3 +152,30 @@ async fn tags_past_the_per_contact_cap_are_a_400() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["contact"]["tags"].as_array().unwrap().len(), 1000);
 }
+
+/// An integer beyond 64 bits would be kept and delivered as a float with
+/// other digits (`1.2345678901234568e+29`): refused, named by its path. A
+/// float written as one (`1e20`) and `u64::MAX` are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_beyond_64_bits_are_refused_by_path() {
+    let api = Api::start().await;
+    let send = |body: &'static str| {
+        let url = format!("{}/api/v1/contacts/upsert", api.gw.base);
+        let req = api.gw.http.post(url).bearer_auth(api.gw.jwt());
+        req.header("content-type", "application/json").body(body).send()
+    };
+    let long = r#"{"external_id": "x", "custom_fields": {"ok": 1e20, "id": 123456789012345678901234567890}}"#;
+    let resp = send(long).await.unwrap();
+    let (status, body): (u16, Value) = (resp.status().as_u16(), resp.json().await.unwrap());
+    assert_eq!(params(status, &body), ["custom_fields.id"], "{body}");
+    assert_eq!(
+        body["message"],
+        "custom_fields.id: is an integer beyond 64 bits: its digits would not be kept (it would be read as a float); send it as a string"
+    );
+    let fits = r#"{"external_id": "x", "custom_fields": {"f": 1e20, "max": 18446744073709551615}}"#;
+    let resp = send(fits).await.unwrap();
+    let (status, body): (u16, Value) = (resp.status().as_u16(), resp.json().await.unwrap());
+    assert_eq!(status, 201, "{body}");
+    let fields = &body["contact"]["custom_fields"];
+    assert_eq!((fields["max"].as_u64(), fields["f"].as_f64()), (Some(u64::MAX), Some(1e20)));
+}
