@@ -299,8 +299,15 @@ async fn suppression_list_pages_as_of_an_instant() {
         ("as_of=yesterday", "as_of"),
         ("limit=0", "limit"),
         ("as_of=99999999999-01-01T00:00:00Z", "as_of"),
+        ("asof=2026-01-01T00:00:00Z", "query"),
     ] {
         let (s, b) = api.unsubscribed(query).await;
         assert_eq!(params(s, &b), [param], "{query}");
     }
+    let (_, b) = api.unsubscribed("asof=2026-01-01T00:00:00Z").await;
+    let msg = b["message"].as_str().unwrap();
+    assert!(
+        msg.contains("unknown field `asof`, expected one of `limit`, `cursor`, `as_of`"),
+        "{msg}"
+    );
 }

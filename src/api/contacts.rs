@@ -54,6 +54,8 @@ pub async fn upsert(
 
 /// Query of `GET /contacts`.
 #[derive(Debug, Deserialize)]
+// A mistyped filter (`?evnet=`) is refused: ignored, it returned everything.
+#[serde(deny_unknown_fields)]
 pub struct FindQuery {
     email: Option<String>,
     external_id: Option<String>,
@@ -186,6 +188,8 @@ pub async fn track(
 
 /// Query of the paged contact routes.
 #[derive(Debug, Deserialize)]
+// A mistyped filter (`?evnet=`) is refused: ignored, it returned everything.
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     limit: Option<String>,
     cursor: Option<String>,

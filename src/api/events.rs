@@ -115,6 +115,8 @@ impl std::fmt::Debug for IngestMetrics {
 
 /// Query of `GET /events`.
 #[derive(Debug, Deserialize)]
+// A mistyped filter (`?evnet=`) is refused: ignored, it returned everything.
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
