@@ -19,7 +19,8 @@ connection_config! {
         #[serde(default, skip_serializing_if = "PayloadFormat::is_default")]
         pub payload_format: PayloadFormat,
         /// Standard Webhooks signing secret(s) (`whsec_…`). Give a list while
-        /// rotating: every secret signs, so receivers accept either.
+        /// rotating (1 to 10 secrets): every secret signs, so receivers accept
+        /// either. Leave the key out to send unsigned requests.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub signing_secret: Option<SigningSecrets>,
         /// Authentication sent with each request.
@@ -35,6 +36,10 @@ connection_config! {
 /// Most extra headers a webhook sends: the schema refuses more, so
 /// `validate` (and with it `serve` and every reload) does.
 pub const MAX_HEADERS: usize = 5;
+
+/// Most secrets a rotation list holds: each adds a 48-byte signature to
+/// every request, and a rotation needs two or three, so more is a mistake.
+pub const MAX_SIGNING_SECRETS: usize = 10;
 
 /// HTTP method of a webhook.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -78,7 +83,9 @@ impl PayloadFormat {
 pub enum SigningSecrets {
     /// A single secret.
     One(Secret),
-    /// Several secrets, all used to sign.
+    /// Several secrets, all used to sign. An empty list would send every
+    /// request unsigned without a word, so it is refused.
+    #[schemars(extend("minItems" = 1, "maxItems" = MAX_SIGNING_SECRETS))]
     Many(Vec<Secret>),
 }
 

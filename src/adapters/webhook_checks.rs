@@ -2,28 +2,38 @@
 //! secrets, the headers and the auth. The adapter build stops at the first
 //! problem; `validate` reports them all, through the same functions.
 
-use super::{SigningSecrets, WebhookAuth, WebhookConfig};
+use super::{MAX_SIGNING_SECRETS, SigningSecrets, WebhookAuth, WebhookConfig};
 use crate::adapters::{BuildError, Lookup, resolve_field};
 use crate::config::env::Secret;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 
 /// Sent on every request; a configured `User-Agent` header replaces it.
 const AGENT: &str = concat!("meshes/", env!("CARGO_PKG_VERSION"));
 
 /// Headers computed for each request: configuring them would break the
-/// signature (the `webhook-*` ones) or the framing of the body.
-const RESERVED: [&str; 8] = [
-    "content-type",
+/// signature (`content-type` and the `webhook-*` ones are signed over).
+const SIGNED: [&str; 4] = ["content-type", "webhook-id", "webhook-timestamp", "webhook-signature"];
+
+/// Framing and hop-by-hop headers: how the body is encoded and carried is
+/// the gateway's, and a receiver trusting a configured one misreads the
+/// signed bytes (`content-encoding: gzip` over a plain body) or the
+/// connection. `proxy-*` are hop-by-hop as well.
+const FRAMING: [&str; 10] = [
     "content-length",
+    "content-encoding",
     "transfer-encoding",
-    "host",
+    "trailer",
+    "te",
+    "upgrade",
+    "keep-alive",
+    "expect",
     "connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
+    "host",
 ];
 
 /// The Standard Webhooks minimum for an HMAC secret.
@@ -56,7 +66,7 @@ pub(super) fn resolve(
     let mut errors = Vec::new();
     let url = endpoint(&cfg.url.0, lookup).map_err(|e| errors.push(e)).ok();
     let keys = signing_keys(cfg.signing_secret.as_ref(), lookup, &mut errors);
-    let headers = request_headers(cfg, lookup, &mut errors);
+    let headers = request_headers(cfg, url.as_ref(), lookup, &mut errors);
     match url {
         Some(url) if errors.is_empty() => Ok(Resolved { url, keys, headers }),
         _ => Err(errors),
@@ -82,6 +92,10 @@ fn signing_keys(
         Some(SigningSecrets::One(s)) => (std::slice::from_ref(s), false),
         Some(SigningSecrets::Many(v)) => (v.as_slice(), true),
     };
+    if let Err(e) = rotation_size(list.len(), indexed) {
+        errors.push(e);
+        return Vec::new();
+    }
     let field = |i: usize| {
         if indexed { format!("signing_secret[{i}]") } else { "signing_secret".to_string() }
     };
@@ -89,9 +103,32 @@ fn signing_keys(
     keys.filter_map(|k| k.map_err(|e| errors.push(e)).ok()).collect()
 }
 
+/// A rotation list of 1 to [`MAX_SIGNING_SECRETS`]: an empty one would
+/// sign nothing, silently, and every secret adds a signature to each request.
+fn rotation_size(len: usize, list: bool) -> Result<(), BuildError> {
+    let message = match len {
+        0 if list => "expected at least one secret, found an empty list; \
+                      remove the key to send unsigned requests"
+            .to_string(),
+        n if n > MAX_SIGNING_SECRETS => format!(
+            "expected at most {MAX_SIGNING_SECRETS} secrets, found {n}: every secret adds a \
+             signature to each request; keep the current one and the one being rotated in"
+        ),
+        _ => return Ok(()),
+    };
+    Err(invalid("signing_secret", message))
+}
+
 /// Decodes one `whsec_<base64>` secret into its HMAC key.
 fn signing_key(field: &str, secret: &Secret, lookup: Lookup<'_>) -> Result<Vec<u8>, BuildError> {
     let value = resolve_field(field, secret.template(), lookup)?;
+    if value.trim().is_empty() {
+        return Err(invalid(
+            field,
+            "the value is empty: expected a Standard Webhooks secret (`whsec_` followed by \
+             base64), or remove the key to send unsigned requests",
+        ));
+    }
     // Trimmed: a secret read from a file often ends with a newline.
     let b64 = value.trim().strip_prefix("whsec_").ok_or_else(|| {
         invalid(field, "expected a Standard Webhooks secret: `whsec_` followed by base64")
@@ -114,6 +151,7 @@ fn signing_key(field: &str, secret: &Secret, lookup: Lookup<'_>) -> Result<Vec<u
 /// Content type, user agent, custom headers and auth, checked once.
 fn request_headers(
     cfg: &WebhookConfig,
+    url: Option<&reqwest::Url>,
     lookup: Lookup<'_>,
     errors: &mut Vec<BuildError>,
 ) -> HeaderMap {
@@ -139,7 +177,43 @@ fn request_headers(
     {
         errors.push(e);
     }
+    if let Some(e) = url.and_then(|url| credentials_twice(cfg, url, &headers)) {
+        errors.push(e);
+    }
     headers
+}
+
+/// Credentials in the URL go out as `Authorization: Basic`, unless an
+/// `Authorization` header is set: then the HTTP client drops them without
+/// a word. Names the fields, never the credentials.
+fn credentials_twice(
+    cfg: &WebhookConfig,
+    url: &reqwest::Url,
+    headers: &HeaderMap,
+) -> Option<BuildError> {
+    if (url.username().is_empty() && url.password().is_none())
+        || !headers.contains_key(AUTHORIZATION)
+    {
+        return None;
+    }
+    let by_auth = match &cfg.auth {
+        Some(WebhookAuth::Header { name, .. }) => wire_name(name) == "authorization",
+        Some(_) => true,
+        None => false,
+    };
+    let header = cfg.headers.keys().find(|k| wire_name(k) == "authorization");
+    let other = match header {
+        Some(name) if !by_auth => format!("`headers.{name}`"),
+        _ => "`auth`".to_string(),
+    };
+    Some(invalid(
+        "url",
+        format!(
+            "the URL holds credentials (`user:password@`), which are sent as the \
+             `Authorization` header, and {other} sets that header too: credentials configured \
+             twice; expected them in one place (remove them from `url`, or remove {other})"
+        ),
+    ))
 }
 
 /// Adds the auth header, unless its name clashes with a configured one.
@@ -156,21 +230,44 @@ fn auth_header(
     Ok(())
 }
 
+/// A header name as CGI-style receivers (WSGI, Rack, PHP) see it: they turn
+/// `-` into `_` to make a variable name, so `Webhook_Signature` and
+/// `webhook-signature` arrive as one header, their values joined.
+fn wire_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
 /// A configured header name: valid, not computed per request, and set once
-/// (names are case-insensitive, so `X-A` and `x-a` would silently collide).
+/// (names are case-insensitive and `_` reads as `-`, so `X-A`, `x-a` and
+/// `X_A` would silently collide).
 fn header_name(name: &str, taken: &[HeaderName]) -> Result<HeaderName, String> {
     let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         format!("`{name}` is not a valid HTTP header name: expected letters, digits and `-`")
     })?;
-    if RESERVED.contains(&parsed.as_str()) {
+    let wire = wire_name(name);
+    let alias = match wire != parsed.as_str() {
+        true => format!(" (receivers read `_` as `-`, so it arrives as `{wire}`)"),
+        false => String::new(),
+    };
+    if SIGNED.contains(&wire.as_str()) {
         return Err(format!(
-            "`{name}` is set by meshes on every request: expected a header other than {}",
-            RESERVED.join(", ")
+            "`{name}` is set by meshes on every request{alias}: it describes or signs the \
+             body; expected a header other than {}",
+            SIGNED.join(", ")
         ));
     }
-    if taken.contains(&parsed) {
+    if FRAMING.contains(&wire.as_str()) || wire.starts_with("proxy-") {
         return Err(format!(
-            "the header `{name}` is configured twice (names are case-insensitive): expected it once"
+            "`{name}` is a framing or hop-by-hop header{alias}: how the body is encoded and \
+             carried is the gateway's (a receiver trusting it would misread the signed body); \
+             expected an end-to-end header, not {} or `proxy-*`",
+            FRAMING.join(", ")
+        ));
+    }
+    if let Some(other) = taken.iter().find(|t| wire_name(t.as_str()) == wire) {
+        return Err(format!(
+            "the header `{name}` is configured twice (as `{other}`; names are case-insensitive \
+             and receivers read `_` as `-`): expected it once"
         ));
     }
     Ok(parsed)
@@ -209,3 +306,7 @@ fn auth_value<'c>(
         }
     })
 }
+
+#[cfg(test)]
+#[path = "webhook_checks_tests.rs"]
+mod tests;

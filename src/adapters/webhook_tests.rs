@@ -430,7 +430,9 @@ fn configured_headers_cannot_clash() {
 #[test]
 fn debug_never_shows_secrets() {
     let mut cfg = config("https://user:pw-SECRET@example.com/p/PATH-SECRET?t=QUERY-SECRET");
-    cfg.auth = Some(WebhookAuth::Bearer { token: Secret::new("tok-SECRET") });
+    // Not `bearer`: with the URL's credentials, that is credentials twice.
+    cfg.auth =
+        Some(WebhookAuth::Header { name: "X-Api-Key".into(), value: Secret::new("tok-SECRET") });
     cfg.headers.insert("X-Key".into(), EnvString("HEADER-SECRET".into()));
     let adapter = WebhookAdapter::build(&cfg, &env, reqwest::Client::new()).unwrap();
     let debug = format!("{adapter:?}");

@@ -46,7 +46,9 @@ fn leak_config(rx: &[&Receiver; 3], closed: &str, extra_rule: bool) -> String {
         "{ type: header, name: X-Api-Key, value: '${T_HEADER_VALUE}' }",
     );
     let userinfo = format!("http://ops:${{T_URL_PASSWORD}}@{closed}/hook?token=${{T_URL_TOKEN}}");
-    s += &hook("userinfo", &userinfo, "{ type: bearer, token: '${T_BEARER_TOKEN}' }");
+    // Not `bearer`: the URL's credentials are the `Authorization` header.
+    let api_key = "{ type: header, name: X-Api-Key, value: '${T_HEADER_VALUE}' }";
+    s += &hook("userinfo", &userinfo, api_key);
     s += "rules:\n";
     for name in ["basic", "bearer", "header", "userinfo"] {
         s += &format!(

@@ -9,7 +9,7 @@ use jsonschema::paths::{Location, LocationSegment};
 use serde_json::Value;
 
 mod fields;
-use fields::{is_name_bound, property_name, unknown_field};
+use fields::{is_name_bound, is_signing_bound, property_name, unknown_field};
 
 fn to_path(location: &Location) -> Path {
     location.iter().fold(Path::root(), |p, seg| match seg {
@@ -57,8 +57,8 @@ pub(super) fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<I
         _ if path.may_hold_credential() => hidden(instance, MAYBE_SECRET),
         _ => describe(instance),
     };
-    if is_name_bound(root, error) {
-        // The semantic check says what is wrong with the name, in ingest's words.
+    if is_name_bound(root, error) || is_signing_bound(&path, error) {
+        // The semantic check says what is wrong, in the words of its owner.
         return;
     }
     let issue = match error.kind() {

@@ -70,31 +70,54 @@ fn issue(
         Some(f) if !f.secret && quotable && is_literal(f.template) => {
             format!("`{}`: {message}", f.template)
         }
-        Some(f) => match env::resolve(f.template, known).ok().and_then(|v| controls(&v)) {
-            Some(what) => format!("{message}: {what}"),
-            None => message.clone(),
-        },
+        Some(f) => {
+            match env::resolve(f.template, known).ok().and_then(|v| controls(f.template, &v, known))
+            {
+                Some(what) => format!("{message}: {what}"),
+                None => message.clone(),
+            }
+        }
         None => message.clone(),
     };
     Some(Issue::error(Code::InvalidValue, path, message))
 }
 
 /// What control characters a value holds, said without the value.
-fn controls(value: &str) -> Option<String> {
+fn controls(template: &str, value: &str, known: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let body = value.trim_end_matches(['\n', '\r']);
     let trailing = body.len() < value.len();
     let inner = body.chars().position(char::is_control);
     match (trailing, inner) {
-        (true, None) => Some(
-            "it ends with a newline (a YAML `|` block keeps it: use `|-`, or a quoted string)"
-                .to_string(),
-        ),
+        (true, None) => Some(match ends_with_variable(template, known) {
+            Some(name) => format!(
+                "the value of `{name}` ends with a newline: remove it where the variable is set \
+                 (a file read with `$(cat …)` loses it; a secrets manager or `.env` file may keep it)"
+            ),
+            None => {
+                "it ends with a newline (a YAML `|` block keeps it: use `|-`, or a quoted string)"
+                    .to_string()
+            }
+        }),
         (_, Some(at)) => Some(format!(
             "it holds a control character (a line break, tab or escape) at character {}",
             at + 1
         )),
         (false, None) => None,
     }
+}
+
+/// The variable whose value (or `:-default`, which is written in the
+/// file) ends the template's value with a newline: the newline came from
+/// the environment, so the YAML hint would be wrong.
+fn ends_with_variable<'t>(
+    template: &'t str,
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Option<&'t str> {
+    let parts = env::parse(template).ok()?;
+    let Some(Part::Var { name, .. }) = parts.last() else { return None };
+    // Unset or empty, the default stands in: that text is the file's.
+    let value = known(name).filter(|v| !v.is_empty());
+    value.is_some_and(|v| v.ends_with(['\n', '\r'])).then_some(*name)
 }
 
 fn is_literal(template: &str) -> bool {
@@ -160,6 +183,64 @@ mod tests {
         assert!(found(conns, false, &vars).is_empty(), "unknown without --check-env");
         let set = [vars[0], ("HOOK_URL", "https://example.com/h"), ("RK", "k-us6")];
         assert!(found(conns, true, &set).is_empty());
+    }
+
+    /// A newline from the environment is the variable's, not YAML's: the
+    /// hint names the variable, never its value.
+    #[test]
+    fn a_newline_from_a_variable_names_the_variable() {
+        let conns = "  hook: { type: webhook, url: https://example.com/h, headers: { X-Key: \"k-${KEY}\" } }\n  mc: { type: mailchimp, api_key: \"${MC}\", data_center: us6 }\n";
+        let found = found(conns, true, &[("KEY", "sk_live_abc123\n"), ("MC", "k-us6")]);
+        assert_eq!(
+            found,
+            [
+                "connections.hook.headers.X-Key: the value is not a valid HTTP header value (no control characters): the value of `KEY` ends with a newline: remove it where the variable is set (a file read with `$(cat …)` loses it; a secrets manager or `.env` file may keep it)"
+            ]
+        );
+    }
+
+    /// One problem, one error: the schema's own bound on an empty secret or
+    /// a rotation list's size is left to the webhook's check, which says
+    /// what to do instead.
+    #[test]
+    fn signing_secret_bounds_are_reported_once() {
+        let report = |secret: &str| {
+            let text = format!(
+                "{WS}  hook: {{ type: webhook, url: https://example.com/h, signing_secret: {secret} }}\nrules:\n  - {{ id: r, event: e, connection: hook, metadata: {{ action: send_webhook }} }}\n"
+            );
+            let source = crate::config::Source { name: "c.yaml".into(), text };
+            let report = crate::config::check_sources(&[source], Default::default());
+            report
+                .diagnostics
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect::<Vec<_>>()
+        };
+        let unsigned = "remove the key to send unsigned requests";
+        assert_eq!(
+            report("\"\""),
+            [format!(
+                "connections.hook.signing_secret: the value is empty: expected a Standard Webhooks secret (`whsec_` followed by base64), or {unsigned}"
+            )]
+        );
+        assert_eq!(
+            report("[]"),
+            [format!(
+                "connections.hook.signing_secret: expected at least one secret, found an empty list; {unsigned}"
+            )]
+        );
+        let eleven = ["\"${S}\""; 11].join(", ");
+        let found = report(&format!("[{eleven}]"));
+        assert!(
+            found.len() == 1 && found[0].contains("expected at most 10 secrets, found 11"),
+            "{found:?}"
+        );
+        let found = report("[\"${S}\", \"\"]");
+        assert!(
+            found.len() == 1
+                && found[0].starts_with("connections.hook.signing_secret[1]: the value is empty"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Field errors said in the words of the check that owns them: a `mapping`
-//! on a type that takes none, the bounds of event and resource names, and
-//! map keys that are not ids.
+//! on a type that takes none, the bounds of event and resource names and of
+//! webhook signing secrets, and map keys that are not ids.
 
 use super::{explain, pattern_issue, schema_node};
 use crate::config::diagnostic::{Issue, Path, expected_one_of};
@@ -31,6 +31,26 @@ pub(super) fn is_name_bound(root: &Value, error: &ValidationError<'_>) -> bool {
         && schema_node(root, error.schema_path()).is_some_and(|n| {
             n.get("pattern").and_then(Value::as_str) == Some(crate::config::model::NAME_PATTERN)
         })
+}
+
+/// An empty webhook signing secret, or a rotation list that is empty or too
+/// long: the connection's value check says so with what to do instead
+/// (remove the key to send unsigned), so the schema's bound is not repeated.
+pub(super) fn is_signing_bound(path: &Path, error: &ValidationError<'_>) -> bool {
+    use crate::config::diagnostic::Seg;
+    let bound = matches!(
+        error.kind(),
+        ValidationErrorKind::MinLength { .. }
+            | ValidationErrorKind::MinItems { .. }
+            | ValidationErrorKind::MaxItems { .. }
+    );
+    let at = match path.0.as_slice() {
+        [at @ .., Seg::Index(_)] => at,
+        at => at,
+    };
+    let signing = matches!(at, [Seg::Key(c), Seg::Key(_), Seg::Key(s)]
+        if c == "connections" && s == "signing_secret");
+    bound && signing
 }
 
 /// A map key the schema refuses (a sequence name that is not an id),
