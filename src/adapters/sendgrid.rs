@@ -1,7 +1,7 @@
 //! SendGrid (v3): marketing lists and email.
 
 use super::adapter::{AttemptReport, Delivery};
-use super::contact::{Contact, as_text};
+use super::contact::{Contact, text_or_number};
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, deadline, metadata_id, permanent, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
@@ -168,11 +168,7 @@ fn personalization(d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
 /// Number fields; everything else is text, the only other type SendGrid
 /// stores (Date fields take their date as text too).
 fn custom_fields(c: &Contact) -> Value {
-    let value = |v: &Value| match v {
-        Value::Number(_) | Value::String(_) => v.clone(),
-        other => Value::String(as_text(other)),
-    };
-    Value::Object(c.custom.iter().map(|(id, v)| (id.clone(), value(v))).collect())
+    Value::Object(c.custom.iter().map(|(id, v)| (id.clone(), text_or_number(v))).collect())
 }
 
 /// `Acme <hello@acme.dev>` → `{"email": "hello@acme.dev", "name": "Acme"}`.
