@@ -171,8 +171,7 @@ fn email_config_with(url: &str, automations: &str, steps: &str) -> String {
     )
 }
 
-const WELCOME: &str =
-    "      - { connection: email, metadata: { action: send_email_template, id: tmpl-welcome, subject: Welcome } }\n";
+const WELCOME: &str = "      - { connection: email, metadata: { action: send_email_template, id: tmpl-welcome, subject: Welcome } }\n";
 const AUDIT: &str = "      - { connection: audit, metadata: { action: log } }\n";
 
 /// Creates a contact (so `welcome` enrolls it) and returns its id and the

@@ -20,7 +20,8 @@ connection_config! {
         /// Bot token; each rule then names the channel in `metadata.id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub bot_token: Option<Secret>,
-        /// Display name that overrides the webhook's (webhook mode); 1 to 80 characters.
+        /// Display name that overrides the webhook's (webhook mode); 1 to 80
+        /// characters, as Discord refuses every message with another.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(min = 1, max = 80))]
         pub username: Option<String>,
@@ -29,38 +30,13 @@ connection_config! {
 
 impl DiscordConfig {
     pub(super) fn check(&self, at: &Path) -> Vec<Issue> {
-        let mut out = super::exactly_one(
+        super::exactly_one(
             at,
             ("webhook_url", self.webhook_url.is_some()),
             ("bot_token", self.bot_token.is_some()),
-        );
-        out.extend(self.username.as_deref().and_then(|name| username_problem(name, at)));
-        out
+        )
     }
 }
-
-/// Discord refuses every message whose `username` is blank or over 80
-/// characters, so such a name is a config error rather than a dead connection.
-fn username_problem(name: &str, at: &Path) -> Option<Issue> {
-    use crate::config::diagnostic::Code;
-    let n = name.chars().count();
-    let problem = if name.trim().is_empty() {
-        "is empty".to_string()
-    } else if n > USERNAME_LIMIT {
-        format!("is {n} characters long")
-    } else {
-        return None;
-    };
-    let shown: String = name.chars().take(20).collect();
-    let shown = if n > 20 { format!("{shown}…") } else { shown };
-    let message = format!(
-        "`username` {shown:?} {problem}: expected 1 to {USERNAME_LIMIT} characters (Discord's limit)"
-    );
-    Some(Issue::error(Code::InvalidValue, at.key("username"), message))
-}
-
-/// Discord's limit on a webhook message's `username`.
-const USERNAME_LIMIT: usize = 80;
 
 /// Discord's limit on `content`; longer text is cut rather than refused.
 const CONTENT_LIMIT: usize = 2000;

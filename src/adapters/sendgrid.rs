@@ -197,7 +197,9 @@ fn contact_email(c: &Contact) -> Result<&str, AttemptReport> {
     if n > EMAIL_LIMIT {
         return Err(permanent(
             Outcome::MappingError,
-            format!("the payload's `email` is {n} characters long; SendGrid accepts at most {EMAIL_LIMIT}"),
+            format!(
+                "the payload's `email` is {n} characters long; SendGrid accepts at most {EMAIL_LIMIT}"
+            ),
         ));
     }
     Ok(email)

@@ -254,11 +254,7 @@ pub const INTEGRATIONS: &[Integration] = &[
             act(
                 "send_email_template",
                 "Send a dynamic template to the contact",
-                &[
-                    req("id", "Dynamic template id"),
-                    SENDER,
-                    opt("subject", "Subject"),
-                ],
+                &[req("id", "Dynamic template id"), SENDER, opt("subject", "Subject")],
                 Some("templates"),
             ),
             act(

@@ -82,7 +82,8 @@ async fn remove_from_segment_treats_not_a_member_as_done() {
 }
 
 fn email_rule(meta: Value) -> meshes::adapters::adapter::Delivery {
-    let mut m = json!({"action": "send_email_template", "id": "welcome-email", "subject": "Welcome"});
+    let mut m =
+        json!({"action": "send_email_template", "id": "welcome-email", "subject": "Welcome"});
     m.as_object_mut().unwrap().extend(meta.as_object().unwrap().clone());
     delivery(m, person())
 }
@@ -139,7 +140,11 @@ async fn the_connection_sender_is_the_default() {
 async fn no_sender_is_a_mapping_error_and_sends_nothing() {
     let fake = Fake::start().await;
     let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
-    assert_permanent(&r, Outcome::MappingError, "no sender: set `from` on the rule or the connection");
+    assert_permanent(
+        &r,
+        Outcome::MappingError,
+        "no sender: set `from` on the rule or the connection",
+    );
 }
 
 /// Booleans, lists and objects are not template variables (string or
@@ -269,8 +274,11 @@ async fn validation_errors_are_permanent_with_resends_message() {
     );
 
     let fake = Fake::start().await;
-    fake.expect(send(email()), error(403, "validation_error", "The acme.dev domain is not verified."))
-        .await;
+    fake.expect(
+        send(email()),
+        error(403, "validation_error", "The acme.dev domain is not verified."),
+    )
+    .await;
     let r = deliver(&resend(&fake, FROM), &email_rule(json!({}))).await;
     assert_permanent(&r, Outcome::RejectedClientError, "domain is not verified");
 }

@@ -282,7 +282,9 @@ async fn an_empty_subject_override_is_left_out() {
         }]
     });
     fake.expect(mail(body), ResponseTemplate::new(202)).await;
-    let d = rule(json!({"action": "send_email_template", "id": "d-1", "subject": "{{payload.missing}}"}));
+    let d = rule(
+        json!({"action": "send_email_template", "id": "d-1", "subject": "{{payload.missing}}"}),
+    );
     assert_delivered(&deliver(&sendgrid(&fake, "from: hello@acme.dev\n"), &d).await);
     let sent = &fake.bodies("/v3/mail/send").await[0];
     spec::check(&spec::load("tsg_mail_v3.yaml"), "post", "/v3/mail/send", sent);

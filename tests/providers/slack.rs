@@ -198,7 +198,8 @@ async fn discover_reports_ok_false_and_needs_a_bot_token() {
 /// and stays a mention. Both modes send the same text.
 #[tokio::test]
 async fn payload_values_are_escaped_but_the_template_is_not() {
-    let text = "<!here> New: Ada &lt;@U123&gt; &amp; &lt;!channel&gt; via &lt;https://evil|Click here&gt;";
+    let text =
+        "<!here> New: Ada &lt;@U123&gt; &amp; &lt;!channel&gt; via &lt;https://evil|Click here&gt;";
     let meta = json!({"action": "send_message", "id": "C0123",
                       "template": "<!here> New: {{payload.name}} via {{payload.site}}"});
     let payload = json!({"name": "Ada <@U123> & <!channel>", "site": "<https://evil|Click here>"});
