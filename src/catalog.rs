@@ -58,6 +58,8 @@ pub enum Requirement {
     Optional,
     /// When the connection uses a bot token rather than a webhook URL.
     RequiredInBotMode,
+    /// Unless the connection sets a default of the same name (`from`).
+    RequiredUnlessConnectionSets,
 }
 
 mod table;

@@ -162,7 +162,7 @@ fn email_config_with(url: &str, automations: &str, steps: &str) -> String {
     format!(
         "version: 1\nworkspace: {{ id: {WS}, name: t, publishable_key: {PK} }}\n\
          machine_keys: [ {{ access_key: {AK}, secret: {SECRET} }} ]\n\
-         connections:\n  email: {{ type: resend, api_key: re_test_key_1, base_url: {url}/resend }}\n  \
+         connections:\n  email: {{ type: resend, api_key: re_test_key_1, from: a@b.co, base_url: {url}/resend }}\n  \
          audit: {{ type: log }}\n\
          delivery: {{ retry: {{ schedule: {schedule}, jitter: 0 }} }}\n\
          automations:\n  - {{ id: welcome, trigger: contact_created, actions: [ {{ enroll: drip }} ] }}\n\
@@ -171,8 +171,7 @@ fn email_config_with(url: &str, automations: &str, steps: &str) -> String {
     )
 }
 
-const WELCOME: &str =
-    "      - { connection: email, metadata: { action: send_email_template, id: tmpl-welcome } }\n";
+const WELCOME: &str = "      - { connection: email, metadata: { action: send_email_template, id: tmpl-welcome, subject: Welcome } }\n";
 const AUDIT: &str = "      - { connection: audit, metadata: { action: log } }\n";
 
 /// Creates a contact (so `welcome` enrolls it) and returns its id and the

@@ -134,6 +134,16 @@ impl Contact {
     }
 }
 
+/// A mapped value for fields typed "string or number" (SendGrid custom
+/// fields, Resend template variables, Mailchimp merge fields): numbers and
+/// strings as they are, anything else as text ([`as_text`]).
+pub fn text_or_number(v: &Value) -> Value {
+    match v {
+        Value::Number(_) | Value::String(_) => v.clone(),
+        other => Value::String(as_text(other)),
+    }
+}
+
 /// A mapped value as text: strings as they are, numbers and booleans
 /// rendered, anything else as its JSON (the same rule standard fields follow).
 pub fn as_text(v: &Value) -> String {

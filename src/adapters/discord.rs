@@ -20,8 +20,10 @@ connection_config! {
         /// Bot token; each rule then names the channel in `metadata.id`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub bot_token: Option<Secret>,
-        /// Display name that overrides the webhook's (webhook mode).
+        /// Display name that overrides the webhook's (webhook mode); 1 to 80
+        /// characters, as Discord refuses every message with another.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = 80))]
         pub username: Option<String>,
     }
 }

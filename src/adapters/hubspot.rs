@@ -139,7 +139,11 @@ impl HubspotAdapter {
                 let list = metadata_id(d)?;
                 let path = ["crm", "v3", "lists", list.as_str(), "memberships", list_op];
                 let body = json!([id]);
-                self.auth.send(deadline, || self.api.call(Method::PUT, &path).json(&body)).await?
+                let reply = self
+                    .auth
+                    .send(deadline, || self.api.call(Method::PUT, &path).json(&body))
+                    .await?;
+                return Ok(membership_result(&reply, list_op, &id));
             }
         };
         Ok(classify(&reply))
@@ -258,6 +262,29 @@ fn classify_answer(reply: &Reply, what: &str) -> AttemptReport {
         after: None,
         message: format!(
             "HTTP {}: HubSpot answered the {what} without the contact's `id`, so the action was not done",
+            reply.status
+        ),
+    })
+}
+
+/// A membership change: HubSpot answers 200 even when it did not add the
+/// contact, listing it in `recordIdsMissing` ("did not exist"), typically
+/// right after creating it while its index lags; retried, since the add is
+/// safe to repeat. A missing contact is already out of the list.
+fn membership_result(reply: &Reply, op: &str, id: &str) -> AttemptReport {
+    let missing = reply
+        .json
+        .as_ref()
+        .and_then(|j| j.get("recordIdsMissing")?.as_array().cloned())
+        .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)));
+    if !(reply.ok() && op == "add" && missing) {
+        return classify(reply);
+    }
+    reply.report(AttemptResult::Retry {
+        code: Outcome::RejectedServerError,
+        after: None,
+        message: format!(
+            "HTTP {}: HubSpot did not add contact {id} to the list: it reported the contact missing (`recordIdsMissing`), as it can just after the contact is created",
             reply.status
         ),
     })

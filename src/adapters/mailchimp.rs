@@ -1,7 +1,7 @@
 //! Mailchimp (Marketing API 3.0): audience membership.
 
 use super::adapter::{AttemptReport, AttemptResult, Delivery};
-use super::contact::Contact;
+use super::contact::{Contact, text_or_number};
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, Reply, deadline, invalid, metadata_id, plain, secret, unknown_action};
 use super::{BuildError, Lookup};
@@ -73,11 +73,12 @@ impl MailchimpAdapter {
         // member's status (e.g. unsubscribed) is left alone.
         let mut body =
             json!({"email_address": contact.require_email()?, "status_if_new": "subscribed"});
-        let merge = contact.fields(&[
+        let mut merge = contact.standard(&[
             ("FNAME", &contact.first_name),
             ("LNAME", &contact.last_name),
             ("PHONE", &contact.phone),
         ]);
+        merge.extend(contact.custom.iter().map(|(k, v)| (k.clone(), merge_value(v))));
         if !merge.is_empty() {
             body["merge_fields"] = Value::Object(merge);
         }
@@ -116,6 +117,20 @@ impl MailchimpAdapter {
             _ => classify(&reply),
         })
     }
+}
+
+/// A merge field value as the spec types it: text, a number, or a whole
+/// address object (`addr1`, `city`, `state`, `zip` text, optionally `addr2`
+/// and `country`); anything else is sent as text.
+fn merge_value(v: &Value) -> Value {
+    const REQUIRED: [&str; 4] = ["addr1", "city", "state", "zip"];
+    let address = v.as_object().is_some_and(|o| {
+        REQUIRED.iter().all(|k| o.contains_key(*k))
+            && o.iter().all(|(k, v)| {
+                v.is_string() && (REQUIRED.contains(&k.as_str()) || k == "addr2" || k == "country")
+            })
+    });
+    if address { v.clone() } else { text_or_number(v) }
 }
 
 /// `data_center`, else the key's `-us6` suffix; only `[a-z0-9]` (it becomes a host name).

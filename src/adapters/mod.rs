@@ -285,6 +285,16 @@ impl ConnectionConfig {
         }
     }
 
+    /// Whether the connection gives a default for rule metadata `field`
+    /// (a `from` sender), so rules may leave it out.
+    pub fn sets_default(&self, field: &str) -> bool {
+        match (self, field) {
+            (ConnectionConfig::Sendgrid(c), "from") => c.from.is_some(),
+            (ConnectionConfig::Resend(c), "from") => c.from.is_some(),
+            _ => false,
+        }
+    }
+
     /// Credential combinations the schema cannot express (one of two modes, all-or-nothing groups).
     pub fn check_credentials(&self, at: &Path) -> Vec<Issue> {
         match self {

@@ -1,11 +1,11 @@
 //! Resend: contact segments and template emails.
 
 use super::adapter::{AttemptReport, AttemptResult, Delivery};
-use super::contact::Contact;
+use super::contact::{Contact, text_or_number};
 use super::discover::{
     Discovered, MAX_PAGES, discovery_deadline, fetch, items, text, too_many_pages,
 };
-use super::http::{Api, Reply, deadline, metadata_id, plain, secret, unknown_action};
+use super::http::{Api, Reply, deadline, metadata_id, permanent, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -117,23 +117,23 @@ impl ResendAdapter {
     ) -> Result<AttemptReport, AttemptReport> {
         let to = c.require_email()?;
         let ctx = template::context(d);
-        let mut body = json!({
+        // Resend's SendEmailRequest requires `from` and `subject` even with a
+        // template (sending without them, relying on the template's own, is
+        // undocumented), so `validate` requires both and they are always sent.
+        let from = d.metadata.from.as_ref().map(|f| template::render(f, &ctx));
+        let from = from.or_else(|| self.from.clone()).ok_or_else(|| {
+            permanent(Outcome::MappingError, "no sender: set `from` on the rule or the connection")
+        })?;
+        let subject = d.metadata.subject.as_ref().map(|s| template::render(s, &ctx));
+        let subject = subject.ok_or_else(|| {
+            permanent(Outcome::MappingError, "`send_email_template` needs `metadata.subject`")
+        })?;
+        let body = json!({
+            "from": from,
             "to": [to],
+            "subject": subject,
             "template": {"id": metadata_id(d)?, "variables": variables(c)},
         });
-        // Absent both here and in the connection, the template's own sender is used.
-        if let Some(from) = d
-            .metadata
-            .from
-            .as_ref()
-            .map(|f| template::render(f, &ctx))
-            .or_else(|| self.from.clone())
-        {
-            body["from"] = json!(from);
-        }
-        if let Some(subject) = &d.metadata.subject {
-            body["subject"] = json!(template::render(subject, &ctx));
-        }
         let reply = self
             .api
             .call(Method::POST, &["emails"])
@@ -146,15 +146,18 @@ impl ResendAdapter {
 }
 
 /// Template variables from the contact: `EMAIL`, `FIRST_NAME`, `LAST_NAME`,
-/// `NAME`, `PHONE` when present, then the mapped custom fields.
+/// `NAME`, `PHONE` when present, then the mapped custom fields; the spec
+/// types each value string or number, so others are sent as text.
 fn variables(c: &Contact) -> Value {
-    Value::Object(c.fields(&[
+    let mut vars = c.standard(&[
         ("EMAIL", &c.email),
         ("FIRST_NAME", &c.first_name),
         ("LAST_NAME", &c.last_name),
         ("NAME", &c.name),
         ("PHONE", &c.phone),
-    ]))
+    ]);
+    vars.extend(c.custom.iter().map(|(k, v)| (k.clone(), text_or_number(v))));
+    Value::Object(vars)
 }
 
 /// Resend's error `name` decides where the status alone is ambiguous.

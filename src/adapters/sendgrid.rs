@@ -1,7 +1,7 @@
 //! SendGrid (v3): marketing lists and email.
 
 use super::adapter::{AttemptReport, Delivery};
-use super::contact::{Contact, as_text};
+use super::contact::{Contact, text_or_number};
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
 use super::http::{Api, deadline, metadata_id, permanent, plain, secret, unknown_action};
 use super::{BuildError, Lookup, template};
@@ -80,10 +80,10 @@ impl SendgridAdapter {
             "add_to_list" => {
                 // Phone is left out: SendGrid's `phone_number_id` is an
                 // identifier (it would merge contacts), not the phone column.
-                let mut contact = Value::Object(
-                    c.standard(&[("first_name", &c.first_name), ("last_name", &c.last_name)]),
-                );
-                contact["email"] = json!(c.require_email()?);
+                let (first, last) = (capped(&c.first_name), capped(&c.last_name));
+                let mut contact =
+                    Value::Object(c.standard(&[("first_name", &first), ("last_name", &last)]));
+                contact["email"] = json!(contact_email(&c)?);
                 if !c.custom.is_empty() {
                     contact["custom_fields"] = custom_fields(&c);
                 }
@@ -112,8 +112,13 @@ impl SendgridAdapter {
             ("name", &c.name),
             ("phone", &c.phone),
         ]));
+        // An override that renders blank is left out (the spec wants at
+        // least one character): the template's own subject applies.
         if let Some(subject) = &d.metadata.subject {
-            p["subject"] = json!(template::render(subject, &template::context(d)));
+            let subject = template::render(subject, &template::context(d));
+            if !subject.trim().is_empty() {
+                p["subject"] = json!(subject);
+            }
         }
         Ok(json!({
             "from": self.sender(d)?,
@@ -125,10 +130,19 @@ impl SendgridAdapter {
     /// A plain-text email from the rule's subject and body templates.
     fn plain_mail(&self, d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
         let ctx = template::context(d);
+        // SendGrid refuses an empty subject or body (minLength 1), and a blank
+        // one is no better: fail here, naming the field, not with a 400.
         let required = |v: &Option<String>, field: &str| {
-            v.as_ref().map(|t| template::render(t, &ctx)).ok_or_else(|| {
+            let text = v.as_ref().map(|t| template::render(t, &ctx)).ok_or_else(|| {
                 permanent(Outcome::MappingError, format!("`send_email` needs `metadata.{field}`"))
-            })
+            })?;
+            if text.trim().is_empty() {
+                let message = format!(
+                    "`metadata.{field}` rendered empty for this event; SendGrid needs at least one character"
+                );
+                return Err(permanent(Outcome::MappingError, message));
+            }
+            Ok(text)
         };
         Ok(json!({
             "from": self.sender(d)?,
@@ -164,15 +178,38 @@ fn personalization(d: &Delivery, c: &Contact) -> Result<Value, AttemptReport> {
     Ok(json!({"to": [to], "custom_args": {"meshes_delivery_id": d.delivery_id}}))
 }
 
+/// ContactRequest caps `first_name` and `last_name` at 50 characters; a
+/// longer one would fail the whole upsert, so it is cut (characters, not
+/// bytes), as Discord's text is.
+const NAME_LIMIT: usize = 50;
+/// ContactRequest caps `email` at 254 characters.
+const EMAIL_LIMIT: usize = 254;
+
+fn capped(name: &Option<String>) -> Option<String> {
+    name.as_ref().map(|n| n.chars().take(NAME_LIMIT).collect())
+}
+
+/// The contact's email, refused (not cut: it identifies the contact) when
+/// longer than SendGrid accepts.
+fn contact_email(c: &Contact) -> Result<&str, AttemptReport> {
+    let email = c.require_email()?;
+    let n = email.chars().count();
+    if n > EMAIL_LIMIT {
+        return Err(permanent(
+            Outcome::MappingError,
+            format!(
+                "the payload's `email` is {n} characters long; SendGrid accepts at most {EMAIL_LIMIT}"
+            ),
+        ));
+    }
+    Ok(email)
+}
+
 /// Custom fields keyed by field id (`e1_T`). Numbers stay numbers for
 /// Number fields; everything else is text, the only other type SendGrid
 /// stores (Date fields take their date as text too).
 fn custom_fields(c: &Contact) -> Value {
-    let value = |v: &Value| match v {
-        Value::Number(_) | Value::String(_) => v.clone(),
-        other => Value::String(as_text(other)),
-    };
-    Value::Object(c.custom.iter().map(|(id, v)| (id.clone(), value(v))).collect())
+    Value::Object(c.custom.iter().map(|(id, v)| (id.clone(), text_or_number(v))).collect())
 }
 
 /// `Acme <hello@acme.dev>` → `{"email": "hello@acme.dev", "name": "Acme"}`.

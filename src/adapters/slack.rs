@@ -118,11 +118,19 @@ impl SlackAdapter {
 }
 
 /// The rule's template rendered, or the event type when there is none.
+/// Values from the event are escaped, so a payload cannot mention people
+/// (`<@U123>`, `<!channel>`) or mask a link (`<https://evil|Click>`); the
+/// template's own text is the author's and is kept as written.
 fn message_text(d: &Delivery) -> String {
     match &d.metadata.template {
-        Some(t) => template::render(t, &template::context(d)),
-        None => format!("{} ({})", d.event, d.event_id),
+        Some(t) => template::render_escaped(t, &template::context(d), escape),
+        None => escape(&format!("{} ({})", d.event, d.event_id)),
     }
+}
+
+/// Slack's escaping for untrusted text: `&`, `<` and `>` only.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// `chat.postMessage` answers 200 with `ok:false` for errors: the `error`

@@ -90,13 +90,19 @@ impl Context<'_> {
 
 /// Renders `template` against `ctx`.
 pub fn render(template: &str, ctx: &impl Vars) -> String {
+    render_escaped(template, ctx, |s| s.to_string())
+}
+
+/// Renders `template` against `ctx`, passing each substituted value (never
+/// the template's own text) through `escape`.
+pub fn render_escaped(template: &str, ctx: &impl Vars, escape: impl Fn(&str) -> String) -> String {
     let (pieces, tail) = placeholders(template);
     let paths: Vec<&str> = pieces.iter().map(|&(_, path)| path).collect();
     let values = ctx.get_all(&paths);
     let mut out = String::with_capacity(template.len());
     for ((text, _), v) in pieces.iter().zip(&values) {
         out.push_str(text);
-        out.push_str(&value_text(v.as_ref()));
+        out.push_str(&escape(&value_text(v.as_ref())));
     }
     out.push_str(tail);
     out

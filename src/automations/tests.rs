@@ -278,7 +278,7 @@ automations:
 sequences:
   drip:
     steps:
-      - { connection: email, metadata: { action: send_email_template, id: t1 } }
+      - { connection: email, metadata: { action: send_email_template, id: t1, subject: Hi } }
       - { connection: crm, metadata: { action: log } }
 "#,
     );

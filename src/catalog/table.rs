@@ -26,6 +26,12 @@ const CHANNEL: Field = Field {
     requirement: Requirement::RequiredInBotMode,
     description: "Channel id (bot token mode)",
 };
+/// The provider refuses a send without a sender; the connection's `from` is the default.
+const SENDER: Field = Field {
+    name: "from",
+    requirement: Requirement::RequiredUnlessConnectionSets,
+    description: "Sender address (default: the connection's `from`)",
+};
 const TEMPLATE_TEXT: Field = opt("template", "Message text with `{{payload.field}}` placeholders");
 
 /// Every integration, sorted by `type`.
@@ -200,8 +206,10 @@ pub const INTEGRATIONS: &[Integration] = &[
                 "Send a published template to the contact",
                 &[
                     req("id", "Template id or alias"),
-                    opt("subject", "Subject, overriding the template's"),
-                    opt("from", "Sender, overriding the template's"),
+                    // Resend's SendEmailRequest requires `subject` and `from` even
+                    // with a template; relying on the template's is unconfirmed.
+                    req("subject", "Subject (the API requires one even with a template)"),
+                    SENDER,
                 ],
                 Some("templates"),
             ),
@@ -246,11 +254,7 @@ pub const INTEGRATIONS: &[Integration] = &[
             act(
                 "send_email_template",
                 "Send a dynamic template to the contact",
-                &[
-                    req("id", "Dynamic template id"),
-                    req("from", "Sender address"),
-                    opt("subject", "Subject"),
-                ],
+                &[req("id", "Dynamic template id"), SENDER, opt("subject", "Subject")],
                 Some("templates"),
             ),
             act(
@@ -258,7 +262,7 @@ pub const INTEGRATIONS: &[Integration] = &[
                 "Send a plain email to the contact",
                 &[
                     req("subject", "Subject"),
-                    req("from", "Sender address"),
+                    SENDER,
                     req("body", "Body text with `{{payload.field}}` placeholders"),
                 ],
                 None,

@@ -106,6 +106,36 @@ async fn add_to_list_creates_an_unknown_contact_first() {
     spec::check(&spec::load("contacts.json"), "post", "/crm/v3/objects/contacts", &sent[0]);
 }
 
+/// HubSpot answers 200 but lists a just-created contact in
+/// `recordIdsMissing` (not added): retried, not delivered. On a removal a
+/// missing contact is already out of the list.
+#[tokio::test]
+async fn a_contact_reported_missing_from_an_add_is_retried() {
+    let missing = || {
+        ResponseTemplate::new(200).set_body_json(
+            json!({"recordIdsMissing": ["777"], "recordsIdsAdded": [], "recordIdsRemoved": []}),
+        )
+    };
+    let fake = Fake::start().await;
+    fake.expect(lookup(PAT), not_found()).await;
+    fake.expect(create(json!({})), ResponseTemplate::new(201).set_body_json(json!({"id": "777"})))
+        .await;
+    fake.expect(membership("add", "777", PAT), missing()).await;
+    let r = deliver(&private_app(&fake), &add()).await;
+    assert_retry(&r, Outcome::RejectedServerError, None);
+    let AttemptResult::Retry { message, .. } = &r.result else { unreachable!() };
+    assert_eq!(
+        message,
+        "HTTP 200: HubSpot did not add contact 777 to the list: it reported the contact missing (`recordIdsMissing`), as it can just after the contact is created"
+    );
+
+    let fake = Fake::start().await;
+    fake.expect(lookup(PAT), found("777")).await;
+    fake.expect(membership("remove", "777", PAT), missing()).await;
+    let remove = rule(json!({"action": "remove_from_list", "id": "123"}));
+    assert_delivered(&deliver(&private_app(&fake), &remove).await);
+}
+
 #[tokio::test]
 async fn a_create_conflict_continues_with_the_existing_id() {
     let fake = Fake::start().await;

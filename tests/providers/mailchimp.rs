@@ -62,6 +62,40 @@ async fn add_to_list_upserts_on_the_lower_cased_email_hash() {
     );
 }
 
+/// Merge fields take text, numbers or a whole address: a mapped boolean,
+/// list or other object is sent as text, an address object as it is.
+#[tokio::test]
+async fn mapped_merge_fields_are_text_numbers_or_addresses() {
+    let fake = Fake::start().await;
+    let address = json!({"addr1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701", "country": "US"});
+    let merge = json!({"FNAME": "Ada", "LNAME": "Lovelace", "PHONE": "+441234", "VIP": "true",
+        "SEATS": 3, "TAGS": "[\"a\",\"b\"]", "PLAN": "{\"n\":\"pro\"}", "ADDRESS": address.clone()});
+    let put = Expect::new("PUT", &member_path())
+        .query("skip_merge_validation", "true")
+        .header("authorization", BASIC)
+        .json(json!({"email_address": "Ada@Example.com", "status_if_new": "subscribed", "merge_fields": merge}));
+    fake.expect(put, ResponseTemplate::new(200).set_body_json(json!({"id": HASH}))).await;
+    let mut d = action("add_to_list");
+    d.payload = json!({"email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace",
+        "phone": "+441234", "vip": true, "seats": 3, "tags": ["a", "b"], "plan": {"n": "pro"},
+        "address": address})
+    .into();
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "VIP: { from: payload.vip }\nSEATS: { from: payload.seats }\nTAGS: { from: payload.tags }\n\
+             PLAN: { from: payload.plan }\nADDRESS: { from: payload.address }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&mailchimp(&fake), &d).await);
+    spec::check(
+        &spec::load("mailchimp.lists-members.EXTRACT.json"),
+        "put",
+        "/3.0/lists/{list_id}/members/{subscriber_hash}",
+        &fake.bodies(&member_path()).await[0],
+    );
+}
+
 fn delete() -> Expect {
     Expect::new("DELETE", &member_path()).header("authorization", BASIC)
 }

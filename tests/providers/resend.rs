@@ -82,7 +82,8 @@ async fn remove_from_segment_treats_not_a_member_as_done() {
 }
 
 fn email_rule(meta: Value) -> meshes::adapters::adapter::Delivery {
-    let mut m = json!({"action": "send_email_template", "id": "welcome-email"});
+    let mut m =
+        json!({"action": "send_email_template", "id": "welcome-email", "subject": "Welcome"});
     m.as_object_mut().unwrap().extend(meta.as_object().unwrap().clone());
     delivery(m, person())
 }
@@ -92,6 +93,15 @@ fn send(body: Value) -> Expect {
         .header("authorization", AUTH)
         .header("idempotency-key", "dlv_0193a1b2c3d4e5f6")
         .json(body)
+}
+
+/// The connection's default sender.
+const FROM: &str = "from: Acme <hello@acme.dev>\n";
+
+/// The email of a rule with only its subject, from the connection's sender.
+fn email() -> Value {
+    json!({"from": "Acme <hello@acme.dev>", "to": ["Ada@Example.com"], "subject": "Welcome",
+           "template": {"id": "welcome-email", "variables": variables()}})
 }
 
 fn variables() -> Value {
@@ -118,33 +128,74 @@ async fn send_email_template_overrides_subject_and_sender_with_an_idempotency_ke
 #[tokio::test]
 async fn the_connection_sender_is_the_default() {
     let fake = Fake::start().await;
-    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}, "from": "Acme <hello@acme.dev>"});
-    fake.expect(send(body), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"}))).await;
-    assert_delivered(
-        &deliver(&resend(&fake, "from: Acme <hello@acme.dev>\n"), &email_rule(json!({}))).await,
+    fake.expect(send(email()), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"})))
+        .await;
+    assert_delivered(&deliver(&resend(&fake, FROM), &email_rule(json!({}))).await);
+    spec::check(&spec::load("resend.yaml"), "post", "/emails", &fake.bodies("/emails").await[0]);
+}
+
+/// Resend's SendEmailRequest requires `from`: without one on the rule or
+/// the connection nothing is sent (`validate` refuses such a rule too).
+#[tokio::test]
+async fn no_sender_is_a_mapping_error_and_sends_nothing() {
+    let fake = Fake::start().await;
+    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
+    assert_permanent(
+        &r,
+        Outcome::MappingError,
+        "no sender: set `from` on the rule or the connection",
     );
+}
+
+/// Booleans, lists and objects are not template variables (string or
+/// number only): they are sent as text, numbers stay numbers.
+#[tokio::test]
+async fn mapped_variables_are_strings_or_numbers() {
+    let fake = Fake::start().await;
+    let mut vars = variables();
+    vars.as_object_mut().unwrap().extend(
+        json!({"PAID": "true", "SEATS": 3, "TAGS": "[\"a\",\"b\"]", "PLAN": "{\"n\":\"pro\"}"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let mut body = email();
+    body["template"]["variables"] = vars;
+    fake.expect(send(body), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"}))).await;
+    let mut d = email_rule(json!({}));
+    d.payload = json!({"email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace",
+        "phone": "+441234", "paid": true, "seats": 3, "tags": ["a", "b"], "plan": {"n": "pro"}})
+    .into();
+    d.mapping = Arc::new(
+        serde_saphyr::from_str(
+            "PAID: { from: payload.paid }\nSEATS: { from: payload.seats }\n\
+             TAGS: { from: payload.tags }\nPLAN: { from: payload.plan }\n",
+        )
+        .unwrap(),
+    );
+    assert_delivered(&deliver(&resend(&fake, FROM), &d).await);
+    spec::check(&spec::load("resend.yaml"), "post", "/emails", &fake.bodies("/emails").await[0]);
 }
 
 #[tokio::test]
 async fn an_email_timeout_is_retried_because_the_key_deduplicates() {
     let fake = Fake::start().await;
-    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
     let slow = ResponseTemplate::new(200)
         .set_body_json(json!({"id": "em_1"}))
         .set_delay(Duration::from_secs(10));
-    fake.expect(send(body), slow).await;
-    let r = resend(&fake, "").deliver(&email_rule(json!({})), Duration::from_millis(300)).await;
+    fake.expect(send(email()), slow).await;
+    let r = resend(&fake, FROM).deliver(&email_rule(json!({})), Duration::from_millis(300)).await;
     assert_retry(&r, Outcome::Timeout, None);
 }
 
 #[tokio::test]
 async fn idempotency_conflicts_retry_only_while_in_flight() {
-    let body = || json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
+    let body = email;
     let fake = Fake::start().await;
     fake.expect(send(body()), error(409, "concurrent_idempotent_requests", "still in progress"))
         .await;
     assert_retry(
-        &deliver(&resend(&fake, ""), &email_rule(json!({}))).await,
+        &deliver(&resend(&fake, FROM), &email_rule(json!({}))).await,
         Outcome::RateLimited,
         None,
     );
@@ -152,7 +203,7 @@ async fn idempotency_conflicts_retry_only_while_in_flight() {
     let fake = Fake::start().await;
     fake.expect(send(body()), error(409, "invalid_idempotent_request", "same key, different body"))
         .await;
-    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
+    let r = deliver(&resend(&fake, FROM), &email_rule(json!({}))).await;
     assert_permanent(&r, Outcome::RejectedClientError, "invalid_idempotent_request");
 }
 
@@ -212,7 +263,8 @@ async fn the_daily_quota_defers_the_connection() {
 #[tokio::test]
 async fn validation_errors_are_permanent_with_resends_message() {
     let fake = Fake::start().await;
-    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}, "from": "nobody"});
+    let mut body = email();
+    body["from"] = json!("nobody");
     fake.expect(send(body), error(422, "invalid_from_address", "Invalid `from` field.")).await;
     let r = deliver(&resend(&fake, ""), &email_rule(json!({"from": "nobody"}))).await;
     assert_permanent(
@@ -222,10 +274,12 @@ async fn validation_errors_are_permanent_with_resends_message() {
     );
 
     let fake = Fake::start().await;
-    let body = json!({"to": ["Ada@Example.com"], "template": {"id": "welcome-email", "variables": variables()}});
-    fake.expect(send(body), error(403, "validation_error", "The acme.dev domain is not verified."))
-        .await;
-    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
+    fake.expect(
+        send(email()),
+        error(403, "validation_error", "The acme.dev domain is not verified."),
+    )
+    .await;
+    let r = deliver(&resend(&fake, FROM), &email_rule(json!({}))).await;
     assert_permanent(&r, Outcome::RejectedClientError, "domain is not verified");
 }
 

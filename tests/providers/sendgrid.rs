@@ -237,3 +237,72 @@ async fn mapped_custom_fields_go_in_custom_fields_by_id() {
     let sent = &fake.bodies("/v3/marketing/contacts").await[0];
     spec::check(&spec::load("tsg_mc_contacts_v3.yaml"), "put", "/v3/marketing/contacts", sent);
 }
+
+/// ContactRequest caps names at 50 characters: longer ones are cut (by
+/// characters, so a multi-byte name is not split) instead of failing the
+/// whole upsert; an email over 254 characters is refused, naming it.
+#[tokio::test]
+async fn long_names_are_cut_to_fifty_characters() {
+    let fake = Fake::start().await;
+    let first = "É".repeat(60);
+    let last = format!("{}xyz", "L".repeat(50));
+    let body = json!({"list_ids": [LIST], "contacts": [{
+        "first_name": "É".repeat(50), "last_name": "L".repeat(50), "email": "Ada@Example.com"}]});
+    let upsert = Expect::new("PUT", "/v3/marketing/contacts").header("authorization", AUTH);
+    fake.expect(upsert.json(body), accepted()).await;
+    let payload = json!({"email": "Ada@Example.com", "first_name": first, "last_name": last});
+    let d = delivery(json!({"action": "add_to_list", "id": LIST}), payload);
+    assert_delivered(&deliver(&sendgrid(&fake, ""), &d).await);
+    let sent = &fake.bodies("/v3/marketing/contacts").await[0];
+    spec::check(&spec::load("tsg_mc_contacts_v3.yaml"), "put", "/v3/marketing/contacts", sent);
+
+    let fake = Fake::start().await;
+    let email = format!("{}@example.com", "a".repeat(250));
+    let d = delivery(json!({"action": "add_to_list", "id": LIST}), json!({"email": email}));
+    let r = deliver(&sendgrid(&fake, ""), &d).await;
+    assert_permanent(
+        &r,
+        Outcome::MappingError,
+        "the payload's `email` is 262 characters long; SendGrid accepts at most 254",
+    );
+}
+
+/// A template's subject override that renders empty is left out, so the
+/// template's own subject applies (the spec wants at least one character).
+#[tokio::test]
+async fn an_empty_subject_override_is_left_out() {
+    let fake = Fake::start().await;
+    let body = json!({
+        "from": {"email": "hello@acme.dev"},
+        "template_id": "d-1",
+        "personalizations": [{
+            "to": to(),
+            "custom_args": {"meshes_delivery_id": "dlv_0193a1b2c3d4e5f6"},
+            "dynamic_template_data": {"email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace", "name": "Ada Lovelace", "phone": "+441234"}
+        }]
+    });
+    fake.expect(mail(body), ResponseTemplate::new(202)).await;
+    let d = rule(
+        json!({"action": "send_email_template", "id": "d-1", "subject": "{{payload.missing}}"}),
+    );
+    assert_delivered(&deliver(&sendgrid(&fake, "from: hello@acme.dev\n"), &d).await);
+    let sent = &fake.bodies("/v3/mail/send").await[0];
+    spec::check(&spec::load("tsg_mail_v3.yaml"), "post", "/v3/mail/send", sent);
+}
+
+/// A plain email whose subject or body renders empty is a mapping error
+/// naming the field, and nothing is sent (SendGrid would answer 400).
+#[tokio::test]
+async fn an_empty_subject_or_body_fails_the_mail_naming_the_field() {
+    for (subject, body, field) in
+        [("{{payload.missing}}", "Hi", "subject"), ("Welcome", " {{payload.missing}}", "body")]
+    {
+        let fake = Fake::start().await;
+        let d = rule(json!({"action": "send_email", "subject": subject, "body": body}));
+        let r = deliver(&sendgrid(&fake, "from: hello@acme.dev\n"), &d).await;
+        let want = format!(
+            "`metadata.{field}` rendered empty for this event; SendGrid needs at least one character"
+        );
+        assert_permanent(&r, Outcome::MappingError, &want);
+    }
+}

@@ -192,3 +192,26 @@ async fn discover_reports_ok_false_and_needs_a_bot_token() {
     let err = discover(&webhook(&fake)).await.unwrap_err();
     assert!(err.contains("bot_token") && !err.contains("hooksecret123"), "{err}");
 }
+
+/// Payload values are escaped (`&`, `<`, `>`) so an event cannot mention
+/// people or mask a link; the template's own `<!here>` is the author's
+/// and stays a mention. Both modes send the same text.
+#[tokio::test]
+async fn payload_values_are_escaped_but_the_template_is_not() {
+    let text =
+        "<!here> New: Ada &lt;@U123&gt; &amp; &lt;!channel&gt; via &lt;https://evil|Click here&gt;";
+    let meta = json!({"action": "send_message", "id": "C0123",
+                      "template": "<!here> New: {{payload.name}} via {{payload.site}}"});
+    let payload = json!({"name": "Ada <@U123> & <!channel>", "site": "<https://evil|Click here>"});
+    let fake = Fake::start().await;
+    let hook = Expect::new("POST", HOOK_PATH).json(json!({"text": text}));
+    fake.expect(hook, ResponseTemplate::new(200).set_body_string("ok")).await;
+    assert_delivered(&deliver(&webhook(&fake), &delivery(meta.clone(), payload.clone())).await);
+
+    let fake = Fake::start().await;
+    let post = Expect::new("POST", "/api/chat.postMessage")
+        .json(json!({"channel": "C0123", "text": text, "unfurl_links": false}))
+        .header("content-type", "application/json; charset=utf-8");
+    fake.expect(post, ResponseTemplate::new(200).set_body_json(json!({"ok": true}))).await;
+    assert_delivered(&deliver(&bot(&fake), &delivery(meta, payload)).await);
+}

@@ -287,12 +287,12 @@ fn check_target(parts: &Parts, connection: &str, meta: &Metadata, at: &Path, out
         );
         return out.push(Issue::error(Code::UnknownAction, meta_at.key("action"), message));
     };
-    check_metadata(action, conn.bot_mode(), meta, &meta_at, out);
+    check_metadata(action, (connection, conn), meta, &meta_at, out);
 }
 
 fn check_metadata(
     action: &catalog::Action,
-    bot_mode: bool,
+    (name, conn): (&str, &ConnectionConfig),
     meta: &Metadata,
     at: &Path,
     out: &mut Vec<Issue>,
@@ -301,17 +301,24 @@ fn check_metadata(
     let present: Vec<&str> = written.iter().map(|(name, _)| *name).collect();
     let blank = |name: &str| written.iter().any(|(n, text)| *n == name && text.trim().is_empty());
     for field in action.metadata {
-        let needed = match field.requirement {
-            Requirement::Required => true,
-            Requirement::RequiredInBotMode => bot_mode,
-            Requirement::Optional => false,
+        let (needed, or_connection) = match field.requirement {
+            Requirement::Required => (true, false),
+            Requirement::RequiredInBotMode => (conn.bot_mode(), false),
+            Requirement::RequiredUnlessConnectionSets => (!conn.sets_default(field.name), true),
+            Requirement::Optional => (false, false),
         };
         let what = field.description.to_lowercase();
         if needed && !present.contains(&field.name) {
+            let also = if or_connection {
+                format!(" (or `{}` on connection `{name}`)", field.name)
+            } else {
+                String::new()
+            };
             let message =
-                format!("action `{}` needs `metadata.{}`: {what}", action.name, field.name);
+                format!("action `{}` needs `metadata.{}`{also}: {what}", action.name, field.name);
             out.push(Issue::error(Code::MissingMetadata, at.clone(), message));
-        } else if needed && blank(field.name) {
+        } else if (needed || or_connection) && blank(field.name) {
+            // A blank rule value would replace the connection's default too.
             // Every delivery would fail for good (the adapters treat blank as missing).
             let message = format!(
                 "`metadata.{}` is empty; action `{}` needs it: {what}",
