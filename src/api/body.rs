@@ -45,7 +45,9 @@ fn checked<'a>(
     max_depth: usize,
     too_deep: impl FnOnce() -> String,
 ) -> Result<&'a str, ApiError> {
+    check_framing(headers, body)?;
     check_content_type(headers)?;
+    check_content_encoding(headers)?;
     let text = std::str::from_utf8(body).map_err(|e| {
         invalid(format!("is not valid UTF-8 (first invalid byte at offset {})", e.valid_up_to()))
     })?;
@@ -73,10 +75,10 @@ pub fn message(e: &serde_json::Error) -> String {
     }
 }
 
-/// Most of an oversized body read (and discarded) before the 413 is sent.
-const DRAIN_CAP: u64 = 32 << 20;
-/// Longest time spent discarding it.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most of a refused body read (and discarded) before the answer is sent,
+/// and the longest time spent on it: the server's bounds for any body a
+/// handler leaves unread.
+use crate::server::{DRAIN_CAP, DRAIN_TIME};
 
 /// The body routes' guard, run before their handlers read a byte of the
 /// body: the caller must be a machine key (401/403 otherwise), and a
@@ -220,14 +222,32 @@ pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_limit_error(limit);
     }
-    read_failure(&rejection)
-        .unwrap_or_else(|| invalid(format!("could not be read: {}", rejection.body_text())))
+    read_error(&rejection)
 }
 
 /// 408 when the body missed its deadline, 503 when it did not fit in the
 /// server's body budget, else 400.
 fn read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
-    read_failure(e).unwrap_or_else(|| invalid(format!("could not be read: {e}")))
+    read_failure(e).unwrap_or_else(|| invalid(format!("could not be read: {}", causes(e))))
+}
+
+/// `e` and its sources, joined by `: `: the outer errors say only that a
+/// body could not be read, the innermost why (hyper's framing errors,
+/// such as `Invalid chunk size line`, are sources of a generic one). A
+/// source whose text the message already ends with (wrappers that show
+/// their inner error) is not repeated.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The answer for a body the server stopped reading (the cause is somewhere
@@ -255,6 +275,53 @@ fn invalid(msg: String) -> ApiError {
     }
 }
 
+/// How the body was framed: a transfer coding other than `chunked` is
+/// 501 (RFC 9112 6.1: hyper removes the chunking and passes the rest on
+/// undecoded), and an empty body sent with neither `Content-Length` nor
+/// `Transfer-Encoding` is 411, since a request without them has no body
+/// (what was meant as one, if any, is not read).
+fn check_framing(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    if let Some(other) =
+        codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(ApiError::NotImplemented(format!(
+            "Transfer-Encoding `{}` is not supported; expected only `chunked`",
+            shown(other)
+        )));
+    }
+    let framed = headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if body.is_empty() && !framed {
+        return Err(ApiError::LengthRequired(
+            "body is empty: the request has neither Content-Length nor Transfer-Encoding; expected a JSON body with one of them (Content-Length, or Transfer-Encoding: chunked)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 415 for a body in any `Content-Encoding` but `identity`: it is read as
+/// sent, so a compressed body would fail as text that is not UTF-8 (gzip)
+/// or, worse, be stored as it is (a coding label on a plain body).
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let codings = headers.get_all(header::CONTENT_ENCODING).iter();
+    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    match codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"identity")) {
+        None => Ok(()),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "expected no Content-Encoding (or `identity`): bodies are read uncompressed, found Content-Encoding `{}`",
+            shown(other)
+        ))),
+    }
+}
+
+/// A header value as echoed in an answer: at most [`MAX_ECHO`] bytes.
+fn shown(v: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&v[..v.len().min(MAX_ECHO)]).into_owned();
+    if v.len() > MAX_ECHO { format!("{text}…") } else { text }
+}
+
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let found = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
     // Parameters such as `; charset=utf-8` are allowed; the type is case-insensitive.
@@ -264,11 +331,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     let found = match found {
         None => "no Content-Type".to_string(),
-        Some(v) => {
-            let shown = String::from_utf8_lossy(&v[..v.len().min(MAX_ECHO)]).into_owned();
-            let cut = if v.len() > MAX_ECHO { "…" } else { "" };
-            format!("Content-Type `{shown}{cut}`")
-        }
+        Some(v) => format!("Content-Type `{}`", shown(v)),
     };
     Err(ApiError::UnsupportedMediaType(format!("expected Content-Type {JSON}, found {found}")))
 }
@@ -383,8 +446,41 @@ mod tests {
     fn malformed_json_names_line_and_column() {
         let (message, _) = bad_request(parse(b"{\n  \"a\": }", 32));
         assert_eq!(message, "body is not valid JSON at line 2 column 8: expected value");
-        let (message, _) = bad_request(parse(b"", 32));
+        let mut sized = headers("application/json");
+        sized.insert(header::CONTENT_LENGTH, "0".parse().unwrap());
+        let (message, _) = bad_request(parse_json(&sized, b"", 32));
         assert!(message.contains("line 1 column 0"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_body_without_a_length_is_411_saying_so() {
+        let e = parse(b"", 32).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::LengthRequired(m) if m.starts_with("body is empty: the request has neither Content-Length nor Transfer-Encoding")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn content_codings_are_415_and_transfer_codings_501() {
+        let mut h = headers("application/json");
+        h.insert(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert!(parse_json(&h, b"{}", 32).is_ok());
+        h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
+        let e = parse_json(&h, b"{}", 32).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::UnsupportedMediaType(m) if m == "expected no Content-Encoding (or `identity`): bodies are read uncompressed, found Content-Encoding `br`"),
+            "{e:?}"
+        );
+        let mut h = headers("application/json");
+        h.insert(header::TRANSFER_ENCODING, "gzip, chunked".parse().unwrap());
+        let e = parse_json(&h, b"{}", 32).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::NotImplemented(m) if m == "Transfer-Encoding `gzip` is not supported; expected only `chunked`"),
+            "{e:?}"
+        );
+        h.insert(header::TRANSFER_ENCODING, "Chunked".parse().unwrap());
+        assert!(parse_json(&h, b"{}", 32).is_ok());
     }
 
     async fn status_through_router(body: Body) -> (StatusCode, String) {
