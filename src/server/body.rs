@@ -200,10 +200,12 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Answering<F> {
         let Ok(resp) = std::task::ready!(this.inner.poll(cx));
         this.bodies.release();
         let leftover = this.bodies.leftover.lock().ok().and_then(|mut slot| slot.take());
-        let Some(body) = leftover else { return Poll::Ready(Ok(resp)) };
-        match leftover::drain_then(body, resp) {
-            Err(resp) => Poll::Ready(Ok(resp)),
-            Ok(draining) => this.draining.insert(draining).as_mut().poll(cx).map(Ok),
+        match leftover {
+            Some(body) if !leftover::closes(&resp) => {
+                let draining = this.draining.insert(leftover::drain_then(body, resp));
+                draining.as_mut().poll(cx).map(Ok)
+            }
+            _ => Poll::Ready(Ok(resp)),
         }
     }
 }

@@ -27,13 +27,9 @@ pub(super) type Draining = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// Discards `body` (at most [`DRAIN_CAP`] bytes, for at most [`DRAIN_TIME`])
 /// before `resp` is sent, which closes the connection when the body could
-/// not be read to its end. An answer that closes the connection anyway
-/// (a refusal that already gave up draining) is sent at once.
-pub(super) fn drain_then(body: Incoming, resp: Response) -> Result<Draining, Response> {
-    if closes(&resp) {
-        return Err(resp);
-    }
-    Ok(Box::pin(async move {
+/// not be read to its end.
+pub(super) fn drain_then(body: Incoming, resp: Response) -> Draining {
+    Box::pin(async move {
         let whole = hyper::body::Body::size_hint(&body).lower() <= DRAIN_CAP
             && tokio::time::timeout(DRAIN_TIME, discard(body)).await.unwrap_or(false);
         let mut resp = resp;
@@ -41,10 +37,12 @@ pub(super) fn drain_then(body: Incoming, resp: Response) -> Result<Draining, Res
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
-    }))
+    })
 }
 
-fn closes(resp: &Response) -> bool {
+/// Whether `resp` closes its connection anyway (a refusal that already
+/// gave up draining): then nothing is gained by reading more.
+pub(super) fn closes(resp: &Response) -> bool {
     resp.headers()
         .get(header::CONNECTION)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))

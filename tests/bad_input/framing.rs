@@ -187,3 +187,36 @@ async fn a_post_without_any_length_is_411_saying_what_is_needed() {
         assert!(a.body.contains("LengthRequiredError"), "{}", a.body);
     }
 }
+
+#[tokio::test]
+async fn requests_for_no_path_are_405_and_long_paths_are_echoed_cut_short() {
+    let gw = TestGateway::start(&config()).await;
+    for (target, shown) in [("CONNECT 127.0.0.1:9", "127.0.0.1:9"), ("OPTIONS *", "*")] {
+        let a =
+            exchange(&mut connect(&gw).await, &format!("{target} HTTP/1.1\r\nHost: t"), b"").await;
+        let method = target.split(' ').next().unwrap();
+        says(&a, 405, &format!("{method} is not supported for `{shown}`"));
+    }
+    let long = format!("/{}", "a".repeat(60_000));
+    let a =
+        exchange(&mut connect(&gw).await, &format!("GET {long} HTTP/1.1\r\nHost: t"), b"").await;
+    says(&a, 404, &format!("no route for `/{}…`", "a".repeat(199)));
+    assert!(a.body.len() < 1_000, "{}", a.body.len());
+}
+
+/// A client waiting for `100 Continue` is answered without being asked for
+/// its body: draining it would send the `100` and wait for the upload.
+#[tokio::test]
+async fn a_client_waiting_to_send_is_answered_at_once() {
+    let gw = TestGateway::start(&config()).await;
+    let head =
+        "POST /api/v1/event HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3000000";
+    let mut s = connect(&gw).await;
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(2), exchange(&mut s, head, b""));
+    says(
+        &answer.await.expect("the answer waited for the body"),
+        404,
+        "no route for `/api/v1/event`",
+    );
+}
