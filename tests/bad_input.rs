@@ -9,6 +9,10 @@ mod support;
 #[path = "bad_input/slow.rs"]
 mod slow;
 
+/// Framing and codings, and answers to clients that send before they read.
+#[path = "bad_input/framing.rs"]
+mod framing;
+
 /// Values that parse but do not decode; depth and size of bulk items.
 #[path = "bad_input/decode.rs"]
 mod decode;
@@ -90,11 +94,12 @@ async fn invalid_utf8_truncated_and_too_deep_bodies_name_the_problem() {
             Some("body"),
             "nests deeper than 32",
         );
+        // reqwest sends an empty body with no length at all.
         refused(
             &send(&gw, path, Some("application/json"), Vec::new()).await,
-            400,
-            Some("body"),
-            "EOF while parsing",
+            411,
+            None,
+            "body is empty: the request has neither Content-Length nor Transfer-Encoding",
         );
     }
 }

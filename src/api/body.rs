@@ -45,7 +45,9 @@ fn checked<'a>(
     max_depth: usize,
     too_deep: impl FnOnce() -> String,
 ) -> Result<&'a str, ApiError> {
+    check_framing(headers, body)?;
     check_content_type(headers)?;
+    check_content_encoding(headers)?;
     let text = std::str::from_utf8(body).map_err(|e| {
         invalid(format!("is not valid UTF-8 (first invalid byte at offset {})", e.valid_up_to()))
     })?;
@@ -73,10 +75,10 @@ pub fn message(e: &serde_json::Error) -> String {
     }
 }
 
-/// Most of an oversized body read (and discarded) before the 413 is sent.
-const DRAIN_CAP: u64 = 32 << 20;
-/// Longest time spent discarding it.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most of a refused body read (and discarded) before the answer is sent,
+/// and the longest time spent on it: the server's bounds for any body a
+/// handler leaves unread.
+use crate::server::{DRAIN_CAP, DRAIN_TIME};
 
 /// The body routes' guard, run before their handlers read a byte of the
 /// body: the caller must be a machine key (401/403 otherwise), and a
@@ -220,14 +222,32 @@ pub fn from_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_limit_error(limit);
     }
-    read_failure(&rejection)
-        .unwrap_or_else(|| invalid(format!("could not be read: {}", rejection.body_text())))
+    read_error(&rejection)
 }
 
 /// 408 when the body missed its deadline, 503 when it did not fit in the
 /// server's body budget, else 400.
 fn read_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
-    read_failure(e).unwrap_or_else(|| invalid(format!("could not be read: {e}")))
+    read_failure(e).unwrap_or_else(|| invalid(format!("could not be read: {}", causes(e))))
+}
+
+/// `e` and its sources, joined by `: `: the outer errors say only that a
+/// body could not be read, the innermost why (hyper's framing errors,
+/// such as `Invalid chunk size line`, are sources of a generic one). A
+/// source whose text the message already ends with (wrappers that show
+/// their inner error) is not repeated.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The answer for a body the server stopped reading (the cause is somewhere
@@ -255,6 +275,53 @@ fn invalid(msg: String) -> ApiError {
     }
 }
 
+/// How the body was framed: a transfer coding other than `chunked` is
+/// 501 (RFC 9112 6.1: hyper removes the chunking and passes the rest on
+/// undecoded), and an empty body sent with neither `Content-Length` nor
+/// `Transfer-Encoding` is 411, since a request without them has no body
+/// (what was meant as one, if any, is not read).
+fn check_framing(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    if let Some(other) =
+        codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(ApiError::NotImplemented(format!(
+            "Transfer-Encoding `{}` is not supported; expected only `chunked`",
+            shown(other)
+        )));
+    }
+    let framed = headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    if body.is_empty() && !framed {
+        return Err(ApiError::LengthRequired(
+            "body is empty: the request has neither Content-Length nor Transfer-Encoding; expected a JSON body with one of them (Content-Length, or Transfer-Encoding: chunked)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 415 for a body in any `Content-Encoding` but `identity`: it is read as
+/// sent, so a compressed body would fail as text that is not UTF-8 (gzip)
+/// or, worse, be stored as it is (a coding label on a plain body).
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let codings = headers.get_all(header::CONTENT_ENCODING).iter();
+    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    match codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"identity")) {
+        None => Ok(()),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "expected no Content-Encoding (or `identity`): bodies are read uncompressed, found Content-Encoding `{}`",
+            shown(other)
+        ))),
+    }
+}
+
+/// A header value as echoed in an answer: at most [`MAX_ECHO`] bytes.
+fn shown(v: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&v[..v.len().min(MAX_ECHO)]).into_owned();
+    if v.len() > MAX_ECHO { format!("{text}…") } else { text }
+}
+
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let found = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
     // Parameters such as `; charset=utf-8` are allowed; the type is case-insensitive.
@@ -264,11 +331,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
     let found = match found {
         None => "no Content-Type".to_string(),
-        Some(v) => {
-            let shown = String::from_utf8_lossy(&v[..v.len().min(MAX_ECHO)]).into_owned();
-            let cut = if v.len() > MAX_ECHO { "…" } else { "" };
-            format!("Content-Type `{shown}{cut}`")
-        }
+        Some(v) => format!("Content-Type `{}`", shown(v)),
     };
     Err(ApiError::UnsupportedMediaType(format!("expected Content-Type {JSON}, found {found}")))
 }
@@ -303,112 +366,5 @@ fn exceeds_depth(bytes: &[u8], max: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::{Body, Bytes};
-    use axum::extract::DefaultBodyLimit;
-    use axum::response::IntoResponse;
-    use tower::ServiceExt;
-
-    fn headers(content_type: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
-        h
-    }
-
-    fn parse(body: &[u8], max_depth: usize) -> Result<Value, ApiError> {
-        parse_json(&headers("application/json"), body, max_depth)
-    }
-
-    fn bad_request(r: Result<Value, ApiError>) -> (String, Vec<FieldError>) {
-        match r {
-            Err(ApiError::BadRequest { message, data }) => (message, data),
-            other => panic!("expected 400, got {other:?}"),
-        }
-    }
-
-    fn nested(open: &str, close: &str, levels: usize) -> String {
-        format!("{}{}", open.repeat(levels), close.repeat(levels))
-    }
-
-    #[test]
-    fn accepts_json_with_parameters_in_any_case() {
-        let v = parse_json(&headers("Application/JSON ; charset=UTF-8"), br#"{"a":[1]}"#, 32);
-        assert_eq!(v.unwrap(), serde_json::json!({"a": [1]}));
-    }
-
-    #[test]
-    fn wrong_or_missing_content_type_is_415_naming_both() {
-        let e = parse_json(&headers("text/plain"), b"{}", 32).unwrap_err();
-        assert!(
-            matches!(&e, ApiError::UnsupportedMediaType(m) if m == "expected Content-Type application/json, found Content-Type `text/plain`"),
-            "{e:?}"
-        );
-        let e = parse_json(&HeaderMap::new(), b"{}", 32).unwrap_err();
-        assert!(
-            matches!(&e, ApiError::UnsupportedMediaType(m) if m.ends_with("found no Content-Type"))
-        );
-        let e = parse_json(&headers("application/json-patch+json"), b"{}", 32).unwrap_err();
-        assert!(matches!(e, ApiError::UnsupportedMediaType(_)));
-    }
-
-    #[test]
-    fn invalid_utf8_names_the_offset() {
-        let (message, data) = bad_request(parse(b"{\"a\": \"\xc3\x28\"}", 32));
-        assert_eq!(message, "body is not valid UTF-8 (first invalid byte at offset 7)");
-        assert_eq!(data[0].param, "body");
-    }
-
-    #[test]
-    fn depth_at_the_limit_passes_and_one_more_fails() {
-        assert!(parse(nested("[", "]", 32).as_bytes(), 32).is_ok());
-        let objects = format!("{}1{}", r#"{"k":"#.repeat(32), "}".repeat(32));
-        assert!(parse(objects.as_bytes(), 32).is_ok());
-        let (message, _) = bad_request(parse(nested("[", "]", 33).as_bytes(), 32));
-        assert_eq!(message, "body nests deeper than 32 levels");
-        let mixed = format!("{}[]{}", r#"{"k":"#.repeat(32), "}".repeat(32));
-        assert!(bad_request(parse(mixed.as_bytes(), 32)).0.contains("deeper than 32"));
-    }
-
-    #[test]
-    fn brackets_inside_strings_do_not_count() {
-        // An escaped quote must not end the string: the `[[[` after it is still text.
-        let body = format!(r#"{{"a": "{}\" [[[", "b": "\\"}}"#, "[{".repeat(100));
-        assert_eq!(parse(body.as_bytes(), 1).unwrap()["b"], "\\");
-        // After a string closes, brackets count again.
-        assert!(bad_request(parse(br#"["[", [[]]]"#, 2)).0.contains("deeper than 2"));
-    }
-
-    #[test]
-    fn malformed_json_names_line_and_column() {
-        let (message, _) = bad_request(parse(b"{\n  \"a\": }", 32));
-        assert_eq!(message, "body is not valid JSON at line 2 column 8: expected value");
-        let (message, _) = bad_request(parse(b"", 32));
-        assert!(message.contains("line 1 column 0"), "{message}");
-    }
-
-    async fn status_through_router(body: Body) -> (StatusCode, String) {
-        let handler = |b: Result<Bytes, BytesRejection>| async move {
-            b.map(|_| "ok").map_err(|r| from_rejection(r, 4)).into_response()
-        };
-        let app = axum::Router::new()
-            .route("/", axum::routing::post(handler))
-            .layer(DefaultBodyLimit::max(4));
-        let resp = app.oneshot(axum::http::Request::post("/").body(body).unwrap()).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    #[tokio::test]
-    async fn body_limit_rejections_are_413_and_others_400() {
-        let (status, text) = status_through_router(Body::from("12345")).await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(text.contains("larger than 4 bytes"), "{text}");
-        let failing = futures::stream::iter([Err::<Bytes, _>(std::io::Error::other("reset"))]);
-        let (status, text) = status_through_router(Body::from_stream(failing)).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(text.contains("body could not be read"), "{text}");
-        assert_eq!(status_through_router(Body::from("1234")).await.0, StatusCode::OK);
-    }
-}
+#[path = "body_tests.rs"]
+mod tests;

@@ -3,7 +3,7 @@
 
 use crate::server::fds::AcceptLog;
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -47,6 +47,10 @@ pub enum ApiError {
     /// 408: the body did not arrive in time.
     #[error("{0}")]
     RequestTimeout(String),
+    /// 411: a body route got a request with no length (neither
+    /// `Content-Length` nor `Transfer-Encoding`), hence no body.
+    #[error("{0}")]
+    LengthRequired(String),
     /// 413.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -110,6 +114,7 @@ impl ApiError {
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeoutError"),
+            ApiError::LengthRequired(_) => (StatusCode::LENGTH_REQUIRED, "LengthRequiredError"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError")
             }
@@ -230,14 +235,38 @@ impl From<crate::automations::service::ContactError> for ApiError {
     }
 }
 
-/// JSON 404 for unknown routes, naming the path that was asked for.
-pub async fn not_found_fallback(uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for `{}`", uri.path()))
+/// Most characters of a request path echoed in a 404.
+const MAX_PATH_ECHO: usize = 200;
+
+/// JSON 404 for unknown routes, naming the path that was asked for (its
+/// first [`MAX_PATH_ECHO`] characters). A request for no path at all
+/// (`CONNECT host:port`, `OPTIONS *`) is a 405: there is nothing to find.
+pub async fn not_found_fallback(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path();
+    if method == Method::CONNECT || !path.starts_with('/') {
+        return ApiError::MethodNotAllowed(format!(
+            "{method} is not supported for `{}`; the API answers requests for paths such as `/api/v1/events`",
+            echoed(&uri.to_string())
+        ));
+    }
+    ApiError::NotFound(format!("no route for `{}`", echoed(path)))
 }
 
-/// JSON 405 for a known route and an unsupported method.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed("this route does not support that method".into())
+/// `text` cut to [`MAX_PATH_ECHO`] characters, `…` marking a cut.
+fn echoed(text: &str) -> String {
+    match text.char_indices().nth(MAX_PATH_ECHO) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// JSON 405 for a known route and an unsupported method (axum adds the
+/// `Allow` header with the ones it supports).
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "this route does not support {}; the Allow header lists the methods it does",
+        echoed(method.as_str())
+    ))
 }
 
 /// `Path` whose rejection (e.g. a segment that is not UTF-8 once

@@ -30,6 +30,7 @@ async fn every_variant_has_its_status_and_name() {
         (ApiError::MethodNotAllowed("m".into()), 405, "MethodNotAllowedError"),
         (ApiError::Conflict("c".into()), 409, "ConflictError"),
         (ApiError::RequestTimeout("slow".into()), 408, "RequestTimeoutError"),
+        (ApiError::LengthRequired("l".into()), 411, "LengthRequiredError"),
         (ApiError::PayloadTooLarge { limit: 10 }, 413, "PayloadTooLargeError"),
         (ApiError::UnsupportedMediaType("t".into()), 415, "UnsupportedMediaTypeError"),
         (ApiError::TooEarly { message: "e".into(), retry_after_secs: 3 }, 425, "TooEarlyError"),
@@ -90,15 +91,44 @@ async fn internal_errors_hide_their_detail() {
 
 #[tokio::test]
 async fn fallbacks_answer_json() {
-    let (status, json, _) =
-        render(not_found_fallback(Uri::from_static("/api/v1/nope?x=1")).await).await;
+    let nope = Uri::from_static("/api/v1/nope?x=1");
+    let (status, json, _) = render(not_found_fallback(Method::GET, nope).await).await;
     assert_eq!(status, 404);
     assert_eq!(json["message"], "no route for `/api/v1/nope`");
-    let (status, json, _) = render(method_not_allowed().await).await;
+    let (status, json, _) = render(method_not_allowed(Method::PUT).await).await;
     assert_eq!(
         (status.as_u16(), json["error"]["name"].as_str()),
         (405, Some("MethodNotAllowedError"))
     );
+    assert_eq!(
+        json["message"],
+        "this route does not support PUT; the Allow header lists the methods it does"
+    );
+}
+
+#[tokio::test]
+async fn a_long_path_is_echoed_cut_short() {
+    let uri: Uri = format!("/{}", "a".repeat(60_000)).parse().unwrap();
+    let (_, json, _) = render(not_found_fallback(Method::GET, uri).await).await;
+    let want = format!("no route for `/{}…`", "a".repeat(MAX_PATH_ECHO - 1));
+    assert_eq!(json["message"], want);
+}
+
+#[tokio::test]
+async fn requests_for_no_path_are_405_not_404() {
+    let connect = Uri::from_static("example.com:443");
+    let (status, json, _) = render(not_found_fallback(Method::CONNECT, connect).await).await;
+    assert_eq!(status, 405, "{json}");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("CONNECT is not supported for `example.com:443`")
+    );
+    let (status, json, _) =
+        render(not_found_fallback(Method::OPTIONS, Uri::from_static("*")).await).await;
+    assert_eq!(status, 405, "{json}");
+    assert!(json["message"].as_str().unwrap().starts_with("OPTIONS is not supported for `*`"));
 }
 
 /// A client retrying in a loop through a store outage: one line, then

@@ -147,13 +147,20 @@ fn error_response(code: u16) -> Value {
         409 => {
             "A conflict: an `Idempotency-Key` sent again with a different body within 24 h (ingest), or an `external_id` and an `email` that belong to two different contacts (contacts)"
         }
+        411 => {
+            "The request has neither `Content-Length` nor `Transfer-Encoding`, so it has no body, and the route needs one"
+        }
         413 => {
             "The body is larger than the route's limit (8 MiB for bulk events, 1 MiB everywhere else)"
         }
-        415 => "The body is not `application/json`",
+        415 => {
+            "The body is not `application/json`, or has a `Content-Encoding` other than `identity` (bodies are read uncompressed)"
+        }
         425 => "An attempt is in flight or due within seconds; retry after it",
         429 => "Rate limit of the credential exceeded",
-        501 => "The connection's integration has no account data to list",
+        501 => {
+            "The connection's integration has no account data to list; on a route that reads a body, a `Transfer-Encoding` other than `chunked`"
+        }
         502 => "The provider failed; `message` carries its answer (credentials never included)",
         503 => {
             "Unavailable for now, nothing was acknowledged: the gateway is starting (loading its config and opening its store; every route but `/healthz` and CORS preflights answers this), the store cannot take writes, or the request bodies held at once are at their cap"
@@ -221,7 +228,7 @@ pub fn document() -> Value {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method] = render(op);
     }
-    let codes = [400, 401, 403, 404, 405, 408, 409, 413, 415, 425, 429, 501, 502, 503];
+    let codes = [400, 401, 403, 404, 405, 408, 409, 411, 413, 415, 425, 429, 501, 502, 503];
     let responses: Map<String, Value> =
         codes.iter().map(|c| (format!("Error{c}"), error_response(*c))).collect();
     json!({

@@ -11,12 +11,14 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::Service;
+
+use super::leftover::{self, Draining};
 
 /// The body was not complete within `body_read_timeout`.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,9 @@ impl BodyBudget {
 struct ConnBodies {
     budget: Arc<BodyBudget>,
     held: AtomicUsize,
+    /// The current request's body, when its handler dropped it unread
+    /// (see [`super::leftover`]).
+    leftover: Mutex<Option<Incoming>>,
 }
 
 impl ConnBodies {
@@ -121,7 +126,8 @@ pub(super) struct Guarded<S> {
 
 impl<S> Guarded<S> {
     pub(super) fn new(inner: S, body_timeout: Duration, budget: Arc<BodyBudget>) -> Self {
-        let bodies = Arc::new(ConnBodies { budget, held: AtomicUsize::new(0) });
+        let leftover = Mutex::new(None);
+        let bodies = Arc::new(ConnBodies { budget, held: AtomicUsize::new(0), leftover });
         Guarded { inner, body_timeout, bodies }
     }
 }
@@ -141,11 +147,12 @@ where
     fn call(&mut self, req: hyper::Request<Incoming>) -> Self::Future {
         let (limit, bodies) = (self.body_timeout, self.bodies.clone());
         let credit = may_be_refused_large(&req).then(|| BodyCredit(self.bodies.clone()));
-        let mut req = req.map(|body| Body::new(GuardedBody::new(body, limit, bodies)));
+        let waits = waits_to_send(req.headers());
+        let mut req = req.map(|body| Body::new(GuardedBody::new(body, limit, bodies, waits)));
         if let Some(credit) = credit {
             req.extensions_mut().insert(credit);
         }
-        Answering { inner: self.inner.call(req), bodies: self.bodies.clone() }
+        Answering { inner: self.inner.call(req), bodies: self.bodies.clone(), draining: None }
     }
 }
 
@@ -164,12 +171,21 @@ fn may_be_refused_large(req: &hyper::Request<Incoming>) -> bool {
     hyper::body::Body::size_hint(req.body()).exact().is_none_or(|n| n > SMALL_BODY)
 }
 
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn waits_to_send(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 pin_project_lite::pin_project! {
-    /// The handler's future; its body's bytes are released when it is ready.
+    /// The handler's future; its body's bytes are released when it is
+    /// ready, and a body it left unread is drained before the answer goes.
     pub(super) struct Answering<F> {
         #[pin]
         inner: F,
         bodies: Arc<ConnBodies>,
+        draining: Option<Draining>,
     }
 }
 
@@ -178,9 +194,19 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Answering<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let out = std::task::ready!(this.inner.poll(cx));
+        if let Some(draining) = this.draining {
+            return draining.as_mut().poll(cx).map(Ok);
+        }
+        let Ok(resp) = std::task::ready!(this.inner.poll(cx));
         this.bodies.release();
-        Poll::Ready(out)
+        let leftover = this.bodies.leftover.lock().ok().and_then(|mut slot| slot.take());
+        match leftover {
+            Some(body) if !leftover::closes(&resp) => {
+                let draining = this.draining.insert(leftover::drain_then(body, resp));
+                draining.as_mut().poll(cx).map(Ok)
+            }
+            _ => Poll::Ready(Ok(resp)),
+        }
     }
 }
 
@@ -191,17 +217,36 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Answering<F> {
 /// The timer is armed the first time the body is not ready: most bodies
 /// arrive with their headers and never need one, and a timer per request
 /// (allocated, registered, cancelled) showed in the ingest profile.
+///
+/// Dropped before its end, it hands the rest of the body to
+/// [`Answering`] to drain; unless it was never asked for a byte and the
+/// client waits for `100 Continue`: reading it is what would send the
+/// `100`, and the client then sends nothing that needs draining.
 struct GuardedBody {
-    body: Incoming,
+    /// `None` only once dropped.
+    body: Option<Incoming>,
     started: Instant,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
     bodies: Arc<ConnBodies>,
+    /// The client waits for `100 Continue` and nothing was read yet.
+    waits_to_send: bool,
+    /// The body ended or failed: nothing is left to drain.
+    finished: bool,
 }
 
 impl GuardedBody {
-    fn new(body: Incoming, limit: Duration, bodies: Arc<ConnBodies>) -> Self {
-        GuardedBody { body, started: Instant::now(), deadline: None, limit, bodies }
+    fn new(body: Incoming, limit: Duration, bodies: Arc<ConnBodies>, waits: bool) -> Self {
+        let (started, body) = (Instant::now(), Some(body));
+        GuardedBody {
+            body,
+            started,
+            deadline: None,
+            limit,
+            bodies,
+            waits_to_send: waits,
+            finished: false,
+        }
     }
 
     /// Counts a data frame against the budget.
@@ -224,24 +269,45 @@ impl hyper::body::Body for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+        this.waits_to_send = false;
+        let Some(body) = this.body.as_mut() else { return Poll::Ready(None) };
+        if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+            // A frame over the budget still leaves the rest to drain; an
+            // end or a broken connection leaves nothing.
+            this.finished = !matches!(frame, Some(Ok(_)));
             let frame = frame.map(|f| f.map_err(Into::into).and_then(|f| this.admit(f)));
             return Poll::Ready(frame);
         }
         let (started, limit) = (this.started, this.limit);
         let deadline = this.deadline.get_or_insert_with(|| Box::pin(deadline(started, limit)));
         match deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+            Poll::Ready(()) => {
+                // Past its deadline, a body is not waited for any longer.
+                this.finished = true;
+                Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body.as_ref().is_none_or(hyper::body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.body.as_ref().map(hyper::body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        let Some(body) = self.body.take() else { return };
+        if self.finished || self.waits_to_send || hyper::body::Body::is_end_stream(&body) {
+            return;
+        }
+        if let Ok(mut slot) = self.bodies.leftover.lock() {
+            *slot = Some(body);
+        }
     }
 }
 

@@ -22,10 +22,12 @@ use tower::Service;
 
 mod body;
 pub mod fds;
+mod leftover;
 mod stall;
 
 use body::{BodyBudget, Guarded};
 pub use body::{BodyBudgetFull, BodyCredit, BodyTimeout};
+pub use leftover::{DRAIN_CAP, DRAIN_TIME};
 
 /// How long the loop pauses after a failed `accept` (EMFILE, ENFILE, …).
 /// Retrying at once would spin while the process is out of descriptors.

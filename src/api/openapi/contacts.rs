@@ -6,11 +6,11 @@ use super::{Gen, Op};
 use serde_json::{Value, json};
 
 /// A write that reads a JSON body and names a contact by id.
-const WRITE_BY_ID: &[u16] = &[400, 401, 403, 404, 408, 413, 415, 429, 503];
+const WRITE_BY_ID: &[u16] = &[400, 401, 403, 404, 408, 411, 413, 415, 429, 501, 503];
 /// Upsert: as above, plus 409 (the identifiers name two contacts).
-const UPSERT: &[u16] = &[400, 401, 403, 408, 409, 413, 415, 429, 503];
+const UPSERT: &[u16] = &[400, 401, 403, 408, 409, 411, 413, 415, 429, 501, 503];
 /// Track: a contact named in the body may be unknown (404) or ambiguous (409).
-const TRACK: &[u16] = &[400, 401, 403, 404, 408, 409, 413, 415, 429, 503];
+const TRACK: &[u16] = &[400, 401, 403, 404, 408, 409, 411, 413, 415, 429, 501, 503];
 /// Reads by id.
 const READ_BY_ID: &[u16] = &[400, 401, 403, 404, 429, 503];
 /// Reads without an id.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// Statuses any authenticated route can answer: 400 (both credential
 /// headers sent), 401, 403, 429.
 const AUTHED: &[u16] = &[400, 401, 403, 429];
-const INGEST: &[u16] = &[400, 401, 403, 408, 409, 413, 415, 429, 503];
+const INGEST: &[u16] = &[400, 401, 403, 408, 409, 411, 413, 415, 429, 501, 503];
 const BY_ID: &[u16] = &[400, 401, 403, 404, 429, 503];
 const RETRY: &[u16] = &[400, 401, 403, 404, 409, 425, 429, 503];
 const RESOURCE: &[u16] = &[400, 401, 403, 404, 429];
@@ -103,7 +103,7 @@ pub(super) fn ingest_ops(g: &mut Gen) -> Vec<Op> {
                 "The body is invalid, or every event was refused (the error, with the bulk result beside it)",
                 bulk_400,
             )
-            .errors(&[401, 403, 408, 409, 413, 415, 429, 503]),
+            .errors(&[401, 403, 408, 409, 411, 413, 415, 429, 501, 503]),
         preflight("/api/v1/events/bulk", "preflightEventsBulk"),
     ]
 }

@@ -325,6 +325,8 @@ pub enum ErrorName {
     RequestTimeoutError,
     /// 409.
     ConflictError,
+    /// 411.
+    LengthRequiredError,
     /// 413.
     PayloadTooLargeError,
     /// 415.
