@@ -102,16 +102,33 @@ pub fn check_sources(sources: &[Source], opts: CheckOptions) -> Report {
         &mut placed,
     );
     for ((source, c), issues) in sources.iter().zip(checked).zip(placed) {
-        let before = report.diagnostics.len();
-        report.diagnostics.extend(issues.into_iter().map(|i| place(&source.name, &c.spans, i)));
-        let mine = &mut report.diagnostics[before..];
+        let mut mine: Vec<Diagnostic> =
+            issues.into_iter().map(|i| place(&source.name, &c.spans, i)).collect();
         mine.sort_by_key(|d| (d.line, d.column, d.severity));
+        mine.dedup_by(said_twice);
         let has_errors = mine.iter().any(|d| d.severity == Severity::Error);
+        report.diagnostics.extend(mine);
         if let (false, Some(value)) = (has_errors, c.value) {
             build(source, &c.spans, value, &mut report);
         }
     }
     report
+}
+
+/// Whether `later` repeats `kept` (same place, field and code, one message
+/// the start of the other: the schema and a value check both saw an empty
+/// credential); `kept` then keeps the longer message.
+fn said_twice(later: &mut Diagnostic, kept: &mut Diagnostic) -> bool {
+    let same = (later.line, later.column, later.code, &later.path, later.severity)
+        == (kept.line, kept.column, kept.code, &kept.path, kept.severity);
+    if !same {
+        return false;
+    }
+    if later.message.starts_with(&kept.message) {
+        std::mem::swap(&mut later.message, &mut kept.message);
+        return true;
+    }
+    kept.message.starts_with(&later.message)
 }
 
 /// Places `issue` at its `file:line:col` in the document `spans` indexes.

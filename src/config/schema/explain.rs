@@ -174,6 +174,10 @@ fn bound_message(error: &ValidationError<'_>, found: &str) -> String {
         ValidationErrorKind::Maximum { limit } => {
             format!("expected at most {limit}, found {found}")
         }
+        // Said plainly: a hidden credential's `found` is only "a string".
+        ValidationErrorKind::MinLength { .. } if error.instance().as_str() == Some("") => {
+            "the value is empty: expected a non-empty string".to_string()
+        }
         ValidationErrorKind::MinLength { limit } => {
             format!("expected at least {limit} characters, found {found}")
         }
