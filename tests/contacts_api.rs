@@ -215,6 +215,9 @@ async fn activity_pages_newest_first_without_repeats() {
     assert_eq!(params(s, &b), ["cursor"]);
     let (s, b) = api.activity(&id, "limit=201").await;
     assert_eq!(params(s, &b), ["limit"]);
+    // `as_of` pins the suppression list, not activity pages: refused here.
+    let (s, b) = api.activity(&id, "as_of=2026-01-01T00:00:00Z").await;
+    assert_eq!(params(s, &b), ["query"], "{b}");
     let (s, _) = api.activity("0190c2b4-6c1e-7a2b-9c3d-4e5f60718293", "").await;
     assert_eq!(s, 404);
 }

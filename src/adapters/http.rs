@@ -68,6 +68,18 @@ pub fn plain(
     s.map(|s| resolve_field(field, &s.0, lookup).map(|v| v.trim().to_string())).transpose()
 }
 
+/// A connection's default sender (`from`): a blank one would send every
+/// email with an empty sender, so it is refused rather than ignored.
+pub fn sender(s: Option<&EnvString>, lookup: Lookup<'_>) -> Result<Option<String>, BuildError> {
+    match plain("from", s, lookup)? {
+        Some(from) if from.is_empty() => Err(invalid(
+            "from",
+            "the value is empty: expected a sender address such as `Acme <hello@acme.dev>`, or remove the key (each rule then sets `from`)",
+        )),
+        from => Ok(from),
+    }
+}
+
 /// A [`BuildError::Invalid`] for `field`.
 pub fn invalid(field: &str, message: impl Into<String>) -> BuildError {
     BuildError::Invalid { field: field.to_string(), message: message.into() }

@@ -289,8 +289,9 @@ impl ConnectionConfig {
     /// (a `from` sender), so rules may leave it out.
     pub fn sets_default(&self, field: &str) -> bool {
         match (self, field) {
-            (ConnectionConfig::Sendgrid(c), "from") => c.from.is_some(),
-            (ConnectionConfig::Resend(c), "from") => c.from.is_some(),
+            // A blank one is refused on its own (`http::sender`), not a default.
+            (ConnectionConfig::Sendgrid(c), "from") => c.from.as_ref().is_some_and(filled),
+            (ConnectionConfig::Resend(c), "from") => c.from.as_ref().is_some_and(filled),
             _ => false,
         }
     }
@@ -398,4 +399,10 @@ pub fn resolve_field(
 ) -> Result<String, BuildError> {
     crate::config::env::resolve(template, lookup)
         .map_err(|source| BuildError::Env { field: field.to_string(), source })
+}
+
+/// A value that is not blank as written (`${VAR}` counts as filled: its
+/// value is checked when it is read).
+fn filled(s: &crate::config::env::EnvString) -> bool {
+    !s.0.trim().is_empty()
 }

@@ -5,7 +5,7 @@ use super::contact::{Contact, text_or_number};
 use super::discover::{
     Discovered, MAX_PAGES, discovery_deadline, fetch, items, text, too_many_pages,
 };
-use super::http::{Api, Reply, deadline, metadata_id, permanent, plain, secret, unknown_action};
+use super::http::{Api, Reply, deadline, metadata_id, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -42,7 +42,7 @@ impl ResendAdapter {
         let key = secret("api_key", &cfg.api_key, lookup)?;
         let api = Api::new(cfg.base_url.as_ref(), "https://api.resend.com", lookup, client)?
             .bearer(&key)?;
-        Ok(ResendAdapter { api, from: plain("from", cfg.from.as_ref(), lookup)? })
+        Ok(ResendAdapter { api, from: super::http::sender(cfg.from.as_ref(), lookup)? })
     }
 
     async fn attempt(
@@ -117,23 +117,22 @@ impl ResendAdapter {
     ) -> Result<AttemptReport, AttemptReport> {
         let to = c.require_email()?;
         let ctx = template::context(d);
-        // Resend's SendEmailRequest requires `from` and `subject` even with a
-        // template (sending without them, relying on the template's own, is
-        // undocumented), so `validate` requires both and they are always sent.
-        let from = d.metadata.from.as_ref().map(|f| template::render(f, &ctx));
-        let from = from.or_else(|| self.from.clone()).ok_or_else(|| {
-            permanent(Outcome::MappingError, "no sender: set `from` on the rule or the connection")
-        })?;
-        let subject = d.metadata.subject.as_ref().map(|s| template::render(s, &ctx));
-        let subject = subject.ok_or_else(|| {
-            permanent(Outcome::MappingError, "`send_email_template` needs `metadata.subject`")
-        })?;
-        let body = json!({
-            "from": from,
+        let mut body = json!({
             "to": [to],
-            "subject": subject,
             "template": {"id": metadata_id(d)?, "variables": variables(c)},
         });
+        // A published template has its own subject and sender, which these
+        // override (Resend's template docs); one that renders blank is left
+        // out rather than sent empty. The OpenAPI file marks both required,
+        // but Resend's own send-with-template example sends neither.
+        let from = d.metadata.from.as_ref().map(|f| template::render(f, &ctx));
+        if let Some(from) = from.or_else(|| self.from.clone()).filter(|f| !f.trim().is_empty()) {
+            body["from"] = json!(from);
+        }
+        let subject = d.metadata.subject.as_ref().map(|s| template::render(s, &ctx));
+        if let Some(subject) = subject.filter(|s| !s.trim().is_empty()) {
+            body["subject"] = json!(subject);
+        }
         let reply = self
             .api
             .call(Method::POST, &["emails"])

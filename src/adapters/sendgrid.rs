@@ -3,7 +3,7 @@
 use super::adapter::{AttemptReport, Delivery};
 use super::contact::{Contact, text_or_number};
 use super::discover::{Discovered, MAX_PAGES, discovery_deadline, fetch, options, too_many_pages};
-use super::http::{Api, deadline, metadata_id, permanent, plain, secret, unknown_action};
+use super::http::{Api, deadline, metadata_id, permanent, secret, unknown_action};
 use super::{BuildError, Lookup, template};
 use crate::config::env::{EnvString, Secret};
 use crate::config::model::Outcome;
@@ -66,7 +66,7 @@ impl SendgridAdapter {
             Region::Eu => "https://api.eu.sendgrid.com",
         };
         let api = Api::new(cfg.base_url.as_ref(), default, lookup, client)?.bearer(&key)?;
-        Ok(SendgridAdapter { api, from: plain("from", cfg.from.as_ref(), lookup)? })
+        Ok(SendgridAdapter { api, from: super::http::sender(cfg.from.as_ref(), lookup)? })
     }
 
     async fn attempt(

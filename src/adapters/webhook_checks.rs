@@ -264,6 +264,14 @@ fn header_name(name: &str, taken: &[HeaderName]) -> Result<HeaderName, String> {
             FRAMING.join(", ")
         ));
     }
+    // Sent by meshes unless configured under this exact name: `User_Agent`
+    // would go out beside it and arrive as a second `user-agent`.
+    if !alias.is_empty() && ["user-agent", "authorization"].contains(&wire.as_str()) {
+        return Err(format!(
+            "`{name}` would be sent beside the `{wire}` header meshes sends{alias}: \
+             expected it written `{wire}` (it then replaces meshes' own)"
+        ));
+    }
     if let Some(other) = taken.iter().find(|t| wire_name(t.as_str()) == wire) {
         return Err(format!(
             "the header `{name}` is configured twice (as `{other}`; names are case-insensitive \

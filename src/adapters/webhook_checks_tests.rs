@@ -90,6 +90,14 @@ fn underscores_read_as_dashes_when_names_are_compared() {
         "{e:?}"
     );
     assert_eq!(errors(&with_headers(&["X_Tenant", "X-Request-Source"])), Vec::<String>::new());
+    // Beside the user agent meshes sends, a second one would arrive.
+    assert_eq!(
+        errors(&with_headers(&["User_Agent"])),
+        [
+            "connection field `headers.User_Agent`: `User_Agent` would be sent beside the `user-agent` header meshes sends (receivers read `_` as `-`, so it arrives as `user-agent`): expected it written `user-agent` (it then replaces meshes' own)"
+        ]
+    );
+    assert_eq!(errors(&with_headers(&["User-Agent"])), Vec::<String>::new());
 }
 
 #[test]

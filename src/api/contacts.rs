@@ -186,7 +186,7 @@ pub async fn track(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// Query of the paged contact routes.
+/// Query of `GET /contacts/unsubscribed`.
 #[derive(Debug, Deserialize)]
 // A mistyped filter (`?evnet=`) is refused: ignored, it returned everything.
 #[serde(deny_unknown_fields)]
@@ -194,6 +194,15 @@ pub struct PageQuery {
     limit: Option<String>,
     cursor: Option<String>,
     as_of: Option<String>,
+}
+
+/// Query of `GET /contacts/{id}/activity` (no `as_of`: an activity page is
+/// not pinned to an instant, so one given would be ignored).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 /// `POST /contacts/{id}/resubscribe`: lifts a suppression; idempotent.
@@ -239,7 +248,7 @@ pub async fn activity(
     State(st): State<AppState>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let p = machine(&st, &headers)?;
     let key = contact_key(&st, p.workspace(), &id).await?;

@@ -206,10 +206,13 @@ pub const INTEGRATIONS: &[Integration] = &[
                 "Send a published template to the contact",
                 &[
                     req("id", "Template id or alias"),
-                    // Resend's SendEmailRequest requires `subject` and `from` even
-                    // with a template; relying on the template's is unconfirmed.
-                    req("subject", "Subject (the API requires one even with a template)"),
-                    SENDER,
+                    // A published template carries its own subject and sender
+                    // (Resend's template docs: "can be overridden when sending").
+                    opt("subject", "Subject, overriding the template's"),
+                    opt(
+                        "from",
+                        "Sender, overriding the template's (default: the connection's `from`)",
+                    ),
                 ],
                 Some("templates"),
             ),

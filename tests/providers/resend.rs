@@ -134,17 +134,17 @@ async fn the_connection_sender_is_the_default() {
     spec::check(&spec::load("resend.yaml"), "post", "/emails", &fake.bodies("/emails").await[0]);
 }
 
-/// Resend's SendEmailRequest requires `from`: without one on the rule or
-/// the connection nothing is sent (`validate` refuses such a rule too).
+/// A published template has its own subject and sender: with neither on
+/// the rule nor the connection, neither is sent (and one that renders blank
+/// is left out rather than sent empty), so the template's apply.
 #[tokio::test]
-async fn no_sender_is_a_mapping_error_and_sends_nothing() {
+async fn without_a_sender_or_subject_the_template_own_apply() {
     let fake = Fake::start().await;
-    let r = deliver(&resend(&fake, ""), &email_rule(json!({}))).await;
-    assert_permanent(
-        &r,
-        Outcome::MappingError,
-        "no sender: set `from` on the rule or the connection",
-    );
+    let body = json!({"to": ["Ada@Example.com"],
+        "template": {"id": "welcome-email", "variables": variables()}});
+    fake.expect(send(body), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"}))).await;
+    let d = email_rule(json!({"subject": "{{payload.nothing}}"}));
+    assert_delivered(&deliver(&resend(&fake, ""), &d).await);
 }
 
 /// Booleans, lists and objects are not template variables (string or
