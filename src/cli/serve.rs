@@ -124,19 +124,30 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         // For people and scripts; JSON logs carry the address in `meshes is serving`.
         say!("meshes listening on http://{} (data in {})", gateway.addr, args.data_dir.display());
     }
-    signals.next().await;
+    let death = gateway.shared.store.writer_death();
+    let code = until_stop(signals.next(), death.wait()).await;
     tracing::info!(
         "shutting down: no new requests; running attempts get {} s (a second signal stops at once)",
         args.shutdown_timeout
     );
     tokio::select! {
-        () = gateway.stop() => Ok(ExitCode::SUCCESS),
+        () = gateway.stop() => Ok(ExitCode::from(code)),
         // Safe as a crash is: every 201 is on disk already, and attempts
         // whose outcome is not are sent again at the next start.
         () = signals.next() => {
             tracing::warn!("second signal: stopping without waiting; running attempts stay pending and are retried at the next start");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Waits for a signal (exit 0) or the store writer's death (exit 2: a
+/// process that cannot write must end, so that a supervisor restarts it;
+/// the gateway is already stopping, see `WriterDeath`).
+async fn until_stop(signal: impl Future<Output = ()>, writer_died: impl Future<Output = ()>) -> u8 {
+    tokio::select! {
+        () = signal => 0,
+        () = writer_died => 2,
     }
 }
 
@@ -297,5 +308,12 @@ mod tests {
         assert_eq!(listen_addr(""), "127.0.0.1:8700");
         assert_eq!(listen_addr(" "), "127.0.0.1:8700");
         assert_eq!(listen_addr("0.0.0.0:80"), "0.0.0.0:80");
+    }
+
+    #[tokio::test]
+    async fn a_dead_store_writer_stops_serve_with_exit_2() {
+        let never = std::future::pending::<()>;
+        assert_eq!(until_stop(never(), async {}).await, 2);
+        assert_eq!(until_stop(async {}, never()).await, 0);
     }
 }

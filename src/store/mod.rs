@@ -8,6 +8,7 @@
 pub mod contact_records;
 mod contacts_read;
 pub mod db;
+mod death;
 mod due;
 pub mod fault;
 pub mod json;
@@ -38,6 +39,7 @@ pub use contact_records::{
     ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
 };
 pub use contacts_read::{ActivityPage, SuppressedPage};
+pub use death::WriterDeath;
 pub use due::{DueKey, Landed, QueueDepth};
 pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
@@ -150,6 +152,7 @@ pub struct Store {
     /// Suppression stamps whose writes have not committed yet.
     pub stamps: stamps::PendingStamps,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    death: WriterDeath,
 }
 
 impl Store {
@@ -179,11 +182,12 @@ impl Store {
         tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
         migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
         layout::stamp(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        let landed = Landed::default();
-        let (writer, thread) =
-            writer::spawn(db.clone(), landed.clone()).map_err(|e| err(e.to_string()))?;
+        let (landed, death) = (Landed::default(), WriterDeath::default());
+        let (writer, thread) = writer::spawn(db.clone(), landed.clone(), death.clone())
+            .map_err(|e| err(e.to_string()))?;
         let thread = Arc::new(std::sync::Mutex::new(Some(thread)));
-        Ok(Store { db, writer, landed, stamps: stamps::PendingStamps::default(), thread })
+        let stamps = stamps::PendingStamps::default();
+        Ok(Store { db, writer, landed, stamps, thread, death })
     }
 
     /// Waits for the writer to commit what it has queued, then stops it.
@@ -198,12 +202,21 @@ impl Store {
     }
 
     /// Whether writes work: after a failed commit, an empty commit is tried
-    /// (reopening the file if due) before answering.
+    /// (reopening the file if due) before answering. Never once the writer
+    /// thread has died.
     pub async fn writable(&self) -> Result<(), StoreError> {
+        if self.death.is_dead() {
+            return Err(StoreError::Unavailable(death::WRITER_DIED.into()));
+        }
         if self.db.writable() {
             return Ok(());
         }
         self.writer.probe().await
+    }
+
+    /// Set if the writer thread dies (the gateway then stops).
+    pub fn writer_death(&self) -> WriterDeath {
+        self.death.clone()
     }
 
     /// The writer, for ingest and state changes.
