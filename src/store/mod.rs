@@ -15,6 +15,7 @@ pub mod json;
 mod layout;
 mod migrate;
 mod newest;
+mod opening;
 mod perms;
 mod prune_read;
 pub mod records;
@@ -26,6 +27,8 @@ pub mod writer;
 mod fault_tests;
 #[cfg(test)]
 mod idempotency_tests;
+#[cfg(test)]
+mod opening_tests;
 #[cfg(test)]
 mod prune_inbox_tests;
 #[cfg(test)]
@@ -175,13 +178,15 @@ impl Store {
     pub fn open_with(dir: &Path, opener: Opener) -> Result<Store, StoreError> {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
         let file = dir.join("meshes.redb");
+        opening::set_aside_if_unfinished(&file).map_err(|e| err(e.to_string()))?;
         perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
         tracing::info!(path = %file.display(), "opening the store");
-        let db = DbSlot::open(file, opener).map_err(|e| err(e.to_string()))?;
-        layout::check(&*db.get()?).map_err(err)?;
-        tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        layout::stamp(&*db.get()?).map_err(|e| err(e.to_string()))?;
+        // redb panics on some damaged pages: said as such, not as a bug.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let db = DbSlot::open(file.clone(), opener).map_err(|e| opening::explain(&e, &file))?;
+            prepare_file(&db).map(|()| db)
+        }));
+        let db = opened.unwrap_or_else(|_| Err(opening::panicked(&file))).map_err(err)?;
         let (landed, death) = (Landed::default(), WriterDeath::default());
         let (writer, thread) = writer::spawn(db.clone(), landed.clone(), death.clone())
             .map_err(|e| err(e.to_string()))?;
@@ -320,6 +325,15 @@ impl Store {
         }
         Ok(Page { records, next_cursor: None })
     }
+}
+
+/// Checks the layout, creates missing tables and migrates an older store.
+fn prepare_file(db: &DbSlot) -> Result<(), String> {
+    let db = db.get().map_err(|e| e.to_string())?;
+    layout::check(&db)?;
+    tables::create_all(&db).map_err(|e| e.to_string())?;
+    migrate::run(&db).map_err(|e| e.to_string())?;
+    layout::stamp(&db).map_err(|e| e.to_string())
 }
 
 /// The cursor is an exclusive upper bound: a full page continues below its
