@@ -113,3 +113,34 @@ fn a_corrupted_file_and_a_file_held_elsewhere_say_what_to_do() {
     assert!(err.contains("is open in another process: another `meshes serve`"), "{err}");
     drop(first);
 }
+
+/// Pages damaged under a running store (no page cache, so reads go to
+/// the file) make redb panic on reads: each read is a 503 saying the file
+/// may be damaged and what to do, and the store reads again once the file
+/// is whole.
+#[tokio::test]
+async fn a_read_of_a_damaged_page_says_so_rather_than_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), db::file_opener_with_cache(0)).unwrap();
+    let now = 1_000;
+    for _ in 0..4 {
+        let events = (0..100).map(|_| new_event("ws", "a", &[("r1", "hook")], now, None)).collect();
+        store.writer().ingest(events, now).await.unwrap();
+    }
+    let list = || store.list("ws", &ListFilter::default(), None, 500, &|_, _| false);
+    let file = store_file(dir.path());
+    let whole = std::fs::read(&file).unwrap();
+    let mut damaged = whole.clone();
+    damaged[7 * 4096..14 * 4096].fill(0);
+    std::fs::write(&file, &damaged).unwrap();
+    for _ in 0..2 {
+        let err = list().unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let said = err.to_string();
+        assert!(said.contains(&format!("store file {} may be damaged", file.display())), "{said}");
+        assert!(said.contains("restore a copy of the data directory taken while"), "{said}");
+    }
+    std::fs::write(&file, &whole).unwrap();
+    assert_eq!(list().unwrap().records.len(), 400);
+    store.close().await;
+}
