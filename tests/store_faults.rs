@@ -92,3 +92,31 @@ async fn an_attempt_whose_outcome_cannot_be_written_is_made_again_with_the_same_
     let mut gw = gw;
     gw.stop().await;
 }
+
+/// A panic on the store's writer thread (redb meeting a damaged page) stops
+/// the gateway by itself, so that `serve` exits and a supervisor restarts
+/// it; every acknowledged event is there at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_store_writer_stops_the_gateway_and_loses_nothing() {
+    let rx = Receiver::start().await;
+    rx.set_default(Reply::Status(503)); // keep the delivery pending
+    let (disk, mut gw) = on_a_disk_that_can_fill(&rx).await;
+    let (code, before) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 1}})).await;
+    assert_eq!(code, 201, "{before}");
+
+    disk.panic_next_write();
+    let (code, body) = gw.post_event(json!({"event": "user.hook", "payload": {"n": 2}})).await;
+    assert_eq!(code, 503, "{body}");
+    let gateway = gw.gateway.take().unwrap();
+    let stopping = tokio::time::timeout(Duration::from_secs(10), gateway.shutdown.cancelled());
+    stopping.await.expect("the gateway stops by itself");
+    gateway.join().await;
+
+    gw.boot().await;
+    let id = before["event"]["id"].as_str().unwrap();
+    let (code, detail) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(code, 200, "{detail}");
+    let (_, list) = gw.get("/api/v1/events?limit=200").await;
+    assert_eq!(list["records"].as_array().unwrap().len(), 1, "only the acknowledged one: {list}");
+    gw.stop().await;
+}

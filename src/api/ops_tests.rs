@@ -88,3 +88,32 @@ fn ingest_to_delivery_is_bucketed_up_to_a_day() {
     let attempt = "meshes_delivery_duration_seconds";
     assert_eq!((bucket(attempt, "600"), bucket(attempt, "86400")), (Some(0.0), None));
 }
+
+/// A writer thread that died (here a job that panics in it) makes
+/// readiness fail, naming it: the process must not look ready.
+#[tokio::test]
+async fn readiness_fails_naming_a_dead_store_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = crate::api::test_state(dir.path(), config(), Reads::default());
+    let (code, _) = ready(&st).await;
+    assert_eq!(code, StatusCode::OK);
+    let store = st.shared.store.clone();
+    let died = store.writer().run(|_| -> Result<(), crate::store::StoreError> {
+        panic!("injected: a panic on the writer thread")
+    });
+    assert!(matches!(died.await, Err(crate::store::StoreError::Closed)));
+    let death = store.writer_death();
+    let noticed = tokio::time::timeout(std::time::Duration::from_secs(10), death.wait());
+    noticed.await.expect("the death is noticed");
+    let (code, body) = ready(&st).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    let error = body["store"]["error"].as_str().unwrap();
+    assert!(error.contains("store writer thread stopped after a panic"), "{error}");
+}
+
+async fn ready(st: &AppState) -> (StatusCode, serde_json::Value) {
+    let (parts, body) = readyz(State(st.clone())).await.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (parts.status, serde_json::from_slice(&body).unwrap())
+}

@@ -122,15 +122,17 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     };
     if args.log_format == LogFormat::Text {
         // For people and scripts; JSON logs carry the address in `meshes is serving`.
-        say!("meshes listening on http://{} (data in {})", gateway.addr, args.data_dir.display());
+        let data = data_dir(&args.data_dir);
+        say!("meshes listening on http://{} (data in {})", gateway.addr, data.display());
     }
-    signals.next().await;
+    let death = gateway.shared.store.writer_death();
+    let code = until_stop(signals.next(), death.wait()).await;
     tracing::info!(
         "shutting down: no new requests; running attempts get {} s (a second signal stops at once)",
         args.shutdown_timeout
     );
     tokio::select! {
-        () = gateway.stop() => Ok(ExitCode::SUCCESS),
+        () = gateway.stop() => Ok(ExitCode::from(code)),
         // Safe as a crash is: every 201 is on disk already, and attempts
         // whose outcome is not are sent again at the next start.
         () = signals.next() => {
@@ -140,12 +142,22 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Waits for a signal (exit 0) or the store writer's death (exit 2: a
+/// process that cannot write must end, so that a supervisor restarts it;
+/// the gateway is already stopping, see `WriterDeath`).
+async fn until_stop(signal: impl Future<Output = ()>, writer_died: impl Future<Output = ()>) -> u8 {
+    tokio::select! {
+        () = signal => 0,
+        () = writer_died => 2,
+    }
+}
+
 fn options(
     args: &Args,
     config: Vec<PathBuf>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> GatewayOptions {
-    let mut opts = GatewayOptions::new(config, args.data_dir.clone());
+    let mut opts = GatewayOptions::new(config, data_dir(&args.data_dir));
     opts.watch = !args.no_watch;
     opts.drain = Duration::from_secs(args.shutdown_timeout);
     opts.server.drain_timeout = opts.drain;
@@ -160,6 +172,16 @@ fn options(
 /// template that left it blank) means "not set", not "no address".
 fn listen_addr(flag: &str) -> &str {
     if flag.trim().is_empty() { DEFAULT_LISTEN } else { flag }
+}
+
+/// `--data-dir` without the spaces around it (`MESHES_DATA_DIR=" "` made
+/// a directory named by a space), or the default when nothing is left.
+fn data_dir(flag: &std::path::Path) -> PathBuf {
+    match flag.to_str().map(str::trim) {
+        Some("") => PathBuf::from("./.meshes"),
+        Some(trimmed) => PathBuf::from(trimmed),
+        None => flag.to_path_buf(),
+    }
 }
 
 /// How a start ended: serving, or stopped (a signal, an error) with the exit code.
@@ -297,5 +319,19 @@ mod tests {
         assert_eq!(listen_addr(""), "127.0.0.1:8700");
         assert_eq!(listen_addr(" "), "127.0.0.1:8700");
         assert_eq!(listen_addr("0.0.0.0:80"), "0.0.0.0:80");
+    }
+
+    #[test]
+    fn a_blank_data_dir_means_the_default_and_spaces_are_trimmed() {
+        assert_eq!(data_dir(std::path::Path::new(" ")), PathBuf::from("./.meshes"));
+        assert_eq!(data_dir(std::path::Path::new(" /var/lib/m ")), PathBuf::from("/var/lib/m"));
+        assert_eq!(data_dir(std::path::Path::new("data")), PathBuf::from("data"));
+    }
+
+    #[tokio::test]
+    async fn a_dead_store_writer_stops_serve_with_exit_2() {
+        let never = std::future::pending::<()>;
+        assert_eq!(until_stop(never(), async {}).await, 2);
+        assert_eq!(until_stop(async {}, never()).await, 0);
     }
 }

@@ -9,7 +9,7 @@ use crate::api::hot::app;
 use crate::config::watch::{ConfigWatcher, Trigger, WatchError, forward_sighup, listen_sighup};
 use crate::delivery::engine::{Engine, Shared};
 use crate::server::{ServerOptions, serve};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriterDeath};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
@@ -177,6 +177,7 @@ pub async fn start(
     // Set once, here: connections switch to it at their next request.
     let _ = ready.set(app(state));
     failed.disarm();
+    stop_if_the_writer_dies(store.writer_death(), shutdown.clone());
     let task = tokio::spawn(async move {
         match server.await {
             Ok(Ok(())) => {}
@@ -198,6 +199,17 @@ pub async fn start(
         tracing::info!(%addr, "meshes is serving");
     }
     Ok(Gateway { addr, shutdown, shared, task })
+}
+
+/// A dead store writer stops the gateway: a process that can no longer
+/// write must not look alive, or no supervisor restarts it.
+fn stop_if_the_writer_dies(death: WriterDeath, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = death.wait() => shutdown.cancel(),
+            () = shutdown.cancelled() => {}
+        }
+    });
 }
 
 /// The one HTTP client every adapter shares.

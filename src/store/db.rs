@@ -84,6 +84,8 @@ pub struct DbSlot {
     slot: Arc<ArcSwapOption<Database>>,
     /// False from a failed commit until the next one succeeds.
     writable: Arc<AtomicBool>,
+    /// Set once the writer thread died: the file is never opened again.
+    retired: Arc<AtomicBool>,
     last_reopen: Arc<Mutex<Option<Instant>>>,
     path: PathBuf,
     opener: Opener,
@@ -102,6 +104,7 @@ impl DbSlot {
         Ok(DbSlot {
             slot: Arc::new(ArcSwapOption::from_pointee(db)),
             writable: Arc::new(AtomicBool::new(true)),
+            retired: Arc::default(),
             last_reopen: Arc::default(),
             path,
             opener,
@@ -113,6 +116,9 @@ impl DbSlot {
     pub fn get(&self) -> Result<Arc<Database>, StoreError> {
         if let Some(db) = self.slot.load_full() {
             return Ok(db);
+        }
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(super::death::WRITER_DIED.into()));
         }
         self.reopen_if_due();
         self.slot.load_full().ok_or_else(|| {
@@ -136,6 +142,27 @@ impl DbSlot {
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(old);
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the handle for good after the writer thread panicked inside
+    /// it: its locks may be poisoned, so any later call (a read, the close
+    /// when the last clone goes) would panic too. Readers get a short
+    /// grace; a panic of the close itself is caught (the file is still
+    /// released: the handle's parts are dropped while unwinding).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.writable.store(false, Ordering::SeqCst);
+        let Some(old) = self.slot.swap(None) else { return };
+        let deadline = Instant::now() + READERS_GRACE;
+        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
     }
 
     /// Records a successful commit.

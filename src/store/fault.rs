@@ -1,6 +1,7 @@
 //! A file backend that can be told to fail, for fault tests: with the
 //! switch on, every write, resize and sync fails as a full disk does
-//! (`ENOSPC`), while reads keep working.
+//! (`ENOSPC`), while reads keep working. It can also make the next write
+//! panic, as redb does on the writer thread when it meets a damaged page.
 
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
@@ -18,12 +19,17 @@ pub struct DiskFull(Arc<Switch>);
 struct Switch {
     full: AtomicBool,
     refused: AtomicU64,
+    panic_once: AtomicBool,
 }
 
 impl DiskFull {
     /// Turns failures on or off.
     pub fn set(&self, full: bool) {
         self.0.full.store(full, Ordering::SeqCst);
+    }
+    /// Makes the next write panic (once).
+    pub fn panic_next_write(&self) {
+        self.0.panic_once.store(true, Ordering::SeqCst);
     }
     /// Writes, resizes and syncs refused so far.
     pub fn refused(&self) -> u64 {
@@ -76,6 +82,10 @@ impl StorageBackend for Faulty {
         self.inner.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        #[allow(clippy::panic)] // the fault this injects
+        if self.switch.0.panic_once.swap(false, Ordering::SeqCst) {
+            panic!("injected fault: a store write panics");
+        }
         self.switch.check()?;
         self.inner.write(offset, data)
     }

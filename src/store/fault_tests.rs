@@ -130,3 +130,38 @@ async fn lined_up(w: &writer::Handle, n: usize) {
         tokio::task::yield_now().await;
     }
 }
+
+/// A panic on the writer thread (redb meeting a damaged page) is noticed
+/// at once: the death is set and logged, `writable` names it, every later
+/// write is refused, and what was acknowledged before is on disk.
+#[tokio::test]
+async fn a_panic_on_the_writer_thread_is_noticed_and_loses_nothing_acknowledged() {
+    let (_guard, logs) = crate::delivery::observe::tests::Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = DiskFull::default();
+    let store = Store::open_with(dir.path(), disk.opener()).unwrap();
+    let before = ingest_one(&store, 1_000).await.unwrap();
+    assert!(!store.writer_death().is_dead());
+
+    disk.panic_next_write();
+    let err = ingest_one(&store, 2_000).await.unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err:?}");
+    let death = store.writer_death();
+    let noticed = tokio::time::timeout(std::time::Duration::from_secs(10), death.wait());
+    noticed.await.expect("the writer's death is noticed");
+    let err = store.writable().await.unwrap_err().to_string();
+    assert_eq!(err, format!("store unavailable: {}", death::WRITER_DIED));
+    assert!(matches!(ingest_one(&store, 3_000).await, Err(StoreError::Closed)));
+    let lines = logs.lines();
+    let died: Vec<&String> =
+        lines.iter().filter(|l| l.contains("the store writer thread panicked")).collect();
+    assert_eq!(died.len(), 1, "{lines:#?}");
+    assert!(died[0].contains("ERROR") && died[0].contains("exits 2"), "{}", died[0]);
+    assert!(died[0].contains(&dir.path().join("meshes.redb").display().to_string()), "{}", died[0]);
+    store.close().await;
+
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.event(event_key(&before).unwrap()).unwrap().is_some(), "{before} lost");
+    assert_eq!(store.due_len().unwrap(), 1, "only the acknowledged delivery");
+    store.close().await;
+}

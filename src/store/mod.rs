@@ -8,12 +8,15 @@
 pub mod contact_records;
 mod contacts_read;
 pub mod db;
+mod death;
 mod due;
 pub mod fault;
 pub mod json;
 mod layout;
+mod listing;
 mod migrate;
 mod newest;
+mod opening;
 mod perms;
 mod prune_read;
 pub mod records;
@@ -25,6 +28,8 @@ pub mod writer;
 mod fault_tests;
 #[cfg(test)]
 mod idempotency_tests;
+#[cfg(test)]
+mod opening_tests;
 #[cfg(test)]
 mod prune_inbox_tests;
 #[cfg(test)]
@@ -38,6 +43,7 @@ pub use contact_records::{
     ActionOutcome, ActivityRecord, ContactRecord, EnrollmentRecord, EnrollmentStatus, TriggerFact,
 };
 pub use contacts_read::{ActivityPage, SuppressedPage};
+pub use death::WriterDeath;
 pub use due::{DueKey, Landed, QueueDepth};
 pub use prune_read::PrunePass;
 pub use records::{AttemptRecord, AttemptView, EventRecord, EventView, RuleEventRecord, Status};
@@ -150,6 +156,7 @@ pub struct Store {
     /// Suppression stamps whose writes have not committed yet.
     pub stamps: stamps::PendingStamps,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    death: WriterDeath,
 }
 
 impl Store {
@@ -172,18 +179,21 @@ impl Store {
     pub fn open_with(dir: &Path, opener: Opener) -> Result<Store, StoreError> {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
         let file = dir.join("meshes.redb");
+        opening::set_aside_if_unfinished(&file).map_err(|e| err(e.to_string()))?;
         perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
         tracing::info!(path = %file.display(), "opening the store");
-        let db = DbSlot::open(file, opener).map_err(|e| err(e.to_string()))?;
-        layout::check(&*db.get()?).map_err(err)?;
-        tables::create_all(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        migrate::run(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        layout::stamp(&*db.get()?).map_err(|e| err(e.to_string()))?;
-        let landed = Landed::default();
-        let (writer, thread) =
-            writer::spawn(db.clone(), landed.clone()).map_err(|e| err(e.to_string()))?;
+        // redb panics on some damaged pages: said as such, not as a bug.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let db = DbSlot::open(file.clone(), opener).map_err(|e| opening::explain(&e, &file))?;
+            prepare_file(&db).map(|()| db)
+        }));
+        let db = opened.unwrap_or_else(|_| Err(opening::panicked(&file))).map_err(err)?;
+        let (landed, death) = (Landed::default(), WriterDeath::default());
+        let (writer, thread) = writer::spawn(db.clone(), landed.clone(), death.clone())
+            .map_err(|e| err(e.to_string()))?;
         let thread = Arc::new(std::sync::Mutex::new(Some(thread)));
-        Ok(Store { db, writer, landed, stamps: stamps::PendingStamps::default(), thread })
+        let stamps = stamps::PendingStamps::default();
+        Ok(Store { db, writer, landed, stamps, thread, death })
     }
 
     /// Waits for the writer to commit what it has queued, then stops it.
@@ -198,12 +208,21 @@ impl Store {
     }
 
     /// Whether writes work: after a failed commit, an empty commit is tried
-    /// (reopening the file if due) before answering.
+    /// (reopening the file if due) before answering. Never once the writer
+    /// thread has died.
     pub async fn writable(&self) -> Result<(), StoreError> {
+        if self.death.is_dead() {
+            return Err(StoreError::Unavailable(death::WRITER_DIED.into()));
+        }
         if self.db.writable() {
             return Ok(());
         }
         self.writer.probe().await
+    }
+
+    /// Set if the writer thread dies (the gateway then stops).
+    pub fn writer_death(&self) -> WriterDeath {
+        self.death.clone()
     }
 
     /// The writer, for ingest and state changes.
@@ -213,7 +232,23 @@ impl Store {
 
     /// An event with its rule events.
     pub fn event(&self, id: u128) -> Result<Option<EventView>, StoreError> {
-        read_view(&self.db.get()?.begin_read()?, id)
+        self.read(|txn| read_view(txn, id))
+    }
+
+    /// Runs `f` on a read snapshot. redb panics on some damaged pages: that
+    /// is said for what it is (the file may be damaged, and what to do), a
+    /// 503, rather than a 500 with a bug's panic on every such read.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.get()?;
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&db.begin_read()?)));
+        read.unwrap_or_else(|_| {
+            let damaged = opening::panicked(self.db.path());
+            tracing::error!(error = %damaged, "a store read failed");
+            Err(StoreError::Unavailable(damaged))
+        })
     }
 
     /// What an attempt reads, from one snapshot: the event, the one rule
@@ -221,27 +256,16 @@ impl Store {
     /// so with fan-out to N rules an attempt decodes one delivery record,
     /// not N.
     pub fn attempt_view(&self, id: u128, rule: &str) -> Result<Option<AttemptView>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let events = txn.open_table(EVENT_ROWS)?;
-        let Some(raw) = events.get(id)? else { return Ok(None) };
-        let Some(rule_event) = txn.open_table(RULE_EVENTS)?.get((id, rule))? else {
-            return Ok(None);
-        };
-        let (record, payload) = split_row(raw.value())?;
-        Ok(Some(AttemptView {
-            event: decode(record)?,
-            rule_event: decode(rule_event.value())?,
-            payload: payload.to_vec(),
-        }))
+        self.read(|txn| listing::attempt_view(txn, id, rule))
     }
 
     /// The raw JSON payload of an event.
     pub fn payload(&self, id: u128) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let Some(row) = txn.open_table(EVENT_ROWS)?.get(id)? else { return Ok(None) };
-        Ok(Some(split_row(row.value())?.1.to_vec()))
+        self.read(|txn| {
+            let Some(row) = txn.open_table(EVENT_ROWS)?.get(id)? else { return Ok(None) };
+            Ok(Some(split_row(row.value())?.1.to_vec()))
+        })
     }
-
     /// The attempts of one rule event, oldest first (none when the event is gone).
     #[cfg(test)]
     pub(crate) fn attempts(
@@ -259,16 +283,17 @@ impl Store {
         event: u128,
         rule: &str,
     ) -> Result<Option<Vec<AttemptRecord>>, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        if txn.open_table(EVENT_ROWS)?.get(event)?.is_none() {
-            return Ok(None);
-        }
-        let table = txn.open_table(ATTEMPTS)?;
-        let mut out = Vec::new();
-        for row in table.range((event, rule, 0u32)..=(event, rule, u32::MAX))? {
-            out.push(decode(row?.1.value())?);
-        }
-        Ok(Some(out))
+        self.read(|txn| {
+            if txn.open_table(EVENT_ROWS)?.get(event)?.is_none() {
+                return Ok(None);
+            }
+            let table = txn.open_table(ATTEMPTS)?;
+            let mut out = Vec::new();
+            for row in table.range((event, rule, 0u32)..=(event, rule, u32::MAX))? {
+                out.push(decode(row?.1.value())?);
+            }
+            Ok(Some(out))
+        })
     }
 
     /// A page of a workspace's events, newest first, filtered.
@@ -280,51 +305,17 @@ impl Store {
         limit: usize,
         in_flight: &dyn Fn(u128, &str) -> bool,
     ) -> Result<Page, StoreError> {
-        let txn = self.db.get()?.begin_read()?;
-        let events = txn.open_table(EVENT_ROWS)?;
-        let rules = txn.open_table(RULE_EVENTS)?;
-        let upper = cursor.unwrap_or(u128::MAX);
-        let mut records = Vec::new();
-        // Rows of other workspaces (a config directory serving several, or
-        // left by an earlier config) count against the scan budget: events
-        // have no per-workspace index, which would cost every ingest a
-        // B-tree insert for a listing's sake. A busy workspace makes another
-        // one's pages sparser, never wrong (the README says so).
-        for (scanned, row) in events.range(..upper)?.rev().enumerate() {
-            let (key, raw) = row?;
-            let id = key.value();
-            if records.len() == limit || scanned == LIST_SCAN_BUDGET {
-                return Ok(Page { next_cursor: Some(cursor_after(&records, limit, id)), records });
-            }
-            let event = row_record(raw.value())?;
-            if event.workspace != workspace {
-                continue;
-            }
-            let view = EventView { event, rule_events: read_rule_events(&rules, id)? };
-            if matches_filter(&view, filter, &|r| in_flight(id, r)) {
-                records.push(view);
-            }
-        }
-        Ok(Page { records, next_cursor: None })
+        self.read(|txn| listing::list(txn, workspace, filter, cursor, limit, in_flight))
     }
 }
 
-/// The cursor is an exclusive upper bound: a full page continues below its
-/// last record; a page cut short by the scan budget continues at the first
-/// event it did not examine.
-fn cursor_after(records: &[EventView], limit: usize, unexamined: u128) -> String {
-    match records.last() {
-        Some(last) if records.len() == limit => last.event.id.clone(),
-        _ => uuid::Uuid::from_u128(unexamined.saturating_add(1)).to_string(),
-    }
-}
-
-fn matches_filter(view: &EventView, f: &ListFilter, in_flight: &dyn Fn(&str) -> bool) -> bool {
-    let e = &view.event;
-    f.event.as_ref().is_none_or(|x| *x == e.event)
-        && f.resource.as_ref().is_none_or(|x| *x == e.resource)
-        && f.resource_id.as_ref().is_none_or(|x| Some(x) == e.resource_id.as_ref())
-        && f.status.is_none_or(|s| view.status(in_flight) == s)
+/// Checks the layout, creates missing tables and migrates an older store.
+fn prepare_file(db: &DbSlot) -> Result<(), String> {
+    let db = db.get().map_err(|e| e.to_string())?;
+    layout::check(&db)?;
+    tables::create_all(&db).map_err(|e| e.to_string())?;
+    migrate::run(&db).map_err(|e| e.to_string())?;
+    layout::stamp(&db).map_err(|e| e.to_string())
 }
 
 /// An event with its rule events, from `txn`'s snapshot.

@@ -33,6 +33,18 @@ pub(super) fn not_a_file(dir: &Path) -> std::io::Result<()> {
             std::io::ErrorKind::NotADirectory,
             "it is a file, not a directory (--data-dir names the directory meshes keeps its store in)",
         )),
+        // A dangling symlink: `create_dir` would say only "File exists".
+        Err(_) if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) => {
+            let target = std::fs::read_link(dir).unwrap_or_default();
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "it is a symbolic link to {}, which does not exist (create that directory, or \
+                     point --data-dir elsewhere)",
+                    target.display()
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -98,5 +110,22 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         prepare(&shared, &file).unwrap();
         assert_eq!((mode(&shared), mode(&file)), (0o750, 0o640));
+    }
+
+    #[test]
+    fn a_dangling_symlink_as_the_data_directory_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("data");
+        std::os::unix::fs::symlink(tmp.path().join("gone"), &link).unwrap();
+        let err = prepare(&link, &link.join("meshes.redb")).unwrap_err().to_string();
+        let gone = tmp.path().join("gone");
+        assert_eq!(
+            err,
+            format!(
+                "it is a symbolic link to {}, which does not exist (create that directory, or \
+                 point --data-dir elsewhere)",
+                gone.display()
+            )
+        );
     }
 }

@@ -143,8 +143,30 @@ fn events_ahead(txn: &ReadTransaction, s: &PruneStep, limit: usize) -> Result<Ah
             rows += 1;
         }
         finished |= done;
-        rows += 1 + attempts.range(attempts_of(id))?.count();
+        rows += 1 + count_rows(attempts.range(attempts_of(id))?)?;
     }
     let next = resume_after(seen, limit, last);
     Ok(Ahead { rows, deletes: finished, next })
+}
+
+/// How many rows `rows` yields, stopping at the first error. A redb range
+/// that fails (a full disk, an I/O error) keeps yielding that error for
+/// ever: `.count()` would count it without end (a shutdown once spun at
+/// full CPU for 11 minutes in it). Every other consumer of a range or
+/// `iter` in the store stops at its first error with `?`.
+fn count_rows<T, E>(mut rows: impl Iterator<Item = Result<T, E>>) -> Result<usize, E> {
+    rows.try_fold(0, |n, row| row.map(|_| n + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_rows;
+
+    #[test]
+    fn counting_stops_at_a_range_that_errors_for_ever() {
+        let ok_then_latched =
+            [Ok(1), Ok(2)].into_iter().chain(std::iter::repeat_with(|| Err("io")));
+        assert_eq!(count_rows(ok_then_latched), Err("io"));
+        assert_eq!(count_rows([Ok::<_, ()>(1), Ok(2), Ok(3)].into_iter()), Ok(3));
+    }
 }

@@ -7,6 +7,7 @@
 //! many requests share one fsync; alone, a request pays one.
 
 use super::db::DbSlot;
+use super::death::WriterDeath;
 use super::json::RuleEventJson;
 use super::records::EventRecord;
 use super::{Landed, StoreError};
@@ -207,12 +208,29 @@ impl Handle {
     }
 }
 
-/// Starts the writer thread.
-pub fn spawn(db: DbSlot, landed: Landed) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
+/// Starts the writer thread; `death` is set if it ends by a panic.
+pub fn spawn(
+    db: DbSlot,
+    landed: Landed,
+    death: WriterDeath,
+) -> std::io::Result<(Handle, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-    let thread = std::thread::Builder::new()
-        .name("meshes-store-writer".into())
-        .spawn(move || run(&db, rx, &landed))?;
+    // The opener's subscriber: the process's in production, a test's own.
+    let logs = tracing::dispatcher::get_default(Clone::clone);
+    let thread =
+        std::thread::Builder::new().name("meshes-store-writer".into()).spawn(move || {
+            let _logs = tracing::dispatcher::set_default(&logs);
+            // Unwinding drops the receiver and the batch's reply senders: every
+            // caller, waiting or later, hears `Closed`, and nothing of the
+            // batch was committed. The thread is not restarted in place: after
+            // a panic inside redb its state cannot be trusted.
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&db, rx, &landed)));
+            if ran.is_err() {
+                death.died(db.path());
+                db.retire();
+            }
+        })?;
     Ok((Handle { tx }, thread))
 }
 
