@@ -126,7 +126,8 @@ impl ResendAdapter {
         // out rather than sent empty. The OpenAPI file marks both required,
         // but Resend's own send-with-template example sends neither.
         let from = d.metadata.from.as_ref().map(|f| template::render(f, &ctx));
-        if let Some(from) = from.or_else(|| self.from.clone()).filter(|f| !f.trim().is_empty()) {
+        let from = from.filter(|f| !f.trim().is_empty()).or_else(|| self.from.clone());
+        if let Some(from) = from {
             body["from"] = json!(from);
         }
         let subject = d.metadata.subject.as_ref().map(|s| template::render(s, &ctx));

@@ -159,6 +159,8 @@ impl SendgridAdapter {
             .from
             .as_ref()
             .map(|f| template::render(f, &template::context(d)))
+            // One that renders blank (`{{payload.sender}}` absent) is not a sender.
+            .filter(|f| !f.trim().is_empty())
             .or_else(|| self.from.clone());
         let from = from.ok_or_else(|| {
             permanent(Outcome::MappingError, "no sender: set `from` on the rule or the connection")

@@ -36,6 +36,34 @@ mod prune_inbox_tests;
 mod prune_policy_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+/// Why the file did not open: redb refused its magic number (perhaps a
+/// creation killed midway), or anything else, said with what to do.
+enum Refused {
+    Magic(String),
+    Other(String),
+}
+
+impl Refused {
+    fn said(self) -> String {
+        match self {
+            Refused::Magic(s) | Refused::Other(s) => s,
+        }
+    }
+}
+
+/// Opens and prepares the file. redb panics on some damaged pages: said as
+/// such, not as a bug.
+fn open_file(file: &Path, opener: Opener) -> Result<DbSlot, Refused> {
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let db = DbSlot::open(file.to_path_buf(), opener).map_err(|e| {
+            let said = opening::explain(&e, file);
+            if opening::is_magic_mismatch(&e) { Refused::Magic(said) } else { Refused::Other(said) }
+        })?;
+        prepare_file(&db).map(|()| db).map_err(Refused::Other)
+    }));
+    opened.unwrap_or_else(|_| Err(Refused::Other(opening::panicked(file))))
+}
+
 #[cfg(test)]
 mod unreadable_tests;
 
@@ -179,15 +207,23 @@ impl Store {
     pub fn open_with(dir: &Path, opener: Opener) -> Result<Store, StoreError> {
         let err = |message: String| StoreError::Open { path: dir.display().to_string(), message };
         let file = dir.join("meshes.redb");
-        opening::set_aside_if_unfinished(&file).map_err(|e| err(e.to_string()))?;
+        opening::note_if_empty(&file);
         perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
         tracing::info!(path = %file.display(), "opening the store");
-        // redb panics on some damaged pages: said as such, not as a bug.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let db = DbSlot::open(file.clone(), opener).map_err(|e| opening::explain(&e, &file))?;
-            prepare_file(&db).map(|()| db)
-        }));
-        let db = opened.unwrap_or_else(|_| Err(opening::panicked(&file))).map_err(err)?;
+        let db = match open_file(&file, opener.clone()) {
+            // Checked only once redb has refused it: a second `serve` must
+            // not move aside the file a first one is creating (its lock).
+            Err(Refused::Magic(e)) => match opening::set_aside_if_unfinished(&file) {
+                Ok(true) => {
+                    perms::prepare(dir, &file).map_err(|e| err(e.to_string()))?;
+                    open_file(&file, opener).map_err(Refused::said)
+                }
+                Ok(false) => Err(e),
+                Err(io) => Err(io.to_string()),
+            },
+            opened => opened.map_err(Refused::said),
+        }
+        .map_err(err)?;
         let (landed, death) = (Landed::default(), WriterDeath::default());
         let (writer, thread) = writer::spawn(db.clone(), landed.clone(), death.clone())
             .map_err(|e| err(e.to_string()))?;

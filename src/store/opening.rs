@@ -12,33 +12,40 @@ pub(super) const DAMAGED_HINT: &str = "restore a copy of the data directory take
      serve` was stopped (or from an atomic filesystem snapshot), or move the file aside (do not \
      delete it) to start with an empty store";
 
-/// Before redb opens `file`. redb writes its magic number last, so a file
-/// killed during the very first start has zeros there and would be refused
-/// for ever ("magic number mismatch"): it never held an acknowledged event,
-/// so it is moved aside (never deleted) and the store created afresh. An
-/// empty file (killed before redb wrote anything) opens as a new store;
-/// both are logged. Any other content is left to redb to judge.
-pub(super) fn set_aside_if_unfinished(file: &Path) -> std::io::Result<()> {
-    // A missing file is created afresh; other errors are the open's to say.
-    let Ok(meta) = std::fs::metadata(file) else { return Ok(()) };
-    if !meta.is_file() {
-        return Ok(());
-    }
-    if meta.len() == 0 {
+/// Largest file a creation killed midway leaves (redb's initial layout is
+/// ~72 KiB), and most non-zero bytes in it (the header without its magic:
+/// ~40). A store that ever held an event is larger or fuller, so a damaged
+/// one (a disk that zeroed its first block) is never mistaken for it.
+const UNFINISHED_MAX_LEN: u64 = 1 << 20;
+const UNFINISHED_MAX_FILLED: usize = 512;
+
+/// Before redb opens `file`: an empty file (killed before redb wrote
+/// anything, or emptied by hand) opens as a new store, which is logged.
+pub(super) fn note_if_empty(file: &Path) {
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0) {
         tracing::warn!(
             path = %file.display(),
             "the store file is empty (a first start stopped before it wrote anything, or a file \
              emptied by hand): starting with an empty store"
         );
-        return Ok(());
     }
-    let mut head = Vec::with_capacity(MAGIC_LEN);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(file)?, MAGIC_LEN as u64),
-        &mut head,
-    )?;
-    if head.iter().any(|b| *b != 0) {
-        return Ok(());
+}
+
+/// After redb refused `file` for its magic number (so no other process
+/// holds it: redb takes its lock first). redb writes the magic last, so a
+/// file killed during the very first start has zeros there and would be
+/// refused for ever: such a file never held an acknowledged event, so it is
+/// moved aside (never deleted) and `true` says to create the store afresh.
+/// Anything larger or fuller than a creation leaves is left for the error.
+pub(super) fn set_aside_if_unfinished(file: &Path) -> std::io::Result<bool> {
+    let meta = std::fs::metadata(file)?;
+    if !meta.is_file() || meta.len() > UNFINISHED_MAX_LEN {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(file)?;
+    let filled = bytes.iter().filter(|b| **b != 0).count();
+    if bytes.iter().take(MAGIC_LEN).any(|b| *b != 0) || filled > UNFINISHED_MAX_FILLED {
+        return Ok(false);
     }
     let aside = free_name(file);
     std::fs::rename(file, &aside)?;
@@ -50,7 +57,13 @@ pub(super) fn set_aside_if_unfinished(file: &Path) -> std::io::Result<()> {
          creating it, so it never held an acknowledged event); moved it aside and creating the \
          store afresh"
     );
-    Ok(())
+    Ok(true)
+}
+
+/// Whether redb refused the file for its magic number.
+pub(super) fn is_magic_mismatch(e: &redb::DatabaseError) -> bool {
+    use redb::{DatabaseError, StorageError};
+    matches!(e, DatabaseError::Storage(StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData)
 }
 
 /// `<file>.unfinished-<unix ms>`, with a counter if that is taken.
@@ -98,7 +111,9 @@ pub(super) fn explain(e: &redb::DatabaseError, file: &Path) -> String {
 /// What a panic out of redb while opening or reading `file` means.
 pub(super) fn panicked(file: &Path) -> String {
     format!(
-        "the store file {} may be damaged (the storage engine failed on it); {DAMAGED_HINT}",
+        "the store file {} may be damaged (reading it panicked: see the panic record before \
+         this line; if it names a place in meshes rather than redb, it is a bug to report, and \
+         the file may be fine); {DAMAGED_HINT}",
         file.display()
     )
 }

@@ -63,6 +63,28 @@ async fn an_empty_file_starts_an_empty_store_with_a_warning() {
     assert!(!logs.lines().iter().any(|l| l.contains("is empty")), "{:#?}", logs.lines());
 }
 
+/// A store that held events and lost its first block (a disk that zeroed
+/// it) is damaged, not unfinished: refused and left as it is, never set
+/// aside for an empty store.
+#[tokio::test]
+async fn a_store_whose_header_was_zeroed_is_damaged_not_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = 1_000;
+    let events = (0..3).map(|_| new_event("ws", "a", &[("r1", "hook")], now, None)).collect();
+    store.writer().ingest(events, now).await.unwrap();
+    store.close().await;
+    let file = store_file(dir.path());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[..4096].fill(0);
+    std::fs::write(&file, &bytes).unwrap();
+
+    let err = Store::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("magic number mismatch"), "{err}");
+    assert!(set_aside(dir.path()).is_empty());
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "left as it was");
+}
+
 /// Anything else that fails the magic check stays an error, left as it is.
 #[test]
 fn a_file_that_is_not_a_store_is_refused_and_left_alone() {

@@ -130,7 +130,9 @@ async fn the_connection_sender_is_the_default() {
     let fake = Fake::start().await;
     fake.expect(send(email()), ResponseTemplate::new(200).set_body_json(json!({"id": "em_1"})))
         .await;
-    assert_delivered(&deliver(&resend(&fake, FROM), &email_rule(json!({}))).await);
+    // A rule sender that renders blank falls back to the connection's.
+    let d = email_rule(json!({"from": "{{payload.sender}}"}));
+    assert_delivered(&deliver(&resend(&fake, FROM), &d).await);
     spec::check(&spec::load("resend.yaml"), "post", "/emails", &fake.bodies("/emails").await[0]);
 }
 

@@ -95,8 +95,11 @@ async fn send_email_renders_subject_and_body_with_the_default_sender() {
         "personalizations": [{"to": to(), "custom_args": {"meshes_delivery_id": "dlv_0193a1b2c3d4e5f6"}}]
     });
     fake.expect(mail(body), ResponseTemplate::new(202)).await;
+    // A rule sender that renders blank (no `sender` in the payload) falls
+    // back to the connection's, never an empty sender.
     let d = rule(json!({"action": "send_email", "subject": "Welcome {{payload.first_name}}",
-                        "body": "Hi {{payload.first_name}}, your plan: {{payload.plan}}"}));
+                        "body": "Hi {{payload.first_name}}, your plan: {{payload.plan}}",
+                        "from": "{{payload.sender}}"}));
     assert_delivered(&deliver(&sendgrid(&fake, "from: hello@acme.dev\n"), &d).await);
     spec::check(
         &spec::load("tsg_mail_v3.yaml"),
