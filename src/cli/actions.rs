@@ -53,7 +53,7 @@ async fn actions(args: &Args) -> anyhow::Result<ExitCode> {
     let config = super::config_paths(&args.config)?;
     args.trust.install()?;
     let client = crate::adapters::http::client_builder().build()?;
-    let tokens = super::remote::gateway_tokens(&args.data_dir);
+    let tokens = super::remote::gateway_tokens(&super::data_dir(&args.data_dir));
     let rt = match reload::load(&config, 1, &client, None, tokens.as_ref().ok()) {
         Ok(Some(rt)) => rt,
         Ok(None) => bail!("no config"),

@@ -99,6 +99,16 @@ pub fn main() -> ExitCode {
     })
 }
 
+/// `--data-dir` (`serve`, `actions`, `validate --check-remote`) without the spaces around it (`MESHES_DATA_DIR=" "` made
+/// a directory named by a space), or the default when nothing is left.
+pub fn data_dir(flag: &std::path::Path) -> PathBuf {
+    match flag.to_str().map(str::trim) {
+        Some("") => PathBuf::from("./.meshes"),
+        Some(trimmed) => PathBuf::from(trimmed),
+        None => flag.to_path_buf(),
+    }
+}
+
 /// The config paths of `serve` and `actions`: the `-c` flags as written (a
 /// comma is part of a file name there), else `MESHES_CONFIG` split on
 /// commas (empty entries, as a trailing comma leaves, are dropped), else
@@ -143,6 +153,13 @@ fn choose_config(flags: &[PathBuf], env: Option<&OsStr>) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_data_dir_means_the_default_and_spaces_are_trimmed() {
+        assert_eq!(data_dir(std::path::Path::new(" ")), PathBuf::from("./.meshes"));
+        assert_eq!(data_dir(std::path::Path::new(" /var/lib/m ")), PathBuf::from("/var/lib/m"));
+        assert_eq!(data_dir(std::path::Path::new("data")), PathBuf::from("data"));
+    }
 
     fn chosen(flags: &[&str], env: Option<&str>) -> Vec<PathBuf> {
         let flags: Vec<PathBuf> = flags.iter().map(PathBuf::from).collect();

@@ -122,7 +122,7 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     };
     if args.log_format == LogFormat::Text {
         // For people and scripts; JSON logs carry the address in `meshes is serving`.
-        let data = data_dir(&args.data_dir);
+        let data = super::data_dir(&args.data_dir);
         say!("meshes listening on http://{} (data in {})", gateway.addr, data.display());
     }
     let death = gateway.shared.store.writer_death();
@@ -157,7 +157,7 @@ fn options(
     config: Vec<PathBuf>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> GatewayOptions {
-    let mut opts = GatewayOptions::new(config, data_dir(&args.data_dir));
+    let mut opts = GatewayOptions::new(config, super::data_dir(&args.data_dir));
     opts.watch = !args.no_watch;
     opts.drain = Duration::from_secs(args.shutdown_timeout);
     opts.server.drain_timeout = opts.drain;
@@ -172,16 +172,6 @@ fn options(
 /// template that left it blank) means "not set", not "no address".
 fn listen_addr(flag: &str) -> &str {
     if flag.trim().is_empty() { DEFAULT_LISTEN } else { flag }
-}
-
-/// `--data-dir` without the spaces around it (`MESHES_DATA_DIR=" "` made
-/// a directory named by a space), or the default when nothing is left.
-fn data_dir(flag: &std::path::Path) -> PathBuf {
-    match flag.to_str().map(str::trim) {
-        Some("") => PathBuf::from("./.meshes"),
-        Some(trimmed) => PathBuf::from(trimmed),
-        None => flag.to_path_buf(),
-    }
 }
 
 /// How a start ended: serving, or stopped (a signal, an error) with the exit code.
@@ -319,13 +309,6 @@ mod tests {
         assert_eq!(listen_addr(""), "127.0.0.1:8700");
         assert_eq!(listen_addr(" "), "127.0.0.1:8700");
         assert_eq!(listen_addr("0.0.0.0:80"), "0.0.0.0:80");
-    }
-
-    #[test]
-    fn a_blank_data_dir_means_the_default_and_spaces_are_trimmed() {
-        assert_eq!(data_dir(std::path::Path::new(" ")), PathBuf::from("./.meshes"));
-        assert_eq!(data_dir(std::path::Path::new(" /var/lib/m ")), PathBuf::from("/var/lib/m"));
-        assert_eq!(data_dir(std::path::Path::new("data")), PathBuf::from("data"));
     }
 
     #[tokio::test]

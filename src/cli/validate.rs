@@ -114,7 +114,7 @@ fn remote(args: &Args, loaded: &config::Loaded, report: &mut Report) -> anyhow::
         return Ok(());
     }
     args.trust.install()?;
-    let remote = check_remote(loaded, report, &args.data_dir)?;
+    let remote = check_remote(loaded, report, &super::data_dir(&args.data_dir))?;
     report.diagnostics.extend(remote.diagnostics);
     for note in remote.notes {
         say!("note: {note}");
