@@ -281,11 +281,7 @@ fn invalid(msg: String) -> ApiError {
 /// `Transfer-Encoding` is 411, since a request without them has no body
 /// (what was meant as one, if any, is not read).
 fn check_framing(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
-    let codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
-    if let Some(other) =
-        codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"chunked"))
-    {
+    if let Some(other) = other_coding(headers, &header::TRANSFER_ENCODING, b"chunked") {
         return Err(ApiError::NotImplemented(format!(
             "Transfer-Encoding `{}` is not supported; expected only `chunked`",
             shown(other)
@@ -305,15 +301,25 @@ fn check_framing(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
 /// sent, so a compressed body would fail as text that is not UTF-8 (gzip)
 /// or, worse, be stored as it is (a coding label on a plain body).
 fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
-    let codings = headers.get_all(header::CONTENT_ENCODING).iter();
-    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
-    match codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(b"identity")) {
+    match other_coding(headers, &header::CONTENT_ENCODING, b"identity") {
         None => Ok(()),
         Some(other) => Err(ApiError::UnsupportedMediaType(format!(
             "expected no Content-Encoding (or `identity`): bodies are read uncompressed, found Content-Encoding `{}`",
             shown(other)
         ))),
     }
+}
+
+/// The first coding listed in `name` (its lines, comma-separated, any
+/// case) other than `allowed`.
+fn other_coding<'h>(
+    headers: &'h HeaderMap,
+    name: &header::HeaderName,
+    allowed: &[u8],
+) -> Option<&'h [u8]> {
+    let codings = headers.get_all(name).iter();
+    let codings = codings.flat_map(|v| v.as_bytes().split(|&b| b == b','));
+    codings.map(<[u8]>::trim_ascii).find(|c| !c.eq_ignore_ascii_case(allowed))
 }
 
 /// A header value as echoed in an answer: at most [`MAX_ECHO`] bytes.

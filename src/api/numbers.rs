@@ -110,8 +110,7 @@ fn path(stack: &[Level]) -> String {
     for level in stack {
         match level {
             Level::Array(n) => out.push_str(&format!("[{n}]")),
-            Level::Object(Some(k)) if super::raw::is_plain(k) => out.push_str(&format!(".{k}")),
-            Level::Object(Some(k)) => out.push_str(&format!("[{}]", Value::from(k.as_str()))),
+            Level::Object(Some(k)) => super::raw::push_key(&mut out, k),
             Level::Object(None) => {}
         }
     }

@@ -115,8 +115,7 @@ fn invalid(trail: &[Step], e: &serde_json::Error) -> Invalid {
     let mut in_name = false;
     for step in trail.iter().rev() {
         match step {
-            Step::Key(k) if is_plain(k) => path.push_str(&format!(".{k}")),
-            Step::Key(k) => path.push_str(&format!("[{}]", serde_json::Value::from(k.as_str()))),
+            Step::Key(k) => push_key(&mut path, k),
             Step::Index(i) => path.push_str(&format!("[{i}]")),
             Step::Name => in_name = true,
         }
@@ -126,8 +125,19 @@ fn invalid(trail: &[Step], e: &serde_json::Error) -> Invalid {
     Invalid { path, problem }
 }
 
+/// Appends one object key to a path: `.key`, or `["key"]` when it would
+/// not read unambiguously after a dot.
+pub(super) fn push_key(path: &mut String, key: &str) {
+    if is_plain(key) {
+        path.push('.');
+        path.push_str(key);
+    } else {
+        path.push_str(&format!("[{}]", serde_json::Value::from(key)));
+    }
+}
+
 /// A key that reads unambiguously after a dot.
-pub(super) fn is_plain(key: &str) -> bool {
+fn is_plain(key: &str) -> bool {
     let mut chars = key.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
