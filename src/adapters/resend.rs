@@ -125,13 +125,11 @@ impl ResendAdapter {
         // override (Resend's template docs); one that renders blank is left
         // out rather than sent empty. The OpenAPI file marks both required,
         // but Resend's own send-with-template example sends neither.
-        let from = d.metadata.from.as_ref().map(|f| template::render(f, &ctx));
-        let from = from.filter(|f| !f.trim().is_empty()).or_else(|| self.from.clone());
-        if let Some(from) = from {
+        let from = template::render_filled(d.metadata.from.as_ref(), &ctx);
+        if let Some(from) = from.or_else(|| self.from.clone()) {
             body["from"] = json!(from);
         }
-        let subject = d.metadata.subject.as_ref().map(|s| template::render(s, &ctx));
-        if let Some(subject) = subject.filter(|s| !s.trim().is_empty()) {
+        if let Some(subject) = template::render_filled(d.metadata.subject.as_ref(), &ctx) {
             body["subject"] = json!(subject);
         }
         let reply = self

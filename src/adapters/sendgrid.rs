@@ -114,11 +114,9 @@ impl SendgridAdapter {
         ]));
         // An override that renders blank is left out (the spec wants at
         // least one character): the template's own subject applies.
-        if let Some(subject) = &d.metadata.subject {
-            let subject = template::render(subject, &template::context(d));
-            if !subject.trim().is_empty() {
-                p["subject"] = json!(subject);
-            }
+        let ctx = template::context(d);
+        if let Some(subject) = template::render_filled(d.metadata.subject.as_ref(), &ctx) {
+            p["subject"] = json!(subject);
         }
         Ok(json!({
             "from": self.sender(d)?,
@@ -154,13 +152,8 @@ impl SendgridAdapter {
 
     /// The rule's `from`, else the connection's, as `{email, name}`.
     fn sender(&self, d: &Delivery) -> Result<Value, AttemptReport> {
-        let from = d
-            .metadata
-            .from
-            .as_ref()
-            .map(|f| template::render(f, &template::context(d)))
-            // One that renders blank (`{{payload.sender}}` absent) is not a sender.
-            .filter(|f| !f.trim().is_empty())
+        // One that renders blank (`{{payload.sender}}` absent) is not a sender.
+        let from = template::render_filled(d.metadata.from.as_ref(), &template::context(d))
             .or_else(|| self.from.clone());
         let from = from.ok_or_else(|| {
             permanent(Outcome::MappingError, "no sender: set `from` on the rule or the connection")

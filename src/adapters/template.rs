@@ -93,6 +93,13 @@ pub fn render(template: &str, ctx: &impl Vars) -> String {
     render_escaped(template, ctx, |s| s.to_string())
 }
 
+/// An optional field's template rendered against `ctx`; `None` when it is
+/// absent or renders blank (a placeholder the event does not fill), so the
+/// field falls back to its default rather than going out empty.
+pub fn render_filled(template: Option<&String>, ctx: &impl Vars) -> Option<String> {
+    template.map(|t| render(t, ctx)).filter(|t| !t.trim().is_empty())
+}
+
 /// Renders `template` against `ctx`, passing each substituted value (never
 /// the template's own text) through `escape`.
 pub fn render_escaped(template: &str, ctx: &impl Vars, escape: impl Fn(&str) -> String) -> String {
